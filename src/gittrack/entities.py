@@ -1,0 +1,180 @@
+"""Plain data classes shared by every layer, shaped like MLflow's entities.
+
+They carry data only; behaviour lives in the services that take them. Times are integer
+milliseconds since the epoch, as in MLflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+
+class ViewType(IntEnum):
+    """Which lifecycle stages a search returns (MLflow's values)."""
+
+    ACTIVE_ONLY = 1
+    DELETED_ONLY = 2
+    ALL = 3
+
+    @classmethod
+    def from_string(cls, value: str) -> ViewType:
+        return cls[value.upper()]
+
+    @classmethod
+    def to_string(cls, value: ViewType) -> str:
+        return cls(value).name
+
+
+class LifecycleStage:
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+    @staticmethod
+    def matches_view_type(view_type: ViewType, lifecycle: str) -> bool:
+        if view_type == ViewType.ALL:
+            return True
+        if view_type == ViewType.DELETED_ONLY:
+            return lifecycle == LifecycleStage.DELETED
+        return lifecycle == LifecycleStage.ACTIVE
+
+
+class RunStatus:
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+    ALL = (RUNNING, SCHEDULED, FINISHED, FAILED, KILLED)
+    TERMINATED = (FINISHED, FAILED, KILLED)
+
+    @staticmethod
+    def is_terminated(status: str) -> bool:
+        return status in RunStatus.TERMINATED
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    value: float
+    timestamp: int
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class Param:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class RunTag:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """Latest point of one metric key plus its range, as kept in ``meta.yaml``."""
+
+    key: str
+    value: float
+    step: int
+    timestamp: int
+    min: float
+    max: float
+    count: int
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """The code a run ran on (DESIGN §5)."""
+
+    commit: str | None = None
+    branch: str | None = None
+    dirty: bool = False
+    snapshot: str | None = None
+    untracked_skipped: tuple[str, ...] = ()
+    entry_point: str | None = None
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    experiment_id: str
+    run_name: str
+    user_id: str
+    status: str
+    start_time: int
+    end_time: int | None
+    artifact_uri: str
+    lifecycle_stage: str = LifecycleStage.ACTIVE
+
+    @property
+    def run_uuid(self) -> str:
+        return self.run_id
+
+
+@dataclass
+class RunData:
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    """A run as MLflow scripts see it: ``run.info.run_id``, ``run.data.metrics``..."""
+
+    info: RunInfo
+    data: RunData
+    parent_run_id: str | None = None
+    source: SourceInfo = field(default_factory=SourceInfo)
+    metric_summaries: dict[str, MetricSummary] = field(default_factory=dict)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        # The fluent module installs the real context manager; see fluent.ActiveRun.
+        return False
+
+
+@dataclass
+class Experiment:
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: str = LifecycleStage.ACTIVE
+    tags: dict[str, str] = field(default_factory=dict)
+    creation_time: int | None = None
+    last_update_time: int | None = None
+
+
+@dataclass
+class RegisteredModel:
+    name: str
+    creation_timestamp: int | None = None
+    last_updated_timestamp: int | None = None
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    latest_versions: list[ModelVersion] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ModelVersion:
+    name: str
+    version: str
+    creation_timestamp: int | None = None
+    last_updated_timestamp: int | None = None
+    description: str | None = None
+    user_id: str | None = None
+    current_stage: str = "None"
+    source: str | None = None
+    run_id: str | None = None
+    status: str = "READY"
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
