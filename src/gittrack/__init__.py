@@ -1,1 +1,115 @@
+"""gittrack: experiment tracking and a model registry inside your own git repository.
+
+``import gittrack as mlflow`` runs MLflow-style scripts: runs are committed to the
+``gittrack`` branch of the repository you work in.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from gittrack import entities, errors
+from gittrack.client import Client
+from gittrack.entities import Experiment, Metric, Param, Run, RunTag, ViewType
+from gittrack.errors import GittrackError, MlflowException
+from gittrack.fluent import (
+    ActiveRun,
+    active_run,
+    create_experiment,
+    delete_experiment,
+    delete_run,
+    delete_tag,
+    end_run,
+    get_artifact_uri,
+    get_experiment,
+    get_experiment_by_name,
+    get_run,
+    get_tracking_uri,
+    is_tracking_uri_set,
+    last_active_run,
+    log_artifact,
+    log_artifacts,
+    log_dict,
+    log_figure,
+    log_image,
+    log_metric,
+    log_metrics,
+    log_param,
+    log_params,
+    log_text,
+    search_experiments,
+    search_runs,
+    set_experiment,
+    set_tag,
+    set_tags,
+    set_tracking_uri,
+    start_run,
+)
+
 __version__ = "0.1.0"
+
+MlflowClient = Client
+
+# Flavor and registry modules pull in scikit-learn or pandas: loaded on first attribute access.
+_LAZY_MODULES = {"sklearn", "pyfunc", "models", "registry", "query"}
+_LAZY_ATTRIBUTES = {
+    "register_model": "gittrack.registry.fluent",
+    "autolog": "gittrack.autolog",
+    "compare_runs": "gittrack.query.compare",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"gittrack.{name}")
+    if name in _LAZY_ATTRIBUTES:
+        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
+    raise AttributeError(f"module 'gittrack' has no attribute {name!r}")
+
+
+__all__ = [
+    "ActiveRun",
+    "Client",
+    "Experiment",
+    "GittrackError",
+    "Metric",
+    "MlflowClient",
+    "MlflowException",
+    "Param",
+    "Run",
+    "RunTag",
+    "ViewType",
+    "active_run",
+    "create_experiment",
+    "delete_experiment",
+    "delete_run",
+    "delete_tag",
+    "end_run",
+    "entities",
+    "errors",
+    "get_artifact_uri",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_run",
+    "get_tracking_uri",
+    "is_tracking_uri_set",
+    "last_active_run",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_image",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_experiments",
+    "search_runs",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
 
 
 class ViewType(IntEnum):
@@ -134,13 +133,6 @@ class Run:
     source: SourceInfo = field(default_factory=SourceInfo)
     metric_summaries: dict[str, MetricSummary] = field(default_factory=dict)
 
-    def __enter__(self) -> Run:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        # The fluent module installs the real context manager; see fluent.ActiveRun.
-        return False
-
 
 @dataclass
 class Experiment:
@@ -178,3 +170,12 @@ class ModelVersion:
     status: str = "READY"
     tags: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One entry of ``list_artifacts``: a path relative to the run's artifact root."""
+
+    path: str
+    is_dir: bool
+    file_size: int | None = None

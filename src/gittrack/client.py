@@ -1,0 +1,308 @@
+"""``Client``: the explicit API, one method per operation, shaped like MLflow's MlflowClient."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gittrack.entities import (
+    Experiment,
+    FileInfo,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from gittrack.errors import InvalidInputError, NotFoundError
+from gittrack.store.codecs import dump_yaml
+from gittrack.tracking import validation
+from gittrack.tracking.repository import TrackingRepository, open_repository
+from gittrack.tracking.source import default_entry_point
+
+
+class Client:
+    """Talks to one tracking repository (the one containing the working directory by default)."""
+
+    def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None) -> None:
+        self._tracking_uri = tracking_uri
+        self._repository: TrackingRepository | None = None
+
+    @property
+    def repository(self) -> TrackingRepository:
+        if self._repository is None:
+            self._repository = open_repository(self._tracking_uri)
+        return self._repository
+
+    @property
+    def tracking_uri(self) -> str:
+        return str(self.repository.path)
+
+    # ------------------------------------------------------------ experiments
+    def create_experiment(
+        self,
+        name: str,
+        artifact_location: str | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> str:
+        return self.repository.experiments.create(name, tags)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return self.repository.experiments.get(str(experiment_id))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        return self.repository.experiments.find_by_name(name)
+
+    def search_experiments(
+        self,
+        view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int | None = None,
+        filter_string: str | None = None,
+        order_by: list[str] | None = None,
+    ) -> list[Experiment]:
+        from gittrack.query.experiments import search_experiments
+
+        found = search_experiments(
+            self.repository.experiments.search(view_type), filter_string, order_by
+        )
+        return found[:max_results] if max_results is not None else found
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        self.repository.experiments.rename(str(experiment_id), new_name)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self.repository.experiments.set_lifecycle(str(experiment_id), LifecycleStage.DELETED)
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        self.repository.experiments.set_lifecycle(str(experiment_id), LifecycleStage.ACTIVE)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        validation.check_key(key, "tag")
+        value = validation.check_string_value(value, "tag", key)
+        self.repository.experiments.set_tag(str(experiment_id), key, value)
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        self.repository.experiments.set_tag(str(experiment_id), key, None)
+
+    # ------------------------------------------------------------------ runs
+    def create_run(
+        self,
+        experiment_id: str,
+        start_time: int | None = None,
+        tags: dict[str, Any] | None = None,
+        run_name: str | None = None,
+        *,
+        parent_run_id: str | None = None,
+        description: str | None = None,
+    ) -> Run:
+        repository = self.repository
+        experiment = repository.experiments.get(str(experiment_id))
+        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidInputError(
+                f"experiment {experiment.name!r} ({experiment.experiment_id}) is deleted; "
+                "restore it before starting runs in it"
+            )
+        if parent_run_id is not None:
+            self.get_run(parent_run_id)
+        capture = repository.source_capture()
+        source = capture.capture(
+            default_entry_point(capture.repo.work_tree if capture.repo else None)
+        )
+        return repository.runs.create(
+            experiment.experiment_id,
+            run_name=run_name,
+            start_time=start_time,
+            tags=tags,
+            parent_run_id=parent_run_id,
+            source=source,
+            description=description,
+            same_repo_source=repository.shares_objects_with(capture.repo),
+        )
+
+    def resume_run(self, run_id: str) -> Run:
+        return self.repository.runs.resume(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        return self.repository.runs.get(run_id)
+
+    def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
+        if name is not None:
+            self.set_tag(run_id, "mlflow.runName", name)
+        if status is not None and RunStatus.is_terminated(status):
+            self.set_terminated(run_id, status)
+
+    def set_terminated(
+        self, run_id: str, status: str | None = None, end_time: int | None = None
+    ) -> None:
+        self.repository.runs.end(run_id, status or RunStatus.FINISHED, end_time)
+
+    def delete_run(self, run_id: str) -> None:
+        self.repository.runs.set_lifecycle(run_id, LifecycleStage.DELETED)
+
+    def restore_run(self, run_id: str) -> None:
+        self.repository.runs.set_lifecycle(run_id, LifecycleStage.ACTIVE)
+
+    def recover(self) -> list[tuple[str, str | None]]:
+        """Commit live runs whose process died (status KILLED); returns (run_id, problem)."""
+        return self.repository.runs.recover_orphans()
+
+    # --------------------------------------------------------------- logging
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        timestamp: int | None = None,
+        step: int | None = None,
+        **_ignored: Any,
+    ) -> None:
+        self.repository.runs.log_metric(run_id, key, value, timestamp, step or 0)
+
+    def log_param(self, run_id: str, key: str, value: Any, **_ignored: Any) -> Any:
+        self.repository.runs.log_params(run_id, {key: value})
+        return value
+
+    def set_tag(self, run_id: str, key: str, value: Any, **_ignored: Any) -> None:
+        self.repository.runs.set_tags(run_id, {key: value})
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self.repository.runs.delete_tag(run_id, key)
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+        **_ignored: Any,
+    ) -> None:
+        runs = self.repository.runs
+        if params:
+            runs.log_params(run_id, {p.key: p.value for p in params})
+        if tags:
+            runs.set_tags(run_id, {t.key: t.value for t in tags})
+        if metrics:
+            runs.log_metric_points(run_id, list(metrics))
+
+    # ------------------------------------------------------------- artifacts
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
+        self.repository.runs.log_artifact(run_id, local_path, artifact_path)
+
+    def log_artifacts(
+        self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
+        self.repository.runs.log_artifacts(run_id, local_dir, artifact_path)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.repository.runs.write_artifact(run_id, artifact_file, text.encode())
+
+    def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:
+        """JSON, or YAML when the file name ends in .yaml/.yml (MLflow's rule)."""
+        if artifact_file.endswith((".yaml", ".yml")):
+            data = dump_yaml(dictionary)
+        else:
+            data = (json.dumps(dictionary, indent=2, default=_json_default) + "\n").encode()
+        self.repository.runs.write_artifact(run_id, artifact_file, data)
+
+    def log_figure(
+        self, run_id: str, figure: Any, artifact_file: str, *, save_kwargs: dict | None = None
+    ) -> None:
+        """A matplotlib figure (any format it can save), or a plotly figure as .html."""
+        target = self._artifact_file(run_id, artifact_file)
+        if hasattr(figure, "savefig"):
+            figure.savefig(target, **(save_kwargs or {}))
+        elif hasattr(figure, "write_html") and artifact_file.endswith(".html"):
+            figure.write_html(str(target), **(save_kwargs or {}))
+        else:
+            raise InvalidInputError(
+                f"cannot log figure of type {type(figure).__name__} as {artifact_file!r}: "
+                "pass a matplotlib figure, or a plotly figure with a .html file name"
+            )
+
+    def log_image(self, run_id: str, image: Any, artifact_file: str) -> None:
+        """A numpy array (HxW, HxWx3, HxWx4) or PIL image, saved as PNG (or per the suffix)."""
+        target = self._artifact_file(run_id, artifact_file)
+        if hasattr(image, "save") and not hasattr(image, "shape"):
+            image.save(target)
+            return
+        try:
+            from PIL import Image
+        except ImportError:
+            try:
+                import matplotlib.image as mpimg
+            except ImportError as exc:
+                raise InvalidInputError("log_image needs Pillow or matplotlib installed") from exc
+            mpimg.imsave(target, image)
+            return
+        import numpy as np
+
+        array = np.asarray(image)
+        if array.dtype.kind == "f":
+            array = (np.clip(array, 0, 1) * 255).round().astype("uint8")
+        Image.fromarray(array.astype("uint8")).save(target)
+
+    def _artifact_file(self, run_id: str, artifact_file: str) -> Path:
+        parent, _, name = validation.check_artifact_path(artifact_file).rpartition("/")
+        if not name:
+            raise InvalidInputError(f"artifact file {artifact_file!r} must name a file")
+        return self.repository.runs.artifact_target(run_id, parent or None, name)
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        return [FileInfo(p, d, s) for p, d, s in self.repository.runs.list_artifacts(run_id, path)]
+
+    def download_artifacts(
+        self, run_id: str, path: str = "", dst_path: str | os.PathLike[str] | None = None
+    ) -> str:
+        dst = Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="gittrack-"))
+        return str(self.repository.runs.download_artifacts(run_id, path, dst))
+
+    # --------------------------------------------------------------- reading
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        return self.repository.runs.metric_history(run_id, key)
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str] | str | None = None,
+        filter_string: str = "",
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> Any:
+        from gittrack.query.search import search_run_objects
+
+        return search_run_objects(
+            self.repository,
+            experiment_ids=experiment_ids,
+            filter_string=filter_string,
+            run_view_type=run_view_type,
+            max_results=max_results,
+            order_by=order_by,
+            page_token=page_token,
+        )
+
+    def run_exists(self, run_id: str) -> bool:
+        try:
+            self.get_run(run_id)
+        except NotFoundError:
+            return False
+        return True
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+MlflowClient = Client

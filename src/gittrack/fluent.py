@@ -1,0 +1,352 @@
+"""The module-level API (``import gittrack as mlflow``): an active-run stack over ``Client``.
+
+The stack of active runs is the only global mutable state of gittrack and lives here, with the
+chosen tracking URI and experiment.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from gittrack.client import Client
+from gittrack.entities import Experiment, LifecycleStage, Run, RunStatus, ViewType
+from gittrack.errors import InvalidInputError, InvalidStateError, NotFoundError
+from gittrack.store import layout
+
+
+class ActiveRun(Run):
+    """The run ``start_run`` returns; as a context manager it ends the run, FAILED on error."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(run.info, run.data, run.parent_run_id, run.source, run.metric_summaries)
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        status = RunStatus.FINISHED if exc_type is None else RunStatus.FAILED
+        if any(r.info.run_id == self.info.run_id for r in _state.stack):
+            end_run(status)
+        return False
+
+
+class _FluentState:
+    def __init__(self) -> None:
+        self.stack: list[ActiveRun] = []
+        self.last_run_id: str | None = None
+        self.tracking_uri: str | None = None
+        self.experiment_id: str | None = None
+        self.client: Client | None = None
+
+
+_state = _FluentState()
+
+
+def _client() -> Client:
+    if _state.client is None:
+        _state.client = Client(_state.tracking_uri)
+    return _state.client
+
+
+# ------------------------------------------------------------------ tracking URI
+def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
+    """Track into the git repository at ``uri`` (a path or ``git+file://`` URI)."""
+    from gittrack.tracking.repository import tracking_path_from_uri
+
+    path = tracking_path_from_uri(os.fspath(uri))
+    _state.tracking_uri = str(path)
+    _state.client = None
+    _state.experiment_id = None
+
+
+def get_tracking_uri() -> str:
+    return _client().tracking_uri
+
+
+def is_tracking_uri_set() -> bool:
+    return _state.tracking_uri is not None or bool(os.environ.get("GITTRACK_TRACKING_URI"))
+
+
+# ------------------------------------------------------------------- experiments
+def create_experiment(
+    name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
+) -> str:
+    return _client().create_experiment(name, artifact_location, tags)
+
+
+def set_experiment(
+    experiment_name: str | None = None, experiment_id: str | None = None
+) -> Experiment:
+    """Make an experiment active for later runs, creating it by name when it is missing."""
+    if (experiment_name is None) == (experiment_id is None):
+        raise InvalidInputError(
+            "set_experiment takes exactly one of experiment_name or experiment_id"
+        )
+    client = _client()
+    if experiment_id is not None:
+        experiment = client.get_experiment(str(experiment_id))
+    else:
+        experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
+        if experiment is None:
+            client.create_experiment(experiment_name)  # type: ignore[arg-type]
+            experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
+            assert experiment is not None
+    if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise InvalidStateError(
+            f"experiment {experiment.name!r} ({experiment.experiment_id}) is deleted: restore it "
+            "with `Client().restore_experiment(...)` or choose another name"
+        )
+    _state.experiment_id = experiment.experiment_id
+    return experiment
+
+
+def get_experiment(experiment_id: str) -> Experiment:
+    return _client().get_experiment(experiment_id)
+
+
+def get_experiment_by_name(name: str) -> Experiment | None:
+    return _client().get_experiment_by_name(name)
+
+
+def search_experiments(
+    view_type: ViewType = ViewType.ACTIVE_ONLY,
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[Experiment]:
+    return _client().search_experiments(view_type, max_results, filter_string, order_by)
+
+
+def delete_experiment(experiment_id: str) -> None:
+    _client().delete_experiment(experiment_id)
+
+
+def _current_experiment_id() -> str:
+    if _state.experiment_id is not None:
+        return _state.experiment_id
+    env_id = os.environ.get("MLFLOW_EXPERIMENT_ID") or os.environ.get("GITTRACK_EXPERIMENT_ID")
+    if env_id:
+        return env_id
+    env_name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get(
+        "GITTRACK_EXPERIMENT_NAME"
+    )
+    if env_name:
+        return set_experiment(env_name).experiment_id
+    return layout.DEFAULT_EXPERIMENT_ID
+
+
+# ------------------------------------------------------------------------- runs
+def start_run(
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    tags: dict[str, Any] | None = None,
+    description: str | None = None,
+    log_system_metrics: bool | None = None,
+) -> ActiveRun:
+    """Start a new run (or resume ``run_id``) and make it the active one."""
+    client = _client()
+    if _state.stack and not nested:
+        active = _state.stack[-1].info.run_id
+        raise InvalidStateError(
+            f"run {active} is already active: end it first, or call start_run(nested=True)"
+        )
+    if parent_run_id is None and nested and _state.stack:
+        parent_run_id = _state.stack[-1].info.run_id
+    if run_id is not None:
+        run = client.resume_run(run_id)
+        if tags:
+            client.repository.runs.set_tags(run_id, tags)
+    else:
+        run = client.create_run(
+            experiment_id=str(experiment_id)
+            if experiment_id is not None
+            else _current_experiment_id(),
+            tags=tags,
+            run_name=run_name,
+            parent_run_id=parent_run_id,
+            description=description,
+        )
+    active = ActiveRun(run)
+    _state.stack.append(active)
+    return active
+
+
+def end_run(status: str = RunStatus.FINISHED) -> None:
+    """End the active run (the innermost one when runs are nested)."""
+    if not _state.stack:
+        return
+    run = _state.stack.pop()
+    _state.last_run_id = run.info.run_id
+    _client().set_terminated(run.info.run_id, status)
+
+
+def active_run() -> ActiveRun | None:
+    return _state.stack[-1] if _state.stack else None
+
+
+def last_active_run() -> Run | None:
+    if _state.stack:
+        return get_run(_state.stack[-1].info.run_id)
+    if _state.last_run_id is None:
+        return None
+    return get_run(_state.last_run_id)
+
+
+def get_run(run_id: str) -> Run:
+    return _client().get_run(run_id)
+
+
+def delete_run(run_id: str) -> None:
+    _client().delete_run(run_id)
+
+
+def _run_id(run_id: str | None = None) -> str:
+    """The run a logging call goes to; like MLflow, a run is started when none is active."""
+    if run_id is not None:
+        return run_id
+    if _state.stack:
+        return _state.stack[-1].info.run_id
+    return start_run().info.run_id
+
+
+# ---------------------------------------------------------------------- logging
+def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
+    return _client().log_param(_run_id(), key, value)
+
+
+def log_params(
+    params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None
+) -> None:
+    _client().repository.runs.log_params(_run_id(run_id), params)
+
+
+def log_metric(
+    key: str,
+    value: float,
+    step: int | None = None,
+    synchronous: bool | None = None,
+    timestamp: int | None = None,
+    run_id: str | None = None,
+    **_ignored: Any,
+) -> None:
+    stack = _state.stack
+    target = run_id or (stack[-1].info.run_id if stack else _run_id())
+    client = _state.client or _client()
+    client.repository.runs.log_metric(target, key, value, timestamp, step or 0)
+
+
+def log_metrics(
+    metrics: dict[str, float],
+    step: int | None = None,
+    synchronous: bool | None = None,
+    run_id: str | None = None,
+    timestamp: int | None = None,
+    **_ignored: Any,
+) -> None:
+    _client().repository.runs.log_metrics(_run_id(run_id), metrics, step or 0, timestamp)
+
+
+def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
+    _client().set_tag(_run_id(), key, value)
+
+
+def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> None:
+    _client().repository.runs.set_tags(_run_id(), tags)
+
+
+def delete_tag(key: str) -> None:
+    _client().delete_tag(_run_id(), key)
+
+
+def log_artifact(
+    local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
+) -> None:
+    _client().log_artifact(_run_id(run_id), local_path, artifact_path)
+
+
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
+) -> None:
+    _client().log_artifacts(_run_id(run_id), local_dir, artifact_path)
+
+
+def log_dict(dictionary: Any, artifact_file: str, run_id: str | None = None) -> None:
+    _client().log_dict(_run_id(run_id), dictionary, artifact_file)
+
+
+def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
+    _client().log_text(_run_id(run_id), text, artifact_file)
+
+
+def log_figure(figure: Any, artifact_file: str, *, save_kwargs: dict | None = None) -> None:
+    _client().log_figure(_run_id(), figure, artifact_file, save_kwargs=save_kwargs)
+
+
+def log_image(
+    image: Any,
+    artifact_file: str | None = None,
+    key: str | None = None,
+    step: int | None = None,
+    **_ignored: Any,
+) -> None:
+    if artifact_file is None:
+        if key is None:
+            raise InvalidInputError("log_image needs artifact_file (or key)")
+        artifact_file = f"images/{key}_step_{step or 0}.png"
+    _client().log_image(_run_id(), image, artifact_file)
+
+
+def get_artifact_uri(artifact_path: str | None = None) -> str:
+    run_id = _run_id()
+    return f"runs:/{run_id}/{artifact_path}" if artifact_path else f"runs:/{run_id}"
+
+
+# ----------------------------------------------------------------------- search
+def search_runs(
+    experiment_ids: Sequence[str] | str | None = None,
+    filter_string: str = "",
+    run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+    max_results: int = 100_000,
+    order_by: list[str] | None = None,
+    output_format: str = "pandas",
+    search_all_experiments: bool = False,
+    experiment_names: list[str] | None = None,
+) -> Any:
+    """Runs as a pandas DataFrame with MLflow's columns (or a list of ``Run``)."""
+    from gittrack.query.search import search_runs as _search
+
+    client = _client()
+    if experiment_ids is None and experiment_names is None and not search_all_experiments:
+        experiment_ids = [_current_experiment_id()]
+    if experiment_names is not None:
+        ids = []
+        for name in experiment_names:
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise NotFoundError(f"no experiment named {name!r}")
+            ids.append(experiment.experiment_id)
+        experiment_ids = [*(experiment_ids or []), *ids]
+    return _search(
+        client.repository,
+        experiment_ids=None if search_all_experiments else experiment_ids,
+        filter_string=filter_string,
+        run_view_type=run_view_type,
+        max_results=max_results,
+        order_by=order_by,
+        output_format=output_format,
+    )
+
+
+@atexit.register
+def _end_runs_at_exit() -> None:
+    while _state.stack:
+        try:
+            end_run()
+        except Exception:  # pragma: no cover - nothing useful can be done at exit
+            _state.stack.pop()

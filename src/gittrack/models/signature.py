@@ -1,0 +1,330 @@
+"""Model signatures: what a model takes and returns, in MLflow's column-spec JSON.
+
+An ``MLmodel`` file stores a signature as ``{inputs: <json>, outputs: <json>, params: <json>}``
+where each JSON string is a list of specs. A spec is either a named or unnamed *column*
+(``{"name": "age", "type": "long", "required": true}``) or a *tensor*
+(``{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 4]}}``); one schema
+never mixes the two. Inference maps pandas columns and numpy arrays onto those specs.
+
+numpy and pandas are imported inside the functions that need them so that importing this
+module stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gittrack.errors import InvalidInputError
+
+COLUMN_TYPES = ("boolean", "integer", "long", "float", "double", "string", "binary", "datetime")
+"""The scalar column types MLflow defines (its ``DataType`` names)."""
+
+COLUMN_NUMPY_DTYPES = {
+    "boolean": "bool",
+    "integer": "int32",
+    "long": "int64",
+    "float": "float32",
+    "double": "float64",
+    "datetime": "datetime64[ns]",
+}
+"""numpy dtype of each scalar column type that has a fixed-width one."""
+
+TENSOR_TYPE = "tensor"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a tabular input or output.
+
+    ``details`` keeps the extra keys of non-scalar MLflow types (``array``, ``object``, ``map``)
+    so a signature read from a file is written back unchanged.
+    """
+
+    type: str
+    name: str | None = None
+    required: bool = True
+    details: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {**self.details, "type": self.type, "required": self.required}
+        if self.name is not None:
+            spec["name"] = self.name
+        return spec
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A whole array input or output; ``-1`` in ``shape`` means any size (the batch axis)."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "type": TENSOR_TYPE,
+            "tensor-spec": {"dtype": self.dtype, "shape": list(self.shape)},
+        }
+        if self.name is not None:
+            spec["name"] = self.name
+        return spec
+
+
+Spec = ColumnSpec | TensorSpec
+
+
+@dataclass(frozen=True)
+class Schema:
+    """An ordered list of specs, all columns or all tensors."""
+
+    specs: tuple[Spec, ...]
+
+    def __post_init__(self) -> None:
+        kinds = {type(spec) for spec in self.specs}
+        if len(kinds) > 1:
+            raise InvalidInputError(
+                "a schema mixes column specs and tensor specs; use one kind per schema"
+            )
+
+    @property
+    def is_tensor(self) -> bool:
+        return bool(self.specs) and isinstance(self.specs[0], TensorSpec)
+
+    @property
+    def has_names(self) -> bool:
+        return bool(self.specs) and all(spec.name is not None for spec in self.specs)
+
+    def names(self) -> list[str | None]:
+        return [spec.name for spec in self.specs]
+
+    def to_json(self) -> str:
+        return json.dumps([spec.to_dict() for spec in self.specs], sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | list[Any]) -> Schema:
+        """Parse a schema from its JSON string (or an already decoded list)."""
+        try:
+            items = json.loads(text) if isinstance(text, str) else text
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"schema is not valid JSON: {exc}") from exc
+        if not isinstance(items, list):
+            raise InvalidInputError(
+                f"schema must be a JSON list of specs, got {type(items).__name__}"
+            )
+        return cls(tuple(_spec_from_dict(item) for item in items))
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """Input and output schemas of a model, plus MLflow's inference params kept as raw JSON."""
+
+    inputs: Schema | None = None
+    outputs: Schema | None = None
+    params: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        """The form stored in ``MLmodel``: each schema as a JSON string."""
+        return {
+            "inputs": self.inputs.to_json() if self.inputs is not None else None,
+            "outputs": self.outputs.to_json() if self.outputs is not None else None,
+            "params": self.params,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSignature:
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(
+                f"signature must be a mapping with inputs/outputs, got {type(data).__name__}"
+            )
+        inputs, outputs, params = data.get("inputs"), data.get("outputs"), data.get("params")
+        if params is not None and not isinstance(params, str):
+            params = json.dumps(params, sort_keys=True)
+        return cls(
+            inputs=Schema.from_json(inputs) if inputs else None,
+            outputs=Schema.from_json(outputs) if outputs else None,
+            params=params or None,
+        )
+
+
+def as_model_signature(signature: Any) -> ModelSignature:
+    """Accept a gittrack signature, an MLflow ``ModelSignature`` or its dict form."""
+    if isinstance(signature, ModelSignature):
+        return signature
+    if isinstance(signature, Mapping):
+        return ModelSignature.from_dict(signature)
+    to_dict = getattr(signature, "to_dict", None)
+    if callable(to_dict):
+        return ModelSignature.from_dict(to_dict())
+    raise InvalidInputError(
+        f"signature must be a ModelSignature or a mapping with 'inputs'/'outputs', "
+        f"got {type(signature).__name__}"
+    )
+
+
+def infer_signature(model_input: Any, model_output: Any = None) -> ModelSignature:
+    """Signature from an example input and, optionally, the model's output on it."""
+    outputs = infer_schema(model_output) if model_output is not None else None
+    return ModelSignature(inputs=infer_schema(model_input), outputs=outputs)
+
+
+def infer_signature_from_example(example: Any, prediction: Any) -> ModelSignature:
+    """Signature a saved model records for its input example and the prediction on it.
+
+    Unlike ``infer_signature``, a 1-D array predicted for a tabular input is one unnamed
+    output column (one prediction per row), as MLflow's flavors record it when saving.
+    """
+    inputs = infer_schema(example)
+    return ModelSignature(
+        inputs=inputs, outputs=infer_schema(_as_row_predictions(prediction, inputs))
+    )
+
+
+def infer_schema(data: Any) -> Schema:
+    """Schema of a pandas DataFrame/Series, a numpy array, a dict of columns or a list."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return Schema(tuple(_column_spec(data[col], str(col)) for col in data.columns))
+    if isinstance(data, pd.Series):
+        name = None if data.name is None else str(data.name)
+        return Schema((_column_spec(data, name),))
+    if isinstance(data, np.ndarray):
+        return Schema((_tensor_spec(data),))
+    if isinstance(data, Mapping) or _is_list_of_mappings(data):
+        return infer_schema(to_dataframe(data))
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        return infer_schema(np.asarray(data))
+    raise InvalidInputError(
+        f"cannot infer a schema from {type(data).__name__}; "
+        "use a pandas DataFrame, a numpy array, a dict of columns or a list of rows"
+    )
+
+
+def to_dataframe(data: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Any:
+    """A DataFrame from a dict of columns, a dict of scalars (one row) or a list of records."""
+    import pandas as pd
+
+    if isinstance(data, Mapping):
+        if all(_is_scalar(value) for value in data.values()):
+            return pd.DataFrame([dict(data)])
+        return pd.DataFrame(dict(data))
+    return pd.DataFrame(list(data))
+
+
+def column_type_of(series: Any, name: str | None = None) -> str:
+    """The MLflow column type of a pandas Series (``long``, ``double``, ``string``...)."""
+    import pandas as pd
+
+    if series.dtype.kind == "O" and not pd.api.types.is_string_dtype(series.dtype):
+        series = series.infer_objects()
+    dtype = series.dtype
+    if dtype.kind == "O" or isinstance(dtype, pd.StringDtype):
+        values = [v for v in series.tolist() if not _is_missing(v)]
+        if all(isinstance(v, str) for v in values):
+            return "string"
+        if values and all(isinstance(v, bytes) for v in values):
+            return "binary"
+        if values and all(isinstance(v, bool) for v in values):
+            return "boolean"
+        raise _unsupported_column(name, dtype)
+    column_type = _scalar_type_of_dtype(dtype)
+    if column_type is None:
+        raise _unsupported_column(name, dtype)
+    return column_type
+
+
+def _column_spec(series: Any, name: str | None) -> ColumnSpec:
+    required = not bool(series.isna().any())
+    return ColumnSpec(type=column_type_of(series, name), name=name, required=required)
+
+
+def _tensor_spec(array: Any) -> TensorSpec:
+    shape = (-1, *array.shape[1:]) if array.ndim else ()
+    return TensorSpec(dtype=tensor_dtype_name(array.dtype), shape=tuple(int(d) for d in shape))
+
+
+def tensor_dtype_name(dtype: Any) -> str:
+    """numpy dtype name without a size for strings/bytes (``<U5`` is stored as ``str``)."""
+    if dtype.kind == "U":
+        return "str"
+    if dtype.kind == "S":
+        return "bytes"
+    return str(dtype.name)
+
+
+def _scalar_type_of_dtype(dtype: Any) -> str | None:
+    kind, size = dtype.kind, dtype.itemsize
+    if kind == "b":
+        return "boolean"
+    if kind == "i":
+        return "integer" if size <= 4 else "long"
+    if kind == "u":
+        # An unsigned value fits the next signed width; uint64 fits none of them.
+        return "integer" if size < 4 else "long" if size < 8 else None
+    if kind == "f":
+        return "float" if size <= 4 else "double"
+    if kind == "M":
+        return "datetime"
+    if kind == "U":
+        return "string"
+    if kind == "S":
+        return "binary"
+    return None
+
+
+def _as_row_predictions(output: Any, inputs: Schema) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    if not inputs.is_tensor and isinstance(output, np.ndarray) and output.ndim == 1:
+        return pd.Series(output)
+    return output
+
+
+def _spec_from_dict(item: Any) -> Spec:
+    if not isinstance(item, Mapping) or not isinstance(item.get("type"), str):
+        raise InvalidInputError(
+            f"a schema spec must be a mapping with a 'type' string, got {item!r}"
+        )
+    name = item.get("name")
+    if item["type"] == TENSOR_TYPE:
+        tensor = item.get("tensor-spec")
+        if not isinstance(tensor, Mapping) or "dtype" not in tensor or "shape" not in tensor:
+            raise InvalidInputError(
+                f"a tensor spec needs 'tensor-spec' with 'dtype' and 'shape', got {item!r}"
+            )
+        return TensorSpec(dtype=str(tensor["dtype"]), shape=tuple(tensor["shape"]), name=name)
+    details = {k: v for k, v in item.items() if k not in ("type", "name", "required")}
+    required = item.get("required")
+    return ColumnSpec(
+        type=item["type"],
+        name=name,
+        required=True if required is None else bool(required),
+        details=details,
+    )
+
+
+def _is_list_of_mappings(data: Any) -> bool:
+    return isinstance(data, list) and bool(data) and all(isinstance(x, Mapping) for x in data)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, bytes, int, float, bool)) or value is None
+
+
+def _is_missing(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def _unsupported_column(name: str | None, dtype: Any) -> InvalidInputError:
+    label = f"column {name!r}" if name is not None else "the data"
+    return InvalidInputError(
+        f"cannot infer a signature type for {label} of dtype {dtype}; "
+        f"supported column types are {', '.join(COLUMN_TYPES)}"
+    )

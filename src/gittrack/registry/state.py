@@ -1,0 +1,547 @@
+"""The model registry's state, computed from its tags (pure: the caller lists the tags).
+
+Input is one :class:`TagRecord` per tag, as ``git for-each-ref refs/tags`` reports it. The
+rules, which read the same tags the way GTO does wherever gittrack's model allows:
+
+* Only annotated tags count; lightweight tags are ignored, as GTO ignores them.
+* Events are ordered by tag date, then by the counter ``K``. Within one second, a tag
+  without a counter comes before the counted ones if it registers or assigns (a version is
+  registered before it is labelled) and after them if it deregisters or deprecates (those
+  end a life). Remaining ties go registration, assignment, unassignment, deregistration,
+  deprecation, then by tag name.
+* An assignment or unassignment tag does not name a version: it refers to the version whose
+  registration tag points at the same commit. This is how GTO resolves it, and it holds
+  whatever the order of the tags. A tag on a commit that registers no version of the model
+  changes nothing (GTO would list that commit as an unregistered version); a commit that
+  registers several versions of one model is ambiguous and raises ``CorruptDataError``.
+* A deregistration counts only on its version's registration commit (GTO matches both the
+  version and the commit). A deregistered version keeps its record but holds no stage or
+  alias, and later assignments to it are ignored.
+* A label in the configured stages is a stage. A version's stage is the latest of its stage
+  assignments that has not been unassigned since: after ``Staging``, ``Production`` and an
+  unassignment of ``Production``, the version is back in ``Staging`` (GTO keeps every stage a
+  version was given until it is unassigned; gittrack shows the latest one).
+* Any other label is an alias. It belongs to the version that got it last and leaves the
+  previous holder; unassigning it from its holder leaves it with no version. (Here GTO differs:
+  it keeps the alias on the earlier versions and falls back to one of them.)
+* A model is deprecated when its latest event is a deprecation; a later registration or
+  assignment makes it active again, as in GTO.
+
+A registration tag's message is a YAML mapping (source URI, run_id, user, description); see
+:func:`format_registration_message` and :func:`parse_registration_message`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+import yaml
+
+from gittrack.errors import CorruptDataError, InvalidInputError, NotFoundError
+from gittrack.registry.tag_names import (
+    ParsedTag,
+    TagKind,
+    parse_tag,
+    validate_label,
+    validate_model_name,
+    version_string,
+)
+
+DEFAULT_STAGES: tuple[str, ...] = ("None", "Staging", "Production", "Archived")
+"""MLflow's stages, the default set of labels that are stages rather than aliases."""
+
+NO_STAGE = "None"
+
+_KIND_PRIORITY = {
+    TagKind.REGISTRATION: 0,
+    TagKind.ASSIGNMENT: 1,
+    TagKind.UNASSIGNMENT: 2,
+    TagKind.DEREGISTRATION: 3,
+    TagKind.DEPRECATION: 4,
+}
+_ENDING_KINDS = frozenset({TagKind.DEREGISTRATION, TagKind.DEPRECATION})
+
+_REGISTRATION_KEYS = ("source", "run_id", "user", "description")
+
+
+# ----------------------------------------------------------------------------- input
+
+
+@dataclass(frozen=True)
+class TagRecord:
+    """One tag as git stores it.
+
+    ``commit`` is the commit the tag points at (peeled). ``date`` is the tagger date, an aware
+    datetime or epoch seconds (converted to an aware UTC datetime). ``annotated`` is False
+    for a lightweight tag, which has no tagger, date or message of its own.
+    """
+
+    name: str
+    commit: str
+    tagger_name: str
+    tagger_email: str
+    date: datetime
+    message: str = ""
+    annotated: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.date, (int, float)) and not isinstance(self.date, bool):
+            object.__setattr__(self, "date", datetime.fromtimestamp(self.date, tz=timezone.utc))
+        elif not isinstance(self.date, datetime) or self.date.utcoffset() is None:
+            raise InvalidInputError(
+                f"Tag {self.name!r}: its date must be epoch seconds or a timezone-aware "
+                f"datetime, got {self.date!r}"
+            )
+
+
+# ----------------------------------------------------------------------------- output
+
+
+class EventKind(str, Enum):
+    """What happened to a model, as its history reports it."""
+
+    REGISTERED = "registered"
+    DEREGISTERED = "deregistered"
+    STAGE = "stage"
+    ALIAS = "alias"
+    UNASSIGNED = "unassigned"
+    DEPRECATED = "deprecated"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of a model's history: what (kind, version, label), who, when and why."""
+
+    model: str
+    kind: EventKind
+    version: int | None
+    label: str | None
+    who: str
+    email: str
+    when: datetime
+    message: str
+    tag: str
+    commit: str
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A stage or alias that a version holds, with the tag that gave it."""
+
+    model: str
+    version: int
+    label: str
+    is_stage: bool
+    tag: str
+    counter: int | None
+    who: str
+    email: str
+    when: datetime
+    message: str
+
+
+@dataclass
+class Version:
+    """A registered version: its registration tag, and the labels it holds now."""
+
+    model: str
+    number: int
+    commit: str
+    tag: str
+    who: str
+    email: str
+    when: datetime
+    message: str
+    deregistered: bool = False
+    stage_assignment: Assignment | None = None
+    alias_assignments: dict[str, Assignment] = field(default_factory=dict)
+
+    @property
+    def semver(self) -> str:
+        """The version as written in its tag: ``vN.0.0``."""
+        return version_string(self.number)
+
+    @property
+    def stage(self) -> str | None:
+        """The version's stage, or ``None`` if it never got one (or lost it)."""
+        return self.stage_assignment.label if self.stage_assignment else None
+
+    @property
+    def current_stage(self) -> str:
+        """The stage in MLflow's spelling: the string ``"None"`` when there is none."""
+        return self.stage or NO_STAGE
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return tuple(sorted(self.alias_assignments))
+
+    def registration_info(self) -> RegistrationMessage:
+        """The registration tag's message, parsed (see :func:`parse_registration_message`)."""
+        return parse_registration_message(self.message, self.tag)
+
+
+@dataclass
+class ModelState:
+    """A model: its versions by number, and whether it is deprecated."""
+
+    name: str
+    versions: dict[int, Version] = field(default_factory=dict)
+    deprecated: bool = False
+
+    @property
+    def aliases(self) -> dict[str, int]:
+        """Each alias and the number of the version that holds it."""
+        return {
+            alias: version.number for version in self.versions.values() for alias in version.aliases
+        }
+
+    def version(self, number: int) -> Version:
+        try:
+            return self.versions[number]
+        except KeyError:
+            raise NotFoundError(
+                f"Model {self.name!r} has no version {number!r}; "
+                f"versions: {sorted(self.versions) or 'none'}"
+            ) from None
+
+    def active_versions(self) -> list[Version]:
+        """Versions that are not deregistered, oldest number first."""
+        return [v for _, v in sorted(self.versions.items()) if not v.deregistered]
+
+    def versions_in_stage(self, stage: str) -> list[Version]:
+        return [v for v in self.active_versions() if v.stage == stage]
+
+    def latest_version(self, stage: str | None = None) -> Version | None:
+        """The highest active version, optionally only among those in ``stage``."""
+        candidates = self.active_versions() if stage is None else self.versions_in_stage(stage)
+        return candidates[-1] if candidates else None
+
+    def alias_version(self, alias: str) -> Version | None:
+        number = self.aliases.get(alias)
+        return None if number is None else self.versions[number]
+
+
+@dataclass
+class RegistryState:
+    """Every model that has registry tags, by name, and the labels that are stages."""
+
+    models: dict[str, ModelState] = field(default_factory=dict)
+    stages: tuple[str, ...] = DEFAULT_STAGES
+
+    def model(self, name: str) -> ModelState:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise NotFoundError(f"No registered model named {name!r}") from None
+
+    def active_models(self) -> list[ModelState]:
+        """Models that are not deprecated, by name."""
+        return [m for _, m in sorted(self.models.items()) if not m.deprecated]
+
+
+# ----------------------------------------------------------------------------- computing
+
+
+def build_registry_state(
+    tags: Iterable[TagRecord], stages: Sequence[str] = DEFAULT_STAGES
+) -> RegistryState:
+    """Compute the registry from its tags (rules in the module docstring)."""
+    stage_set = _validate_stages(stages)
+    by_model = _registry_tags_by_model(tags)
+    models = {
+        name: _build_model(name, events, stage_set) for name, events in sorted(by_model.items())
+    }
+    return RegistryState(models=models, stages=tuple(stages))
+
+
+def model_history(
+    tags: Iterable[TagRecord], name: str, stages: Sequence[str] = DEFAULT_STAGES
+) -> list[Event]:
+    """Every registry event of model ``name``, oldest first."""
+    validate_model_name(name)
+    stage_set = _validate_stages(stages)
+    events = _registry_tags_by_model(tags).get(name, [])
+    by_commit = _registrations_by_commit(events)
+    return [_history_event(name, p, r, by_commit, stage_set) for p, r in events]
+
+
+def next_assignment_counter(tags: Iterable[TagRecord | str], name: str) -> int:
+    """The counter ``K`` for the next stage tag of ``name``: highest ``#K`` on its tags + 1.
+
+    Like GTO, this counts every tag of the model, lightweight ones included, so the new tag
+    name cannot collide with an existing one.
+    """
+    validate_model_name(name)
+    counters = [p.counter for p in _parsed_names(tags, name) if p.counter is not None]
+    return max(counters, default=0) + 1
+
+
+def next_version_number(tags: Iterable[TagRecord | str], name: str) -> int:
+    """The next version number of ``name``: one more than the highest major version tagged.
+
+    Deregistered versions count (their numbers are never reused), and so do versions GTO
+    registered with any semantic version, so the new version is also the highest semver.
+    """
+    validate_model_name(name)
+    majors = [
+        int(p.version[1:].split(".", 1)[0])
+        for p in _parsed_names(tags, name)
+        if p.version is not None
+    ]
+    return max(majors, default=0) + 1
+
+
+# ----------------------------------------------------------------------------- registration message
+
+
+@dataclass(frozen=True)
+class RegistrationMessage:
+    """What a registration tag's message records. Unknown keys are kept in ``extra``."""
+
+    source: str | None = None
+    run_id: str | None = None
+    user: str | None = None
+    description: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def format_registration_message(
+    *,
+    source: str | None,
+    run_id: str | None,
+    user: str | None,
+    description: str | None = None,
+) -> str:
+    """The YAML message of a registration tag.
+
+    Write it with ``git tag --cleanup=verbatim`` so that git keeps it byte for byte.
+    """
+    document = {"source": source, "run_id": run_id, "user": user, "description": description}
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def parse_registration_message(text: str, tag: str) -> RegistrationMessage:
+    """Parse a registration tag's message.
+
+    An empty message gives an empty record, and plain text that is not a mapping (as GTO
+    writes: ``Registering artifact ...``) becomes the description. Invalid YAML, or a mapping
+    whose known fields are not strings, raises ``CorruptDataError`` naming the tag.
+    """
+    try:
+        document = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as error:
+        raise CorruptDataError(
+            f"Tag {tag!r}: its message is not valid YAML ({_first_line(error)})"
+        ) from None
+    if document is None:
+        return RegistrationMessage()
+    if isinstance(document, str):
+        return RegistrationMessage(description=document)
+    if not isinstance(document, dict):
+        raise CorruptDataError(
+            f"Tag {tag!r}: its message must be a YAML mapping with keys "
+            f"{', '.join(_REGISTRATION_KEYS)}; got a {type(document).__name__}"
+        )
+    for key in _REGISTRATION_KEYS:
+        value = document.get(key)
+        if value is not None and not isinstance(value, str):
+            raise CorruptDataError(
+                f"Tag {tag!r}: field {key!r} of its message must be a string, got {value!r}"
+            )
+    extra = {k: v for k, v in document.items() if k not in _REGISTRATION_KEYS}
+    return RegistrationMessage(**{k: document.get(k) for k in _REGISTRATION_KEYS}, extra=extra)
+
+
+# ----------------------------------------------------------------------------- internals
+
+_TagEvent = tuple[ParsedTag, TagRecord]
+
+
+def _validate_stages(stages: Sequence[str]) -> frozenset[str]:
+    if isinstance(stages, str):
+        raise InvalidInputError(f"Stages must be a sequence of names, got the string {stages!r}")
+    return frozenset(validate_label(stage) for stage in stages)
+
+
+def _order_key(event: _TagEvent) -> tuple[datetime, float, int, str]:
+    parsed, record = event
+    if parsed.counter is not None:
+        counter: float = parsed.counter
+    else:
+        counter = math.inf if parsed.kind in _ENDING_KINDS else 0
+    return (record.date, counter, _KIND_PRIORITY[parsed.kind], record.name)
+
+
+def _registry_tags_by_model(tags: Iterable[TagRecord]) -> dict[str, list[_TagEvent]]:
+    by_model: dict[str, list[_TagEvent]] = {}
+    for record in tags:
+        parsed = parse_tag(record.name)
+        if parsed is not None and record.annotated:
+            by_model.setdefault(parsed.model, []).append((parsed, record))
+    for events in by_model.values():
+        events.sort(key=_order_key)
+    return by_model
+
+
+def _parsed_names(tags: Iterable[TagRecord | str], name: str) -> list[ParsedTag]:
+    parsed = (parse_tag(t if isinstance(t, str) else t.name) for t in tags)
+    return [p for p in parsed if p is not None and p.model == name]
+
+
+def _registrations_by_commit(events: list[_TagEvent]) -> dict[str, list[ParsedTag]]:
+    by_commit: dict[str, list[ParsedTag]] = {}
+    for parsed, record in events:
+        if parsed.kind is TagKind.REGISTRATION:
+            registered = by_commit.setdefault(record.commit, [])
+            if all(p.version != parsed.version for p in registered):
+                registered.append(parsed)
+    return by_commit
+
+
+def _resolve_version(
+    record: TagRecord, model: str, by_commit: dict[str, list[ParsedTag]]
+) -> int | None:
+    """The version an assignment or unassignment tag refers to, by its commit."""
+    registered = by_commit.get(record.commit, [])
+    if len(registered) > 1:
+        versions = ", ".join(p.version or "" for p in registered)
+        raise CorruptDataError(
+            f"Tag {record.name!r} points at commit {record.commit}, where several versions of "
+            f"model {model!r} are registered ({versions}); each version needs its own commit"
+        )
+    return registered[0].version_number if registered else None
+
+
+class _ModelBuilder:
+    """Replays one model's tag events, oldest first."""
+
+    def __init__(self, name: str, events: list[_TagEvent], stages: frozenset[str]) -> None:
+        self.name = name
+        self.stages = stages
+        self.by_commit = _registrations_by_commit(events)
+        self.versions: dict[int, Version] = {}
+        # Labels each version holds now, with the position of the event that gave them.
+        self.labels: dict[int, dict[str, tuple[int, Assignment]]] = {}
+        self.deprecated = False
+        for parsed, record in events:
+            if parsed.kind is TagKind.REGISTRATION and parsed.version_number is not None:
+                self.versions.setdefault(parsed.version_number, _new_version(name, parsed, record))
+
+    def replay(self, events: list[_TagEvent]) -> ModelState:
+        for position, (parsed, record) in enumerate(events):
+            self.deprecated = parsed.kind is TagKind.DEPRECATION
+            if parsed.kind is TagKind.DEREGISTRATION:
+                self._deregister(parsed, record)
+            elif parsed.kind is TagKind.ASSIGNMENT:
+                self._assign(parsed, record, position)
+            elif parsed.kind is TagKind.UNASSIGNMENT:
+                self._unassign(parsed, record)
+        for number, version in self.versions.items():
+            held = self.labels.get(number, {})
+            stages = [(pos, a) for pos, a in held.values() if a.is_stage]
+            version.stage_assignment = max(stages, key=lambda item: item[0])[1] if stages else None
+            version.alias_assignments = {a.label: a for _, a in held.values() if not a.is_stage}
+        return ModelState(self.name, dict(sorted(self.versions.items())), self.deprecated)
+
+    def _deregister(self, parsed: ParsedTag, record: TagRecord) -> None:
+        version = self.versions.get(parsed.version_number or 0)
+        if version is not None and version.commit == record.commit:
+            version.deregistered = True
+            self.labels.pop(version.number, None)
+
+    def _assign(self, parsed: ParsedTag, record: TagRecord, position: int) -> None:
+        number = self._active_version(record)
+        if number is None or parsed.label is None:
+            return
+        label = parsed.label
+        is_stage = label in self.stages
+        if not is_stage:
+            for held in self.labels.values():
+                held.pop(label, None)
+        assignment = Assignment(
+            model=self.name,
+            version=number,
+            label=label,
+            is_stage=is_stage,
+            tag=record.name,
+            counter=parsed.counter,
+            who=record.tagger_name,
+            email=record.tagger_email,
+            when=record.date,
+            message=record.message,
+        )
+        self.labels.setdefault(number, {})[label] = (position, assignment)
+
+    def _unassign(self, parsed: ParsedTag, record: TagRecord) -> None:
+        number = self._active_version(record)
+        if number is not None and parsed.label is not None:
+            self.labels.get(number, {}).pop(parsed.label, None)
+
+    def _active_version(self, record: TagRecord) -> int | None:
+        number = _resolve_version(record, self.name, self.by_commit)
+        if number is None or self.versions[number].deregistered:
+            return None
+        return number
+
+
+def _build_model(name: str, events: list[_TagEvent], stages: frozenset[str]) -> ModelState:
+    return _ModelBuilder(name, events, stages).replay(events)
+
+
+def _new_version(model: str, parsed: ParsedTag, record: TagRecord) -> Version:
+    assert parsed.version_number is not None
+    return Version(
+        model=model,
+        number=parsed.version_number,
+        commit=record.commit,
+        tag=record.name,
+        who=record.tagger_name,
+        email=record.tagger_email,
+        when=record.date,
+        message=record.message,
+    )
+
+
+def _history_event(
+    model: str,
+    parsed: ParsedTag,
+    record: TagRecord,
+    by_commit: dict[str, list[ParsedTag]],
+    stages: frozenset[str],
+) -> Event:
+    if parsed.kind in (TagKind.ASSIGNMENT, TagKind.UNASSIGNMENT):
+        version = _resolve_version(record, model, by_commit)
+    else:
+        version = parsed.version_number
+    return Event(
+        model=model,
+        kind=_event_kind(parsed, stages),
+        version=version,
+        label=parsed.label,
+        who=record.tagger_name,
+        email=record.tagger_email,
+        when=record.date,
+        message=record.message,
+        tag=record.name,
+        commit=record.commit,
+    )
+
+
+def _event_kind(parsed: ParsedTag, stages: frozenset[str]) -> EventKind:
+    if parsed.kind is TagKind.ASSIGNMENT:
+        return EventKind.STAGE if parsed.label in stages else EventKind.ALIAS
+    return {
+        TagKind.REGISTRATION: EventKind.REGISTERED,
+        TagKind.DEREGISTRATION: EventKind.DEREGISTERED,
+        TagKind.UNASSIGNMENT: EventKind.UNASSIGNED,
+        TagKind.DEPRECATION: EventKind.DEPRECATED,
+    }[parsed.kind]
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,205 @@
+"""The tracking branch: read files at a commit, and commit changes with compare-and-swap.
+
+A commit is built from objects only: blobs for the changed files, new trees along the changed
+paths (the untouched subtrees are reused by id), ``commit-tree``-style commit objects, then a
+ref update that succeeds only if the branch is still where it was read. When another writer got
+there first, the changes are rebuilt on the new tip and the update is tried again, so
+concurrent writers never lose each other's runs.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from gittrack.errors import ConflictError, RepositoryError
+from gittrack.store.git import GitRepo, TreeEntry
+
+BLOB_MODE = "100644"
+EXEC_MODE = "100755"
+TREE_MODE = "40000"
+
+
+@dataclass(frozen=True)
+class Blob:
+    """New file content for a path; written as a blob when the commit is built."""
+
+    data: bytes
+    mode: str = BLOB_MODE
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """An existing object (blob or tree) placed at a path."""
+
+    sha: str
+    mode: str
+
+
+# A change maps a path on the branch to new content, an existing object, or None (delete).
+Change = Blob | ObjectRef | None
+Changes = Mapping[str, Change]
+
+
+class BranchSnapshot:
+    """The branch as of one commit (or empty, before the first commit)."""
+
+    def __init__(self, repo: GitRepo, commit: str | None) -> None:
+        self.repo = repo
+        self.commit = commit
+        self.tree = repo.commit_tree_info(commit)[0] if commit else None
+
+    def entry(self, path: str) -> TreeEntry | None:
+        if self.tree is None:
+            return None
+        current = TreeEntry(TREE_MODE, "", self.tree)
+        for part in path.strip("/").split("/"):
+            if not current.is_tree:
+                return None
+            for child in self.repo.read_tree(current.sha):
+                if child.name == part:
+                    current = child
+                    break
+            else:
+                return None
+        return current
+
+    def read(self, path: str) -> bytes | None:
+        found = self.entry(path)
+        if found is None or found.is_tree:
+            return None
+        return self.repo.read_blob(found.sha)
+
+    def listdir(self, path: str) -> list[TreeEntry]:
+        found = self.entry(path)
+        if found is None or not found.is_tree:
+            return []
+        return self.repo.read_tree(found.sha)
+
+    def walk(self, path: str, prefix: str = "") -> Iterator[tuple[str, TreeEntry]]:
+        """Every blob below ``path`` as (relative path, entry)."""
+        for child in self.listdir(path):
+            rel = f"{prefix}{child.name}"
+            if child.is_tree:
+                yield from self.walk(f"{path}/{child.name}", rel + "/")
+            else:
+                yield rel, child
+
+
+def _split(changes: Changes) -> dict[tuple[str, ...], Change]:
+    return {
+        tuple(p for p in path.strip("/").split("/") if p): value for path, value in changes.items()
+    }
+
+
+def apply_changes(
+    repo: GitRepo, tree: str | None, changes: Mapping[tuple[str, ...], Change]
+) -> str | None:
+    """Write the trees along the changed paths; return the new tree id (None when empty)."""
+    entries = {e.name: e for e in repo.read_tree(tree)} if tree else {}
+    nested: dict[str, dict[tuple[str, ...], Change]] = {}
+    for parts, value in changes.items():
+        name = parts[0]
+        if len(parts) > 1:
+            nested.setdefault(name, {})[parts[1:]] = value
+        elif value is None:
+            entries.pop(name, None)
+        elif isinstance(value, Blob):
+            entries[name] = TreeEntry(value.mode, name, repo.write_object("blob", value.data))
+        else:
+            entries[name] = TreeEntry(value.mode, name, value.sha)
+    for name, sub_changes in nested.items():
+        existing = entries.get(name)
+        subtree = existing.sha if existing is not None and existing.is_tree else None
+        new_sha = apply_changes(repo, subtree, sub_changes)
+        if new_sha is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = TreeEntry(TREE_MODE, name, new_sha)
+    if not entries:
+        return None
+    return repo.write_tree(entries.values())
+
+
+def build_tree(repo: GitRepo, files: Mapping[str, Change]) -> str:
+    """A fresh tree from a mapping of relative paths (the empty tree when there are none)."""
+    return apply_changes(repo, None, _split({k: v for k, v in files.items() if v is not None})) or (
+        repo.write_tree([])
+    )
+
+
+class TrackingBranch:
+    """Reads and writes ``refs/heads/<name>`` of one repository."""
+
+    MAX_ATTEMPTS = 200
+
+    def __init__(
+        self,
+        repo: GitRepo,
+        name: str,
+        initial_files: Callable[[], Changes],
+    ) -> None:
+        self.repo = repo
+        self.name = name
+        self.ref = f"refs/heads/{name}"
+        self._initial_files = initial_files
+
+    def tip(self) -> str | None:
+        return self.repo.read_ref(self.ref)
+
+    def snapshot(self, at: str | None = None) -> BranchSnapshot:
+        return BranchSnapshot(self.repo, at if at is not None else self.tip())
+
+    def ensure_exists(self) -> str:
+        """Create the branch with its initial files (one root commit) if it is missing."""
+        tip = self.tip()
+        if tip is not None:
+            return tip
+        tree = apply_changes(self.repo, None, _split(self._initial_files()))
+        commit = self.repo.write_commit(
+            tree or self.repo.write_tree([]), [], "Initialize gittrack tracking branch\n"
+        )
+        try:
+            self.repo.update_ref(self.ref, commit, None, "gittrack: initialize")
+        except ConflictError:
+            pass  # another process initialized it first: use theirs
+        tip = self.tip()
+        if tip is None:
+            raise RepositoryError(f"could not create {self.ref}")
+        return tip
+
+    def commit(
+        self,
+        build: Callable[[BranchSnapshot], Changes | None],
+        message: str,
+        extra_parents: tuple[str, ...] = (),
+    ) -> str:
+        """Apply ``build(snapshot)`` on the current tip and move the branch, retrying on races.
+
+        ``build`` is called again on the new tip after a lost race, so read-modify-write
+        changes (an experiment's tags, a run's lifecycle) see the other writer's result.
+        Returns the new tip (the old one when nothing changed).
+        """
+        self.ensure_exists()
+        for attempt in range(self.MAX_ATTEMPTS):
+            snap = self.snapshot()
+            assert snap.commit is not None
+            changes = build(snap)
+            if not changes:
+                return snap.commit
+            tree = apply_changes(self.repo, snap.tree, _split(changes)) or self.repo.write_tree([])
+            if tree == snap.tree and not extra_parents:
+                return snap.commit
+            commit = self.repo.write_commit(tree, (snap.commit, *extra_parents), message)
+            try:
+                self.repo.update_ref(
+                    self.ref, commit, snap.commit, f"gittrack: {message.splitlines()[0]}"
+                )
+                return commit
+            except ConflictError:
+                time.sleep(random.uniform(0.0005, 0.002 * min(attempt + 1, 10)))
+        raise RepositoryError(
+            f"{self.ref} kept moving: gave up after {self.MAX_ATTEMPTS} attempts to commit"
+        )

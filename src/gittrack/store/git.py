@@ -1,0 +1,430 @@
+"""The one place that reaches git.
+
+Reads go through one persistent ``git cat-file --batch`` (with loose objects read directly),
+objects are written as loose objects in git's documented format (zlib-compressed
+``<type> <size>\\0<content>`` named by its hash), and refs move through one persistent
+``git update-ref --stdin`` transaction per update, so a commit costs no process spawn.
+Everything else (status, snapshots, tags) runs ``git`` with optional locks disabled, so that
+nothing refreshes the user's index behind their back.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from gittrack.errors import ConflictError, CorruptDataError, RepositoryError
+
+_GIT_ENV_BASE = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+
+
+def _git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(_GIT_ENV_BASE)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_git(
+    args: Iterable[str],
+    cwd: str | os.PathLike[str],
+    *,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run one git command; on failure raise ``RepositoryError`` with git's own message."""
+    cmd = ["git", "--no-optional-locks", *args]
+    try:
+        proc = subprocess.run(
+            cmd, cwd=cwd, input=input, env=_git_env(env), capture_output=True, check=False
+        )
+    except FileNotFoundError as exc:
+        raise RepositoryError("git is not installed or not on PATH") from exc
+    if check and proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip() or f"exit code {proc.returncode}"
+        raise RepositoryError(f"git {' '.join(args)} failed: {message}")
+    return proc
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    email: str
+
+    def signature(self, timestamp: float | None = None) -> str:
+        ts = int(time.time() if timestamp is None else timestamp)
+        offset = -time.altzone if time.localtime(ts).tm_isdst > 0 else -time.timezone
+        sign = "+" if offset >= 0 else "-"
+        offset = abs(offset)
+        return (
+            f"{self.name} <{self.email}> {ts} {sign}{offset // 3600:02d}{offset % 3600 // 60:02d}"
+        )
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    mode: str
+    name: str
+    sha: str
+
+    @property
+    def is_tree(self) -> bool:
+        return self.mode == "40000"
+
+
+class ObjectReader:
+    """Reads objects: loose ones straight from disk, the rest through ``cat-file --batch``."""
+
+    def __init__(self, repo: GitRepo) -> None:
+        self._repo = repo
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def read(self, sha: str) -> tuple[str, bytes]:
+        loose = self._repo.objects_dir / sha[:2] / sha[2:]
+        try:
+            raw = zlib.decompress(loose.read_bytes())
+        except FileNotFoundError:
+            return self._read_batch(sha)
+        header, _, body = raw.partition(b"\0")
+        kind, _, _size = header.decode().partition(" ")
+        return kind, body
+
+    def _read_batch(self, sha: str) -> tuple[str, bytes]:
+        with self._lock:
+            proc = self._ensure()
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(sha.encode() + b"\n")
+                proc.stdin.flush()
+                header = proc.stdout.readline()
+            except BrokenPipeError:
+                header = b""
+            if not header:
+                self.close()
+                raise RepositoryError(f"git cat-file stopped while reading object {sha}")
+            parts = header.split()
+            if len(parts) == 2 and parts[1] == b"missing":
+                raise CorruptDataError(f"object {sha} is missing from {self._repo.git_dir}")
+            size = int(parts[2])
+            body = proc.stdout.read(size + 1)[:-1]
+            return parts[1].decode(), body
+
+    def _ensure(self) -> subprocess.Popen[bytes]:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                ["git", "cat-file", "--batch"],
+                cwd=self._repo.git_dir,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=_git_env({"GIT_DIR": str(self._repo.git_dir)}),
+            )
+        return self._proc
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
+            proc.wait()
+
+
+class RefUpdater:
+    """Compare-and-swap ref updates through one persistent ``update-ref --stdin``."""
+
+    def __init__(self, repo: GitRepo) -> None:
+        self._repo = repo
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def update(self, ref: str, new: str, old: str | None, message: str = "gittrack") -> None:
+        """Point ``ref`` at ``new`` only if it is at ``old`` (None: must not exist yet).
+
+        Raises ``ConflictError`` when the ref moved (the caller rebuilds and retries).
+        """
+        old_value = old or self._repo.null_sha
+        script = f"start\nupdate {ref} {new} {old_value}\nprepare\ncommit\n".encode()
+        with self._lock:
+            proc = self._ensure(message)
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(script)
+                proc.stdin.flush()
+                replies = [proc.stdout.readline() for _ in range(3)]
+            except BrokenPipeError:
+                replies = [b""]
+            if replies[-1].strip() == b"commit: ok":
+                return
+            stderr = self._reap()
+        if "cannot lock ref" in stderr or "but expected" in stderr or "already exists" in stderr:
+            raise ConflictError(f"{ref} moved during the update: {stderr}")
+        raise RepositoryError(f"updating {ref} failed: {stderr or 'git update-ref stopped'}")
+
+    def _ensure(self, message: str) -> subprocess.Popen[bytes]:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                ["git", "update-ref", "-m", message, "--stdin"],
+                cwd=self._repo.git_dir,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=_git_env({"GIT_DIR": str(self._repo.git_dir)}),
+            )
+        return self._proc
+
+    def _reap(self) -> str:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return ""
+        try:
+            _, err = proc.communicate(timeout=10)
+        except (subprocess.TimeoutExpired, ValueError):
+            proc.kill()
+            return ""
+        return err.decode(errors="replace").strip()
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait()
+
+
+_REF_LINE = re.compile(r"^([0-9a-f]{40,64}) (\S+)$")
+
+
+class GitRepo:
+    """A git repository as gittrack uses it: object store, refs and plain commands."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        start = Path(path if path is not None else os.getcwd()).expanduser()
+        if not start.exists():
+            raise RepositoryError(f"tracking repository path {str(start)!r} does not exist")
+        proc = run_git(
+            [
+                "rev-parse",
+                "--is-bare-repository",
+                "--absolute-git-dir",
+                "--git-common-dir",
+                "--show-object-format",
+                "--show-toplevel",
+            ],
+            cwd=start,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RepositoryError(
+                f"{str(start)!r} is not inside a git repository: run `git init` (or "
+                "`gittrack init`) there first, or point GITTRACK_TRACKING_URI at a repository"
+            )
+        lines = proc.stdout.decode().splitlines()
+        self.bare = lines[0] == "true"
+        self.git_dir = Path(lines[1])
+        common = Path(lines[2])
+        self.common_dir = common if common.is_absolute() else (start / common).resolve()
+        self.object_format = lines[3]
+        self.work_tree: Path | None = Path(lines[4]) if len(lines) > 4 and lines[4] else None
+        self.objects_dir = self.common_dir / "objects"
+        self.null_sha = "0" * (64 if self.object_format == "sha256" else 40)
+        self._hash = hashlib.sha256 if self.object_format == "sha256" else hashlib.sha1
+        self.reader = ObjectReader(self)
+        self.refs = RefUpdater(self)
+        self._tree_cache: dict[str, list[TreeEntry]] = {}
+        self._identity: Identity | None = None
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def path(self) -> Path:
+        """The work tree, or the git directory of a bare repository."""
+        return self.work_tree or self.git_dir
+
+    @property
+    def gittrack_dir(self) -> Path:
+        """Private state of gittrack: ``$GIT_DIR/gittrack`` (shared by all worktrees)."""
+        return self.common_dir / "gittrack"
+
+    def git(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[bytes]:
+        return run_git(args, cwd=self.path, input=input, env=env, check=check)
+
+    def git_text(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        return self.git(*args, env=env).stdout.decode()
+
+    # ---------------------------------------------------------------- objects
+    def hash_object(self, kind: str, data: bytes) -> str:
+        header = f"{kind} {len(data)}\0".encode()
+        return self._hash(header + data).hexdigest()
+
+    def write_object(self, kind: str, data: bytes) -> str:
+        """Write a loose object (idempotent) and return its id."""
+        raw = f"{kind} {len(data)}\0".encode() + data
+        sha = self._hash(raw).hexdigest()
+        directory = self.objects_dir / sha[:2]
+        target = directory / sha[2:]
+        if target.exists():
+            return sha
+        directory.mkdir(exist_ok=True)
+        tmp = directory / f"tmp_obj_{os.getpid()}_{threading.get_ident()}_{sha[2:10]}"
+        with open(tmp, "wb") as fh:
+            fh.write(zlib.compress(raw, 1))
+        os.chmod(tmp, 0o444)
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+        return sha
+
+    def has_object(self, sha: str) -> bool:
+        if (self.objects_dir / sha[:2] / sha[2:]).exists():
+            return True
+        proc = self.git("cat-file", "-e", sha, check=False)
+        return proc.returncode == 0
+
+    def read_object(self, sha: str) -> tuple[str, bytes]:
+        return self.reader.read(sha)
+
+    def read_blob(self, sha: str) -> bytes:
+        kind, body = self.reader.read(sha)
+        if kind != "blob":
+            raise CorruptDataError(f"object {sha} is a {kind}, expected a blob")
+        return body
+
+    def read_tree(self, sha: str) -> list[TreeEntry]:
+        cached = self._tree_cache.get(sha)
+        if cached is not None:
+            return cached
+        kind, body = self.reader.read(sha)
+        if kind != "tree":
+            raise CorruptDataError(f"object {sha} is a {kind}, expected a tree")
+        entries = _parse_tree(body, self._hash().digest_size)
+        if len(self._tree_cache) > 200_000:
+            self._tree_cache.clear()
+        self._tree_cache[sha] = entries
+        return entries
+
+    def write_tree(self, entries: Iterable[TreeEntry]) -> str:
+        ordered = sorted(entries, key=lambda e: e.name + "/" if e.is_tree else e.name)
+        body = b"".join(
+            f"{e.mode} {e.name}".encode() + b"\0" + bytes.fromhex(e.sha) for e in ordered
+        )
+        sha = self.write_object("tree", body)
+        self._tree_cache.setdefault(sha, ordered)
+        return sha
+
+    def commit_tree_info(self, sha: str) -> tuple[str, list[str]]:
+        """The tree and the parents of a commit."""
+        kind, body = self.reader.read(sha)
+        if kind != "commit":
+            raise CorruptDataError(f"object {sha} is a {kind}, expected a commit")
+        tree = ""
+        parents: list[str] = []
+        for line in body.split(b"\n"):
+            if not line:
+                break
+            if line.startswith(b"tree "):
+                tree = line[5:].decode()
+            elif line.startswith(b"parent "):
+                parents.append(line[7:].decode())
+        return tree, parents
+
+    def write_commit(self, tree: str, parents: Iterable[str], message: str) -> str:
+        ident = self.identity().signature()
+        lines = [f"tree {tree}"]
+        lines += [f"parent {p}" for p in parents]
+        lines += [f"author {ident}", f"committer {ident}", "", message]
+        text = "\n".join(lines)
+        if not text.endswith("\n"):
+            text += "\n"
+        return self.write_object("commit", text.encode())
+
+    def identity(self) -> Identity:
+        """Who commits: git's own resolution (env vars, then config), else the OS user."""
+        if self._identity is None:
+            proc = self.git("var", "GIT_COMMITTER_IDENT", check=False)
+            match = re.match(rb"^(.*) <(.*)> \d+ [+-]\d{4}$", proc.stdout.strip())
+            if proc.returncode == 0 and match:
+                self._identity = Identity(match.group(1).decode(), match.group(2).decode())
+            else:
+                user = getpass.getuser()
+                self._identity = Identity(user, f"{user}@{socket.gethostname()}")
+        return self._identity
+
+    # ------------------------------------------------------------------- refs
+    def read_ref(self, ref: str) -> str | None:
+        """Resolve a full ref name without spawning git (loose file, then packed-refs)."""
+        loose = self.common_dir / ref
+        try:
+            value = loose.read_text().strip()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            value = ""
+        if value.startswith("ref: "):
+            return self.read_ref(value[5:])
+        if value:
+            return value
+        return self._packed_refs().get(ref)
+
+    def _packed_refs(self) -> dict[str, str]:
+        refs: dict[str, str] = {}
+        try:
+            text = (self.common_dir / "packed-refs").read_text()
+        except FileNotFoundError:
+            return refs
+        for line in text.splitlines():
+            match = _REF_LINE.match(line)
+            if match:
+                refs[match.group(2)] = match.group(1)
+        return refs
+
+    def update_ref(self, ref: str, new: str, old: str | None, message: str = "gittrack") -> None:
+        self.refs.update(ref, new, old, message)
+
+    def rev_parse(self, rev: str) -> str | None:
+        proc = self.git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+    def close(self) -> None:
+        self.reader.close()
+        self.refs.close()
+
+    def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order varies
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _parse_tree(body: bytes, digest_size: int) -> list[TreeEntry]:
+    entries: list[TreeEntry] = []
+    pos = 0
+    end = len(body)
+    while pos < end:
+        space = body.index(b" ", pos)
+        nul = body.index(b"\0", space)
+        mode = body[pos:space].decode()
+        name = body[space + 1 : nul].decode()
+        sha = body[nul + 1 : nul + 1 + digest_size].hex()
+        entries.append(TreeEntry(mode, name, sha))
+        pos = nul + 1 + digest_size
+    return entries

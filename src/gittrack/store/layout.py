@@ -1,0 +1,36 @@
+"""Where things live on the tracking branch and in ``$GIT_DIR/gittrack`` (DESIGN §2)."""
+
+from __future__ import annotations
+
+TRACKING_ROOT = ".tracking"
+CONFIG_PATH = f"{TRACKING_ROOT}/config.yaml"
+EXPERIMENTS_DIR = f"{TRACKING_ROOT}/experiments"
+RUNS_DIR = f"{TRACKING_ROOT}/runs"
+MODELS_DIR = f"{TRACKING_ROOT}/models"
+DEFAULT_BRANCH = "gittrack"
+DEFAULT_EXPERIMENT_ID = "0"
+DEFAULT_EXPERIMENT_NAME = "Default"
+DEFAULT_STAGES = ["None", "Staging", "Production", "Archived"]
+FORMAT_VERSION = 1
+
+
+def run_dir(run_id: str) -> str:
+    """Two-level shards keep every tree small, whatever the number of runs."""
+    return f"{RUNS_DIR}/{run_id[0:2]}/{run_id[2:4]}/{run_id}"
+
+
+def experiment_path(experiment_id: str) -> str:
+    return f"{EXPERIMENTS_DIR}/{experiment_id}.yaml"
+
+
+def model_dir(name: str) -> str:
+    return f"{MODELS_DIR}/{name}"
+
+
+def initial_config() -> dict:
+    return {
+        "format": FORMAT_VERSION,
+        "source": {"capture": "snapshot", "untracked_size_cap": 1_000_000},
+        "registry": {"stages": list(DEFAULT_STAGES), "policy": {}},
+        "notifications": {},
+    }

@@ -1,0 +1,56 @@
+"""JSON Schemas of the stored documents, loaded from the package (or the source tree)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gittrack.errors import CorruptDataError, InvalidInputError
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def schemas_dir() -> Path:
+    """``gittrack/schemas`` inside an installed wheel, else ``schemas/`` of the source tree."""
+    for candidate in (_PACKAGE_DIR / "schemas", _PACKAGE_DIR.parent.parent / "schemas"):
+        if (candidate / "meta.schema.json").is_file():
+            return candidate
+    raise FileNotFoundError("gittrack's JSON schemas are missing from the installation")
+
+
+@cache
+def validator(kind: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((schemas_dir() / f"{kind}.schema.json").read_text())
+    return Draft202012Validator(schema)
+
+
+def problems(doc: Any, kind: str) -> list[str]:
+    """Every schema violation of ``doc`` as 'field: message', most specific first."""
+    found = []
+    for error in sorted(validator(kind).iter_errors(doc), key=lambda e: list(e.absolute_path)):
+        field = ".".join(str(p) for p in error.absolute_path) or "(document)"
+        found.append(f"{field}: {error.message}")
+    return found
+
+
+def check_stored(doc: Any, kind: str, where: str) -> None:
+    """Validate a document read from the branch; raise naming the file and field."""
+    found = problems(doc, kind)
+    if found:
+        raise CorruptDataError(
+            f"{where}: {found[0]}" + (f" (+{len(found) - 1} more)" if len(found) > 1 else "")
+        )
+
+
+def check_outgoing(doc: Any, kind: str, where: str) -> None:
+    """Validate a document before it is written; nothing is written when it fails."""
+    found = problems(doc, kind)
+    if found:
+        raise InvalidInputError(f"refusing to write {where}: {found[0]}")

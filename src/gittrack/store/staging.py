@@ -1,0 +1,189 @@
+"""Live runs: the files of a run that has not been committed yet, inside ``$GIT_DIR``.
+
+A live run is a directory ``$GIT_DIR/gittrack/live/<run_id>/`` with the same files as a
+committed run plus ``lock``. The process that owns the run holds an exclusive ``flock`` on
+``lock`` for as long as the run is open; the kernel drops it when the process dies however it
+dies, so "lock can be taken" means "owner is gone" (no pid guessing, no pid reuse issue).
+Metric points are appended with one ``write`` per call on an ``O_APPEND`` descriptor: once
+``log_metric`` returns, the point is in the kernel and survives ``kill -9`` of the process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+from gittrack.errors import ConflictError, NotFoundError
+
+META = "meta.yaml"
+PARAMS = "params.yaml"
+METRICS = "metrics.jsonl"
+ARTIFACTS = "artifacts"
+LOCK = "lock"
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace a file so a reader sees the old or the new content, never a mix."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+class LiveRun:
+    """An open live run directory. ``owner`` is true when this process holds its lock."""
+
+    def __init__(self, path: Path, lock_fd: int | None) -> None:
+        self.path = path
+        self.run_id = path.name
+        self._lock_fd = lock_fd
+        self._metrics_fd: int | None = None
+
+    @property
+    def owner(self) -> bool:
+        return self._lock_fd is not None
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.path / ARTIFACTS
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return (self.path / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write(self, name: str, data: bytes) -> None:
+        write_atomic(self.path / name, data)
+
+    def append_metrics(self, data: bytes) -> None:
+        """One ``write`` per call: what returns is in the kernel."""
+        fd = self._metrics_fd
+        if fd is None:
+            fd = self._metrics_fd = os.open(
+                self.path / METRICS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+            )
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+    def lock_info(self) -> dict:
+        try:
+            return json.loads((self.path / LOCK).read_text() or "{}")
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def close(self) -> None:
+        if self._metrics_fd is not None:
+            os.close(self._metrics_fd)
+            self._metrics_fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def remove(self) -> None:
+        """Delete the directory (after a successful commit), then let go of the lock."""
+        if self._metrics_fd is not None:
+            os.close(self._metrics_fd)
+            self._metrics_fd = None
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.close()
+
+
+class Staging:
+    """The set of live runs of one repository."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "live"
+
+    def _lock_payload(self) -> bytes:
+        return json.dumps(
+            {"pid": os.getpid(), "host": socket.gethostname(), "locked_at": int(time.time() * 1000)}
+        ).encode()
+
+    def create(self, run_id: str, files: dict[str, bytes]) -> LiveRun:
+        """Create a live run owned by this process; it appears complete or not at all."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / run_id
+        if final.exists():
+            raise ConflictError(f"run {run_id} is already live in {final}")
+        tmp = self.root / f".new-{run_id}-{os.getpid()}"
+        tmp.mkdir()
+        lock_fd = os.open(tmp / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        _try_flock(lock_fd)
+        os.write(lock_fd, self._lock_payload())
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        (tmp / ARTIFACTS).mkdir()
+        try:
+            os.rename(tmp, final)
+        except OSError as exc:
+            os.close(lock_fd)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ConflictError(f"run {run_id} is already live in {final}") from exc
+        return LiveRun(final, lock_fd)
+
+    def exists(self, run_id: str) -> bool:
+        return (self.root / run_id / LOCK).exists()
+
+    def open(self, run_id: str, claim: bool = False) -> LiveRun:
+        """Open a live run; with ``claim``, take its lock (only possible if its owner is gone).
+
+        Without the lock the handle can still append metrics and rewrite files: a second
+        process logging to someone else's live run is allowed, as MLflow allows it.
+        """
+        path = self.root / run_id
+        if not (path / LOCK).exists():
+            raise NotFoundError(f"run {run_id} is not live in {self.root}")
+        if not claim:
+            return LiveRun(path, None)
+        fd = os.open(path / LOCK, os.O_RDWR)
+        if not _try_flock(fd):
+            os.close(fd)
+            info = LiveRun(path, None).lock_info()
+            raise ConflictError(
+                f"run {run_id} is open in process {info.get('pid', '?')} on "
+                f"{info.get('host', '?')}; end it there first"
+            )
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, self._lock_payload(), 0)
+        return LiveRun(path, fd)
+
+    def claim_orphan(self, run_id: str) -> LiveRun | None:
+        """Take over a live run whose owner died; None when the owner is alive."""
+        path = self.root / run_id
+        try:
+            fd = os.open(path / LOCK, os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        if not _try_flock(fd):
+            os.close(fd)
+            return None
+        if not (path / LOCK).exists():  # committed and removed while we opened it
+            os.close(fd)
+            return None
+        return LiveRun(path, fd)
+
+    def run_ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if not n.startswith("."))

@@ -1,0 +1,211 @@
+"""Experiments: one YAML file each under ``.tracking/experiments/`` (DESIGN §3).
+
+Ids other than the Default experiment's ``"0"`` are derived from the name (the first 16 hex
+digits of its SHA-256), so two clones creating the same experiment offline converge on one id.
+A rename keeps the id; a new experiment whose derived id is held by a renamed one takes the
+next derivation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from gittrack.entities import Experiment, LifecycleStage, ViewType
+from gittrack.errors import ConflictError, InvalidInputError, NotFoundError
+from gittrack.store import layout
+from gittrack.store.branch import Blob, BranchSnapshot, Changes, TrackingBranch
+from gittrack.store.codecs import dump_yaml, format_time, load_yaml, parse_time
+from gittrack.store.schemas import check_outgoing, check_stored
+
+MAX_NAME_LENGTH = 500
+
+
+def derive_experiment_id(name: str, attempt: int = 0) -> str:
+    seed = name if attempt == 0 else f"{name}\0{attempt}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
+def experiment_document(experiment: Experiment) -> dict:
+    return {
+        "name": experiment.name,
+        "experiment_id": experiment.experiment_id,
+        "lifecycle": experiment.lifecycle_stage,
+        "creation_time": format_time(experiment.creation_time),
+        "last_update_time": format_time(experiment.last_update_time),
+        "tags": dict(experiment.tags),
+    }
+
+
+def default_experiment_document(now_ms: int) -> dict:
+    return experiment_document(
+        Experiment(
+            experiment_id=layout.DEFAULT_EXPERIMENT_ID,
+            name=layout.DEFAULT_EXPERIMENT_NAME,
+            artifact_location="",
+            creation_time=now_ms,
+            last_update_time=now_ms,
+        )
+    )
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"experiment name {name!r} must be a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInputError(
+            f"experiment name {name[:40]!r}... has {len(name)} characters; at most {MAX_NAME_LENGTH}"
+        )
+    return name
+
+
+class ExperimentStore:
+    """Reads and writes experiments on the tracking branch."""
+
+    def __init__(self, branch: TrackingBranch, artifact_root: str) -> None:
+        self.branch = branch
+        self.artifact_root = artifact_root
+        self._parsed: dict[str, Experiment] = {}
+
+    # ------------------------------------------------------------------ reads
+    def all(self, snap: BranchSnapshot | None = None) -> list[Experiment]:
+        snap = snap or self.branch.snapshot()
+        found = []
+        for entry in snap.listdir(layout.EXPERIMENTS_DIR):
+            if entry.is_tree or not entry.name.endswith(".yaml"):
+                continue
+            cached = self._parsed.get(entry.sha)
+            if cached is None:
+                where = f"{layout.EXPERIMENTS_DIR}/{entry.name}"
+                cached = self._from_document(
+                    load_yaml(snap.repo.read_blob(entry.sha), where), where
+                )
+                self._parsed[entry.sha] = cached
+            found.append(cached)
+        return found
+
+    def _from_document(self, doc: dict, where: str) -> Experiment:
+        check_stored(doc, "experiment", where)
+        return Experiment(
+            experiment_id=doc["experiment_id"],
+            name=doc["name"],
+            artifact_location=f"{self.artifact_root}/{doc['experiment_id']}",
+            lifecycle_stage=doc["lifecycle"],
+            tags=dict(doc.get("tags") or {}),
+            creation_time=parse_time(doc.get("creation_time")),
+            last_update_time=parse_time(doc.get("last_update_time")),
+        )
+
+    def get(self, experiment_id: str, snap: BranchSnapshot | None = None) -> Experiment:
+        experiment_id = str(experiment_id)
+        for experiment in self.all(snap):
+            if experiment.experiment_id == experiment_id:
+                return experiment
+        raise NotFoundError(f"no experiment with id {experiment_id!r}")
+
+    def find_by_name(self, name: str, snap: BranchSnapshot | None = None) -> Experiment | None:
+        for experiment in self.all(snap):
+            if experiment.name == name:
+                return experiment
+        return None
+
+    def search(self, view_type: ViewType = ViewType.ACTIVE_ONLY) -> list[Experiment]:
+        return [
+            e for e in self.all() if LifecycleStage.matches_view_type(view_type, e.lifecycle_stage)
+        ]
+
+    # ----------------------------------------------------------------- writes
+    def create(self, name: str, tags: dict[str, str] | None = None) -> str:
+        name = _check_name(name)
+        now = int(time.time() * 1000)
+        created: list[str] = []
+
+        def build(snap: BranchSnapshot) -> Changes:
+            existing = self.all(snap)
+            for experiment in existing:
+                if experiment.name == name:
+                    state = (
+                        " (deleted: restore it or pick another name)"
+                        if (experiment.lifecycle_stage == LifecycleStage.DELETED)
+                        else ""
+                    )
+                    raise ConflictError(
+                        f"experiment {name!r} already exists with id {experiment.experiment_id}{state}"
+                    )
+            taken = {e.experiment_id for e in existing}
+            attempt = 0
+            while (experiment_id := derive_experiment_id(name, attempt)) in taken:
+                attempt += 1
+            created[:] = [experiment_id]
+            experiment = Experiment(
+                experiment_id,
+                name,
+                "",
+                creation_time=now,
+                last_update_time=now,
+                tags={str(k): str(v) for k, v in (tags or {}).items()},
+            )
+            return {layout.experiment_path(experiment_id): self._blob(experiment)}
+
+        self.branch.commit(build, f"Create experiment {name}\n")
+        return created[0]
+
+    def _blob(self, experiment: Experiment) -> Blob:
+        doc = experiment_document(experiment)
+        check_outgoing(doc, "experiment", layout.experiment_path(experiment.experiment_id))
+        return Blob(dump_yaml(doc))
+
+    def _update(self, experiment_id: str, change, message: str) -> None:
+        def build(snap: BranchSnapshot) -> Changes:
+            current = self.get(experiment_id, snap)
+            updated = change(current, snap)
+            updated.last_update_time = int(time.time() * 1000)
+            return {layout.experiment_path(experiment_id): self._blob(updated)}
+
+        self.branch.commit(build, message)
+
+    def rename(self, experiment_id: str, new_name: str) -> None:
+        new_name = _check_name(new_name)
+
+        def change(current: Experiment, snap: BranchSnapshot) -> Experiment:
+            clash = self.find_by_name(new_name, snap)
+            if clash is not None and clash.experiment_id != current.experiment_id:
+                raise ConflictError(
+                    f"experiment {new_name!r} already exists with id {clash.experiment_id}"
+                )
+            return _copy(current, name=new_name)
+
+        self._update(
+            str(experiment_id), change, f"Rename experiment {experiment_id} to {new_name}\n"
+        )
+
+    def set_lifecycle(self, experiment_id: str, lifecycle: str) -> None:
+        if (
+            str(experiment_id) == layout.DEFAULT_EXPERIMENT_ID
+            and lifecycle == LifecycleStage.DELETED
+        ):
+            raise InvalidInputError("the Default experiment (id 0) cannot be deleted")
+        verb = "Delete" if lifecycle == LifecycleStage.DELETED else "Restore"
+        self._update(
+            str(experiment_id),
+            lambda current, _snap: _copy(current, lifecycle_stage=lifecycle),
+            f"{verb} experiment {experiment_id}\n",
+        )
+
+    def set_tag(self, experiment_id: str, key: str, value: str | None) -> None:
+        def change(current: Experiment, _snap: BranchSnapshot) -> Experiment:
+            tags = dict(current.tags)
+            if value is None:
+                if key not in tags:
+                    raise NotFoundError(f"experiment {experiment_id} has no tag {key!r}")
+                del tags[key]
+            else:
+                tags[key] = value
+            return _copy(current, tags=tags)
+
+        self._update(str(experiment_id), change, f"Tag experiment {experiment_id}: {key}\n")
+
+
+def _copy(experiment: Experiment, **changes) -> Experiment:
+    values = {**experiment.__dict__, **changes}
+    return Experiment(**values)

@@ -1,0 +1,142 @@
+"""One tracking repository: the git repo, its tracking branch, staging, runs and experiments.
+
+Handles are shared per process and repository (``open_repository``): the process owns its live
+runs, so every ``Client`` of the process must see the same open runs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from gittrack.errors import CorruptDataError, InvalidInputError
+from gittrack.store import layout
+from gittrack.store.branch import Blob, Changes, TrackingBranch
+from gittrack.store.codecs import dump_yaml, load_yaml
+from gittrack.store.git import GitRepo
+from gittrack.store.schemas import check_stored
+from gittrack.store.staging import Staging
+from gittrack.tracking.experiments import ExperimentStore, default_experiment_document
+from gittrack.tracking.runs import RunStore
+from gittrack.tracking.source import CAPTURE_MODES, SourceCapture
+
+_URI_PREFIXES = ("git+file://", "file://")
+
+
+def tracking_path_from_uri(uri: str | None) -> Path:
+    """The repository path a tracking URI names; no URI means the current directory.
+
+    Environment: ``GITTRACK_TRACKING_URI``, then ``MLFLOW_TRACKING_URI`` when it is a path
+    (an MLflow server URL there is ignored, so scripts shared with MLflow users keep working).
+    """
+    if uri is None:
+        uri = os.environ.get("GITTRACK_TRACKING_URI") or None
+    if uri is None:
+        mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+        if (
+            mlflow_uri
+            and "://" not in mlflow_uri.replace("file://", "", 1).replace("git+", "", 1)
+            or mlflow_uri.startswith(_URI_PREFIXES)
+        ):
+            uri = mlflow_uri
+    if uri is None or uri == "":
+        return Path.cwd()
+    for prefix in _URI_PREFIXES:
+        if uri.startswith(prefix):
+            return Path(uri[len(prefix) :]).expanduser().resolve()
+    if "://" in uri or uri.startswith(("databricks", "http:", "https:")):
+        raise InvalidInputError(
+            f"tracking URI {uri!r} is not supported: gittrack tracks into a git repository; "
+            "give a path to one (or git+file:///path)"
+        )
+    return Path(uri).expanduser().resolve()
+
+
+class TrackingRepository:
+    def __init__(
+        self, repo: GitRepo | str | os.PathLike[str] | None = None, branch: str | None = None
+    ) -> None:
+        self.repo = repo if isinstance(repo, GitRepo) else GitRepo(repo)
+        self.branch_name = branch or os.environ.get("GITTRACK_BRANCH") or layout.DEFAULT_BRANCH
+        self.branch = TrackingBranch(self.repo, self.branch_name, self._initial_files)
+        self.staging = Staging(self.repo.gittrack_dir)
+        root = f"git+file://{self.repo.path}#{self.branch_name}"
+        self.experiments = ExperimentStore(self.branch, f"{root}:{layout.EXPERIMENTS_DIR}")
+        self.runs = RunStore(self.branch, self.staging)
+        self._config: tuple[str | None, dict] | None = None
+        self._source: SourceCapture | None = None
+        self.recovered = self.runs.recover_orphans()
+
+    @property
+    def path(self) -> Path:
+        return self.repo.path
+
+    @staticmethod
+    def _initial_files() -> Changes:
+        now = int(time.time() * 1000)
+        return {
+            layout.CONFIG_PATH: Blob(dump_yaml(layout.initial_config())),
+            layout.experiment_path(layout.DEFAULT_EXPERIMENT_ID): Blob(
+                dump_yaml(default_experiment_document(now))
+            ),
+        }
+
+    def init(self) -> str:
+        return self.branch.ensure_exists()
+
+    def config(self) -> dict:
+        """``.tracking/config.yaml`` at the branch tip (defaults when the branch is new)."""
+        snap = self.branch.snapshot()
+        entry = snap.entry(layout.CONFIG_PATH)
+        sha = entry.sha if entry else None
+        if self._config is not None and self._config[0] == sha:
+            return self._config[1]
+        if entry is None:
+            doc = layout.initial_config()
+        else:
+            doc = load_yaml(self.repo.read_blob(entry.sha), layout.CONFIG_PATH)
+            check_stored(doc, "config", layout.CONFIG_PATH)
+        self._config = (sha, doc)
+        return doc
+
+    def source_capture(self) -> SourceCapture:
+        if self._source is None:
+            source_cfg = self.config().get("source") or {}
+            mode = os.environ.get("GITTRACK_SOURCE_CAPTURE") or source_cfg.get(
+                "capture", "snapshot"
+            )
+            if mode not in CAPTURE_MODES:
+                raise CorruptDataError(
+                    f"source capture mode {mode!r} is not one of {', '.join(CAPTURE_MODES)}"
+                )
+            self._source = SourceCapture.for_cwd(
+                mode, int(source_cfg.get("untracked_size_cap", 1_000_000))
+            )
+        return self._source
+
+    def shares_objects_with(self, other: GitRepo | None) -> bool:
+        return other is not None and other.common_dir == self.repo.common_dir
+
+
+_lock = threading.Lock()
+_by_path: dict[tuple[str, str], TrackingRepository] = {}
+_by_git_dir: dict[tuple[str, str], TrackingRepository] = {}
+
+
+def open_repository(uri: str | None = None, branch: str | None = None) -> TrackingRepository:
+    """The process-wide handle of the repository a tracking URI names."""
+    path = tracking_path_from_uri(uri)
+    branch_name = branch or os.environ.get("GITTRACK_BRANCH") or layout.DEFAULT_BRANCH
+    key = (str(path), branch_name)
+    with _lock:
+        handle = _by_path.get(key)
+        if handle is None:
+            repo = GitRepo(path)
+            handle = _by_git_dir.get((str(repo.common_dir), branch_name))
+            if handle is None:
+                handle = TrackingRepository(repo, branch_name)
+                _by_git_dir[(str(repo.common_dir), branch_name)] = handle
+            _by_path[key] = handle
+        return handle

@@ -1,0 +1,751 @@
+"""Runs: live in the staging area while they run, committed to the branch when they end.
+
+The owning process keeps a run's params, tags and info in memory and rewrites the small YAML
+files atomically on each change; metric points are appended one line per call. ``end`` writes
+the final ``meta.yaml`` into the live directory first, then commits, then removes the live
+directory, so a crash at any point leaves either the live run (recovered later with the status
+it had) or the committed run, never neither.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import math
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gittrack.entities import (
+    LifecycleStage,
+    Metric,
+    MetricSummary,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    SourceInfo,
+)
+from gittrack.errors import (
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+)
+from gittrack.store import layout
+from gittrack.store.branch import Blob, BranchSnapshot, Changes, TrackingBranch
+from gittrack.store.codecs import (
+    dump_yaml,
+    format_time,
+    load_yaml,
+    metric_line,
+    parse_metric_lines,
+    parse_time,
+)
+from gittrack.store.schemas import check_outgoing, check_stored
+from gittrack.store.staging import ARTIFACTS, META, METRICS, PARAMS, LiveRun, Staging
+from gittrack.tracking import validation
+from gittrack.tracking.run_names import generate_run_name
+
+NOTE_TAG = "mlflow.note.content"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class _OpenRun:
+    """A live run this process has open: the handle plus the documents it rewrites."""
+
+    live: LiveRun
+    meta: dict
+    params: dict[str, str]
+    file_stamps: dict[str, tuple] = field(default_factory=dict)
+
+
+def _stamp(path: Path) -> tuple:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return ()
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def summarize_metrics(points: list[tuple[str, float, int, int]]) -> dict[str, dict]:
+    """Per key: the latest point (highest step, then latest timestamp) and min/max/count."""
+    summary: dict[str, dict] = {}
+    for key, value, step, timestamp in points:
+        entry = summary.get(key)
+        if entry is None:
+            summary[key] = {
+                "value": value,
+                "step": step,
+                "timestamp": timestamp,
+                "min": value,
+                "max": value,
+                "count": 1,
+            }
+            continue
+        if (step, timestamp) >= (entry["step"], entry["timestamp"]):
+            entry.update(value=value, step=step, timestamp=timestamp)
+        if not math.isnan(value):
+            if math.isnan(entry["min"]) or value < entry["min"]:
+                entry["min"] = value
+            if math.isnan(entry["max"]) or value > entry["max"]:
+                entry["max"] = value
+        entry["count"] += 1
+    return summary
+
+
+def _encode_summary(summary: dict[str, dict]) -> dict[str, dict]:
+    """Summary values as stored: NaN/±inf spelled as strings (DESIGN §3)."""
+
+    def encode(v: float) -> float | str:
+        if math.isnan(v):
+            return "NaN"
+        if math.isinf(v):
+            return "Infinity" if v > 0 else "-Infinity"
+        return v
+
+    return {
+        k: {**e, "value": encode(e["value"]), "min": encode(e["min"]), "max": encode(e["max"])}
+        for k, e in sorted(summary.items())
+    }
+
+
+def _decode_number(raw: object) -> float:
+    if raw == "NaN":
+        return math.nan
+    if raw == "Infinity":
+        return math.inf
+    if raw == "-Infinity":
+        return -math.inf
+    return float(raw)  # type: ignore[arg-type]
+
+
+class RunStore:
+    """All run operations of one tracking repository."""
+
+    def __init__(
+        self, branch: TrackingBranch, staging: Staging, artifact_uri_prefix: str = "runs:/"
+    ) -> None:
+        self.branch = branch
+        self.repo = branch.repo
+        self.staging = staging
+        self._open: dict[str, _OpenRun] = {}
+        self._key_json: dict[str, str] = {}
+        self._artifact_prefix = artifact_uri_prefix
+
+    # ------------------------------------------------------------- creation
+    def create(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None = None,
+        start_time: int | None = None,
+        tags: dict[str, str] | None = None,
+        parent_run_id: str | None = None,
+        source: SourceInfo | None = None,
+        description: str | None = None,
+        same_repo_source: bool = False,
+    ) -> Run:
+        tags = {
+            validation.check_key(k, "tag"): validation.check_string_value(v, "tag", k)
+            for k, v in (tags or {}).items()
+        }
+        run_name = run_name or tags.get("mlflow.runName") or generate_run_name()
+        run_id = uuid.uuid4().hex
+        source = source or SourceInfo()
+        user = getpass.getuser()
+        system_tags = {
+            "mlflow.runName": run_name,
+            "mlflow.user": user,
+            "mlflow.source.type": "LOCAL",
+        }
+        if source.entry_point:
+            system_tags["mlflow.source.name"] = source.entry_point
+        if source.commit:
+            system_tags["mlflow.source.git.commit"] = source.commit
+        if source.branch:
+            system_tags["mlflow.source.git.branch"] = source.branch
+        if parent_run_id:
+            system_tags["mlflow.parentRunId"] = parent_run_id
+        if description is not None:
+            system_tags[NOTE_TAG] = description
+        meta = {
+            "format": layout.FORMAT_VERSION,
+            "run_id": run_id,
+            "run_name": run_name,
+            "experiment_id": str(experiment_id),
+            "status": RunStatus.RUNNING,
+            "lifecycle": LifecycleStage.ACTIVE,
+            "start_time": format_time(start_time or now_ms()),
+            "end_time": None,
+            "parent_run_id": parent_run_id,
+            "user": user,
+            "tags": {**system_tags, **tags},
+            "source": {
+                "commit": source.commit,
+                "branch": source.branch,
+                "dirty": source.dirty,
+                "snapshot": source.snapshot,
+                "untracked_skipped": list(source.untracked_skipped),
+                "entry_point": source.entry_point,
+            },
+            "metrics": {},
+        }
+        if same_repo_source:
+            meta["_parents"] = (
+                [source.snapshot or source.commit] if (source.snapshot or source.commit) else []
+            )
+        stored_meta = self._meta_for_disk(meta)
+        check_outgoing(stored_meta, "meta", f"run {run_id} meta.yaml")
+        live = self.staging.create(
+            run_id, {META: dump_yaml(meta), PARAMS: dump_yaml({}), METRICS: b""}
+        )
+        opened = _OpenRun(live, meta, {})
+        self._remember_stamps(opened)
+        self._open[run_id] = opened
+        return self._run_from_docs(meta, {}, {}, live=True)
+
+    def resume(self, run_id: str) -> Run:
+        """Reopen a run for logging: a live one whose owner is gone, or a committed one."""
+        validation.check_run_id(run_id)
+        if run_id in self._open:
+            return self.get(run_id)
+        if self.staging.exists(run_id):
+            live = self.staging.open(run_id, claim=True)
+            meta = load_yaml(live.read(META) or b"", f"{live.path}/{META}")
+            params = load_yaml(live.read(PARAMS) or b"", f"{live.path}/{PARAMS}") or {}
+        else:
+            snap = self.branch.snapshot()
+            base = layout.run_dir(run_id)
+            raw_meta = snap.read(f"{base}/{META}")
+            if raw_meta is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            meta = load_yaml(raw_meta, f"{base}/{META}")
+            check_stored(meta, "meta", f"{base}/{META}")
+            params = load_yaml(snap.read(f"{base}/{PARAMS}") or b"", f"{base}/{PARAMS}") or {}
+            meta.update(status=RunStatus.RUNNING, end_time=None)
+            live = self.staging.create(
+                run_id,
+                {
+                    META: dump_yaml(meta),
+                    PARAMS: dump_yaml(params),
+                    METRICS: snap.read(f"{base}/{METRICS}") or b"",
+                },
+            )
+        if meta.get("lifecycle") == LifecycleStage.DELETED:
+            live.close()
+            raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it")
+        meta["status"] = RunStatus.RUNNING
+        meta["end_time"] = None
+        opened = _OpenRun(live, meta, dict(params))
+        self._open[run_id] = opened
+        self._write_meta(opened)
+        return self.get(run_id)
+
+    # -------------------------------------------------------------- logging
+    def _writable(self, run_id: str) -> _OpenRun:
+        opened = self._open.get(run_id)
+        if opened is not None:
+            if opened.meta["lifecycle"] == LifecycleStage.DELETED:
+                raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it")
+            return opened
+        return self._attach(run_id)
+
+    def _attach(self, run_id: str) -> _OpenRun:
+        """Log into a live run another process (or an earlier client) opened."""
+        validation.check_run_id(run_id)
+        if not self.staging.exists(run_id):
+            meta_raw = self.branch.snapshot().read(f"{layout.run_dir(run_id)}/{META}")
+            if meta_raw is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            meta = load_yaml(meta_raw, f"{layout.run_dir(run_id)}/{META}")
+            if meta.get("lifecycle") == LifecycleStage.DELETED:
+                raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it")
+            raise InvalidStateError(
+                f"run {run_id} is {meta.get('status')}: it can no longer be logged to; "
+                f"start_run(run_id='{run_id}') resumes it"
+            )
+        live = self.staging.open(run_id)
+        meta = load_yaml(live.read(META) or b"", f"{live.path}/{META}")
+        params = load_yaml(live.read(PARAMS) or b"", f"{live.path}/{PARAMS}") or {}
+        opened = _OpenRun(live, meta, dict(params))
+        self._remember_stamps(opened)
+        if meta.get("lifecycle") == LifecycleStage.DELETED:
+            raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it")
+        self._open[run_id] = opened
+        return opened
+
+    def _key(self, key: str) -> str:
+        encoded = self._key_json.get(key)
+        if encoded is None:
+            validation.check_key(key, "metric")
+            encoded = self._key_json[key] = json.dumps(key)
+        return encoded
+
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        timestamp: int | None = None,
+        step: int | None = 0,
+    ) -> None:
+        opened = self._open.get(run_id) or self._writable(run_id)
+        if opened.meta["lifecycle"] != LifecycleStage.ACTIVE:
+            self._writable(run_id)
+        encoded = self._key_json.get(key) or self._key(key)
+        if value.__class__ is not float:
+            value = validation.check_metric_value(value, key)
+        if step.__class__ is not int:
+            step = validation.check_step(step, key)
+        if timestamp is None:
+            timestamp = int(time.time() * 1000)
+        elif timestamp.__class__ is not int:
+            timestamp = validation.check_timestamp(timestamp, key)
+        opened.live.append_metrics(metric_line(encoded, value, step, timestamp))
+
+    def log_metrics(
+        self,
+        run_id: str,
+        metrics: dict[str, float],
+        step: int | None = 0,
+        timestamp: int | None = None,
+    ) -> None:
+        opened = self._writable(run_id)
+        ts = now_ms() if timestamp is None else validation.check_timestamp(timestamp, "*")
+        step = validation.check_step(step, "*")
+        lines = [
+            metric_line(self._key(k), validation.check_metric_value(v, k), step, ts)  # type: ignore[arg-type]
+            for k, v in metrics.items()
+        ]
+        opened.live.append_metrics(b"".join(lines))
+
+    def log_metric_points(self, run_id: str, metrics: list[Metric]) -> None:
+        opened = self._writable(run_id)
+        lines = [
+            metric_line(
+                self._key(m.key),
+                validation.check_metric_value(m.value, m.key),
+                validation.check_step(m.step, m.key),
+                validation.check_timestamp(m.timestamp, m.key) or now_ms(),
+            )
+            for m in metrics
+        ]
+        opened.live.append_metrics(b"".join(lines))
+
+    def log_params(self, run_id: str, params: dict[str, object]) -> None:
+        opened = self._writable(run_id)
+        checked = {
+            validation.check_key(k, "param"): validation.check_string_value(v, "param", k)
+            for k, v in params.items()
+        }
+        self._refresh(opened, PARAMS)
+        new = {}
+        for key, value in checked.items():
+            old = opened.params.get(key)
+            if old is None:
+                new[key] = value
+            elif old != value:
+                raise ConflictError(
+                    f"param {key!r} of run {run_id} is already {old!r}; it cannot change to "
+                    f"{value!r} (params are immutable: log a new key or start a new run)"
+                )
+        if new:
+            updated = {**opened.params, **new}
+            check_outgoing(updated, "params", f"run {run_id} params.yaml")
+            opened.params = updated
+            opened.live.write(PARAMS, dump_yaml(updated))
+            opened.file_stamps[PARAMS] = _stamp(opened.live.file(PARAMS))
+
+    def set_tags(self, run_id: str, tags: dict[str, object]) -> None:
+        checked = {
+            validation.check_key(k, "tag"): validation.check_string_value(v, "tag", k)
+            for k, v in tags.items()
+        }
+        if not self._is_live(run_id):
+            self._update_committed_meta(run_id, lambda meta: meta["tags"].update(checked), "Tag")
+            return
+        opened = self._writable(run_id)
+        self._refresh(opened, META)
+        opened.meta["tags"].update(checked)
+        if "mlflow.runName" in checked:
+            opened.meta["run_name"] = checked["mlflow.runName"]
+        self._write_meta(opened)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        def drop(meta: dict) -> None:
+            if key not in meta["tags"]:
+                raise NotFoundError(f"run {run_id} has no tag {key!r}")
+            del meta["tags"][key]
+
+        if not self._is_live(run_id):
+            self._update_committed_meta(run_id, drop, "Delete tag of")
+            return
+        opened = self._writable(run_id)
+        self._refresh(opened, META)
+        drop(opened.meta)
+        self._write_meta(opened)
+
+    def _is_live(self, run_id: str) -> bool:
+        return run_id in self._open or self.staging.exists(validation.check_run_id(run_id))
+
+    # ------------------------------------------------------------ artifacts
+    def artifact_target(self, run_id: str, artifact_path: str | None, name: str) -> Path:
+        """Where a file named ``name`` logged under ``artifact_path`` goes in the live run."""
+        opened = self._writable(run_id)
+        rel = validation.check_artifact_path(artifact_path)
+        rel = f"{rel}/{name}" if rel else name
+        rel = validation.check_artifact_path(rel)
+        target = (opened.live.artifacts_dir / rel).resolve()
+        root = opened.live.artifacts_dir.resolve()
+        if root not in target.parents:
+            raise InvalidInputError(f"artifact path {rel!r} escapes the run's artifact directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
+        source = Path(local_path)
+        if not source.is_file():
+            raise NotFoundError(f"artifact file {str(source)!r} does not exist or is not a file")
+        shutil.copyfile(source, self.artifact_target(run_id, artifact_path, source.name))
+
+    def log_artifacts(
+        self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
+        source = Path(local_dir)
+        if not source.is_dir():
+            raise NotFoundError(f"artifact directory {str(source)!r} does not exist")
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                rel = path.relative_to(source).as_posix()
+                base = validation.check_artifact_path(artifact_path)
+                parent, _, name = (f"{base}/{rel}" if base else rel).rpartition("/")
+                shutil.copyfile(path, self.artifact_target(run_id, parent or None, name))
+
+    def write_artifact(self, run_id: str, artifact_file: str, data: bytes) -> None:
+        parent, _, name = validation.check_artifact_path(artifact_file).rpartition("/")
+        if not name:
+            raise InvalidInputError(f"artifact file {artifact_file!r} must name a file")
+        self.artifact_target(run_id, parent or None, name).write_bytes(data)
+
+    def list_artifacts(
+        self, run_id: str, path: str | None = None
+    ) -> list[tuple[str, bool, int | None]]:
+        """(path, is_dir, size) of the direct children of ``path`` in the run's artifacts."""
+        rel = validation.check_artifact_path(path)
+        if self._is_live(run_id):
+            directory = self.staging.open(run_id).artifacts_dir / rel
+            if not directory.is_dir():
+                return []
+            return [
+                (
+                    f"{rel}/{p.name}" if rel else p.name,
+                    p.is_dir(),
+                    None if p.is_dir() else p.stat().st_size,
+                )
+                for p in sorted(directory.iterdir())
+            ]
+        snap = self.branch.snapshot()
+        base = f"{layout.run_dir(run_id)}/{ARTIFACTS}" + (f"/{rel}" if rel else "")
+        self._committed_meta(run_id, snap)
+        out = []
+        for entry in snap.listdir(base):
+            size = None if entry.is_tree else len(self.repo.read_blob(entry.sha))
+            out.append((f"{rel}/{entry.name}" if rel else entry.name, entry.is_tree, size))
+        return out
+
+    def download_artifacts(self, run_id: str, path: str | None, dst: Path) -> Path:
+        rel = validation.check_artifact_path(path)
+        dst.mkdir(parents=True, exist_ok=True)
+        if self._is_live(run_id):
+            source = self.staging.open(run_id).artifacts_dir / rel
+            if not source.exists():
+                raise NotFoundError(f"run {run_id} has no artifact {rel!r}")
+            target = dst / (source.name if rel else "")
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(source, target)
+            return target if rel else dst
+        snap = self.branch.snapshot()
+        self._committed_meta(run_id, snap)
+        base = f"{layout.run_dir(run_id)}/{ARTIFACTS}" + (f"/{rel}" if rel else "")
+        entry = snap.entry(base)
+        if entry is None:
+            raise NotFoundError(f"run {run_id} has no artifact {rel!r}")
+        if not entry.is_tree:
+            target = dst / rel.rpartition("/")[2]
+            target.write_bytes(self.repo.read_blob(entry.sha))
+            return target
+        target = dst / rel.rpartition("/")[2] if rel else dst
+        for sub, blob in snap.walk(base):
+            out = target / sub
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(self.repo.read_blob(blob.sha))
+        return target
+
+    # ----------------------------------------------------------- finishing
+    def end(
+        self, run_id: str, status: str = RunStatus.FINISHED, end_time: int | None = None
+    ) -> None:
+        if status not in RunStatus.ALL:
+            raise InvalidInputError(
+                f"run status {status!r} is not one of {', '.join(RunStatus.ALL)}"
+            )
+        opened = self._open.get(run_id)
+        if opened is None:
+            validation.check_run_id(run_id)
+            if not self.staging.exists(run_id):
+                self._committed_meta(run_id, self.branch.snapshot())
+                return  # already committed: ending twice is harmless, as in MLflow
+            opened = self._open[run_id] = _OpenRun(self.staging.open(run_id, claim=True), {}, {})
+            self._refresh(opened, META, force=True)
+            self._refresh(opened, PARAMS, force=True)
+        self._refresh(opened, META)
+        self._refresh(opened, PARAMS)
+        opened.meta["status"] = status
+        opened.meta["end_time"] = format_time(end_time or now_ms())
+        self._write_meta(opened)
+        try:
+            self._commit_live(opened.live, opened.meta, opened.params)
+        finally:
+            self._open.pop(run_id, None)
+
+    def _commit_live(self, live: LiveRun, meta: dict, params: dict[str, str]) -> str:
+        """Commit a live run's files onto the branch, then remove the live directory."""
+        run_id = live.run_id
+        raw_metrics = live.read(METRICS) or b""
+        points, torn = parse_metric_lines(raw_metrics, f"{live.path}/{METRICS}")
+        if torn is not None:
+            raw_metrics = raw_metrics[: raw_metrics.rfind(b"\n") + 1]
+            meta.setdefault("tags", {})["gittrack.recovery"] = torn
+        meta["metrics"] = _encode_summary(summarize_metrics(points))
+        parents = [p for p in meta.get("_parents") or [] if p]
+        stored = self._meta_for_disk(meta)
+        where = f"{layout.run_dir(run_id)}/{META}"
+        check_outgoing(stored, "meta", where)
+        check_outgoing(params, "params", f"{layout.run_dir(run_id)}/{PARAMS}")
+        base = layout.run_dir(run_id)
+        changes: dict[str, Blob] = {
+            f"{base}/{META}": Blob(dump_yaml(stored)),
+            f"{base}/{PARAMS}": Blob(dump_yaml(params)),
+            f"{base}/{METRICS}": Blob(raw_metrics),
+        }
+        for path in sorted(live.artifacts_dir.rglob("*")):
+            if path.is_file():
+                rel = path.relative_to(live.artifacts_dir).as_posix()
+                mode = "100755" if os.access(path, os.X_OK) else "100644"
+                changes[f"{base}/{ARTIFACTS}/{rel}"] = Blob(path.read_bytes(), mode)
+        parents = [p for p in parents if self.repo.has_object(p)]
+        message = (
+            f"Run {meta['run_name']} {meta['status']} ({run_id})\n\n"
+            f"Experiment: {meta['experiment_id']}\n"
+            f"Run-Id: {run_id}\n"
+            f"Source-Commit: {meta['source'].get('commit') or 'none'}\n"
+        )
+        tip = self.branch.commit(lambda _snap: changes, message, tuple(dict.fromkeys(parents)))
+        live.remove()
+        return tip
+
+    # ------------------------------------------------------------- recovery
+    def recover_orphans(self) -> list[tuple[str, str | None]]:
+        """Commit live runs whose owning process is gone; returns (run_id, problem) pairs."""
+        recovered = []
+        for run_id in self.staging.run_ids():
+            if run_id in self._open:
+                continue
+            live = self.staging.claim_orphan(run_id)
+            if live is None:
+                continue
+            try:
+                meta = load_yaml(live.read(META) or b"", f"{live.path}/{META}")
+                params = load_yaml(live.read(PARAMS) or b"", f"{live.path}/{PARAMS}") or {}
+                if not isinstance(meta, dict) or "run_id" not in meta:
+                    raise CorruptDataError(f"{live.path}/{META} is not a run's meta.yaml")
+            except CorruptDataError as exc:
+                live.close()
+                recovered.append((run_id, str(exc)))
+                continue
+            if meta.get("status") in (RunStatus.RUNNING, RunStatus.SCHEDULED):
+                meta["status"] = RunStatus.KILLED
+                meta["end_time"] = format_time(self._last_activity(live))
+            points_raw = live.read(METRICS) or b""
+            _, torn = parse_metric_lines(points_raw, f"{live.path}/{METRICS}")
+            self._commit_live(live, meta, params)
+            recovered.append((run_id, torn))
+        return recovered
+
+    def _last_activity(self, live: LiveRun) -> int:
+        stamps = [os.stat(p).st_mtime for p in live.path.iterdir() if p.is_file()]
+        return int(max(stamps, default=time.time()) * 1000)
+
+    # -------------------------------------------------------------- reading
+    def get(self, run_id: str) -> Run:
+        validation.check_run_id(run_id)
+        opened = self._open.get(run_id)
+        if opened is not None or self.staging.exists(run_id):
+            live = opened.live if opened else self.staging.open(run_id)
+            meta = load_yaml(live.read(META) or b"", f"{live.path}/{META}")
+            params = load_yaml(live.read(PARAMS) or b"", f"{live.path}/{PARAMS}") or {}
+            points, _ = parse_metric_lines(live.read(METRICS) or b"", f"{live.path}/{METRICS}")
+            return self._run_from_docs(meta, params, summarize_metrics(points), live=True)
+        snap = self.branch.snapshot()
+        meta = self._committed_meta(run_id, snap)
+        base = layout.run_dir(run_id)
+        params = load_yaml(snap.read(f"{base}/{PARAMS}") or b"", f"{base}/{PARAMS}") or {}
+        check_stored(params, "params", f"{base}/{PARAMS}")
+        summary = {
+            k: {
+                **v,
+                "value": _decode_number(v["value"]),
+                "min": _decode_number(v["min"]),
+                "max": _decode_number(v["max"]),
+            }
+            for k, v in meta["metrics"].items()
+        }
+        return self._run_from_docs(meta, params, summary, live=False)
+
+    def _committed_meta(self, run_id: str, snap: BranchSnapshot) -> dict:
+        where = f"{layout.run_dir(run_id)}/{META}"
+        raw = snap.read(where)
+        if raw is None:
+            raise NotFoundError(f"run {run_id} does not exist on branch {self.branch.name}")
+        meta = load_yaml(raw, where)
+        check_stored(meta, "meta", where)
+        return meta
+
+    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+        validation.check_run_id(run_id)
+        if run_id in self._open or self.staging.exists(run_id):
+            live = self._open[run_id].live if run_id in self._open else self.staging.open(run_id)
+            raw, where = live.read(METRICS) or b"", f"{live.path}/{METRICS}"
+        else:
+            snap = self.branch.snapshot()
+            self._committed_meta(run_id, snap)
+            where = f"{layout.run_dir(run_id)}/{METRICS}"
+            raw = snap.read(where) or b""
+        points, _ = parse_metric_lines(raw, where)
+        return [Metric(k, v, ts, step) for k, v, step, ts in points if k == key]
+
+    def run_ids(self, snap: BranchSnapshot | None = None) -> Iterator[str]:
+        """Every committed run id on the branch, then the live ones not yet committed."""
+        snap = snap or self.branch.snapshot()
+        seen = set()
+        for first in snap.listdir(layout.RUNS_DIR):
+            for second in self.repo.read_tree(first.sha) if first.is_tree else []:
+                for run in self.repo.read_tree(second.sha) if second.is_tree else []:
+                    seen.add(run.name)
+                    yield run.name
+        for run_id in self.staging.run_ids():
+            if run_id not in seen:
+                yield run_id
+
+    # ----------------------------------------------------------- lifecycle
+    def set_lifecycle(self, run_id: str, lifecycle: str) -> None:
+        if self._is_live(run_id):
+            opened = self._open.get(run_id) or self._attach_any(run_id)
+            self._refresh(opened, META)
+            opened.meta["lifecycle"] = lifecycle
+            self._write_meta(opened)
+            return
+        verb = "Delete" if lifecycle == LifecycleStage.DELETED else "Restore"
+        self._update_committed_meta(
+            run_id, lambda meta: meta.__setitem__("lifecycle", lifecycle), verb
+        )
+
+    def _attach_any(self, run_id: str) -> _OpenRun:
+        live = self.staging.open(run_id)
+        opened = _OpenRun(live, {}, {})
+        self._refresh(opened, META, force=True)
+        self._refresh(opened, PARAMS, force=True)
+        self._open[run_id] = opened
+        return opened
+
+    def _update_committed_meta(self, run_id: str, change, verb: str) -> None:
+        validation.check_run_id(run_id)
+        where = f"{layout.run_dir(run_id)}/{META}"
+
+        def build(snap: BranchSnapshot) -> Changes:
+            meta = self._committed_meta(run_id, snap)
+            change(meta)
+            check_outgoing(meta, "meta", where)
+            return {where: Blob(dump_yaml(meta))}
+
+        self.branch.commit(build, f"{verb} run {run_id}\n\nRun-Id: {run_id}\n")
+
+    # ------------------------------------------------------------- helpers
+    @staticmethod
+    def _meta_for_disk(meta: dict) -> dict:
+        return {k: v for k, v in meta.items() if not k.startswith("_")}
+
+    def _write_meta(self, opened: _OpenRun) -> None:
+        stored = self._meta_for_disk(opened.meta)
+        check_outgoing(stored, "meta", f"run {opened.live.run_id} meta.yaml")
+        opened.live.write(META, dump_yaml(opened.meta))
+        opened.file_stamps[META] = _stamp(opened.live.file(META))
+
+    def _remember_stamps(self, opened: _OpenRun) -> None:
+        for name in (META, PARAMS):
+            opened.file_stamps[name] = _stamp(opened.live.file(name))
+
+    def _refresh(self, opened: _OpenRun, name: str, force: bool = False) -> None:
+        """Re-read a live file another process rewrote since we last wrote it."""
+        stamp = _stamp(opened.live.file(name))
+        if not force and stamp == opened.file_stamps.get(name):
+            return
+        doc = load_yaml(opened.live.read(name) or b"", f"{opened.live.path}/{name}")
+        if name == META:
+            opened.meta = doc
+        else:
+            opened.params = dict(doc or {})
+        opened.file_stamps[name] = stamp
+
+    def _run_from_docs(self, meta: dict, params: dict, summary: dict[str, dict], live: bool) -> Run:
+        run_id = meta["run_id"]
+        info = RunInfo(
+            run_id=run_id,
+            experiment_id=str(meta["experiment_id"]),
+            run_name=meta["run_name"],
+            user_id=meta["user"],
+            status=meta["status"],
+            start_time=parse_time(meta["start_time"]) or 0,
+            end_time=parse_time(meta["end_time"]),
+            artifact_uri=f"{self._artifact_prefix}{run_id}",
+            lifecycle_stage=meta["lifecycle"],
+        )
+        source = meta.get("source") or {}
+        summaries = {
+            k: MetricSummary(
+                k, v["value"], v["step"], v["timestamp"], v["min"], v["max"], v["count"]
+            )
+            for k, v in summary.items()
+        }
+        return Run(
+            info=info,
+            data=RunData(
+                metrics={k: s.value for k, s in summaries.items()},
+                params={str(k): str(v) for k, v in params.items()},
+                tags=dict(meta.get("tags") or {}),
+            ),
+            parent_run_id=meta.get("parent_run_id"),
+            source=SourceInfo(
+                commit=source.get("commit"),
+                branch=source.get("branch"),
+                dirty=bool(source.get("dirty")),
+                snapshot=source.get("snapshot"),
+                untracked_skipped=tuple(source.get("untracked_skipped") or ()),
+                entry_point=source.get("entry_point"),
+            ),
+            metric_summaries=summaries,
+        )

@@ -1,0 +1,187 @@
+"""Source capture: which code a run ran on (DESIGN §5).
+
+The commit, branch and dirty flag come from the repository that holds the working directory.
+On a dirty tree a snapshot commit of the working state is written with a private index (a copy
+of the user's, so ``git add`` stays fast), never the user's own index. Captures are cached per
+process while HEAD, the index and the stat data of the work tree's files are unchanged, so a
+sweep of short runs pays for ``git status`` once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from gittrack.entities import SourceInfo
+from gittrack.errors import RepositoryError
+from gittrack.store.git import GitRepo
+
+CAPTURE_MODES = ("none", "commit", "snapshot")
+SNAPSHOT_MESSAGE = "gittrack: snapshot of uncommitted changes\n"
+
+
+@dataclass(frozen=True)
+class _Cached:
+    fingerprint: tuple
+    files: tuple[str, ...]
+    info: SourceInfo
+
+
+def _stat_key(path: Path) -> tuple:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return (str(path), None)
+    return (str(path), st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
+
+
+class SourceCapture:
+    """Captures the code state of one repository, with a per-process cache."""
+
+    def __init__(
+        self, repo: GitRepo | None, mode: str = "snapshot", size_cap: int = 1_000_000
+    ) -> None:
+        self.repo = repo
+        self.mode = mode
+        self.size_cap = size_cap
+        self._cached: _Cached | None = None
+
+    @classmethod
+    def for_cwd(cls, mode: str, size_cap: int) -> SourceCapture:
+        try:
+            repo = GitRepo(os.getcwd())
+        except RepositoryError:
+            repo = None
+        if repo is not None and repo.work_tree is None:
+            repo = None
+        return cls(repo, mode, size_cap)
+
+    # ------------------------------------------------------------- fingerprint
+    def _head(self) -> tuple[str | None, str | None]:
+        """(commit, branch) from the HEAD file, without spawning git."""
+        assert self.repo is not None
+        try:
+            head = (self.repo.git_dir / "HEAD").read_text().strip()
+        except FileNotFoundError:
+            return None, None
+        if head.startswith("ref: "):
+            ref = head[5:]
+            branch = ref[len("refs/heads/") :] if ref.startswith("refs/heads/") else ref
+            return self.repo.read_ref(ref), branch
+        return head or None, None
+
+    def _fingerprint(self, files: tuple[str, ...]) -> tuple:
+        assert self.repo is not None and self.repo.work_tree is not None
+        repo = self.repo
+        head_commit, branch = self._head()
+        keys: list[tuple] = [(head_commit, branch), _stat_key(repo.git_dir / "index")]
+        root = repo.work_tree
+        dirs = {""}
+        for rel in files:
+            keys.append(_stat_key(root / rel))
+            parent = rel.rpartition("/")[0]
+            while parent not in dirs:
+                dirs.add(parent)
+                parent = parent.rpartition("/")[0]
+        keys.extend(_stat_key(root / d) for d in sorted(dirs))
+        return tuple(keys)
+
+    # ----------------------------------------------------------------- capture
+    def capture(self, entry_point: str | None = None) -> SourceInfo:
+        if self.repo is None or self.mode == "none":
+            return SourceInfo(entry_point=entry_point)
+        cached = self._cached
+        if cached is not None and cached.fingerprint == self._fingerprint(cached.files):
+            return _with_entry_point(cached.info, entry_point)
+        files = self._list_files()
+        fingerprint = self._fingerprint(files)
+        info = self._capture_now(files)
+        self._cached = _Cached(fingerprint, files, info)
+        return _with_entry_point(info, entry_point)
+
+    def _list_files(self) -> tuple[str, ...]:
+        assert self.repo is not None
+        out = self.repo.git("ls-files", "-z", "--cached", "--others", "--exclude-standard").stdout
+        return tuple(sorted({p for p in out.decode().split("\0") if p}))
+
+    def _capture_now(self, files: tuple[str, ...]) -> SourceInfo:
+        assert self.repo is not None
+        commit, branch = self._head()
+        status = self.repo.git(
+            "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=dirty"
+        ).stdout
+        dirty = bool(status.strip(b"\0"))
+        if not dirty or self.mode != "snapshot":
+            return SourceInfo(commit=commit, branch=branch, dirty=dirty)
+        snapshot, skipped = self._snapshot(commit)
+        return SourceInfo(
+            commit=commit, branch=branch, dirty=dirty, snapshot=snapshot, untracked_skipped=skipped
+        )
+
+    def _snapshot(self, head: str | None) -> tuple[str | None, tuple[str, ...]]:
+        """Commit the working state (parent HEAD) through a private copy of the index."""
+        assert self.repo is not None and self.repo.work_tree is not None
+        repo = self.repo
+        tmp_dir = repo.gittrack_dir / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        index = tmp_dir / f"snapshot-index-{os.getpid()}"
+        try:
+            user_index = repo.git_dir / "index"
+            if user_index.exists():
+                shutil.copyfile(user_index, index)
+            env = {"GIT_INDEX_FILE": str(index)}
+            untracked = repo.git("ls-files", "-z", "--others", "--exclude-standard").stdout
+            small, skipped = [], []
+            for rel in (p for p in untracked.decode().split("\0") if p):
+                try:
+                    size = os.lstat(repo.work_tree / rel).st_size
+                except OSError:
+                    continue
+                (skipped if size > self.size_cap else small).append(rel)
+            repo.git("add", "-u", "--", ".", env=env)
+            if small:
+                repo.git(
+                    "add",
+                    "--pathspec-from-file=-",
+                    "--pathspec-file-nul",
+                    "--",
+                    input="\0".join(small).encode(),
+                    env=env,
+                )
+            tree = repo.git_text("write-tree", env=env).strip()
+        finally:
+            index.unlink(missing_ok=True)
+        if head is not None and repo.commit_tree_info(head)[0] == tree:
+            return None, tuple(skipped)
+        snapshot = repo.write_commit(tree, [head] if head else [], SNAPSHOT_MESSAGE)
+        return snapshot, tuple(skipped)
+
+
+def _with_entry_point(info: SourceInfo, entry_point: str | None) -> SourceInfo:
+    if info.entry_point == entry_point:
+        return info
+    return SourceInfo(
+        commit=info.commit,
+        branch=info.branch,
+        dirty=info.dirty,
+        snapshot=info.snapshot,
+        untracked_skipped=info.untracked_skipped,
+        entry_point=entry_point,
+    )
+
+
+def default_entry_point(work_tree: Path | None) -> str | None:
+    """The script being run, relative to the work tree when inside it."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else None
+    if not argv0 or argv0 in ("-c", "-m"):
+        return None
+    path = Path(argv0).resolve()
+    if work_tree is not None:
+        try:
+            return path.relative_to(work_tree).as_posix()
+        except ValueError:
+            pass
+    return path.name
