@@ -122,7 +122,7 @@ def public_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
     out = pd.DataFrame(index=frame.index)
     for column in ATTRIBUTE_COLUMNS:
-        out[column] = frame[column] if column in frame else None
+        out[column] = frame.get(column, None)
     out["start_time"] = pd.to_datetime(out["start_time"], unit="ms", utc=True)
     out["end_time"] = pd.to_datetime(out["end_time"], unit="ms", utc=True)
     for prefix in ("metrics.", "params.", "tags."):

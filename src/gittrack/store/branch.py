@@ -9,6 +9,7 @@ concurrent writers never lose each other's runs.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -161,10 +162,9 @@ class TrackingBranch:
         commit = self.repo.write_commit(
             tree or self.repo.write_tree([]), [], "Initialize gittrack tracking branch\n"
         )
-        try:
+        # Another process may have initialized it first: then theirs is used.
+        with contextlib.suppress(ConflictError):
             self.repo.update_ref(self.ref, commit, None, "gittrack: initialize")
-        except ConflictError:
-            pass  # another process initialized it first: use theirs
         tip = self.tip()
         if tip is None:
             raise RepositoryError(f"could not create {self.ref}")

@@ -10,6 +10,7 @@ nothing refreshes the user's index behind their back.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import os
@@ -409,10 +410,8 @@ class GitRepo:
         self.refs.close()
 
     def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order varies
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
 
 def _parse_tree(body: bytes, digest_size: int) -> list[TreeEntry]:
