@@ -254,7 +254,8 @@ def build_registry_state(
     stage_set = _validate_stages(stages)
     by_model = _registry_tags_by_model(tags)
     models = {
-        name: _build_model(name, events, stage_set) for name, events in sorted(by_model.items())
+        name: _ModelBuilder(name, events, stage_set).build()
+        for name, events in sorted(by_model.items())
     }
     return RegistryState(models=models, stages=tuple(stages))
 
@@ -422,6 +423,7 @@ class _ModelBuilder:
 
     def __init__(self, name: str, events: list[_TagEvent], stages: frozenset[str]) -> None:
         self.name = name
+        self.events = events
         self.stages = stages
         self.by_commit = _registrations_by_commit(events)
         self.versions: dict[int, Version] = {}
@@ -432,8 +434,8 @@ class _ModelBuilder:
             if parsed.kind is TagKind.REGISTRATION and parsed.version_number is not None:
                 self.versions.setdefault(parsed.version_number, _new_version(name, parsed, record))
 
-    def replay(self, events: list[_TagEvent]) -> ModelState:
-        for position, (parsed, record) in enumerate(events):
+    def build(self) -> ModelState:
+        for position, (parsed, record) in enumerate(self.events):
             self.deprecated = parsed.kind is TagKind.DEPRECATION
             if parsed.kind is TagKind.DEREGISTRATION:
                 self._deregister(parsed, record)
@@ -487,10 +489,6 @@ class _ModelBuilder:
         if number is None or self.versions[number].deregistered:
             return None
         return number
-
-
-def _build_model(name: str, events: list[_TagEvent], stages: frozenset[str]) -> ModelState:
-    return _ModelBuilder(name, events, stages).replay(events)
 
 
 def _new_version(model: str, parsed: ParsedTag, record: TagRecord) -> Version:
