@@ -102,6 +102,7 @@ class Client:
         description: str | None = None,
     ) -> Run:
         repository = self.repository
+        repository.init()
         experiment = repository.experiments.get(str(experiment_id))
         if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
             raise InvalidInputError(

@@ -350,3 +350,9 @@ def _end_runs_at_exit() -> None:
             end_run()
         except Exception:  # pragma: no cover - nothing useful can be done at exit
             _state.stack.pop()
+
+
+def _reset_state() -> None:
+    """Forget the active runs and settings without ending them (used between tests)."""
+    global _state
+    _state = _FluentState()

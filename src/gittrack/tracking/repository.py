@@ -140,3 +140,12 @@ def open_repository(uri: str | None = None, branch: str | None = None) -> Tracki
                 _by_git_dir[(str(repo.common_dir), branch_name)] = handle
             _by_path[key] = handle
         return handle
+
+
+def forget_repositories() -> None:
+    """Close and drop every cached handle (used between tests and by long-lived hosts)."""
+    with _lock:
+        for handle in {id(h): h for h in (*_by_path.values(), *_by_git_dir.values())}.values():
+            handle.repo.close()
+        _by_path.clear()
+        _by_git_dir.clear()

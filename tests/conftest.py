@@ -1,0 +1,95 @@
+"""Shared fixtures: real git repositories in temporary directories."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import gittrack.fluent
+from gittrack.tracking.repository import forget_repositories
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def git(repo: Path, *args: str, input: bytes | None = None) -> str:
+    """Run git in ``repo`` and return stdout (raises with stderr on failure)."""
+    proc = subprocess.run(
+        ["git", *args], cwd=repo, input=input, capture_output=True, check=False
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr.decode()}")
+    return proc.stdout.decode()
+
+
+def make_repo(path: Path, initial_commit: bool = True) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Test User")
+    git(path, "config", "user.email", "test@example.com")
+    git(path, "config", "commit.gpgsign", "false")
+    if initial_commit:
+        (path / "train.py").write_text("print('train')\n")
+        (path / ".gitignore").write_text("*.log\n")
+        git(path, "add", ".")
+        git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+def run_script(code: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):
+    """Run Python code in a fresh interpreter with gittrack importable."""
+    full_env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=full_env, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )
+
+
+def tree_fingerprint(repo: Path) -> dict[str, str]:
+    """Hash of every file in the work tree and of the parts of .git a user owns."""
+    out: dict[str, str] = {}
+    for path in sorted(repo.rglob("*")):
+        rel = path.relative_to(repo).as_posix()
+        if rel == ".git" or rel.startswith(".git/") or not path.is_file():
+            continue
+        out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    gitdir = repo / ".git"
+    for name in ("index", "HEAD", "packed-refs", "ORIG_HEAD", "FETCH_HEAD", "config"):
+        p = gitdir / name
+        out[f".git/{name}"] = hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else "-"
+    for ref in sorted((gitdir / "refs").rglob("*")):
+        rel = ref.relative_to(gitdir).as_posix()
+        if ref.is_file() and not rel.startswith("refs/heads/gittrack"):
+            out[f".git/{rel}"] = ref.read_text()
+    out["status"] = git(repo, "status", "--porcelain=v1", "--untracked-files=all")
+    out["stash"] = git(repo, "stash", "list")
+    out["branch"] = git(repo, "symbolic-ref", "HEAD")
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(monkeypatch: pytest.MonkeyPatch):
+    for var in (
+        "GITTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_EXPERIMENT_ID", "GITTRACK_BRANCH", "GITTRACK_SOURCE_CAPTURE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    gittrack.fluent._reset_state()
+    forget_repositories()
+    yield
+    while gittrack.fluent._state.stack:
+        gittrack.fluent._state.stack.pop()
+    gittrack.fluent._reset_state()
+    forget_repositories()
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh repository with one commit, as the working directory."""
+    path = make_repo(tmp_path / "project")
+    monkeypatch.chdir(path)
+    return path
