@@ -95,6 +95,8 @@ class ModelConfig:
     ) -> ModelConfig:
         """A config for a model being saved now, with a fresh uuid and creation time."""
         created = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        if metadata is not None:
+            _check_metadata(metadata)
         return cls(
             model_uuid=uuid.uuid4().hex,
             utc_time_created=str(created),
@@ -201,6 +203,17 @@ def _parse_signature(raw: Any, source: str) -> ModelSignature | None:
     if signature.inputs is None and signature.outputs is None:
         return None
     return signature
+
+
+def _check_metadata(metadata: Any) -> None:
+    if not isinstance(metadata, Mapping):
+        raise InvalidInputError(f"metadata must be a mapping, got {type(metadata).__name__}")
+    try:
+        yaml.safe_dump(dict(metadata))
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(
+            f"metadata must hold only strings, numbers, booleans, lists and mappings: {exc}"
+        ) from exc
 
 
 def _optional_str(data: Mapping[str, Any], key: str) -> str | None:

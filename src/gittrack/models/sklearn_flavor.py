@@ -92,45 +92,74 @@ def save_model(
         raise InvalidInputError(
             f"skops_trusted_types only applies to serialization_format='skops', not {fmt!r}"
         )
+    config = ModelConfig.new(run_id=run_id, artifact_path=artifact_path, metadata=metadata)
     model_dir, created = _prepare_target(path)
     try:
-        config = ModelConfig.new(run_id=run_id, artifact_path=artifact_path, metadata=metadata)
-        model_file = _MODEL_FILE_NAMES[fmt]
-        _serialize(sk_model, model_dir / model_file, fmt, trusted)
-        example = None
-        if input_example is not None:
-            example = normalize_input_example(input_example)
-            config.saved_input_example_info = write_input_example(model_dir, example)
-        config.signature = _resolve_signature(signature, sk_model, example, pyfunc_predict_fn)
-        requirements = (
-            read_pip_requirements(pip_requirements)
-            if pip_requirements is not None
-            else default_requirements(fmt)
+        _write_model_dir(
+            model_dir,
+            config,
+            sk_model,
+            fmt=fmt,
+            trusted=trusted,
+            predict_fn=pyfunc_predict_fn,
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=pip_requirements,
         )
-        env = write_environment_files(model_dir, requirements)
-        if hasattr(sk_model, pyfunc_predict_fn):
-            config.add_flavor(
-                PYFUNC_FLAVOR,
-                loader_module=LOADER_MODULE,
-                model_path=model_file,
-                predict_fn=pyfunc_predict_fn,
-                env=env,
-                python_version=platform.python_version(),
-            )
-        sklearn_conf: dict[str, Any] = {
-            "pickled_model": model_file,
-            "sklearn_version": _sklearn_version(),
-            "serialization_format": fmt,
-            "code": None,
-        }
-        if fmt == "skops":
-            sklearn_conf["skops_trusted_types"] = trusted or None
-        config.add_flavor(FLAVOR_NAME, **sklearn_conf)
-        write_model_config(model_dir, config)
     except BaseException:
         _remove_partial_save(model_dir, created)
         raise
     return ModelInfo.from_config(model_dir, config)
+
+
+def _write_model_dir(
+    model_dir: Path,
+    config: ModelConfig,
+    sk_model: Any,
+    *,
+    fmt: str,
+    trusted: list[str],
+    predict_fn: str,
+    signature: Any,
+    input_example: Any,
+    pip_requirements: Iterable[str] | str | os.PathLike[str] | None,
+) -> None:
+    model_file = _MODEL_FILE_NAMES[fmt]
+    _serialize(sk_model, model_dir / model_file, fmt, trusted)
+    example = None
+    if input_example is not None:
+        example = normalize_input_example(input_example)
+        config.saved_input_example_info = write_input_example(model_dir, example)
+    config.signature = _resolve_signature(signature, sk_model, example, predict_fn)
+    if pip_requirements is None:
+        requirements = default_requirements(fmt)
+    else:
+        requirements = read_pip_requirements(pip_requirements)
+    env = write_environment_files(model_dir, requirements)
+    if hasattr(sk_model, predict_fn):
+        config.add_flavor(
+            PYFUNC_FLAVOR,
+            loader_module=LOADER_MODULE,
+            model_path=model_file,
+            predict_fn=predict_fn,
+            env=env,
+            python_version=platform.python_version(),
+        )
+    config.add_flavor(FLAVOR_NAME, **_sklearn_flavor_conf(model_file, fmt, trusted))
+    write_model_config(model_dir, config)
+
+
+def _sklearn_flavor_conf(model_file: str, fmt: str, trusted: list[str]) -> dict[str, Any]:
+    conf: dict[str, Any] = {
+        "pickled_model": model_file,
+        "sklearn_version": _sklearn_version(),
+        "serialization_format": fmt,
+        "code": None,
+    }
+    if fmt == "skops":
+        # MLflow's loader passes this list to skops, so the file loads there too.
+        conf["skops_trusted_types"] = trusted or None
+    return conf
 
 
 def load_model(path: str | os.PathLike[str]) -> Any:
