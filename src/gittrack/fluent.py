@@ -91,9 +91,8 @@ def set_experiment(
     else:
         experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
         if experiment is None:
-            client.create_experiment(experiment_name)  # type: ignore[arg-type]
-            experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
-            assert experiment is not None
+            experiment_id = client.repository.experiments.create(experiment_name, exist_ok=True)  # type: ignore[arg-type]
+            experiment = client.get_experiment(experiment_id)
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise InvalidStateError(
             f"experiment {experiment.name!r} ({experiment.experiment_id}) is deleted: restore it "

@@ -115,7 +115,9 @@ class ExperimentStore:
         ]
 
     # ----------------------------------------------------------------- writes
-    def create(self, name: str, tags: dict[str, str] | None = None) -> str:
+    def create(self, name: str, tags: dict[str, str] | None = None, exist_ok: bool = False) -> str:
+        """Create an experiment; with ``exist_ok`` an active one of that name is returned
+        instead (atomically, so concurrent ``set_experiment`` calls agree on one)."""
         name = _check_name(name)
         now = int(time.time() * 1000)
         created: list[str] = []
@@ -123,6 +125,11 @@ class ExperimentStore:
         def build(snap: BranchSnapshot) -> Changes:
             existing = self.all(snap)
             for experiment in existing:
+                if experiment.name == name and exist_ok and (
+                    experiment.lifecycle_stage == LifecycleStage.ACTIVE
+                ):
+                    created[:] = [experiment.experiment_id]
+                    return {}
                 if experiment.name == name:
                     state = (
                         " (deleted: restore it or pick another name)"

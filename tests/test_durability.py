@@ -1,0 +1,221 @@
+"""Nothing logged is lost, and the user's repository is never touched."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+import gittrack as mlflow
+from gittrack import Client
+from gittrack.entities import RunStatus
+
+from .conftest import SRC, git, run_script, tree_fingerprint
+
+
+def _dirty_repo_with_stash(repo: Path) -> None:
+    (repo / "data.csv").write_text("a,b\n1,2\n")
+    git(repo, "add", "data.csv")
+    git(repo, "commit", "-q", "-m", "data")
+    (repo / "train.py").write_text("print('stashed change')\n")
+    git(repo, "stash", "-q")
+    (repo / "train.py").write_text("print('unstaged change')\n")
+    (repo / "data.csv").write_text("a,b\n1,3\n")
+    git(repo, "add", "data.csv")
+    (repo / "scratch.txt").write_text("untracked\n")
+    (repo / "run.log").write_text("ignored\n")
+
+
+def test_a_full_workflow_leaves_the_user_repository_byte_for_byte_unchanged(repo: Path, tmp_path: Path) -> None:
+    _dirty_repo_with_stash(repo)
+    before = tree_fingerprint(repo)
+    artifact = tmp_path / "outside.txt"
+    artifact.write_text("artifact")
+
+    client = Client()
+    experiment = mlflow.set_experiment("workflow")
+    with mlflow.start_run(run_name="parent") as parent:
+        mlflow.log_params({"a": 1, "b": "x"})
+        for step in range(10):
+            mlflow.log_metric("loss", 1 / (step + 1), step=step)
+        mlflow.set_tags({"phase": "test"})
+        mlflow.log_artifact(str(artifact), "files")
+        mlflow.log_dict({"k": [1, 2]}, "d.json")
+        with mlflow.start_run(run_name="child", nested=True) as child:
+            mlflow.log_metric("m", 2.0)
+    client.set_tag(parent.info.run_id, "after", "done")
+    client.delete_run(child.info.run_id)
+    client.restore_run(child.info.run_id)
+    client.rename_experiment(experiment.experiment_id, "workflow2")
+    client.get_metric_history(parent.info.run_id, "loss")
+    client.download_artifacts(parent.info.run_id, "", tmp_path / "dl")
+    client.list_artifacts(parent.info.run_id)
+    client.recover()
+    mlflow.search_runs(search_all_experiments=True)
+    with mlflow.start_run(run_id=parent.info.run_id):
+        mlflow.log_metric("loss", 0.01, step=11)
+
+    assert tree_fingerprint(repo) == before
+    fsck = subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    snapshot = mlflow.get_run(parent.info.run_id).source.snapshot
+    assert git(repo, "show", f"{snapshot}:train.py") == "print('unstaged change')\n"
+    assert git(repo, "show", f"{snapshot}:data.csv") == "a,b\n1,3\n"
+    assert git(repo, "show", f"{snapshot}:scratch.txt") == "untracked\n"
+
+
+KILL_SCRIPT = """
+import os, sys
+import gittrack as mlflow
+run = mlflow.start_run(run_name="doomed")
+print(run.info.run_id, flush=True)
+for i in range(10_000):
+    mlflow.log_metric("loss", float(i), step=i)
+os.write(1, b"logged\\n")
+import time
+time.sleep(600)
+"""
+
+
+def test_a_run_killed_with_sigkill_keeps_every_point_and_is_recovered_as_killed(repo: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT], cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    assert proc.stdout.readline().strip() == "logged"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    client = Client()  # a new client start recovers orphaned live runs
+    run = client.get_run(run_id)
+    assert run.info.status == RunStatus.KILLED
+    history = client.get_metric_history(run_id, "loss")
+    assert [m.step for m in history] == list(range(10_000))
+    assert run.data.metrics["loss"] == 9999.0
+    assert not (repo / ".git" / "gittrack" / "live" / run_id).exists()
+
+
+STREAM_SCRIPT = """
+import os
+import gittrack as mlflow
+run = mlflow.start_run()
+os.write(1, (run.info.run_id + "\\n").encode())
+i = 0
+while True:
+    mlflow.log_metric("x", float(i), step=i)
+    if i % 500 == 0:
+        os.write(1, f"{i}\\n".encode())
+    i += 1
+"""
+
+
+def test_a_run_killed_mid_stream_keeps_every_returned_point(repo: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STREAM_SCRIPT], cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    last_reported = 0
+    while last_reported < 20_000:
+        last_reported = int(proc.stdout.readline())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    result = run_script("import gittrack; print(gittrack.Client().recover())", repo)
+    assert result.returncode == 0, result.stderr
+    steps = [m.step for m in Client().get_metric_history(run_id, "x")]
+    assert steps == list(range(len(steps)))
+    assert len(steps) > last_reported
+
+
+def test_a_torn_last_line_is_dropped_and_reported_on_recovery(repo: Path) -> None:
+    result = run_script(
+        "import gittrack as m, os\n"
+        "r = m.start_run()\n"
+        "m.log_metric('a', 1.0)\nm.log_metric('a', 2.0, step=1)\n"
+        "print(r.info.run_id, flush=True)\nos._exit(0)\n",
+        repo,
+    )
+    run_id = result.stdout.strip()
+    metrics = repo / ".git" / "gittrack" / "live" / run_id / "metrics.jsonl"
+    with open(metrics, "ab") as fh:
+        fh.write(b'{"key": "a", "value": 3.0, "st')
+    client = Client()
+    recovered = client.repository.recovered + client.recover()  # opening recovers already
+    assert recovered and recovered[0][0] == run_id
+    assert "incomplete" in (recovered[0][1] or "")
+    run = Client().get_run(run_id)
+    assert run.info.status == RunStatus.KILLED
+    assert [m.value for m in Client().get_metric_history(run_id, "a")] == [1.0, 2.0]
+    assert "incomplete" in run.data.tags["gittrack.recovery"]
+
+
+def test_a_live_run_of_a_running_process_is_not_recovered(repo: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT], cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    assert proc.stdout.readline().strip() == "logged"
+    try:
+        assert Client().recover() == []
+        assert Client().get_run(run_id).info.status == RunStatus.RUNNING
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+WORKER = """
+import sys
+import gittrack as mlflow
+worker = int(sys.argv[1])
+mlflow.set_experiment("concurrent")
+for i in range(50):
+    with mlflow.start_run(run_name=f"w{worker}-{i}"):
+        mlflow.log_params({"worker": worker, "i": i})
+        mlflow.log_metrics({"m": float(i), "w": float(worker)})
+        mlflow.set_tag("t", f"{worker}-{i}")
+"""
+
+
+def test_four_processes_creating_fifty_runs_each_lose_nothing(repo: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER, str(w)], cwd=repo, env=env,
+                         stderr=subprocess.PIPE, text=True)
+        for w in range(4)
+    ]
+    deadline = time.time() + 300
+    for proc in procs:
+        _, err = proc.communicate(timeout=max(1, deadline - time.time()))
+        assert proc.returncode == 0, err
+
+    files = git(repo, "ls-tree", "-r", "--name-only", "gittrack").split()
+    metas = [f for f in files if f.endswith("/meta.yaml")]
+    assert len(metas) == 200
+    names = set()
+    for path in metas:
+        meta = yaml.safe_load(git(repo, "show", f"gittrack:{path}"))
+        assert meta["status"] == "FINISHED"
+        params = yaml.safe_load(git(repo, "show", f"gittrack:{path.replace('meta.yaml', 'params.yaml')}"))
+        assert meta["run_name"] == f"w{params['worker']}-{params['i']}"
+        names.add(meta["run_name"])
+    assert len(names) == 200
+    first_parent = git(repo, "rev-list", "--first-parent", "gittrack").split()
+    run_commits = [
+        c for c in first_parent if "Run-Id:" in git(repo, "log", "-1", "--format=%B", c)
+    ]
+    assert len(run_commits) == 200
+    # Linear: each first-parent commit's first parent is the next one down the chain.
+    chain = git(repo, "log", "--first-parent", "--format=%H %P", "gittrack").splitlines()
+    for line, below in zip(chain, chain[1:]):
+        assert line.split()[1] == below.split()[0]
+    assert subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True).returncode == 0
