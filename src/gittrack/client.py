@@ -290,6 +290,16 @@ class Client:
             page_token=page_token,
         )
 
+    def doctor(self) -> list[Any]:
+        """Problems of the tracking branch's files (schema, YAML, metric lines), with paths."""
+        from gittrack.tracking.doctor import check_snapshot
+
+        return check_snapshot(self.repository.branch.snapshot())
+
+    def init(self) -> str:
+        """Create the tracking branch (config and Default experiment) if it is missing."""
+        return self.repository.init()
+
     def run_exists(self, run_id: str) -> bool:
         try:
             self.get_run(run_id)

@@ -125,8 +125,10 @@ class ExperimentStore:
         def build(snap: BranchSnapshot) -> Changes:
             existing = self.all(snap)
             for experiment in existing:
-                if experiment.name == name and exist_ok and (
-                    experiment.lifecycle_stage == LifecycleStage.ACTIVE
+                if (
+                    experiment.name == name
+                    and exist_ok
+                    and (experiment.lifecycle_stage == LifecycleStage.ACTIVE)
                 ):
                     created[:] = [experiment.experiment_id]
                     return {}

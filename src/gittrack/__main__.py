@@ -1,0 +1,5 @@
+import sys
+
+from gittrack.cli.main import main
+
+sys.exit(main())

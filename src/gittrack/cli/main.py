@@ -1,0 +1,82 @@
+"""``gittrack`` command line: argparse sub-commands, errors as one line on stderr.
+
+Each command module exposes ``register(subparsers)``, adding its parsers with a ``handler``
+default that takes the parsed arguments and returns an exit code. Commands call ``Client`` and
+hold no logic of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from gittrack.errors import GittrackError
+
+COMMAND_MODULES = (
+    "gittrack.cli.init_cmd",
+    "gittrack.cli.runs_cmd",
+    "gittrack.cli.experiments_cmd",
+    "gittrack.cli.doctor_cmd",
+    "gittrack.cli.demo_cmd",
+)
+# Commands of later domains register here too when their module is present.
+OPTIONAL_COMMAND_MODULES = (
+    "gittrack.cli.search_cmd",
+    "gittrack.cli.models_cmd",
+)
+
+
+def add_format_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="print JSON"
+    )
+    group.add_argument("--csv", dest="format", action="store_const", const="csv", help="print CSV")
+    parser.set_defaults(format="table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gittrack",
+        description="Track ML experiments and models inside your git repository.",
+    )
+    parser.add_argument(
+        "-C",
+        "--repo",
+        default=None,
+        help="the tracking repository (default: the one containing the current directory)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    for name in OPTIONAL_COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except GittrackError as exc:
+        print(f"gittrack: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gittrack: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Rendering command results: a readable table by default, ``--json`` or ``--csv`` for scripts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        return f"{value:.6g}"
+    return str(value)
+
+
+def render_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], max_width: int = 40
+) -> str:
+    """A plain aligned text table; long cells are shortened with an ellipsis."""
+    if not rows:
+        return "(no rows)"
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    cells = [
+        [c if len(c) <= max_width else c[: max_width - 1] + "…" for c in line] for line in cells
+    ]
+    widths = [max(len(h), *(len(line[i]) for line in cells)) for i, h in enumerate(columns)]
+    header = "  ".join(h.ljust(w) for h, w in zip(columns, widths))
+    rule = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells]
+    return "\n".join([header, rule, *body])
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def emit(
+    rows: Sequence[dict[str, Any]] | dict[str, Any],
+    columns: Sequence[str] | None = None,
+    fmt: str = "table",
+    out: TextIO | None = None,
+) -> None:
+    """Print rows (or one record) in the chosen format."""
+    out = out or sys.stdout
+    if fmt == "json":
+        json.dump(_jsonable(rows), out, indent=2, default=str)
+        out.write("\n")
+        return
+    records = [rows] if isinstance(rows, dict) else list(rows)
+    columns = list(columns or (records[0].keys() if records else []))
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        for row in records:
+            writer.writerow([_cell(row.get(c)) for c in columns])
+        out.write(buffer.getvalue())
+        return
+    if isinstance(rows, dict):
+        width = max((len(k) for k in rows), default=0)
+        for key, value in rows.items():
+            out.write(f"{key.ljust(width)}  {_cell(value)}\n")
+        return
+    out.write(render_table(records, columns) + "\n")
