@@ -184,6 +184,11 @@ def _is_bare_char(ch: str) -> bool:
     return ch.isalnum() or ch in "_-/"
 
 
+def _is_digit(ch: str) -> bool:
+    """An ASCII digit: ``str.isdigit`` also accepts characters ``float`` rejects, such as ²."""
+    return len(ch) == 1 and "0" <= ch <= "9"
+
+
 class _Lexer:
     def __init__(self, text: str) -> None:
         self.text = text
@@ -211,7 +216,7 @@ class _Lexer:
             return Token(ch, ch, start)
         if ch in "=!<>":
             return self._operator()
-        if ch.isdigit() or (ch in "+-." and self._starts_number(start + 1)):
+        if _is_digit(ch) or (ch in "+-." and self._starts_number(start + 1)):
             return self._number()
         if ch in _QUOTES or ch.isalpha() or ch == "_":
             return self._name()
@@ -220,12 +225,12 @@ class _Lexer:
     def _starts_number(self, index: int) -> bool:
         """Whether a sign or point at ``index - 1`` begins a number (``-1``, ``.5``, ``-.5``)."""
         text = self.text
-        if text[index : index + 1].isdigit():
+        if _is_digit(text[index : index + 1]):
             return True
         return (
             text[index - 1] in "+-"
             and text[index : index + 1] == "."
-            and (text[index + 1 : index + 2].isdigit())
+            and _is_digit(text[index + 1 : index + 2])
         )
 
     def _operator(self) -> Token:
@@ -253,7 +258,7 @@ class _Lexer:
             exponent = end + 1
             if exponent < len(text) and text[exponent] in "+-":
                 exponent += 1
-            if exponent < len(text) and text[exponent].isdigit():
+            if _is_digit(text[exponent : exponent + 1]):
                 end = self._skip_digits(exponent)
         if end < len(text) and (_is_bare_char(text[end]) or text[end] in "." + _QUOTES):
             bad_end = end
@@ -268,7 +273,7 @@ class _Lexer:
         return Token("number", text[start:end], start)
 
     def _skip_digits(self, index: int) -> int:
-        while index < len(self.text) and self.text[index].isdigit():
+        while _is_digit(self.text[index : index + 1]):
             index += 1
         return index
 
@@ -635,7 +640,7 @@ def filter_mask(expr: FilterExpr, df: pd.DataFrame) -> pd.Series:
 
 
 def apply_filter(df: pd.DataFrame, filter_string: str | None) -> pd.DataFrame:
-    """The rows of ``df`` that match ``filter_string`` (all rows for an empty filter)."""
+    """The rows of ``df`` that match ``filter_string``; an empty filter returns ``df`` itself."""
     expr = parse_filter(filter_string)
     if isinstance(expr, MatchAll):
         return df
