@@ -399,3 +399,15 @@ def test_mlflow_client_alias_is_the_client(repo: Path) -> None:
 
     assert MlflowClient is Client
     assert mlflow.tracking.MlflowClient is Client
+
+
+def test_a_client_made_after_set_tracking_uri_uses_that_repository(tmp_path: Path, monkeypatch) -> None:
+    store = make_repo(tmp_path / "store")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    mlflow.set_tracking_uri(str(store))
+    with mlflow.start_run() as run:
+        pass
+    assert Client().get_run(run.info.run_id).info.run_id == run.info.run_id

@@ -61,11 +61,16 @@ _LAZY_ATTRIBUTES = {
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY_MODULES:
-        return importlib.import_module(f"gittrack.{name}")
-    if name in _LAZY_ATTRIBUTES:
-        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
-    raise AttributeError(f"module 'gittrack' has no attribute {name!r}")
+    target = f"gittrack.{name}" if name in _LAZY_MODULES else _LAZY_ATTRIBUTES.get(name)
+    if target is None:
+        raise AttributeError(f"module 'gittrack' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        if exc.name != target:
+            raise
+        raise AttributeError(f"module 'gittrack' has no attribute {name!r}") from exc
+    return module if name in _LAZY_MODULES else getattr(module, name)
 
 
 __all__ = [

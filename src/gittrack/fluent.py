@@ -58,6 +58,8 @@ def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
 
     path = tracking_path_from_uri(os.fspath(uri))
     _state.tracking_uri = str(path)
+    # As MLflow does, the choice is also visible to every Client and to child processes.
+    os.environ["GITTRACK_TRACKING_URI"] = str(path)
     _state.client = None
     _state.experiment_id = None
 
