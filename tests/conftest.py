@@ -18,9 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 def git(repo: Path, *args: str, input: bytes | None = None) -> str:
     """Run git in ``repo`` and return stdout (raises with stderr on failure)."""
-    proc = subprocess.run(
-        ["git", *args], cwd=repo, input=input, capture_output=True, check=False
-    )
+    proc = subprocess.run(["git", *args], cwd=repo, input=input, capture_output=True, check=False)
     if proc.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr.decode()}")
     return proc.stdout.decode()
@@ -44,8 +42,13 @@ def run_script(code: str, cwd: Path, env: dict[str, str] | None = None, timeout:
     """Run Python code in a fresh interpreter with gittrack importable."""
     full_env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=full_env, capture_output=True, text=True,
-        timeout=timeout, check=False,
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -74,8 +77,12 @@ def tree_fingerprint(repo: Path) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def _isolated_state(monkeypatch: pytest.MonkeyPatch):
     for var in (
-        "GITTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
-        "MLFLOW_EXPERIMENT_ID", "GITTRACK_BRANCH", "GITTRACK_SOURCE_CAPTURE",
+        "GITTRACK_TRACKING_URI",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_EXPERIMENT_ID",
+        "GITTRACK_BRANCH",
+        "GITTRACK_SOURCE_CAPTURE",
     ):
         monkeypatch.delenv(var, raising=False)
     gittrack.fluent._reset_state()

@@ -31,7 +31,9 @@ def _dirty_repo_with_stash(repo: Path) -> None:
     (repo / "run.log").write_text("ignored\n")
 
 
-def test_a_full_workflow_leaves_the_user_repository_byte_for_byte_unchanged(repo: Path, tmp_path: Path) -> None:
+def test_a_full_workflow_leaves_the_user_repository_byte_for_byte_unchanged(
+    repo: Path, tmp_path: Path
+) -> None:
     _dirty_repo_with_stash(repo)
     before = tree_fingerprint(repo)
     artifact = tmp_path / "outside.txt"
@@ -84,8 +86,11 @@ time.sleep(600)
 
 def test_a_run_killed_with_sigkill_keeps_every_point_and_is_recovered_as_killed(repo: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", KILL_SCRIPT], cwd=repo,
-        env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", KILL_SCRIPT],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     run_id = proc.stdout.readline().strip()
@@ -118,8 +123,11 @@ while True:
 
 def test_a_run_killed_mid_stream_keeps_every_returned_point(repo: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", STREAM_SCRIPT], cwd=repo,
-        env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", STREAM_SCRIPT],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     run_id = proc.stdout.readline().strip()
@@ -159,8 +167,11 @@ def test_a_torn_last_line_is_dropped_and_reported_on_recovery(repo: Path) -> Non
 
 def test_a_live_run_of_a_running_process_is_not_recovered(repo: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", KILL_SCRIPT], cwd=repo,
-        env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", KILL_SCRIPT],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     run_id = proc.stdout.readline().strip()
@@ -189,8 +200,13 @@ for i in range(50):
 def test_four_processes_creating_fifty_runs_each_lose_nothing(repo: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     procs = [
-        subprocess.Popen([sys.executable, "-c", WORKER, str(w)], cwd=repo, env=env,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(w)],
+            cwd=repo,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for w in range(4)
     ]
     deadline = time.time() + 300
@@ -205,17 +221,19 @@ def test_four_processes_creating_fifty_runs_each_lose_nothing(repo: Path) -> Non
     for path in metas:
         meta = yaml.safe_load(git(repo, "show", f"gittrack:{path}"))
         assert meta["status"] == "FINISHED"
-        params = yaml.safe_load(git(repo, "show", f"gittrack:{path.replace('meta.yaml', 'params.yaml')}"))
+        params = yaml.safe_load(
+            git(repo, "show", f"gittrack:{path.replace('meta.yaml', 'params.yaml')}")
+        )
         assert meta["run_name"] == f"w{params['worker']}-{params['i']}"
         names.add(meta["run_name"])
     assert len(names) == 200
     first_parent = git(repo, "rev-list", "--first-parent", "gittrack").split()
-    run_commits = [
-        c for c in first_parent if "Run-Id:" in git(repo, "log", "-1", "--format=%B", c)
-    ]
+    run_commits = [c for c in first_parent if "Run-Id:" in git(repo, "log", "-1", "--format=%B", c)]
     assert len(run_commits) == 200
     # Linear: each first-parent commit's first parent is the next one down the chain.
     chain = git(repo, "log", "--first-parent", "--format=%H %P", "gittrack").splitlines()
     for line, below in zip(chain, chain[1:]):
         assert line.split()[1] == below.split()[0]
-    assert subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True).returncode == 0
+    assert (
+        subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True).returncode == 0
+    )

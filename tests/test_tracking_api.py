@@ -29,8 +29,12 @@ def test_a_finished_run_is_committed_on_the_tracking_branch(repo: Path) -> None:
     assert meta["status"] == "FINISHED"
     assert meta["run_name"] == "first"
     assert meta["metrics"]["loss"] == {
-        "value": 0.5, "step": 1, "timestamp": meta["metrics"]["loss"]["timestamp"],
-        "min": 0.5, "max": 0.5, "count": 1,
+        "value": 0.5,
+        "step": 1,
+        "timestamp": meta["metrics"]["loss"]["timestamp"],
+        "min": 0.5,
+        "max": 0.5,
+        "count": 1,
     }
     message = git(repo, "log", "-1", "--format=%B", "gittrack")
     assert f"Run-Id: {run_id}" in message
@@ -259,7 +263,10 @@ def test_experiments_are_created_found_renamed_deleted_and_restored(repo: Path) 
     experiment = mlflow.set_experiment("Anomaly_Detection_v2")
     assert experiment.name == "Anomaly_Detection_v2"
     assert len(experiment.experiment_id) == 16
-    assert client.get_experiment_by_name("Anomaly_Detection_v2").experiment_id == experiment.experiment_id
+    assert (
+        client.get_experiment_by_name("Anomaly_Detection_v2").experiment_id
+        == experiment.experiment_id
+    )
     with mlflow.start_run() as run:
         pass
     assert run.info.experiment_id == experiment.experiment_id
@@ -327,11 +334,17 @@ def test_artifacts_files_dicts_and_text_are_committed(repo: Path, tmp_path: Path
     client = Client()
     top = {(f.path, f.is_dir) for f in client.list_artifacts(run.info.run_id)}
     assert top == {
-        ("history.json", False), ("config", True), ("pipes", True),
-        ("feature_importance.json", False), ("conf", True), ("notes", True),
+        ("history.json", False),
+        ("config", True),
+        ("pipes", True),
+        ("feature_importance.json", False),
+        ("conf", True),
+        ("notes", True),
     }
     out = Path(client.download_artifacts(run.info.run_id, "", tmp_path / "dl"))
-    assert json.loads((out / "feature_importance.json").read_text()) == {"feature_importance": [0.1, 0.9]}
+    assert json.loads((out / "feature_importance.json").read_text()) == {
+        "feature_importance": [0.1, 0.9]
+    }
     assert yaml.safe_load((out / "conf" / "params.yaml").read_text()) == {"a": 1}
     assert (out / "pipes" / "sub" / "step.txt").read_text() == "scale"
     assert (out / "config" / "history.json").exists()
@@ -380,7 +393,9 @@ def test_the_environment_variable_selects_the_repository(tmp_path: Path, monkeyp
     assert git(store, "branch", "--list", "gittrack")
 
 
-def test_outside_a_git_repository_the_error_says_to_run_git_init(tmp_path: Path, monkeypatch) -> None:
+def test_outside_a_git_repository_the_error_says_to_run_git_init(
+    tmp_path: Path, monkeypatch
+) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
     monkeypatch.chdir(plain)
@@ -401,7 +416,9 @@ def test_mlflow_client_alias_is_the_client(repo: Path) -> None:
     assert mlflow.tracking.MlflowClient is Client
 
 
-def test_a_client_made_after_set_tracking_uri_uses_that_repository(tmp_path: Path, monkeypatch) -> None:
+def test_a_client_made_after_set_tracking_uri_uses_that_repository(
+    tmp_path: Path, monkeypatch
+) -> None:
     store = make_repo(tmp_path / "store")
     outside = tmp_path / "outside"
     outside.mkdir()
