@@ -284,17 +284,23 @@ class GitRepo:
         target = directory / sha[2:]
         if target.exists():
             return sha
-        directory.mkdir(exist_ok=True)
-        tmp = directory / f"tmp_obj_{os.getpid()}_{threading.get_ident()}_{sha[2:10]}"
-        with open(tmp, "wb") as fh:
-            fh.write(zlib.compress(raw, 1))
-        os.chmod(tmp, 0o444)
+        data = zlib.compress(raw, 1)
+        tmp = directory / f"tmp_obj_{os.getpid()}_{os.urandom(6).hex()}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
-            os.link(tmp, target)
-        except FileExistsError:
-            pass
+            fd = os.open(tmp, flags, 0o444)
+        except FileNotFoundError:
+            directory.mkdir(exist_ok=True)
+            fd = os.open(tmp, flags, 0o444)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
         finally:
-            os.unlink(tmp)
+            os.close(fd)
+        # Readers see the whole object or none; a concurrent writer of the same object
+        # renames identical bytes over it, which is harmless.
+        os.replace(tmp, target)
         return sha
 
     def has_object(self, sha: str) -> bool:

@@ -40,17 +40,46 @@ def problems(doc: Any, kind: str) -> list[str]:
     return found
 
 
+@cache
+def _fast_check(kind: str):
+    """A compiled validator (fastjsonschema: ~5x faster than jsonschema), or None.
+
+    The schemas only use keywords that draft-07 shares with 2020-12, so they compile as
+    draft-07. On failure, ``problems`` (jsonschema) produces the message, so errors read the
+    same whichever validator found them.
+    """
+    try:
+        import fastjsonschema
+    except ImportError:  # pragma: no cover - it is a dependency; degrade to jsonschema
+        return None
+    schema = json.loads((schemas_dir() / f"{kind}.schema.json").read_text())
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    return fastjsonschema.compile(schema)
+
+
+def _is_valid(doc: Any, kind: str) -> bool:
+    check = _fast_check(kind)
+    if check is None:
+        return validator(kind).is_valid(doc)
+    try:
+        check(doc)
+    except Exception:
+        return False
+    return True
+
+
 def check_stored(doc: Any, kind: str, where: str) -> None:
     """Validate a document read from the branch; raise naming the file and field."""
-    found = problems(doc, kind)
-    if found:
-        raise CorruptDataError(
-            f"{where}: {found[0]}" + (f" (+{len(found) - 1} more)" if len(found) > 1 else "")
-        )
+    if _is_valid(doc, kind):
+        return
+    found = problems(doc, kind) or ["(document): does not match its schema"]
+    more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+    raise CorruptDataError(f"{where}: {found[0]}{more}")
 
 
 def check_outgoing(doc: Any, kind: str, where: str) -> None:
     """Validate a document before it is written; nothing is written when it fails."""
-    found = problems(doc, kind)
-    if found:
-        raise InvalidInputError(f"refusing to write {where}: {found[0]}")
+    if _is_valid(doc, kind):
+        return
+    found = problems(doc, kind) or ["(document): does not match its schema"]
+    raise InvalidInputError(f"refusing to write {where}: {found[0]}")

@@ -129,9 +129,10 @@ class Staging:
         lock_fd = os.open(tmp / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         _try_flock(lock_fd)
         os.write(lock_fd, self._lock_payload())
+        # Only the files given are created now: params, metrics and artifacts appear when
+        # first logged (file creation dominates the cost of a short run).
         for name, data in files.items():
             (tmp / name).write_bytes(data)
-        (tmp / ARTIFACTS).mkdir()
         try:
             os.rename(tmp, final)
         except OSError as exc:

@@ -204,11 +204,8 @@ class RunStore:
             meta["_parents"] = (
                 [source.snapshot or source.commit] if (source.snapshot or source.commit) else []
             )
-        stored_meta = self._meta_for_disk(meta)
-        check_outgoing(stored_meta, "meta", f"run {run_id} meta.yaml")
-        live = self.staging.create(
-            run_id, {META: dump_yaml(meta), PARAMS: dump_yaml({}), METRICS: b""}
-        )
+        # Keys and values are checked above; the schema is checked when the run is committed.
+        live = self.staging.create(run_id, {META: dump_yaml(meta)})
         opened = _OpenRun(live, meta, {})
         self._remember_stamps(opened)
         self._open[run_id] = opened
@@ -361,7 +358,6 @@ class RunStore:
                 )
         if new:
             updated = {**opened.params, **new}
-            check_outgoing(updated, "params", f"run {run_id} params.yaml")
             opened.params = updated
             opened.live.write(PARAMS, dump_yaml(updated))
             opened.file_stamps[PARAMS] = _stamp(opened.live.file(PARAMS))
@@ -690,8 +686,6 @@ class RunStore:
         return {k: v for k, v in meta.items() if not k.startswith("_")}
 
     def _write_meta(self, opened: _OpenRun) -> None:
-        stored = self._meta_for_disk(opened.meta)
-        check_outgoing(stored, "meta", f"run {opened.live.run_id} meta.yaml")
         opened.live.write(META, dump_yaml(opened.meta))
         opened.file_stamps[META] = _stamp(opened.live.file(META))
 
