@@ -246,6 +246,7 @@ class GitRepo:
         self.reader = ObjectReader(self)
         self.refs = RefUpdater(self)
         self._tree_cache: dict[str, list[TreeEntry]] = {}
+        self._known_objects: set[str] = set()
         self._identity: Identity | None = None
 
     # ------------------------------------------------------------------ paths
@@ -304,10 +305,12 @@ class GitRepo:
         return sha
 
     def has_object(self, sha: str) -> bool:
-        if (self.objects_dir / sha[:2] / sha[2:]).exists():
+        if sha in self._known_objects or (self.objects_dir / sha[:2] / sha[2:]).exists():
             return True
-        proc = self.git("cat-file", "-e", sha, check=False)
-        return proc.returncode == 0
+        if self.git("cat-file", "-e", sha, check=False).returncode != 0:
+            return False
+        self._known_objects.add(sha)  # packed objects do not go away while we run
+        return True
 
     def read_object(self, sha: str) -> tuple[str, bytes]:
         return self.reader.read(sha)
