@@ -237,3 +237,34 @@ def test_four_processes_creating_fifty_runs_each_lose_nothing(repo: Path) -> Non
     assert (
         subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True).returncode == 0
     )
+
+
+FORK_SCRIPT = """
+import os
+import gittrack as mlflow
+mlflow.set_experiment("forked")
+with mlflow.start_run(run_name="before-fork"):
+    pass
+children = []
+for worker in range(3):
+    pid = os.fork()
+    if pid == 0:
+        mlflow.fluent._state.stack.clear()
+        with mlflow.start_run(run_name=f"child-{worker}"):
+            mlflow.log_metric("w", float(worker))
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    assert os.waitpid(pid, 0)[1] == 0
+with mlflow.start_run(run_name="after-fork"):
+    pass
+print(sorted(r.info.run_name for r in mlflow.search_runs(output_format="list")))
+"""
+
+
+def test_forked_children_log_their_own_runs_without_sharing_git_pipes(repo: Path) -> None:
+    result = run_script(FORK_SCRIPT, repo)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(
+        ["after-fork", "before-fork", "child-0", "child-1", "child-2"]
+    )

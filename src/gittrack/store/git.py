@@ -91,6 +91,7 @@ class ObjectReader:
     def __init__(self, repo: GitRepo) -> None:
         self._repo = repo
         self._proc: subprocess.Popen[bytes] | None = None
+        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     def read(self, sha: str) -> tuple[str, bytes]:
@@ -124,6 +125,8 @@ class ObjectReader:
             return parts[1].decode(), body
 
     def _ensure(self) -> subprocess.Popen[bytes]:
+        if self._pid != os.getpid():  # a forked child must not share its parent's pipes
+            self._proc, self._pid = None, os.getpid()
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
                 ["git", "cat-file", "--batch"],
@@ -150,6 +153,7 @@ class RefUpdater:
     def __init__(self, repo: GitRepo) -> None:
         self._repo = repo
         self._proc: subprocess.Popen[bytes] | None = None
+        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     def update(self, ref: str, new: str, old: str | None, message: str = "gittrack") -> None:
@@ -176,6 +180,8 @@ class RefUpdater:
         raise RepositoryError(f"updating {ref} failed: {stderr or 'git update-ref stopped'}")
 
     def _ensure(self, message: str) -> subprocess.Popen[bytes]:
+        if self._pid != os.getpid():  # a forked child must not share its parent's pipes
+            self._proc, self._pid = None, os.getpid()
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
                 ["git", "update-ref", "-m", message, "--stdin"],
