@@ -268,3 +268,24 @@ def test_forked_children_log_their_own_runs_without_sharing_git_pipes(repo: Path
     assert result.stdout.strip() == str(
         ["after-fork", "before-fork", "child-0", "child-1", "child-2"]
     )
+
+
+def test_a_crash_between_commit_and_cleanup_keeps_the_finished_status(repo: Path) -> None:
+    result = run_script(
+        "import os, gittrack as m\n"
+        "from gittrack.store.staging import LiveRun\n"
+        "LiveRun.remove = lambda self: os._exit(0)  # die right after the commit\n"
+        "with m.start_run() as r:\n"
+        "    print(r.info.run_id, flush=True)\n"
+        "    m.log_metric('a', 1.0)\n",
+        repo,
+    )
+    run_id = result.stdout.strip()
+    assert (repo / ".git" / "gittrack" / "live" / run_id).exists()
+    client = Client()
+    assert client.get_run(run_id).info.status == RunStatus.FINISHED
+    assert not (repo / ".git" / "gittrack" / "live" / run_id).exists()
+    commits = git(repo, "log", "--format=%s", "gittrack").splitlines()
+    assert sum(run_id in subject for subject in commits) == 1, git(
+        repo, "log", "-p", "-2", "gittrack"
+    )

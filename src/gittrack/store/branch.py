@@ -189,10 +189,13 @@ class TrackingBranch:
             changes = build(snap)
             if not changes:
                 return snap.commit
-            tree = apply_changes(self.repo, snap.tree, _split(changes)) or self.repo.write_tree([])
-            if tree == snap.tree and not extra_parents:
-                return snap.commit
-            commit = self.repo.write_commit(tree, (snap.commit, *extra_parents), message)
+            with self.repo.object_batch():
+                tree = apply_changes(self.repo, snap.tree, _split(changes)) or (
+                    self.repo.write_tree([])
+                )
+                if tree == snap.tree:  # nothing new (e.g. a recovery of a committed run)
+                    return snap.commit
+                commit = self.repo.write_commit(tree, (snap.commit, *extra_parents), message)
             try:
                 self.repo.update_ref(
                     self.ref, commit, snap.commit, f"gittrack: {message.splitlines()[0]}"

@@ -20,11 +20,12 @@ import subprocess
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gittrack.errors import ConflictError, CorruptDataError, RepositoryError
+from gittrack.store.packs import write_pack
 
 _GIT_ENV_BASE = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
 
@@ -123,6 +124,71 @@ class ObjectReader:
             size = int(parts[2])
             body = proc.stdout.read(size + 1)[:-1]
             return parts[1].decode(), body
+
+    def read_many(self, shas: Sequence[str]) -> list[tuple[str, bytes]]:
+        """(kind, body) of each object, in order.
+
+        Loose objects are read from disk; the others go to ``cat-file --batch`` in one
+        pipelined round (a thread writes the ids while this one reads the answers), so a
+        thousand packed objects cost one round trip, not a thousand.
+        """
+        base = str(self._repo.objects_dir)
+        results: list[tuple[str, bytes]] = []
+        packed: list[int] = []
+        for index, sha in enumerate(shas):
+            try:
+                with open(f"{base}/{sha[:2]}/{sha[2:]}", "rb") as fh:
+                    raw = zlib.decompress(fh.read())
+            except FileNotFoundError:
+                packed.append(index)
+                results.append(("", b""))
+                continue
+            header, _, body = raw.partition(b"\0")
+            results.append((header.split(b" ", 1)[0].decode(), body))
+        if packed:
+            for index, item in zip(packed, self._read_batch_many([shas[i] for i in packed])):
+                results[index] = item
+        return results
+
+    def _read_batch_many(self, shas: list[str]) -> list[tuple[str, bytes]]:
+        with self._lock:
+            proc = self._ensure()
+            stdin, stdout = proc.stdin, proc.stdout
+            assert stdin is not None and stdout is not None
+            request = "".join(f"{sha}\n" for sha in shas).encode()
+            failure: list[BaseException] = []
+
+            def send() -> None:
+                try:
+                    stdin.write(request)
+                    stdin.flush()
+                except (BrokenPipeError, ValueError) as exc:
+                    failure.append(exc)
+
+            writer = threading.Thread(target=send, daemon=True)
+            writer.start()
+            results: list[tuple[str, bytes]] = []
+            missing: list[str] = []
+            for sha in shas:
+                header = stdout.readline()
+                if not header:
+                    break
+                parts = header.split()
+                if len(parts) == 2 and parts[1] == b"missing":
+                    missing.append(sha)
+                    results.append(("", b""))
+                    continue
+                body = stdout.read(int(parts[2]) + 1)[:-1]
+                results.append((parts[1].decode(), body))
+            writer.join()
+            if len(results) != len(shas) or failure:
+                self.close()
+                raise RepositoryError(f"git cat-file stopped while reading {len(shas)} objects")
+        if missing:
+            raise CorruptDataError(
+                f"{len(missing)} objects are missing from {self._repo.git_dir}, e.g. {missing[0]}"
+            )
+        return results
 
     def _ensure(self) -> subprocess.Popen[bytes]:
         if self._pid != os.getpid():  # a forked child must not share its parent's pipes
@@ -253,6 +319,8 @@ class GitRepo:
         self.refs = RefUpdater(self)
         self._tree_cache: dict[str, list[TreeEntry]] = {}
         self._known_objects: set[str] = set()
+        self._pending: dict[str, tuple[str, bytes]] | None = None
+        self._commit_cache: dict[str, tuple[str, list[str]]] = {}
         self._identity: Identity | None = None
 
     # ------------------------------------------------------------------ paths
@@ -283,8 +351,39 @@ class GitRepo:
         header = f"{kind} {len(data)}\0".encode()
         return self._hash(header + data).hexdigest()
 
+    @contextlib.contextmanager
+    def object_batch(self) -> Iterator[None]:
+        """Collect the objects written inside the block; write them as one pack at its end.
+
+        Objects of the batch can be read back before it is written. When the block raises,
+        nothing is written.
+        """
+        if self._pending is not None:  # nested: the outer batch writes everything
+            yield
+            return
+        self._pending = {}
+        try:
+            yield
+            pending = self._pending
+            if len(pending) >= 3 and self.object_format == "sha1":
+                write_pack(self.objects_dir / "pack", pending)
+                self._known_objects.update(pending)
+            else:
+                for kind, data in pending.values():
+                    self._write_loose(kind, data)
+        finally:
+            self._pending = None
+
     def write_object(self, kind: str, data: bytes) -> str:
-        """Write a loose object (idempotent) and return its id."""
+        """Write an object (idempotent) and return its id: loose, or into the open batch."""
+        if self._pending is not None:
+            sha = self.hash_object(kind, data)
+            if sha not in self._pending and sha not in self._known_objects:
+                self._pending[sha] = (kind, data)
+            return sha
+        return self._write_loose(kind, data)
+
+    def _write_loose(self, kind: str, data: bytes) -> str:
         raw = f"{kind} {len(data)}\0".encode() + data
         sha = self._hash(raw).hexdigest()
         directory = self.objects_dir / sha[:2]
@@ -311,6 +410,8 @@ class GitRepo:
         return sha
 
     def has_object(self, sha: str) -> bool:
+        if self._pending is not None and sha in self._pending:
+            return True
         if sha in self._known_objects or (self.objects_dir / sha[:2] / sha[2:]).exists():
             return True
         if self.git("cat-file", "-e", sha, check=False).returncode != 0:
@@ -319,19 +420,38 @@ class GitRepo:
         return True
 
     def read_object(self, sha: str) -> tuple[str, bytes]:
+        if self._pending is not None and sha in self._pending:
+            return self._pending[sha]
         return self.reader.read(sha)
 
     def read_blob(self, sha: str) -> bytes:
-        kind, body = self.reader.read(sha)
+        kind, body = self.read_object(sha)
         if kind != "blob":
             raise CorruptDataError(f"object {sha} is a {kind}, expected a blob")
         return body
+
+    def read_objects(self, shas: Sequence[str]) -> list[tuple[str, bytes]]:
+        """(kind, body) of many objects at once, in order (see ``ObjectReader.read_many``)."""
+        pending = self._pending
+        if pending and any(sha in pending for sha in shas):
+            return [pending[sha] if sha in pending else self.read_object(sha) for sha in shas]
+        return self.reader.read_many(shas)
+
+    def read_trees(self, shas: Sequence[str]) -> list[list[TreeEntry]]:
+        """The entries of many trees at once, in order; not kept in the tree cache."""
+        digest_size = self._hash().digest_size
+        trees = []
+        for sha, (kind, body) in zip(shas, self.read_objects(shas)):
+            if kind != "tree":
+                raise CorruptDataError(f"object {sha} is a {kind}, expected a tree")
+            trees.append(_parse_tree(body, digest_size))
+        return trees
 
     def read_tree(self, sha: str) -> list[TreeEntry]:
         cached = self._tree_cache.get(sha)
         if cached is not None:
             return cached
-        kind, body = self.reader.read(sha)
+        kind, body = self.read_object(sha)
         if kind != "tree":
             raise CorruptDataError(f"object {sha} is a {kind}, expected a tree")
         entries = _parse_tree(body, self._hash().digest_size)
@@ -351,7 +471,10 @@ class GitRepo:
 
     def commit_tree_info(self, sha: str) -> tuple[str, list[str]]:
         """The tree and the parents of a commit."""
-        kind, body = self.reader.read(sha)
+        known = self._commit_cache.get(sha)
+        if known is not None:
+            return known
+        kind, body = self.read_object(sha)
         if kind != "commit":
             raise CorruptDataError(f"object {sha} is a {kind}, expected a commit")
         tree = ""
@@ -363,9 +486,16 @@ class GitRepo:
                 tree = line[5:].decode()
             elif line.startswith(b"parent "):
                 parents.append(line[7:].decode())
+        self._remember_commit(sha, tree, parents)
         return tree, parents
 
+    def _remember_commit(self, sha: str, tree: str, parents: list[str]) -> None:
+        if len(self._commit_cache) > 100_000:
+            self._commit_cache.clear()
+        self._commit_cache[sha] = (tree, parents)
+
     def write_commit(self, tree: str, parents: Iterable[str], message: str) -> str:
+        parents = list(parents)
         ident = self.identity().signature()
         lines = [f"tree {tree}"]
         lines += [f"parent {p}" for p in parents]
@@ -373,7 +503,9 @@ class GitRepo:
         text = "\n".join(lines)
         if not text.endswith("\n"):
             text += "\n"
-        return self.write_object("commit", text.encode())
+        sha = self.write_object("commit", text.encode())
+        self._remember_commit(sha, tree, parents)
+        return sha
 
     def identity(self) -> Identity:
         """Who commits: git's own resolution (env vars, then config), else the OS user."""

@@ -84,6 +84,16 @@ class LiveRun:
             written = os.write(fd, view)
             view = view[written:]
 
+    def mark_ending(self, status: str, end_time: str) -> None:
+        """Record the final status in the lock file (rewritten in place: no new file), so a
+        crash between the commit and the removal of the live run recovers that status."""
+        if self._lock_fd is None:
+            return
+        info = {**self.lock_info(), "ending": status, "end_time": end_time}
+        data = json.dumps(info).encode()
+        os.ftruncate(self._lock_fd, 0)
+        os.pwrite(self._lock_fd, data, 0)
+
     def lock_info(self) -> dict:
         try:
             return json.loads((self.path / LOCK).read_text() or "{}")

@@ -512,7 +512,7 @@ class RunStore:
         self._refresh(opened, PARAMS)
         opened.meta["status"] = status
         opened.meta["end_time"] = format_time(end_time or now_ms())
-        self._write_meta(opened)
+        opened.live.mark_ending(status, opened.meta["end_time"])
         try:
             self._commit_live(opened.live, opened.meta, opened.params)
         finally:
@@ -573,7 +573,11 @@ class RunStore:
                 live.close()
                 recovered.append((run_id, str(exc)))
                 continue
-            if meta.get("status") in (RunStatus.RUNNING, RunStatus.SCHEDULED):
+            ending = live.lock_info()
+            if ending.get("ending") in RunStatus.TERMINATED:
+                # The owner was committing it when it died: keep the status it chose.
+                meta["status"], meta["end_time"] = ending["ending"], ending["end_time"]
+            elif meta.get("status") in (RunStatus.RUNNING, RunStatus.SCHEDULED):
                 meta["status"] = RunStatus.KILLED
                 meta["end_time"] = format_time(self._last_activity(live))
             points_raw = live.read(METRICS) or b""
