@@ -1,21 +1,42 @@
-"""``search_runs``: runs of the tracking branch (and this clone's live runs) in pandas."""
+"""``search_runs``: runs of the tracking branch (and this clone's live runs) in pandas.
+
+Searches run on the run index (``index``): the filter is compiled to one boolean mask over the
+whole frame, the order is a vectorised sort, and only the rows returned are turned into
+MLflow's DataFrame or into ``Run`` objects.
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from gittrack.entities import LifecycleStage, Run, ViewType
+import numpy as np
+import pandas as pd
+
+from gittrack.entities import (
+    LifecycleStage,
+    MetricSummary,
+    Run,
+    RunData,
+    RunInfo,
+    SourceInfo,
+    ViewType,
+)
 from gittrack.errors import InvalidInputError
+from gittrack.query.filter_parser import MatchAll, filter_mask, parse_filter
+from gittrack.query.index import run_index
+from gittrack.query.ordering import parse_order_by, sort_runs
+from gittrack.query.run_rows import details, key_columns
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from gittrack.tracking.repository import TrackingRepository
 
 ATTRIBUTE_COLUMNS = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
+MAX_RESULTS_PER_PAGE = 50_000  # MLflow's limit for one page of Client.search_runs
 
 
 class PagedList(list):
@@ -26,74 +47,85 @@ class PagedList(list):
         self.token = token
 
 
-def run_row(run: Run) -> dict[str, Any]:
-    """One run as a row of the internal frame the filter engine reads."""
-    row: dict[str, Any] = {
-        "run_id": run.info.run_id,
-        "experiment_id": run.info.experiment_id,
-        "run_name": run.info.run_name,
-        "user_id": run.info.user_id,
-        "status": run.info.status,
-        "artifact_uri": run.info.artifact_uri,
-        "start_time": run.info.start_time,
-        "end_time": float("nan") if run.info.end_time is None else run.info.end_time,
-        "lifecycle_stage": run.info.lifecycle_stage,
-    }
-    for key, value in run.data.metrics.items():
-        row[f"metrics.{key}"] = value
-    for key, value in run.data.params.items():
-        row[f"params.{key}"] = value
-    for key, value in run.data.tags.items():
-        row[f"tags.{key}"] = value
-    return row
+def view_type(value: ViewType | int | str) -> ViewType:
+    """A ``ViewType`` from its value or name (``"ACTIVE_ONLY"``, ``"deleted_only"``, ``"all"``)."""
+    try:
+        if isinstance(value, str):
+            return ViewType.from_string(value)
+        return ViewType(value)
+    except (KeyError, ValueError) as exc:
+        raise InvalidInputError(
+            f"run_view_type {value!r} must be ViewType.ACTIVE_ONLY, DELETED_ONLY or ALL"
+        ) from exc
 
 
-def runs_frame(repository: TrackingRepository) -> tuple[pd.DataFrame, dict[str, Run]]:
-    """Every run as the internal frame, plus the runs by id."""
-    import pandas as pd
-
-    runs = {}
-    for run_id in repository.runs.run_ids():
-        runs[run_id] = repository.runs.get(run_id)
-    frame = pd.DataFrame([run_row(r) for r in runs.values()])
-    if frame.empty:
-        frame = pd.DataFrame(columns=[*ATTRIBUTE_COLUMNS, "run_name", "user_id", "lifecycle_stage"])
-    return frame, runs
+def _experiment_ids(experiment_ids: Sequence[str] | str | int | None) -> list[str] | None:
+    if experiment_ids is None:
+        return None
+    if isinstance(experiment_ids, (str, int)):
+        return [str(experiment_ids)]
+    return [str(i) for i in experiment_ids]
 
 
-def _select(
+def select_runs(
     repository: TrackingRepository,
-    experiment_ids: Sequence[str] | str | None,
-    filter_string: str | None,
-    run_view_type: ViewType,
-    order_by: list[str] | None,
-) -> tuple[pd.DataFrame, dict[str, Run]]:
-    from gittrack.query.filter_parser import apply_filter
-    from gittrack.query.ordering import parse_order_by, sort_runs
+    experiment_ids: Sequence[str] | str | None = None,
+    filter_string: str | None = "",
+    run_view_type: ViewType | int | str = ViewType.ACTIVE_ONLY,
+    order_by: Sequence[str] | str | None = None,
+) -> pd.DataFrame:
+    """The matching runs as rows of the run frame, in order.
 
-    frame, runs = runs_frame(repository)
-    if experiment_ids is not None:
-        ids = [experiment_ids] if isinstance(experiment_ids, (str, int)) else list(experiment_ids)
-        frame = frame[frame["experiment_id"].isin([str(i) for i in ids])]
-    view = ViewType(run_view_type)
+    The filter and the order are parsed before any run is read, so a syntax error costs
+    nothing.
+    """
+    expression = parse_filter(filter_string)
+    keys = parse_order_by(order_by)
+    view = view_type(run_view_type)
+    ids = _experiment_ids(experiment_ids)
+    frame = run_index(repository).frame()
+    mask = np.ones(len(frame), dtype=bool)
+    if ids is not None:
+        mask &= frame["experiment_id"].isin(ids).to_numpy(dtype=bool)
     if view == ViewType.ACTIVE_ONLY:
-        frame = frame[frame["lifecycle_stage"] == LifecycleStage.ACTIVE]
+        mask &= (frame["lifecycle_stage"] == LifecycleStage.ACTIVE).to_numpy(dtype=bool)
     elif view == ViewType.DELETED_ONLY:
-        frame = frame[frame["lifecycle_stage"] == LifecycleStage.DELETED]
-    frame = apply_filter(frame, filter_string)
-    frame = sort_runs(frame, parse_order_by(order_by))
-    return frame, runs
+        mask &= (frame["lifecycle_stage"] == LifecycleStage.DELETED).to_numpy(dtype=bool)
+    if not isinstance(expression, MatchAll):
+        mask &= filter_mask(expression, frame).to_numpy(dtype=bool)
+    selected = frame if mask.all() else frame[mask]
+    return sort_runs(selected, keys)
 
 
-def _offset(page_token: str | None) -> int:
+def _check_max_results(max_results: int, limit: int | None = None) -> int:
+    if isinstance(max_results, bool) or not isinstance(max_results, (int, np.integer)):
+        raise InvalidInputError(f"max_results {max_results!r} must be a positive integer")
+    if max_results <= 0:
+        raise InvalidInputError(f"max_results {max_results} must be a positive integer")
+    if limit is not None and max_results > limit:
+        raise InvalidInputError(
+            f"max_results {max_results} is too large: at most {limit} runs per page; "
+            "use page_token to read further pages"
+        )
+    return int(max_results)
+
+
+def encode_page_token(offset: int) -> str:
+    return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def decode_page_token(page_token: str | None) -> int:
     if not page_token:
         return 0
     try:
-        return int(json.loads(base64.b64decode(page_token))["offset"])
+        offset = json.loads(base64.b64decode(page_token, validate=True))["offset"]
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInputError(
             f"page token {page_token!r} is not one search_runs returned"
         ) from exc
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidInputError(f"page token {page_token!r} is not one search_runs returned")
+    return offset
 
 
 def search_run_objects(
@@ -106,29 +138,13 @@ def search_run_objects(
     order_by: list[str] | None = None,
     page_token: str | None = None,
 ) -> PagedList:
-    frame, runs = _select(repository, experiment_ids, filter_string, run_view_type, order_by)
-    start = _offset(page_token)
-    ids = list(frame["run_id"])
-    page = ids[start : start + max_results]
-    token = None
-    if start + max_results < len(ids):
-        token = base64.b64encode(json.dumps({"offset": start + max_results}).encode()).decode()
-    return PagedList([runs[i] for i in page], token)
-
-
-def public_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """MLflow's columns in MLflow's order, times as UTC datetimes."""
-    import pandas as pd
-
-    out = pd.DataFrame(index=frame.index)
-    for column in ATTRIBUTE_COLUMNS:
-        out[column] = frame.get(column, None)
-    out["start_time"] = pd.to_datetime(out["start_time"], unit="ms", utc=True)
-    out["end_time"] = pd.to_datetime(out["end_time"], unit="ms", utc=True)
-    for prefix in ("metrics.", "params.", "tags."):
-        for column in sorted(c for c in frame.columns if c.startswith(prefix)):
-            out[column] = frame[column]
-    return out.reset_index(drop=True)
+    """One page of matching runs as ``Run`` objects (``Client.search_runs``)."""
+    max_results = _check_max_results(max_results, MAX_RESULTS_PER_PAGE)
+    start = decode_page_token(page_token)
+    frame = select_runs(repository, experiment_ids, filter_string, run_view_type, order_by)
+    page = frame.iloc[start : start + max_results]
+    token = encode_page_token(start + max_results) if start + max_results < len(frame) else None
+    return PagedList(runs_from_frame(page), token)
 
 
 def search_runs(
@@ -141,10 +157,114 @@ def search_runs(
     order_by: list[str] | None = None,
     output_format: str = "pandas",
 ) -> Any:
+    """Matching runs as MLflow's DataFrame (``output_format="pandas"``) or a list of ``Run``."""
     if output_format not in ("pandas", "list"):
-        raise InvalidInputError(f"output_format {output_format!r} must be 'pandas' or 'list'")
-    frame, runs = _select(repository, experiment_ids, filter_string, run_view_type, order_by)
-    frame = frame.head(max_results)
+        raise InvalidInputError(
+            f"output_format {output_format!r} is not supported: use 'pandas' or 'list'"
+        )
+    max_results = _check_max_results(max_results)
+    frame = select_runs(repository, experiment_ids, filter_string, run_view_type, order_by)
+    frame = frame.iloc[:max_results]
     if output_format == "list":
-        return [runs[i] for i in frame["run_id"]]
+        return runs_from_frame(frame)
     return public_frame(frame)
+
+
+# ------------------------------------------------------------------ output shapes
+
+
+@functools.cache
+def _time_dtype() -> Any:
+    """The dtype MLflow's DataFrame gets for times with this pandas (ns before 3.0, us after)."""
+    return pd.DataFrame({"t": [pd.to_datetime(0, unit="ms", utc=True)]})["t"].dtype
+
+
+def _times(values: pd.Series) -> pd.Series:
+    times = pd.to_datetime(values.to_numpy(dtype=np.float64), unit="ms", utc=True)
+    return pd.Series(times, dtype=_time_dtype())
+
+
+def public_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """MLflow's columns in MLflow's order, times as UTC datetimes.
+
+    As in MLflow, a ``metrics.``/``params.``/``tags.`` column is there when at least one of the
+    returned runs has that key.
+    """
+    data: dict[str, Any] = {}
+    for column in ATTRIBUTE_COLUMNS[:4]:
+        data[column] = frame[column].reset_index(drop=True)
+    data["start_time"] = _times(frame["start_time"])
+    data["end_time"] = _times(frame["end_time"])
+    keys = key_columns(frame.columns)
+    if keys and len(frame):
+        present = frame[keys].notna().to_numpy().any(axis=0)
+        for column, keep in zip(keys, present):
+            if keep:
+                data[column] = frame[column].reset_index(drop=True)
+    return pd.DataFrame(data)
+
+
+def runs_from_frame(frame: pd.DataFrame) -> list[Run]:
+    """``Run`` objects for the rows of a run frame."""
+    if frame.empty:
+        return []
+    n = len(frame)
+    metrics: list[dict[str, float]] = [{} for _ in range(n)]
+    params: list[dict[str, str]] = [{} for _ in range(n)]
+    tags: list[dict[str, str]] = [{} for _ in range(n)]
+    targets = {"metrics.": metrics, "params.": params, "tags.": tags}
+    for column in key_columns(frame.columns):
+        prefix, key = column.split(".", 1)
+        target = targets[prefix + "."]
+        series = frame[column]
+        values = series.to_numpy(dtype=object)
+        for position in np.flatnonzero(series.notna().to_numpy()):
+            target[position][key] = values[position]
+    runs = []
+    columns = ("run_id", "experiment_id", "run_name", "user_id", "status", "artifact_uri")
+    infos = zip(*(frame[c].to_numpy(dtype=object) for c in columns))
+    rest = zip(
+        frame["start_time"].to_numpy(),
+        frame["end_time"].to_numpy(),
+        frame["lifecycle_stage"].to_numpy(dtype=object),
+        frame["parent_run_id"].to_numpy(dtype=object),
+        frame["_details"].to_numpy(dtype=object),
+    )
+    for position, (info, (start, end, lifecycle, parent, raw)) in enumerate(zip(infos, rest)):
+        source, summaries = details(raw)
+        run_metrics = metrics[position]
+        for key in summaries.keys() - run_metrics.keys():
+            run_metrics[key] = math.nan  # a metric whose latest value is NaN
+        runs.append(
+            Run(
+                info=RunInfo(
+                    **dict(zip(columns, info)),
+                    start_time=int(start),
+                    end_time=None if math.isnan(end) else int(end),
+                    lifecycle_stage=lifecycle,
+                ),
+                data=RunData(
+                    metrics={k: float(v) for k, v in sorted(run_metrics.items())},
+                    params=params[position],
+                    tags=tags[position],
+                ),
+                parent_run_id=parent if isinstance(parent, str) else None,
+                source=_source(source),
+                metric_summaries={
+                    k: MetricSummary(k, float(run_metrics[k]), *summary)
+                    for k, summary in sorted(summaries.items())
+                },
+            )
+        )
+    return runs
+
+
+def _source(doc: dict) -> SourceInfo:
+    return SourceInfo(
+        commit=doc.get("commit"),
+        branch=doc.get("branch"),
+        dirty=bool(doc.get("dirty")),
+        snapshot=doc.get("snapshot"),
+        untracked_skipped=tuple(doc.get("untracked_skipped") or ()),
+        entry_point=doc.get("entry_point"),
+    )

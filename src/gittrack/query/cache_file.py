@@ -1,0 +1,177 @@
+"""The run index on disk, in ``$GIT_DIR/gittrack/cache/``: derived data, safe to delete.
+
+One manifest per tracking branch (``runs-<branch hash>.json``) names the data file holding the
+run frame (Parquet through pyarrow when it is installed, else a pickle), the branch tip and
+``.tracking/runs`` tree the frame describes, the gittrack version and cache format that wrote
+it, and a BLAKE2 digest of the data file. A data file is written under a temporary name and
+renamed, then the manifest is replaced the same way: readers see the old index or the new one,
+concurrent writers each publish a complete index and the last one wins. Anything unexpected
+when loading (missing or truncated file, digest mismatch, other version, unreadable data)
+makes ``load`` return None, and the caller rebuilds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import pickle
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+import gittrack
+
+CACHE_FORMAT = 1
+_STALE_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class CachedIndex:
+    frame: pd.DataFrame
+    tip: str
+    runs_tree: str | None
+
+
+def _storage() -> str:
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        return "pickle"
+    return "parquet"
+
+
+class IndexCache:
+    """Load and save the run index of one tracking branch."""
+
+    def __init__(self, directory: Path, ref: str) -> None:
+        self.directory = directory
+        self.ref = ref
+        self._stem = "runs-" + hashlib.sha1(ref.encode()).hexdigest()[:12]
+        self.manifest = directory / f"{self._stem}.json"
+        self.problem: str | None = None
+
+    def _expected(self, storage: str) -> dict:
+        return {
+            "cache_format": CACHE_FORMAT,
+            "gittrack": gittrack.__version__,
+            "pandas": pd.__version__,
+            "ref": self.ref,
+            "storage": storage,
+        }
+
+    def load(self) -> CachedIndex | None:
+        """The saved index, or None (``problem`` says why when a file was there)."""
+        self.problem = None
+        try:
+            manifest = json.loads(self.manifest.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            self.problem = f"unreadable manifest: {exc}"
+            return None
+        try:
+            return self._load(manifest)
+        except Exception as exc:  # any failure of a derived file means: rebuild
+            self.problem = f"{type(exc).__name__}: {exc}"
+            return None
+
+    def _load(self, manifest: dict) -> CachedIndex | None:
+        expected = self._expected(manifest.get("storage", ""))
+        stale = [k for k, v in expected.items() if manifest.get(k) != v]
+        if stale or manifest.get("storage") not in ("parquet", "pickle"):
+            self.problem = f"written by another version ({', '.join(stale) or 'storage'})"
+            return None
+        if manifest["storage"] == "parquet" and _storage() != "parquet":
+            self.problem = "written with pyarrow, which is not installed"
+            return None
+        name = manifest["file"]
+        if "/" in name or not name.startswith(self._stem):
+            self.problem = f"manifest names an unexpected file {name!r}"
+            return None
+        data = (self.directory / name).read_bytes()
+        if hashlib.blake2b(data, digest_size=20).hexdigest() != manifest["digest"]:
+            self.problem = f"{name} does not match its digest"
+            return None
+        frame = _decode(data, manifest["storage"])
+        if len(frame) != manifest["rows"]:
+            self.problem = f"{name} has {len(frame)} rows, the manifest says {manifest['rows']}"
+            return None
+        return CachedIndex(frame, manifest["tip"], manifest["runs_tree"])
+
+    def save(self, index: CachedIndex) -> bool:
+        """Publish an index; False when the cache directory cannot be written."""
+        storage = _storage()
+        try:
+            data = _encode(index.frame, storage)
+            digest = hashlib.blake2b(data, digest_size=20).hexdigest()
+            name = f"{self._stem}-{digest[:16]}.{storage}"
+            self.directory.mkdir(parents=True, exist_ok=True)
+            _write_atomic(self.directory / name, data)
+            manifest = {
+                **self._expected(storage),
+                "tip": index.tip,
+                "runs_tree": index.runs_tree,
+                "rows": len(index.frame),
+                "file": name,
+                "digest": digest,
+                "written_at": int(time.time()),
+            }
+            _write_atomic(self.manifest, json.dumps(manifest, indent=1).encode())
+        except OSError:
+            return False
+        self._remove_stale(keep=name)
+        return True
+
+    def _remove_stale(self, keep: str) -> None:
+        """Drop older data files; recent ones may belong to a concurrent writer's manifest."""
+        now = time.time()
+        for path in self.directory.iterdir():
+            name = path.name
+            is_ours = name.startswith(self._stem + "-") or name.startswith(".tmp-")
+            if not is_ours or name == keep:
+                continue
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime > _STALE_SECONDS:
+                    path.unlink()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _encode(frame: pd.DataFrame, storage: str) -> bytes:
+    if storage == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buffer = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
+        return buffer.getvalue()
+    return pickle.dumps(frame.reset_index(drop=True), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _decode(data: bytes, storage: str) -> pd.DataFrame:
+    if storage == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        return pq.read_table(pa.BufferReader(data)).to_pandas()
+    frame = pickle.loads(data)
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"expected a DataFrame, found {type(frame).__name__}")
+    return frame

@@ -1,0 +1,187 @@
+"""The run index: one row per run of the tracking branch, kept up to date incrementally.
+
+The index is the run frame (see ``run_rows``) of the branch tip, built from each run's
+``meta.yaml`` (info, tags, metric summaries) and ``params.yaml``; ``metrics.jsonl`` is never
+read. It lives in memory and in ``$GIT_DIR/gittrack/cache/`` (``cache_file``), labelled with the
+tip and the ``.tracking/runs`` tree it describes. When the tip moves, the two runs trees are
+compared (``run_tree``) and only the run directories that differ are read again, with batched
+object reads and the fast YAML reader.
+
+The comparison is between trees, so it is right whatever happened to the history in between
+(a pull, a rebase, a force-push). When the cached tree can no longer be read (its objects were
+pruned), the cache is unreadable, or it was written by another version of gittrack, the index
+is built from scratch. Live runs of this clone are merged in at query time by ``frame()``.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from gittrack.errors import CorruptDataError, RepositoryError
+from gittrack.query.cache_file import CachedIndex, IndexCache
+from gittrack.query.live_runs import LiveRuns
+from gittrack.query.progress import Progress
+from gittrack.query.run_rows import FrameBuilder, empty_frame, normalize
+from gittrack.query.run_tree import diff_run_dirs, runs_tree
+from gittrack.store import layout
+from gittrack.store.fast_yaml import load_yaml_fast
+from gittrack.store.staging import META, PARAMS
+
+if TYPE_CHECKING:
+    from gittrack.tracking.repository import TrackingRepository
+
+_CHUNK = 2_000
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What the last refresh of the committed runs did.
+
+    ``mode`` is ``memory`` (tip unchanged since the last query in this process), ``disk``
+    (the saved index was current), ``incremental`` (only changed runs were read) or ``full``.
+    """
+
+    mode: str
+    rows_read: int = 0
+    rows_removed: int = 0
+    rows: int = 0
+    reason: str | None = None
+
+
+class RunIndex:
+    """The run index of one tracking repository's branch."""
+
+    def __init__(self, repository: TrackingRepository) -> None:
+        self.repository = repository
+        self.repo = repository.repo
+        self.cache = IndexCache(self.repo.gittrack_dir / "cache", repository.branch.ref)
+        self.live = LiveRuns(repository.staging)
+        self.last_refresh = Refresh("none")
+        self._current: CachedIndex | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ queries
+    def frame(self) -> pd.DataFrame:
+        """Every run: the committed ones at the branch tip, with this clone's live runs."""
+        live = self.live.records()  # before the tip: a run committed meanwhile is in the tip
+        committed = self.committed()
+        if not live:
+            return committed
+        builder = FrameBuilder()
+        for record in live:
+            builder.add(record.meta, record.params, record.summaries, record.where)
+        live_frame = builder.frame()
+        kept = committed[~committed["run_id"].isin(live_frame["run_id"])]
+        if kept.empty:
+            return live_frame
+        return normalize(pd.concat([kept, live_frame], ignore_index=True))
+
+    def committed(self) -> pd.DataFrame:
+        """The committed runs at the branch tip."""
+        with self._lock:
+            tip = self.repository.branch.tip()
+            current = self._current
+            if current is not None and current.tip == tip:
+                self.last_refresh = Refresh("memory", rows=len(current.frame))
+                return current.frame
+            self._current = self._refresh(tip, current)
+            return self._current.frame
+
+    # ------------------------------------------------------------------ refresh
+    def _refresh(self, tip: str | None, current: CachedIndex | None) -> CachedIndex:
+        if tip is None:
+            self.last_refresh = Refresh("full")
+            return CachedIndex(empty_frame(), "", None)
+        reason = None
+        if current is None:
+            current = self.cache.load()
+            reason = self.cache.problem
+            if current is not None and current.tip == tip:
+                self.last_refresh = Refresh("disk", rows=len(current.frame))
+                return current
+        new_tree = runs_tree(self.repo, self.repo.commit_tree_info(tip)[0])
+        updated = None
+        if current is not None:
+            try:
+                updated = self._incremental(current, tip, new_tree)
+            except (CorruptDataError, RepositoryError) as exc:
+                reason = f"the cached tree cannot be compared: {exc}"
+        if updated is None:
+            updated = self._full(tip, new_tree, reason)
+        self.cache.save(updated)
+        return updated
+
+    def _incremental(self, base: CachedIndex, tip: str, new_tree: str | None) -> CachedIndex:
+        changes = diff_run_dirs(self.repo, base.runs_tree, new_tree)
+        gone = changes.removed | changes.changed.keys()
+        frame = base.frame
+        kept = frame[~frame["run_id"].isin(gone)] if gone else frame
+        removed = int(frame["run_id"].isin(changes.removed).sum()) if changes.removed else 0
+        if changes.changed:
+            fresh = self._read_runs(changes.changed)
+            frame = normalize(pd.concat([kept, fresh], ignore_index=True))
+        else:
+            frame = kept.reset_index(drop=True)
+        self.last_refresh = Refresh("incremental", len(changes.changed), removed, len(frame))
+        return CachedIndex(frame, tip, new_tree)
+
+    def _full(self, tip: str, new_tree: str | None, reason: str | None) -> CachedIndex:
+        changes = diff_run_dirs(self.repo, None, new_tree)
+        frame = self._read_runs(changes.changed) if changes.changed else empty_frame()
+        self.last_refresh = Refresh("full", len(changes.changed), 0, len(frame), reason)
+        return CachedIndex(frame, tip, new_tree)
+
+    def _read_runs(self, run_dirs: dict[str, str]) -> pd.DataFrame:
+        """Rows of the given run directories (run id -> tree id), read in batches."""
+        builder = FrameBuilder()
+        ids = sorted(run_dirs)
+        progress = Progress("reading runs", total=len(ids))
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            self._read_chunk(chunk, run_dirs, builder)
+            progress.update(start + len(chunk))
+        progress.close()
+        return builder.frame()
+
+    def _read_chunk(self, ids: list[str], run_dirs: dict[str, str], builder: FrameBuilder) -> None:
+        trees = self.repo.read_trees([run_dirs[run_id] for run_id in ids])
+        wanted: list[str] = []
+        slots: list[tuple[int, int]] = []
+        for tree in trees:
+            blobs = {entry.name: entry.sha for entry in tree if not entry.is_tree}
+            slots.append((_add(wanted, blobs.get(META)), _add(wanted, blobs.get(PARAMS))))
+        bodies = [body for _kind, body in self.repo.read_objects(wanted)]
+        for run_id, (meta_slot, params_slot) in zip(ids, slots):
+            where = layout.run_dir(run_id)
+            if meta_slot < 0:
+                raise CorruptDataError(f"{where}/{META} is missing")
+            meta = load_yaml_fast(bodies[meta_slot], f"{where}/{META}")
+            params = (
+                load_yaml_fast(bodies[params_slot], f"{where}/{PARAMS}") if params_slot >= 0 else {}
+            )
+            builder.add(meta, params, None, where, run_id)
+
+
+def _add(wanted: list[str], sha: str | None) -> int:
+    if sha is None:
+        return -1
+    wanted.append(sha)
+    return len(wanted) - 1
+
+
+_indexes: weakref.WeakKeyDictionary[TrackingRepository, RunIndex] = weakref.WeakKeyDictionary()
+_indexes_lock = threading.Lock()
+
+
+def run_index(repository: TrackingRepository) -> RunIndex:
+    """The index of a repository handle (one per handle, living as long as it)."""
+    with _indexes_lock:
+        index = _indexes.get(repository)
+        if index is None:
+            index = _indexes[repository] = RunIndex(repository)
+        return index

@@ -1,0 +1,82 @@
+"""Rows of this clone's live runs, read from the staging area at query time.
+
+A live run's ``meta.yaml`` has no metric summary yet: it is computed from ``metrics.jsonl``.
+Each run's parsed documents are kept with the size and modification time of its files, so a
+search re-reads only the live runs that changed since the previous one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from gittrack.errors import CorruptDataError, NotFoundError
+from gittrack.store.codecs import parse_metric_lines
+from gittrack.store.fast_yaml import load_yaml_fast
+from gittrack.store.staging import META, METRICS, PARAMS, Staging
+from gittrack.tracking.runs import summarize_metrics
+
+_FILES = (META, PARAMS, METRICS)
+
+
+@dataclass(frozen=True)
+class LiveRecord:
+    """The documents of one live run, as ``FrameBuilder.add`` takes them."""
+
+    run_id: str
+    meta: dict
+    params: dict
+    summaries: dict[str, dict]
+    where: str
+
+
+class LiveRuns:
+    """The live runs of one staging area."""
+
+    def __init__(self, staging: Staging) -> None:
+        self.staging = staging
+        self._known: dict[str, tuple[tuple, LiveRecord]] = {}
+
+    def records(self) -> list[LiveRecord]:
+        found = []
+        ids = self.staging.run_ids()
+        for run_id in ids:
+            record = self._record(run_id)
+            if record is not None:
+                found.append(record)
+        for gone in self._known.keys() - set(ids):
+            del self._known[gone]
+        return found
+
+    def _record(self, run_id: str) -> LiveRecord | None:
+        path = self.staging.root / run_id
+        stamps = tuple(_stamp(os.path.join(path, name)) for name in _FILES)
+        known = self._known.get(run_id)
+        if known is not None and known[0] == stamps:
+            return known[1]
+        try:
+            live = self.staging.open(run_id)
+            raw_meta = live.read(META)
+            if raw_meta is None:
+                return None
+            where = str(live.path)
+            meta = load_yaml_fast(raw_meta, f"{where}/{META}")
+            params = load_yaml_fast(live.read(PARAMS) or b"{}", f"{where}/{PARAMS}") or {}
+            points, _torn = parse_metric_lines(live.read(METRICS) or b"", f"{where}/{METRICS}")
+        except NotFoundError:
+            return None  # committed and removed since the listing: the branch has it
+        except CorruptDataError:
+            if not (path / META).exists():
+                return None
+            raise
+        record = LiveRecord(run_id, meta, params, summarize_metrics(points), where)
+        self._known[run_id] = (stamps, record)
+        return record
+
+
+def _stamp(path: str) -> tuple:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return ()
+    return (st.st_mtime_ns, st.st_size, st.st_ino)

@@ -1,0 +1,249 @@
+"""Runs as rows of the run frame the filter engine reads, built column by column.
+
+The frame has one row per run: the attribute columns of :data:`INFO_COLUMNS`, then one column
+per key, ``metrics.<key>`` (latest value, float), ``params.<key>`` and ``tags.<key>``
+(strings, missing as NaN). ``parent_run_id`` and ``_details`` (JSON: source and the metric
+summaries' step, timestamp, min, max and count) complete what a ``Run`` object needs.
+
+Documents are checked field by field as they are turned into rows; a document that fails is
+checked against its JSON Schema so that the error names the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gittrack.entities import LifecycleStage, RunStatus
+from gittrack.errors import CorruptDataError
+from gittrack.store.schemas import check_stored
+
+ARTIFACT_URI_PREFIX = "runs:/"  # as RunStore builds artifact URIs
+INFO_COLUMNS = (
+    "run_id",
+    "experiment_id",
+    "run_name",
+    "user_id",
+    "status",
+    "artifact_uri",
+    "start_time",
+    "end_time",
+    "lifecycle_stage",
+    "parent_run_id",
+    "_details",
+)
+KEY_PREFIXES = ("metrics.", "params.", "tags.")
+_STATUSES = frozenset(RunStatus.ALL)
+_LIFECYCLES = frozenset((LifecycleStage.ACTIVE, LifecycleStage.DELETED))
+_SPECIAL_NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def decode_number(raw: Any) -> float:
+    """A stored metric number: a YAML number or one of "NaN", "Infinity", "-Infinity"."""
+    special = _SPECIAL_NUMBERS.get(raw) if isinstance(raw, str) else None
+    if special is not None:
+        return special
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return float(raw)
+    raise TypeError(f"not a metric number: {raw!r}")
+
+
+def stored_summaries(meta: dict, where: str) -> dict[str, dict]:
+    """The metric summaries of a committed ``meta.yaml``, numbers decoded."""
+    try:
+        return {
+            key: {
+                "value": decode_number(entry["value"]),
+                "step": int(entry["step"]),
+                "timestamp": int(entry["timestamp"]),
+                "min": decode_number(entry["min"]),
+                "max": decode_number(entry["max"]),
+                "count": int(entry["count"]),
+            }
+            for key, entry in meta["metrics"].items()
+        }
+    except (TypeError, KeyError, ValueError, AttributeError):
+        check_stored(meta, "meta", where)
+        raise CorruptDataError(f"{where}: metrics: a summary is not readable") from None
+
+
+class FrameBuilder:
+    """Accumulates runs and turns them into the run frame in one go."""
+
+    def __init__(self) -> None:
+        self._info: dict[str, list[Any]] = {name: [] for name in INFO_COLUMNS}
+        self._start: list[str] = []
+        self._end: list[str | None] = []
+        self._keys: dict[str, tuple[list[int], list[Any]]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(
+        self,
+        meta: Any,
+        params: Any,
+        summaries: Mapping[str, Mapping[str, Any]] | None,
+        where: str,
+        run_id: str | None = None,
+    ) -> None:
+        """Add one run from its ``meta.yaml`` and ``params.yaml`` documents.
+
+        ``where`` is the run's directory, for error messages; ``summaries`` are the decoded
+        metric summaries (None: read them from ``meta``); ``run_id`` is the id of the
+        directory the documents were read from.
+        """
+        meta = _checked_meta(meta, f"{where}/meta.yaml", run_id)
+        params = _checked_params(params, f"{where}/params.yaml")
+        if summaries is None:
+            summaries = stored_summaries(meta, f"{where}/meta.yaml")
+        row = self._count
+        info = self._info
+        run_id = meta["run_id"]
+        info["run_id"].append(run_id)
+        info["experiment_id"].append(meta["experiment_id"])
+        info["run_name"].append(meta["run_name"])
+        info["user_id"].append(meta["user"])
+        info["status"].append(meta["status"])
+        info["artifact_uri"].append(ARTIFACT_URI_PREFIX + run_id)
+        info["lifecycle_stage"].append(meta["lifecycle"])
+        info["parent_run_id"].append(meta.get("parent_run_id"))
+        info["_details"].append(
+            json.dumps(
+                {
+                    "source": meta.get("source") or {},
+                    "summaries": {
+                        k: [s["step"], s["timestamp"], s["min"], s["max"], s["count"]]
+                        for k, s in summaries.items()
+                    },
+                },
+                separators=(",", ":"),
+            )
+        )
+        self._start.append(meta["start_time"])
+        self._end.append(meta["end_time"])
+        keys = self._keys
+        for prefix, values in (
+            ("metrics.", {k: s["value"] for k, s in summaries.items()}),
+            ("params.", params),
+            ("tags.", meta["tags"]),
+        ):
+            for key, value in values.items():
+                column = keys.get(prefix + key)
+                if column is None:
+                    column = keys[prefix + key] = ([], [])
+                column[0].append(row)
+                column[1].append(value)
+        self._count += 1
+
+    def frame(self) -> pd.DataFrame:
+        n = self._count
+        data: dict[str, Any] = {}
+        for name in INFO_COLUMNS:
+            data[name] = _object_array(self._info[name])
+        data["start_time"] = _times(self._start).astype(np.int64)
+        ends = _times([t or "NaT" for t in self._end])
+        data["end_time"] = np.where(np.isnat(ends), np.nan, ends.astype(np.int64)).astype(float)
+        for column in sorted(self._keys, key=_column_order):
+            rows, values = self._keys[column]
+            if column.startswith("metrics."):
+                array = np.full(n, np.nan)
+                array[rows] = values
+            else:
+                array = np.full(n, None, dtype=object)
+                array[rows] = values
+            data[column] = array
+        return normalize(pd.DataFrame(data))
+
+
+def _object_array(values: list[Any]) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def _times(texts: list[str]) -> np.ndarray:
+    """ISO-8601 UTC times with milliseconds as epoch milliseconds (datetime64[ms])."""
+    try:
+        return np.array([t[:-1] if t.endswith("Z") else t for t in texts], dtype="datetime64[ms]")
+    except ValueError as exc:
+        raise CorruptDataError(f"a run's start_time or end_time is not a UTC time: {exc}") from exc
+
+
+def _column_order(column: str) -> tuple[int, str]:
+    prefix = column.split(".", 1)[0] + "."
+    return KEY_PREFIXES.index(prefix), column
+
+
+def normalize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Column types the filter engine and the cache rely on, whatever built the frame."""
+    for column in frame.columns:
+        if column.startswith("metrics.") or column == "end_time":
+            wanted: type | None = np.float64
+        else:
+            wanted = np.int64 if column == "start_time" else None
+        if wanted is not None and frame[column].dtype != wanted:
+            frame[column] = frame[column].astype(wanted)
+    return frame
+
+
+def empty_frame() -> pd.DataFrame:
+    return FrameBuilder().frame()
+
+
+def _checked_meta(meta: Any, where: str, run_id: str | None) -> dict:
+    if (
+        isinstance(meta, dict)
+        and meta.get("format") == 1
+        and isinstance(meta.get("run_id"), str)
+        and (run_id is None or meta["run_id"] == run_id)
+        and isinstance(meta.get("experiment_id"), str)
+        and isinstance(meta.get("run_name"), str)
+        and isinstance(meta.get("user"), str)
+        and meta.get("status") in _STATUSES
+        and meta.get("lifecycle") in _LIFECYCLES
+        and _is_time(meta.get("start_time"))
+        and (meta.get("end_time") is None or _is_time(meta["end_time"]))
+        and isinstance(meta.get("tags"), dict)
+        and all(isinstance(v, str) for v in meta["tags"].values())
+        and isinstance(meta.get("metrics"), dict)
+        and (meta.get("source") is None or isinstance(meta["source"], dict))
+    ):
+        return meta
+    check_stored(meta, "meta", where)
+    if isinstance(meta, dict) and run_id is not None and meta.get("run_id") != run_id:
+        raise CorruptDataError(
+            f"{where}: run_id {meta.get('run_id')!r} does not match its directory {run_id}"
+        )
+    raise CorruptDataError(f"{where}: not a run's meta.yaml")
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 24 and value[10] == "T" and value[-1] == "Z"
+
+
+def _checked_params(params: Any, where: str) -> dict:
+    if params is None:
+        return {}
+    if isinstance(params, dict) and all(isinstance(v, str) for v in params.values()):
+        return params
+    check_stored(params, "params", where)
+    raise CorruptDataError(f"{where}: not a run's params.yaml")
+
+
+def details(raw: str | None) -> tuple[dict, dict[str, list]]:
+    """(source, summaries) from a ``_details`` cell."""
+    if not raw:
+        return {}, {}
+    doc = json.loads(raw)
+    return doc.get("source") or {}, doc.get("summaries") or {}
+
+
+def key_columns(columns: Iterable[str]) -> list[str]:
+    return [c for c in columns if c.startswith(KEY_PREFIXES)]

@@ -1,0 +1,83 @@
+"""Run directories on the tracking branch: all of them at one tree, or those two trees differ in.
+
+Runs live at ``.tracking/runs/<id[0:2]>/<id[2:4]>/<run_id>/``. Two trees are compared level by
+level, reading only the subtrees whose ids differ, so a branch tip that gained three runs costs
+a handful of tree reads whatever the number of runs. Each level is read in one batch.
+A listing is a comparison with nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from gittrack.store import layout
+from gittrack.store.git import GitRepo, TreeEntry
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}\Z")
+_SHARD_LEVELS = 2
+_BATCH = 20_000
+
+
+@dataclass
+class RunDirChanges:
+    """Run directories added or changed (run id -> tree id), and run ids that are gone."""
+
+    changed: dict[str, str] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
+
+
+def runs_tree(repo: GitRepo, root_tree: str | None) -> str | None:
+    """The id of the ``.tracking/runs`` tree under a root tree, or None when there is none."""
+    current = root_tree
+    for name in layout.RUNS_DIR.split("/"):
+        if current is None:
+            return None
+        current = _child_tree(repo.read_tree(current), name)
+    return current
+
+
+def _child_tree(entries: list[TreeEntry], name: str) -> str | None:
+    for entry in entries:
+        if entry.name == name:
+            return entry.sha if entry.is_tree else None
+    return None
+
+
+def diff_run_dirs(repo: GitRepo, old: str | None, new: str | None) -> RunDirChanges:
+    """Run directories that differ between two ``.tracking/runs`` trees (None: no runs)."""
+    changes = RunDirChanges()
+    pairs: list[tuple[str | None, str | None, str]] = [] if old == new else [(old, new, "")]
+    for level in range(_SHARD_LEVELS + 1):
+        if not pairs:
+            break
+        trees = _read_trees(repo, {sha for o, n, _ in pairs for sha in (o, n) if sha})
+        next_pairs: list[tuple[str | None, str | None, str]] = []
+        for old_sha, new_sha, prefix in pairs:
+            old_entries = {e.name: e for e in trees[old_sha]} if old_sha else {}
+            new_entries = {e.name: e for e in trees[new_sha]} if new_sha else {}
+            for name in old_entries.keys() | new_entries.keys():
+                before, after = old_entries.get(name), new_entries.get(name)
+                before_sha = before.sha if before is not None and before.is_tree else None
+                after_sha = after.sha if after is not None and after.is_tree else None
+                if before_sha == after_sha:
+                    continue
+                if level < _SHARD_LEVELS:
+                    if len(name) == 2:
+                        next_pairs.append((before_sha, after_sha, prefix + name))
+                elif _RUN_ID.match(name) and name.startswith(prefix):
+                    if after_sha is not None:
+                        changes.changed[name] = after_sha
+                    else:
+                        changes.removed.add(name)
+        pairs = next_pairs
+    return changes
+
+
+def _read_trees(repo: GitRepo, shas: set[str]) -> dict[str, list[TreeEntry]]:
+    ordered = sorted(shas)
+    found: dict[str, list[TreeEntry]] = {}
+    for start in range(0, len(ordered), _BATCH):
+        chunk = ordered[start : start + _BATCH]
+        found.update(zip(chunk, repo.read_trees(chunk)))
+    return found
