@@ -7,14 +7,17 @@ chosen tracking URI and experiment.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from gittrack.client import Client
 from gittrack.entities import Experiment, LifecycleStage, Run, RunStatus, ViewType
-from gittrack.errors import InvalidInputError, InvalidStateError, NotFoundError
+from gittrack.errors import InvalidInputError, InvalidStateError
 from gittrack.store import layout
+
+_logger = logging.getLogger(__name__)
 
 
 class ActiveRun(Run):
@@ -319,23 +322,33 @@ def search_runs(
     search_all_experiments: bool = False,
     experiment_names: list[str] | None = None,
 ) -> Any:
-    """Runs as a pandas DataFrame with MLflow's columns (or a list of ``Run``)."""
+    """Runs as a pandas DataFrame with MLflow's columns (or a list of ``Run``).
+
+    As in MLflow: without ids or names, the active experiment is searched, or every active
+    experiment with ``search_all_experiments``; names that match no experiment are skipped
+    with a warning; giving both ids and names is an error.
+    """
     from gittrack.query.search import search_runs as _search
 
     client = _client()
-    if experiment_ids is None and experiment_names is None and not search_all_experiments:
-        experiment_ids = [_current_experiment_id()]
+    if experiment_ids is not None and experiment_names is not None:
+        raise InvalidInputError("search_runs takes experiment_ids or experiment_names, not both")
     if experiment_names is not None:
-        ids = []
+        experiment_ids = []
         for name in experiment_names:
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
-                raise NotFoundError(f"no experiment named {name!r}")
-            ids.append(experiment.experiment_id)
-        experiment_ids = [*(experiment_ids or []), *ids]
+                _logger.warning("no experiment named %r: its runs are not searched", name)
+            else:
+                experiment_ids.append(experiment.experiment_id)
+    elif experiment_ids is None:
+        if search_all_experiments:
+            experiment_ids = [e.experiment_id for e in client.search_experiments()]
+        else:
+            experiment_ids = [_current_experiment_id()]
     return _search(
         client.repository,
-        experiment_ids=None if search_all_experiments else experiment_ids,
+        experiment_ids=experiment_ids,
         filter_string=filter_string,
         run_view_type=run_view_type,
         max_results=max_results,

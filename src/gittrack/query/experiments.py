@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from gittrack.entities import Experiment
+from gittrack.query.experiment_filter import filter_and_order
 
 
 def search_experiments(
-    experiments: list[Experiment], filter_string: str | None, order_by: list[str] | None
+    experiments: list[Experiment],
+    filter_string: str | None,
+    order_by: Sequence[str] | str | None,
 ) -> list[Experiment]:
     """Experiments matching ``filter_string`` (``name``, ``tags.<key>``, times), ordered.
 
-    The default order is ``last_update_time DESC`` then id, as MLflow returns them.
+    The default order is MLflow's: ``creation_time DESC``, then ``experiment_id``.
     """
-    if not filter_string and not order_by:
-        return sorted(experiments, key=lambda e: (-(e.last_update_time or 0), e.experiment_id))
-    from gittrack.query.experiment_filter import filter_and_order
-
     return filter_and_order(experiments, filter_string, order_by)
