@@ -55,7 +55,7 @@ MlflowClient = Client
 _LAZY_MODULES = {"sklearn", "pyfunc", "models", "registry", "query"}
 _LAZY_ATTRIBUTES = {
     "register_model": "gittrack.registry.fluent",
-    "autolog": "gittrack.autolog",
+    "autolog": "gittrack.autologging",
     "compare_runs": "gittrack.query.compare",
 }
 

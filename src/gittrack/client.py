@@ -7,14 +7,16 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gittrack.entities import (
     Experiment,
     FileInfo,
     LifecycleStage,
     Metric,
+    ModelVersion,
     Param,
+    RegisteredModel,
     Run,
     RunStatus,
     RunTag,
@@ -25,6 +27,11 @@ from gittrack.store.codecs import dump_yaml
 from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository, open_repository
 from gittrack.tracking.source import default_entry_point
+
+if TYPE_CHECKING:
+    from gittrack.registry.policy import Violation as PolicyViolation
+    from gittrack.registry.service import RegistryService
+    from gittrack.registry.state import Event as RegistryEvent
 
 
 class Client:
@@ -267,7 +274,24 @@ class Client:
 
     # --------------------------------------------------------------- reading
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        return self.repository.runs.metric_history(run_id, key)
+        from gittrack.query.history import metric_history
+
+        return metric_history(self.repository, run_id, key)
+
+    def get_metric_history_frame(
+        self, run_ids: Sequence[str] | str, keys: Sequence[str] | str | None = None
+    ) -> Any:
+        """Several runs' metric histories as one long DataFrame: run_id, key, step,
+        timestamp, value (all keys unless ``keys`` names some)."""
+        from gittrack.query.history import metric_history_frame
+
+        return metric_history_frame(self.repository, run_ids, keys)
+
+    def compare_runs(self, run_ids: Sequence[str], diff_only: bool = False) -> Any:
+        """Params, metrics and tags of the runs side by side, with a ``differs`` column."""
+        from gittrack.query.compare import compare_run_ids
+
+        return compare_run_ids(self.repository, run_ids, diff_only)
 
     def search_runs(
         self,
@@ -306,6 +330,169 @@ class Client:
         except NotFoundError:
             return False
         return True
+
+    # ============================================================== model registry
+    # Thin delegations to gittrack.registry.service.RegistryService (DESIGN §6). ``at``
+    # (a revision or date) reads the registry as it was then.
+    @property
+    def registry(self) -> RegistryService:
+        service = self.__dict__.get("_registry_service")
+        if service is None:
+            from gittrack.registry.service import RegistryService
+
+            service = self.__dict__["_registry_service"] = RegistryService(self.repository)
+        return service
+
+    def create_registered_model(
+        self,
+        name: str,
+        tags: dict[str, Any] | None = None,
+        description: str | None = None,
+        **_ignored: Any,
+    ) -> RegisteredModel:
+        return self.registry.create_registered_model(name, tags, description)
+
+    def get_registered_model(self, name: str, *, at: str | None = None) -> RegisteredModel:
+        return self.registry.get_registered_model(name, at)
+
+    def search_registered_models(
+        self,
+        filter_string: str | None = None,
+        max_results: int | None = 100,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+        *,
+        at: str | None = None,
+    ) -> list[RegisteredModel]:
+        return self.registry.search_registered_models(
+            filter_string, max_results, order_by, page_token, at
+        )
+
+    def update_registered_model(
+        self, name: str, description: str | None = None, **_ignored: Any
+    ) -> RegisteredModel:
+        return self.registry.update_registered_model(name, description)
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        return self.registry.rename_registered_model(name, new_name)
+
+    def delete_registered_model(self, name: str) -> None:
+        self.registry.delete_registered_model(name)
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        self.registry.set_registered_model_tag(name, key, value)
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        self.registry.delete_registered_model_tag(name, key)
+
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None = None,
+        tags: dict[str, Any] | None = None,
+        run_link: str | None = None,
+        description: str | None = None,
+        **_ignored: Any,
+    ) -> ModelVersion:
+        return self.registry.create_model_version(name, source, run_id, tags, description)
+
+    def get_model_version(
+        self, name: str, version: int | str, *, at: str | None = None
+    ) -> ModelVersion:
+        return self.registry.get_model_version(name, version, at)
+
+    def search_model_versions(
+        self,
+        filter_string: str | None = None,
+        max_results: int | None = 10_000,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+        *,
+        at: str | None = None,
+    ) -> list[ModelVersion]:
+        return self.registry.search_model_versions(
+            filter_string, max_results, order_by, page_token, at
+        )
+
+    def update_model_version(
+        self, name: str, version: int | str, description: str | None = None
+    ) -> ModelVersion:
+        return self.registry.update_model_version(name, version, description)
+
+    def delete_model_version(self, name: str, version: int | str) -> None:
+        self.registry.delete_model_version(name, version)
+
+    def set_model_version_tag(
+        self,
+        name: str,
+        version: int | str | None = None,
+        key: str | None = None,
+        value: Any = None,
+        stage: str | None = None,
+    ) -> None:
+        number = self._version_or_stage(name, version, stage)
+        self.registry.set_model_version_tag(name, number, _required(key, "key"), value)
+
+    def delete_model_version_tag(
+        self,
+        name: str,
+        version: int | str | None = None,
+        key: str | None = None,
+        stage: str | None = None,
+    ) -> None:
+        number = self._version_or_stage(name, version, stage)
+        self.registry.delete_model_version_tag(name, number, _required(key, "key"))
+
+    def _version_or_stage(self, name: str, version: int | str | None, stage: str | None) -> str:
+        if (version is None) == (stage is None):
+            raise InvalidInputError("give exactly one of version or stage")
+        if version is not None:
+            return str(version)
+        latest = self.get_latest_versions(name, [stage])  # type: ignore[list-item]
+        if not latest:
+            raise NotFoundError(f"no version of model {name!r} is in stage {stage!r}")
+        return latest[0].version
+
+    def transition_model_version_stage(
+        self,
+        name: str,
+        version: int | str,
+        stage: str,
+        archive_existing_versions: bool = False,
+    ) -> ModelVersion:
+        return self.registry.transition_model_version_stage(
+            name, version, stage, archive_existing_versions
+        )
+
+    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list[ModelVersion]:
+        return self.registry.get_latest_versions(name, stages)
+
+    def set_registered_model_alias(self, name: str, alias: str, version: int | str) -> None:
+        self.registry.set_registered_model_alias(name, alias, version)
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        self.registry.delete_registered_model_alias(name, alias)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        return self.registry.get_model_version_by_alias(name, alias)
+
+    def get_model_version_download_uri(self, name: str, version: int | str) -> str:
+        return self.registry.get_model_version_download_uri(name, version)
+
+    def get_registry_history(self, name: str) -> list[RegistryEvent]:
+        """Every registration, stage change, alias move and deletion of ``name``, oldest first."""
+        return self.registry.history(name)
+
+    def verify_registry(self) -> list[PolicyViolation]:
+        """Every registry tag that breaks the policy in ``.tracking/config.yaml``."""
+        return self.registry.verify()
+
+
+def _required(value: str | None, what: str) -> str:
+    if value is None:
+        raise InvalidInputError(f"{what} is required")
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -1,0 +1,184 @@
+"""Resolve model URIs to local model directories.
+
+``models:/`` URIs go through the registry to the version's source; a ``runs:/`` source is a
+directory of the run's artifacts. For a committed run that directory is a git tree, so it is
+materialized once under ``$GIT_DIR/gittrack/cache/models/<tree id>`` and reused by every later
+load (the id changes whenever a byte changes). A live run's artifacts, a ``dst_path`` request
+and a single file are copied fresh each time. Local paths and ``file://`` URIs are used as
+they are.
+
+Loading a pickle runs code from the file. When the artifacts arrived with a branch fetched from
+a remote, :func:`pickle_origin_notice` says which run and commit they came from, so that a user
+loading someone else's model knows whose code is about to run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from gittrack.errors import InvalidInputError, NotFoundError
+from gittrack.models import uris
+from gittrack.models.model_format import MLMODEL_FILE_NAME, PYFUNC_FLAVOR, read_model_config
+from gittrack.registry.service import RegistryService
+from gittrack.store import layout
+from gittrack.store.branch import BranchSnapshot
+from gittrack.tracking import validation
+from gittrack.tracking.repository import TrackingRepository
+
+MAX_INDIRECTIONS = 8
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model URI led: the local directory, and the run and git tree behind it."""
+
+    uri: str
+    path: Path
+    run_id: str | None = None
+    artifact_path: str | None = None
+    tree: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteOrigin:
+    """The remote-tracking branch and commit a run's artifacts were fetched with."""
+
+    ref: str
+    commit: str
+    author: str
+    date: str
+
+
+def resolve_model_uri(
+    uri: str | os.PathLike[str],
+    repository: TrackingRepository,
+    dst_path: str | os.PathLike[str] | None = None,
+) -> ResolvedModel:
+    """The local model directory ``uri`` names (see the module docstring)."""
+    text = os.fspath(uri)
+    current = text
+    for _ in range(MAX_INDIRECTIONS):
+        if uris.is_models_uri(current):
+            version = RegistryService(repository).version_for_uri(uris.parse_models_uri(current))
+            if not version.source:
+                raise NotFoundError(f"{current!r}: model version {version.version} has no source")
+            current = version.source
+            continue
+        if uris.is_runs_uri(current):
+            return _resolve_run_artifacts(text, uris.parse_runs_uri(current), repository, dst_path)
+        return ResolvedModel(text, local_path(current))
+    raise InvalidInputError(f"{text!r}: model sources refer to each other more than 8 times")
+
+
+def _resolve_run_artifacts(
+    uri: str,
+    parsed: uris.RunsUri,
+    repository: TrackingRepository,
+    dst_path: str | os.PathLike[str] | None,
+) -> ResolvedModel:
+    run_id = validation.check_run_id(parsed.run_id)
+    path = validation.check_artifact_path(parsed.path)
+    runs = repository.runs
+    tree = None
+    if not repository.staging.exists(run_id):
+        entry = repository.branch.snapshot().entry(_artifact_path_on_branch(run_id, path))
+        if entry is None:
+            runs.get(run_id)  # a missing run says so; a missing path is reported below
+            raise NotFoundError(f"run {run_id} has no artifact {path!r} (from {uri!r})")
+        tree = entry.sha if entry.is_tree else None
+    if tree is not None and dst_path is None:
+        cached = _cached_tree(repository, run_id, path, tree)
+        return ResolvedModel(uri, cached, run_id, path, tree)
+    target = Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="gittrack-"))
+    local = runs.download_artifacts(run_id, path, target)
+    return ResolvedModel(uri, Path(local), run_id, path, tree)
+
+
+def _cached_tree(repository: TrackingRepository, run_id: str, path: str, tree: str) -> Path:
+    cache = repository.repo.gittrack_dir / "cache" / "models"
+    final = cache / tree
+    if final.is_dir():
+        return final
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"tmp-{tree[:12]}-", dir=cache))
+    try:
+        local = repository.runs.download_artifacts(run_id, path, staging)
+        try:
+            os.rename(local, final)
+        except OSError:
+            if not final.is_dir():  # another process finished first otherwise
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def _artifact_path_on_branch(run_id: str, path: str) -> str:
+    base = f"{layout.run_dir(run_id)}/artifacts"
+    return f"{base}/{path}" if path else base
+
+
+def local_path(text: str) -> Path:
+    if text.startswith("file:"):
+        return Path(unquote(urlparse(text).path))
+    if "://" in text or text.startswith(("runs:", "models:")):
+        raise InvalidInputError(
+            f"model URI {text!r} is not supported: use runs:/, models:/, a local path or file://"
+        )
+    return Path(text)
+
+
+# ---------------------------------------------------------------------------- provenance
+
+
+def is_pickle_based(model_dir: Path) -> bool:
+    """Whether loading the model unpickles a file (cloudpickle or pickle serialization)."""
+    if not (model_dir / MLMODEL_FILE_NAME).is_file():
+        return False
+    config = read_model_config(model_dir)
+    sklearn_conf = config.flavors.get("sklearn")
+    if sklearn_conf is not None:
+        return (sklearn_conf.get("serialization_format") or "pickle") in ("pickle", "cloudpickle")
+    model_path = str(config.flavors.get(PYFUNC_FLAVOR, {}).get("model_path") or "")
+    return model_path.endswith(_PICKLE_SUFFIXES)
+
+
+def remote_origin(repository: TrackingRepository, resolved: ResolvedModel) -> RemoteOrigin | None:
+    """The remote-tracking branch that brought the model's artifacts, if one did."""
+    if resolved.tree is None or resolved.run_id is None:
+        return None
+    repo = repository.repo
+    suffix = f"/{repository.branch.name}"
+    listing = repo.git_text("for-each-ref", "--format=%(refname) %(objectname)", "refs/remotes/")
+    on_branch = _artifact_path_on_branch(resolved.run_id, resolved.artifact_path or "")
+    for line in listing.splitlines():
+        ref, _, commit = line.partition(" ")
+        if not ref.endswith(suffix):
+            continue
+        entry = BranchSnapshot(repo, commit).entry(on_branch)
+        if entry is None or entry.sha != resolved.tree:
+            continue
+        log = repo.git_text("log", "-1", "--format=%H%x1f%an <%ae>%x1f%cI", commit, "--", on_branch)
+        found, author, date = (log.strip().split("\x1f") + ["", "", ""])[:3]
+        return RemoteOrigin(ref.removeprefix("refs/remotes/"), found or commit, author, date)
+    return None
+
+
+def pickle_origin_notice(repository: TrackingRepository, resolved: ResolvedModel) -> str | None:
+    """A notice naming the run and commit of a pickled model fetched from a remote, or None."""
+    if resolved.tree is None or not is_pickle_based(resolved.path):
+        return None
+    origin = remote_origin(repository, resolved)
+    if origin is None:
+        return None
+    return (
+        f"gittrack: loading a pickled model from run {resolved.run_id}, fetched with "
+        f"{origin.ref} in commit {origin.commit[:12]} ({origin.author}, {origin.date}). "
+        "Unpickling runs code from the file: load models only from people you trust."
+    )

@@ -1,0 +1,72 @@
+"""Parsing of the model URIs: ``runs:/<run_id>/<path>`` and ``models:/...``.
+
+``models:/Name/3`` names a version, ``models:/Name/Production`` the latest version in a stage,
+``models:/Name/latest`` the latest version, ``models:/Name@alias`` the version holding an alias.
+Model names may contain ``/``, so the last segment decides: digits are a version, ``latest`` is
+the latest, anything else a stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gittrack.errors import InvalidInputError
+
+RUNS_SCHEME = "runs:/"
+MODELS_SCHEME = "models:/"
+
+
+@dataclass(frozen=True)
+class RunsUri:
+    run_id: str
+    path: str
+
+
+@dataclass(frozen=True)
+class ModelsUri:
+    """A ``models:/`` URI: exactly one of ``version``, ``stage``, ``alias``, ``latest``."""
+
+    name: str
+    version: int | None = None
+    stage: str | None = None
+    alias: str | None = None
+    latest: bool = False
+
+
+def is_runs_uri(uri: str) -> bool:
+    return uri.startswith(RUNS_SCHEME)
+
+
+def is_models_uri(uri: str) -> bool:
+    return uri.startswith(MODELS_SCHEME)
+
+
+def parse_runs_uri(uri: str) -> RunsUri:
+    rest = uri[len(RUNS_SCHEME) :].lstrip("/")
+    run_id, _, path = rest.partition("/")
+    if not run_id:
+        raise InvalidInputError(f"{uri!r} names no run: use runs:/<run_id>/<artifact path>")
+    return RunsUri(run_id, path.strip("/"))
+
+
+def parse_models_uri(uri: str) -> ModelsUri:
+    rest = uri[len(MODELS_SCHEME) :].strip("/")
+    usage = (
+        "use models:/<name>/<version>, models:/<name>/<stage>, models:/<name>/latest "
+        "or models:/<name>@<alias>"
+    )
+    if not rest:
+        raise InvalidInputError(f"{uri!r} names no model: {usage}")
+    if "@" in rest:
+        name, _, alias = rest.rpartition("@")
+        if not name or not alias or "/" in alias:
+            raise InvalidInputError(f"{uri!r} is not a model URI: {usage}")
+        return ModelsUri(name, alias=alias)
+    name, _, selector = rest.rpartition("/")
+    if not name or not selector:
+        raise InvalidInputError(f"{uri!r} is not a model URI: {usage}")
+    if selector.isdigit():
+        return ModelsUri(name, version=int(selector))
+    if selector.lower() == "latest":
+        return ModelsUri(name, latest=True)
+    return ModelsUri(name, stage=selector)

@@ -1,0 +1,162 @@
+"""Notifications of registry events: webhooks and local commands, from ``config.yaml``.
+
+::
+
+    notifications:
+      timeout: 5                       # seconds per receiver (default 5)
+      version_registered:
+        urls: ["https://ci.example.com/hooks/registry"]
+      stage_changed:
+        urls: ["http://127.0.0.1:9000/deploy"]
+        commands: ["python scripts/deploy.py"]
+      alias_moved:
+        commands: ["./notify-team.sh"]
+
+Each URL receives the event as a JSON POST; each command runs (split like a shell would, but
+without a shell) in the repository with the JSON on stdin. Receivers are called after the
+registry change is written, all at once, each bounded by the timeout: a failing or slow
+receiver is reported on stderr and never undoes the change.
+
+``config.yaml`` travels with ``git pull``, so commands from it run only where the repository's
+own git config opts in (``git config gittrack.notifyCommands true``); otherwise they are
+reported as skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EVENTS = ("version_registered", "stage_changed", "alias_moved")
+DEFAULT_TIMEOUT = 5.0
+COMMANDS_OPT_IN = "gittrack.notifyCommands"
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of one receiver: ``error`` is None when it accepted the event."""
+
+    event: str
+    target: str
+    error: str | None = None
+
+
+class Notifier:
+    """Sends registry events to the receivers configured for them."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        cwd: Path,
+        commands_allowed: Callable[[], bool],
+        report: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = dict(config or {})
+        self.cwd = cwd
+        self._commands_allowed = commands_allowed
+        self._report = report or _print_to_stderr
+        self.timeout = float(self.config.get("timeout", DEFAULT_TIMEOUT))
+
+    def receivers(self, event: str) -> tuple[list[str], list[str]]:
+        spec = self.config.get(event) or {}
+        return [str(u) for u in spec.get("urls") or ()], [
+            str(c) for c in spec.get("commands") or ()
+        ]
+
+    def send(self, event: str, payload: Mapping[str, Any]) -> list[Delivery]:
+        """Deliver ``payload`` to every receiver of ``event``; failures are reported."""
+        urls, commands = self.receivers(event)
+        if not urls and not commands:
+            return []
+        body = json.dumps({"event": event, **payload}, sort_keys=True, default=str).encode()
+        jobs: list[tuple[str, Callable[[], str | None]]] = [
+            (url, lambda url=url: _post(url, body, self.timeout)) for url in urls
+        ]
+        if commands and not self._commands_allowed():
+            results = [
+                Delivery(
+                    event,
+                    command,
+                    f"skipped: commands from config.yaml run only after "
+                    f"`git config {COMMANDS_OPT_IN} true` in this repository",
+                )
+                for command in commands
+            ]
+        else:
+            results = []
+            jobs += [
+                (command, lambda c=command: _run(c, body, self.cwd, self.timeout))
+                for command in commands
+            ]
+        if jobs:
+            with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
+                futures = [(target, pool.submit(job)) for target, job in jobs]
+                results += [Delivery(event, target, future.result()) for target, future in futures]
+        for delivery in results:
+            if delivery.error is not None:
+                self._report(
+                    f"gittrack: notification {event} to {delivery.target} failed: "
+                    f"{delivery.error} (the registry change itself is kept)"
+                )
+        return results
+
+
+def _post(url: str, body: bytes, timeout: float) -> str | None:
+    if not url.startswith(("http://", "https://")):
+        return f"not an http(s) URL: {url!r}"
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "gittrack"},
+    )
+    # A proxy from the environment must not intercept webhooks to this machine.
+    host = urllib.parse.urlsplit(url).hostname or ""
+    handlers = [urllib.request.ProxyHandler({})] if host in _LOOPBACK else []
+    try:
+        with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            return f"no answer within {timeout:g} s"
+        return str(reason)
+    return None
+
+
+def _run(command: str, body: bytes, cwd: Path, timeout: float) -> str | None:
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        return f"cannot parse the command: {exc}"
+    if not argv:
+        return "empty command"
+    try:
+        proc = subprocess.run(
+            argv, input=body, cwd=cwd, capture_output=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return f"did not finish within {timeout:g} s"
+    except OSError as exc:
+        return str(exc)
+    if proc.returncode != 0:
+        detail = proc.stderr.decode(errors="replace").strip().splitlines()
+        return f"exit code {proc.returncode}" + (f": {detail[-1]}" if detail else "")
+    return None
+
+
+def _print_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)

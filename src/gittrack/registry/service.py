@@ -1,0 +1,826 @@
+"""The model registry's operations, on git tags and the tracking branch (DESIGN §6).
+
+What a version is lives in tags: ``M@vN.0.0`` registers version N on the tracking commit that
+holds ``models/M/versions/N.yaml``, ``M#LABEL#K`` gives a stage or alias to the version
+registered on the tagged commit, ``M@vN.0.0!`` deregisters and ``M@deprecated`` deletes the
+model. Descriptions and tags, which can change, are YAML files on the tracking branch.
+
+Concurrency: a version number is claimed by committing ``versions/N.yaml`` (the branch moves by
+compare-and-swap, so two writers cannot both add the same file) and then creating the tag,
+which fails if the name exists; either failure moves on to the next number. Assignment counters
+are claimed the same way by creating the tag.
+
+Each write checks the policy first (nothing is written when it refuses) and notifies the
+configured receivers after the change is stored.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from gittrack.entities import ModelVersion, RegisteredModel
+from gittrack.errors import ConflictError, InvalidInputError, NotFoundError, RepositoryError
+from gittrack.models import uris
+from gittrack.registry import metadata
+from gittrack.registry.notify import COMMANDS_OPT_IN, Notifier
+from gittrack.registry.policy import ARCHIVE_STAGE, RegistryPolicy, Violation
+from gittrack.registry.search import PagedList, matches, order, paginate, parse_filter
+from gittrack.registry.state import (
+    DEFAULT_STAGES,
+    Event,
+    Version,
+    format_registration_message,
+    model_history,
+    next_assignment_counter,
+    next_version_number,
+)
+from gittrack.registry.tag_names import (
+    TagKind,
+    deprecation_tag,
+    deregistration_tag,
+    parse_tag,
+    stage_tag,
+    unassignment_tag,
+    validate_label,
+    validate_model_name,
+    version_tag,
+)
+from gittrack.registry.tags_io import TagListing, TagStore
+from gittrack.registry.time_travel import resolve_moment
+from gittrack.registry.view import RegistryView, to_ms
+from gittrack.store.branch import Blob, BranchSnapshot, Change
+from gittrack.store.codecs import format_time
+from gittrack.tracking import validation
+from gittrack.tracking.repository import TrackingRepository
+
+MAX_ATTEMPTS = 50
+MODEL_ATTRIBUTES = ("name", "description", "creation_timestamp", "last_updated_timestamp")
+VERSION_ATTRIBUTES = (
+    "name",
+    "version_number",
+    "run_id",
+    "source_path",
+    "user_id",
+    "current_stage",
+    "description",
+    "creation_timestamp",
+    "last_updated_timestamp",
+)
+_ENDING_KINDS = (TagKind.DEREGISTRATION, TagKind.DEPRECATION)
+_PRIORITY = {
+    TagKind.REGISTRATION: 0,
+    TagKind.ASSIGNMENT: 1,
+    TagKind.UNASSIGNMENT: 2,
+    TagKind.DEREGISTRATION: 3,
+    TagKind.DEPRECATION: 4,
+}
+_RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+
+
+class _NumberTaken(Exception):
+    """Another writer committed the version file first: claim the next number."""
+
+
+class RegistryService:
+    """Registry operations on one tracking repository."""
+
+    def __init__(
+        self, repository: TrackingRepository, report: Callable[[str], None] | None = None
+    ) -> None:
+        self.repository = repository
+        self.repo = repository.repo
+        self.branch = repository.branch
+        self.tags = TagStore(self.repo)
+        self._report = report
+
+    # ================================================================== configuration
+    def stages(self) -> tuple[str, ...]:
+        configured = (self.repository.config().get("registry") or {}).get("stages")
+        return tuple(configured or DEFAULT_STAGES)
+
+    def policy(self) -> RegistryPolicy:
+        return RegistryPolicy.from_config(self.repository.config())
+
+    def notifier(self) -> Notifier:
+        return Notifier(
+            self.repository.config().get("notifications") or {},
+            self.repo.path,
+            self._commands_allowed,
+            self._report,
+        )
+
+    def _commands_allowed(self) -> bool:
+        proc = self.repo.git("config", "--bool", "--get", COMMANDS_OPT_IN, check=False)
+        return proc.stdout.decode().strip() == "true"
+
+    def canonical_stage(self, stage: str) -> str:
+        """The configured spelling of ``stage`` (case-insensitive, as in MLflow)."""
+        for known in self.stages():
+            if known.lower() == str(stage).lower():
+                return known
+        raise InvalidInputError(
+            f"{stage!r} is not a registry stage; stages: {', '.join(self.stages())} "
+            "(configured in registry.stages of .tracking/config.yaml)"
+        )
+
+    # ================================================================== reading
+    def view(self, at: str | datetime | None = None) -> RegistryView:
+        """The registry now, or as it was at a revision or date."""
+        listing = self.tags.read()
+        if at is None:
+            return RegistryView(listing, self.branch.snapshot(), self.stages())
+        moment = resolve_moment(self.repo, self.branch.ref, at, listing)
+        snapshot = BranchSnapshot(self.repo, moment.commit)
+        return RegistryView(listing.until(moment.cutoff), snapshot, self.stages())
+
+    def get_registered_model(self, name: str, at: str | datetime | None = None) -> RegisteredModel:
+        return self.view(at).registered_model(name)
+
+    def search_registered_models(
+        self,
+        filter_string: str | None = None,
+        max_results: int | None = None,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+        at: str | datetime | None = None,
+    ) -> PagedList:
+        conditions = parse_filter(filter_string, MODEL_ATTRIBUTES)
+        view = self.view(at)
+        found = []
+        for name in view.model_names():
+            if conditions and not matches(conditions, lambda k, n=name: _model_field(view, n, k)):
+                continue
+            found.append(view.registered_model(name))
+        found = order(found, order_by, _model_sort_key, ["name ASC"], MODEL_ATTRIBUTES)
+        return paginate(found, max_results, page_token)
+
+    def get_model_version(
+        self, name: str, version: int | str, at: str | datetime | None = None
+    ) -> ModelVersion:
+        view = self.view(at)
+        return view.model_version(view.require_version(name, version))
+
+    def search_model_versions(
+        self,
+        filter_string: str | None = None,
+        max_results: int | None = None,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+        at: str | datetime | None = None,
+    ) -> PagedList:
+        conditions = parse_filter(filter_string, VERSION_ATTRIBUTES)
+        view = self.view(at)
+        names = view.model_names()
+        wanted = {c.value for c in conditions if c.key == "name" and c.op == "="}
+        if wanted:
+            names = [n for n in names if n in wanted]
+        found = []
+        for name in names:
+            for version in view.require_model(name).active_versions():
+                entity = view.model_version(version)
+                if matches(conditions, lambda k, e=entity: _version_field(e, k)):
+                    found.append(entity)
+        found = order(
+            found,
+            order_by,
+            _version_sort_key,
+            ["name ASC", "version_number DESC"],
+            VERSION_ATTRIBUTES,
+        )
+        return paginate(found, max_results, page_token)
+
+    def get_latest_versions(
+        self, name: str, stages: Sequence[str] | None = None
+    ) -> list[ModelVersion]:
+        """The highest version in each stage (each configured stage when none are given)."""
+        view = self.view()
+        model = view.require_model(name)
+        wanted = [self.canonical_stage(s) for s in stages] if stages else list(self.stages())
+        latest: dict[str, Version] = {}
+        for version in model.active_versions():
+            latest[version.current_stage] = version
+        return [view.model_version(latest[s]) for s in wanted if s in latest]
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        view = self.view()
+        model = view.require_model(name)
+        holder = model.alias_version(alias)
+        if holder is None:
+            held = ", ".join(f"{a} (v{n})" for a, n in sorted(model.aliases.items()))
+            raise NotFoundError(
+                f"Registered model {name!r} has no alias {alias!r}; aliases: {held or 'none'}"
+            )
+        return view.model_version(holder)
+
+    def get_model_version_download_uri(self, name: str, version: int | str) -> str:
+        source = self.get_model_version(name, version).source
+        if not source:
+            raise NotFoundError(f"Model {name!r} version {version} records no source")
+        return source
+
+    def version_for_uri(self, uri: uris.ModelsUri) -> ModelVersion:
+        """The version a ``models:/`` URI names; a clear error when none holds it."""
+        view = self.view()
+        model = view.require_model(uri.name)
+        if uri.version is not None:
+            return view.model_version(view.require_version(uri.name, uri.version))
+        if uri.alias is not None:
+            return self.get_model_version_by_alias(uri.name, uri.alias)
+        if uri.latest:
+            latest = model.latest_version()
+            if latest is None:
+                raise NotFoundError(f"Registered model {uri.name!r} has no versions yet")
+            return view.model_version(latest)
+        stage = self.canonical_stage(uri.stage or "")
+        holders = [v for v in model.active_versions() if v.current_stage == stage]
+        if not holders:
+            held = sorted({f"{v.current_stage} (v{v.number})" for v in model.active_versions()})
+            raise NotFoundError(
+                f"No version of model {uri.name!r} is in stage {stage!r}; "
+                f"stages held: {', '.join(held) or 'none (no versions)'}"
+            )
+        return view.model_version(holders[-1])
+
+    def history(self, name: str) -> list[Event]:
+        """Every registration, stage change, alias move and deletion of ``name``, oldest first."""
+        validate_model_name(name)
+        view = self.view()
+        events = model_history(view.listing.records, name, view.stages)
+        if not events and view.model_doc(name) is None:
+            raise NotFoundError(f"Registered model {name!r} does not exist and has no history")
+        return events
+
+    def verify(self) -> list[Violation]:
+        """Every tag in the repository that breaks the registry policy."""
+        view = self.view()
+        return self.policy().violations(view.listing, view.state)
+
+    # ================================================================== models
+    def create_registered_model(
+        self,
+        name: str,
+        tags: Mapping[str, Any] | None = None,
+        description: str | None = None,
+    ) -> RegisteredModel:
+        validate_model_name(name)
+        checked_tags = _checked_tags(tags)
+        view = self.view()
+        if view.exists(name):
+            raise ConflictError(f"Registered model {name!r} already exists")
+        seen = view.model_doc(name)
+        now = format_time(_now_ms())
+        doc = {
+            "name": name,
+            "description": description,
+            "creation_time": now,
+            "last_update_time": now,
+            "tags": checked_tags,
+        }
+
+        def build(snap: BranchSnapshot) -> dict[str, Change]:
+            if metadata.read_model(snap, name) != seen:
+                raise ConflictError(f"Registered model {name!r} already exists")
+            return {metadata.model_path(name): Blob(metadata.encode_model(doc))}
+
+        self.branch.commit(build, _message(f"Create registered model {name}", name))
+        return self.get_registered_model(name)
+
+    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
+        self._edit_model(name, lambda doc: doc.__setitem__("description", description), "Describe")
+        return self.get_registered_model(name)
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        [(key, text)] = _checked_tags({key: value}).items()
+        self._edit_model(name, lambda doc: doc.setdefault("tags", {}).__setitem__(key, text), "Tag")
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        self._edit_model(name, lambda doc: (doc.get("tags") or {}).pop(key, None), "Untag")
+
+    def _edit_model(self, name: str, change: Callable[[dict], Any], verb: str) -> str:
+        view = self.view()
+        view.require_model(name)
+
+        def build(snap: BranchSnapshot) -> dict[str, Change]:
+            doc = metadata.read_model(snap, name) or _model_doc_from_tags(view, name)
+            change(doc)
+            doc["last_update_time"] = format_time(_now_ms())
+            return {metadata.model_path(name): Blob(metadata.encode_model(doc))}
+
+        return self.branch.commit(build, _message(f"{verb} registered model {name}", name))
+
+    def delete_registered_model(self, name: str) -> None:
+        """Delete the model: deregister its versions, remove its files, tag it deprecated."""
+        view = self.view()
+        model = view.require_model(name)
+
+        def build(_snap: BranchSnapshot) -> dict[str, Change]:
+            return {metadata.model_path(name): None, metadata.versions_path(name): None}
+
+        commit = self.branch.commit(build, _message(f"Delete registered model {name}", name))
+        for version in model.active_versions():
+            self._write_tag(
+                name,
+                lambda _listing, v=version: deregistration_tag(name, v.number),
+                version.commit,
+                f"Delete {name} version {version.number}\n",
+                TagKind.DEREGISTRATION,
+            )
+        self._write_tag(
+            name,
+            lambda listing: self._deprecation_name(listing, name),
+            commit,
+            f"Delete registered model {name}\n",
+            TagKind.DEPRECATION,
+        )
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Move the model and its versions (same numbers, stages and aliases) to ``new_name``."""
+        validate_model_name(new_name)
+        view = self.view()
+        model = view.require_model(name)
+        if view.exists(new_name):
+            raise ConflictError(f"Registered model {new_name!r} already exists")
+        model_doc = {**(view.model_doc(name) or _model_doc_from_tags(view, name)), "name": new_name}
+        model_doc["last_update_time"] = format_time(_now_ms())
+        versions = model.active_versions()
+        old_docs = {v.number: self._version_doc_for(view, v) for v in versions}
+
+        def move(_snap: BranchSnapshot) -> dict[str, Change]:
+            return {
+                metadata.model_path(new_name): Blob(metadata.encode_model(model_doc)),
+                metadata.model_path(name): None,
+                metadata.versions_path(name): None,
+            }
+
+        self.branch.commit(move, _message(f"Rename registered model {name} to {new_name}", name))
+        for version in versions:
+            doc = {**old_docs[version.number], "name": new_name}
+            commit = self.branch.commit(
+                lambda _s, d=doc, n=version.number: {
+                    metadata.version_path(new_name, n): Blob(metadata.encode_version(d))
+                },
+                _message(f"Move {name} version {version.number} to {new_name}", new_name),
+            )
+            self._write_tag(
+                new_name,
+                lambda _l, n=version.number: version_tag(new_name, n),
+                commit,
+                _registration_message(doc),
+                TagKind.REGISTRATION,
+            )
+            labels = [version.stage] if version.stage else []
+            for label in [*labels, *version.aliases]:
+                self._assign_label(new_name, version.number, commit, label, f"Renamed from {name}")
+        self.delete_registered_model(name)
+        return self.get_registered_model(new_name)
+
+    # ================================================================== versions
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        description: str | None = None,
+    ) -> ModelVersion:
+        validate_model_name(name)
+        checked_tags = _checked_tags(tags)
+        view = self.view()
+        if not view.exists(name):
+            raise NotFoundError(
+                f"Registered model {name!r} does not exist: call "
+                f"create_registered_model({name!r}) first (register_model creates it as needed)"
+            )
+        source, run_id = self._checked_source(source, run_id)
+        user = self.repo.identity().email
+        now = _now_ms()
+        model_doc = None if view.model_doc(name) else _model_doc_from_tags(view, name)
+        for _ in range(MAX_ATTEMPTS):
+            listing = self.tags.read()
+            snapshot = self.branch.snapshot()
+            number = max(
+                next_version_number(listing.names(), name),
+                max(metadata.version_numbers(snapshot, name), default=0) + 1,
+            )
+            doc = {
+                "name": name,
+                "version": number,
+                "source": source,
+                "run_id": run_id,
+                "user": user,
+                "description": description,
+                "creation_time": format_time(now),
+                "last_update_time": format_time(now),
+                "tags": checked_tags,
+            }
+            try:
+                commit = self.branch.commit(
+                    lambda snap, d=doc: self._version_changes(snap, d, model_doc),
+                    _message(f"Register {name} version {number}", name, run_id, number),
+                )
+                self._create_tag(
+                    listing,
+                    name,
+                    version_tag(name, number),
+                    commit,
+                    _registration_message(doc),
+                    TagKind.REGISTRATION,
+                )
+            except (_NumberTaken, ConflictError):
+                continue
+            entity = ModelVersion(
+                name=name,
+                version=str(number),
+                creation_timestamp=now,
+                last_updated_timestamp=now,
+                description=description,
+                user_id=user,
+                current_stage="None",
+                source=source,
+                run_id=run_id,
+                tags=dict(checked_tags),
+            )
+            self.notifier().send(
+                "version_registered", _payload(self, entity, tag=version_tag(name, number))
+            )
+            return entity
+        raise RepositoryError(f"could not claim a version number for {name!r}: too many races")
+
+    def _version_changes(
+        self, snap: BranchSnapshot, doc: dict[str, Any], model_doc: dict[str, Any] | None
+    ) -> dict[str, Change]:
+        path = metadata.version_path(doc["name"], doc["version"])
+        if snap.entry(path) is not None:
+            raise _NumberTaken()
+        changes: dict[str, Change] = {path: Blob(metadata.encode_version(doc))}
+        if model_doc is not None and snap.entry(metadata.model_path(doc["name"])) is None:
+            changes[metadata.model_path(doc["name"])] = Blob(metadata.encode_model(model_doc))
+        return changes
+
+    def _checked_source(self, source: str, run_id: str | None) -> tuple[str, str | None]:
+        if not isinstance(source, str) or not source.strip():
+            raise InvalidInputError(f"model version source must be a URI or path, got {source!r}")
+        if uris.is_models_uri(source):
+            version = self.version_for_uri(uris.parse_models_uri(source))
+            return version.source or source, run_id or version.run_id
+        if not uris.is_runs_uri(source):
+            return source, run_id
+        parsed = uris.parse_runs_uri(source)
+        if run_id is not None and run_id != parsed.run_id:
+            raise InvalidInputError(
+                f"run_id {run_id!r} does not match the run in source {source!r}"
+            )
+        self.repository.runs.get(validation.check_run_id(parsed.run_id))
+        if parsed.path:
+            parent, _, leaf = parsed.path.rpartition("/")
+            listed = self.repository.runs.list_artifacts(parsed.run_id, parent or None)
+            if not any(p.rpartition("/")[2] == leaf for p, _d, _s in listed):
+                raise NotFoundError(
+                    f"run {parsed.run_id} has no artifact {parsed.path!r} (source {source!r})"
+                )
+        return source, parsed.run_id
+
+    def update_model_version(
+        self, name: str, version: int | str, description: str | None
+    ) -> ModelVersion:
+        self._edit_version(name, version, lambda d: d.__setitem__("description", description))
+        return self.get_model_version(name, version)
+
+    def set_model_version_tag(self, name: str, version: int | str, key: str, value: Any) -> None:
+        [(key, text)] = _checked_tags({key: value}).items()
+        self._edit_version(name, version, lambda d: d.setdefault("tags", {}).__setitem__(key, text))
+
+    def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
+        self._edit_version(name, version, lambda d: (d.get("tags") or {}).pop(key, None))
+
+    def _edit_version(self, name: str, version: int | str, change: Callable[[dict], Any]) -> None:
+        view = self.view()
+        target = view.require_version(name, version)
+        fallback = self._version_doc_for(view, target)
+
+        def build(snap: BranchSnapshot) -> dict[str, Change]:
+            doc = metadata.read_version(snap, name, target.number) or dict(fallback)
+            change(doc)
+            doc["last_update_time"] = format_time(_now_ms())
+            return {metadata.version_path(name, target.number): Blob(metadata.encode_version(doc))}
+
+        self.branch.commit(
+            build, _message(f"Update {name} version {target.number}", name, None, target.number)
+        )
+
+    def delete_model_version(self, name: str, version: int | str) -> None:
+        view = self.view()
+        target = view.require_version(name, version)
+        self._write_tag(
+            name,
+            lambda _listing: deregistration_tag(name, target.number),
+            target.commit,
+            f"Delete {name} version {target.number}\n",
+            TagKind.DEREGISTRATION,
+        )
+
+    # ================================================================== stages and aliases
+    def transition_model_version_stage(
+        self, name: str, version: int | str, stage: str, archive_existing_versions: bool = False
+    ) -> ModelVersion:
+        """Give the version ``stage``; an exclusive stage (or ``archive_existing_versions``)
+        moves the other versions holding it to ``Archived``."""
+        stage = self.canonical_stage(stage)
+        view = self.view()
+        target = view.require_version(name, version)
+        model = view.require_model(name)
+        policy = self.policy()
+        email = self.repo.identity().email
+        policy.check_assignment(name, target.number, stage, email)
+        exclusive = policy.rule(stage).exclusive or (
+            archive_existing_versions and stage not in (ARCHIVE_STAGE, "None")
+        )
+        others = [
+            v
+            for v in model.active_versions()
+            if exclusive and v.number != target.number and v.current_stage == stage
+        ]
+        stage_for_old = self.canonical_stage(ARCHIVE_STAGE) if others else ARCHIVE_STAGE
+        if others:
+            for other in others:
+                policy.check_assignment(name, other.number, stage_for_old, email)
+        changed: list[tuple[Version, str]] = []
+        if target.current_stage != stage:
+            self._assign_label(name, target.number, target.commit, stage, None, policy)
+            changed.append((target, stage))
+        for other in others:
+            self._assign_label(name, other.number, other.commit, stage_for_old, None, policy)
+            changed.append((other, stage_for_old))
+        after = self.view()
+        notifier = self.notifier()
+        for version_state, new_stage in changed:
+            entity = after.model_version(after.require_version(name, version_state.number))
+            notifier.send(
+                "stage_changed",
+                _payload(self, entity, stage=new_stage, previous_stage=version_state.current_stage),
+            )
+        return after.model_version(after.require_version(name, target.number))
+
+    def set_registered_model_alias(self, name: str, alias: str, version: int | str) -> None:
+        self._check_alias(alias)
+        view = self.view()
+        target = view.require_version(name, version)
+        previous = view.require_model(name).alias_version(alias)
+        if previous is not None and previous.number == target.number:
+            return
+        policy = self.policy()
+        policy.check_assignment(name, target.number, alias, self.repo.identity().email)
+        self._assign_label(name, target.number, target.commit, alias, None, policy)
+        entity = self.get_model_version(name, target.number)
+        self.notifier().send(
+            "alias_moved",
+            _payload(
+                self,
+                entity,
+                alias=alias,
+                previous_version=previous.number if previous else None,
+            ),
+        )
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        view = self.view()
+        holder = view.require_model(name).alias_version(alias)
+        if holder is None:
+            return
+        self._write_tag(
+            name,
+            lambda listing: unassignment_tag(
+                name, alias, next_assignment_counter(listing.names(), name)
+            ),
+            holder.commit,
+            f"Remove alias {alias} from {name} version {holder.number}\n",
+            TagKind.UNASSIGNMENT,
+        )
+        self.notifier().send(
+            "alias_moved",
+            {
+                "model": name,
+                "alias": alias,
+                "version": None,
+                "previous_version": holder.number,
+                "user": self.repo.identity().email,
+                "repository": str(self.repo.path),
+            },
+        )
+
+    def _check_alias(self, alias: str) -> None:
+        validate_label(alias)
+        if any(alias.lower() == s.lower() for s in self.stages()):
+            raise InvalidInputError(
+                f"{alias!r} is a stage, not an alias: use transition_model_version_stage"
+            )
+        if _RESERVED_ALIAS.match(alias):
+            raise InvalidInputError(
+                f"alias {alias!r} is reserved ('latest' and v<number> name versions in URIs)"
+            )
+
+    def _assign_label(
+        self,
+        name: str,
+        number: int,
+        commit: str,
+        label: str,
+        note: str | None,
+        policy: RegistryPolicy | None = None,
+    ) -> None:
+        rule = (policy or self.policy()).rule(label)
+        message = f"Assign {label} to {name} version {number}\n"
+        if note:
+            message += f"\n{note}\n"
+        self._write_tag(
+            name,
+            lambda listing: stage_tag(name, label, next_assignment_counter(listing.names(), name)),
+            commit,
+            message,
+            TagKind.ASSIGNMENT,
+            sign=rule.signed,
+        )
+
+    # ================================================================== tags
+    def _write_tag(
+        self,
+        model: str,
+        tag_name: Callable[[TagListing], str],
+        commit: str,
+        message: str,
+        kind: TagKind,
+        sign: bool = False,
+    ) -> str:
+        """Create the tag ``tag_name(listing)`` names, choosing again when the name is taken."""
+        for _ in range(MAX_ATTEMPTS):
+            listing = self.tags.read()
+            name = tag_name(listing)
+            try:
+                self._create_tag(listing, model, name, commit, message, kind, sign)
+            except ConflictError:
+                continue
+            return name
+        raise RepositoryError(f"could not create a registry tag for {model!r}: too many races")
+
+    def _create_tag(
+        self,
+        listing: TagListing,
+        model: str,
+        name: str,
+        commit: str,
+        message: str,
+        kind: TagKind,
+        sign: bool = False,
+    ) -> None:
+        when = _tag_time(listing, model, kind, parse_tag(name))
+        self.tags.create(name, commit, message, when=when, sign=sign)
+
+    @staticmethod
+    def _deprecation_name(listing: TagListing, name: str) -> str:
+        plain = deprecation_tag(name)
+        if plain not in set(listing.names()):
+            return plain
+        return deprecation_tag(name, next_assignment_counter(listing.names(), name))
+
+    def _version_doc_for(self, view: RegistryView, version: Version) -> dict[str, Any]:
+        doc = view.version_doc(version.model, version.number)
+        if doc is not None:
+            return dict(doc)
+        entity = view.model_version(version)
+        stamp = format_time(entity.creation_timestamp or to_ms(version.when))
+        return {
+            "name": version.model,
+            "version": version.number,
+            "source": entity.source or "",
+            "run_id": entity.run_id,
+            "user": entity.user_id,
+            "description": entity.description,
+            "creation_time": stamp,
+            "last_update_time": stamp,
+            "tags": {},
+        }
+
+
+# ====================================================================== helpers
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _tag_time(listing: TagListing, model: str, kind: TagKind, parsed: Any) -> int:
+    """Now, or the first second at which the new tag sorts after all of the model's tags.
+
+    Tags are ordered by tagger date (whole seconds), then by counter and kind; a registration
+    made in the same second as a deprecation would otherwise sort before it.
+    """
+    now = int(time.time())
+    latest = 0
+    keys_at_latest: list[tuple[float, int]] = []
+    for record in listing.records:
+        other = parse_tag(record.name)
+        if other is None or other.model != model or not record.annotated:
+            continue
+        stamp = int(record.date.timestamp())
+        key = _sort_key(other.kind, other.counter)
+        if stamp > latest:
+            latest, keys_at_latest = stamp, [key]
+        elif stamp == latest:
+            keys_at_latest.append(key)
+    if now > latest:
+        return now
+    mine = _sort_key(kind, parsed.counter if parsed is not None else None)
+    return latest if all(mine > key for key in keys_at_latest) else latest + 1
+
+
+def _sort_key(kind: TagKind, counter: int | None) -> tuple[float, int]:
+    if counter is not None:
+        return (float(counter), _PRIORITY[kind])
+    return (float("inf") if kind in _ENDING_KINDS else 0.0, _PRIORITY[kind])
+
+
+def _checked_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
+    return {
+        validation.check_key(k, "tag"): validation.check_string_value(v, "tag", k)
+        for k, v in (tags or {}).items()
+    }
+
+
+def _message(subject: str, model: str, run_id: str | None = None, number: int | None = None) -> str:
+    trailers = [f"Model: {model}"]
+    if number is not None:
+        trailers.append(f"Version: {number}")
+    if run_id:
+        trailers.append(f"Run-Id: {run_id}")
+    return f"{subject}\n\n" + "\n".join(trailers) + "\n"
+
+
+def _registration_message(doc: Mapping[str, Any]) -> str:
+    return format_registration_message(
+        source=doc.get("source"),
+        run_id=doc.get("run_id"),
+        user=doc.get("user"),
+        description=doc.get("description"),
+    )
+
+
+def _model_doc_from_tags(view: RegistryView, name: str) -> dict[str, Any]:
+    """A ``model.yaml`` for a model that so far exists only as tags (e.g. made with GTO)."""
+    model = view.state.models.get(name)
+    first = min((v.when for v in model.versions.values()), default=None) if model else None
+    stamp = format_time(to_ms(first) if first else _now_ms())
+    return {
+        "name": name,
+        "description": None,
+        "creation_time": stamp,
+        "last_update_time": stamp,
+        "tags": {},
+    }
+
+
+def _payload(service: RegistryService, version: ModelVersion, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": version.name,
+        "version": int(version.version),
+        "stage": version.current_stage,
+        "aliases": list(version.aliases),
+        "source": version.source,
+        "run_id": version.run_id,
+        "user": service.repo.identity().email,
+        "repository": str(service.repo.path),
+        "timestamp": format_time(_now_ms()),
+        **extra,
+    }
+
+
+def _model_field(view: RegistryView, name: str, key: str) -> Any:
+    if key == "name":
+        return name
+    doc = view.model_doc(name) or {}
+    if key.startswith("tags."):
+        return (doc.get("tags") or {}).get(key[5:])
+    if key == "description":
+        return doc.get("description")
+    return getattr(view.registered_model(name), key, None)
+
+
+def _model_sort_key(model: RegisteredModel, field: str) -> Any:
+    return getattr(model, field, None)
+
+
+def _version_field(version: ModelVersion, key: str) -> Any:
+    if key.startswith("tags."):
+        return version.tags.get(key[5:])
+    return _version_sort_key(version, key)
+
+
+def _version_sort_key(version: ModelVersion, field: str) -> Any:
+    if field == "version_number":
+        return int(version.version)
+    if field == "source_path":
+        return version.source
+    return getattr(version, field, None)

@@ -1,0 +1,178 @@
+"""The registry as of one moment, read-only, and its MLflow-shaped entities.
+
+A :class:`RegistryView` joins what the tags say (versions, stages, aliases, lifecycle) with the
+metadata files at one commit of the tracking branch (descriptions and tags), and turns them
+into ``RegisteredModel`` and ``ModelVersion`` objects. Metadata files are read lazily, once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from gittrack.entities import ModelVersion, RegisteredModel
+from gittrack.errors import CorruptDataError, InvalidInputError, NotFoundError
+from gittrack.registry import metadata
+from gittrack.registry.state import (
+    ModelState,
+    RegistrationMessage,
+    RegistryState,
+    Version,
+    build_registry_state,
+)
+from gittrack.registry.tag_names import TagKind, parse_tag
+from gittrack.registry.tags_io import TagListing
+from gittrack.store.branch import BranchSnapshot
+from gittrack.store.codecs import parse_time
+
+
+def to_ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+class RegistryView:
+    """Tags, the registry state they give, and the branch snapshot holding the metadata."""
+
+    def __init__(
+        self, listing: TagListing, snapshot: BranchSnapshot, stages: tuple[str, ...]
+    ) -> None:
+        self.listing = listing
+        self.snapshot = snapshot
+        self.stages = stages
+        self.state: RegistryState = build_registry_state(listing.records, stages)
+        self._model_docs: dict[str, dict[str, Any] | None] = {}
+        self._version_docs: dict[tuple[str, int], dict[str, Any] | None] = {}
+
+    # ------------------------------------------------------------------ metadata
+    def model_doc(self, name: str) -> dict[str, Any] | None:
+        if name not in self._model_docs:
+            self._model_docs[name] = metadata.read_model(self.snapshot, name)
+        return self._model_docs[name]
+
+    def version_doc(self, name: str, number: int) -> dict[str, Any] | None:
+        key = (name, number)
+        if key not in self._version_docs:
+            self._version_docs[key] = metadata.read_version(self.snapshot, name, number)
+        return self._version_docs[key]
+
+    @cached_property
+    def _deprecation_times(self) -> dict[str, datetime]:
+        latest: dict[str, datetime] = {}
+        for record in self.listing.records:
+            parsed = parse_tag(record.name)
+            if parsed is None or not record.annotated or parsed.kind is not TagKind.DEPRECATION:
+                continue
+            if parsed.model not in latest or record.date > latest[parsed.model]:
+                latest[parsed.model] = record.date
+        return latest
+
+    # ------------------------------------------------------------------ existence
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` is a live registered model.
+
+        A model lives when it has versions and is not deprecated, or when it has a
+        ``model.yaml`` written after its latest deprecation (it was deleted and created again).
+        """
+        model = self.state.models.get(name)
+        if model is not None and not model.deprecated:
+            return True
+        doc = self.model_doc(name)
+        if doc is None:
+            return False
+        if model is None:
+            return True
+        created = parse_time(doc.get("creation_time")) or 0
+        deprecated_at = self._deprecation_times.get(name)
+        return deprecated_at is None or created > to_ms(deprecated_at)
+
+    def model_names(self) -> list[str]:
+        """Every live model, by name."""
+        candidates = set(metadata.model_names(self.snapshot)) | set(self.state.models)
+        return sorted(n for n in candidates if self.exists(n))
+
+    def require_model(self, name: str) -> ModelState:
+        """The model's state (empty when it has no versions yet); NotFoundError if it is gone."""
+        if not self.exists(name):
+            raise NotFoundError(f"Registered model {name!r} does not exist")
+        model = self.state.models.get(name)
+        if model is None or model.deprecated:
+            return ModelState(name)
+        return model
+
+    def require_version(self, name: str, number: int | str) -> Version:
+        model = self.require_model(name)
+        n = parse_version_number(number)
+        version = model.versions.get(n)
+        if version is None or version.deregistered:
+            active = [v.number for v in model.active_versions()]
+            raise NotFoundError(
+                f"Model version {name!r} version {n} does not exist; "
+                f"versions: {', '.join(map(str, active)) or 'none'}"
+            )
+        return version
+
+    # ------------------------------------------------------------------ entities
+    def model_version(self, version: Version) -> ModelVersion:
+        doc = self.version_doc(version.model, version.number) or {}
+        info = _registration_info(version)
+        created = parse_time(doc.get("creation_time")) or to_ms(version.when)
+        changes = [created, parse_time(doc.get("last_update_time")) or 0]
+        if version.stage_assignment is not None:
+            changes.append(to_ms(version.stage_assignment.when))
+        changes += [to_ms(a.when) for a in version.alias_assignments.values()]
+        return ModelVersion(
+            name=version.model,
+            version=str(version.number),
+            creation_timestamp=created,
+            last_updated_timestamp=max(changes),
+            description=doc.get("description", info.description),
+            user_id=doc.get("user") or info.user or version.email,
+            current_stage=version.current_stage,
+            source=doc.get("source") or info.source,
+            run_id=doc.get("run_id") or info.run_id,
+            status="READY",
+            tags=dict(doc.get("tags") or {}),
+            aliases=list(version.aliases),
+        )
+
+    def registered_model(self, name: str) -> RegisteredModel:
+        model = self.require_model(name)
+        doc = self.model_doc(name) or {}
+        versions = [self.model_version(v) for v in model.active_versions()]
+        latest: dict[str, ModelVersion] = {}
+        for entity in versions:
+            latest[entity.current_stage] = entity
+        created = parse_time(doc.get("creation_time")) or min(
+            (v.creation_timestamp or 0 for v in versions), default=None
+        )
+        updates = [parse_time(doc.get("last_update_time")) or created or 0]
+        updates += [v.last_updated_timestamp or 0 for v in versions]
+        return RegisteredModel(
+            name=name,
+            creation_timestamp=created,
+            last_updated_timestamp=max(updates) or None,
+            description=doc.get("description"),
+            tags=dict(doc.get("tags") or {}),
+            latest_versions=[latest[s] for s in self.stages if s in latest],
+            aliases={alias: str(n) for alias, n in sorted(model.aliases.items())},
+        )
+
+
+def parse_version_number(number: int | str) -> int:
+    """A version number given as an int or a string (MLflow passes both)."""
+    try:
+        value = int(str(number).strip())
+    except ValueError:
+        value = 0
+    if value < 1 or isinstance(number, bool):
+        raise InvalidInputError(f"Model version {number!r} is not a version number (1, 2, 3, ...)")
+    return value
+
+
+def _registration_info(version: Version) -> RegistrationMessage:
+    # A hand-made registration tag may carry any text; it must not break reading.
+    try:
+        return version.registration_info()
+    except CorruptDataError:
+        return RegistrationMessage(description=version.message.strip() or None)
