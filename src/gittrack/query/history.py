@@ -6,7 +6,7 @@ staging area; either is read whole and parsed by ``store.fast_metrics``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,6 +14,7 @@ import pandas as pd
 
 from gittrack.entities import Metric
 from gittrack.errors import NotFoundError
+from gittrack.query.run_tree import diff_run_dirs, runs_tree
 from gittrack.store import layout
 from gittrack.store.fast_metrics import MetricColumns, read_metric_columns
 from gittrack.store.staging import META, METRICS
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from gittrack.tracking.repository import TrackingRepository
 
 HISTORY_COLUMNS = ["run_id", "key", "step", "timestamp", "value"]
+_BATCH_FROM = 200  # from this many runs on, list the branch once and read in batches
+_BATCH = 2_000
 
 
 def read_points(
@@ -74,8 +77,7 @@ def metric_history_frame(
     wanted = {keys} if isinstance(keys, str) else (set(keys) if keys is not None else None)
     snap = repository.branch.snapshot()
     columns: dict[str, list[np.ndarray]] = {name: [] for name in HISTORY_COLUMNS}
-    for run_id in dict.fromkeys(run_ids):
-        points = read_points(repository, run_id, snap)
+    for run_id, points in _points_of_runs(repository, list(dict.fromkeys(run_ids)), snap):
         keys_array = np.asarray(points.keys, dtype=object)
         mask = (
             np.isin(keys_array, list(wanted))
@@ -96,3 +98,32 @@ def metric_history_frame(
             for name, parts in columns.items()
         }
     )
+
+
+def _points_of_runs(
+    repository: TrackingRepository, run_ids: list[str], snap: BranchSnapshot
+) -> Iterator[tuple[str, MetricColumns]]:
+    """Each run's points; many committed runs are read with batched object reads."""
+    if len(run_ids) < _BATCH_FROM:
+        for run_id in run_ids:
+            yield run_id, read_points(repository, run_id, snap)
+        return
+    repo = repository.repo
+    live = set(repository.staging.run_ids())
+    tree = runs_tree(repo, snap.tree)
+    dirs = diff_run_dirs(repo, None, tree).changed
+    for start in range(0, len(run_ids), _BATCH):
+        chunk = run_ids[start : start + _BATCH]
+        committed = [r for r in chunk if r not in live and r in dirs]
+        blobs: dict[str, str | None] = {}
+        for run_id, entries in zip(committed, repo.read_trees([dirs[r] for r in committed])):
+            blobs[run_id] = next((e.sha for e in entries if e.name == METRICS), None)
+        wanted = [sha for sha in blobs.values() if sha is not None]
+        bodies = dict(zip(wanted, (body for _kind, body in repo.read_objects(wanted))))
+        for run_id in chunk:
+            if run_id not in blobs:
+                yield run_id, read_points(repository, run_id, snap)
+                continue
+            sha = blobs[run_id]
+            where = f"{layout.run_dir(run_id)}/{METRICS}"
+            yield run_id, read_metric_columns(bodies[sha] if sha else b"", where)
