@@ -50,7 +50,7 @@ from gittrack.registry.tag_names import (
     version_tag,
 )
 from gittrack.registry.tags_io import TagListing, TagStore
-from gittrack.registry.time_travel import resolve_moment
+from gittrack.registry.time_travel import resolve_moment, tag_order_key
 from gittrack.registry.view import RegistryView, to_ms
 from gittrack.store.branch import Blob, BranchSnapshot, Change
 from gittrack.store.codecs import format_time
@@ -71,13 +71,6 @@ VERSION_ATTRIBUTES = (
     "last_updated_timestamp",
 )
 _ENDING_KINDS = (TagKind.DEREGISTRATION, TagKind.DEPRECATION)
-_PRIORITY = {
-    TagKind.REGISTRATION: 0,
-    TagKind.ASSIGNMENT: 1,
-    TagKind.UNASSIGNMENT: 2,
-    TagKind.DEREGISTRATION: 3,
-    TagKind.DEPRECATION: 4,
-}
 _RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
 
 
@@ -135,7 +128,7 @@ class RegistryService:
             return RegistryView(listing, self.branch.snapshot(), self.stages())
         moment = resolve_moment(self.repo, self.branch.ref, at, listing)
         snapshot = BranchSnapshot(self.repo, moment.commit)
-        return RegistryView(listing.until(moment.cutoff), snapshot, self.stages())
+        return RegistryView(moment.tags_then(listing), snapshot, self.stages())
 
     def get_registered_model(self, name: str, at: str | datetime | None = None) -> RegisteredModel:
         return self.view(at).registered_model(name)
@@ -676,7 +669,7 @@ class RegistryService:
         kind: TagKind,
         sign: bool = False,
     ) -> None:
-        when = _tag_time(listing, model, kind, parse_tag(name))
+        when = _tag_time(listing, model, name)
         self.tags.create(name, commit, message, when=when, sign=sign)
 
     @staticmethod
@@ -712,35 +705,34 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _tag_time(listing: TagListing, model: str, kind: TagKind, parsed: Any) -> int:
-    """Now, or the first second at which the new tag sorts after all of the model's tags.
+def _tag_time(listing: TagListing, model: str, new_tag: str) -> int:
+    """Now, or one second later when the new tag would sort before a tag that ends a life.
 
-    Tags are ordered by tagger date (whole seconds), then by counter and kind; a registration
-    made in the same second as a deprecation would otherwise sort before it.
+    Tags are ordered by tagger date (whole seconds), then counter and kind (see
+    ``registry.state``). A registration made in the same second as a deprecation, or a counted
+    deprecation next to an uncounted deregistration, would sort the wrong way round and the
+    model would look deleted, or not; such a tag is dated one second later.
     """
-    now = int(time.time())
-    latest = 0
-    keys_at_latest: list[tuple[float, int]] = []
+    new = parse_tag(new_tag)
+    assert new is not None
+    mine = tag_order_key(new.kind, new.counter)
+    when = int(time.time())
+    by_second: dict[int, list[tuple[TagKind, tuple[float, int]]]] = {}
     for record in listing.records:
         other = parse_tag(record.name)
         if other is None or other.model != model or not record.annotated:
             continue
         stamp = int(record.date.timestamp())
-        key = _sort_key(other.kind, other.counter)
-        if stamp > latest:
-            latest, keys_at_latest = stamp, [key]
-        elif stamp == latest:
-            keys_at_latest.append(key)
-    if now > latest:
-        return now
-    mine = _sort_key(kind, parsed.counter if parsed is not None else None)
-    return latest if all(mine > key for key in keys_at_latest) else latest + 1
-
-
-def _sort_key(kind: TagKind, counter: int | None) -> tuple[float, int]:
-    if counter is not None:
-        return (float(counter), _PRIORITY[kind])
-    return (float("inf") if kind in _ENDING_KINDS else 0.0, _PRIORITY[kind])
+        when = max(when, stamp)
+        by_second.setdefault(stamp, []).append(
+            (other.kind, tag_order_key(other.kind, other.counter))
+        )
+    ending = new.kind in _ENDING_KINDS
+    if any(
+        key > mine and (ending or kind in _ENDING_KINDS) for kind, key in by_second.get(when, [])
+    ):
+        when += 1
+    return when
 
 
 def _checked_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:

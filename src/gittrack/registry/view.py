@@ -71,20 +71,21 @@ class RegistryView:
     def exists(self, name: str) -> bool:
         """Whether ``name`` is a live registered model.
 
-        A model lives when it has versions and is not deprecated, or when it has a
-        ``model.yaml`` written after its latest deprecation (it was deleted and created again).
+        A model lives when it is not deprecated and has a ``model.yaml`` or an active version,
+        or when its ``model.yaml`` was written after its latest deprecation (it was deleted and
+        created again).
         """
         model = self.state.models.get(name)
-        if model is not None and not model.deprecated:
-            return True
         doc = self.model_doc(name)
+        if model is not None and not model.deprecated:
+            return doc is not None or bool(model.active_versions())
         if doc is None:
             return False
         if model is None:
             return True
         created = parse_time(doc.get("creation_time")) or 0
         deprecated_at = self._deprecation_times.get(name)
-        return deprecated_at is None or created > to_ms(deprecated_at)
+        return deprecated_at is None or created >= to_ms(deprecated_at)
 
     def model_names(self) -> list[str]:
         """Every live model, by name."""
