@@ -254,13 +254,17 @@ def test_two_processes_registering_at_once_get_distinct_numbers(repo: Path) -> N
 # --------------------------------------------------------------------------- stages
 
 
-def test_a_version_moves_through_stages_and_the_tags_record_it(repo: Path, client: Client) -> None:
+def test_a_move_unassigns_the_old_stage_and_assigns_the_new_one(repo: Path, client: Client) -> None:
     registered(client, "IrisRF")
     client.transition_model_version_stage(name="IrisRF", version=1, stage="Staging")
     moved = client.transition_model_version_stage(name="IrisRF", version=1, stage="production")
     assert moved.current_stage == "Production"
-    assert {"IrisRF#Staging#1", "IrisRF#Production#2"} <= set(tag_names(repo))
-    assert git(repo, "rev-parse", "IrisRF#Production#2^{commit}") == git(
+    assert [t for t in tag_names(repo) if "#" in t] == [
+        "IrisRF#Production#3",
+        "IrisRF#Staging!#2",
+        "IrisRF#Staging#1",
+    ]
+    assert git(repo, "rev-parse", "IrisRF#Production#3^{commit}") == git(
         repo, "rev-parse", "IrisRF@v1.0.0^{commit}"
     )
 

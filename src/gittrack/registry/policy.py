@@ -87,13 +87,16 @@ class RegistryPolicy:
             return found
         return LabelRule(label, exclusive=label in EXCLUSIVE_BY_DEFAULT)
 
-    def check_assignment(self, model: str, version: int, label: str, email: str) -> None:
-        """Raise ``PolicyError`` if ``email`` may not give ``label`` to the version."""
+    def check_assignment(
+        self, model: str, version: int, label: str, email: str, removing: bool = False
+    ) -> None:
+        """Raise ``PolicyError`` if ``email`` may not give (or take away) ``label``."""
         rule = self.rule(label)
         if not rule.allows(email):
             allowed = ", ".join(rule.allow or ())
+            action = f"remove {label!r} from" if removing else f"assign {label!r} to"
             raise PolicyError(
-                f"{email or 'this user'} may not assign {label!r} to {model} version {version}: "
+                f"{email or 'this user'} may not {action} {model} version {version}: "
                 f"registry.policy.{label}.allow in .tracking/config.yaml allows only {allowed}"
             )
 
@@ -107,12 +110,13 @@ class RegistryPolicy:
             if not record.annotated:
                 found.append((None, _lightweight(parsed.model, record.name)))
                 continue
-            if parsed.kind is not TagKind.ASSIGNMENT or parsed.label is None:
+            if parsed.label is None:
                 continue
+            verb = "assigns" if parsed.kind is TagKind.ASSIGNMENT else "removes"
             rule = self.rule(parsed.label)
             if not rule.allows(record.tagger_email):
                 message = (
-                    f"assigns {parsed.label!r} by {record.tagger_email or 'an unknown tagger'}, "
+                    f"{verb} {parsed.label!r} by {record.tagger_email or 'an unknown tagger'}, "
                     f"who is not allowed to (allow: {', '.join(rule.allow or ())})"
                 )
                 found.append(
@@ -122,9 +126,7 @@ class RegistryPolicy:
                     )
                 )
             if rule.signed and record.name not in listing.signed:
-                message = (
-                    f"assigns {parsed.label!r} but is not signed (policy requires signed tags)"
-                )
+                message = f"{verb} {parsed.label!r} but is not signed (policy requires signed tags)"
                 found.append(
                     (
                         record.date,

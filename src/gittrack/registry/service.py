@@ -31,6 +31,7 @@ from gittrack.registry.policy import ARCHIVE_STAGE, RegistryPolicy, Violation
 from gittrack.registry.search import PagedList, matches, order, paginate, parse_filter
 from gittrack.registry.state import (
     DEFAULT_STAGES,
+    NO_STAGE,
     Event,
     Version,
     format_registration_message,
@@ -112,6 +113,8 @@ class RegistryService:
 
     def canonical_stage(self, stage: str) -> str:
         """The configured spelling of ``stage`` (case-insensitive, as in MLflow)."""
+        if str(stage).lower() == NO_STAGE.lower():
+            return NO_STAGE
         for known in self.stages():
             if known.lower() == str(stage).lower():
                 return known
@@ -520,43 +523,61 @@ class RegistryService:
     def transition_model_version_stage(
         self, name: str, version: int | str, stage: str, archive_existing_versions: bool = False
     ) -> ModelVersion:
-        """Give the version ``stage``; an exclusive stage (or ``archive_existing_versions``)
-        moves the other versions holding it to ``Archived``."""
+        """Move the version to ``stage``; an exclusive stage (or ``archive_existing_versions``)
+        moves the other versions holding it to ``Archived``.
+
+        A move unassigns the version's stage before assigning the new one, so that GTO, which
+        lets a version hold several stages until each is unassigned, shows the same stage.
+        """
         stage = self.canonical_stage(stage)
         view = self.view()
         target = view.require_version(name, version)
         model = view.require_model(name)
         policy = self.policy()
-        email = self.repo.identity().email
-        policy.check_assignment(name, target.number, stage, email)
         exclusive = policy.rule(stage).exclusive or (
-            archive_existing_versions and stage not in (ARCHIVE_STAGE, "None")
+            archive_existing_versions and stage not in (ARCHIVE_STAGE, NO_STAGE)
         )
         others = [
             v
             for v in model.active_versions()
             if exclusive and v.number != target.number and v.current_stage == stage
         ]
-        stage_for_old = self.canonical_stage(ARCHIVE_STAGE) if others else ARCHIVE_STAGE
-        if others:
-            for other in others:
-                policy.check_assignment(name, other.number, stage_for_old, email)
-        changed: list[tuple[Version, str]] = []
-        if target.current_stage != stage:
-            self._assign_label(name, target.number, target.commit, stage, None, policy)
-            changed.append((target, stage))
-        for other in others:
-            self._assign_label(name, other.number, other.commit, stage_for_old, None, policy)
-            changed.append((other, stage_for_old))
+        archive = self.canonical_stage(ARCHIVE_STAGE) if others else ARCHIVE_STAGE
+        moves = [(target, stage)] if target.current_stage != stage else []
+        moves += [(other, archive) for other in others]
+        email = self.repo.identity().email
+        for moved, new_stage in moves:  # every check passes before anything is written
+            if moved.stage is not None:
+                policy.check_assignment(name, moved.number, moved.stage, email, removing=True)
+            if new_stage != NO_STAGE:
+                policy.check_assignment(name, moved.number, new_stage, email)
+        for moved, new_stage in moves:
+            self._move_stage(name, moved, new_stage, policy)
         after = self.view()
         notifier = self.notifier()
-        for version_state, new_stage in changed:
-            entity = after.model_version(after.require_version(name, version_state.number))
+        for moved, new_stage in moves:
+            entity = after.model_version(after.require_version(name, moved.number))
             notifier.send(
                 "stage_changed",
-                _payload(self, entity, stage=new_stage, previous_stage=version_state.current_stage),
+                _payload(self, entity, stage=new_stage, previous_stage=moved.current_stage),
             )
         return after.model_version(after.require_version(name, target.number))
+
+    def _move_stage(self, name: str, version: Version, stage: str, policy: RegistryPolicy) -> None:
+        if version.stage is not None:
+            held = version.stage
+            self._write_tag(
+                name,
+                lambda listing: unassignment_tag(
+                    name, held, next_assignment_counter(listing.names(), name)
+                ),
+                version.commit,
+                f"Unassign {held} from {name} version {version.number} (moving to {stage})\n",
+                TagKind.UNASSIGNMENT,
+                sign=policy.rule(held).signed,
+            )
+        if stage != NO_STAGE:
+            self._assign_label(name, version.number, version.commit, stage, None, policy)
 
     def set_registered_model_alias(self, name: str, alias: str, version: int | str) -> None:
         self._check_alias(alias)
@@ -711,7 +732,8 @@ def _tag_time(listing: TagListing, model: str, new_tag: str) -> int:
     Tags are ordered by tagger date (whole seconds), then counter and kind (see
     ``registry.state``). A registration made in the same second as a deprecation, or a counted
     deprecation next to an uncounted deregistration, would sort the wrong way round and the
-    model would look deleted, or not; such a tag is dated one second later.
+    model would look deleted, or not; such a tag is dated one second later. GTO breaks ties
+    its own way, so a deprecation is always dated after the model's other tags.
     """
     new = parse_tag(new_tag)
     assert new is not None
@@ -727,6 +749,8 @@ def _tag_time(listing: TagListing, model: str, new_tag: str) -> int:
         by_second.setdefault(stamp, []).append(
             (other.kind, tag_order_key(other.kind, other.counter))
         )
+    if new.kind is TagKind.DEPRECATION and when in by_second:
+        return when + 1  # GTO reads a deprecation as the model's end only when it is last
     ending = new.kind in _ENDING_KINDS
     if any(
         key > mine and (ending or kind in _ENDING_KINDS) for kind, key in by_second.get(when, [])

@@ -18,6 +18,7 @@ from gittrack.registry.state import (
     ModelState,
     RegistrationMessage,
     RegistryState,
+    TagRecord,
     Version,
     build_registry_state,
 )
@@ -57,14 +58,14 @@ class RegistryView:
         return self._version_docs[key]
 
     @cached_property
-    def _deprecation_times(self) -> dict[str, datetime]:
-        latest: dict[str, datetime] = {}
+    def _deprecations(self) -> dict[str, TagRecord]:
+        latest: dict[str, TagRecord] = {}
         for record in self.listing.records:
             parsed = parse_tag(record.name)
             if parsed is None or not record.annotated or parsed.kind is not TagKind.DEPRECATION:
                 continue
-            if parsed.model not in latest or record.date > latest[parsed.model]:
-                latest[parsed.model] = record.date
+            if parsed.model not in latest or record.date > latest[parsed.model].date:
+                latest[parsed.model] = record
         return latest
 
     # ------------------------------------------------------------------ existence
@@ -83,9 +84,15 @@ class RegistryView:
             return False
         if model is None:
             return True
-        created = parse_time(doc.get("creation_time")) or 0
-        deprecated_at = self._deprecation_times.get(name)
-        return deprecated_at is None or created >= to_ms(deprecated_at)
+        deprecation = self._deprecations.get(name)
+        if deprecation is None:
+            return True
+        # gittrack deprecates on the commit that removes model.yaml: a model.yaml now means the
+        # model was created again. A deprecation made elsewhere is compared by time.
+        at_deprecation = BranchSnapshot(self.snapshot.repo, deprecation.commit)
+        if at_deprecation.entry(metadata.model_path(name)) is None:
+            return True
+        return (parse_time(doc.get("creation_time")) or 0) > to_ms(deprecation.date)
 
     def model_names(self) -> list[str]:
         """Every live model, by name."""
