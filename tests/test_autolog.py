@@ -1,0 +1,179 @@
+"""scikit-learn autologging: params, training metrics, tags and the model on every fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import gittrack as mlflow
+from gittrack import Client
+from gittrack.entities import RunStatus
+
+pytest.importorskip("sklearn")
+
+import gittrack.sklearn  # noqa: E402
+from gittrack.autologging import sklearn as sklearn_autolog  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _autolog_off_afterwards():
+    yield
+    sklearn_autolog.autolog(disable=True)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    from sklearn.datasets import load_iris
+
+    return load_iris(return_X_y=True, as_frame=True)
+
+
+def all_runs() -> list:
+    return mlflow.search_runs(search_all_experiments=True, output_format="list")
+
+
+def artifacts(run_id: str, path: str | None = None) -> set[str]:
+    return {info.path for info in Client().list_artifacts(run_id, path)}
+
+
+def test_a_fit_without_an_active_run_logs_one_finished_run(repo: Path, iris) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = iris
+    mlflow.sklearn.autolog()
+    RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(X, y)
+
+    [run] = all_runs()
+    assert run.info.status == RunStatus.FINISHED
+    assert mlflow.active_run() is None
+    assert run.data.params["n_estimators"] == "5"
+    assert run.data.params["max_depth"] == "3"
+    assert run.data.tags["estimator_name"] == "RandomForestClassifier"
+    assert run.data.tags["estimator_class"].endswith("RandomForestClassifier")
+    metrics = run.data.metrics
+    assert {
+        "training_score",
+        "training_accuracy_score",
+        "training_precision_score",
+        "training_recall_score",
+        "training_f1_score",
+    } <= set(metrics)
+    assert metrics["training_score"] == metrics["training_accuracy_score"]
+    assert "model/MLmodel" in artifacts(run.info.run_id, "model")
+    loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert len(loaded.predict(X.head(3))) == 3
+
+
+def test_a_regressor_logs_regression_metrics(repo: Path, iris) -> None:
+    from sklearn.linear_model import Ridge
+
+    X, y = iris
+    mlflow.sklearn.autolog(log_models=False)
+    with mlflow.start_run() as run:
+        Ridge(alpha=0.5).fit(X, y.astype(float))
+    logged = mlflow.get_run(run.info.run_id)
+    assert {
+        "training_mean_squared_error",
+        "training_root_mean_squared_error",
+        "training_mean_absolute_error",
+        "training_r2_score",
+        "training_score",
+    } <= set(logged.data.metrics)
+    assert logged.data.params["alpha"] == "0.5"
+    assert "model" not in artifacts(run.info.run_id)
+
+
+def test_an_active_run_receives_the_logs_and_stays_open(repo: Path, iris) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = iris
+    mlflow.sklearn.autolog(log_models=False)
+    with mlflow.start_run() as run:
+        DecisionTreeClassifier(max_depth=2).fit(X, y)
+        assert mlflow.active_run().info.run_id == run.info.run_id
+        mlflow.log_metric("extra", 1.0)
+    [logged] = all_runs()
+    assert logged.info.run_id == run.info.run_id
+    assert {"training_accuracy_score", "extra"} <= set(logged.data.metrics)
+
+
+def test_a_pipeline_logs_once_with_its_steps_params(repo: Path, iris) -> None:
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = iris
+    mlflow.sklearn.autolog(log_models=False)
+    pipeline = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(C=2.0))])
+    pipeline.fit(X, y)
+
+    [run] = all_runs()
+    assert run.data.tags["estimator_name"] == "Pipeline"
+    assert run.data.params["clf__C"] == "2.0"
+    assert "training_accuracy_score" in run.data.metrics
+    assert not hasattr(pipeline, "fit_transform")  # still hidden where sklearn hides it
+    reduced = Pipeline([("scale", StandardScaler()), ("pca", PCA(n_components=2))])
+    assert reduced.fit_transform(X).shape == (len(X), 2)
+    assert len(all_runs()) == 2
+
+
+def test_grid_search_logs_best_params_and_one_child_run_per_candidate(repo: Path, iris) -> None:
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = iris
+    mlflow.sklearn.autolog()
+    grid = {"max_depth": [1, 2, 3], "criterion": ["gini", "entropy"]}
+    with mlflow.start_run() as run:
+        search = GridSearchCV(DecisionTreeClassifier(random_state=0), grid, cv=2).fit(X, y)
+
+    runs = all_runs()
+    parent = next(r for r in runs if r.info.run_id == run.info.run_id)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == run.info.run_id]
+    assert len(runs) == 1 + 6 and len(children) == 6
+    assert parent.data.params["best_max_depth"] == str(search.best_params_["max_depth"])
+    assert parent.data.metrics["best_cv_score"] == pytest.approx(search.best_score_)
+    assert parent.data.tags["estimator_name"] == "GridSearchCV"
+    assert {"cv_results.csv", "model", "best_estimator"} <= artifacts(run.info.run_id)
+    candidates = {(c.data.params["max_depth"], c.data.params["criterion"]) for c in children}
+    assert candidates == {(str(d), c) for d in grid["max_depth"] for c in grid["criterion"]}
+    assert all("mean_test_score" in c.data.metrics for c in children)
+
+
+def test_disable_restores_the_original_methods(repo: Path, iris) -> None:
+    from sklearn.base import TransformerMixin
+    from sklearn.linear_model import LogisticRegression
+
+    original_fit = LogisticRegression.fit
+    original_fit_transform = TransformerMixin.fit_transform
+    mlflow.sklearn.autolog()
+    assert LogisticRegression.fit is not original_fit
+    mlflow.sklearn.autolog(disable=True)
+    assert LogisticRegression.fit is original_fit
+    assert TransformerMixin.fit_transform is original_fit_transform
+    X, y = iris
+    LogisticRegression(max_iter=300).fit(X, y)
+    assert all_runs() == []
+
+
+def test_the_top_level_autolog_turns_on_sklearn(repo: Path, iris) -> None:
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = iris
+    mlflow.autolog(log_models=False)
+    mlflow.autolog(log_models=False)  # twice: patched once
+    DecisionTreeRegressor(max_depth=2).fit(X, y)
+    assert len(all_runs()) == 1
+
+
+def test_a_failing_fit_fails_the_run_autolog_started(repo: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow.sklearn.autolog(log_models=False)
+    with pytest.raises(ValueError):
+        LogisticRegression().fit([[0.0], [1.0]], [0, 0])
+    [run] = all_runs()
+    assert run.info.status == RunStatus.FAILED
+    assert mlflow.active_run() is None
