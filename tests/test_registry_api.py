@@ -260,11 +260,11 @@ def test_a_move_unassigns_the_old_stage_and_assigns_the_new_one(repo: Path, clie
     moved = client.transition_model_version_stage(name="IrisRF", version=1, stage="production")
     assert moved.current_stage == "Production"
     assert [t for t in tag_names(repo) if "#" in t] == [
-        "IrisRF#Production#3",
-        "IrisRF#Staging!#2",
+        "IrisRF#Production#2",
+        "IrisRF#Staging!#3",
         "IrisRF#Staging#1",
     ]
-    assert git(repo, "rev-parse", "IrisRF#Production#3^{commit}") == git(
+    assert git(repo, "rev-parse", "IrisRF#Production#2^{commit}") == git(
         repo, "rev-parse", "IrisRF@v1.0.0^{commit}"
     )
 

@@ -113,8 +113,8 @@ def test_the_tutorials_registry_flow_runs_as_written(repo: Path) -> None:
     assert v1.description == "基线随机森林模型,准确率 0.93"
     assert v2.source.endswith("/random_forest_model")
     assert [t for t in tag_names(repo) if t.startswith("IrisRF")] == [
-        "IrisRF#Production#3",
-        "IrisRF#Staging!#2",
+        "IrisRF#Production#2",
+        "IrisRF#Staging!#3",
         "IrisRF#Staging#1",
         "IrisRF@v1.0.0",
         "IrisRF@v2.0.0",

@@ -205,10 +205,15 @@ def verify_policy(args: argparse.Namespace) -> int:
         {"tag": v.tag, "model": v.model, "label": v.label, "rule": v.rule, "problem": v.message}
         for v in violations
     ]
-    if args.format == "table" and not rows:
+    if args.format != "table":
+        emit(rows, ["tag", "model", "label", "rule", "problem"], args.format)
+    elif not rows:
         print("registry OK: no tag breaks the policy")
-        return 0
-    emit(rows, ["tag", "model", "label", "rule", "problem"], args.format)
+    else:
+        # One whole line per violation: CI logs show the full reason, no column is cut.
+        for row in rows:
+            print(f"{row['tag']}: {row['problem']} [{row['rule']}]")
+        print(f"{len(rows)} registry tag problem(s) found")
     return 1 if rows else 0
 
 

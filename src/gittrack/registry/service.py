@@ -564,6 +564,10 @@ class RegistryService:
         return after.model_version(after.require_version(name, target.number))
 
     def _move_stage(self, name: str, version: Version, stage: str, policy: RegistryPolicy) -> None:
+        # The new stage is assigned first: if that fails (say, signing is not set up), nothing
+        # was written; the old stage, unassigned after, is no longer the latest either way.
+        if stage != NO_STAGE:
+            self._assign_label(name, version.number, version.commit, stage, None, policy)
         if version.stage is not None:
             held = version.stage
             self._write_tag(
@@ -572,12 +576,10 @@ class RegistryService:
                     name, held, next_assignment_counter(listing.names(), name)
                 ),
                 version.commit,
-                f"Unassign {held} from {name} version {version.number} (moving to {stage})\n",
+                f"Unassign {held} from {name} version {version.number} (moved to {stage})\n",
                 TagKind.UNASSIGNMENT,
                 sign=policy.rule(held).signed,
             )
-        if stage != NO_STAGE:
-            self._assign_label(name, version.number, version.commit, stage, None, policy)
 
     def set_registered_model_alias(self, name: str, alias: str, version: int | str) -> None:
         self._check_alias(alias)
