@@ -124,17 +124,22 @@ class RegistryService:
         )
 
     # ================================================================== reading
-    def view(self, at: str | datetime | None = None) -> RegistryView:
-        """The registry now, or as it was at a revision or date."""
-        listing = self.tags.read()
+    def view(self, at: str | datetime | None = None, model: str | None = None) -> RegistryView:
+        """The registry now, or as it was at a revision or date.
+
+        With ``model``, only that model's tags are read (the view knows no other model),
+        which keeps single-model operations fast in a registry with many tags.
+        """
         if at is None:
+            listing = self.tags.read(model)
             return RegistryView(listing, self.branch.snapshot(), self.stages())
+        listing = self.tags.read()
         moment = resolve_moment(self.repo, self.branch.ref, at, listing)
         snapshot = BranchSnapshot(self.repo, moment.commit)
         return RegistryView(moment.tags_then(listing), snapshot, self.stages())
 
     def get_registered_model(self, name: str, at: str | datetime | None = None) -> RegisteredModel:
-        return self.view(at).registered_model(name)
+        return self.view(at, name).registered_model(name)
 
     def search_registered_models(
         self,
@@ -157,7 +162,7 @@ class RegistryService:
     def get_model_version(
         self, name: str, version: int | str, at: str | datetime | None = None
     ) -> ModelVersion:
-        view = self.view(at)
+        view = self.view(at, name)
         return view.model_version(view.require_version(name, version))
 
     def search_model_versions(
@@ -193,7 +198,7 @@ class RegistryService:
         self, name: str, stages: Sequence[str] | None = None
     ) -> list[ModelVersion]:
         """The highest version in each stage (each configured stage when none are given)."""
-        view = self.view()
+        view = self.view(model=name)
         model = view.require_model(name)
         wanted = [self.canonical_stage(s) for s in stages] if stages else list(self.stages())
         latest: dict[str, Version] = {}
@@ -202,7 +207,7 @@ class RegistryService:
         return [view.model_version(latest[s]) for s in wanted if s in latest]
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        view = self.view()
+        view = self.view(model=name)
         model = view.require_model(name)
         holder = model.alias_version(alias)
         if holder is None:
@@ -220,7 +225,7 @@ class RegistryService:
 
     def version_for_uri(self, uri: uris.ModelsUri) -> ModelVersion:
         """The version a ``models:/`` URI names; a clear error when none holds it."""
-        view = self.view()
+        view = self.view(model=uri.name)
         model = view.require_model(uri.name)
         if uri.version is not None:
             return view.model_version(view.require_version(uri.name, uri.version))
@@ -244,7 +249,7 @@ class RegistryService:
     def history(self, name: str) -> list[Event]:
         """Every registration, stage change, alias move and deletion of ``name``, oldest first."""
         validate_model_name(name)
-        view = self.view()
+        view = self.view(model=name)
         events = model_history(view.listing.records, name, view.stages)
         if not events and view.model_doc(name) is None:
             raise NotFoundError(f"Registered model {name!r} does not exist and has no history")
@@ -264,7 +269,7 @@ class RegistryService:
     ) -> RegisteredModel:
         validate_model_name(name)
         checked_tags = _checked_tags(tags)
-        view = self.view()
+        view = self.view(model=name)
         if view.exists(name):
             raise ConflictError(f"Registered model {name!r} already exists")
         seen = view.model_doc(name)
@@ -297,7 +302,7 @@ class RegistryService:
         self._edit_model(name, lambda doc: (doc.get("tags") or {}).pop(key, None), "Untag")
 
     def _edit_model(self, name: str, change: Callable[[dict], Any], verb: str) -> str:
-        view = self.view()
+        view = self.view(model=name)
         view.require_model(name)
 
         def build(snap: BranchSnapshot) -> dict[str, Change]:
@@ -310,7 +315,7 @@ class RegistryService:
 
     def delete_registered_model(self, name: str) -> None:
         """Delete the model: deregister its versions, remove its files, tag it deprecated."""
-        view = self.view()
+        view = self.view(model=name)
         model = view.require_model(name)
 
         def build(_snap: BranchSnapshot) -> dict[str, Change]:
@@ -385,7 +390,7 @@ class RegistryService:
     ) -> ModelVersion:
         validate_model_name(name)
         checked_tags = _checked_tags(tags)
-        view = self.view()
+        view = self.view(model=name)
         if not view.exists(name):
             raise NotFoundError(
                 f"Registered model {name!r} does not exist: call "
@@ -396,7 +401,7 @@ class RegistryService:
         now = _now_ms()
         model_doc = None if view.model_doc(name) else _model_doc_from_tags(view, name)
         for _ in range(MAX_ATTEMPTS):
-            listing = self.tags.read()
+            listing = self.tags.read(name)
             snapshot = self.branch.snapshot()
             number = max(
                 next_version_number(listing.names(), name),
@@ -494,7 +499,7 @@ class RegistryService:
         self._edit_version(name, version, lambda d: (d.get("tags") or {}).pop(key, None))
 
     def _edit_version(self, name: str, version: int | str, change: Callable[[dict], Any]) -> None:
-        view = self.view()
+        view = self.view(model=name)
         target = view.require_version(name, version)
         fallback = self._version_doc_for(view, target)
 
@@ -509,7 +514,7 @@ class RegistryService:
         )
 
     def delete_model_version(self, name: str, version: int | str) -> None:
-        view = self.view()
+        view = self.view(model=name)
         target = view.require_version(name, version)
         self._write_tag(
             name,
@@ -530,7 +535,7 @@ class RegistryService:
         lets a version hold several stages until each is unassigned, shows the same stage.
         """
         stage = self.canonical_stage(stage)
-        view = self.view()
+        view = self.view(model=name)
         target = view.require_version(name, version)
         model = view.require_model(name)
         policy = self.policy()
@@ -553,7 +558,7 @@ class RegistryService:
                 policy.check_assignment(name, moved.number, new_stage, email)
         for moved, new_stage in moves:
             self._move_stage(name, moved, new_stage, policy)
-        after = self.view()
+        after = self.view(model=name)
         notifier = self.notifier()
         for moved, new_stage in moves:
             entity = after.model_version(after.require_version(name, moved.number))
@@ -583,7 +588,7 @@ class RegistryService:
 
     def set_registered_model_alias(self, name: str, alias: str, version: int | str) -> None:
         self._check_alias(alias)
-        view = self.view()
+        view = self.view(model=name)
         target = view.require_version(name, version)
         previous = view.require_model(name).alias_version(alias)
         if previous is not None and previous.number == target.number:
@@ -603,7 +608,7 @@ class RegistryService:
         )
 
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
-        view = self.view()
+        view = self.view(model=name)
         holder = view.require_model(name).alias_version(alias)
         if holder is None:
             return
@@ -673,7 +678,7 @@ class RegistryService:
     ) -> str:
         """Create the tag ``tag_name(listing)`` names, choosing again when the name is taken."""
         for _ in range(MAX_ATTEMPTS):
-            listing = self.tags.read()
+            listing = self.tags.read(model)
             name = tag_name(listing)
             try:
                 self._create_tag(listing, model, name, commit, message, kind, sign)

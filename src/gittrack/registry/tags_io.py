@@ -14,6 +14,11 @@ from datetime import datetime, timezone
 
 from gittrack.errors import ConflictError, RepositoryError
 from gittrack.registry.state import TagRecord
+from gittrack.registry.tag_names import (
+    NAMESPACE_SEPARATOR,
+    NAMESPACE_SEPARATOR_IN_TAG,
+    validate_model_name,
+)
 from gittrack.store.git import GitRepo
 
 _FIELD = "\x1f"
@@ -58,9 +63,15 @@ class TagStore:
     def __init__(self, repo: GitRepo) -> None:
         self.repo = repo
 
-    def read(self) -> TagListing:
-        """All tags, with one ``git for-each-ref`` call."""
-        output = self.repo.git("for-each-ref", "refs/tags", f"--format={_FORMAT}").stdout
+    def read(self, model: str | None = None) -> TagListing:
+        """All tags (or only the registry tags of ``model``), with one ``git for-each-ref``."""
+        patterns = ["refs/tags"]
+        if model is not None:
+            in_tag = validate_model_name(model).replace(
+                NAMESPACE_SEPARATOR, NAMESPACE_SEPARATOR_IN_TAG
+            )
+            patterns = [f"refs/tags/{in_tag}@*", f"refs/tags/{in_tag}#*"]
+        output = self.repo.git("for-each-ref", f"--format={_FORMAT}", *patterns).stdout
         records: list[TagRecord] = []
         signed: set[str] = set()
         for chunk in output.decode("utf-8", errors="replace").split(_RECORD):
