@@ -274,7 +274,7 @@ def test_a_crash_between_commit_and_cleanup_keeps_the_finished_status(repo: Path
     result = run_script(
         "import os, gittrack as m\n"
         "from gittrack.store.staging import LiveRun\n"
-        "LiveRun.remove = lambda self: os._exit(0)  # die right after the commit\n"
+        "LiveRun.remove = lambda self, *rest: os._exit(0)  # die right after the commit\n"
         "with m.start_run() as r:\n"
         "    print(r.info.run_id, flush=True)\n"
         "    m.log_metric('a', 1.0)\n",

@@ -135,8 +135,11 @@ class ObjectReader:
         base = str(self._repo.objects_dir)
         results: list[tuple[str, bytes]] = []
         packed: list[int] = []
+        loose = self._loose_fanout(base) if len(shas) > 64 else None
         for index, sha in enumerate(shas):
             try:
+                if loose is not None and sha[:2] not in loose:
+                    raise FileNotFoundError(sha)
                 with open(f"{base}/{sha[:2]}/{sha[2:]}", "rb") as fh:
                     raw = zlib.decompress(fh.read())
             except FileNotFoundError:
@@ -149,6 +152,15 @@ class ObjectReader:
             for index, item in zip(packed, self._read_batch_many([shas[i] for i in packed])):
                 results[index] = item
         return results
+
+    @staticmethod
+    def _loose_fanout(base: str) -> set[str]:
+        """The ``objects/xx`` directories present: in a packed repository there are none, and
+        probing for thousands of loose files that do not exist is then skipped."""
+        try:
+            return {name for name in os.listdir(base) if len(name) == 2}
+        except FileNotFoundError:
+            return set()
 
     def _read_batch_many(self, shas: list[str]) -> list[tuple[str, bytes]]:
         with self._lock:
@@ -214,68 +226,72 @@ class ObjectReader:
 
 
 class RefUpdater:
-    """Compare-and-swap ref updates through one persistent ``update-ref --stdin``."""
+    """Compare-and-swap ref updates with git's own lock protocol, in process.
+
+    Exactly what ``git update-ref`` does for a loose ref, without a process round trip:
+    create ``<ref>.lock`` exclusively (so git and every other writer wait for us), check the
+    ref still has the expected value, write the new value into the lock, append the reflog
+    line, and rename the lock over the ref.
+    """
 
     def __init__(self, repo: GitRepo) -> None:
         self._repo = repo
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     def update(self, ref: str, new: str, old: str | None, message: str = "gittrack") -> None:
         """Point ``ref`` at ``new`` only if it is at ``old`` (None: must not exist yet).
 
-        Raises ``ConflictError`` when the ref moved (the caller rebuilds and retries).
+        Raises ``ConflictError`` when the ref moved or another writer holds its lock (the
+        caller rebuilds and retries).
         """
-        old_value = old or self._repo.null_sha
-        script = f"start\nupdate {ref} {new} {old_value}\nprepare\ncommit\n".encode()
+        repo = self._repo
+        path = repo.common_dir / ref
+        lock = path.with_name(path.name + ".lock")
         with self._lock:
-            proc = self._ensure(message)
-            assert proc.stdin is not None and proc.stdout is not None
             try:
-                proc.stdin.write(script)
-                proc.stdin.flush()
-                replies = [proc.stdout.readline() for _ in range(3)]
-            except BrokenPipeError:
-                replies = [b""]
-            if replies[-1].strip() == b"commit: ok":
-                return
-            stderr = self._reap()
-        if "cannot lock ref" in stderr or "but expected" in stderr or "already exists" in stderr:
-            raise ConflictError(f"{ref} moved during the update: {stderr}")
-        raise RepositoryError(f"updating {ref} failed: {stderr or 'git update-ref stopped'}")
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError as exc:
+                raise ConflictError(
+                    f"{ref} is being updated by another process ({lock} exists; if no git or "
+                    "gittrack process is running, remove it)"
+                ) from exc
+            try:
+                try:
+                    os.write(fd, f"{new}\n".encode())
+                finally:
+                    os.close(fd)
+                current = repo.read_ref(ref)
+                if current != old:
+                    raise ConflictError(f"{ref} is at {current}, expected {old}")
+                self._append_reflog(ref, old, new, message)
+                os.replace(lock, path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock)
+                raise
 
-    def _ensure(self, message: str) -> subprocess.Popen[bytes]:
-        if self._pid != os.getpid():  # a forked child must not share its parent's pipes
-            self._proc, self._pid = None, os.getpid()
-        if self._proc is None or self._proc.poll() is not None:
-            self._proc = subprocess.Popen(
-                ["git", "update-ref", "-m", message, "--stdin"],
-                cwd=self._repo.git_dir,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=_git_env({"GIT_DIR": str(self._repo.git_dir)}),
-            )
-        return self._proc
-
-    def _reap(self) -> str:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return ""
+    def _append_reflog(self, ref: str, old: str | None, new: str, message: str) -> None:
+        repo = self._repo
+        log = repo.common_dir / "logs" / ref
+        if repo.bare and not log.exists():
+            return  # git keeps no reflog in bare repositories unless one was started
+        summary = message.splitlines()[0] if message else ""
+        line = f"{old or repo.null_sha} {new} {repo.identity().signature()}\t{summary}\n"
         try:
-            _, err = proc.communicate(timeout=10)
-        except (subprocess.TimeoutExpired, ValueError):
-            proc.kill()
-            return ""
-        return err.decode(errors="replace").strip()
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except FileNotFoundError:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.stdin is not None:
-                proc.stdin.close()
-            proc.wait()
+        """Nothing to release: kept for symmetry with the object reader."""
 
 
 _REF_LINE = re.compile(r"^([0-9a-f]{40,64}) (\S+)$")

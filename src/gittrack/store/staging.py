@@ -10,11 +10,15 @@ Metric points are appended with one ``write`` per call on an ``O_APPEND`` descri
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import fcntl
 import json
 import os
+import queue
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -108,13 +112,59 @@ class LiveRun:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def remove(self) -> None:
-        """Delete the directory (after a successful commit), then let go of the lock."""
+    def remove(self, cleaner: _Cleaner | None = None) -> None:
+        """Retire the directory after a successful commit: one rename takes it out of
+        ``live/`` (so nothing can recover it twice), then its files are deleted, in the
+        background when a cleaner is given."""
         if self._metrics_fd is not None:
             os.close(self._metrics_fd)
             self._metrics_fd = None
-        shutil.rmtree(self.path, ignore_errors=True)
+        retired = self.path.with_name(f"{RETIRED_PREFIX}{self.run_id}-{os.urandom(4).hex()}")
+        try:
+            os.rename(self.path, retired)
+        except FileNotFoundError:
+            retired = self.path
         self.close()
+        if cleaner is not None:
+            cleaner.submit(retired)
+        else:
+            shutil.rmtree(retired, ignore_errors=True)
+
+
+RETIRED_PREFIX = ".done-"
+NEW_PREFIX = ".new-"
+
+
+class _Cleaner:
+    """Deletes retired live directories on a background thread (unlinking a run's files
+    costs as much as a fifth of a short run's commit on a busy disk)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def submit(self, path: Path) -> None:
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            self._queue = queue.SimpleQueue()
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._work, name="gittrack-cleaner", daemon=True)
+            self._thread.start()
+            atexit.register(self.drain)
+        self._queue.put(path)
+
+    def _work(self) -> None:
+        while (path := self._queue.get()) is not None:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Finish the deletions queued so far (left-overs are swept by the next start)."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid() or not thread.is_alive():
+            return
+        self._queue.put(None)
+        thread.join(timeout)
+        self._thread = None
 
 
 class Staging:
@@ -122,6 +172,23 @@ class Staging:
 
     def __init__(self, root: Path) -> None:
         self.root = root / "live"
+        self.cleaner = _Cleaner()
+
+    def sweep(self, min_age_seconds: float = 3600.0) -> None:
+        """Delete retired directories, and unfinished creations older than ``min_age_seconds``."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return
+        now = time.time()
+        for name in names:
+            path = self.root / name
+            if name.startswith(RETIRED_PREFIX):
+                shutil.rmtree(path, ignore_errors=True)
+            elif name.startswith(NEW_PREFIX):
+                with contextlib.suppress(OSError):
+                    if now - path.stat().st_mtime > min_age_seconds:
+                        shutil.rmtree(path, ignore_errors=True)
 
     def _lock_payload(self) -> bytes:
         return json.dumps(
@@ -134,7 +201,7 @@ class Staging:
         final = self.root / run_id
         if final.exists():
             raise ConflictError(f"run {run_id} is already live in {final}")
-        tmp = self.root / f".new-{run_id}-{os.getpid()}"
+        tmp = self.root / f"{NEW_PREFIX}{run_id}-{os.getpid()}"
         tmp.mkdir()
         lock_fd = os.open(tmp / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         _try_flock(lock_fd)

@@ -551,13 +551,14 @@ class RunStore:
             f"Source-Commit: {meta['source'].get('commit') or 'none'}\n"
         )
         tip = self.branch.commit(lambda _snap: changes, message, tuple(dict.fromkeys(parents)))
-        live.remove()
+        live.remove(self.staging.cleaner)
         return tip
 
     # ------------------------------------------------------------- recovery
     def recover_orphans(self) -> list[tuple[str, str | None]]:
         """Commit live runs whose owning process is gone; returns (run_id, problem) pairs."""
         recovered = []
+        self.staging.sweep()
         for run_id in self.staging.run_ids():
             if run_id in self._open:
                 continue
