@@ -146,6 +146,7 @@ class TrackingBranch:
         self.name = name
         self.ref = f"refs/heads/{name}"
         self._initial_files = initial_files
+        self._exists = False  # once seen, a branch is not expected to vanish mid-process
 
     def tip(self) -> str | None:
         return self.repo.read_ref(self.ref)
@@ -157,6 +158,7 @@ class TrackingBranch:
         """Create the branch with its initial files (one root commit) if it is missing."""
         tip = self.tip()
         if tip is not None:
+            self._exists = True
             return tip
         tree = apply_changes(self.repo, None, _split(self._initial_files()))
         commit = self.repo.write_commit(
@@ -182,10 +184,13 @@ class TrackingBranch:
         changes (an experiment's tags, a run's lifecycle) see the other writer's result.
         Returns the new tip (the old one when nothing changed).
         """
-        self.ensure_exists()
+        if not self._exists:
+            self.ensure_exists()
         for attempt in range(self.MAX_ATTEMPTS):
             snap = self.snapshot()
-            assert snap.commit is not None
+            if snap.commit is None:  # deleted behind our back: start it again
+                self.ensure_exists()
+                continue
             changes = build(snap)
             if not changes:
                 return snap.commit

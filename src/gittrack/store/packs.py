@@ -64,11 +64,14 @@ def build_pack(objects: Mapping[str, tuple[str, bytes]]) -> tuple[bytes, bytes, 
 def write_pack(pack_dir: Path, objects: Mapping[str, tuple[str, bytes]]) -> Path:
     """Write the pack, then its index: git sees the pack only once the index exists."""
     pack, index, name = build_pack(objects)
-    pack_dir.mkdir(parents=True, exist_ok=True)
     final = pack_dir / f"pack-{name}"
     for suffix, data in ((".pack", pack), (".idx", index)):
         tmp = pack_dir / f"tmp_pack_{os.getpid()}_{os.urandom(6).hex()}{suffix}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        except FileNotFoundError:
+            pack_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
             view = memoryview(data)
             while view:

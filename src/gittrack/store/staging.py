@@ -197,12 +197,15 @@ class Staging:
 
     def create(self, run_id: str, files: dict[str, bytes]) -> LiveRun:
         """Create a live run owned by this process; it appears complete or not at all."""
-        self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / run_id
         if final.exists():
             raise ConflictError(f"run {run_id} is already live in {final}")
         tmp = self.root / f"{NEW_PREFIX}{run_id}-{os.getpid()}"
-        tmp.mkdir()
+        try:
+            tmp.mkdir()
+        except FileNotFoundError:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
         lock_fd = os.open(tmp / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         _try_flock(lock_fd)
         os.write(lock_fd, self._lock_payload())
