@@ -9,11 +9,17 @@ and on the way in.
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from gittrack.store import layout
 from gittrack.store.branch import BranchSnapshot
-from gittrack.store.codecs import dump_yaml, load_yaml
+from gittrack.store.codecs import dump_yaml
+from gittrack.store.fast_yaml import load_yaml_fast
 from gittrack.store.schemas import check_outgoing, check_stored
 
 MODEL_FILE = "model.yaml"
@@ -34,23 +40,21 @@ def version_path(name: str, number: int) -> str:
 
 def read_model(snap: BranchSnapshot, name: str) -> dict[str, Any] | None:
     """``model.yaml`` of ``name`` at ``snap``, or None when there is none."""
-    where = model_path(name)
-    raw = snap.read(where)
-    if raw is None:
-        return None
-    doc = load_yaml(raw, where)
-    check_stored(doc, "registered_model", where)
-    return doc
+    raw = snap.read(model_path(name))
+    return None if raw is None else decode(raw, model_path(name))
 
 
 def read_version(snap: BranchSnapshot, name: str, number: int) -> dict[str, Any] | None:
     """``versions/<N>.yaml`` of ``name`` at ``snap``, or None when there is none."""
-    where = version_path(name, number)
-    raw = snap.read(where)
-    if raw is None:
-        return None
-    doc = load_yaml(raw, where)
-    check_stored(doc, "model_version", where)
+    raw = snap.read(version_path(name, number))
+    return None if raw is None else decode(raw, version_path(name, number))
+
+
+def decode(raw: bytes, where: str) -> dict[str, Any]:
+    """Parse and validate a ``model.yaml`` or ``versions/<N>.yaml`` read from ``where``."""
+    doc = load_yaml_fast(raw, where)
+    kind = "registered_model" if where.endswith(f"/{MODEL_FILE}") else "model_version"
+    check_stored(doc, kind, where)
     return doc
 
 
@@ -64,13 +68,111 @@ def version_numbers(snap: BranchSnapshot, name: str) -> list[int]:
     return sorted(numbers)
 
 
-def model_names(snap: BranchSnapshot) -> list[str]:
-    """Every model with a ``model.yaml``; names may contain ``/``, so the tree is walked."""
-    names = []
-    for rel, _entry in snap.walk(layout.MODELS_DIR):
-        if rel == MODEL_FILE or rel.endswith(f"/{MODEL_FILE}"):
-            names.append(rel[: -len(MODEL_FILE)].rstrip("/"))
-    return sorted(n for n in names if n)
+def blob_index(snap: BranchSnapshot) -> dict[str, str]:
+    """Path -> blob id of every registry metadata file at ``snap``.
+
+    The trees are read level by level, each level in one batch, so a registry of any size
+    costs a few round trips to git.
+    """
+    root = snap.entry(layout.MODELS_DIR)
+    if root is None or not root.is_tree:
+        return {}
+    index: dict[str, str] = {}
+    level = [(layout.MODELS_DIR, root.sha)]
+    while level:
+        trees = snap.repo.read_trees([sha for _path, sha in level])
+        below = []
+        for (path, _sha), entries in zip(level, trees):
+            for entry in entries:
+                child = f"{path}/{entry.name}"
+                if entry.is_tree:
+                    below.append((child, entry.sha))
+                else:
+                    index[child] = entry.sha
+        level = below
+    return index
+
+
+def model_names_in(index: dict[str, str]) -> list[str]:
+    """Every model with a ``model.yaml`` in a :func:`blob_index`."""
+    prefix, suffix = f"{layout.MODELS_DIR}/", f"/{MODEL_FILE}"
+    return sorted(
+        p[len(prefix) : -len(suffix)] for p in index if p.startswith(prefix) and p.endswith(suffix)
+    )
+
+
+def read_many(
+    snap: BranchSnapshot,
+    index: dict[str, str],
+    paths: list[str],
+    cache: DocCache | None = None,
+) -> dict[str, Any]:
+    """The documents at ``paths`` (None where there is none), read in one batch.
+
+    Documents already in ``cache`` (by blob id) are neither read nor parsed again.
+    """
+    docs: dict[str, Any] = dict.fromkeys(paths)
+    missing = []
+    for path in paths:
+        sha = index.get(path)
+        if sha is None:
+            continue
+        known = cache.get(sha) if cache is not None else None
+        if known is None:
+            missing.append(path)
+        else:
+            docs[path] = known
+    bodies = snap.repo.read_objects([index[p] for p in missing]) if missing else []
+    for path, (_kind, body) in zip(missing, bodies):
+        docs[path] = decode(body, path)
+        if cache is not None:
+            cache.put(index[path], docs[path])
+    return docs
+
+
+class DocCache:
+    """Parsed, validated metadata documents by blob id, kept in ``$GIT_DIR/gittrack/cache``.
+
+    A blob id names its content, so an entry never goes stale; entries of files no longer on
+    the branch are dropped when the cache is saved. Deleting the file loses nothing. An
+    instance lives for one batch read: the documents it hands out are the caller's.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._docs: dict[str, Any] | None = None
+        self._dirty = False
+
+    def _load(self) -> dict[str, Any]:
+        if self._docs is None:
+            try:
+                document = json.loads(self.path.read_bytes())
+            except (FileNotFoundError, ValueError):
+                document = {}
+            ok = isinstance(document, dict) and document.get("format") == self.FORMAT
+            self._docs = dict(document.get("docs") or {}) if ok else {}
+        return self._docs
+
+    def get(self, sha: str) -> Any:
+        return self._load().get(sha)
+
+    def put(self, sha: str, doc: Any) -> None:
+        self._load()[sha] = doc
+        self._dirty = True
+
+    def save(self, keep: Iterable[str]) -> None:
+        """Write the cache if it changed, keeping only the entries of the blobs in ``keep``."""
+        if not self._dirty:
+            return
+        wanted = set(keep)
+        docs = {sha: doc for sha, doc in self._load().items() if sha in wanted}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}")
+        temporary.write_text(json.dumps({"format": self.FORMAT, "docs": docs}))
+        os.replace(temporary, self.path)
+        self._dirty = False
 
 
 def encode_model(doc: dict[str, Any]) -> bytes:

@@ -28,11 +28,7 @@ import json
 import shlex
 import subprocess
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +96,8 @@ class Notifier:
                 for command in commands
             ]
         if jobs:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
                 futures = [(target, pool.submit(job)) for target, job in jobs]
                 results += [Delivery(event, target, future.result()) for target, future in futures]
@@ -113,6 +111,11 @@ class Notifier:
 
 
 def _post(url: str, body: bytes, timeout: float) -> str | None:
+    # Imported here: the HTTP stack costs more to import than most registry operations take.
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
     if not url.startswith(("http://", "https://")):
         return f"not an http(s) URL: {url!r}"
     request = urllib.request.Request(

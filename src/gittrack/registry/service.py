@@ -151,8 +151,12 @@ class RegistryService:
     ) -> PagedList:
         conditions = parse_filter(filter_string, MODEL_ATTRIBUTES)
         view = self.view(at)
+        names = view.model_names()
+        view.prefetch(
+            versions=[(v.model, v.number) for n in names for v in view.latest_per_stage(n)]
+        )
         found = []
-        for name in view.model_names():
+        for name in names:
             if conditions and not matches(conditions, lambda k, n=name: _model_field(view, n, k)):
                 continue
             found.append(view.registered_model(name))
@@ -179,6 +183,9 @@ class RegistryService:
         wanted = {c.value for c in conditions if c.key == "name" and c.op == "="}
         if wanted:
             names = [n for n in names if n in wanted]
+        view.prefetch(
+            versions=[(n, v.number) for n in names for v in view.require_model(n).active_versions()]
+        )
         found = []
         for name in names:
             for version in view.require_model(name).active_versions():
@@ -199,11 +206,8 @@ class RegistryService:
     ) -> list[ModelVersion]:
         """The highest version in each stage (each configured stage when none are given)."""
         view = self.view(model=name)
-        model = view.require_model(name)
         wanted = [self.canonical_stage(s) for s in stages] if stages else list(self.stages())
-        latest: dict[str, Version] = {}
-        for version in model.active_versions():
-            latest[version.current_stage] = version
+        latest = {v.current_stage: v for v in view.latest_per_stage(name)}
         return [view.model_version(latest[s]) for s in wanted if s in latest]
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:

@@ -7,6 +7,7 @@ into ``RegisteredModel`` and ``ModelVersion`` objects. Metadata files are read l
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -58,6 +59,26 @@ class RegistryView:
         return self._version_docs[key]
 
     @cached_property
+    def _index(self) -> dict[str, str]:
+        return metadata.blob_index(self.snapshot)
+
+    def prefetch(self, names: Iterable[str] = (), versions: Iterable[tuple[str, int]] = ()) -> None:
+        """Read the metadata files of many models and versions in one batch."""
+        names = [n for n in names if n not in self._model_docs]
+        keys = [k for k in versions if k not in self._version_docs]
+        paths = [metadata.model_path(n) for n in names]
+        paths += [metadata.version_path(n, v) for n, v in keys]
+        if not paths:
+            return
+        cache = metadata.DocCache(self.snapshot.repo.gittrack_dir / "cache" / "registry-docs.json")
+        docs = metadata.read_many(self.snapshot, self._index, paths, cache)
+        cache.save(keep=self._index.values())
+        for name in names:
+            self._model_docs[name] = docs[metadata.model_path(name)]
+        for key in keys:
+            self._version_docs[key] = docs[metadata.version_path(*key)]
+
+    @cached_property
     def _deprecations(self) -> dict[str, TagRecord]:
         latest: dict[str, TagRecord] = {}
         for record in self.listing.records:
@@ -96,8 +117,9 @@ class RegistryView:
 
     def model_names(self) -> list[str]:
         """Every live model, by name."""
-        candidates = set(metadata.model_names(self.snapshot)) | set(self.state.models)
-        return sorted(n for n in candidates if self.exists(n))
+        candidates = sorted(set(metadata.model_names_in(self._index)) | set(self.state.models))
+        self.prefetch(names=candidates)
+        return [n for n in candidates if self.exists(n)]
 
     def require_model(self, name: str) -> ModelState:
         """The model's state (empty when it has no versions yet); NotFoundError if it is gone."""
@@ -123,17 +145,14 @@ class RegistryView:
     # ------------------------------------------------------------------ entities
     def model_version(self, version: Version) -> ModelVersion:
         doc = self.version_doc(version.model, version.number) or {}
-        info = _registration_info(version)
+        # Versions registered by hand or by GTO have no file: their tag message tells.
+        info = RegistrationMessage() if _complete(doc) else _registration_info(version)
         created = parse_time(doc.get("creation_time")) or to_ms(version.when)
-        changes = [created, parse_time(doc.get("last_update_time")) or 0]
-        if version.stage_assignment is not None:
-            changes.append(to_ms(version.stage_assignment.when))
-        changes += [to_ms(a.when) for a in version.alias_assignments.values()]
         return ModelVersion(
             name=version.model,
             version=str(version.number),
             creation_timestamp=created,
-            last_updated_timestamp=max(changes),
+            last_updated_timestamp=max(created, _last_change(version, doc)),
             description=doc.get("description", info.description),
             user_id=doc.get("user") or info.user or version.email,
             current_stage=version.current_stage,
@@ -144,25 +163,34 @@ class RegistryView:
             aliases=list(version.aliases),
         )
 
+    def latest_per_stage(self, name: str) -> list[Version]:
+        """The highest active version in each stage (``"None"`` included), in stage order."""
+        latest: dict[str, Version] = {}
+        for version in self.require_model(name).active_versions():
+            latest[version.current_stage] = version
+        order = [*self.stages, *sorted(set(latest) - set(self.stages))]
+        return [latest[s] for s in order if s in latest]
+
     def registered_model(self, name: str) -> RegisteredModel:
         model = self.require_model(name)
         doc = self.model_doc(name) or {}
-        versions = [self.model_version(v) for v in model.active_versions()]
-        latest: dict[str, ModelVersion] = {}
-        for entity in versions:
-            latest[entity.current_stage] = entity
+        latest = self.latest_per_stage(name)
+        self.prefetch(versions=[(name, v.number) for v in latest])
+        latest_versions = [self.model_version(v) for v in latest]
+        active = model.active_versions()
         created = parse_time(doc.get("creation_time")) or min(
-            (v.creation_timestamp or 0 for v in versions), default=None
+            (to_ms(v.when) for v in active), default=None
         )
         updates = [parse_time(doc.get("last_update_time")) or created or 0]
-        updates += [v.last_updated_timestamp or 0 for v in versions]
+        updates += [_last_change(v, {}) for v in active]
+        updates += [v.last_updated_timestamp or 0 for v in latest_versions]
         return RegisteredModel(
             name=name,
             creation_timestamp=created,
             last_updated_timestamp=max(updates) or None,
             description=doc.get("description"),
             tags=dict(doc.get("tags") or {}),
-            latest_versions=[latest[s] for s in self.stages if s in latest],
+            latest_versions=latest_versions,
             aliases={alias: str(n) for alias, n in sorted(model.aliases.items())},
         )
 
@@ -176,6 +204,22 @@ def parse_version_number(number: int | str) -> int:
     if value < 1 or isinstance(number, bool):
         raise InvalidInputError(f"Model version {number!r} is not a version number (1, 2, 3, ...)")
     return value
+
+
+_VERSION_FIELDS = ("source", "run_id", "user", "description")
+
+
+def _complete(doc: dict[str, Any]) -> bool:
+    return all(key in doc for key in _VERSION_FIELDS)
+
+
+def _last_change(version: Version, doc: dict[str, Any]) -> int:
+    """The latest of the version's file edit, registration and label assignments (ms)."""
+    changes = [parse_time(doc.get("last_update_time")) or 0, to_ms(version.when)]
+    if version.stage_assignment is not None:
+        changes.append(to_ms(version.stage_assignment.when))
+    changes += [to_ms(a.when) for a in version.alias_assignments.values()]
+    return max(changes)
 
 
 def _registration_info(version: Version) -> RegistrationMessage:

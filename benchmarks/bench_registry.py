@@ -1,0 +1,364 @@
+"""Model-registry benchmark: listing vs GTO and git, loading by stage vs MLflow.
+
+    pip install -e ".[sklearn,bench]"          # gittrack, MLflow and GTO
+    python benchmarks/bench_registry.py        # about a minute
+    python benchmarks/bench_registry.py --models 10 --versions 5 --repeats 3   # quicker
+    python benchmarks/bench_registry.py --json results.json --no-mlflow --no-gto
+
+What is built: a git repository whose registry gittrack wrote through its API: ``--models``
+models (default 50) with ``--versions`` versions each (default 10), and per model version N
+in ``Staging``, N-1 in ``Production`` and N-2 in ``Archived`` (500 + 150 = 650 tags by
+default). Model ``m00`` is a real scikit-learn RandomForest (100 trees, iris); the others point
+at stand-in artifacts, which listing never opens.
+
+What is measured (medians over ``--repeats``; every contender runs in its own new process):
+
+- ``git for-each-ref``: the one git call gittrack's listing makes, with its format;
+- listing with the API: ``Client().search_registered_models()`` (every model with its latest
+  version per stage), first call in a new process and then warm;
+- listing from the shell: ``gittrack models list --json`` vs ``gto show --json`` (both include
+  starting the interpreter);
+- ``pyfunc.load_model("models:/m00/Production")``: gittrack on its repository vs MLflow on a
+  sqlite store holding the same estimator (saved with cloudpickle by both), registered and
+  moved to Production; the first load in a new process (gittrack's model cache emptied
+  first) and warm loads.
+
+Isolation: temporary directories, git config only in the sandbox repository
+(``GIT_CONFIG_GLOBAL=/dev/null``), MLflow telemetry off; variables starting with ``GIT_``,
+``GITTRACK_`` or ``MLFLOW_`` are removed from the environment. Progress goes to stderr, the
+table to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+LIST_TARGET_SECONDS = 0.100
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "GITTRACK_", "MLFLOW_"))
+    }
+    env.update(
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_CONFIG_NOSYSTEM="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        PYTHONPATH=os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        PYTHONWARNINGS="ignore",
+    )
+    env.update(extra)
+    return env
+
+
+def run(args: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        args, cwd=cwd, env=clean_env(**extra), capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:3])}... failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def python(code: str, cwd: Path, *argv: str) -> Any:
+    """Run ``code`` in a new interpreter with ``argv``; it prints one JSON document last."""
+    out = run([sys.executable, "-c", textwrap.dedent(code), *argv], cwd).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def wall(args: list[str], cwd: Path, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run(args, cwd, GTO_EMOJIS="false")
+        times.append(time.perf_counter() - started)
+    return times
+
+
+# ------------------------------------------------------------------------------ setup
+
+BUILD = """
+import json, pickle, sys, time
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+import gittrack, gittrack.sklearn
+from gittrack import Client
+
+models, versions = int(sys.argv[1]), int(sys.argv[2])
+started = time.perf_counter()
+X, y = load_iris(return_X_y=True)
+forest = RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y)
+with open(sys.argv[3], "wb") as out:
+    pickle.dump(forest, out)
+with gittrack.start_run():
+    real = gittrack.sklearn.log_model(forest, "model", serialization_format="cloudpickle")
+client = Client()
+for m in range(models):
+    name = f"m{m:02d}"
+    if m == 0:
+        source = real.model_uri
+    else:
+        run = client.create_run("0")
+        client.log_text(run.info.run_id, "flavors: {}\\n", "model/MLmodel")
+        client.set_terminated(run.info.run_id)
+        source = f"runs:/{run.info.run_id}/model"
+    client.create_registered_model(name, description=f"model {m}")
+    for _ in range(versions):
+        client.create_model_version(name, source)
+    for offset, stage in ((0, "Staging"), (1, "Production"), (2, "Archived")):
+        if versions - offset >= 1:
+            client.transition_model_version_stage(name, versions - offset, stage)
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+
+MLFLOW_BUILD = """
+import json, pickle, sys
+import mlflow, mlflow.sklearn
+mlflow.set_tracking_uri(sys.argv[1])
+with open(sys.argv[2], "rb") as handle:
+    forest = pickle.load(handle)
+with mlflow.start_run():
+    mlflow.sklearn.log_model(
+        forest, name="model", registered_model_name="m00", serialization_format="cloudpickle"
+    )
+mlflow.MlflowClient().transition_model_version_stage("m00", 1, "Production")
+print(json.dumps({"ok": True}))
+"""
+
+
+def make_project(path: Path) -> Path:
+    path.mkdir(parents=True)
+    for args in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "config", "user.name", "Bench"],
+        ["git", "config", "user.email", "bench@example.com"],
+        ["git", "config", "commit.gpgsign", "false"],
+        ["git", "config", "tag.gpgsign", "false"],
+    ):
+        run(args, path)
+    (path / "train.py").write_text("print('train')\n")
+    run(["git", "add", "train.py"], path)
+    run(["git", "commit", "-q", "-m", "initial"], path)
+    return path
+
+
+# ------------------------------------------------------------------------------ measures
+
+LIST_API = """
+import json, sys, time
+started = time.perf_counter()
+from gittrack import Client
+imported = time.perf_counter()
+models = Client().search_registered_models(max_results=None)
+first = time.perf_counter() - imported
+warm = []
+for _ in range(int(sys.argv[1])):
+    t = time.perf_counter()
+    again = Client().search_registered_models(max_results=None)
+    warm.append(time.perf_counter() - t)
+assert len(again) == len(models)
+stages = sum(len(m.latest_versions) for m in models)
+print(json.dumps({"first": first, "warm": warm, "models": len(models), "latest": stages}))
+"""
+
+LOAD = """
+import json, sys, time
+import numpy as np
+from sklearn.datasets import load_iris
+import {module} as mlflow
+import {module}.pyfunc
+{setup}
+X, _ = load_iris(return_X_y=True)
+t = time.perf_counter()
+model = mlflow.pyfunc.load_model("models:/m00/Production")
+first = time.perf_counter() - t
+warm = []
+for _ in range(int(sys.argv[1])):
+    t = time.perf_counter()
+    model = mlflow.pyfunc.load_model("models:/m00/Production")
+    warm.append(time.perf_counter() - t)
+print(json.dumps({{"first": first, "warm": warm, "prediction": np.asarray(model.predict(X)).tolist()}}))
+"""
+
+
+def measure(args: argparse.Namespace, base: Path) -> dict[str, Any]:
+    project = make_project(base / "project")
+    forest = base / "forest.pkl"
+    log(f"building the registry: {args.models} models x {args.versions} versions ...")
+    built = python(BUILD, project, str(args.models), str(args.versions), str(forest))
+    tags = run(["git", "tag", "-l"], project).stdout.split()
+    log(f"  {len(tags)} tags in {built['seconds']:.1f} s")
+    results: dict[str, Any] = {"tags": len(tags), "build_seconds": built["seconds"]}
+
+    from gittrack.registry.tags_io import _FORMAT  # the exact call gittrack makes
+
+    log("git for-each-ref ...")
+    results["for_each_ref"] = wall(
+        ["git", "for-each-ref", f"--format={_FORMAT}", "refs/tags"], project, args.repeats
+    )
+    log("gittrack: listing through the API ...")
+    api = [python(LIST_API, project, str(args.repeats)) for _ in range(args.repeats)]
+    results["api_first"] = [a["first"] for a in api]
+    results["api_warm"] = [t for a in api for t in a["warm"]]
+    results["api_models"] = api[0]["models"]
+    log("gittrack models list (CLI) ...")
+    results["cli"] = wall(
+        [sys.executable, "-m", "gittrack", "models", "list", "--json"], project, args.repeats
+    )
+    if not args.no_gto:
+        log("gto show (CLI) ...")
+        gto = [sys.executable, "-c", "import sys; from gto.cli import app; sys.exit(app())"]
+        results["gto"] = wall([*gto, "show", "--json"], project, max(1, min(args.repeats, 3)))
+
+    log("gittrack: pyfunc.load_model('models:/m00/Production') ...")
+    gittrack_loads = []
+    for _ in range(args.repeats):
+        shutil.rmtree(project / ".git" / "gittrack" / "cache" / "models", ignore_errors=True)
+        code = LOAD.format(module="gittrack", setup="")
+        gittrack_loads.append(python(code, project, "10"))
+    results["load_gittrack_first"] = [r["first"] for r in gittrack_loads]
+    results["load_gittrack_warm"] = [t for r in gittrack_loads for t in r["warm"]]
+
+    if not args.no_mlflow:
+        store = base / "mlflow"
+        store.mkdir()
+        uri = f"sqlite:///{store / 'mlflow.db'}"
+        log("MLflow: logging and registering the same estimator (sqlite store) ...")
+        python(MLFLOW_BUILD, store, uri, str(forest))
+        setup = f"mlflow.set_tracking_uri({uri!r})"
+        mlflow_loads = []
+        log("MLflow: pyfunc.load_model('models:/m00/Production') ...")
+        for _ in range(args.repeats):
+            code = LOAD.format(module="mlflow", setup=setup)
+            mlflow_loads.append(python(code, store, "10"))
+        results["load_mlflow_first"] = [r["first"] for r in mlflow_loads]
+        results["load_mlflow_warm"] = [t for r in mlflow_loads for t in r["warm"]]
+        results["same_predictions"] = (
+            gittrack_loads[0]["prediction"] == mlflow_loads[0]["prediction"]
+        )
+    return results
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def median(values: list[float] | None) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def fmt_seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def report(results: dict[str, Any]) -> list[dict[str, Any]]:
+    m = {k: median(v) if isinstance(v, list) else v for k, v in results.items()}
+    rows = [
+        ("git for-each-ref refs/tags (gittrack's format)", m["for_each_ref"], None, None, None),
+        (
+            "list registry, API, warm",
+            m["api_warm"],
+            m.get("gto"),
+            "gto show",
+            ("<=", LIST_TARGET_SECONDS),
+        ),
+        (
+            "list registry, API, first call in a new process",
+            m["api_first"],
+            m.get("gto"),
+            "gto show",
+            ("<=", LIST_TARGET_SECONDS),
+        ),
+        ("list registry, CLI (incl. interpreter start)", m["cli"], m.get("gto"), "gto show", None),
+        (
+            "load models:/m00/Production, first (cold cache)",
+            m["load_gittrack_first"],
+            m.get("load_mlflow_first"),
+            "mlflow",
+            ("<=", "ref"),
+        ),
+        (
+            "load models:/m00/Production, warm",
+            m["load_gittrack_warm"],
+            m.get("load_mlflow_warm"),
+            "mlflow",
+            ("<=", "ref"),
+        ),
+    ]
+    table = []
+    for label, ours, reference, against, target in rows:
+        ratio = reference / ours if reference and ours else None
+        verdict = "-"
+        target_text = "-"
+        if target is not None:
+            limit = reference if target[1] == "ref" else target[1]
+            target_text = f"<= {against}" if target[1] == "ref" else f"<= {fmt_seconds(limit)}"
+            verdict = "N/A" if limit is None else ("PASS" if ours <= limit else "FAIL")
+        table.append(
+            {
+                "measure": label,
+                "gittrack": fmt_seconds(ours),
+                "reference": f"{fmt_seconds(reference)} ({against})" if against else "-",
+                "x faster": f"{ratio:.1f}x" if ratio else "-",
+                "target": target_text,
+                "result": verdict,
+            }
+        )
+    return table
+
+
+def print_table(rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
+    columns = list(rows[0])
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
+    print(
+        f"\nRegistry benchmark: {results['api_models']} models, {results['tags']} tags "
+        f"(built by gittrack in {results['build_seconds']:.1f} s)"
+    )
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(w) for c, w in zip(columns, widths)).rstrip())
+    if "same_predictions" in results:
+        print(f"\nsame predictions from both loaded models: {results['same_predictions']}")
+    print("'x faster' = reference time / gittrack time; medians over the repeats.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=int, default=50)
+    parser.add_argument("--versions", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write every sample to this file")
+    parser.add_argument("--tmpdir", type=Path, default=None)
+    parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow comparison")
+    parser.add_argument("--no-gto", action="store_true", help="skip gto show")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="gittrack-bench-registry-", dir=args.tmpdir) as tmp:
+        results = measure(args, Path(tmp))
+    rows = report(results)
+    print_table(rows, results)
+    if args.json:
+        args.json.write_text(json.dumps({"samples": results, "table": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
