@@ -391,3 +391,25 @@ def test_a_registry_made_with_plain_git_tags_is_read(repo: Path) -> None:
     assert (version.current_stage, version.description) == ("Production", "by hand")
     client.update_registered_model("churn", description="now with metadata")
     assert client.get_registered_model("churn").description == "now with metadata"
+
+
+def test_tags_made_moved_or_packed_outside_gittrack_are_seen_at_once(repo: Path) -> None:
+    client = Client()
+    registered(client, "IrisRF", versions=2)
+    assert [m.name for m in client.search_registered_models()] == ["IrisRF"]  # fills the cache
+    commit = git(repo, "rev-parse", "IrisRF@v1.0.0^{commit}").strip()
+    git(repo, "tag", "-a", "-m", "by hand", "churn@v1.0.0", commit)
+    assert [m.name for m in client.search_registered_models()] == ["IrisRF", "churn"]
+    git(repo, "pack-refs", "--all")
+    git(repo, "tag", "-a", "-m", "by hand", "IrisRF#Staging#9", commit)
+    assert client.get_model_version("IrisRF", 1).current_stage == "Staging"
+    git(repo, "tag", "-d", "churn@v1.0.0")
+    assert [m.name for m in client.search_registered_models()] == ["IrisRF"]
+    assert [m.name for m in Client().search_registered_models()] == ["IrisRF"]
+
+
+def test_moving_a_version_to_none_unassigns_its_stage(repo: Path, client: Client) -> None:
+    registered(client, "IrisRF")
+    client.transition_model_version_stage("IrisRF", 1, "Staging")
+    assert client.transition_model_version_stage("IrisRF", 1, "None").current_stage == "None"
+    assert [t for t in tag_names(repo) if "#" in t] == ["IrisRF#Staging!#2", "IrisRF#Staging#1"]
