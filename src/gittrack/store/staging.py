@@ -11,6 +11,7 @@ Metric points are appended with one ``write`` per call on an ``O_APPEND`` descri
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import fcntl
 import json
@@ -20,6 +21,8 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from gittrack.errors import ConflictError, NotFoundError
@@ -50,11 +53,11 @@ def write_atomic(path: Path, data: bytes) -> None:
 class LiveRun:
     """An open live run directory. ``owner`` is true when this process holds its lock."""
 
-    def __init__(self, path: Path, lock_fd: int | None) -> None:
+    def __init__(self, path: Path, lock_fd: int | None, metrics_fd: int | None = None) -> None:
         self.path = path
         self.run_id = path.name
         self._lock_fd = lock_fd
-        self._metrics_fd: int | None = None
+        self._metrics_fd = metrics_fd
 
     @property
     def owner(self) -> bool:
@@ -112,7 +115,7 @@ class LiveRun:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def remove(self, cleaner: _Cleaner | None = None) -> None:
+    def remove(self, cleaner: _Background | None = None) -> None:
         """Retire the directory after a successful commit: one rename takes it out of
         ``live/`` (so nothing can recover it twice), then its files are deleted, in the
         background when a cleaner is given."""
@@ -126,39 +129,45 @@ class LiveRun:
             retired = self.path
         self.close()
         if cleaner is not None:
-            cleaner.submit(retired)
+            cleaner.remove_tree(retired)
         else:
             shutil.rmtree(retired, ignore_errors=True)
 
 
 RETIRED_PREFIX = ".done-"
 NEW_PREFIX = ".new-"
+SPARE_PREFIX = ".new-spare-"
 
 
-class _Cleaner:
-    """Deletes retired live directories on a background thread (unlinking a run's files
-    costs as much as a fifth of a short run's commit on a busy disk)."""
+class _Background:
+    """One daemon thread for file-system chores off the logging path: deleting retired live
+    directories and preparing the next one (on a busy disk each file created or unlinked
+    costs as much as a fifth of a short run's commit)."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
 
-    def submit(self, path: Path) -> None:
+    def submit(self, job: Callable[[], None]) -> None:
         if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
             self._queue = queue.SimpleQueue()
             self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._work, name="gittrack-cleaner", daemon=True)
+            self._thread = threading.Thread(target=self._work, name="gittrack-staging", daemon=True)
             self._thread.start()
             atexit.register(self.drain)
-        self._queue.put(path)
+        self._queue.put(job)
+
+    def remove_tree(self, path: Path) -> None:
+        self.submit(lambda: shutil.rmtree(path, ignore_errors=True))
 
     def _work(self) -> None:
-        while (path := self._queue.get()) is not None:
-            shutil.rmtree(path, ignore_errors=True)
+        while (job := self._queue.get()) is not None:
+            with contextlib.suppress(OSError):
+                job()
 
     def drain(self, timeout: float = 10.0) -> None:
-        """Finish the deletions queued so far (left-overs are swept by the next start)."""
+        """Finish the chores queued so far (left-overs are swept by the next start)."""
         thread = self._thread
         if thread is None or self._pid != os.getpid() or not thread.is_alive():
             return
@@ -167,12 +176,25 @@ class _Cleaner:
         self._thread = None
 
 
+@dataclass
+class _Spare:
+    """A prepared, locked, empty live directory waiting for the next run of this process."""
+
+    path: Path
+    lock_fd: int
+    metrics_fd: int
+    pid: int
+
+
 class Staging:
     """The set of live runs of one repository."""
 
     def __init__(self, root: Path) -> None:
         self.root = root / "live"
-        self.cleaner = _Cleaner()
+        self.cleaner = _Background()
+        self._spares: collections.deque[_Spare] = collections.deque()
+        self._preparing = False
+        self._spare_pid: int | None = None
 
     def sweep(self, min_age_seconds: float = 3600.0) -> None:
         """Delete retired directories, and unfinished creations older than ``min_age_seconds``."""
@@ -185,6 +207,8 @@ class Staging:
             path = self.root / name
             if name.startswith(RETIRED_PREFIX):
                 shutil.rmtree(path, ignore_errors=True)
+            elif name.startswith(SPARE_PREFIX):
+                self._sweep_spare(path)
             elif name.startswith(NEW_PREFIX):
                 with contextlib.suppress(OSError):
                     if now - path.stat().st_mtime > min_age_seconds:
@@ -195,31 +219,83 @@ class Staging:
             {"pid": os.getpid(), "host": socket.gethostname(), "locked_at": int(time.time() * 1000)}
         ).encode()
 
+    def _sweep_spare(self, path: Path) -> None:
+        """A spare whose lock can be taken belongs to a process that is gone."""
+        try:
+            fd = os.open(path / LOCK, os.O_RDWR)
+        except OSError:
+            return
+        try:
+            if _try_flock(fd):
+                shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+    def _make_shell(self, name: str) -> _Spare:
+        """A locked directory with an empty ``metrics.jsonl``, not yet visible as a run."""
+        path = self.root / name
+        try:
+            path.mkdir()
+        except FileNotFoundError:
+            self.root.mkdir(parents=True, exist_ok=True)
+            path.mkdir()
+        lock_fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        _try_flock(lock_fd)
+        metrics_fd = os.open(path / METRICS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return _Spare(path, lock_fd, metrics_fd, os.getpid())
+
+    def _prepare_spare(self) -> None:
+        try:
+            spare = self._make_shell(f"{SPARE_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
+        finally:
+            self._preparing = False
+        self._spares.append(spare)
+
+    def _request_spare(self) -> None:
+        if not self._preparing and not self._spares:
+            self._preparing = True
+            self.cleaner.submit(self._prepare_spare)
+
+    def _take_shell(self, run_id: str) -> _Spare:
+        """A prepared spare when one is ready, else a shell made now; either way the next
+        spare is then prepared in the background (one at a time)."""
+        pid = os.getpid()
+        if self._spare_pid != pid:  # a forked child leaves its parent's spares alone
+            self._spares, self._preparing, self._spare_pid = collections.deque(), False, pid
+            atexit.register(self.discard_spares)
+        spare = self._spares.popleft() if self._spares else None
+        shell = spare or self._make_shell(f"{NEW_PREFIX}{run_id}-{pid}")
+        self._request_spare()
+        return shell
+
+    def discard_spares(self) -> None:
+        """Remove this process's unused spares (at exit)."""
+        self.cleaner.drain()
+        while self._spares and self._spare_pid == os.getpid():
+            spare = self._spares.popleft()
+            shutil.rmtree(spare.path, ignore_errors=True)
+            os.close(spare.lock_fd)
+            os.close(spare.metrics_fd)
+
     def create(self, run_id: str, files: dict[str, bytes]) -> LiveRun:
         """Create a live run owned by this process; it appears complete or not at all."""
         final = self.root / run_id
         if final.exists():
             raise ConflictError(f"run {run_id} is already live in {final}")
-        tmp = self.root / f"{NEW_PREFIX}{run_id}-{os.getpid()}"
-        try:
-            tmp.mkdir()
-        except FileNotFoundError:
-            self.root.mkdir(parents=True, exist_ok=True)
-            tmp.mkdir()
-        lock_fd = os.open(tmp / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        _try_flock(lock_fd)
-        os.write(lock_fd, self._lock_payload())
-        # Only the files given are created now: params, metrics and artifacts appear when
-        # first logged (file creation dominates the cost of a short run).
+        shell = self._take_shell(run_id)
+        os.pwrite(shell.lock_fd, self._lock_payload(), 0)
+        # Only the files given are written now: params and artifacts appear when first
+        # logged (file creation dominates the cost of a short run).
         for name, data in files.items():
-            (tmp / name).write_bytes(data)
+            (shell.path / name).write_bytes(data)
         try:
-            os.rename(tmp, final)
+            os.rename(shell.path, final)
         except OSError as exc:
-            os.close(lock_fd)
-            shutil.rmtree(tmp, ignore_errors=True)
+            os.close(shell.lock_fd)
+            os.close(shell.metrics_fd)
+            shutil.rmtree(shell.path, ignore_errors=True)
             raise ConflictError(f"run {run_id} is already live in {final}") from exc
-        return LiveRun(final, lock_fd)
+        return LiveRun(final, shell.lock_fd, shell.metrics_fd)
 
     def exists(self, run_id: str) -> bool:
         return (self.root / run_id / LOCK).exists()
