@@ -177,3 +177,14 @@ def test_a_failing_fit_fails_the_run_autolog_started(repo: Path) -> None:
     [run] = all_runs()
     assert run.info.status == RunStatus.FAILED
     assert mlflow.active_run() is None
+
+
+def test_outside_a_git_repository_the_fit_still_runs(tmp_path: Path, monkeypatch, iris) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    monkeypatch.chdir(tmp_path)
+    X, y = iris
+    mlflow.sklearn.autolog()
+    with pytest.warns(RuntimeWarning, match="could not log anything"):
+        model = DecisionTreeClassifier(max_depth=1).fit(X, y)
+    assert model.predict(X[:1]).shape == (1,)

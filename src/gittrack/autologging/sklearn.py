@@ -180,7 +180,11 @@ def _logged_fit(estimator: Any, original: Callable[..., Any], args: tuple, kwarg
 
     options = _session.options
     started = fluent.active_run() is None
-    run = fluent.active_run() or fluent.start_run()
+    try:
+        run = fluent.active_run() or fluent.start_run()
+    except Exception as exc:  # e.g. not inside a git repository: train anyway, log nothing
+        _warn(options, f"gittrack autologging could not log anything (no run started): {exc}")
+        return original(estimator, *args, **kwargs)
     run_id = run.info.run_id
     _guard(options, "params and tags", lambda: _log_params_and_tags(run_id, estimator, options))
     try:
@@ -206,10 +210,12 @@ def _guard(options: Options, what: str, action: Callable[[], Any]) -> None:
     try:
         action()
     except Exception as exc:
-        if not options.silent:
-            warnings.warn(
-                f"gittrack autologging could not log {what}: {exc}", RuntimeWarning, stacklevel=4
-            )
+        _warn(options, f"gittrack autologging could not log {what}: {exc}")
+
+
+def _warn(options: Options, message: str) -> None:
+    if not options.silent:
+        warnings.warn(message, RuntimeWarning, stacklevel=5)
 
 
 def _client() -> Any:
