@@ -40,18 +40,17 @@ from gittrack.registry.state import (
     next_version_number,
 )
 from gittrack.registry.tag_names import (
-    TagKind,
     deprecation_tag,
     deregistration_tag,
-    parse_tag,
     stage_tag,
     unassignment_tag,
     validate_label,
     validate_model_name,
     version_tag,
 )
+from gittrack.registry.tag_writer import TagWriter
 from gittrack.registry.tags_io import TagListing, TagStore
-from gittrack.registry.time_travel import resolve_moment, tag_order_key
+from gittrack.registry.time_travel import resolve_moment
 from gittrack.registry.view import RegistryView, to_ms
 from gittrack.store.branch import Blob, BranchSnapshot, Change
 from gittrack.store.codecs import format_time
@@ -71,7 +70,6 @@ VERSION_ATTRIBUTES = (
     "creation_timestamp",
     "last_updated_timestamp",
 )
-_ENDING_KINDS = (TagKind.DEREGISTRATION, TagKind.DEPRECATION)
 _RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
 
 
@@ -89,6 +87,7 @@ class RegistryService:
         self.repo = repository.repo
         self.branch = repository.branch
         self.tags = TagStore(self.repo)
+        self.writer = TagWriter(self.tags)
         self._report = report
 
     # ================================================================== configuration
@@ -327,19 +326,17 @@ class RegistryService:
 
         commit = self.branch.commit(build, _message(f"Delete registered model {name}", name))
         for version in model.active_versions():
-            self._write_tag(
+            self.writer.write(
                 name,
                 lambda _listing, v=version: deregistration_tag(name, v.number),
                 version.commit,
                 f"Delete {name} version {version.number}\n",
-                TagKind.DEREGISTRATION,
             )
-        self._write_tag(
+        self.writer.write(
             name,
             lambda listing: self._deprecation_name(listing, name),
             commit,
             f"Delete registered model {name}\n",
-            TagKind.DEPRECATION,
         )
 
     def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
@@ -370,12 +367,11 @@ class RegistryService:
                 },
                 _message(f"Move {name} version {version.number} to {new_name}", new_name),
             )
-            self._write_tag(
+            self.writer.write(
                 new_name,
                 lambda _l, n=version.number: version_tag(new_name, n),
                 commit,
                 _registration_message(doc),
-                TagKind.REGISTRATION,
             )
             labels = [version.stage] if version.stage else []
             for label in [*labels, *version.aliases]:
@@ -427,13 +423,12 @@ class RegistryService:
                     lambda snap, d=doc: self._version_changes(snap, d, model_doc),
                     _message(f"Register {name} version {number}", name, run_id, number),
                 )
-                self._create_tag(
+                self.writer.create(
                     listing,
                     name,
                     version_tag(name, number),
                     commit,
                     _registration_message(doc),
-                    TagKind.REGISTRATION,
                 )
             except (_NumberTaken, ConflictError):
                 continue
@@ -520,12 +515,11 @@ class RegistryService:
     def delete_model_version(self, name: str, version: int | str) -> None:
         view = self.view(model=name)
         target = view.require_version(name, version)
-        self._write_tag(
+        self.writer.write(
             name,
             lambda _listing: deregistration_tag(name, target.number),
             target.commit,
             f"Delete {name} version {target.number}\n",
-            TagKind.DEREGISTRATION,
         )
 
     # ================================================================== stages and aliases
@@ -579,14 +573,13 @@ class RegistryService:
             self._assign_label(name, version.number, version.commit, stage, None, policy)
         if version.stage is not None:
             held = version.stage
-            self._write_tag(
+            self.writer.write(
                 name,
                 lambda listing: unassignment_tag(
                     name, held, next_assignment_counter(listing.names(), name)
                 ),
                 version.commit,
                 f"Unassign {held} from {name} version {version.number} (moved to {stage})\n",
-                TagKind.UNASSIGNMENT,
                 sign=policy.rule(held).signed,
             )
 
@@ -616,14 +609,13 @@ class RegistryService:
         holder = view.require_model(name).alias_version(alias)
         if holder is None:
             return
-        self._write_tag(
+        self.writer.write(
             name,
             lambda listing: unassignment_tag(
                 name, alias, next_assignment_counter(listing.names(), name)
             ),
             holder.commit,
             f"Remove alias {alias} from {name} version {holder.number}\n",
-            TagKind.UNASSIGNMENT,
         )
         self.notifier().send(
             "alias_moved",
@@ -661,49 +653,15 @@ class RegistryService:
         message = f"Assign {label} to {name} version {number}\n"
         if note:
             message += f"\n{note}\n"
-        self._write_tag(
+        self.writer.write(
             name,
             lambda listing: stage_tag(name, label, next_assignment_counter(listing.names(), name)),
             commit,
             message,
-            TagKind.ASSIGNMENT,
             sign=rule.signed,
         )
 
-    # ================================================================== tags
-    def _write_tag(
-        self,
-        model: str,
-        tag_name: Callable[[TagListing], str],
-        commit: str,
-        message: str,
-        kind: TagKind,
-        sign: bool = False,
-    ) -> str:
-        """Create the tag ``tag_name(listing)`` names, choosing again when the name is taken."""
-        for _ in range(MAX_ATTEMPTS):
-            listing = self.tags.read(model)
-            name = tag_name(listing)
-            try:
-                self._create_tag(listing, model, name, commit, message, kind, sign)
-            except ConflictError:
-                continue
-            return name
-        raise RepositoryError(f"could not create a registry tag for {model!r}: too many races")
-
-    def _create_tag(
-        self,
-        listing: TagListing,
-        model: str,
-        name: str,
-        commit: str,
-        message: str,
-        kind: TagKind,
-        sign: bool = False,
-    ) -> None:
-        when = _tag_time(listing, model, name)
-        self.tags.create(name, commit, message, when=when, sign=sign)
-
+    # ================================================================== helpers
     @staticmethod
     def _deprecation_name(listing: TagListing, name: str) -> str:
         plain = deprecation_tag(name)
@@ -735,39 +693,6 @@ class RegistryService:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _tag_time(listing: TagListing, model: str, new_tag: str) -> int:
-    """Now, or one second later when the new tag would sort before a tag that ends a life.
-
-    Tags are ordered by tagger date (whole seconds), then counter and kind (see
-    ``registry.state``). A registration made in the same second as a deprecation, or a counted
-    deprecation next to an uncounted deregistration, would sort the wrong way round and the
-    model would look deleted, or not; such a tag is dated one second later. GTO breaks ties
-    its own way, so a deprecation is always dated after the model's other tags.
-    """
-    new = parse_tag(new_tag)
-    assert new is not None
-    mine = tag_order_key(new.kind, new.counter)
-    when = int(time.time())
-    by_second: dict[int, list[tuple[TagKind, tuple[float, int]]]] = {}
-    for record in listing.records:
-        other = parse_tag(record.name)
-        if other is None or other.model != model or not record.annotated:
-            continue
-        stamp = int(record.date.timestamp())
-        when = max(when, stamp)
-        by_second.setdefault(stamp, []).append(
-            (other.kind, tag_order_key(other.kind, other.counter))
-        )
-    if new.kind is TagKind.DEPRECATION and when in by_second:
-        return when + 1  # GTO reads a deprecation as the model's end only when it is last
-    ending = new.kind in _ENDING_KINDS
-    if any(
-        key > mine and (ending or kind in _ENDING_KINDS) for kind, key in by_second.get(when, [])
-    ):
-        when += 1
-    return when
 
 
 def _checked_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:

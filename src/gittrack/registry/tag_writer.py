@@ -1,0 +1,86 @@
+"""Creating registry tags: the date each tag gets, and a new name when one is taken."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from gittrack.errors import ConflictError, RepositoryError
+from gittrack.registry.tag_names import TagKind, parse_tag
+from gittrack.registry.tags_io import TagListing, TagStore
+from gittrack.registry.time_travel import tag_order_key
+
+MAX_ATTEMPTS = 50
+_ENDING_KINDS = (TagKind.DEREGISTRATION, TagKind.DEPRECATION)
+
+
+class TagWriter:
+    """Writes the tags of one repository's registry."""
+
+    def __init__(self, tags: TagStore) -> None:
+        self.tags = tags
+
+    def write(
+        self,
+        model: str,
+        tag_name: Callable[[TagListing], str],
+        commit: str,
+        message: str,
+        sign: bool = False,
+    ) -> str:
+        """Create the tag ``tag_name(model's tags)`` names on ``commit``; when another writer
+        took that name first (a counter, say), read the tags again and take the next one."""
+        for _ in range(MAX_ATTEMPTS):
+            listing = self.tags.read(model)
+            name = tag_name(listing)
+            try:
+                self.create(listing, model, name, commit, message, sign)
+            except ConflictError:
+                continue
+            return name
+        raise RepositoryError(f"could not create a registry tag for {model!r}: too many races")
+
+    def create(
+        self,
+        listing: TagListing,
+        model: str,
+        name: str,
+        commit: str,
+        message: str,
+        sign: bool = False,
+    ) -> None:
+        """Create tag ``name``, dated by :func:`tag_time`; ``ConflictError`` if it exists."""
+        self.tags.create(name, commit, message, when=tag_time(listing, model, name), sign=sign)
+
+
+def tag_time(listing: TagListing, model: str, new_tag: str) -> int:
+    """Now, or one second later when the new tag would sort before a tag that ends a life.
+
+    Tags are ordered by tagger date (whole seconds), then counter and kind (see
+    ``registry.state``). A registration made in the same second as a deprecation, or a counted
+    deprecation next to an uncounted deregistration, would sort the wrong way round and the
+    model would look deleted, or not; such a tag is dated one second later. GTO breaks ties
+    its own way, so a deprecation is always dated after the model's other tags.
+    """
+    new = parse_tag(new_tag)
+    assert new is not None
+    mine = tag_order_key(new.kind, new.counter)
+    when = int(time.time())
+    by_second: dict[int, list[tuple[TagKind, tuple[float, int]]]] = {}
+    for record in listing.records:
+        other = parse_tag(record.name)
+        if other is None or other.model != model or not record.annotated:
+            continue
+        stamp = int(record.date.timestamp())
+        when = max(when, stamp)
+        by_second.setdefault(stamp, []).append(
+            (other.kind, tag_order_key(other.kind, other.counter))
+        )
+    if new.kind is TagKind.DEPRECATION and when in by_second:
+        return when + 1  # GTO reads a deprecation as the model's end only when it is last
+    ending = new.kind in _ENDING_KINDS
+    if any(
+        key > mine and (ending or kind in _ENDING_KINDS) for kind, key in by_second.get(when, [])
+    ):
+        when += 1
+    return when
