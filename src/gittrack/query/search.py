@@ -190,18 +190,16 @@ def public_frame(frame: pd.DataFrame) -> pd.DataFrame:
     As in MLflow, a ``metrics.``/``params.``/``tags.`` column is there when at least one of the
     returned runs has that key.
     """
-    data: dict[str, Any] = {}
-    for column in ATTRIBUTE_COLUMNS[:4]:
-        data[column] = frame[column].reset_index(drop=True)
-    data["start_time"] = _times(frame["start_time"])
-    data["end_time"] = _times(frame["end_time"])
     keys = key_columns(frame.columns)
     if keys and len(frame):
         present = frame[keys].notna().to_numpy().any(axis=0)
-        for column, keep in zip(keys, present):
-            if keep:
-                data[column] = frame[column].reset_index(drop=True)
-    return pd.DataFrame(data)
+        keys = [column for column, keep in zip(keys, present) if keep]
+    else:
+        keys = []
+    out = frame[[*ATTRIBUTE_COLUMNS[:4], *keys]].reset_index(drop=True)
+    out.insert(4, "start_time", _times(frame["start_time"]))
+    out.insert(5, "end_time", _times(frame["end_time"]))
+    return out
 
 
 def runs_from_frame(frame: pd.DataFrame) -> list[Run]:

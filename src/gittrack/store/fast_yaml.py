@@ -72,7 +72,7 @@ def parse_subset(data: bytes | str) -> Any:
     for line in lines:
         entry = cache.get(line)
         if entry is None:
-            entry = _parse_line(line)
+            entry = _key_value_line(line) or _parse_line(line)
             if len(cache) >= _LINE_CACHE_SIZE:
                 cache.clear()
             cache[line] = entry
@@ -88,6 +88,31 @@ def parse_subset(data: bytes | str) -> Any:
 _LINE_CACHE: dict[str, tuple[int, int, str, Any]] = {}
 _LINE_CACHE_SIZE = 50_000
 _KEY_VALUE, _KEY_ONLY, _ITEM, _EMPTY_MAP, _EMPTY_LIST = range(5)
+
+
+def _key_value_line(line: str) -> tuple[int, int, str, Any] | None:
+    """The common ``<indent><key>: <scalar>`` line, its key part looked up in a cache."""
+    head_text, separator, rest = line.partition(": ")
+    if not separator or not rest or rest in ("{}", "[]"):
+        return None
+    head = _HEADS.get(head_text)
+    if head is None:
+        body = head_text.lstrip(" ")
+        if body.startswith("-") or '"' in body or "'" in body:
+            return None  # sequence items and quoted keys take the general path
+        try:
+            key, nothing = _split_key(body + ":")
+        except _Unsupported:
+            return None
+        if nothing is not None:
+            return None
+        if len(_HEADS) >= _LINE_CACHE_SIZE:
+            _HEADS.clear()
+        head = _HEADS[head_text] = (len(head_text) - len(body), key)
+    return head[0], _KEY_VALUE, head[1], _scalar(rest)
+
+
+_HEADS: dict[str, tuple[int, str]] = {}
 
 
 def _parse_line(line: str) -> tuple[int, int, str, Any]:
