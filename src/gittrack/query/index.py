@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -137,18 +138,34 @@ class RunIndex:
         return CachedIndex(frame, tip, new_tree)
 
     def _read_runs(self, run_dirs: dict[str, str]) -> pd.DataFrame:
-        """Rows of the given run directories (run id -> tree id), read in batches."""
+        """Rows of the given run directories (run id -> tree id), read in batches.
+
+        The next batch's objects are fetched by a helper thread while this one parses the
+        current batch: git inflates objects in its own process, so reading and parsing
+        overlap.
+        """
         builder = FrameBuilder()
         ids = sorted(run_dirs)
+        chunks = [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
         progress = Progress("reading runs", total=len(ids))
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            self._read_chunk(chunk, run_dirs, builder)
-            progress.update(start + len(chunk))
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            pending = reader.submit(self._fetch_chunk, chunks[0], run_dirs) if chunks else None
+            done = 0
+            for index, chunk in enumerate(chunks):
+                assert pending is not None
+                documents = pending.result()
+                if index + 1 < len(chunks):
+                    pending = reader.submit(self._fetch_chunk, chunks[index + 1], run_dirs)
+                self._parse_chunk(chunk, documents, builder)
+                done += len(chunk)
+                progress.update(done)
         progress.close()
         return builder.frame()
 
-    def _read_chunk(self, ids: list[str], run_dirs: dict[str, str], builder: FrameBuilder) -> None:
+    def _fetch_chunk(
+        self, ids: list[str], run_dirs: dict[str, str]
+    ) -> list[tuple[bytes | None, bytes | None]]:
+        """(meta.yaml, params.yaml) contents of each run, None for a missing file."""
         trees = self.repo.read_trees([run_dirs[run_id] for run_id in ids])
         wanted: list[str] = []
         slots: list[tuple[int, int]] = []
@@ -156,14 +173,20 @@ class RunIndex:
             blobs = {entry.name: entry.sha for entry in tree if not entry.is_tree}
             slots.append((_add(wanted, blobs.get(META)), _add(wanted, blobs.get(PARAMS))))
         bodies = [body for _kind, body in self.repo.read_objects(wanted)]
-        for run_id, (meta_slot, params_slot) in zip(ids, slots):
+        return [(bodies[m] if m >= 0 else None, bodies[p] if p >= 0 else None) for m, p in slots]
+
+    @staticmethod
+    def _parse_chunk(
+        ids: list[str],
+        documents: list[tuple[bytes | None, bytes | None]],
+        builder: FrameBuilder,
+    ) -> None:
+        for run_id, (raw_meta, raw_params) in zip(ids, documents):
             where = layout.run_dir(run_id)
-            if meta_slot < 0:
+            if raw_meta is None:
                 raise CorruptDataError(f"{where}/{META} is missing")
-            meta = load_yaml_fast(bodies[meta_slot], f"{where}/{META}")
-            params = (
-                load_yaml_fast(bodies[params_slot], f"{where}/{PARAMS}") if params_slot >= 0 else {}
-            )
+            meta = load_yaml_fast(raw_meta, f"{where}/{META}")
+            params = load_yaml_fast(raw_params, f"{where}/{PARAMS}") if raw_params else {}
             builder.add(meta, params, None, where, run_id)
 
 
