@@ -166,6 +166,14 @@ def test_columns_are_those_of_the_returned_runs_only(client, tracked) -> None:
     assert not {"metrics.loss", "params.lr"} & set(only_e.columns)
 
 
+def test_a_metric_whose_latest_value_is_nan_keeps_its_column(client, tracked) -> None:
+    _, ids, exp = tracked
+    frame = gittrack.search_runs(experiment_ids=[exp], filter_string="run_name = 'd'")
+    assert "metrics.acc" in frame.columns
+    assert math.isnan(frame.loc[0, "metrics.acc"])
+    assert frame.loc[0, "metrics.loss"] == -INF
+
+
 def test_an_empty_result_has_the_attribute_columns(client) -> None:
     frame = gittrack.search_runs(search_all_experiments=True, filter_string="metrics.acc > 100")
     assert list(frame.columns) == [

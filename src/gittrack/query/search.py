@@ -193,13 +193,26 @@ def public_frame(frame: pd.DataFrame) -> pd.DataFrame:
     keys = key_columns(frame.columns)
     if keys and len(frame):
         present = frame[keys].notna().to_numpy().any(axis=0)
-        keys = [column for column, keep in zip(keys, present) if keep]
+        nan_metrics = _metrics_logged_as_nan(
+            frame, [c for c, p in zip(keys, present) if not p and c.startswith("metrics.")]
+        )
+        keys = [column for column, keep in zip(keys, present) if keep or column in nan_metrics]
     else:
         keys = []
     out = frame[[*ATTRIBUTE_COLUMNS[:4], *keys]].reset_index(drop=True)
     out.insert(4, "start_time", _times(frame["start_time"]))
     out.insert(5, "end_time", _times(frame["end_time"]))
     return out
+
+
+def _metrics_logged_as_nan(frame: pd.DataFrame, columns: list[str]) -> set[str]:
+    """Of metric columns that are all NaN, those some run has (its latest value is NaN)."""
+    if not columns:
+        return set()
+    logged: set[str] = set()
+    for raw in frame["_details"]:
+        logged.update(details(raw)[1])
+    return {column for column in columns if column[len("metrics.") :] in logged}
 
 
 def runs_from_frame(frame: pd.DataFrame) -> list[Run]:
