@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -273,8 +274,8 @@ def test_forked_children_log_their_own_runs_without_sharing_git_pipes(repo: Path
 def test_a_crash_between_commit_and_cleanup_keeps_the_finished_status(repo: Path) -> None:
     result = run_script(
         "import os, gittrack as m\n"
-        "from gittrack.store.staging import LiveRun\n"
-        "LiveRun.remove = lambda self, *rest: os._exit(0)  # die right after the commit\n"
+        "from gittrack.store.staging import Staging\n"
+        "Staging.recycle = lambda self, *rest: os._exit(0)  # die right after the commit\n"
         "with m.start_run() as r:\n"
         "    print(r.info.run_id, flush=True)\n"
         "    m.log_metric('a', 1.0)\n",
@@ -289,3 +290,57 @@ def test_a_crash_between_commit_and_cleanup_keeps_the_finished_status(repo: Path
     assert sum(run_id in subject for subject in commits) == 1, git(
         repo, "log", "-p", "-2", "gittrack"
     )
+
+
+def test_live_files_stay_valid_yaml_as_params_and_tags_are_appended(repo: Path) -> None:
+    run = mlflow.start_run(tags={"a": "1"})
+    live = repo / ".git" / "gittrack" / "live" / run.info.run_id
+    mlflow.log_params({"p1": 1, "p2": "two words"})
+    mlflow.log_param("p3", "yes")
+    mlflow.set_tags({"b": "2", "c": "no"})
+    assert yaml.safe_load((live / "params.yaml").read_text()) == {
+        "p1": "1",
+        "p2": "two words",
+        "p3": "yes",
+    }
+    assert yaml.safe_load((live / "meta.yaml").read_text())["tags"]["c"] == "no"
+    mlflow.set_tag("a", "changed")  # an existing key: the file is rewritten, not appended
+    mlflow.delete_tag("b")
+    tags = yaml.safe_load((live / "meta.yaml").read_text())["tags"]
+    assert tags["a"] == "changed" and "b" not in tags and tags["c"] == "no"
+    mlflow.end_run()
+    got = mlflow.get_run(run.info.run_id)
+    assert got.data.params == {"p1": "1", "p2": "two words", "p3": "yes"}
+    assert got.data.tags["a"] == "changed" and got.data.tags["c"] == "no"
+
+
+def test_a_torn_last_line_of_a_live_yaml_file_is_dropped(repo: Path) -> None:
+    result = run_script(
+        "import os, gittrack as m\n"
+        "r = m.start_run()\nm.log_param('kept', 1)\n"
+        "print(r.info.run_id, flush=True)\nos._exit(0)\n",
+        repo,
+    )
+    run_id = result.stdout.strip()
+    with open(repo / ".git" / "gittrack" / "live" / run_id / "params.yaml", "ab") as fh:
+        fh.write(b'torn: "unfinish')
+    run = Client().get_run(run_id)
+    assert run.data.params == {"kept": "1"}
+    assert run.info.status == RunStatus.KILLED
+
+
+def test_finished_runs_leave_no_directories_behind(repo: Path) -> None:
+    result = run_script(
+        "import os, gittrack as m\n"
+        "for i in range(5):\n"
+        "    with m.start_run():\n"
+        "        m.log_param('i', i)\n"
+        "        m.log_text('x', 'a/b.txt')\n"
+        "print(sorted(os.listdir('.git/gittrack/live')))\n",
+        repo,
+    )
+    assert result.returncode == 0, result.stderr
+    during = ast.literal_eval(result.stdout.strip())
+    assert all(name.startswith(".") for name in during) and len(during) <= 3
+    assert os.listdir(repo / ".git" / "gittrack" / "live") == []
+    assert len(mlflow.search_runs(output_format="list")) == 5

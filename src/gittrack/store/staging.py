@@ -50,14 +50,23 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-class LiveRun:
-    """An open live run directory. ``owner`` is true when this process holds its lock."""
+_DATA_FILES = (META, PARAMS, METRICS)
 
-    def __init__(self, path: Path, lock_fd: int | None, metrics_fd: int | None = None) -> None:
+
+class LiveRun:
+    """An open live run directory. ``owner`` is true when this process holds its lock.
+
+    ``metrics.jsonl`` and ``params.yaml`` only grow (points are appended, params never change),
+    and new tags are appended to ``meta.yaml``, whose ``tags`` mapping is written last: each
+    such change is one ``write`` on a descriptor kept open, with no file created. A crash can
+    only tear the last line, which readers drop. Other changes rewrite the file atomically.
+    """
+
+    def __init__(self, path: Path, lock_fd: int | None, fds: dict[str, int] | None = None) -> None:
         self.path = path
         self.run_id = path.name
         self._lock_fd = lock_fd
-        self._metrics_fd = metrics_fd
+        self._fds: dict[str, int] = dict(fds or {})
 
     @property
     def owner(self) -> bool:
@@ -71,25 +80,36 @@ class LiveRun:
         return self.path / name
 
     def read(self, name: str) -> bytes | None:
+        """A file's bytes; for YAML files without a torn last line (see the class)."""
         try:
-            return (self.path / name).read_bytes()
+            data = (self.path / name).read_bytes()
         except FileNotFoundError:
             return None
+        if name.endswith(".yaml") and data and not data.endswith(b"\n"):
+            data = data[: data.rfind(b"\n") + 1]
+        return data
 
     def write(self, name: str, data: bytes) -> None:
+        """Replace a file atomically (the descriptor kept for appends is reopened later)."""
         write_atomic(self.path / name, data)
+        fd = self._fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
 
-    def append_metrics(self, data: bytes) -> None:
+    def append(self, name: str, data: bytes) -> None:
         """One ``write`` per call: what returns is in the kernel."""
-        fd = self._metrics_fd
+        fd = self._fds.get(name)
         if fd is None:
-            fd = self._metrics_fd = os.open(
-                self.path / METRICS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+            fd = self._fds[name] = os.open(
+                self.path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
             )
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
             view = view[written:]
+
+    def append_metrics(self, data: bytes) -> None:
+        self.append(METRICS, data)
 
     def mark_ending(self, status: str, end_time: str) -> None:
         """Record the final status in the lock file (rewritten in place: no new file), so a
@@ -107,21 +127,28 @@ class LiveRun:
         except (FileNotFoundError, ValueError):
             return {}
 
+    def _close_data(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
     def close(self) -> None:
-        if self._metrics_fd is not None:
-            os.close(self._metrics_fd)
-            self._metrics_fd = None
+        self._close_data()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def detach(self) -> tuple[int | None, dict[str, int]]:
+        """Hand the lock and file descriptors over (for recycling the directory)."""
+        lock_fd, fds = self._lock_fd, self._fds
+        self._lock_fd, self._fds = None, {}
+        return lock_fd, fds
 
     def remove(self, cleaner: _Background | None = None) -> None:
         """Retire the directory after a successful commit: one rename takes it out of
         ``live/`` (so nothing can recover it twice), then its files are deleted, in the
         background when a cleaner is given."""
-        if self._metrics_fd is not None:
-            os.close(self._metrics_fd)
-            self._metrics_fd = None
+        self._close_data()
         retired = self.path.with_name(f"{RETIRED_PREFIX}{self.run_id}-{os.urandom(4).hex()}")
         try:
             os.rename(self.path, retired)
@@ -178,11 +205,11 @@ class _Background:
 
 @dataclass
 class _Spare:
-    """A prepared, locked, empty live directory waiting for the next run of this process."""
+    """A prepared, locked live directory with empty data files, waiting for a run."""
 
     path: Path
     lock_fd: int
-    metrics_fd: int
+    fds: dict[str, int]
     pid: int
 
 
@@ -232,7 +259,7 @@ class Staging:
             os.close(fd)
 
     def _make_shell(self, name: str) -> _Spare:
-        """A locked directory with an empty ``metrics.jsonl``, not yet visible as a run."""
+        """A locked directory with empty data files, not yet visible as a run."""
         path = self.root / name
         try:
             path.mkdir()
@@ -241,8 +268,41 @@ class Staging:
             path.mkdir()
         lock_fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         _try_flock(lock_fd)
-        metrics_fd = os.open(path / METRICS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        return _Spare(path, lock_fd, metrics_fd, os.getpid())
+        fds = {
+            name: os.open(path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            for name in _DATA_FILES
+        }
+        return _Spare(path, lock_fd, fds, os.getpid())
+
+    def recycle(self, live: LiveRun) -> None:
+        """After its commit, make a run's directory the next spare: one rename takes it out
+        of ``live/``; its files are emptied in place, so the next run creates none. A
+        directory holding anything unexpected is retired instead."""
+        names = set(os.listdir(live.path))
+        if (
+            not live.owner
+            or self._spare_pid != os.getpid()
+            or not names <= {LOCK, ARTIFACTS, *_DATA_FILES}
+        ):
+            live.remove(self.cleaner)
+            return
+        spare_path = self.root / f"{SPARE_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
+        os.rename(live.path, spare_path)
+        lock_fd, fds = live.detach()
+        assert lock_fd is not None
+        for name in _DATA_FILES:
+            fd = fds.get(name)
+            if fd is None:
+                fd = fds[name] = os.open(
+                    spare_path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+                )
+            os.ftruncate(fd, 0)
+        os.ftruncate(lock_fd, 0)
+        if ARTIFACTS in names:
+            retired = self.root / f"{RETIRED_PREFIX}{live.run_id}-{os.urandom(4).hex()}"
+            os.rename(spare_path / ARTIFACTS, retired)
+            self.cleaner.remove_tree(retired)
+        self._spares.append(_Spare(spare_path, lock_fd, fds, os.getpid()))
 
     def _prepare_spare(self) -> None:
         try:
@@ -274,8 +334,8 @@ class Staging:
         while self._spares and self._spare_pid == os.getpid():
             spare = self._spares.popleft()
             shutil.rmtree(spare.path, ignore_errors=True)
-            os.close(spare.lock_fd)
-            os.close(spare.metrics_fd)
+            for fd in (spare.lock_fd, *spare.fds.values()):
+                os.close(fd)
 
     def create(self, run_id: str, files: dict[str, bytes]) -> LiveRun:
         """Create a live run owned by this process; it appears complete or not at all."""
@@ -284,18 +344,22 @@ class Staging:
             raise ConflictError(f"run {run_id} is already live in {final}")
         shell = self._take_shell(run_id)
         os.pwrite(shell.lock_fd, self._lock_payload(), 0)
-        # Only the files given are written now: params and artifacts appear when first
-        # logged (file creation dominates the cost of a short run).
         for name, data in files.items():
-            (shell.path / name).write_bytes(data)
+            fd = shell.fds.get(name)
+            if fd is None:
+                (shell.path / name).write_bytes(data)
+            else:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
         try:
             os.rename(shell.path, final)
         except OSError as exc:
-            os.close(shell.lock_fd)
-            os.close(shell.metrics_fd)
+            for fd in (shell.lock_fd, *shell.fds.values()):
+                os.close(fd)
             shutil.rmtree(shell.path, ignore_errors=True)
             raise ConflictError(f"run {run_id} is already live in {final}") from exc
-        return LiveRun(final, shell.lock_fd, shell.metrics_fd)
+        return LiveRun(final, shell.lock_fd, shell.fds)
 
     def exists(self, run_id: str) -> bool:
         return (self.root / run_id / LOCK).exists()

@@ -129,6 +129,36 @@ def _decode_number(raw: object) -> float:
     return float(raw)  # type: ignore[arg-type]
 
 
+META_ORDER = (
+    "format",
+    "run_id",
+    "run_name",
+    "experiment_id",
+    "status",
+    "lifecycle",
+    "start_time",
+    "end_time",
+    "parent_run_id",
+    "user",
+    "description",
+    "tags",
+    "source",
+    "metrics",
+)
+
+
+def _live_meta_bytes(meta: dict) -> bytes:
+    """The live meta.yaml: as committed, but with ``tags`` last so new tags can be appended."""
+    ordered = {k: v for k, v in meta.items() if k != "tags"}
+    ordered["tags"] = meta["tags"]
+    return dump_yaml(ordered)
+
+
+def _indented(yaml_mapping: bytes) -> bytes:
+    """A top-level YAML mapping as entries of the mapping above it (two spaces in)."""
+    return b"".join(b"  " + line + b"\n" for line in yaml_mapping.splitlines())
+
+
 class RunStore:
     """All run operations of one tracking repository."""
 
@@ -205,7 +235,7 @@ class RunStore:
                 [source.snapshot or source.commit] if (source.snapshot or source.commit) else []
             )
         # Keys and values are checked above; the schema is checked when the run is committed.
-        live = self.staging.create(run_id, {META: dump_yaml(meta)})
+        live = self.staging.create(run_id, {META: _live_meta_bytes(meta)})
         opened = _OpenRun(live, meta, {})
         self._remember_stamps(opened)
         self._open[run_id] = opened
@@ -233,8 +263,8 @@ class RunStore:
             live = self.staging.create(
                 run_id,
                 {
-                    META: dump_yaml(meta),
-                    PARAMS: dump_yaml(params),
+                    META: _live_meta_bytes(meta),
+                    PARAMS: dump_yaml(params) if params else b"",
                     METRICS: snap.read(f"{base}/{METRICS}") or b"",
                 },
             )
@@ -357,9 +387,9 @@ class RunStore:
                     f"{value!r} (params are immutable: log a new key or start a new run)"
                 )
         if new:
-            updated = {**opened.params, **new}
-            opened.params = updated
-            opened.live.write(PARAMS, dump_yaml(updated))
+            # Params never change, so params.yaml only grows: one append, no new file.
+            opened.live.append(PARAMS, dump_yaml(new))
+            opened.params = {**opened.params, **new}
             opened.file_stamps[PARAMS] = _stamp(opened.live.file(PARAMS))
 
     def set_tags(self, run_id: str, tags: dict[str, object]) -> None:
@@ -372,7 +402,14 @@ class RunStore:
             return
         opened = self._writable(run_id)
         self._refresh(opened, META)
-        opened.meta["tags"].update(checked)
+        tags = opened.meta["tags"]
+        if tags and "mlflow.runName" not in checked and not (checked.keys() & tags.keys()):
+            # New keys only: appended to the tags mapping, which is last in the live meta.yaml.
+            tags.update(checked)
+            opened.live.append(META, _indented(dump_yaml(checked)))
+            opened.file_stamps[META] = _stamp(opened.live.file(META))
+            return
+        tags.update(checked)
         if "mlflow.runName" in checked:
             opened.meta["run_name"] = checked["mlflow.runName"]
         self._write_meta(opened)
@@ -551,7 +588,7 @@ class RunStore:
             f"Source-Commit: {meta['source'].get('commit') or 'none'}\n"
         )
         tip = self.branch.commit(lambda _snap: changes, message, tuple(dict.fromkeys(parents)))
-        live.remove(self.staging.cleaner)
+        self.staging.recycle(live)
         return tip
 
     # ------------------------------------------------------------- recovery
@@ -688,10 +725,15 @@ class RunStore:
     # ------------------------------------------------------------- helpers
     @staticmethod
     def _meta_for_disk(meta: dict) -> dict:
-        return {k: v for k, v in meta.items() if not k.startswith("_")}
+        """The committed meta.yaml: private keys dropped, fields in the schema's order."""
+        ordered = {k: meta[k] for k in META_ORDER if k in meta}
+        ordered.update(
+            {k: v for k, v in meta.items() if k not in ordered and not k.startswith("_")}
+        )
+        return ordered
 
     def _write_meta(self, opened: _OpenRun) -> None:
-        opened.live.write(META, dump_yaml(opened.meta))
+        opened.live.write(META, _live_meta_bytes(opened.meta))
         opened.file_stamps[META] = _stamp(opened.live.file(META))
 
     def _remember_stamps(self, opened: _OpenRun) -> None:
