@@ -28,7 +28,7 @@ from gittrack.query.cache_file import CachedIndex, IndexCache
 from gittrack.query.live_runs import LiveRuns
 from gittrack.query.progress import Progress
 from gittrack.query.run_rows import FrameBuilder, empty_frame, normalize
-from gittrack.query.run_tree import diff_run_dirs, runs_tree
+from gittrack.query.run_tree import RunDirChanges, diff_run_dirs, runs_tree
 from gittrack.store import layout
 from gittrack.store.fast_yaml import load_yaml_fast
 from gittrack.store.staging import META, PARAMS
@@ -109,16 +109,19 @@ class RunIndex:
         updated = None
         if current is not None:
             try:
-                updated = self._incremental(current, tip, new_tree)
+                changes = diff_run_dirs(self.repo, current.runs_tree, new_tree)
             except (CorruptDataError, RepositoryError) as exc:
                 reason = f"the cached tree cannot be compared: {exc}"
+            else:
+                updated = self._incremental(current, tip, new_tree, changes)
         if updated is None:
             updated = self._full(tip, new_tree, reason)
         self.cache.save(updated)
         return updated
 
-    def _incremental(self, base: CachedIndex, tip: str, new_tree: str | None) -> CachedIndex:
-        changes = diff_run_dirs(self.repo, base.runs_tree, new_tree)
+    def _incremental(
+        self, base: CachedIndex, tip: str, new_tree: str | None, changes: RunDirChanges
+    ) -> CachedIndex:
         gone = changes.removed | changes.changed.keys()
         frame = base.frame
         kept = frame[~frame["run_id"].isin(gone)] if gone else frame
