@@ -237,6 +237,7 @@ class RefUpdater:
     def __init__(self, repo: GitRepo) -> None:
         self._repo = repo
         self._lock = threading.Lock()
+        self._reflogs: dict[Path, tuple[int, int, int]] = {}
 
     def update(self, ref: str, new: str, old: str | None, message: str = "gittrack") -> None:
         """Point ``ref`` at ``new`` only if it is at ``old`` (None: must not exist yet).
@@ -276,22 +277,42 @@ class RefUpdater:
     def _append_reflog(self, ref: str, old: str | None, new: str, message: str) -> None:
         repo = self._repo
         log = repo.common_dir / "logs" / ref
-        if repo.bare and not log.exists():
-            return  # git keeps no reflog in bare repositories unless one was started
         summary = message.splitlines()[0] if message else ""
         line = f"{old or repo.null_sha} {new} {repo.identity().signature()}\t{summary}\n"
+        fd = self._reflog_fd(log)
+        if fd is not None:
+            os.write(fd, line.encode())
+
+    def _reflog_fd(self, log: Path) -> int | None:
+        """An append descriptor on the reflog, kept open across commits; reopened when the
+        file was replaced (``git reflog expire`` rewrites it) or this is a forked child."""
+        cached = self._reflogs.get(log)
+        try:
+            on_disk = os.stat(log).st_ino
+        except FileNotFoundError:
+            on_disk = None
+        if cached is not None:
+            fd, inode, pid = cached
+            if inode == on_disk and pid == os.getpid():
+                return fd
+            if pid == os.getpid():
+                os.close(fd)
+            del self._reflogs[log]
+        if on_disk is None and self._repo.bare:
+            return None  # git keeps no reflog in bare repositories unless one was started
         try:
             fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         except FileNotFoundError:
             log.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        self._reflogs[log] = (fd, os.fstat(fd).st_ino, os.getpid())
+        return fd
 
     def close(self) -> None:
-        """Nothing to release: kept for symmetry with the object reader."""
+        for fd, _inode, pid in self._reflogs.values():
+            if pid == os.getpid():
+                os.close(fd)
+        self._reflogs.clear()
 
 
 _REF_LINE = re.compile(r"^([0-9a-f]{40,64}) (\S+)$")
