@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -60,43 +61,61 @@ _RESERVED = {
 }
 
 
+@functools.lru_cache(maxsize=16384)
+def _string(value: str) -> str:
+    """A string as a YAML scalar: plain when it cannot read as anything else, else quoted.
+    Cached: keys and most values (tag names, statuses, ids) repeat across documents."""
+    if (
+        _PLAIN.match(value)
+        and value.lower() not in _RESERVED
+        and not value.endswith((" ", ":"))
+        and " #" not in value
+    ):
+        return value
+    if _UNPRINTABLE.search(value):
+        raise _Unsupported("characters YAML must escape its own way")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _float(value: float) -> str:
+    if value != value:
+        return ".nan"
+    if value in (math.inf, -math.inf):
+        return ".inf" if value > 0 else "-.inf"
+    # PyYAML (YAML 1.1) reads a float only with a dot in the mantissa: 1.0e+20, not 1e+20.
+    mantissa, e, exponent = repr(value).partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    return f"{mantissa}{e}{exponent}"
+
+
 def _scalar(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if kind is float:
+        return _float(value)
+    if kind is int:
+        return str(value)
     if value is None:
         return "null"
     if value is True:
         return "true"
     if value is False:
         return "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value != value:
-            return ".nan"
-        if value in (math.inf, -math.inf):
-            return ".inf" if value > 0 else "-.inf"
-        # PyYAML (YAML 1.1) reads a float only with a dot in the mantissa: 1.0e+20, not 1e+20.
-        mantissa, e, exponent = repr(value).partition("e")
-        if "." not in mantissa:
-            mantissa += ".0"
-        return f"{mantissa}{e}{exponent}"
     if isinstance(value, str):
-        if (
-            _PLAIN.match(value)
-            and value.lower() not in _RESERVED
-            and not value.endswith((" ", ":"))
-            and " #" not in value
-        ):
-            return value
-        if _UNPRINTABLE.search(value):
-            raise _Unsupported("characters YAML must escape its own way")
-        return json.dumps(value, ensure_ascii=False)
-    raise _Unsupported(type(value).__name__)
+        return _string(str(value))
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return _float(float(value))
+    raise _Unsupported(kind.__name__)
 
 
 def _key(key: Any) -> str:
-    if not isinstance(key, str):
+    if type(key) is not str:
         raise _Unsupported("non-string key")
-    return _scalar(key)
+    return _string(key)
 
 
 def _emit(node: Any, indent: int, lines: list[str]) -> None:

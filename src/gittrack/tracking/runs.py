@@ -154,13 +154,6 @@ def _live_meta_bytes(meta: dict) -> bytes:
     return dump_yaml(ordered)
 
 
-def _params_text(live: LiveRun, params: dict[str, str]) -> bytes:
-    raw = live.read(PARAMS) if params else None
-    if raw and load_yaml(raw, f"{live.path}/{PARAMS}") == params:
-        return raw
-    return dump_yaml(params)
-
-
 def _indented(yaml_mapping: bytes) -> bytes:
     """A top-level YAML mapping as entries of the mapping above it (two spaces in)."""
     return b"".join(b"  " + line + b"\n" for line in yaml_mapping.splitlines())
@@ -579,8 +572,7 @@ class RunStore:
         base = layout.run_dir(run_id)
         changes: dict[str, Blob] = {
             f"{base}/{META}": Blob(dump_yaml(stored)),
-            # The live params.yaml is already the committed text (appended in order).
-            f"{base}/{PARAMS}": Blob(_params_text(live, params)),
+            f"{base}/{PARAMS}": Blob(dump_yaml(params)),
             f"{base}/{METRICS}": Blob(raw_metrics),
         }
         for path in sorted(live.artifacts_dir.rglob("*")):
