@@ -29,7 +29,7 @@ import pandas as pd
 
 import gittrack
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 _STORAGES = ("arrow", "pickle")
 _STALE_SECONDS = 120
 

@@ -3,7 +3,9 @@
 The frame has one row per run: the attribute columns of :data:`INFO_COLUMNS`, then one column
 per key, ``metrics.<key>`` (latest value, float), ``params.<key>`` and ``tags.<key>``
 (strings, missing as NaN). ``parent_run_id`` and ``_details`` (JSON: source and the metric
-summaries' step, timestamp, min, max and count) complete what a ``Run`` object needs.
+summaries' step, timestamp, min, max and count) complete what a ``Run`` object needs;
+``_nan_metrics`` (JSON list, missing when empty) names the metrics whose latest value is NaN,
+which the frame cannot tell from absent ones.
 
 Documents are checked field by field as they are turned into rows; a document that fails is
 checked against its JSON Schema so that the error names the file and the field.
@@ -36,6 +38,7 @@ INFO_COLUMNS = (
     "lifecycle_stage",
     "parent_run_id",
     "_details",
+    "_nan_metrics",
 )
 KEY_PREFIXES = ("metrics.", "params.", "tags.")
 _STATUSES = frozenset(RunStatus.ALL)
@@ -126,6 +129,8 @@ class FrameBuilder:
                 separators=(",", ":"),
             )
         )
+        nan_keys = [k for k, s in summaries.items() if s["value"] != s["value"]]
+        info["_nan_metrics"].append(json.dumps(nan_keys) if nan_keys else None)
         self._start.append(meta["start_time"])
         self._end.append(meta["end_time"])
         keys = self._keys
@@ -235,6 +240,16 @@ def _checked_params(params: Any, where: str) -> dict:
         return params
     check_stored(params, "params", where)
     raise CorruptDataError(f"{where}: not a run's params.yaml")
+
+
+def nan_metric_keys(cells: pd.Series) -> set[str]:
+    """The keys named by ``_nan_metrics`` cells."""
+    present = cells.notna().to_numpy(dtype=bool)
+    keys: set[str] = set()
+    if present.any():
+        for raw in cells[present]:
+            keys.update(json.loads(raw))
+    return keys
 
 
 def details(raw: str | None) -> tuple[dict, dict[str, list]]:

@@ -30,7 +30,7 @@ from gittrack.errors import InvalidInputError
 from gittrack.query.filter_parser import MatchAll, filter_mask, parse_filter
 from gittrack.query.index import run_index
 from gittrack.query.ordering import parse_order_by, sort_runs
-from gittrack.query.run_rows import details, key_columns
+from gittrack.query.run_rows import details, key_columns, nan_metric_keys
 
 if TYPE_CHECKING:
     from gittrack.tracking.repository import TrackingRepository
@@ -209,9 +209,7 @@ def _metrics_logged_as_nan(frame: pd.DataFrame, columns: list[str]) -> set[str]:
     """Of metric columns that are all NaN, those some run has (its latest value is NaN)."""
     if not columns:
         return set()
-    logged: set[str] = set()
-    for raw in frame["_details"]:
-        logged.update(details(raw)[1])
+    logged = nan_metric_keys(frame["_nan_metrics"])
     return {column for column in columns if column[len("metrics.") :] in logged}
 
 
