@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gittrack.errors import ConflictError, CorruptDataError, RepositoryError
+from gittrack.store.files import replace_file
 from gittrack.store.packs import write_pack
 
 _GIT_ENV_BASE = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
@@ -427,23 +428,9 @@ class GitRepo:
         target = directory / sha[2:]
         if target.exists():
             return sha
-        data = zlib.compress(raw, 1)
-        tmp = directory / f"tmp_obj_{os.getpid()}_{os.urandom(6).hex()}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        try:
-            fd = os.open(tmp, flags, 0o444)
-        except FileNotFoundError:
-            directory.mkdir(exist_ok=True)
-            fd = os.open(tmp, flags, 0o444)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
         # Readers see the whole object or none; a concurrent writer of the same object
         # renames identical bytes over it, which is harmless.
-        os.replace(tmp, target)
+        replace_file(target, zlib.compress(raw, 1), 0o444)
         return sha
 
     def has_object(self, sha: str) -> bool:

@@ -9,11 +9,12 @@ Format: https://git-scm.com/docs/gitformat-pack (SHA-1 repositories only).
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
+
+from gittrack.store.files import replace_file
 
 TYPE_CODES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
 
@@ -65,18 +66,6 @@ def write_pack(pack_dir: Path, objects: Mapping[str, tuple[str, bytes]]) -> Path
     """Write the pack, then its index: git sees the pack only once the index exists."""
     pack, index, name = build_pack(objects)
     final = pack_dir / f"pack-{name}"
-    for suffix, data in ((".pack", pack), (".idx", index)):
-        tmp = pack_dir / f"tmp_pack_{os.getpid()}_{os.urandom(6).hex()}{suffix}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        except FileNotFoundError:
-            pack_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(tmp, final.with_suffix(suffix))
+    replace_file(final.with_suffix(".pack"), pack, 0o444)
+    replace_file(final.with_suffix(".idx"), index, 0o444)
     return final.with_suffix(".pack")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gittrack.errors import ConflictError, NotFoundError
+from gittrack.store.files import replace_file, write_all
 
 META = "meta.yaml"
 PARAMS = "params.yaml"
@@ -40,14 +41,6 @@ def _try_flock(fd: int) -> bool:
     except BlockingIOError:
         return False
     return True
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace a file so a reader sees the old or the new content, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 _DATA_FILES = (META, PARAMS, METRICS)
@@ -91,7 +84,7 @@ class LiveRun:
 
     def write(self, name: str, data: bytes) -> None:
         """Replace a file atomically (the descriptor kept for appends is reopened later)."""
-        write_atomic(self.path / name, data)
+        replace_file(self.path / name, data)
         fd = self._fds.pop(name, None)
         if fd is not None:
             os.close(fd)
@@ -103,10 +96,7 @@ class LiveRun:
             fd = self._fds[name] = os.open(
                 self.path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
             )
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        write_all(fd, data)
 
     def append_metrics(self, data: bytes) -> None:
         self.append(METRICS, data)
@@ -349,9 +339,7 @@ class Staging:
             if fd is None:
                 (shell.path / name).write_bytes(data)
             else:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, data)
         try:
             os.rename(shell.path, final)
         except OSError as exc:

@@ -40,6 +40,7 @@ from gittrack.errors import (
 from gittrack.store import layout
 from gittrack.store.branch import Blob, BranchSnapshot, Changes, TrackingBranch
 from gittrack.store.codecs import (
+    decode_metric_value,
     dump_yaml,
     format_time,
     load_yaml,
@@ -117,16 +118,6 @@ def _encode_summary(summary: dict[str, dict]) -> dict[str, dict]:
         k: {**e, "value": encode(e["value"]), "min": encode(e["min"]), "max": encode(e["max"])}
         for k, e in sorted(summary.items())
     }
-
-
-def _decode_number(raw: object) -> float:
-    if raw == "NaN":
-        return math.nan
-    if raw == "Infinity":
-        return math.inf
-    if raw == "-Infinity":
-        return -math.inf
-    return float(raw)  # type: ignore[arg-type]
 
 
 META_ORDER = (
@@ -646,9 +637,9 @@ class RunStore:
         summary = {
             k: {
                 **v,
-                "value": _decode_number(v["value"]),
-                "min": _decode_number(v["min"]),
-                "max": _decode_number(v["max"]),
+                "value": decode_metric_value(v["value"]),
+                "min": decode_metric_value(v["min"]),
+                "max": decode_metric_value(v["max"]),
             }
             for k, v in meta["metrics"].items()
         }
