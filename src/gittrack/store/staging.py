@@ -46,6 +46,13 @@ def _try_flock(fd: int) -> bool:
 _DATA_FILES = (META, PARAMS, METRICS)
 
 
+def rewrite_in_place(fd: int, document: bytes) -> None:
+    """Overwrite a small JSON file through its descriptor, padding with spaces (which JSON
+    ignores) instead of truncating: one write, no new file."""
+    size = os.fstat(fd).st_size
+    os.pwrite(fd, document.ljust(size), 0)
+
+
 class LiveRun:
     """An open live run directory. ``owner`` is true when this process holds its lock.
 
@@ -108,8 +115,7 @@ class LiveRun:
             return
         info = {**self.lock_info(), "ending": status, "end_time": end_time}
         data = json.dumps(info).encode()
-        os.ftruncate(self._lock_fd, 0)
-        os.pwrite(self._lock_fd, data, 0)
+        rewrite_in_place(self._lock_fd, data)
 
     def lock_info(self) -> dict:
         try:
@@ -286,8 +292,8 @@ class Staging:
                 fd = fds[name] = os.open(
                     spare_path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
                 )
-            os.ftruncate(fd, 0)
-        os.ftruncate(lock_fd, 0)
+            if os.fstat(fd).st_size:
+                os.ftruncate(fd, 0)
         if ARTIFACTS in names:
             retired = self.root / f"{RETIRED_PREFIX}{live.run_id}-{os.urandom(4).hex()}"
             os.rename(spare_path / ARTIFACTS, retired)
@@ -333,7 +339,7 @@ class Staging:
         if final.exists():
             raise ConflictError(f"run {run_id} is already live in {final}")
         shell = self._take_shell(run_id)
-        os.pwrite(shell.lock_fd, self._lock_payload(), 0)
+        rewrite_in_place(shell.lock_fd, self._lock_payload())
         for name, data in files.items():
             fd = shell.fds.get(name)
             if fd is None:
@@ -371,8 +377,7 @@ class Staging:
                 f"run {run_id} is open in process {info.get('pid', '?')} on "
                 f"{info.get('host', '?')}; end it there first"
             )
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, self._lock_payload(), 0)
+        rewrite_in_place(fd, self._lock_payload())
         return LiveRun(path, fd)
 
     def claim_orphan(self, run_id: str) -> LiveRun | None:
