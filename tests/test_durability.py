@@ -344,3 +344,19 @@ def test_finished_runs_leave_no_directories_behind(repo: Path) -> None:
     assert all(name.startswith(".") for name in during) and len(during) <= 3
     assert os.listdir(repo / ".git" / "gittrack" / "live") == []
     assert len(mlflow.search_runs(output_format="list")) == 5
+
+
+def test_small_packs_are_merged_so_the_pack_directory_stays_small(repo: Path) -> None:
+    result = run_script(
+        "import gittrack as m\n"
+        "for i in range(100):\n"
+        "    with m.start_run():\n"
+        "        m.log_param('i', i)\n",
+        repo,
+    )
+    assert result.returncode == 0, result.stderr
+    packs = [p for p in os.listdir(repo / ".git" / "objects" / "pack") if p.endswith(".pack")]
+    assert len(packs) < 10
+    assert len(mlflow.search_runs(output_format="list")) == 100
+    fsck = subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stderr

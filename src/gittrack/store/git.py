@@ -26,7 +26,7 @@ from pathlib import Path
 
 from gittrack.errors import ConflictError, CorruptDataError, RepositoryError
 from gittrack.store.files import replace_file
-from gittrack.store.packs import write_pack
+from gittrack.store.packs import SmallPacks, write_pack
 
 _GIT_ENV_BASE = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
 
@@ -359,6 +359,7 @@ class GitRepo:
         self._known_objects: set[str] = set()
         self._pending: dict[str, tuple[str, bytes]] | None = None
         self._commit_cache: dict[str, tuple[str, list[str]]] = {}
+        self._packs = SmallPacks(self.objects_dir / "pack")
         self._identity: Identity | None = None
 
     # ------------------------------------------------------------------ paths
@@ -404,8 +405,9 @@ class GitRepo:
             yield
             pending = self._pending
             if len(pending) >= 3 and self.object_format == "sha1":
-                write_pack(self.objects_dir / "pack", pending)
+                pack = write_pack(self.objects_dir / "pack", pending)
                 self._known_objects.update(pending)
+                self._packs.add(pack, pending)
             else:
                 for kind, data in pending.values():
                     self._write_loose(kind, data)

@@ -8,7 +8,9 @@ Format: https://git-scm.com/docs/gitformat-pack (SHA-1 repositories only).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import struct
 import zlib
 from collections.abc import Mapping
@@ -69,3 +71,55 @@ def write_pack(pack_dir: Path, objects: Mapping[str, tuple[str, bytes]]) -> Path
     replace_file(final.with_suffix(".pack"), pack, 0o444)
     replace_file(final.with_suffix(".idx"), index, 0o444)
     return final.with_suffix(".pack")
+
+
+class SmallPacks:
+    """The small packs this process wrote, merged into one every ``limit`` packs.
+
+    One pack per commit keeps a commit cheap, but thousands of packs slow every object
+    lookup (git's included) and fill ``objects/pack``. The objects of recent packs are kept
+    in memory (up to ``max_bytes``), written again as one pack, and only then are the small
+    packs deleted, so every object stays readable throughout; git re-scans the pack
+    directory when an object is not where it looked.
+    """
+
+    def __init__(
+        self, pack_dir: Path, limit: int = 32, max_bytes: int = 32 << 20, levels: int = 2
+    ) -> None:
+        self.pack_dir = pack_dir
+        self.limit = limit
+        self.max_bytes = max_bytes
+        # Merged packs are merged again one level up (32 commits, then 32 x 16, ...).
+        self._upper = SmallPacks(pack_dir, 16, max_bytes * 4, levels - 1) if levels > 1 else None
+        self._packs: list[Path] = []
+        self._objects: dict[str, tuple[str, bytes]] = {}
+        self._bytes = 0
+        self._pid = os.getpid()
+
+    def add(self, pack: Path, objects: Mapping[str, tuple[str, bytes]]) -> None:
+        if self._pid != os.getpid():  # a forked child leaves its parent's packs alone
+            self._reset()
+            self._pid = os.getpid()
+        size = sum(len(data) for _, data in objects.values())
+        if self._bytes + size > self.max_bytes:
+            self._reset()  # too large to keep: leave these packs to git gc
+            return
+        self._packs.append(pack)
+        self._objects.update(objects)
+        self._bytes += size
+        if len(self._packs) >= self.limit:
+            self.merge()
+
+    def merge(self) -> None:
+        if len(self._packs) > 1:
+            merged = write_pack(self.pack_dir, self._objects)
+            for pack in self._packs:
+                for suffix in (".idx", ".pack"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(pack.with_suffix(suffix))
+            if self._upper is not None:
+                self._upper.add(merged, self._objects)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._packs, self._objects, self._bytes = [], {}, 0
