@@ -6,16 +6,16 @@ MLflow's experiment grammar: attributes ``name``, ``experiment_id`` (strings) an
 with ``IS NULL``/``IS NOT NULL``, times with ``= != < <= > >=``. As for runs, gittrack also
 accepts ``OR``, parentheses and ``IN``/``NOT IN`` on the string fields.
 
-The filter is tokenised by ``filter_parser.tokenize`` and compiled to its expression tree over
-a small frame that holds each experiment under the run-frame column of the same type (the name
-in ``run_name``, the id in ``run_id``, the times in ``start_time`` and ``end_time``), so the
-masks, ``LIKE`` semantics and missing-value rules are exactly those of run searches. The
-default order is MLflow's: ``creation_time DESC``, then ``experiment_id``.
+The filter is parsed by ``filter_parser.FilterParser``, with experiment keys in place of run
+keys, into its expression tree, and evaluated over a small frame that holds each experiment
+under the run-frame column of the same type (the name in ``run_name``, the id in ``run_id``,
+the times in ``start_time`` and ``end_time``), so the masks, ``LIKE`` semantics and
+missing-value rules are exactly those of run searches. The default order is MLflow's:
+``creation_time DESC``, then ``experiment_id``.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,15 +24,15 @@ import pandas as pd
 from gittrack.entities import Experiment
 from gittrack.errors import InvalidInputError
 from gittrack.query.filter_parser import (
-    And,
-    Comparison,
     FilterExpr,
+    FilterParser,
     FilterSyntaxError,
     Key,
     MatchAll,
-    Or,
     Token,
     filter_mask,
+    parse_filter,
+    prefixed_key_name,
     tokenize,
 )
 from gittrack.query.ordering import OrderKey, sort_runs
@@ -51,7 +51,6 @@ _STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 _TAG_OPS = (*_STRING_OPS, "IS NULL", "IS NOT NULL")
 _NUMERIC_OPS = ("=", "!=", "<", "<=", ">", ">=")
 _ID_KEY = _ATTRIBUTES["experiment_id"]
-_MAX_NESTING = 100
 
 
 def filter_and_order(
@@ -89,94 +88,16 @@ def _frame(experiments: list[Experiment]) -> pd.DataFrame:
 
 def parse_experiment_filter(filter_string: str | None) -> FilterExpr:
     """Compile an experiment filter; raises ``FilterSyntaxError`` naming the offending token."""
-    if filter_string is None:
-        return MatchAll()
-    if not isinstance(filter_string, str):
-        raise InvalidInputError(
-            f"a filter must be a string, got {type(filter_string).__name__}: {filter_string!r}"
-        )
-    return _parse_cached(filter_string)
+    return parse_filter(filter_string, parser=_ExperimentParser)
 
 
-@functools.lru_cache(maxsize=256)
-def _parse_cached(filter_string: str) -> FilterExpr:
-    return _Parser(filter_string).parse()
+class _ExperimentParser(FilterParser):
+    """The run filter grammar over experiment keys, with messages in experiment terms."""
 
+    def resolve_key(self, token: Token) -> Key:
+        return experiment_key(token, self.text)
 
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = tokenize(text)
-        self.index = 0
-        self.depth = 0
-
-    def error(self, message: str, token: Token) -> FilterSyntaxError:
-        return FilterSyntaxError(message, token.position, self.text)
-
-    def peek(self) -> Token:
-        return self.tokens[self.index]
-
-    def advance(self) -> Token:
-        token = self.tokens[self.index]
-        if token.kind != "end":
-            self.index += 1
-        return token
-
-    def at_keyword(self, word: str) -> bool:
-        token = self.peek()
-        return token.kind == "keyword" and token.text == word
-
-    def parse(self) -> FilterExpr:
-        if self.peek().kind == "end":
-            return MatchAll()
-        expression = self.parse_or()
-        token = self.peek()
-        if token.kind == ")":
-            raise self.error("unexpected ')' without a matching '('", token)
-        if token.kind != "end":
-            raise self.error(
-                f"expected AND, OR or the end of the filter, found {token.describe()}", token
-            )
-        return expression
-
-    def parse_or(self) -> FilterExpr:
-        operands = [self.parse_and()]
-        while self.at_keyword("OR"):
-            self.advance()
-            operands.append(self.parse_and())
-        return operands[0] if len(operands) == 1 else Or(tuple(operands))
-
-    def parse_and(self) -> FilterExpr:
-        operands = [self.parse_primary()]
-        while self.at_keyword("AND"):
-            self.advance()
-            operands.append(self.parse_primary())
-        return operands[0] if len(operands) == 1 else And(tuple(operands))
-
-    def parse_primary(self) -> FilterExpr:
-        token = self.peek()
-        if token.kind != "(":
-            return self.parse_comparison()
-        if self.depth >= _MAX_NESTING:
-            raise self.error(f"parentheses nested deeper than {_MAX_NESTING} levels", token)
-        self.advance()
-        self.depth += 1
-        expression = self.parse_or()
-        self.depth -= 1
-        closing = self.advance()
-        if closing.kind != ")":
-            raise self.error(
-                f"expected ')' to close the '(' at position {token.position}, "
-                f"found {closing.describe()}",
-                closing,
-            )
-        return expression
-
-    def parse_comparison(self) -> Comparison:
-        key_token = self.advance()
-        key = experiment_key(key_token, self.text)
-        op_token = self.peek()
-        op = self.parse_comparator(key_token)
+    def check_comparator(self, key: Key, key_token: Token, op: str, op_token: Token) -> None:
         allowed = _NUMERIC_OPS if key.is_numeric else _TAG_OPS if key.kind == "tag" else _STRING_OPS
         if op not in allowed:
             raise self.error(
@@ -184,79 +105,17 @@ class _Parser:
                 f"{', '.join(allowed)}",
                 op_token,
             )
-        if op in ("IS NULL", "IS NOT NULL"):
-            return Comparison(key, op, None)
-        if op in ("IN", "NOT IN"):
-            return Comparison(key, op, self.parse_string_list(key_token))
-        if key.is_numeric:
-            return Comparison(key, op, self.parse_number(key_token))
-        return Comparison(key, op, self.parse_string(key_token))
 
-    def parse_comparator(self, key_token: Token) -> str:
-        token = self.advance()
-        if token.kind == "op":
-            return token.text
-        if token.kind == "keyword" and token.text in ("LIKE", "ILIKE", "IN"):
-            return token.text
-        if token.kind == "keyword" and token.text == "NOT":
-            following = self.advance()
-            if following.kind == "keyword" and following.text == "IN":
-                return "NOT IN"
-            raise self.error(f"expected IN after NOT, found {following.describe()}", following)
-        if token.kind == "keyword" and token.text == "IS":
-            negated = self.at_keyword("NOT")
-            if negated:
-                self.advance()
-            null = self.advance()
-            if null.kind == "keyword" and null.text == "NULL":
-                return "IS NOT NULL" if negated else "IS NULL"
-            raise self.error(f"expected NULL after IS, found {null.describe()}", null)
-        raise self.error(
-            f"expected a comparator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN, IS NULL) "
-            f"after {key_token.text!r}, found {token.describe()}",
-            token,
+    def number_problem(self, key: Key, key_token: Token, token: Token) -> str:
+        return (
+            f"{key_token.text!r} is a time in epoch milliseconds: expected a number, "
+            f"found {token.describe()}"
         )
 
-    def parse_number(self, key_token: Token) -> float:
-        token = self.advance()
-        if token.kind != "number":
-            raise self.error(
-                f"{key_token.text!r} is a time in epoch milliseconds: expected a number, "
-                f"found {token.describe()}",
-                token,
-            )
-        return float(token.text)
-
-    def parse_string(self, key_token: Token) -> str:
-        token = self.advance()
-        if token.kind == "string" and token.segments[0][1] in "'\"":
-            return token.segments[0][0]
-        raise self.error(
-            f"expected a quoted string to compare {key_token.text!r} with, found "
-            f"{token.describe()}",
-            token,
+    def string_problem(self, key: Key, key_token: Token, token: Token) -> str:
+        return (
+            f"expected a quoted string to compare {key_token.text!r} with, found {token.describe()}"
         )
-
-    def parse_string_list(self, key_token: Token) -> tuple[str, ...]:
-        opening = self.advance()
-        if opening.kind != "(":
-            raise self.error(
-                f"expected '(' to start the IN list, found {opening.describe()}", opening
-            )
-        values = []
-        while self.peek().kind != ")":
-            values.append(self.parse_string(key_token))
-            separator = self.peek()
-            if separator.kind == ",":
-                self.advance()
-            elif separator.kind != ")":
-                raise self.error(
-                    f"expected ',' or ')' in the IN list, found {separator.describe()}", separator
-                )
-        closing = self.advance()
-        if not values:
-            raise self.error("empty IN list; expected at least one quoted string", closing)
-        return tuple(values)
 
 
 def experiment_key(token: Token, source: str) -> Key:
@@ -274,17 +133,7 @@ def experiment_key(token: Token, source: str) -> Key:
     if len(segments) == 1:
         return _attribute(segments[0][0], token, source)
     prefix = segments[0][0].lower()
-    rest = segments[1:]
-    if len(rest) == 1:
-        name = rest[0][0]
-    elif all(not quote for _, quote in rest):
-        name = ".".join(text for text, _ in rest)
-    else:
-        raise FilterSyntaxError(
-            f"a key that contains dots and quotes must be quoted whole, found {token.text!r}",
-            token.position,
-            source,
-        )
+    name = prefixed_key_name(token, source)
     if prefix in _ATTRIBUTE_PREFIXES:
         return _attribute(name, token, source)
     if prefix in _TAG_PREFIXES and name:

@@ -41,6 +41,7 @@ __all__ = [
     "And",
     "Comparison",
     "FilterExpr",
+    "FilterParser",
     "FilterSyntaxError",
     "Key",
     "KeyKind",
@@ -51,6 +52,7 @@ __all__ = [
     "filter_mask",
     "parse_filter",
     "parse_key",
+    "prefixed_key_name",
     "tokenize",
 ]
 
@@ -365,23 +367,30 @@ def parse_key(token: Token, source: str) -> Key:
             token.position,
             source,
         )
-    rest = segments[1:]
-    if len(rest) == 1:
-        name = rest[0][0]
-    elif all(not quote for _, quote in rest):
-        name = ".".join(text for text, _ in rest)
-    else:
-        raise FilterSyntaxError(
-            f"a key that contains dots and quotes must be quoted whole, e.g. "
-            f"{prefix}.`a.b`, found {token.text!r}",
-            token.position,
-            source,
-        )
+    name = prefixed_key_name(token, source)
     if not name:
         raise FilterSyntaxError(f"empty key in {token.text!r}", token.position, source)
     if kind == "attribute":
         return _attribute_key(name, token, source)
     return Key(kind, name)
+
+
+def prefixed_key_name(token: Token, source: str) -> str:
+    """The key after the prefix of a dotted name token: ``a.b`` in ``params.a.b``.
+
+    Bare parts join with dots; a key with dots and quotes must be one quoted part.
+    """
+    rest = token.segments[1:]
+    if len(rest) == 1:
+        return rest[0][0]
+    if all(not quote for _, quote in rest):
+        return ".".join(text for text, _ in rest)
+    raise FilterSyntaxError(
+        f"a key that contains dots and quotes must be quoted whole, e.g. "
+        f"{token.segments[0][0]}.`a.b`, found {token.text!r}",
+        token.position,
+        source,
+    )
 
 
 def _attribute_key(name: str, token: Token, source: str) -> Key:
@@ -399,7 +408,13 @@ def _attribute_key(name: str, token: Token, source: str) -> Key:
 # --------------------------------------------------------------------------- parser
 
 
-class _Parser:
+class FilterParser:
+    """Recursive-descent parser of the filter grammar, resolving keys as ``search_runs`` does.
+
+    Another search (e.g. ``search_experiments``) reuses the grammar by overriding the key
+    hooks: ``resolve_key``, ``check_comparator``, ``number_problem`` and ``string_problem``.
+    """
+
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens = tokenize(text)
@@ -470,23 +485,43 @@ class _Parser:
 
     def parse_comparison(self) -> Comparison:
         key_token = self.advance()
-        if key_token.kind == "string" and key_token.segments[0][1] == "'":
-            raise self.error(
-                f"expected a key, found the quoted value {key_token.describe()}; write the key "
-                "first, e.g. params.optimizer = 'adam'",
-                key_token,
-            )
-        key = parse_key(key_token, self.text)
+        key = self.resolve_key(key_token)
         op_token = self.peek()
         op = self.parse_comparator(key_token)
-        _check_comparator(key, op, op_token, self.text)
+        self.check_comparator(key, key_token, op, op_token)
         if op in ("IS NULL", "IS NOT NULL"):
             return Comparison(key, op, None)
         if op in ("IN", "NOT IN"):
-            return Comparison(key, op, self.parse_string_list(key))
+            return Comparison(key, op, self.parse_string_list(key, key_token))
         if key.is_numeric:
-            return Comparison(key, op, self.parse_number(key))
-        return Comparison(key, op, self.parse_string(key))
+            return Comparison(key, op, self.parse_number(key, key_token))
+        return Comparison(key, op, self.parse_string(key, key_token))
+
+    def resolve_key(self, token: Token) -> Key:
+        """The key a comparison starts with."""
+        if token.kind == "string" and token.segments[0][1] == "'":
+            raise self.error(
+                f"expected a key, found the quoted value {token.describe()}; write the key "
+                "first, e.g. params.optimizer = 'adam'",
+                token,
+            )
+        return parse_key(token, self.text)
+
+    def check_comparator(self, key: Key, key_token: Token, op: str, op_token: Token) -> None:
+        """Reject a comparator the key's type does not support."""
+        _check_comparator(key, op, op_token, self.text)
+
+    def number_problem(self, key: Key, key_token: Token, token: Token) -> str:
+        """The message for a non-number ``token`` compared with a numeric key."""
+        what = "a metric" if key.kind == "metric" else f"the time attribute {key.name!r}"
+        return (
+            f"expected a number to compare {what} with (e.g. 0.5, -3, 1e-4), "
+            f"found {token.describe()}"
+        )
+
+    def string_problem(self, key: Key, key_token: Token, token: Token) -> str:
+        """The message for a ``token`` that is not a quoted string value for a string key."""
+        return _string_value_problem(key, token)
 
     def parse_comparator(self, key_token: Token) -> str:
         token = self.advance()
@@ -514,24 +549,19 @@ class _Parser:
             token,
         )
 
-    def parse_number(self, key: Key) -> float:
+    def parse_number(self, key: Key, key_token: Token) -> float:
         token = self.advance()
         if token.kind != "number":
-            what = "a metric" if key.kind == "metric" else f"the time attribute {key.name!r}"
-            raise self.error(
-                f"expected a number to compare {what} with (e.g. 0.5, -3, 1e-4), "
-                f"found {token.describe()}",
-                token,
-            )
+            raise self.error(self.number_problem(key, key_token, token), token)
         return float(token.text)
 
-    def parse_string(self, key: Key) -> str:
+    def parse_string(self, key: Key, key_token: Token) -> str:
         token = self.advance()
         if token.kind == "string" and token.segments[0][1] in "'\"":
             return token.segments[0][0]
-        raise self.error(_string_value_problem(key, token), token)
+        raise self.error(self.string_problem(key, key_token, token), token)
 
-    def parse_string_list(self, key: Key) -> tuple[str, ...]:
+    def parse_string_list(self, key: Key, key_token: Token) -> tuple[str, ...]:
         opening = self.advance()
         if opening.kind != "(":
             raise self.error(
@@ -539,7 +569,7 @@ class _Parser:
             )
         values: list[str] = []
         while self.peek().kind != ")":
-            values.append(self.parse_string(key))
+            values.append(self.parse_string(key, key_token))
             separator = self.peek()
             if separator.kind == ",":
                 self.advance()
@@ -600,12 +630,15 @@ def _combine(kind: type[And] | type[Or], operands: list[FilterExpr]) -> FilterEx
     return kind(tuple(flat))
 
 
-def parse_filter(filter_string: str | None) -> FilterExpr:
+def parse_filter(
+    filter_string: str | None, parser: type[FilterParser] = FilterParser
+) -> FilterExpr:
     """Parse a search filter into an expression tree.
 
     ``None``, an empty or an all-blank string give ``MatchAll()``. Raises
     :class:`FilterSyntaxError` (an ``InvalidInputError``) naming the offending token, its
-    position and what was expected. Results are cached: the tree is immutable.
+    position and what was expected. Results are cached: the tree is immutable. ``parser``
+    selects the keys: ``FilterParser`` for runs, a subclass for another search.
     """
     if filter_string is None:
         return MatchAll()
@@ -613,12 +646,12 @@ def parse_filter(filter_string: str | None) -> FilterExpr:
         raise InvalidInputError(
             f"a filter must be a string, got {type(filter_string).__name__}: {filter_string!r}"
         )
-    return _parse_cached(filter_string)
+    return _parse_cached(filter_string, parser)
 
 
 @functools.lru_cache(maxsize=512)
-def _parse_cached(filter_string: str) -> FilterExpr:
-    return _Parser(filter_string).parse()
+def _parse_cached(filter_string: str, parser: type[FilterParser]) -> FilterExpr:
+    return parser(filter_string).parse()
 
 
 # --------------------------------------------------------------------------- evaluation
