@@ -16,9 +16,35 @@ scalars = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**63),
     st.floats(allow_nan=False),
     st.text(max_size=40),
-    st.sampled_from(["yes", "No", "null", "~", "1.5", "1e3", "0x10", "2025-01-01", "a: b", "- x", "#c", "x #c", ".inf", "'q'", '"d"', "", " ", "\t", "a\nb", "ü"]),
+    st.sampled_from(
+        [
+            "yes",
+            "No",
+            "null",
+            "~",
+            "1.5",
+            "1e3",
+            "0x10",
+            "2025-01-01",
+            "a: b",
+            "- x",
+            "#c",
+            "x #c",
+            ".inf",
+            "'q'",
+            '"d"',
+            "",
+            " ",
+            "\t",
+            "a\nb",
+            "ü",
+        ]
+    ),
 )
-keys = st.one_of(st.text(min_size=1, max_size=20), st.sampled_from(["yes", "on", "1", "a.b", "mlflow.runName", "n"]))
+keys = st.one_of(
+    st.text(min_size=1, max_size=20),
+    st.sampled_from(["yes", "on", "1", "a.b", "mlflow.runName", "n"]),
+)
 documents = st.dictionaries(
     keys,
     st.one_of(scalars, st.lists(scalars, max_size=4), st.dictionaries(keys, scalars, max_size=4)),
