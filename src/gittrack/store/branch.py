@@ -9,7 +9,6 @@ concurrent writers never lose each other's runs.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -155,22 +154,26 @@ class TrackingBranch:
         return BranchSnapshot(self.repo, at if at is not None else self.tip())
 
     def ensure_exists(self) -> str:
-        """Create the branch with its initial files (one root commit) if it is missing."""
-        tip = self.tip()
-        if tip is not None:
-            self._exists = True
-            return tip
-        tree = apply_changes(self.repo, None, _split(self._initial_files()))
-        commit = self.repo.write_commit(
-            tree or self.repo.write_tree([]), [], "Initialize gittrack tracking branch\n"
-        )
-        # Another process may have initialized it first: then theirs is used.
-        with contextlib.suppress(ConflictError):
-            self.repo.update_ref(self.ref, commit, None, "gittrack: initialize")
-        tip = self.tip()
-        if tip is None:
-            raise RepositoryError(f"could not create {self.ref}")
-        return tip
+        """Create the branch with its initial files (one root commit) if it is missing.
+
+        When several processes start at once, one creates it and the others use theirs
+        (they may find its ref locked for a moment, so they look again)."""
+        commit = None
+        for attempt in range(self.MAX_ATTEMPTS):
+            tip = self.tip()
+            if tip is not None:
+                self._exists = True
+                return tip
+            if commit is None:
+                tree = apply_changes(self.repo, None, _split(self._initial_files()))
+                commit = self.repo.write_commit(
+                    tree or self.repo.write_tree([]), [], "Initialize gittrack tracking branch\n"
+                )
+            try:
+                self.repo.update_ref(self.ref, commit, None, "gittrack: initialize")
+            except ConflictError:
+                time.sleep(random.uniform(0.0005, 0.002 * min(attempt + 1, 10)))
+        raise RepositoryError(f"could not create {self.ref}")
 
     def commit(
         self,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from gittrack.errors import ConflictError, CorruptDataError, RepositoryError
 from gittrack.store.files import replace_file
-from gittrack.store.packs import SmallPacks, write_pack
+from gittrack.store.packs import SmallPacks, pack_entries, write_pack
 
 _GIT_ENV_BASE = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
 
@@ -405,9 +405,10 @@ class GitRepo:
             yield
             pending = self._pending
             if len(pending) >= 3 and self.object_format == "sha1":
-                pack = write_pack(self.objects_dir / "pack", pending)
+                entries = pack_entries(pending)
+                pack = write_pack(self.objects_dir / "pack", entries)
                 self._known_objects.update(pending)
-                self._packs.add(pack, pending)
+                self._packs.add(pack, entries)
             else:
                 for kind, data in pending.values():
                     self._write_loose(kind, data)

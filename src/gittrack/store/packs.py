@@ -33,20 +33,27 @@ def _entry_header(type_code: int, size: int) -> bytes:
     return bytes(out)
 
 
-def build_pack(objects: Mapping[str, tuple[str, bytes]]) -> tuple[bytes, bytes, str]:
-    """(pack bytes, index bytes, pack checksum hex) for objects keyed by their SHA-1."""
-    body = bytearray(b"PACK" + struct.pack(">II", 2, len(objects)))
+def pack_entries(objects: Mapping[str, tuple[str, bytes]]) -> dict[str, bytes]:
+    """Each object as its pack entry (type-and-size header, then zlib data), by SHA-1."""
+    return {
+        sha: _entry_header(TYPE_CODES[kind], len(data)) + zlib.compress(data, 1)
+        for sha, (kind, data) in objects.items()
+    }
+
+
+def build_pack(entries: Mapping[str, bytes]) -> tuple[bytes, bytes, str]:
+    """(pack bytes, index bytes, pack checksum hex) for pack entries keyed by SHA-1."""
+    body = bytearray(b"PACK" + struct.pack(">II", 2, len(entries)))
     offsets: dict[str, int] = {}
     crcs: dict[str, int] = {}
-    for sha, (kind, data) in objects.items():
-        entry = _entry_header(TYPE_CODES[kind], len(data)) + zlib.compress(data, 1)
+    for sha, entry in entries.items():
         offsets[sha] = len(body)
         crcs[sha] = zlib.crc32(entry) & 0xFFFFFFFF
         body += entry
     checksum = hashlib.sha1(body).digest()
     pack = bytes(body) + checksum
 
-    ordered = sorted(objects)
+    ordered = sorted(entries)
     fanout = [0] * 256
     for sha in ordered:
         fanout[int(sha[:2], 16)] += 1
@@ -64,9 +71,9 @@ def build_pack(objects: Mapping[str, tuple[str, bytes]]) -> tuple[bytes, bytes, 
     return pack, bytes(index), checksum.hex()
 
 
-def write_pack(pack_dir: Path, objects: Mapping[str, tuple[str, bytes]]) -> Path:
+def write_pack(pack_dir: Path, entries: Mapping[str, bytes]) -> Path:
     """Write the pack, then its index: git sees the pack only once the index exists."""
-    pack, index, name = build_pack(objects)
+    pack, index, name = build_pack(entries)
     final = pack_dir / f"pack-{name}"
     replace_file(final.with_suffix(".pack"), pack, 0o444)
     replace_file(final.with_suffix(".idx"), index, 0o444)
@@ -77,7 +84,7 @@ class SmallPacks:
     """The small packs this process wrote, merged into one every ``limit`` packs.
 
     One pack per commit keeps a commit cheap, but thousands of packs slow every object
-    lookup (git's included) and fill ``objects/pack``. The objects of recent packs are kept
+    lookup (git's included) and fill ``objects/pack``. The compressed entries of recent packs are kept
     in memory (up to ``max_bytes``), written again as one pack, and only then are the small
     packs deleted, so every object stays readable throughout; git re-scans the pack
     directory when an object is not where it looked.
@@ -92,34 +99,34 @@ class SmallPacks:
         # Merged packs are merged again one level up (32 commits, then 32 x 16, ...).
         self._upper = SmallPacks(pack_dir, 16, max_bytes * 4, levels - 1) if levels > 1 else None
         self._packs: list[Path] = []
-        self._objects: dict[str, tuple[str, bytes]] = {}
+        self._entries: dict[str, bytes] = {}
         self._bytes = 0
         self._pid = os.getpid()
 
-    def add(self, pack: Path, objects: Mapping[str, tuple[str, bytes]]) -> None:
+    def add(self, pack: Path, entries: Mapping[str, bytes]) -> None:
         if self._pid != os.getpid():  # a forked child leaves its parent's packs alone
             self._reset()
             self._pid = os.getpid()
-        size = sum(len(data) for _, data in objects.values())
+        size = sum(len(entry) for entry in entries.values())
         if self._bytes + size > self.max_bytes:
             self._reset()  # too large to keep: leave these packs to git gc
             return
         self._packs.append(pack)
-        self._objects.update(objects)
+        self._entries.update(entries)
         self._bytes += size
         if len(self._packs) >= self.limit:
             self.merge()
 
     def merge(self) -> None:
         if len(self._packs) > 1:
-            merged = write_pack(self.pack_dir, self._objects)
+            merged = write_pack(self.pack_dir, self._entries)
             for pack in self._packs:
                 for suffix in (".idx", ".pack"):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(pack.with_suffix(suffix))
             if self._upper is not None:
-                self._upper.add(merged, self._objects)
+                self._upper.add(merged, self._entries)
         self._reset()
 
     def _reset(self) -> None:
-        self._packs, self._objects, self._bytes = [], {}, 0
+        self._packs, self._entries, self._bytes = [], {}, 0
