@@ -11,6 +11,7 @@ nothing refreshes the user's index behind their back.
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import hashlib
 import os
@@ -488,10 +489,8 @@ class GitRepo:
         return entries
 
     def write_tree(self, entries: Iterable[TreeEntry]) -> str:
-        ordered = sorted(entries, key=lambda e: e.name + "/" if e.is_tree else e.name)
-        body = b"".join(
-            f"{e.mode} {e.name}".encode() + b"\0" + bytes.fromhex(e.sha) for e in ordered
-        )
+        ordered = sorted(entries, key=_tree_sort_key)
+        body = b"".join([_encode_entry(e) for e in ordered])
         sha = self.write_object("tree", body)
         self._tree_cache.setdefault(sha, ordered)
         return sha
@@ -586,6 +585,18 @@ class GitRepo:
     def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order varies
         with contextlib.suppress(Exception):
             self.close()
+
+
+def _tree_sort_key(entry: TreeEntry) -> str:
+    """git orders a tree's entries by name, a subtree's name as if it ended in '/'."""
+    return entry.name + "/" if entry.mode == "40000" else entry.name
+
+
+@functools.lru_cache(maxsize=65536)
+def _encode_entry(entry: TreeEntry) -> bytes:
+    """One tree entry in git's binary form. Cached: a commit rewrites the trees along one
+    path, and all but one entry of each (up to 256 shards) are the same as last time."""
+    return f"{entry.mode} {entry.name}".encode() + b"\0" + bytes.fromhex(entry.sha)
 
 
 def _parse_tree(body: bytes, digest_size: int) -> list[TreeEntry]:
