@@ -140,20 +140,20 @@ def show_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def delete_runs(args: argparse.Namespace) -> int:
+def _change_lifecycle(args: argparse.Namespace, method: str, verb: str) -> int:
     client = Client(args.repo)
     for run_id in args.run_ids:
-        client.delete_run(run_id)
-        print(f"deleted {run_id}")
+        getattr(client, method)(run_id)
+        print(f"{verb} {run_id}")
     return 0
+
+
+def delete_runs(args: argparse.Namespace) -> int:
+    return _change_lifecycle(args, "delete_run", "deleted")
 
 
 def restore_runs(args: argparse.Namespace) -> int:
-    client = Client(args.repo)
-    for run_id in args.run_ids:
-        client.restore_run(run_id)
-        print(f"restored {run_id}")
-    return 0
+    return _change_lifecycle(args, "restore_run", "restored")
 
 
 def recover_runs(args: argparse.Namespace) -> int:

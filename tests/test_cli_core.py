@@ -1,0 +1,72 @@
+"""The first commands: init, runs list/show/delete/restore, experiments, recover, doctor."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gittrack as mlflow
+
+from .conftest import SRC, git
+
+
+def cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gittrack", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        check=False,
+    )
+
+
+def test_init_creates_the_branch_and_git_inits_a_plain_folder(tmp_path: Path) -> None:
+    result = cli(tmp_path, "init", "fresh")
+    assert result.returncode == 0, result.stderr
+    assert "Initialized an empty git repository" in result.stdout
+    assert git(tmp_path / "fresh", "branch", "--list", "gittrack").strip()
+
+
+def test_runs_list_show_delete_and_restore(repo: Path) -> None:
+    mlflow.set_experiment("cli")
+    with mlflow.start_run(run_name="shown") as run:
+        mlflow.log_param("lr", 0.1)
+        mlflow.log_metric("acc", 0.9)
+    run_id = run.info.run_id
+
+    listed = json.loads(cli(repo, "runs", "list", "--json", "-e", "cli").stdout)
+    assert [r["run_id"] for r in listed] == [run_id]
+    assert listed[0]["params"] == {"lr": "0.1"}
+    table = cli(repo, "runs", "list").stdout
+    assert run_id in table and "shown" in table and "acc=0.9" in table
+    shown = cli(repo, "runs", "show", run_id)
+    assert "[params]" in shown.stdout and "lr" in shown.stdout
+
+    assert cli(repo, "runs", "delete", run_id).stdout.strip() == f"deleted {run_id}"
+    assert json.loads(cli(repo, "runs", "list", "--json").stdout) == []
+    assert [
+        r["run_id"] for r in json.loads(cli(repo, "runs", "list", "--deleted", "--json").stdout)
+    ] == [run_id]
+    assert cli(repo, "runs", "restore", run_id).stdout.strip() == f"restored {run_id}"
+    csv_out = cli(repo, "runs", "list", "--csv").stdout.splitlines()
+    assert csv_out[0].startswith("run_id,") and csv_out[1].startswith(run_id)
+
+
+def test_experiments_list_recover_and_doctor(repo: Path) -> None:
+    mlflow.create_experiment("listed")
+    names = {e["name"] for e in json.loads(cli(repo, "experiments", "list", "--json").stdout)}
+    assert names == {"Default", "listed"}
+    assert cli(repo, "recover").stdout.strip() == "no orphaned live runs"
+    doctor = cli(repo, "doctor")
+    assert doctor.returncode == 0 and "all files valid" in doctor.stdout
+
+
+def test_an_unknown_experiment_is_a_one_line_error(repo: Path) -> None:
+    mlflow.create_experiment("known")
+    result = cli(repo, "runs", "list", "-e", "unknown")
+    assert result.returncode != 0
+    assert result.stderr.strip() == "gittrack: error: no experiment named 'unknown'"
