@@ -85,7 +85,8 @@ time.sleep(600)
 """
 
 
-def test_a_run_killed_with_sigkill_keeps_every_point_and_is_recovered_as_killed(repo: Path) -> None:
+def _start_logging_process(repo: Path) -> tuple[subprocess.Popen[str], str]:
+    """A process that has logged 10,000 points and now sleeps with its run open."""
     proc = subprocess.Popen(
         [sys.executable, "-c", KILL_SCRIPT],
         cwd=repo,
@@ -96,6 +97,11 @@ def test_a_run_killed_with_sigkill_keeps_every_point_and_is_recovered_as_killed(
     assert proc.stdout is not None
     run_id = proc.stdout.readline().strip()
     assert proc.stdout.readline().strip() == "logged"
+    return proc, run_id
+
+
+def test_a_run_killed_with_sigkill_keeps_every_point_and_is_recovered_as_killed(repo: Path) -> None:
+    proc, run_id = _start_logging_process(repo)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
 
@@ -167,16 +173,7 @@ def test_a_torn_last_line_is_dropped_and_reported_on_recovery(repo: Path) -> Non
 
 
 def test_a_live_run_of_a_running_process_is_not_recovered(repo: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KILL_SCRIPT],
-        cwd=repo,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    run_id = proc.stdout.readline().strip()
-    assert proc.stdout.readline().strip() == "logged"
+    proc, run_id = _start_logging_process(repo)
     try:
         assert Client().recover() == []
         assert Client().get_run(run_id).info.status == RunStatus.RUNNING
