@@ -109,8 +109,11 @@ class Client:
         description: str | None = None,
     ) -> Run:
         repository = self.repository
-        repository.init()
-        experiment = repository.experiments.get(str(experiment_id))
+        snap = repository.branch.snapshot()
+        if snap.commit is None:
+            repository.init()
+            snap = repository.branch.snapshot()
+        experiment = repository.experiments.get(str(experiment_id), snap)
         if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
             raise InvalidInputError(
                 f"experiment {experiment.name!r} ({experiment.experiment_id}) is deleted; "

@@ -98,29 +98,24 @@ def apply_changes(
     repo: GitRepo, tree: str | None, changes: Mapping[tuple[str, ...], Change]
 ) -> str | None:
     """Write the trees along the changed paths; return the new tree id (None when empty)."""
-    entries = {e.name: e for e in repo.read_tree(tree)} if tree else {}
+    updates: dict[str, TreeEntry | None] = {}
     nested: dict[str, dict[tuple[str, ...], Change]] = {}
     for parts, value in changes.items():
         name = parts[0]
         if len(parts) > 1:
             nested.setdefault(name, {})[parts[1:]] = value
         elif value is None:
-            entries.pop(name, None)
+            updates[name] = None
         elif isinstance(value, Blob):
-            entries[name] = TreeEntry(value.mode, name, repo.write_object("blob", value.data))
+            updates[name] = TreeEntry(value.mode, name, repo.write_object("blob", value.data))
         else:
-            entries[name] = TreeEntry(value.mode, name, value.sha)
+            updates[name] = TreeEntry(value.mode, name, value.sha)
     for name, sub_changes in nested.items():
-        existing = entries.get(name)
+        existing = repo.tree_entry(tree, name) if tree else None
         subtree = existing.sha if existing is not None and existing.is_tree else None
         new_sha = apply_changes(repo, subtree, sub_changes)
-        if new_sha is None:
-            entries.pop(name, None)
-        else:
-            entries[name] = TreeEntry(TREE_MODE, name, new_sha)
-    if not entries:
-        return None
-    return repo.write_tree(entries.values())
+        updates[name] = None if new_sha is None else TreeEntry(TREE_MODE, name, new_sha)
+    return repo.update_tree(tree, updates)
 
 
 def build_tree(repo: GitRepo, files: Mapping[str, Change]) -> str:

@@ -10,6 +10,7 @@ nothing refreshes the user's index behind their back.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import getpass
@@ -26,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gittrack.errors import ConflictError, CorruptDataError, RepositoryError
-from gittrack.store.files import replace_file
-from gittrack.store.packs import SmallPacks, pack_entries, write_pack
+from gittrack.store.background import Background
+from gittrack.store.files import SpareFiles, replace_file, write_all
+from gittrack.store.packs import SmallPacks, deflate, pack_entries, write_pack
 
 _GIT_ENV_BASE = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
 
@@ -251,19 +253,11 @@ class RefUpdater:
         path = repo.common_dir / ref
         lock = path.with_name(path.name + ".lock")
         with self._lock:
+            self._take_lock(ref, lock)
             try:
-                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileNotFoundError:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError as exc:
-                raise ConflictError(
-                    f"{ref} is being updated by another process ({lock} exists; if no git or "
-                    "gittrack process is running, remove it)"
-                ) from exc
-            try:
+                fd = os.open(lock, os.O_WRONLY)
                 try:
-                    os.write(fd, f"{new}\n".encode())
+                    write_all(fd, f"{new}\n".encode())
                 finally:
                     os.close(fd)
                 current = repo.read_ref(ref)
@@ -275,6 +269,42 @@ class RefUpdater:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(lock)
                 raise
+
+    def _take_lock(self, ref: str, lock: Path) -> None:
+        """Create ``lock`` exclusively, or raise ``ConflictError`` when it exists."""
+        try:
+            if self._link_spare(lock):
+                return
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileNotFoundError:
+                lock.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            os.close(fd)
+        except FileExistsError as exc:
+            raise ConflictError(
+                f"{ref} is being updated by another process ({lock} exists; if no git or "
+                "gittrack process is running, remove it)"
+            ) from exc
+
+    def _link_spare(self, lock: Path) -> bool:
+        """Make a ready spare file the lock: a hard link fails when the name exists, just as
+        ``O_EXCL`` does, and costs a fraction of creating a file. False when no spare is
+        ready or links are refused here (the caller creates the lock)."""
+        spares = self._repo.spare_files
+        spare = spares.take()
+        if spare is None:
+            return False
+        try:
+            os.link(spare, lock)
+        except FileExistsError:
+            spares.give_back(spare)
+            raise
+        except OSError:  # e.g. links unsupported, or the refs directory is missing
+            spares.give_back(spare)
+            return False
+        os.unlink(spare)
+        return True
 
     def _append_reflog(self, ref: str, old: str | None, new: str, message: str) -> None:
         repo = self._repo
@@ -357,11 +387,15 @@ class GitRepo:
         self.reader = ObjectReader(self)
         self.refs = RefUpdater(self)
         self._tree_cache: dict[str, list[TreeEntry]] = {}
+        self._tree_parts: dict[str, tuple[list[str], list[bytes]]] = {}
         self._known_objects: set[str] = set()
         self._pending: dict[str, tuple[str, bytes]] | None = None
         self._commit_cache: dict[str, tuple[str, list[str]]] = {}
-        self._packs = SmallPacks(self.objects_dir / "pack")
+        self.chores = Background("gittrack-git")
+        self.spare_files = SpareFiles(self.gittrack_dir / "spare", self.chores)
+        self._packs = SmallPacks(self.objects_dir / "pack", self.spare_files)
         self._identity: Identity | None = None
+        self._packed: tuple[tuple[int, int, int], dict[str, str]] | None = None
 
     # ------------------------------------------------------------------ paths
     @property
@@ -407,7 +441,7 @@ class GitRepo:
             pending = self._pending
             if len(pending) >= 3 and self.object_format == "sha1":
                 entries = pack_entries(pending)
-                pack = write_pack(self.objects_dir / "pack", entries)
+                pack = write_pack(self.objects_dir / "pack", entries, self.spare_files)
                 self._known_objects.update(pending)
                 self._packs.add(pack, entries)
             else:
@@ -434,7 +468,7 @@ class GitRepo:
             return sha
         # Readers see the whole object or none; a concurrent writer of the same object
         # renames identical bytes over it, which is harmless.
-        replace_file(target, zlib.compress(raw, 1), 0o444)
+        replace_file(target, deflate(kind, raw), 0o444, self.spare_files)
         return sha
 
     def has_object(self, sha: str) -> bool:
@@ -490,10 +524,61 @@ class GitRepo:
 
     def write_tree(self, entries: Iterable[TreeEntry]) -> str:
         ordered = sorted(entries, key=_tree_sort_key)
-        body = b"".join([_encode_entry(e) for e in ordered])
-        sha = self.write_object("tree", body)
-        self._tree_cache.setdefault(sha, ordered)
+        return self._write_tree_parts(
+            [_tree_sort_key(e) for e in ordered], [_encode_entry(e) for e in ordered]
+        )
+
+    def update_tree(self, base: str | None, changes: Mapping[str, TreeEntry | None]) -> str | None:
+        """A tree like ``base`` (None: empty) with the entries named in ``changes`` replaced,
+        added, or removed (None); returns its id, or None when no entry is left.
+
+        The unchanged entries are copied in their encoded form: a commit rewrites the trees
+        along one path, each up to 256 entries of which one changes.
+        """
+        keys, parts = self._parts_of(base) if base else ([], [])
+        keys, parts = keys.copy(), parts.copy()
+        for name, entry in changes.items():
+            for key in (name, name + "/"):  # a blob and a tree of that name sort apart
+                at = bisect.bisect_left(keys, key)
+                if at < len(keys) and keys[at] == key:
+                    del keys[at], parts[at]
+            if entry is not None:
+                key = _tree_sort_key(entry)
+                at = bisect.bisect_left(keys, key)
+                keys.insert(at, key)
+                parts.insert(at, _encode_entry(entry))
+        return self._write_tree_parts(keys, parts) if keys else None
+
+    def tree_entry(self, tree: str, name: str) -> TreeEntry | None:
+        """The entry called ``name`` in ``tree``, without decoding the others."""
+        keys, parts = self._parts_of(tree)
+        for key in (name + "/", name):
+            at = bisect.bisect_left(keys, key)
+            if at < len(keys) and keys[at] == key:
+                return _parse_tree(parts[at], self._hash().digest_size)[0]
+        return None
+
+    def _write_tree_parts(self, keys: list[str], parts: list[bytes]) -> str:
+        sha = self.write_object("tree", b"".join(parts))
+        self._remember_parts(sha, keys, parts)
         return sha
+
+    def _parts_of(self, sha: str) -> tuple[list[str], list[bytes]]:
+        """A tree's entries as (sort keys, encoded entries), both in git's order."""
+        known = self._tree_parts.get(sha)
+        if known is not None:
+            return known
+        kind, body = self.read_object(sha)
+        if kind != "tree":
+            raise CorruptDataError(f"object {sha} is a {kind}, expected a tree")
+        keys, parts = _split_tree(body, self._hash().digest_size)
+        self._remember_parts(sha, keys, parts)
+        return keys, parts
+
+    def _remember_parts(self, sha: str, keys: list[str], parts: list[bytes]) -> None:
+        if len(self._tree_parts) > 20_000:
+            self._tree_parts.clear()
+        self._tree_parts[sha] = (keys, parts)
 
     def commit_tree_info(self, sha: str) -> tuple[str, list[str]]:
         """The tree and the parents of a commit."""
@@ -548,11 +633,7 @@ class GitRepo:
     # ------------------------------------------------------------------- refs
     def read_ref(self, ref: str) -> str | None:
         """Resolve a full ref name without spawning git (loose file, then packed-refs)."""
-        loose = self.common_dir / ref
-        try:
-            value = loose.read_text().strip()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            value = ""
+        value = read_small_file(f"{self.common_dir}/{ref}").strip()
         if value.startswith("ref: "):
             return self.read_ref(value[5:])
         if value:
@@ -560,15 +641,21 @@ class GitRepo:
         return self._packed_refs().get(ref)
 
     def _packed_refs(self) -> dict[str, str]:
-        refs: dict[str, str] = {}
+        """``packed-refs`` parsed, re-read only when the file changed."""
+        path = f"{self.common_dir}/packed-refs"
         try:
-            text = (self.common_dir / "packed-refs").read_text()
+            st = os.stat(path)
         except FileNotFoundError:
-            return refs
-        for line in text.splitlines():
+            return {}
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._packed is not None and self._packed[0] == stamp:
+            return self._packed[1]
+        refs: dict[str, str] = {}
+        for line in read_small_file(path).splitlines():
             match = _REF_LINE.match(line)
             if match:
                 refs[match.group(2)] = match.group(1)
+        self._packed = (stamp, refs)
         return refs
 
     def update_ref(self, ref: str, new: str, old: str | None, message: str = "gittrack") -> None:
@@ -587,6 +674,23 @@ class GitRepo:
             self.close()
 
 
+def read_small_file(path: str) -> str:
+    """A small text file's content ("" when it is missing), with the fewest system calls."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return ""
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except IsADirectoryError:
+        return ""
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode()
+
+
 def _tree_sort_key(entry: TreeEntry) -> str:
     """git orders a tree's entries by name, a subtree's name as if it ended in '/'."""
     return entry.name + "/" if entry.mode == "40000" else entry.name
@@ -597,6 +701,22 @@ def _encode_entry(entry: TreeEntry) -> bytes:
     """One tree entry in git's binary form. Cached: a commit rewrites the trees along one
     path, and all but one entry of each (up to 256 shards) are the same as last time."""
     return f"{entry.mode} {entry.name}".encode() + b"\0" + bytes.fromhex(entry.sha)
+
+
+def _split_tree(body: bytes, digest_size: int) -> tuple[list[str], list[bytes]]:
+    """A tree's body cut into its encoded entries, with each entry's sort key."""
+    keys: list[str] = []
+    parts: list[bytes] = []
+    pos = 0
+    end = len(body)
+    while pos < end:
+        space = body.index(b" ", pos)
+        nul = body.index(b"\0", space)
+        name = body[space + 1 : nul].decode()
+        keys.append(name + "/" if body[pos:space] == b"40000" else name)
+        parts.append(body[pos : nul + 1 + digest_size])
+        pos = nul + 1 + digest_size
+    return keys, parts
 
 
 def _parse_tree(body: bytes, digest_size: int) -> list[TreeEntry]:

@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
-from gittrack.store.files import replace_file
+from gittrack.store.files import SpareFiles, replace_file
 
 TYPE_CODES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
 
@@ -33,10 +33,44 @@ def _entry_header(type_code: int, size: int) -> bytes:
     return bytes(out)
 
 
+STORE_BELOW = 4096
+
+
+def deflate(kind: str, data: bytes) -> bytes:
+    """An object's zlib stream, as cheap to make as its content allows.
+
+    Every ``zlib.compress`` call allocates and clears about 256 KiB of state: 20-30 µs, more
+    than compressing a small file takes and most of a short run's compression time. So
+    objects under 4 KiB, and trees of any size (mostly SHA-1 bytes, which do not compress),
+    are written as stored (uncompressed) deflate blocks, built here without zlib's state;
+    ``git gc`` compresses them when it repacks them as deltas. Larger blobs are compressed.
+    """
+    if kind != "tree" and len(data) >= STORE_BELOW:
+        return zlib.compress(data, 1)
+    return _stored_zlib(data)
+
+
+def _stored_zlib(data: bytes) -> bytes:
+    """A valid zlib stream (RFC 1950) holding ``data`` in stored deflate blocks (RFC 1951)."""
+    out = bytearray(b"\x78\x01")
+    view = memoryview(data)
+    pos = 0
+    while True:
+        block = view[pos : pos + 0xFFFF]
+        pos += len(block)
+        final = pos >= len(data)
+        out += struct.pack("<BHH", 1 if final else 0, len(block), len(block) ^ 0xFFFF)
+        out += block
+        if final:
+            break
+    out += struct.pack(">I", zlib.adler32(data))
+    return bytes(out)
+
+
 def pack_entries(objects: Mapping[str, tuple[str, bytes]]) -> dict[str, bytes]:
     """Each object as its pack entry (type-and-size header, then zlib data), by SHA-1."""
     return {
-        sha: _entry_header(TYPE_CODES[kind], len(data)) + zlib.compress(data, 1)
+        sha: _entry_header(TYPE_CODES[kind], len(data)) + deflate(kind, data)
         for sha, (kind, data) in objects.items()
     }
 
@@ -71,12 +105,14 @@ def build_pack(entries: Mapping[str, bytes]) -> tuple[bytes, bytes, str]:
     return pack, bytes(index), checksum.hex()
 
 
-def write_pack(pack_dir: Path, entries: Mapping[str, bytes]) -> Path:
+def write_pack(
+    pack_dir: Path, entries: Mapping[str, bytes], spares: SpareFiles | None = None
+) -> Path:
     """Write the pack, then its index: git sees the pack only once the index exists."""
     pack, index, name = build_pack(entries)
     final = pack_dir / f"pack-{name}"
-    replace_file(final.with_suffix(".pack"), pack, 0o444)
-    replace_file(final.with_suffix(".idx"), index, 0o444)
+    replace_file(final.with_suffix(".pack"), pack, 0o444, spares)
+    replace_file(final.with_suffix(".idx"), index, 0o444, spares)
     return final.with_suffix(".pack")
 
 
@@ -91,13 +127,21 @@ class SmallPacks:
     """
 
     def __init__(
-        self, pack_dir: Path, limit: int = 32, max_bytes: int = 32 << 20, levels: int = 2
+        self,
+        pack_dir: Path,
+        spares: SpareFiles | None = None,
+        limit: int = 32,
+        max_bytes: int = 32 << 20,
+        levels: int = 2,
     ) -> None:
         self.pack_dir = pack_dir
+        self.spares = spares
         self.limit = limit
         self.max_bytes = max_bytes
         # Merged packs are merged again one level up (32 commits, then 32 x 16, ...).
-        self._upper = SmallPacks(pack_dir, 16, max_bytes * 4, levels - 1) if levels > 1 else None
+        self._upper = (
+            SmallPacks(pack_dir, spares, 16, max_bytes * 4, levels - 1) if levels > 1 else None
+        )
         self._packs: list[Path] = []
         self._entries: dict[str, bytes] = {}
         self._bytes = 0
@@ -119,7 +163,7 @@ class SmallPacks:
 
     def merge(self) -> None:
         if len(self._packs) > 1:
-            merged = write_pack(self.pack_dir, self._entries)
+            merged = write_pack(self.pack_dir, self._entries, self.spares)
             for pack in self._packs:
                 for suffix in (".idx", ".pack"):
                     with contextlib.suppress(FileNotFoundError):

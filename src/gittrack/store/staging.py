@@ -16,16 +16,14 @@ import contextlib
 import fcntl
 import json
 import os
-import queue
 import shutil
 import socket
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from gittrack.errors import ConflictError, NotFoundError
+from gittrack.store.background import Background
 from gittrack.store.files import replace_file, write_all
 
 META = "meta.yaml"
@@ -140,7 +138,7 @@ class LiveRun:
         self._lock_fd, self._fds = None, {}
         return lock_fd, fds
 
-    def remove(self, cleaner: _Background | None = None) -> None:
+    def remove(self, cleaner: Background | None = None) -> None:
         """Retire the directory after a successful commit: one rename takes it out of
         ``live/`` (so nothing can recover it twice), then its files are deleted, in the
         background when a cleaner is given."""
@@ -162,43 +160,6 @@ NEW_PREFIX = ".new-"
 SPARE_PREFIX = ".new-spare-"
 
 
-class _Background:
-    """One daemon thread for file-system chores off the logging path: deleting retired live
-    directories and preparing the next one (on a busy disk each file created or unlinked
-    costs as much as a fifth of a short run's commit)."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-
-    def submit(self, job: Callable[[], None]) -> None:
-        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-            self._queue = queue.SimpleQueue()
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._work, name="gittrack-staging", daemon=True)
-            self._thread.start()
-            atexit.register(self.drain)
-        self._queue.put(job)
-
-    def remove_tree(self, path: Path) -> None:
-        self.submit(lambda: shutil.rmtree(path, ignore_errors=True))
-
-    def _work(self) -> None:
-        while (job := self._queue.get()) is not None:
-            with contextlib.suppress(OSError):
-                job()
-
-    def drain(self, timeout: float = 10.0) -> None:
-        """Finish the chores queued so far (left-overs are swept by the next start)."""
-        thread = self._thread
-        if thread is None or self._pid != os.getpid() or not thread.is_alive():
-            return
-        self._queue.put(None)
-        thread.join(timeout)
-        self._thread = None
-
-
 @dataclass
 class _Spare:
     """A prepared, locked live directory with empty data files, waiting for a run."""
@@ -214,7 +175,7 @@ class Staging:
 
     def __init__(self, root: Path) -> None:
         self.root = root / "live"
-        self.cleaner = _Background()
+        self.cleaner = Background("gittrack-staging")
         self._spares: collections.deque[_Spare] = collections.deque()
         self._preparing = False
         self._spare_pid: int | None = None

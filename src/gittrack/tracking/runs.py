@@ -587,6 +587,7 @@ class RunStore:
         """Commit live runs whose owning process is gone; returns (run_id, problem) pairs."""
         recovered = []
         self.staging.sweep()
+        self.repo.spare_files.sweep()
         for run_id in self.staging.run_ids():
             if run_id in self._open:
                 continue

@@ -9,6 +9,7 @@ sweep of short runs pays for ``git status`` once.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from gittrack.entities import SourceInfo
 from gittrack.errors import RepositoryError
-from gittrack.store.git import GitRepo
+from gittrack.store.git import GitRepo, read_small_file
 
 CAPTURE_MODES = ("none", "commit", "snapshot")
 SNAPSHOT_MESSAGE = "gittrack: snapshot of uncommitted changes\n"
@@ -63,9 +64,8 @@ class SourceCapture:
     def _head(self) -> tuple[str | None, str | None]:
         """(commit, branch) from the HEAD file, without spawning git."""
         assert self.repo is not None
-        try:
-            head = (self.repo.git_dir / "HEAD").read_text().strip()
-        except FileNotFoundError:
+        head = read_small_file(f"{self.repo.git_dir}/HEAD").strip()
+        if not head:
             return None, None
         if head.startswith("ref: "):
             ref = head[5:]
@@ -178,7 +178,12 @@ def default_entry_point(work_tree: Path | None) -> str | None:
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else None
     if not argv0 or argv0 in ("-c", "-m"):
         return None
-    path = Path(argv0).resolve()
+    return _entry_point(argv0, os.getcwd(), work_tree)
+
+
+@functools.lru_cache(maxsize=64)
+def _entry_point(argv0: str, cwd: str, work_tree: Path | None) -> str:
+    path = Path(cwd, argv0).resolve()
     if work_tree is not None:
         try:
             return path.relative_to(work_tree).as_posix()
