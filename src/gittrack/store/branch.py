@@ -54,16 +54,11 @@ class BranchSnapshot:
     def entry(self, path: str) -> TreeEntry | None:
         if self.tree is None:
             return None
-        current = TreeEntry(TREE_MODE, "", self.tree)
+        current: TreeEntry | None = TreeEntry(TREE_MODE, "", self.tree)
         for part in path.strip("/").split("/"):
-            if not current.is_tree:
+            if current is None or not current.is_tree:
                 return None
-            for child in self.repo.read_tree(current.sha):
-                if child.name == part:
-                    current = child
-                    break
-            else:
-                return None
+            current = self.repo.tree_entry(current.sha, part)
         return current
 
     def read(self, path: str) -> bytes | None:

@@ -54,7 +54,7 @@ def _replace_with_spare(spare: str, target: Path, data: bytes, mode: int) -> boo
     """Fill ``spare`` and rename it over ``target``; False (spare gone) when that cannot be
     done, so the caller writes the file the ordinary way."""
     try:
-        fd = os.open(spare, os.O_WRONLY | os.O_TRUNC)
+        fd = os.open(spare, os.O_WRONLY)  # empty already: O_TRUNC would cost a flush on ext4
     except OSError:
         return False
     try:

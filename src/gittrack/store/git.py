@@ -393,7 +393,7 @@ class GitRepo:
         self._commit_cache: dict[str, tuple[str, list[str]]] = {}
         self.chores = Background("gittrack-git")
         self.spare_files = SpareFiles(self.gittrack_dir / "spare", self.chores)
-        self._packs = SmallPacks(self.objects_dir / "pack", self.spare_files)
+        self._packs = SmallPacks(self.objects_dir / "pack", self.spare_files, self.chores)
         self._identity: Identity | None = None
         self._packed: tuple[tuple[int, int, int], dict[str, str]] | None = None
 

@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from gittrack.store.background import Background
 from gittrack.store.files import SpareFiles, replace_file
 
 TYPE_CODES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
@@ -120,27 +121,33 @@ class SmallPacks:
     """The small packs this process wrote, merged into one every ``limit`` packs.
 
     One pack per commit keeps a commit cheap, but thousands of packs slow every object
-    lookup (git's included) and fill ``objects/pack``. The compressed entries of recent packs are kept
-    in memory (up to ``max_bytes``), written again as one pack, and only then are the small
-    packs deleted, so every object stays readable throughout; git re-scans the pack
-    directory when an object is not where it looked.
+    lookup (git's included) and fill ``objects/pack``. The compressed entries of recent
+    packs are kept in memory (up to ``max_bytes``), written again as one pack, and only then
+    are the small packs deleted, so every object stays readable throughout; git re-scans the
+    pack directory when an object is not where it looked. With ``chores``, merges run on
+    that background thread, off the committing one.
     """
 
     def __init__(
         self,
         pack_dir: Path,
         spares: SpareFiles | None = None,
+        chores: Background | None = None,
         limit: int = 32,
         max_bytes: int = 32 << 20,
         levels: int = 2,
     ) -> None:
         self.pack_dir = pack_dir
         self.spares = spares
+        self.chores = chores
         self.limit = limit
         self.max_bytes = max_bytes
-        # Merged packs are merged again one level up (32 commits, then 32 x 16, ...).
+        # Merged packs are merged again one level up (32 commits, then 32 x 16, ...); the
+        # upper level is only touched by merges, so in the background by one thread only.
         self._upper = (
-            SmallPacks(pack_dir, spares, 16, max_bytes * 4, levels - 1) if levels > 1 else None
+            SmallPacks(pack_dir, spares, None, 16, max_bytes * 4, levels - 1)
+            if levels > 1
+            else None
         )
         self._packs: list[Path] = []
         self._entries: dict[str, bytes] = {}
@@ -162,15 +169,23 @@ class SmallPacks:
             self.merge()
 
     def merge(self) -> None:
-        if len(self._packs) > 1:
-            merged = write_pack(self.pack_dir, self._entries, self.spares)
-            for pack in self._packs:
-                for suffix in (".idx", ".pack"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(pack.with_suffix(suffix))
-            if self._upper is not None:
-                self._upper.add(merged, self._entries)
+        packs, entries = self._packs, self._entries
         self._reset()
+        if len(packs) < 2:
+            return
+        if self.chores is None:
+            self._merge(packs, entries)
+        else:
+            self.chores.submit(lambda: self._merge(packs, entries))
+
+    def _merge(self, packs: list[Path], entries: dict[str, bytes]) -> None:
+        merged = write_pack(self.pack_dir, entries, self.spares)
+        for pack in packs:
+            for suffix in (".idx", ".pack"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(pack.with_suffix(suffix))
+        if self._upper is not None:
+            self._upper.add(merged, entries)
 
     def _reset(self) -> None:
         self._packs, self._entries, self._bytes = [], {}, 0

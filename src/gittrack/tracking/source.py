@@ -27,16 +27,16 @@ SNAPSHOT_MESSAGE = "gittrack: snapshot of uncommitted changes\n"
 @dataclass(frozen=True)
 class _Cached:
     fingerprint: tuple
-    files: tuple[str, ...]
+    watched: tuple[str, ...]
     info: SourceInfo
 
 
-def _stat_key(path: Path) -> tuple:
+def _stat_key(path: str) -> tuple:
     try:
         st = os.lstat(path)
     except OSError:
-        return (str(path), None)
-    return (str(path), st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
+        return (path, None)
+    return (path, st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
 
 
 class SourceCapture:
@@ -73,33 +73,38 @@ class SourceCapture:
             return self.repo.read_ref(ref), branch
         return head or None, None
 
-    def _fingerprint(self, files: tuple[str, ...]) -> tuple:
+    def _watched(self, files: tuple[str, ...]) -> tuple[str, ...]:
+        """The paths whose stat data stand for the code state: the index, every listed
+        file, and their directories (where a new file would appear)."""
         assert self.repo is not None and self.repo.work_tree is not None
-        repo = self.repo
-        head_commit, branch = self._head()
-        keys: list[tuple] = [(head_commit, branch), _stat_key(repo.git_dir / "index")]
-        root = repo.work_tree
+        root = str(self.repo.work_tree)
         dirs = {""}
         for rel in files:
-            keys.append(_stat_key(root / rel))
             parent = rel.rpartition("/")[0]
             while parent not in dirs:
                 dirs.add(parent)
                 parent = parent.rpartition("/")[0]
-        keys.extend(_stat_key(root / d) for d in sorted(dirs))
-        return tuple(keys)
+        return (
+            f"{self.repo.git_dir}/index",
+            *(f"{root}/{rel}" for rel in files),
+            *(f"{root}/{d}" if d else root for d in sorted(dirs)),
+        )
+
+    def _fingerprint(self, watched: tuple[str, ...]) -> tuple:
+        return (self._head(), *map(_stat_key, watched))
 
     # ----------------------------------------------------------------- capture
     def capture(self, entry_point: str | None = None) -> SourceInfo:
         if self.repo is None or self.mode == "none":
             return SourceInfo(entry_point=entry_point)
         cached = self._cached
-        if cached is not None and cached.fingerprint == self._fingerprint(cached.files):
+        if cached is not None and cached.fingerprint == self._fingerprint(cached.watched):
             return _with_entry_point(cached.info, entry_point)
         files = self._list_files()
-        fingerprint = self._fingerprint(files)
+        watched = self._watched(files)
+        fingerprint = self._fingerprint(watched)
         info = self._capture_now(files)
-        self._cached = _Cached(fingerprint, files, info)
+        self._cached = _Cached(fingerprint, watched, info)
         return _with_entry_point(info, entry_point)
 
     def _list_files(self) -> tuple[str, ...]:
