@@ -338,7 +338,8 @@ def test_finished_runs_leave_no_directories_behind(repo: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     during = ast.literal_eval(result.stdout.strip())
-    assert all(name.startswith(".") for name in during) and len(during) <= 3
+    # At most two spare directories ready, one being emptied, one retired (artifacts).
+    assert all(name.startswith(".") for name in during) and len(during) <= 4
     assert os.listdir(repo / ".git" / "gittrack" / "live") == []
     assert len(mlflow.search_runs(output_format="list")) == 5
 

@@ -78,6 +78,9 @@ def _string(value: str) -> str:
 
 
 def _float(value: float) -> str:
+    text = repr(value)
+    if "e" not in text and text[-1].isdigit():  # e.g. 0.123 or 12.0: nothing to adjust
+        return text
     if value != value:
         return ".nan"
     if value in (math.inf, -math.inf):
@@ -112,12 +115,6 @@ def _scalar(value: Any) -> str:
     raise _Unsupported(kind.__name__)
 
 
-def _key(key: Any) -> str:
-    if type(key) is not str:
-        raise _Unsupported("non-string key")
-    return _string(key)
-
-
 def _emit(node: Any, indent: int, lines: list[str]) -> None:
     pad = " " * indent
     if isinstance(node, dict):
@@ -126,8 +123,20 @@ def _emit(node: Any, indent: int, lines: list[str]) -> None:
                 raise _Unsupported("nested empty mapping handled by the parent")
             lines.append("{}")
             return
+        append = lines.append
         for key, value in node.items():
-            _emit_entry(f"{pad}{_key(key)}:", value, indent, lines)
+            if type(key) is not str:
+                raise _Unsupported("non-string key")
+            kind = type(value)
+            # The common scalars inline: a run's meta.yaml is some 80 of these lines.
+            if kind is str:
+                append(f"{pad}{_string(key)}: {_string(value)}")
+            elif kind is float:
+                append(f"{pad}{_string(key)}: {_float(value)}")
+            elif kind is int:
+                append(f"{pad}{_string(key)}: {value}")
+            else:
+                _emit_entry(f"{pad}{_string(key)}:", value, indent, lines)
         return
     if isinstance(node, list):
         raise _Unsupported("top-level list")

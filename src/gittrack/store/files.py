@@ -13,9 +13,12 @@ import collections
 import contextlib
 import errno
 import os
+import shutil
 import socket
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from gittrack.store.background import Background
 
@@ -80,31 +83,36 @@ def _replace_with_spare(spare: str, target: Path, data: bytes, mode: int) -> boo
 
 
 class SpareFiles:
-    """Empty files in one directory, created on a background thread before they are needed.
+    """Empty files created on a background thread before they are needed.
 
-    ``take`` hands out the name of a spare this process owns (or None when none is ready,
+    ``take`` hands out the path of a spare this process owns (or None when none is ready,
     and the caller creates its file itself); the pool is then topped up in the background.
-    A spare is renamed (``replace_file``) or hard-linked (a ref's lock) to where it is used,
-    which must be on the same file system. Names carry host and pid, so ``sweep`` can remove
-    the spares of processes that are gone; a forked child does not use its parent's spares.
+    A spare is renamed (``replace_file``, a ref's lock) to where it is used, which must be
+    on the same file system. Each batch of spares is created in a new directory of its own:
+    creating a file locks its directory for the whole creation, and a rename out of a
+    directory being filled waits for that (about 10x slower). Names carry host and pid, so
+    ``sweep`` can remove the spares of processes that are gone; a forked child does not use
+    its parent's spares.
     """
 
     MODE = 0o644
 
-    def __init__(self, directory: Path, chores: Background, keep: int = 8) -> None:
+    def __init__(self, directory: Path, chores: Background, batch: int = 16) -> None:
         self.directory = directory
-        self.keep = keep
+        self.batch = batch
         self._chores = chores
         self._ready: collections.deque[str] = collections.deque()
+        self._batches: collections.deque[str] = collections.deque()
         self._filling = False
         self._pid: int | None = None
         self._prefix = ""
+        self._count = 0
 
     def take(self) -> str | None:
         if self._pid != os.getpid():
             self._start()
         spare = self._ready.popleft() if self._ready else None
-        if len(self._ready) < self.keep // 2 and not self._filling:
+        if len(self._ready) < self.batch // 2 and not self._filling:
             self._filling = True
             self._chores.submit(self._fill)
         return spare
@@ -117,26 +125,47 @@ class SpareFiles:
     def _start(self) -> None:
         self._pid = os.getpid()
         self._ready = collections.deque()
+        self._batches = collections.deque()
         self._filling = False
         self._prefix = f"{socket.gethostname()}-{self._pid}-"
         atexit.register(self.discard)
 
     def _fill(self) -> None:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            while len(self._ready) < self.keep and self._pid == os.getpid():
-                path = os.path.join(self.directory, self._prefix + os.urandom(6).hex())
+            self._remove_used_batches()
+            self._count += 1
+            batch = os.path.join(self.directory, f"{self._prefix}{self._count}")
+            os.makedirs(batch)
+            self._batches.append(batch)
+            made = []
+            for index in range(self.batch):
+                path = f"{batch}/{index}"
                 os.close(os.open(path, _CREATE, self.MODE))
-                self._ready.append(path)
+                made.append(path)
+            if self._pid == os.getpid():
+                self._ready.extend(made)
         finally:
             self._filling = False
 
+    def _remove_used_batches(self) -> None:
+        """Remove the directories of earlier batches once all their spares are used."""
+        while len(self._batches) > 1:
+            try:
+                os.rmdir(self._batches[0])
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return  # not empty yet
+            self._batches.popleft()
+
     def discard(self) -> None:
-        """Remove this process's unused spares (at exit)."""
+        """Remove this process's unused spares and their directories (at exit)."""
         self._chores.drain()
-        while self._ready and self._pid == os.getpid():
-            with contextlib.suppress(OSError):
-                os.unlink(self._ready.popleft())
+        if self._pid != os.getpid():
+            return
+        self._ready.clear()
+        while self._batches:
+            shutil.rmtree(self._batches.popleft(), ignore_errors=True)
 
     def sweep(self, min_age_seconds: float = 86400.0) -> None:
         """Remove the spares of processes that are gone (this host), or old ones (others)."""
@@ -148,16 +177,72 @@ class SpareFiles:
         now = time.time()
         for name in names:
             path = os.path.join(self.directory, name)
-            owner_host, _, rest = name.rpartition("-")[0].rpartition("-")
+            owner_host, _, pid = name.rpartition("-")[0].rpartition("-")
             try:
-                if owner_host == host and rest.isdigit():
-                    if _process_exists(int(rest)):
+                if owner_host == host and pid.isdigit():
+                    if _process_exists(int(pid)):
                         continue
                 elif now - os.stat(path).st_mtime < min_age_seconds:
                     continue
-                os.unlink(path)
             except OSError:
                 continue
+            shutil.rmtree(path, ignore_errors=True)
+
+
+_RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+_renameat2: Any = None  # the C function once looked up; False where there is none
+
+
+def rename_noreplace(src: str, dst: str) -> bool:
+    """Rename ``src`` to ``dst`` unless ``dst`` exists (``FileExistsError``): as exclusive
+    as ``O_EXCL``, without creating a file. False where the system cannot do it."""
+    return _rename2(src, dst, _RENAME_NOREPLACE)
+
+
+def exchange(first: str, second: str) -> bool:
+    """Swap two existing names atomically. Unlike a rename over an existing file, this does
+    not make ext4 flush the new file and free the old one's inode on the spot (50-150 µs).
+    False where the system cannot do it."""
+    return _rename2(first, second, _RENAME_EXCHANGE)
+
+
+def _rename2(src: str, dst: str, flags: int) -> bool:
+    """Linux ``renameat2``; False when it is missing or the file system refuses the flag."""
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = _load_renameat2()
+    if _renameat2 is False:
+        return False
+    import ctypes
+
+    if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), src, None, dst)
+
+
+def _load_renameat2() -> Any:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # not glibc, or glibc older than 2.28
+        return False
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    function.restype = ctypes.c_int
+    return function
 
 
 def _process_exists(pid: int) -> bool:

@@ -28,7 +28,13 @@ from pathlib import Path
 
 from gittrack.errors import ConflictError, CorruptDataError, RepositoryError
 from gittrack.store.background import Background
-from gittrack.store.files import SpareFiles, replace_file, write_all
+from gittrack.store.files import (
+    SpareFiles,
+    exchange,
+    rename_noreplace,
+    replace_file,
+    write_all,
+)
 from gittrack.store.packs import SmallPacks, deflate, pack_entries, write_pack
 
 _GIT_ENV_BASE = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
@@ -264,16 +270,28 @@ class RefUpdater:
                 if current != old:
                     raise ConflictError(f"{ref} is at {current}, expected {old}")
                 self._append_reflog(ref, old, new, message)
-                os.replace(lock, path)
+                if self._swap_in(lock, path):
+                    os.unlink(lock)  # now the old value: releases the lock
+                else:
+                    os.replace(lock, path)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(lock)
                 raise
 
+    @staticmethod
+    def _swap_in(lock: Path, path: Path) -> bool:
+        """Exchange the lock and the loose ref; False when there is no loose ref to swap
+        with (a new or packed ref) or the system cannot exchange names."""
+        try:
+            return exchange(str(lock), str(path))
+        except FileNotFoundError:
+            return False
+
     def _take_lock(self, ref: str, lock: Path) -> None:
         """Create ``lock`` exclusively, or raise ``ConflictError`` when it exists."""
         try:
-            if self._link_spare(lock):
+            if self._rename_spare(lock):
                 return
             try:
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
@@ -287,24 +305,24 @@ class RefUpdater:
                 "gittrack process is running, remove it)"
             ) from exc
 
-    def _link_spare(self, lock: Path) -> bool:
-        """Make a ready spare file the lock: a hard link fails when the name exists, just as
-        ``O_EXCL`` does, and costs a fraction of creating a file. False when no spare is
-        ready or links are refused here (the caller creates the lock)."""
+    def _rename_spare(self, lock: Path) -> bool:
+        """Make a ready spare file the lock by a rename that fails when the name exists,
+        just as ``O_EXCL`` does, at a fraction of the cost of creating a file. False when
+        no spare is ready or the system cannot (the caller creates the lock)."""
         spares = self._repo.spare_files
         spare = spares.take()
         if spare is None:
             return False
         try:
-            os.link(spare, lock)
+            if rename_noreplace(spare, str(lock)):
+                return True
         except FileExistsError:
             spares.give_back(spare)
             raise
-        except OSError:  # e.g. links unsupported, or the refs directory is missing
-            spares.give_back(spare)
-            return False
-        os.unlink(spare)
-        return True
+        except OSError:  # e.g. the refs directory is missing
+            pass
+        spares.give_back(spare)
+        return False
 
     def _append_reflog(self, ref: str, old: str | None, new: str, message: str) -> None:
         repo = self._repo

@@ -111,9 +111,12 @@ class LiveRun:
         crash between the commit and the removal of the live run recovers that status."""
         if self._lock_fd is None:
             return
-        info = {**self.lock_info(), "ending": status, "end_time": end_time}
-        data = json.dumps(info).encode()
-        rewrite_in_place(self._lock_fd, data)
+        try:
+            info = json.loads(os.pread(self._lock_fd, 65536, 0) or b"{}")
+        except ValueError:
+            info = {}
+        info.update(ending=status, end_time=end_time)
+        rewrite_in_place(self._lock_fd, json.dumps(info).encode())
 
     def lock_info(self) -> dict:
         try:
@@ -172,6 +175,8 @@ class _Spare:
 
 class Staging:
     """The set of live runs of one repository."""
+
+    MAX_SPARES = 2  # ready; a third may be in the making (see ``recycle``)
 
     def __init__(self, root: Path) -> None:
         self.root = root / "live"
@@ -247,19 +252,30 @@ class Staging:
         os.rename(live.path, spare_path)
         lock_fd, fds = live.detach()
         assert lock_fd is not None
-        for name in _DATA_FILES:
-            fd = fds.get(name)
-            if fd is None:
-                fd = fds[name] = os.open(
-                    spare_path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-                )
-            if os.fstat(fd).st_size:
-                os.ftruncate(fd, 0)
         if ARTIFACTS in names:
             retired = self.root / f"{RETIRED_PREFIX}{live.run_id}-{os.urandom(4).hex()}"
             os.rename(spare_path / ARTIFACTS, retired)
             self.cleaner.remove_tree(retired)
-        self._spares.append(_Spare(spare_path, lock_fd, fds, os.getpid()))
+        spare = _Spare(spare_path, lock_fd, fds, os.getpid())
+        # Emptying the files frees their blocks (100 µs and more on ext4): done off this
+        # thread; until it is, a new run takes another spare.
+        self.cleaner.submit(lambda: self._empty_spare(spare))
+
+    def _empty_spare(self, spare: _Spare) -> None:
+        for name in _DATA_FILES:
+            fd = spare.fds.get(name)
+            if fd is None:
+                fd = spare.fds[name] = os.open(
+                    spare.path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+                )
+            if os.fstat(fd).st_size:
+                os.ftruncate(fd, 0)
+        if spare.pid != os.getpid():
+            return
+        if len(self._spares) >= self.MAX_SPARES:
+            self._discard(spare)
+        else:
+            self._spares.append(spare)
 
     def _prepare_spare(self) -> None:
         try:
@@ -289,10 +305,13 @@ class Staging:
         """Remove this process's unused spares (at exit)."""
         self.cleaner.drain()
         while self._spares and self._spare_pid == os.getpid():
-            spare = self._spares.popleft()
-            shutil.rmtree(spare.path, ignore_errors=True)
-            for fd in (spare.lock_fd, *spare.fds.values()):
-                os.close(fd)
+            self._discard(self._spares.popleft())
+
+    @staticmethod
+    def _discard(spare: _Spare) -> None:
+        shutil.rmtree(spare.path, ignore_errors=True)
+        for fd in (spare.lock_fd, *spare.fds.values()):
+            os.close(fd)
 
     def create(self, run_id: str, files: dict[str, bytes]) -> LiveRun:
         """Create a live run owned by this process; it appears complete or not at all."""

@@ -9,6 +9,7 @@ it had) or the committed run, never neither.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import math
@@ -68,6 +69,21 @@ class _OpenRun:
     meta: dict
     params: dict[str, str]
     file_stamps: dict[str, tuple] = field(default_factory=dict)
+
+
+def current_user() -> str:
+    """The user name, as ``getpass.getuser`` finds it (environment first, then the
+    password database, whose answer is kept: it cannot change while the process runs)."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        user = os.environ.get(name)
+        if user:
+            return user
+    return _user_of_process()
+
+
+@functools.cache
+def _user_of_process() -> str:
+    return getpass.getuser()
 
 
 def _stamp(path: Path) -> tuple:
@@ -183,7 +199,7 @@ class RunStore:
         run_name = run_name or tags.get("mlflow.runName") or generate_run_name()
         run_id = uuid.uuid4().hex
         source = source or SourceInfo()
-        user = getpass.getuser()
+        user = current_user()
         system_tags = {
             "mlflow.runName": run_name,
             "mlflow.user": user,
