@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import calendar
 import functools
 import json
 import math
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import yaml
@@ -213,6 +214,15 @@ def parse_metric_lines(
 ) -> tuple[list[tuple[str, float, int, int]], str | None]:
     """Parse ``metrics.jsonl``: (points, problem). A torn last line (crash) is dropped and
     reported as the problem; a bad line elsewhere is corruption and raises."""
+    if data.endswith(b"\n") and b"\n\n" not in data:
+        try:  # the usual case, whole lines only: parsed as one JSON array
+            docs = json.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
+            return [
+                (d["key"], decode_metric_value(d["value"]), int(d["step"]), int(d["timestamp"]))
+                for d in docs
+            ], None
+        except (ValueError, KeyError, TypeError):
+            pass  # find the bad line below
     points: list[tuple[str, float, int, int]] = []
     lines = data.split(b"\n")
     torn: str | None = None
@@ -249,6 +259,15 @@ def parse_time(text: str | None) -> int | None:
     """The inverse of ``format_time``."""
     if text is None:
         return None
-    stamp = datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
-    millis = int(text[20:23]) if len(text) >= 23 and text[19] == "." else 0
-    return int(stamp.timestamp()) * 1000 + millis
+    match = _TIME.match(text)
+    if match is None:  # strptime names what does not fit
+        datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
+        raise ValueError(f"time data {text!r} does not match format '%Y-%m-%dT%H:%M:%S.%fZ'")
+    year, month, day, hour, minute, second, millis = match.groups()
+    seconds = calendar.timegm(
+        (int(year), int(month), int(day), int(hour), int(minute), int(second), 0, 0, 0)
+    )
+    return seconds * 1000 + (int(millis) if millis else 0)
+
+
+_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{3}))?")

@@ -14,10 +14,12 @@ import atexit
 import collections
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import shutil
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,11 @@ PARAMS = "params.yaml"
 METRICS = "metrics.jsonl"
 ARTIFACTS = "artifacts"
 LOCK = "lock"
+
+
+@functools.cache
+def _hostname() -> str:
+    return socket.gethostname()
 
 
 def _try_flock(fd: int) -> bool:
@@ -62,6 +69,7 @@ class LiveRun:
 
     def __init__(self, path: Path, lock_fd: int | None, fds: dict[str, int] | None = None) -> None:
         self.path = path
+        self._base = str(path)
         self.run_id = path.name
         self._lock_fd = lock_fd
         self._fds: dict[str, int] = dict(fds or {})
@@ -74,15 +82,22 @@ class LiveRun:
     def artifacts_dir(self) -> Path:
         return self.path / ARTIFACTS
 
-    def file(self, name: str) -> Path:
-        return self.path / name
+    def file(self, name: str) -> str:
+        return f"{self._base}/{name}"
 
     def read(self, name: str) -> bytes | None:
         """A file's bytes; for YAML files without a torn last line (see the class)."""
         try:
-            data = (self.path / name).read_bytes()
+            fd = os.open(f"{self._base}/{name}", os.O_RDONLY)
         except FileNotFoundError:
             return None
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
         if name.endswith(".yaml") and data and not data.endswith(b"\n"):
             data = data[: data.rfind(b"\n") + 1]
         return data
@@ -177,12 +192,15 @@ class Staging:
     """The set of live runs of one repository."""
 
     MAX_SPARES = 2  # ready; a third may be in the making (see ``recycle``)
+    SPARE_WAIT_SECONDS = 0.02
 
     def __init__(self, root: Path) -> None:
         self.root = root / "live"
         self.cleaner = Background("gittrack-staging")
         self._spares: collections.deque[_Spare] = collections.deque()
         self._preparing = False
+        self._in_making = 0  # spares being emptied or prepared in the background
+        self._spare_ready = threading.Condition()
         self._spare_pid: int | None = None
 
     def sweep(self, min_age_seconds: float = 3600.0) -> None:
@@ -205,7 +223,7 @@ class Staging:
 
     def _lock_payload(self) -> bytes:
         return json.dumps(
-            {"pid": os.getpid(), "host": socket.gethostname(), "locked_at": int(time.time() * 1000)}
+            {"pid": os.getpid(), "host": _hostname(), "locked_at": int(time.time() * 1000)}
         ).encode()
 
     def _sweep_spare(self, path: Path) -> None:
@@ -258,45 +276,67 @@ class Staging:
             self.cleaner.remove_tree(retired)
         spare = _Spare(spare_path, lock_fd, fds, os.getpid())
         # Emptying the files frees their blocks (100 µs and more on ext4): done off this
-        # thread; until it is, a new run takes another spare.
+        # thread; a run starting meanwhile waits for it rather than create files itself.
+        with self._spare_ready:
+            self._in_making += 1
         self.cleaner.submit(lambda: self._empty_spare(spare))
 
     def _empty_spare(self, spare: _Spare) -> None:
-        for name in _DATA_FILES:
-            fd = spare.fds.get(name)
-            if fd is None:
-                fd = spare.fds[name] = os.open(
-                    spare.path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-                )
-            if os.fstat(fd).st_size:
-                os.ftruncate(fd, 0)
-        if spare.pid != os.getpid():
-            return
-        if len(self._spares) >= self.MAX_SPARES:
-            self._discard(spare)
-        else:
-            self._spares.append(spare)
+        try:
+            for name in _DATA_FILES:
+                fd = spare.fds.get(name)
+                if fd is None:
+                    fd = spare.fds[name] = os.open(
+                        spare.path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+                    )
+                if os.fstat(fd).st_size:
+                    os.ftruncate(fd, 0)
+        except OSError:
+            spare = None
+            raise
+        finally:
+            self._offer_spare(spare)
 
     def _prepare_spare(self) -> None:
+        spare = None
         try:
             spare = self._make_shell(f"{SPARE_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
         finally:
             self._preparing = False
-        self._spares.append(spare)
+            self._offer_spare(spare)
+
+    def _offer_spare(self, spare: _Spare | None) -> None:
+        """Add a spare made in the background to the ready ones (beyond ``MAX_SPARES`` it is
+        removed), and wake a run waiting for one."""
+        if (spare is not None and spare.pid != os.getpid()) or self._spare_pid != os.getpid():
+            return
+        with self._spare_ready:
+            self._in_making -= 1
+            if spare is not None and len(self._spares) >= self.MAX_SPARES:
+                self._discard(spare)
+            elif spare is not None:
+                self._spares.append(spare)
+            self._spare_ready.notify_all()
 
     def _request_spare(self) -> None:
         if not self._preparing and not self._spares:
             self._preparing = True
+            with self._spare_ready:
+                self._in_making += 1
             self.cleaner.submit(self._prepare_spare)
 
     def _take_shell(self, run_id: str) -> _Spare:
-        """A prepared spare when one is ready, else a shell made now; either way the next
-        spare is then prepared in the background (one at a time)."""
+        """A spare when one is ready or being made (waited for briefly), else a shell made
+        now; either way the next spare is then prepared in the background (one at a time)."""
         pid = os.getpid()
         if self._spare_pid != pid:  # a forked child leaves its parent's spares alone
             self._spares, self._preparing, self._spare_pid = collections.deque(), False, pid
+            self._in_making, self._spare_ready = 0, threading.Condition()
             atexit.register(self.discard_spares)
-        spare = self._spares.popleft() if self._spares else None
+        with self._spare_ready:
+            if not self._spares and self._in_making:
+                self._spare_ready.wait(self.SPARE_WAIT_SECONDS)
+            spare = self._spares.popleft() if self._spares else None
         shell = spare or self._make_shell(f"{NEW_PREFIX}{run_id}-{pid}")
         self._request_spare()
         return shell
@@ -316,8 +356,6 @@ class Staging:
     def create(self, run_id: str, files: dict[str, bytes]) -> LiveRun:
         """Create a live run owned by this process; it appears complete or not at all."""
         final = self.root / run_id
-        if final.exists():
-            raise ConflictError(f"run {run_id} is already live in {final}")
         shell = self._take_shell(run_id)
         rewrite_in_place(shell.lock_fd, self._lock_payload())
         for name, data in files.items():
