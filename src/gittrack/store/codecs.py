@@ -79,6 +79,18 @@ def _string(value: str) -> str:
 
 
 def _float(value: float) -> str:
+    if value and value == value:  # not 0.0/-0.0 (equal, written apart) nor NaN
+        return _float_cached(value)
+    return _float_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _float_cached(value: float) -> str:
+    """Cached: a run's summary writes each single-point metric's value three times."""
+    return _float_text(value)
+
+
+def _float_text(value: float) -> str:
     text = repr(value)
     if "e" not in text and text[-1].isdigit():  # e.g. 0.123 or 12.0: nothing to adjust
         return text

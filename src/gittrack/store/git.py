@@ -115,7 +115,23 @@ class ObjectReader:
         kind, _, _size = header.decode().partition(" ")
         return kind, body
 
+    MISSING_RETRIES = (0.001, 0.01, 0.05)
+
     def _read_batch(self, sha: str) -> tuple[str, bytes]:
+        """One object through ``cat-file --batch``. Asked again when reported missing: git
+        rescans the pack directory once per lookup, and an object another process moves
+        from its small packs into a merged pack in between can escape that one scan."""
+        for delay in self.MISSING_RETRIES:
+            found = self._ask_batch(sha)
+            if found is not None:
+                return found
+            time.sleep(delay)
+        found = self._ask_batch(sha)
+        if found is None:
+            raise CorruptDataError(f"object {sha} is missing from {self._repo.git_dir}")
+        return found
+
+    def _ask_batch(self, sha: str) -> tuple[str, bytes] | None:
         with self._lock:
             proc = self._ensure()
             assert proc.stdin is not None and proc.stdout is not None
@@ -130,7 +146,7 @@ class ObjectReader:
                 raise RepositoryError(f"git cat-file stopped while reading object {sha}")
             parts = header.split()
             if len(parts) == 2 and parts[1] == b"missing":
-                raise CorruptDataError(f"object {sha} is missing from {self._repo.git_dir}")
+                return None
             size = int(parts[2])
             body = proc.stdout.read(size + 1)[:-1]
             return parts[1].decode(), body
@@ -173,6 +189,24 @@ class ObjectReader:
             return set()
 
     def _read_batch_many(self, shas: list[str]) -> list[tuple[str, bytes]]:
+        results, missing = self._ask_many(shas)
+        for delay in self.MISSING_RETRIES:  # asked again (see ``_read_batch``)
+            if not missing:
+                return results
+            time.sleep(delay)
+            asked = missing
+            again, missing = self._ask_many(asked)
+            still = set(missing)
+            found = {sha: item for sha, item in zip(asked, again) if sha not in still}
+            results = [found.get(sha, item) for sha, item in zip(shas, results)]
+        if missing:
+            raise CorruptDataError(
+                f"{len(missing)} objects are missing from {self._repo.git_dir}, e.g. {missing[0]}"
+            )
+        return results
+
+    def _ask_many(self, shas: list[str]) -> tuple[list[tuple[str, bytes]], list[str]]:
+        """Each object's (kind, body), ("", b"") for the missing, and the missing ids."""
         with self._lock:
             proc = self._ensure()
             stdin, stdout = proc.stdin, proc.stdout
@@ -206,11 +240,7 @@ class ObjectReader:
             if len(results) != len(shas) or failure:
                 self.close()
                 raise RepositoryError(f"git cat-file stopped while reading {len(shas)} objects")
-        if missing:
-            raise CorruptDataError(
-                f"{len(missing)} objects are missing from {self._repo.git_dir}, e.g. {missing[0]}"
-            )
-        return results
+        return results, missing
 
     def _ensure(self) -> subprocess.Popen[bytes]:
         if self._pid != os.getpid():  # a forked child must not share its parent's pipes
@@ -259,13 +289,8 @@ class RefUpdater:
         path = repo.common_dir / ref
         lock = path.with_name(path.name + ".lock")
         with self._lock:
-            self._take_lock(ref, lock)
+            self._take_lock(ref, lock, f"{new}\n".encode())
             try:
-                fd = os.open(lock, os.O_WRONLY)
-                try:
-                    write_all(fd, f"{new}\n".encode())
-                finally:
-                    os.close(fd)
                 current = repo.read_ref(ref)
                 if current != old:
                     raise ConflictError(f"{ref} is at {current}, expected {old}")
@@ -288,40 +313,51 @@ class RefUpdater:
         except FileNotFoundError:
             return False
 
-    def _take_lock(self, ref: str, lock: Path) -> None:
-        """Create ``lock`` exclusively, or raise ``ConflictError`` when it exists."""
+    def _take_lock(self, ref: str, lock: Path, content: bytes) -> None:
+        """Create ``lock`` exclusively, holding ``content``; ``ConflictError`` when it exists."""
         try:
-            if self._rename_spare(lock):
+            if self._rename_spare(lock, content):
                 return
             try:
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
             except FileNotFoundError:
                 lock.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-            os.close(fd)
+            try:
+                write_all(fd, content)
+            finally:
+                os.close(fd)
         except FileExistsError as exc:
             raise ConflictError(
                 f"{ref} is being updated by another process ({lock} exists; if no git or "
                 "gittrack process is running, remove it)"
             ) from exc
 
-    def _rename_spare(self, lock: Path) -> bool:
-        """Make a ready spare file the lock by a rename that fails when the name exists,
-        just as ``O_EXCL`` does, at a fraction of the cost of creating a file. False when
-        no spare is ready or the system cannot (the caller creates the lock)."""
-        spares = self._repo.spare_files
-        spare = spares.take()
+    def _rename_spare(self, lock: Path, content: bytes) -> bool:
+        """Fill a ready spare file and make it the lock by a rename that fails when the
+        name exists, just as ``O_EXCL`` does, at a fraction of the cost of creating a file.
+        False when no spare is ready or the system cannot (the caller creates the lock)."""
+        spare = self._repo.spare_files.take()
         if spare is None:
             return False
         try:
+            fd = os.open(spare, os.O_WRONLY)
+        except OSError:
+            return False
+        try:
+            write_all(fd, content)
+        finally:
+            os.close(fd)
+        try:
             if rename_noreplace(spare, str(lock)):
                 return True
-        except FileExistsError:
-            spares.give_back(spare)
-            raise
-        except OSError:  # e.g. the refs directory is missing
-            pass
-        spares.give_back(spare)
+        except OSError as exc:  # the lock exists, or e.g. the refs directory is missing
+            with contextlib.suppress(OSError):
+                os.unlink(spare)
+            if isinstance(exc, FileExistsError):
+                raise
+            return False
+        os.unlink(spare)
         return False
 
     def _append_reflog(self, ref: str, old: str | None, new: str, message: str) -> None:

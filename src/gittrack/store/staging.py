@@ -319,7 +319,8 @@ class Staging:
             self._spare_ready.notify_all()
 
     def _request_spare(self) -> None:
-        if not self._preparing and not self._spares:
+        """Prepare a spare in the background when none is ready or on its way."""
+        if not self._preparing and not self._spares and not self._in_making:
             self._preparing = True
             with self._spare_ready:
                 self._in_making += 1
