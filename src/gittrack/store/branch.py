@@ -106,9 +106,7 @@ def apply_changes(
         else:
             updates[name] = TreeEntry(value.mode, name, value.sha)
     for name, sub_changes in nested.items():
-        existing = repo.tree_entry(tree, name) if tree else None
-        subtree = existing.sha if existing is not None and existing.is_tree else None
-        new_sha = apply_changes(repo, subtree, sub_changes)
+        new_sha = apply_changes(repo, repo.subtree(tree, name) if tree else None, sub_changes)
         updates[name] = None if new_sha is None else TreeEntry(TREE_MODE, name, new_sha)
     return repo.update_tree(tree, updates)
 

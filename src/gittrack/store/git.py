@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import functools
 import getpass
 import hashlib
 import os
@@ -603,6 +602,15 @@ class GitRepo:
                 parts.insert(at, _encode_entry(entry))
         return self._write_tree_parts(keys, parts) if keys else None
 
+    def subtree(self, tree: str, name: str) -> str | None:
+        """The id of the subtree called ``name`` in ``tree`` (None: no such subtree)."""
+        keys, parts = self._parts_of(tree)
+        key = name + "/"
+        at = bisect.bisect_left(keys, key)
+        if at < len(keys) and keys[at] == key:
+            return parts[at][-self._hash().digest_size :].hex()
+        return None
+
     def tree_entry(self, tree: str, name: str) -> TreeEntry | None:
         """The entry called ``name`` in ``tree``, without decoding the others."""
         keys, parts = self._parts_of(tree)
@@ -750,11 +758,9 @@ def _tree_sort_key(entry: TreeEntry) -> str:
     return entry.name + "/" if entry.mode == "40000" else entry.name
 
 
-@functools.lru_cache(maxsize=65536)
 def _encode_entry(entry: TreeEntry) -> bytes:
-    """One tree entry in git's binary form. Cached: a commit rewrites the trees along one
-    path, and all but one entry of each (up to 256 shards) are the same as last time."""
-    return f"{entry.mode} {entry.name}".encode() + b"\0" + bytes.fromhex(entry.sha)
+    """One tree entry in git's binary form."""
+    return f"{entry.mode} {entry.name}\0".encode() + bytes.fromhex(entry.sha)
 
 
 def _split_tree(body: bytes, digest_size: int) -> tuple[list[str], list[bytes]]:

@@ -55,6 +55,15 @@ def deflate(kind: str, data: bytes) -> bytes:
 
 def _stored_zlib(data: bytes) -> bytes:
     """A valid zlib stream (RFC 1950) holding ``data`` in stored deflate blocks (RFC 1951)."""
+    size = len(data)
+    if size <= 0xFFFF:  # one final block
+        return b"".join(
+            (
+                struct.pack("<2sBHH", b"\x78\x01", 1, size, size ^ 0xFFFF),
+                data,
+                struct.pack(">I", zlib.adler32(data)),
+            )
+        )
     out = bytearray(b"\x78\x01")
     view = memoryview(data)
     pos = 0
