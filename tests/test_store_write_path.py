@@ -288,11 +288,6 @@ def test_a_new_ref_in_a_new_directory_is_created_when_expected_absent(refs_repo)
     assert git(gr.path, "rev-parse", "refs/heads/gittrack/new/branch").strip() == first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RefUpdater swaps its lock with a directory of refs (RENAME_EXCHANGE accepts a "
-    "directory): the refs below end up in '<ref>.lock/' and IsADirectoryError is raised",
-)
 def test_a_ref_named_like_a_directory_of_refs_conflicts_and_keeps_them(repo: Path) -> None:
     gr = GitRepo(repo)
     head = git(repo, "rev-parse", "HEAD").strip()

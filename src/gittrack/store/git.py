@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -35,6 +36,10 @@ from gittrack.store.files import (
     write_all,
 )
 from gittrack.store.packs import SmallPacks, deflate, pack_entries, write_pack
+
+# A batch is written as one pack below this size, as loose objects above it: the pack index
+# written here has 32-bit offsets only (git's 64-bit offset table starts at 2 GiB).
+MAX_PACKED_BATCH = 1 << 30
 
 _GIT_ENV_BASE = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
 
@@ -293,8 +298,9 @@ class RefUpdater:
                 current = repo.read_ref(ref)
                 if current != old:
                     raise ConflictError(f"{ref} is at {current}, expected {old}")
+                loose_ref = self._loose_ref_file(ref, path)
                 self._append_reflog(ref, old, new, message)
-                if self._swap_in(lock, path):
+                if loose_ref and self._swap_in(lock, path):
                     os.unlink(lock)  # now the old value: releases the lock
                 else:
                     os.replace(lock, path)
@@ -304,9 +310,23 @@ class RefUpdater:
                 raise
 
     @staticmethod
+    def _loose_ref_file(ref: str, path: Path) -> bool:
+        """Whether the ref is a regular file (False: new, packed, or a symbolic link).
+        A directory there holds other refs (``refs/tags/a/b`` when creating
+        ``refs/tags/a``): refused, as git refuses it."""
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(mode):
+            raise ConflictError(
+                f"{ref} cannot be created: refs exist below it ({path} is a directory)"
+            )
+        return stat.S_ISREG(mode)
+
+    @staticmethod
     def _swap_in(lock: Path, path: Path) -> bool:
-        """Exchange the lock and the loose ref; False when there is no loose ref to swap
-        with (a new or packed ref) or the system cannot exchange names."""
+        """Exchange the lock and the loose ref file; False when the system cannot."""
         try:
             return exchange(str(lock), str(path))
         except FileNotFoundError:
@@ -492,7 +512,11 @@ class GitRepo:
         try:
             yield
             pending = self._pending
-            if len(pending) >= 3 and self.object_format == "sha1":
+            if (
+                len(pending) >= 3
+                and self.object_format == "sha1"
+                and sum(len(data) for _kind, data in pending.values()) < MAX_PACKED_BATCH
+            ):
                 entries = pack_entries(pending)
                 pack = write_pack(self.objects_dir / "pack", entries, self.spare_files)
                 self._known_objects.update(pending)

@@ -191,7 +191,8 @@ class _Spare:
 class Staging:
     """The set of live runs of one repository."""
 
-    MAX_SPARES = 2  # ready; a third may be in the making (see ``recycle``)
+    KEEP_SPARES = 2  # ready or in the making: a run rarely waits for one
+    MAX_SPARES = 3  # ready; more are removed (see ``recycle``)
     SPARE_WAIT_SECONDS = 0.02
 
     def __init__(self, root: Path) -> None:
@@ -319,8 +320,9 @@ class Staging:
             self._spare_ready.notify_all()
 
     def _request_spare(self) -> None:
-        """Prepare a spare in the background when none is ready or on its way."""
-        if not self._preparing and not self._spares and not self._in_making:
+        """Prepare a spare in the background when fewer than ``KEEP_SPARES`` are ready or
+        on their way (recycled directories then keep the count there)."""
+        if not self._preparing and len(self._spares) + self._in_making < self.KEEP_SPARES:
             self._preparing = True
             with self._spare_ready:
                 self._in_making += 1
