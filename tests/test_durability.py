@@ -15,6 +15,7 @@ import yaml
 import gittrack as mlflow
 from gittrack import Client
 from gittrack.entities import RunStatus
+from gittrack.store.staging import Staging
 
 from .conftest import SRC, git, run_script, tree_fingerprint
 
@@ -338,8 +339,10 @@ def test_finished_runs_leave_no_directories_behind(repo: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     during = ast.literal_eval(result.stdout.strip())
-    # At most two spare directories ready, one being emptied, one retired (artifacts).
-    assert all(name.startswith(".") for name in during) and len(during) <= 4
+    # Only private directories while the process runs: spare directories (a bounded pool,
+    # plus one being emptied) and retired artifact directories awaiting deletion.
+    assert all(name.startswith((".new-spare-", ".done-")) for name in during)
+    assert sum(name.startswith(".new-spare-") for name in during) <= Staging.MAX_SPARES + 1
     assert os.listdir(repo / ".git" / "gittrack" / "live") == []
     assert len(mlflow.search_runs(output_format="list")) == 5
 
