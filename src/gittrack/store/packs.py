@@ -101,7 +101,13 @@ def build_pack(entries: Mapping[str, bytes]) -> tuple[bytes, bytes, str]:
     checksum = hashlib.sha1(body).digest()
     names = bytes.fromhex("".join(shas))
     first_bytes = names[::20]
-    fanout = [bisect.bisect_right(first_bytes, byte) for byte in range(256)]
+    if len(first_bytes) < 256:  # a commit's pack: count its few entries
+        counts = [0] * 256
+        for byte in first_bytes:
+            counts[byte] += 1
+        fanout = list(itertools.accumulate(counts))
+    else:  # a merged pack: 256 binary searches
+        fanout = [bisect.bisect_right(first_bytes, byte) for byte in range(256)]
     count = len(shas)
     index = b"".join(
         [

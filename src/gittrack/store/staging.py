@@ -67,9 +67,16 @@ class LiveRun:
     only tear the last line, which readers drop. Other changes rewrite the file atomically.
     """
 
-    def __init__(self, path: Path, lock_fd: int | None, fds: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        lock_fd: int | None,
+        fds: dict[str, int] | None = None,
+        lock_doc: dict | None = None,
+    ) -> None:
         self.path = path
         self._base = str(path)
+        self._lock_doc = lock_doc  # what this process wrote into ``lock``, when it did
         self.run_id = path.name
         self._lock_fd = lock_fd
         self._fds: dict[str, int] = dict(fds or {})
@@ -126,11 +133,8 @@ class LiveRun:
         crash between the commit and the removal of the live run recovers that status."""
         if self._lock_fd is None:
             return
-        try:
-            info = json.loads(os.pread(self._lock_fd, 65536, 0) or b"{}")
-        except ValueError:
-            info = {}
-        info.update(ending=status, end_time=end_time)
+        info = self._lock_doc if self._lock_doc is not None else self.lock_info()
+        info = {**info, "ending": status, "end_time": end_time}
         rewrite_in_place(self._lock_fd, json.dumps(info).encode())
 
     def lock_info(self) -> dict:
@@ -222,10 +226,8 @@ class Staging:
                     if now - path.stat().st_mtime > min_age_seconds:
                         shutil.rmtree(path, ignore_errors=True)
 
-    def _lock_payload(self) -> bytes:
-        return json.dumps(
-            {"pid": os.getpid(), "host": _hostname(), "locked_at": int(time.time() * 1000)}
-        ).encode()
+    def _lock_doc(self) -> dict:
+        return {"pid": os.getpid(), "host": _hostname(), "locked_at": int(time.time() * 1000)}
 
     def _sweep_spare(self, path: Path) -> None:
         """A spare whose lock can be taken belongs to a process that is gone."""
@@ -360,7 +362,8 @@ class Staging:
         """Create a live run owned by this process; it appears complete or not at all."""
         final = self.root / run_id
         shell = self._take_shell(run_id)
-        rewrite_in_place(shell.lock_fd, self._lock_payload())
+        lock_doc = self._lock_doc()
+        rewrite_in_place(shell.lock_fd, json.dumps(lock_doc).encode())
         for name, data in files.items():
             fd = shell.fds.get(name)
             if fd is None:
@@ -374,7 +377,7 @@ class Staging:
                 os.close(fd)
             shutil.rmtree(shell.path, ignore_errors=True)
             raise ConflictError(f"run {run_id} is already live in {final}") from exc
-        return LiveRun(final, shell.lock_fd, shell.fds)
+        return LiveRun(final, shell.lock_fd, shell.fds, lock_doc=lock_doc)
 
     def exists(self, run_id: str) -> bool:
         return (self.root / run_id / LOCK).exists()
@@ -398,8 +401,9 @@ class Staging:
                 f"run {run_id} is open in process {info.get('pid', '?')} on "
                 f"{info.get('host', '?')}; end it there first"
             )
-        rewrite_in_place(fd, self._lock_payload())
-        return LiveRun(path, fd)
+        lock_doc = self._lock_doc()
+        rewrite_in_place(fd, json.dumps(lock_doc).encode())
+        return LiveRun(path, fd, lock_doc=lock_doc)
 
     def claim_orphan(self, run_id: str) -> LiveRun | None:
         """Take over a live run whose owner died; None when the owner is alive."""

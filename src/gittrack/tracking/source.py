@@ -74,8 +74,8 @@ class SourceCapture:
         return head or None, None
 
     def _watched(self, files: tuple[str, ...]) -> tuple[str, ...]:
-        """The paths whose stat data stand for the code state: the index, every listed
-        file, and their directories (where a new file would appear)."""
+        """The paths whose stat data stand for the code state: HEAD and its branch, the
+        index, every listed file, and their directories (where a new file would appear)."""
         assert self.repo is not None and self.repo.work_tree is not None
         root = str(self.repo.work_tree)
         dirs = {""}
@@ -84,14 +84,22 @@ class SourceCapture:
             while parent not in dirs:
                 dirs.add(parent)
                 parent = parent.rpartition("/")[0]
+        common = self.repo.common_dir
+        head = read_small_file(f"{self.repo.git_dir}/HEAD").strip()
+        branch_ref = (f"{common}/{head[5:]}",) if head.startswith("ref: ") else ()
         return (
+            # HEAD and the branch it names: a commit or checkout replaces one of them
+            f"{self.repo.git_dir}/HEAD",
+            *branch_ref,
+            f"{common}/packed-refs",
             f"{self.repo.git_dir}/index",
             *(f"{root}/{rel}" for rel in files),
             *(f"{root}/{d}" if d else root for d in sorted(dirs)),
         )
 
-    def _fingerprint(self, watched: tuple[str, ...]) -> tuple:
-        return (self._head(), *map(_stat_key, watched))
+    @staticmethod
+    def _fingerprint(watched: tuple[str, ...]) -> tuple:
+        return tuple(map(_stat_key, watched))
 
     # ----------------------------------------------------------------- capture
     def capture(self, entry_point: str | None = None) -> SourceInfo:
