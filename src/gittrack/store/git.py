@@ -551,7 +551,10 @@ class GitRepo:
     def has_object(self, sha: str) -> bool:
         if self._pending is not None and sha in self._pending:
             return True
-        if sha in self._known_objects or (self.objects_dir / sha[:2] / sha[2:]).exists():
+        if sha in self._known_objects:
+            return True
+        if os.path.exists(f"{self.objects_dir}/{sha[:2]}/{sha[2:]}"):
+            self._known_objects.add(sha)  # a present object stays while we run
             return True
         if self.git("cat-file", "-e", sha, check=False).returncode != 0:
             return False

@@ -582,9 +582,10 @@ class RunStore:
             f"{base}/{PARAMS}": Blob(dump_yaml(params)),
             f"{base}/{METRICS}": Blob(raw_metrics),
         }
-        for path in sorted(live.artifacts_dir.rglob("*")):
+        artifacts = live.artifacts_dir
+        for path in sorted(artifacts.rglob("*")) if os.path.isdir(artifacts) else ():
             if path.is_file():
-                rel = path.relative_to(live.artifacts_dir).as_posix()
+                rel = path.relative_to(artifacts).as_posix()
                 mode = "100755" if os.access(path, os.X_OK) else "100644"
                 changes[f"{base}/{ARTIFACTS}/{rel}"] = Blob(path.read_bytes(), mode)
         parents = [p for p in parents if self.repo.has_object(p)]
