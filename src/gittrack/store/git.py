@@ -593,10 +593,7 @@ class GitRepo:
         cached = self._tree_cache.get(sha)
         if cached is not None:
             return cached
-        kind, body = self.read_object(sha)
-        if kind != "tree":
-            raise CorruptDataError(f"object {sha} is a {kind}, expected a tree")
-        entries = _parse_tree(body, self._hash().digest_size)
+        entries = _parse_tree(self._tree_body(sha), self._hash().digest_size)
         if len(self._tree_cache) > 200_000:
             self._tree_cache.clear()
         self._tree_cache[sha] = entries
@@ -657,12 +654,15 @@ class GitRepo:
         known = self._tree_parts.get(sha)
         if known is not None:
             return known
+        keys, parts = _split_tree(self._tree_body(sha), self._hash().digest_size)
+        self._remember_parts(sha, keys, parts)
+        return keys, parts
+
+    def _tree_body(self, sha: str) -> bytes:
         kind, body = self.read_object(sha)
         if kind != "tree":
             raise CorruptDataError(f"object {sha} is a {kind}, expected a tree")
-        keys, parts = _split_tree(body, self._hash().digest_size)
-        self._remember_parts(sha, keys, parts)
-        return keys, parts
+        return body
 
     def _remember_parts(self, sha: str, keys: list[str], parts: list[bytes]) -> None:
         if len(self._tree_parts) > 20_000:
