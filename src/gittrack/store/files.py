@@ -117,11 +117,6 @@ class SpareFiles:
             self._chores.submit(self._fill)
         return spare
 
-    def give_back(self, spare: str) -> None:
-        """Return an unused spare taken by ``take``."""
-        if self._pid == os.getpid():
-            self._ready.appendleft(spare)
-
     def _start(self) -> None:
         self._pid = os.getpid()
         self._ready = collections.deque()

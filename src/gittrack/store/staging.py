@@ -295,10 +295,10 @@ class Staging:
                 if os.fstat(fd).st_size:
                     os.ftruncate(fd, 0)
         except OSError:
-            spare = None
+            self._discard(spare)
+            self._offer_spare(None)
             raise
-        finally:
-            self._offer_spare(spare)
+        self._offer_spare(spare)
 
     def _prepare_spare(self) -> None:
         spare = None
