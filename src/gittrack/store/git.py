@@ -301,7 +301,8 @@ class RefUpdater:
                 loose_ref = self._loose_ref_file(ref, path)
                 self._append_reflog(ref, old, new, message)
                 if loose_ref and self._swap_in(lock, path):
-                    os.unlink(lock)  # now the old value: releases the lock
+                    # The lock now holds the old value: moving it away releases the lock.
+                    repo.spare_files.retire(str(lock))
                 else:
                     os.replace(lock, path)
             except BaseException:
