@@ -32,6 +32,21 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def read_file(path: str) -> bytes | None:
+    """A file's bytes, None when it is missing, in the fewest system calls (no pathlib)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
 def replace_file(
     target: Path, data: bytes, mode: int = 0o644, spares: SpareFiles | None = None
 ) -> None:

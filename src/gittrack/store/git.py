@@ -31,6 +31,7 @@ from gittrack.store.background import Background
 from gittrack.store.files import (
     SpareFiles,
     exchange,
+    read_file,
     rename_noreplace,
     replace_file,
     write_all,
@@ -765,20 +766,11 @@ class GitRepo:
 
 
 def read_small_file(path: str) -> str:
-    """A small text file's content ("" when it is missing), with the fewest system calls."""
+    """A small text file's content ("" when it is missing or a directory)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError):
-        return ""
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
+        return (read_file(path) or b"").decode()
     except IsADirectoryError:
         return ""
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode()
 
 
 def _tree_sort_key(entry: TreeEntry) -> str:
@@ -791,32 +783,30 @@ def _encode_entry(entry: TreeEntry) -> bytes:
     return f"{entry.mode} {entry.name}\0".encode() + bytes.fromhex(entry.sha)
 
 
+def _tree_entries(body: bytes, digest_size: int) -> Iterator[tuple[bytes, str, int, int]]:
+    """Each entry of a tree's body as (mode, name, start, end of the entry's bytes)."""
+    pos = 0
+    end = len(body)
+    while pos < end:
+        space = body.index(b" ", pos)
+        nul = body.index(b"\0", space)
+        stop = nul + 1 + digest_size
+        yield body[pos:space], body[space + 1 : nul].decode(), pos, stop
+        pos = stop
+
+
 def _split_tree(body: bytes, digest_size: int) -> tuple[list[str], list[bytes]]:
     """A tree's body cut into its encoded entries, with each entry's sort key."""
     keys: list[str] = []
     parts: list[bytes] = []
-    pos = 0
-    end = len(body)
-    while pos < end:
-        space = body.index(b" ", pos)
-        nul = body.index(b"\0", space)
-        name = body[space + 1 : nul].decode()
-        keys.append(name + "/" if body[pos:space] == b"40000" else name)
-        parts.append(body[pos : nul + 1 + digest_size])
-        pos = nul + 1 + digest_size
+    for mode, name, start, stop in _tree_entries(body, digest_size):
+        keys.append(name + "/" if mode == b"40000" else name)
+        parts.append(body[start:stop])
     return keys, parts
 
 
 def _parse_tree(body: bytes, digest_size: int) -> list[TreeEntry]:
-    entries: list[TreeEntry] = []
-    pos = 0
-    end = len(body)
-    while pos < end:
-        space = body.index(b" ", pos)
-        nul = body.index(b"\0", space)
-        mode = body[pos:space].decode()
-        name = body[space + 1 : nul].decode()
-        sha = body[nul + 1 : nul + 1 + digest_size].hex()
-        entries.append(TreeEntry(mode, name, sha))
-        pos = nul + 1 + digest_size
-    return entries
+    return [
+        TreeEntry(mode.decode(), name, body[stop - digest_size : stop].hex())
+        for mode, name, _start, stop in _tree_entries(body, digest_size)
+    ]

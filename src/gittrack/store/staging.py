@@ -26,7 +26,7 @@ from pathlib import Path
 
 from gittrack.errors import ConflictError, NotFoundError
 from gittrack.store.background import Background
-from gittrack.store.files import replace_file, write_all
+from gittrack.store.files import read_file, replace_file, write_all
 
 META = "meta.yaml"
 PARAMS = "params.yaml"
@@ -94,17 +94,9 @@ class LiveRun:
 
     def read(self, name: str) -> bytes | None:
         """A file's bytes; for YAML files without a torn last line (see the class)."""
-        try:
-            fd = os.open(f"{self._base}/{name}", os.O_RDONLY)
-        except FileNotFoundError:
+        data = read_file(f"{self._base}/{name}")
+        if data is None:
             return None
-        try:
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
-        data = b"".join(chunks)
         if name.endswith(".yaml") and data and not data.endswith(b"\n"):
             data = data[: data.rfind(b"\n") + 1]
         return data
