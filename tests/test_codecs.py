@@ -58,6 +58,13 @@ def test_dumped_yaml_reads_back_as_the_same_document(doc: dict) -> None:
     assert yaml.safe_load(dump_yaml(doc)) == doc
 
 
+def test_keys_and_values_ending_in_a_newline_are_quoted_and_read_back() -> None:
+    doc = {"A\n": None, "k": "A\n", "nested": {"b\n": "c"}}
+    text = dump_yaml(doc)
+    assert b'"A\\n": null' in text and b'k: "A\\n"' in text
+    assert yaml.safe_load(text) == doc
+
+
 def test_special_floats_round_trip() -> None:
     doc = {"a": math.inf, "b": -math.inf, "c": 1e20, "d": 1e-7}
     back = load_yaml(dump_yaml(doc), "test")

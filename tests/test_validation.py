@@ -37,6 +37,7 @@ def _live_files(repo: Path, run_id: str) -> dict[str, bytes]:
         ("bad*char", "contains '*'"),
         ("semi;colon", "contains ';'"),
         ("a//b", "normalized relative path"),
+        ("trailing\n", "contains '\\n'"),
     ],
 )
 @pytest.mark.parametrize("kind", ["param", "metric", "tag"])

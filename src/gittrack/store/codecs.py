@@ -41,7 +41,7 @@ class _Unsupported(Exception):
     pass
 
 
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .\-/]*$")
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_ .\-/]*")
 _UNPRINTABLE = re.compile(
     "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
@@ -67,7 +67,7 @@ def _string(value: str) -> str:
     """A string as a YAML scalar: plain when it cannot read as anything else, else quoted.
     Cached: keys and most values (tag names, statuses, ids) repeat across documents."""
     if (
-        _PLAIN.match(value)
+        _PLAIN.fullmatch(value)
         and value.lower() not in _RESERVED
         and not value.endswith((" ", ":"))
         and " #" not in value

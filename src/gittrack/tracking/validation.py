@@ -10,7 +10,7 @@ from gittrack.errors import InvalidInputError
 
 MAX_KEY_LENGTH = 250
 MAX_VALUE_LENGTH = 6000
-_KEY_CHARS = re.compile(r"^[A-Za-z0-9_\-. /]+$")
+_KEY_CHARS = re.compile(r"[A-Za-z0-9_\-. /]+")
 _valid_keys: set[tuple[str, str]] = set()
 
 
@@ -26,8 +26,8 @@ def check_key(key: object, kind: str) -> str:
         raise InvalidInputError(
             f"{kind} key {key[:40]!r}... is {len(key)} characters long; at most {MAX_KEY_LENGTH} are allowed"
         )
-    if not _KEY_CHARS.match(key):
-        bad = sorted({c for c in key if not _KEY_CHARS.match(c)})
+    if not _KEY_CHARS.fullmatch(key):
+        bad = sorted({c for c in key if not _KEY_CHARS.fullmatch(c)})
         raise InvalidInputError(
             f"{kind} key {key!r} contains {''.join(bad)!r}: only letters, digits, '_', '-', '.', "
             "'/' and space are allowed"
