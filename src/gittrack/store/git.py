@@ -1,9 +1,9 @@
 """The one place that reaches git.
 
-Reads go through one persistent ``git cat-file --batch`` (with loose objects read directly),
-objects are written as loose objects in git's documented format (zlib-compressed
-``<type> <size>\\0<content>`` named by its hash), and refs move through one persistent
-``git update-ref --stdin`` transaction per update, so a commit costs no process spawn.
+Reads go through one persistent ``git cat-file --batch`` (with loose objects read directly).
+A commit's objects are written as one pack with its index (``packs.py``; loose objects in
+git's documented format for tiny batches), and refs move in process under git's own lock
+protocol (``RefUpdater``), so a commit costs no process spawn.
 Everything else (status, snapshots, tags) runs ``git`` with optional locks disabled, so that
 nothing refreshes the user's index behind their back.
 """
@@ -618,8 +618,8 @@ class GitRepo:
         keys, parts = keys.copy(), parts.copy()
         for name, entry in changes.items():
             for key in (name, name + "/"):  # a blob and a tree of that name sort apart
-                at = bisect.bisect_left(keys, key)
-                if at < len(keys) and keys[at] == key:
+                at = _position(keys, key)
+                if at is not None:
                     del keys[at], parts[at]
             if entry is not None:
                 key = _tree_sort_key(entry)
@@ -631,18 +631,15 @@ class GitRepo:
     def subtree(self, tree: str, name: str) -> str | None:
         """The id of the subtree called ``name`` in ``tree`` (None: no such subtree)."""
         keys, parts = self._parts_of(tree)
-        key = name + "/"
-        at = bisect.bisect_left(keys, key)
-        if at < len(keys) and keys[at] == key:
-            return parts[at][-self._hash().digest_size :].hex()
-        return None
+        at = _position(keys, name + "/")
+        return None if at is None else parts[at][-self._hash().digest_size :].hex()
 
     def tree_entry(self, tree: str, name: str) -> TreeEntry | None:
         """The entry called ``name`` in ``tree``, without decoding the others."""
         keys, parts = self._parts_of(tree)
         for key in (name + "/", name):
-            at = bisect.bisect_left(keys, key)
-            if at < len(keys) and keys[at] == key:
+            at = _position(keys, key)
+            if at is not None:
                 return _parse_tree(parts[at], self._hash().digest_size)[0]
         return None
 
@@ -771,6 +768,12 @@ def read_small_file(path: str) -> str:
         return (read_file(path) or b"").decode()
     except IsADirectoryError:
         return ""
+
+
+def _position(keys: list[str], key: str) -> int | None:
+    """Where ``key`` is in the sorted ``keys`` (None: absent)."""
+    at = bisect.bisect_left(keys, key)
+    return at if at < len(keys) and keys[at] == key else None
 
 
 def _tree_sort_key(entry: TreeEntry) -> str:
