@@ -238,7 +238,34 @@ def test_a_ref_moves_from_its_expected_value_with_a_reflog_line_and_no_lock(refs
     assert git(gr.path, "reflog", "show", "--format=%H", "refs/heads/feature").split()[0] == second
     # the lock (and so the ref now) is a spare exactly when spares are ready
     assert (ref.stat().st_ino in spares_before) is with_spares
-    assert len(_spares_in(gr.spare_files.directory)) == len(spares_before) - with_spares
+    gr.chores.drain()
+    assert len(spares_before - set(_spares_in(gr.spare_files.directory).values())) == with_spares
+
+
+def test_the_file_a_ref_update_replaced_serves_as_the_next_lock(refs_repo) -> None:
+    gr, first, second, _ = refs_repo
+    ref = gr.common_dir / "refs/heads/feature"
+    replaced = ref.stat().st_ino
+    gr.update_ref("refs/heads/feature", second, first)
+    gr.update_ref("refs/heads/feature", first, second)
+    # the second lock was the first update's old ref file, overwritten whole (same size)
+    assert ref.stat().st_ino == replaced
+    assert ref.read_text() == f"{first}\n"
+    _assert_feature_at(gr, first)
+    lines = (gr.common_dir / "logs/refs/heads/feature").read_text().splitlines()
+    assert [line.split()[:2] for line in lines[-2:]] == [[first, second], [second, first]]
+
+
+def test_a_ref_file_of_another_size_is_not_reused_as_a_lock(refs_repo) -> None:
+    gr, first, second, _ = refs_repo
+    ref = gr.common_dir / "refs/heads/feature"
+    ref.write_text(f"{first}\n\n")  # hand-written, one byte longer than git writes it
+    replaced = ref.stat().st_ino
+    gr.update_ref("refs/heads/feature", second, first)
+    gr.update_ref("refs/heads/feature", first, second)
+    assert ref.stat().st_ino != replaced
+    assert ref.read_text() == f"{first}\n"
+    _assert_feature_at(gr, first)
 
 
 def test_a_ref_update_from_a_wrong_value_conflicts_and_changes_nothing(refs_repo) -> None:

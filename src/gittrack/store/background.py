@@ -16,6 +16,8 @@ import shutil
 import threading
 from collections.abc import Callable
 
+from gittrack.store import process
+
 
 class Background:
     """A queue of chores done in order by one daemon thread (restarted after a fork)."""
@@ -24,12 +26,12 @@ class Background:
         self.name = name
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+        self._pid = process.pid()
 
     def submit(self, job: Callable[[], None]) -> None:
-        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+        if self._thread is None or self._pid != process.pid() or not self._thread.is_alive():
             self._queue = queue.SimpleQueue()
-            self._pid = os.getpid()
+            self._pid = process.pid()
             self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
             self._thread.start()
             atexit.register(self.drain)
@@ -46,7 +48,7 @@ class Background:
     def drain(self, timeout: float = 10.0) -> None:
         """Finish the chores queued so far (left-overs are swept by a later start)."""
         thread = self._thread
-        if thread is None or self._pid != os.getpid() or not thread.is_alive():
+        if thread is None or self._pid != process.pid() or not thread.is_alive():
             return
         self._queue.put(None)
         thread.join(timeout)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gittrack.store import process
 from gittrack.store.background import Background
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
@@ -55,7 +56,7 @@ def replace_file(
     spare = spares.take() if spares is not None else None
     if spare is not None and _replace_with_spare(spare, target, data, mode):
         return
-    tmp = target.with_name(f"tmp_{target.name}_{os.getpid()}_{os.urandom(6).hex()}")
+    tmp = target.with_name(f"tmp_{target.name}_{process.pid()}_{process.token(6)}")
     try:
         fd = os.open(tmp, _CREATE, mode)
     except FileNotFoundError:
@@ -111,52 +112,84 @@ class SpareFiles:
     """
 
     MODE = 0o644
+    MAX_KEPT = 4
 
-    def __init__(self, directory: Path, chores: Background, batch: int = 16) -> None:
+    def __init__(self, directory: Path, chores: Background, batch: int = 32) -> None:
         self.directory = directory
         self.batch = batch
         self._chores = chores
         self._ready: collections.deque[str] = collections.deque()
         self._batches: collections.deque[str] = collections.deque()
+        self._kept: list[tuple[str, int]] = []
         self._filling = False
         self._pid: int | None = None
         self._prefix = ""
         self._count = 0
 
     def take(self) -> str | None:
-        if self._pid != os.getpid():
+        if self._pid != process.pid():
             self._start()
         spare = self._ready.popleft() if self._ready else None
-        if len(self._ready) < self.batch // 2 and not self._filling:
+        if len(self._ready) < self.batch and not self._filling:
             self._filling = True
             self._chores.submit(self._fill)
         return spare
 
+    def take_kept(self, size: int) -> str | None:
+        """A file handed back with ``keep`` that holds exactly ``size`` bytes (None when
+        there is none): overwriting all of it needs no truncation, and no file is created."""
+        if self._pid != process.pid():
+            self._start()
+        for at, (path, kept_size) in enumerate(self._kept):
+            if kept_size == size:
+                del self._kept[at]
+                return path
+        return None
+
+    def keep(self, path: str, size: int) -> None:
+        """Move a file this process no longer needs (``size`` bytes long) aside, for
+        ``take_kept`` to hand out again; beyond a few kept files it is deleted instead."""
+        target = self._move_aside(path)
+        if target is None:
+            return
+        if len(self._kept) < self.MAX_KEPT:
+            self._kept.append((target, size))
+        else:
+            self._chores.submit(lambda: os.unlink(target))
+
     def retire(self, path: str) -> None:
         """Move a file this process no longer needs out of the way (a rename to a new
         name), and delete it on the background thread: an unlink that frees an inode costs
-        30-50 µs on ext4. The file stays where it is when it cannot be moved."""
-        if self._pid != os.getpid():
+        30-50 µs on ext4."""
+        target = self._move_aside(path)
+        if target is not None:
+            self._chores.submit(lambda: os.unlink(target))
+
+    def _move_aside(self, path: str) -> str | None:
+        """Rename ``path`` into this process's trash directory; None when it is gone, or
+        could not be moved and was deleted on the spot."""
+        if self._pid != process.pid():
             self._start()
         trash = f"{self.directory}/{self._prefix}trash"
-        target = f"{trash}/{os.urandom(6).hex()}"
+        target = f"{trash}/{process.token(6)}"
         try:
             try:
                 os.rename(path, target)
             except FileNotFoundError:
                 if not os.path.exists(path):
-                    return
+                    return None
                 os.makedirs(trash, exist_ok=True)
                 os.rename(path, target)
         except OSError:
             os.unlink(path)
-            return
-        self._chores.submit(lambda: os.unlink(target))
+            return None
+        return target
 
     def _start(self) -> None:
-        self._pid = os.getpid()
+        self._pid = process.pid()
         self._ready = collections.deque()
         self._batches = collections.deque()
+        self._kept = []
         self._filling = False
         self._prefix = f"{socket.gethostname()}-{self._pid}-"
         atexit.register(self.discard)
@@ -173,7 +206,7 @@ class SpareFiles:
                 path = f"{batch}/{index}"
                 os.close(os.open(path, _CREATE, self.MODE))
                 made.append(path)
-            if self._pid == os.getpid():
+            if self._pid == process.pid():
                 self._ready.extend(made)
         finally:
             self._filling = False
@@ -192,9 +225,10 @@ class SpareFiles:
     def discard(self) -> None:
         """Remove this process's unused spares and their directories (at exit)."""
         self._chores.drain()
-        if self._pid != os.getpid():
+        if self._pid != process.pid():
             return
         self._ready.clear()
+        self._kept.clear()
         while self._batches:
             shutil.rmtree(self._batches.popleft(), ignore_errors=True)
         shutil.rmtree(f"{self.directory}/{self._prefix}trash", ignore_errors=True)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gittrack.errors import ConflictError, CorruptDataError, RepositoryError
+from gittrack.store import process
 from gittrack.store.background import Background
 from gittrack.store.files import (
     SpareFiles,
@@ -107,7 +108,7 @@ class ObjectReader:
     def __init__(self, repo: GitRepo) -> None:
         self._repo = repo
         self._proc: subprocess.Popen[bytes] | None = None
-        self._pid = os.getpid()
+        self._pid = process.pid()
         self._lock = threading.Lock()
 
     def read(self, sha: str) -> tuple[str, bytes]:
@@ -248,8 +249,8 @@ class ObjectReader:
         return results, missing
 
     def _ensure(self) -> subprocess.Popen[bytes]:
-        if self._pid != os.getpid():  # a forked child must not share its parent's pipes
-            self._proc, self._pid = None, os.getpid()
+        if self._pid != process.pid():  # a forked child must not share its parent's pipes
+            self._proc, self._pid = None, process.pid()
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
                 ["git", "cat-file", "--batch"],
@@ -296,15 +297,17 @@ class RefUpdater:
         with self._lock:
             self._take_lock(ref, lock, f"{new}\n".encode())
             try:
-                current = repo.read_ref(ref)
+                raw = _read_loose_ref(str(path)) or b""
+                current = raw.strip().decode() or repo.read_ref(ref)
                 if current != old:
                     raise ConflictError(f"{ref} is at {current}, expected {old}")
-                loose_ref = self._loose_ref_file(ref, path)
                 self._append_reflog(ref, old, new, message)
-                if loose_ref and self._swap_in(lock, path):
-                    # The lock now holds the old value: moving it away releases the lock.
-                    repo.spare_files.retire(str(lock))
+                if raw.strip() and self._swap_in(lock, path):
+                    # The lock now holds the old value: moving it away releases the lock,
+                    # and the file serves again as a later lock (same size, no new file).
+                    repo.spare_files.keep(str(lock), len(raw))
                 else:
+                    self._loose_ref_file(ref, path)
                     os.replace(lock, path)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
@@ -312,19 +315,17 @@ class RefUpdater:
                 raise
 
     @staticmethod
-    def _loose_ref_file(ref: str, path: Path) -> bool:
-        """Whether the ref is a regular file (False: new, packed, or a symbolic link).
-        A directory there holds other refs (``refs/tags/a/b`` when creating
-        ``refs/tags/a``): refused, as git refuses it."""
+    def _loose_ref_file(ref: str, path: Path) -> None:
+        """Refuse a ref where a directory holds other refs (``refs/tags/a/b`` when creating
+        ``refs/tags/a``), as git refuses it."""
         try:
             mode = os.lstat(path).st_mode
         except FileNotFoundError:
-            return False
+            return
         if stat.S_ISDIR(mode):
             raise ConflictError(
                 f"{ref} cannot be created: refs exist below it ({path} is a directory)"
             )
-        return stat.S_ISREG(mode)
 
     @staticmethod
     def _swap_in(lock: Path, path: Path) -> bool:
@@ -358,7 +359,8 @@ class RefUpdater:
         """Fill a ready spare file and make it the lock by a rename that fails when the
         name exists, just as ``O_EXCL`` does, at a fraction of the cost of creating a file.
         False when no spare is ready or the system cannot (the caller creates the lock)."""
-        spare = self._repo.spare_files.take()
+        spares = self._repo.spare_files
+        spare = spares.take_kept(len(content)) or spares.take()
         if spare is None:
             return False
         try:
@@ -400,9 +402,9 @@ class RefUpdater:
             on_disk = None
         if cached is not None:
             fd, inode, pid = cached
-            if inode == on_disk and pid == os.getpid():
+            if inode == on_disk and pid == process.pid():
                 return fd
-            if pid == os.getpid():
+            if pid == process.pid():
                 os.close(fd)
             del self._reflogs[log]
         if on_disk is None and self._repo.bare:
@@ -412,12 +414,12 @@ class RefUpdater:
         except FileNotFoundError:
             log.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        self._reflogs[log] = (fd, os.fstat(fd).st_ino, os.getpid())
+        self._reflogs[log] = (fd, os.fstat(fd).st_ino, process.pid())
         return fd
 
     def close(self) -> None:
         for fd, _inode, pid in self._reflogs.values():
-            if pid == os.getpid():
+            if pid == process.pid():
                 os.close(fd)
         self._reflogs.clear()
 
@@ -760,6 +762,25 @@ class GitRepo:
     def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order varies
         with contextlib.suppress(Exception):
             self.close()
+
+
+def _read_loose_ref(path: str) -> bytes | None:
+    """A loose ref file's bytes; None when there is no regular file (missing, a symbolic
+    ref, a symbolic link or a directory), "ref: " files included (resolved elsewhere)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 4096)
+    except IsADirectoryError:
+        return None
+    finally:
+        os.close(fd)
+    return None if data.startswith(b"ref: ") else data
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def read_small_file(path: str) -> str:

@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from gittrack.store import process
 from gittrack.store.background import Background
 from gittrack.store.files import SpareFiles, replace_file
 
@@ -168,12 +169,12 @@ class SmallPacks:
         self._packs: list[Path] = []
         self._entries: dict[str, bytes] = {}
         self._bytes = 0
-        self._pid = os.getpid()
+        self._pid = process.pid()
 
     def add(self, pack: Path, entries: Mapping[str, bytes]) -> None:
-        if self._pid != os.getpid():  # a forked child leaves its parent's packs alone
+        if self._pid != process.pid():  # a forked child leaves its parent's packs alone
             self._reset()
-            self._pid = os.getpid()
+            self._pid = process.pid()
         size = sum(len(entry) for entry in entries.values())
         if self._bytes + size > self.max_bytes:
             self._reset()  # too large to keep: leave these packs to git gc

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gittrack.errors import ConflictError, NotFoundError
+from gittrack.store import process
 from gittrack.store.background import Background
 from gittrack.store.files import read_file, replace_file, write_all
 
@@ -49,6 +50,9 @@ def _try_flock(fd: int) -> bool:
 
 
 _DATA_FILES = (META, PARAMS, METRICS)
+# Data files are opened for reading too, so the owner reads what it appended through the
+# descriptor it holds (``read_appended``, ``stamp``) without looking the path up again.
+_APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT
 
 
 def rewrite_in_place(fd: int, document: bytes) -> None:
@@ -101,6 +105,33 @@ class LiveRun:
             data = data[: data.rfind(b"\n") + 1]
         return data
 
+    def read_appended(self, name: str) -> bytes | None:
+        """The whole of a file that is only ever appended to (``metrics.jsonl``), read
+        through the descriptor this handle appends with when it has one."""
+        fd = self._fds.get(name)
+        if fd is None:
+            return read_file(f"{self._base}/{name}")
+        chunks = []
+        offset = 0
+        while chunk := os.pread(fd, 1 << 16, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks)
+
+    def stamp(self, name: str) -> tuple:
+        """(mtime, size, inode) of a file; after this handle's own append, taken through
+        its descriptor, which is the file at that path unless someone replaced it since."""
+        fd = self._fds.get(name)
+        try:
+            st = os.stat(f"{self._base}/{name}") if fd is None else os.fstat(fd)
+        except FileNotFoundError:
+            return ()
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def names(self) -> list[str]:
+        """The names in the run's directory."""
+        return os.listdir(self._base)
+
     def write(self, name: str, data: bytes) -> None:
         """Replace a file atomically (the descriptor kept for appends is reopened later)."""
         replace_file(self.path / name, data)
@@ -112,9 +143,7 @@ class LiveRun:
         """One ``write`` per call: what returns is in the kernel."""
         fd = self._fds.get(name)
         if fd is None:
-            fd = self._fds[name] = os.open(
-                self.path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-            )
+            fd = self._fds[name] = os.open(self.path / name, _APPEND_FLAGS, 0o644)
         write_all(fd, data)
 
     def append_metrics(self, data: bytes) -> None:
@@ -157,7 +186,7 @@ class LiveRun:
         ``live/`` (so nothing can recover it twice), then its files are deleted, in the
         background when a cleaner is given."""
         self._close_data()
-        retired = self.path.with_name(f"{RETIRED_PREFIX}{self.run_id}-{os.urandom(4).hex()}")
+        retired = self.path.with_name(f"{RETIRED_PREFIX}{self.run_id}-{process.token(4)}")
         try:
             os.rename(self.path, retired)
         except FileNotFoundError:
@@ -219,7 +248,7 @@ class Staging:
                         shutil.rmtree(path, ignore_errors=True)
 
     def _lock_doc(self) -> dict:
-        return {"pid": os.getpid(), "host": _hostname(), "locked_at": int(time.time() * 1000)}
+        return {"pid": process.pid(), "host": _hostname(), "locked_at": int(time.time() * 1000)}
 
     def _sweep_spare(self, path: Path) -> None:
         """A spare whose lock can be taken belongs to a process that is gone."""
@@ -243,33 +272,31 @@ class Staging:
             path.mkdir()
         lock_fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         _try_flock(lock_fd)
-        fds = {
-            name: os.open(path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            for name in _DATA_FILES
-        }
-        return _Spare(path, lock_fd, fds, os.getpid())
+        fds = {name: os.open(path / name, _APPEND_FLAGS, 0o644) for name in _DATA_FILES}
+        return _Spare(path, lock_fd, fds, process.pid())
 
-    def recycle(self, live: LiveRun) -> None:
+    def recycle(self, live: LiveRun, names: list[str] | None = None) -> None:
         """After its commit, make a run's directory the next spare: one rename takes it out
         of ``live/``; its files are emptied in place, so the next run creates none. A
-        directory holding anything unexpected is retired instead."""
-        names = set(os.listdir(live.path))
+        directory holding anything unexpected is retired instead. ``names``: what the
+        directory held when it was committed, when the caller listed it already."""
+        names = set(live.names() if names is None else names)
         if (
             not live.owner
-            or self._spare_pid != os.getpid()
+            or self._spare_pid != process.pid()
             or not names <= {LOCK, ARTIFACTS, *_DATA_FILES}
         ):
             live.remove(self.cleaner)
             return
-        spare_path = self.root / f"{SPARE_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
+        spare_path = self.root / f"{SPARE_PREFIX}{process.pid()}-{process.token(4)}"
         os.rename(live.path, spare_path)
         lock_fd, fds = live.detach()
         assert lock_fd is not None
         if ARTIFACTS in names:
-            retired = self.root / f"{RETIRED_PREFIX}{live.run_id}-{os.urandom(4).hex()}"
+            retired = self.root / f"{RETIRED_PREFIX}{live.run_id}-{process.token(4)}"
             os.rename(spare_path / ARTIFACTS, retired)
             self.cleaner.remove_tree(retired)
-        spare = _Spare(spare_path, lock_fd, fds, os.getpid())
+        spare = _Spare(spare_path, lock_fd, fds, process.pid())
         # Emptying the files frees their blocks (100 µs and more on ext4): done off this
         # thread; a run starting meanwhile waits for it rather than create files itself.
         with self._spare_ready:
@@ -281,9 +308,7 @@ class Staging:
             for name in _DATA_FILES:
                 fd = spare.fds.get(name)
                 if fd is None:
-                    fd = spare.fds[name] = os.open(
-                        spare.path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-                    )
+                    fd = spare.fds[name] = os.open(spare.path / name, _APPEND_FLAGS, 0o644)
                 if os.fstat(fd).st_size:
                     os.ftruncate(fd, 0)
         except OSError:
@@ -295,7 +320,7 @@ class Staging:
     def _prepare_spare(self) -> None:
         spare = None
         try:
-            spare = self._make_shell(f"{SPARE_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
+            spare = self._make_shell(f"{SPARE_PREFIX}{process.pid()}-{process.token(4)}")
         finally:
             self._preparing = False
             self._offer_spare(spare)
@@ -303,7 +328,7 @@ class Staging:
     def _offer_spare(self, spare: _Spare | None) -> None:
         """Add a spare made in the background to the ready ones (beyond ``MAX_SPARES`` it is
         removed), and wake a run waiting for one."""
-        if (spare is not None and spare.pid != os.getpid()) or self._spare_pid != os.getpid():
+        if (spare is not None and spare.pid != process.pid()) or self._spare_pid != process.pid():
             return
         with self._spare_ready:
             self._in_making -= 1
@@ -325,7 +350,7 @@ class Staging:
     def _take_shell(self, run_id: str) -> _Spare:
         """A spare when one is ready or being made (waited for briefly), else a shell made
         now; either way the next spare is then prepared in the background (one at a time)."""
-        pid = os.getpid()
+        pid = process.pid()
         if self._spare_pid != pid:  # a forked child leaves its parent's spares alone
             self._spares, self._preparing, self._spare_pid = collections.deque(), False, pid
             self._in_making, self._spare_ready = 0, threading.Condition()
@@ -341,7 +366,7 @@ class Staging:
     def discard_spares(self) -> None:
         """Remove this process's unused spares (at exit)."""
         self.cleaner.drain()
-        while self._spares and self._spare_pid == os.getpid():
+        while self._spares and self._spare_pid == process.pid():
             self._discard(self._spares.popleft())
 
     @staticmethod

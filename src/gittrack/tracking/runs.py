@@ -397,7 +397,7 @@ class RunStore:
             # Params never change, so params.yaml only grows: one append, no new file.
             opened.live.append(PARAMS, dump_yaml(new))
             opened.params = {**opened.params, **new}
-            opened.file_stamps[PARAMS] = _stamp(opened.live.file(PARAMS))
+            opened.file_stamps[PARAMS] = opened.live.stamp(PARAMS)
 
     def set_tags(self, run_id: str, tags: dict[str, object]) -> None:
         checked = {
@@ -414,7 +414,7 @@ class RunStore:
             # New keys only: appended to the tags mapping, which is last in the live meta.yaml.
             tags.update(checked)
             opened.live.append(META, _indented(dump_yaml(checked)))
-            opened.file_stamps[META] = _stamp(opened.live.file(META))
+            opened.file_stamps[META] = opened.live.stamp(META)
             return
         tags.update(checked)
         if "mlflow.runName" in checked:
@@ -565,7 +565,8 @@ class RunStore:
     def _commit_live(self, live: LiveRun, meta: dict, params: dict[str, str]) -> str:
         """Commit a live run's files onto the branch, then remove the live directory."""
         run_id = live.run_id
-        raw_metrics = live.read(METRICS) or b""
+        names = live.names()
+        raw_metrics = live.read_appended(METRICS) or b""
         points, torn = parse_metric_lines(raw_metrics, f"{live.path}/{METRICS}")
         if torn is not None:
             raw_metrics = raw_metrics[: raw_metrics.rfind(b"\n") + 1]
@@ -583,7 +584,7 @@ class RunStore:
             f"{base}/{METRICS}": Blob(raw_metrics),
         }
         artifacts = live.artifacts_dir
-        for path in sorted(artifacts.rglob("*")) if os.path.isdir(artifacts) else ():
+        for path in sorted(artifacts.rglob("*")) if ARTIFACTS in names else ():
             if path.is_file():
                 rel = path.relative_to(artifacts).as_posix()
                 mode = "100755" if os.access(path, os.X_OK) else "100644"
@@ -596,7 +597,7 @@ class RunStore:
             f"Source-Commit: {meta['source'].get('commit') or 'none'}\n"
         )
         tip = self.branch.commit(lambda _snap: changes, message, tuple(dict.fromkeys(parents)))
-        self.staging.recycle(live)
+        self.staging.recycle(live, names)
         return tip
 
     # ------------------------------------------------------------- recovery
@@ -743,11 +744,11 @@ class RunStore:
 
     def _write_meta(self, opened: _OpenRun) -> None:
         opened.live.write(META, _live_meta_bytes(opened.meta))
-        opened.file_stamps[META] = _stamp(opened.live.file(META))
+        opened.file_stamps[META] = opened.live.stamp(META)
 
     def _remember_stamps(self, opened: _OpenRun) -> None:
         for name in (META, PARAMS):
-            opened.file_stamps[name] = _stamp(opened.live.file(name))
+            opened.file_stamps[name] = opened.live.stamp(name)
 
     def _refresh(self, opened: _OpenRun, name: str, force: bool = False) -> None:
         """Re-read a live file another process rewrote since we last wrote it."""
