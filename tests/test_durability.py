@@ -10,11 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 import gittrack as mlflow
 from gittrack import Client
 from gittrack.entities import RunStatus
+from gittrack.errors import ConflictError
 from gittrack.store.staging import Staging
 
 from .conftest import SRC, git, run_script, tree_fingerprint
@@ -310,6 +312,30 @@ def test_live_files_stay_valid_yaml_as_params_and_tags_are_appended(repo: Path) 
     got = mlflow.get_run(run.info.run_id)
     assert got.data.params == {"p1": "1", "p2": "two words", "p3": "yes"}
     assert got.data.tags["a"] == "changed" and got.data.tags["c"] == "no"
+
+
+def test_the_owner_sees_and_keeps_what_another_process_wrote_into_its_live_run(
+    repo: Path,
+) -> None:
+    run = mlflow.start_run(tags={"a": "1"})
+    run_id = run.info.run_id
+    mlflow.log_param("mine", 1)
+    result = run_script(
+        "import gittrack as m\n"
+        "c = m.Client()\n"
+        f"c.set_tag({run_id!r}, 'a', 'theirs')\n"  # an existing key: meta.yaml is replaced
+        f"c.log_param({run_id!r}, 'their_param', 2)\n",  # appended to params.yaml
+        repo,
+    )
+    assert result.returncode == 0, result.stderr
+    mlflow.set_tag("b", "mine")  # a new key: appended by the owner, to the new meta.yaml
+    with pytest.raises(ConflictError, match="their_param"):
+        mlflow.log_param("their_param", 3)
+    mlflow.log_param("mine_too", 4)
+    mlflow.end_run()
+    got = mlflow.get_run(run_id)
+    assert got.data.tags["a"] == "theirs" and got.data.tags["b"] == "mine"
+    assert got.data.params == {"mine": "1", "their_param": "2", "mine_too": "4"}
 
 
 def test_a_torn_last_line_of_a_live_yaml_file_is_dropped(repo: Path) -> None:

@@ -40,12 +40,25 @@ def read_file(path: str) -> bytes | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
+        return read_rest(fd)
     finally:
         os.close(fd)
-    return b"".join(chunks)
+
+
+def read_rest(fd: int, offset: int | None = None) -> bytes:
+    """What is left to read from ``fd`` (from ``offset`` with ``pread``). A read shorter
+    than asked for is taken as the end, as it is for regular files: a small file (a ref, a
+    run's metrics) costs one read, not two."""
+    chunks = []
+    size = 1 << 16
+    while True:
+        chunk = os.read(fd, size) if offset is None else os.pread(fd, size, offset)
+        chunks.append(chunk)
+        if len(chunk) < size:
+            return b"".join(chunks)
+        if offset is not None:
+            offset += size
+        size = 1 << 20
 
 
 def replace_file(

@@ -27,7 +27,7 @@ from pathlib import Path
 from gittrack.errors import ConflictError, NotFoundError
 from gittrack.store import process
 from gittrack.store.background import Background
-from gittrack.store.files import read_file, replace_file, write_all
+from gittrack.store.files import read_file, read_rest, replace_file, write_all
 
 META = "meta.yaml"
 PARAMS = "params.yaml"
@@ -39,6 +39,13 @@ LOCK = "lock"
 @functools.cache
 def _hostname() -> str:
     return socket.gethostname()
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
 
 
 def _try_flock(fd: int) -> bool:
@@ -55,11 +62,14 @@ _DATA_FILES = (META, PARAMS, METRICS)
 _APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT
 
 
-def rewrite_in_place(fd: int, document: bytes) -> None:
+def rewrite_in_place(fd: int, document: bytes, size: int | None = None) -> int:
     """Overwrite a small JSON file through its descriptor, padding with spaces (which JSON
-    ignores) instead of truncating: one write, no new file."""
-    size = os.fstat(fd).st_size
+    ignores) instead of truncating: one write, no new file. ``size``: the file's size when
+    the caller knows it. Returns the size after the write."""
+    if size is None:
+        size = os.fstat(fd).st_size
     os.pwrite(fd, document.ljust(size), 0)
+    return max(size, len(document))
 
 
 class LiveRun:
@@ -77,13 +87,17 @@ class LiveRun:
         lock_fd: int | None,
         fds: dict[str, int] | None = None,
         lock_doc: dict | None = None,
+        inodes: dict[str, int] | None = None,
+        lock_size: int | None = None,
     ) -> None:
         self.path = path
         self._base = str(path)
         self._lock_doc = lock_doc  # what this process wrote into ``lock``, when it did
+        self._lock_size = lock_size  # the lock file's size, when known
         self.run_id = path.name
         self._lock_fd = lock_fd
         self._fds: dict[str, int] = dict(fds or {})
+        self._inodes: dict[str, int] = dict(inodes or {})  # of the files behind ``_fds``
 
     @property
     def owner(self) -> bool:
@@ -111,22 +125,31 @@ class LiveRun:
         fd = self._fds.get(name)
         if fd is None:
             return read_file(f"{self._base}/{name}")
-        chunks = []
-        offset = 0
-        while chunk := os.pread(fd, 1 << 16, offset):
-            chunks.append(chunk)
-            offset += len(chunk)
-        return b"".join(chunks)
+        return read_rest(fd, 0)
 
-    def stamp(self, name: str) -> tuple:
-        """(mtime, size, inode) of a file; after this handle's own append, taken through
-        its descriptor, which is the file at that path unless someone replaced it since."""
-        fd = self._fds.get(name)
+    def stamp(self, name: str) -> tuple[int, int] | tuple[()]:
+        """(size, inode) of the file at ``name`` (``()`` when missing): it changes when
+        anyone appends to the file or replaces it. An inode cannot be reused while this
+        handle holds a descriptor on it, and it holds one on each file it appends to."""
         try:
-            st = os.stat(f"{self._base}/{name}") if fd is None else os.fstat(fd)
+            st = os.stat(f"{self._base}/{name}")
         except FileNotFoundError:
             return ()
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+        return (st.st_size, st.st_ino)
+
+    def stamp_of_own(self, name: str, size: int) -> tuple[int, int] | tuple[()]:
+        """The stamp of a file this handle wrote last and knows the ``size`` of: no system
+        call when the inode behind its descriptor is known."""
+        inode = self._inodes.get(name) if name in self._fds else None
+        return self.stamp(name) if inode is None else (size, inode)
+
+    def reopen(self, name: str) -> None:
+        """Forget the descriptor on a file someone else replaced (the next append opens the
+        file now at that path)."""
+        fd = self._fds.pop(name, None)
+        self._inodes.pop(name, None)
+        if fd is not None:
+            os.close(fd)
 
     def names(self) -> list[str]:
         """The names in the run's directory."""
@@ -135,15 +158,14 @@ class LiveRun:
     def write(self, name: str, data: bytes) -> None:
         """Replace a file atomically (the descriptor kept for appends is reopened later)."""
         replace_file(self.path / name, data)
-        fd = self._fds.pop(name, None)
-        if fd is not None:
-            os.close(fd)
+        self.reopen(name)
 
     def append(self, name: str, data: bytes) -> None:
         """One ``write`` per call: what returns is in the kernel."""
         fd = self._fds.get(name)
         if fd is None:
             fd = self._fds[name] = os.open(self.path / name, _APPEND_FLAGS, 0o644)
+            self._inodes[name] = os.fstat(fd).st_ino
         write_all(fd, data)
 
     def append_metrics(self, data: bytes) -> None:
@@ -156,7 +178,9 @@ class LiveRun:
             return
         info = self._lock_doc if self._lock_doc is not None else self.lock_info()
         info = {**info, "ending": status, "end_time": end_time}
-        rewrite_in_place(self._lock_fd, json.dumps(info).encode())
+        self._lock_size = rewrite_in_place(
+            self._lock_fd, json.dumps(info).encode(), self._lock_size
+        )
 
     def lock_info(self) -> dict:
         try:
@@ -175,11 +199,12 @@ class LiveRun:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def detach(self) -> tuple[int | None, dict[str, int]]:
-        """Hand the lock and file descriptors over (for recycling the directory)."""
-        lock_fd, fds = self._lock_fd, self._fds
-        self._lock_fd, self._fds = None, {}
-        return lock_fd, fds
+    def detach(self) -> tuple[int | None, dict[str, int], dict[str, int], int | None]:
+        """Hand the lock and file descriptors over (for recycling the directory): the lock's
+        descriptor, the data files' descriptors and inodes, and the lock file's size."""
+        handed = (self._lock_fd, self._fds, self._inodes, self._lock_size)
+        self._lock_fd, self._fds, self._inodes = None, {}, {}
+        return handed
 
     def remove(self, cleaner: Background | None = None) -> None:
         """Retire the directory after a successful commit: one rename takes it out of
@@ -211,6 +236,8 @@ class _Spare:
     lock_fd: int
     fds: dict[str, int]
     pid: int
+    inodes: dict[str, int]
+    lock_size: int | None
 
 
 class Staging:
@@ -273,7 +300,8 @@ class Staging:
         lock_fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         _try_flock(lock_fd)
         fds = {name: os.open(path / name, _APPEND_FLAGS, 0o644) for name in _DATA_FILES}
-        return _Spare(path, lock_fd, fds, process.pid())
+        inodes = {name: os.fstat(fd).st_ino for name, fd in fds.items()}
+        return _Spare(path, lock_fd, fds, process.pid(), inodes, 0)
 
     def recycle(self, live: LiveRun, names: list[str] | None = None) -> None:
         """After its commit, make a run's directory the next spare: one rename takes it out
@@ -290,13 +318,13 @@ class Staging:
             return
         spare_path = self.root / f"{SPARE_PREFIX}{process.pid()}-{process.token(4)}"
         os.rename(live.path, spare_path)
-        lock_fd, fds = live.detach()
+        lock_fd, fds, inodes, lock_size = live.detach()
         assert lock_fd is not None
         if ARTIFACTS in names:
             retired = self.root / f"{RETIRED_PREFIX}{live.run_id}-{process.token(4)}"
             os.rename(spare_path / ARTIFACTS, retired)
             self.cleaner.remove_tree(retired)
-        spare = _Spare(spare_path, lock_fd, fds, process.pid())
+        spare = _Spare(spare_path, lock_fd, fds, process.pid(), inodes, lock_size)
         # Emptying the files frees their blocks (100 µs and more on ext4): done off this
         # thread; a run starting meanwhile waits for it rather than create files itself.
         with self._spare_ready:
@@ -307,8 +335,13 @@ class Staging:
         try:
             for name in _DATA_FILES:
                 fd = spare.fds.get(name)
+                on_path = _inode(spare.path / name)
+                if fd is not None and on_path != spare.inodes.get(name):
+                    os.close(spare.fds.pop(name))  # replaced by another process: reopen
+                    fd = None
                 if fd is None:
                     fd = spare.fds[name] = os.open(spare.path / name, _APPEND_FLAGS, 0o644)
+                    spare.inodes[name] = os.fstat(fd).st_ino
                 if os.fstat(fd).st_size:
                     os.ftruncate(fd, 0)
         except OSError:
@@ -380,7 +413,7 @@ class Staging:
         final = self.root / run_id
         shell = self._take_shell(run_id)
         lock_doc = self._lock_doc()
-        rewrite_in_place(shell.lock_fd, json.dumps(lock_doc).encode())
+        lock_size = rewrite_in_place(shell.lock_fd, json.dumps(lock_doc).encode(), shell.lock_size)
         for name, data in files.items():
             fd = shell.fds.get(name)
             if fd is None:
@@ -394,7 +427,7 @@ class Staging:
                 os.close(fd)
             shutil.rmtree(shell.path, ignore_errors=True)
             raise ConflictError(f"run {run_id} is already live in {final}") from exc
-        return LiveRun(final, shell.lock_fd, shell.fds, lock_doc=lock_doc)
+        return LiveRun(final, shell.lock_fd, shell.fds, lock_doc, shell.inodes, lock_size)
 
     def exists(self, run_id: str) -> bool:
         return (self.root / run_id / LOCK).exists()

@@ -86,14 +86,6 @@ def _user_of_process() -> str:
     return getpass.getuser()
 
 
-def _stamp(path: Path) -> tuple:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return ()
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
 def summarize_metrics(points: list[tuple[str, float, int, int]]) -> dict[str, dict]:
     """Per key: the latest point (highest step, then latest timestamp) and min/max/count."""
     summary: dict[str, dict] = {}
@@ -242,9 +234,11 @@ class RunStore:
                 [source.snapshot or source.commit] if (source.snapshot or source.commit) else []
             )
         # Keys and values are checked above; the schema is checked when the run is committed.
-        live = self.staging.create(run_id, {META: _live_meta_bytes(meta)})
+        meta_bytes = _live_meta_bytes(meta)
+        live = self.staging.create(run_id, {META: meta_bytes})
         opened = _OpenRun(live, meta, {})
-        self._remember_stamps(opened)
+        opened.file_stamps[META] = live.stamp_of_own(META, len(meta_bytes))
+        opened.file_stamps[PARAMS] = live.stamp_of_own(PARAMS, 0)
         self._open[run_id] = opened
         return self._run_from_docs(meta, {}, {}, live=True)
 
@@ -395,9 +389,10 @@ class RunStore:
                 )
         if new:
             # Params never change, so params.yaml only grows: one append, no new file.
-            opened.live.append(PARAMS, dump_yaml(new))
+            data = dump_yaml(new)
+            opened.live.append(PARAMS, data)
             opened.params = {**opened.params, **new}
-            opened.file_stamps[PARAMS] = opened.live.stamp(PARAMS)
+            self._grown(opened, PARAMS, len(data))
 
     def set_tags(self, run_id: str, tags: dict[str, object]) -> None:
         checked = {
@@ -413,8 +408,9 @@ class RunStore:
         if tags and "mlflow.runName" not in checked and not (checked.keys() & tags.keys()):
             # New keys only: appended to the tags mapping, which is last in the live meta.yaml.
             tags.update(checked)
-            opened.live.append(META, _indented(dump_yaml(checked)))
-            opened.file_stamps[META] = opened.live.stamp(META)
+            data = _indented(dump_yaml(checked))
+            opened.live.append(META, data)
+            self._grown(opened, META, len(data))
             return
         tags.update(checked)
         if "mlflow.runName" in checked:
@@ -750,11 +746,22 @@ class RunStore:
         for name in (META, PARAMS):
             opened.file_stamps[name] = opened.live.stamp(name)
 
+    @staticmethod
+    def _grown(opened: _OpenRun, name: str, appended: int) -> None:
+        """The stamp of a file after this process appended ``appended`` bytes to it."""
+        before = opened.file_stamps.get(name)
+        opened.file_stamps[name] = (
+            opened.live.stamp_of_own(name, before[0] + appended)
+            if before
+            else opened.live.stamp(name)
+        )
+
     def _refresh(self, opened: _OpenRun, name: str, force: bool = False) -> None:
         """Re-read a live file another process rewrote since we last wrote it."""
-        stamp = _stamp(opened.live.file(name))
+        stamp = opened.live.stamp(name)
         if not force and stamp == opened.file_stamps.get(name):
             return
+        opened.live.reopen(name)  # appends go to the file now at the path
         doc = load_yaml(opened.live.read(name) or b"", f"{opened.live.path}/{name}")
         if name == META:
             opened.meta = doc
