@@ -125,9 +125,14 @@ def test_the_first_take_schedules_a_fill_and_later_takes_hand_out_empty_files(
     pool = SpareFiles(tmp_path / "spare", chores, batch=4)
     assert pool.take() is None
     chores.drain()
-    spare = pool.take()
-    assert spare is not None and pool.directory in Path(spare).parents
+    taken = pool.take()
+    assert taken is not None
+    spare, fd = taken
+    assert pool.directory in Path(spare).parents
     assert Path(spare).is_file() and Path(spare).stat().st_size == 0
+    # handed out open for writing, though read-only (packs and indexes are)
+    assert os.write(fd, b"x") == 1 and Path(spare).stat().st_mode & 0o777 == 0o444
+    os.close(fd)
     pool.discard()
 
 
@@ -238,6 +243,7 @@ def test_a_ref_moves_from_its_expected_value_with_a_reflog_line_and_no_lock(refs
     assert git(gr.path, "reflog", "show", "--format=%H", "refs/heads/feature").split()[0] == second
     # the lock (and so the ref now) is a spare exactly when spares are ready
     assert (ref.stat().st_ino in spares_before) is with_spares
+    assert ref.stat().st_mode & 0o777 == 0o644  # a ref's mode, though spares are read-only
     gr.chores.drain()
     assert len(spares_before - set(_spares_in(gr.spare_files.directory).values())) == with_spares
 

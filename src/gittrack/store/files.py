@@ -62,18 +62,20 @@ def read_rest(fd: int, offset: int | None = None) -> bytes:
 
 
 def replace_file(
-    target: Path, data: bytes, mode: int = 0o644, spares: SpareFiles | None = None
+    target: str | Path, data: bytes, mode: int = 0o644, spares: SpareFiles | None = None
 ) -> None:
     """Write ``data`` to a fresh temporary file and rename it over ``target``; the directory
     is created when missing. The temporary file is a spare when ``spares`` has one ready."""
+    target = os.fspath(target)
     spare = spares.take() if spares is not None else None
     if spare is not None and _replace_with_spare(spare, target, data, mode):
         return
-    tmp = target.with_name(f"tmp_{target.name}_{process.pid()}_{process.token(6)}")
+    directory, _, name = target.rpartition("/")
+    tmp = f"{directory}/tmp_{name}_{process.pid()}_{process.token(6)}"
     try:
         fd = os.open(tmp, _CREATE, mode)
     except FileNotFoundError:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(directory, exist_ok=True)
         fd = os.open(tmp, _CREATE, mode)
     try:
         write_all(fd, data)
@@ -82,13 +84,10 @@ def replace_file(
     os.replace(tmp, target)
 
 
-def _replace_with_spare(spare: str, target: Path, data: bytes, mode: int) -> bool:
-    """Fill ``spare`` and rename it over ``target``; False (spare gone) when that cannot be
-    done, so the caller writes the file the ordinary way."""
-    try:
-        fd = os.open(spare, os.O_WRONLY)  # empty already: O_TRUNC would cost a flush on ext4
-    except OSError:
-        return False
+def _replace_with_spare(spare: tuple[str, int], target: str, data: bytes, mode: int) -> bool:
+    """Fill a spare through its open descriptor and rename it over ``target``; False (spare
+    gone) when that cannot be done, so the caller writes the file the ordinary way."""
+    spare, fd = spare
     try:
         write_all(fd, data)
         if mode != SpareFiles.MODE:
@@ -100,7 +99,7 @@ def _replace_with_spare(spare: str, target: Path, data: bytes, mode: int) -> boo
     except FileNotFoundError:
         if not os.path.exists(spare):
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
         os.replace(spare, target)
     except OSError as exc:  # another file system (EXDEV), or renames refused
         with contextlib.suppress(OSError):
@@ -124,14 +123,14 @@ class SpareFiles:
     its parent's spares.
     """
 
-    MODE = 0o644
+    MODE = 0o444  # what packs and their indexes are written with
     MAX_KEPT = 4
 
     def __init__(self, directory: Path, chores: Background, batch: int = 32) -> None:
         self.directory = directory
         self.batch = batch
         self._chores = chores
-        self._ready: collections.deque[str] = collections.deque()
+        self._ready: collections.deque[tuple[str, int]] = collections.deque()
         self._batches: collections.deque[str] = collections.deque()
         self._kept: list[tuple[str, int]] = []
         self._filling = False
@@ -139,7 +138,8 @@ class SpareFiles:
         self._prefix = ""
         self._count = 0
 
-    def take(self) -> str | None:
+    def take(self) -> tuple[str, int] | None:
+        """A spare's path and a write descriptor on it (the caller closes it), or None."""
         if self._pid != process.pid():
             self._start()
         spare = self._ready.popleft() if self._ready else None
@@ -199,6 +199,9 @@ class SpareFiles:
         return target
 
     def _start(self) -> None:
+        if self._pid is not None:  # a forked child: the descriptors are copies of its parent's
+            for _path, fd in self._ready:
+                os.close(fd)
         self._pid = process.pid()
         self._ready = collections.deque()
         self._batches = collections.deque()
@@ -217,10 +220,14 @@ class SpareFiles:
             made = []
             for index in range(self.batch):
                 path = f"{batch}/{index}"
-                os.close(os.open(path, _CREATE, self.MODE))
-                made.append(path)
+                # Kept open: filling a spare then costs no open, and (write access being
+                # granted by O_CREAT whatever the mode) no chmod to make it read-only.
+                made.append((path, os.open(path, _CREATE, self.MODE)))
             if self._pid == process.pid():
                 self._ready.extend(made)
+            else:
+                for _path, fd in made:
+                    os.close(fd)
         finally:
             self._filling = False
 
@@ -240,7 +247,8 @@ class SpareFiles:
         self._chores.drain()
         if self._pid != process.pid():
             return
-        self._ready.clear()
+        while self._ready:
+            os.close(self._ready.popleft()[1])
         self._kept.clear()
         while self._batches:
             shutil.rmtree(self._batches.popleft(), ignore_errors=True)

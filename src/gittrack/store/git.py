@@ -271,6 +271,9 @@ class ObjectReader:
             proc.wait()
 
 
+LOCK_MODE = 0o644  # a ref's mode (git: 0666 less the umask)
+
+
 class RefUpdater:
     """Compare-and-swap ref updates with git's own lock protocol, in process.
 
@@ -283,7 +286,7 @@ class RefUpdater:
     def __init__(self, repo: GitRepo) -> None:
         self._repo = repo
         self._lock = threading.Lock()
-        self._reflogs: dict[Path, tuple[int, int, int]] = {}
+        self._reflogs: dict[str, tuple[int, int, int]] = {}
 
     def update(self, ref: str, new: str, old: str | None, message: str = "gittrack") -> None:
         """Point ``ref`` at ``new`` only if it is at ``old`` (None: must not exist yet).
@@ -292,12 +295,12 @@ class RefUpdater:
         caller rebuilds and retries).
         """
         repo = self._repo
-        path = repo.common_dir / ref
-        lock = path.with_name(path.name + ".lock")
+        path = f"{repo.common_dir}/{ref}"
+        lock = f"{path}.lock"
         with self._lock:
             self._take_lock(ref, lock, f"{new}\n".encode())
             try:
-                raw = _read_loose_ref(str(path)) or b""
+                raw = _read_loose_ref(path) or b""
                 current = raw.strip().decode() or repo.read_ref(ref)
                 if current != old:
                     raise ConflictError(f"{ref} is at {current}, expected {old}")
@@ -305,7 +308,7 @@ class RefUpdater:
                 if raw.strip() and self._swap_in(lock, path):
                     # The lock now holds the old value: moving it away releases the lock,
                     # and the file serves again as a later lock (same size, no new file).
-                    repo.spare_files.keep(str(lock), len(raw))
+                    repo.spare_files.keep(lock, len(raw))
                 else:
                     self._loose_ref_file(ref, path)
                     os.replace(lock, path)
@@ -315,7 +318,7 @@ class RefUpdater:
                 raise
 
     @staticmethod
-    def _loose_ref_file(ref: str, path: Path) -> None:
+    def _loose_ref_file(ref: str, path: str) -> None:
         """Refuse a ref where a directory holds other refs (``refs/tags/a/b`` when creating
         ``refs/tags/a``), as git refuses it."""
         try:
@@ -328,14 +331,14 @@ class RefUpdater:
             )
 
     @staticmethod
-    def _swap_in(lock: Path, path: Path) -> bool:
+    def _swap_in(lock: str, path: str) -> bool:
         """Exchange the lock and the loose ref file; False when the system cannot."""
         try:
-            return exchange(str(lock), str(path))
+            return exchange(lock, path)
         except FileNotFoundError:
             return False
 
-    def _take_lock(self, ref: str, lock: Path, content: bytes) -> None:
+    def _take_lock(self, ref: str, lock: str, content: bytes) -> None:
         """Create ``lock`` exclusively, holding ``content``; ``ConflictError`` when it exists."""
         try:
             if self._rename_spare(lock, content):
@@ -343,7 +346,7 @@ class RefUpdater:
             try:
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
             except FileNotFoundError:
-                lock.parent.mkdir(parents=True, exist_ok=True)
+                os.makedirs(os.path.dirname(lock), exist_ok=True)
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
             try:
                 write_all(fd, content)
@@ -355,24 +358,31 @@ class RefUpdater:
                 "gittrack process is running, remove it)"
             ) from exc
 
-    def _rename_spare(self, lock: Path, content: bytes) -> bool:
+    def _rename_spare(self, lock: str, content: bytes) -> bool:
         """Fill a ready spare file and make it the lock by a rename that fails when the
         name exists, just as ``O_EXCL`` does, at a fraction of the cost of creating a file.
         False when no spare is ready or the system cannot (the caller creates the lock)."""
         spares = self._repo.spare_files
-        spare = spares.take_kept(len(content)) or spares.take()
-        if spare is None:
-            return False
-        try:
-            fd = os.open(spare, os.O_WRONLY)
-        except OSError:
-            return False
+        spare = spares.take_kept(len(content))
+        if spare is not None:  # a ref file an earlier update replaced: overwritten whole
+            try:
+                fd = os.open(spare, os.O_WRONLY)
+            except OSError:
+                return False
+            mode = None
+        else:
+            taken = spares.take()
+            if taken is None:
+                return False
+            (spare, fd), mode = taken, LOCK_MODE  # pool spares are read-only
         try:
             write_all(fd, content)
+            if mode is not None:
+                os.fchmod(fd, mode)
         finally:
             os.close(fd)
         try:
-            if rename_noreplace(spare, str(lock)):
+            if rename_noreplace(spare, lock):
                 return True
         except OSError as exc:  # the lock exists, or e.g. the refs directory is missing
             with contextlib.suppress(OSError):
@@ -385,14 +395,14 @@ class RefUpdater:
 
     def _append_reflog(self, ref: str, old: str | None, new: str, message: str) -> None:
         repo = self._repo
-        log = repo.common_dir / "logs" / ref
+        log = f"{repo.common_dir}/logs/{ref}"
         summary = message.splitlines()[0] if message else ""
         line = f"{old or repo.null_sha} {new} {repo.identity().signature()}\t{summary}\n"
         fd = self._reflog_fd(log)
         if fd is not None:
             os.write(fd, line.encode())
 
-    def _reflog_fd(self, log: Path) -> int | None:
+    def _reflog_fd(self, log: str) -> int | None:
         """An append descriptor on the reflog, kept open across commits; reopened when the
         file was replaced (``git reflog expire`` rewrites it) or this is a forked child."""
         cached = self._reflogs.get(log)
@@ -412,7 +422,7 @@ class RefUpdater:
         try:
             fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         except FileNotFoundError:
-            log.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(log), exist_ok=True)
             fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         self._reflogs[log] = (fd, os.fstat(fd).st_ino, process.pid())
         return fd
@@ -470,7 +480,8 @@ class GitRepo:
         self._commit_cache: dict[str, tuple[str, list[str]]] = {}
         self.chores = Background("gittrack-git")
         self.spare_files = SpareFiles(self.gittrack_dir / "spare", self.chores)
-        self._packs = SmallPacks(self.objects_dir / "pack", self.spare_files, self.chores)
+        self._pack_dir = f"{self.objects_dir}/pack"
+        self._packs = SmallPacks(self._pack_dir, self.spare_files, self.chores)
         self._identity: Identity | None = None
         self._packed: tuple[tuple[int, int, int], dict[str, str]] | None = None
 
@@ -522,7 +533,7 @@ class GitRepo:
                 and sum(len(data) for _kind, data in pending.values()) < MAX_PACKED_BATCH
             ):
                 entries = pack_entries(pending)
-                pack = write_pack(self.objects_dir / "pack", entries, self.spare_files)
+                pack = write_pack(self._pack_dir, entries, self.spare_files)
                 self._known_objects.update(pending)
                 self._packs.add(pack, entries)
             else:

@@ -124,14 +124,15 @@ def build_pack(entries: Mapping[str, bytes]) -> tuple[bytes, bytes, str]:
 
 
 def write_pack(
-    pack_dir: Path, entries: Mapping[str, bytes], spares: SpareFiles | None = None
-) -> Path:
-    """Write the pack, then its index: git sees the pack only once the index exists."""
+    pack_dir: str | Path, entries: Mapping[str, bytes], spares: SpareFiles | None = None
+) -> str:
+    """Write the pack, then its index: git sees the pack only once the index exists.
+    Returns the path of the pack (``.pack``; the index has the same stem)."""
     pack, index, name = build_pack(entries)
-    final = pack_dir / f"pack-{name}"
-    replace_file(final.with_suffix(".pack"), pack, 0o444, spares)
-    replace_file(final.with_suffix(".idx"), index, 0o444, spares)
-    return final.with_suffix(".pack")
+    stem = f"{pack_dir}/pack-{name}"
+    replace_file(f"{stem}.pack", pack, 0o444, spares)
+    replace_file(f"{stem}.idx", index, 0o444, spares)
+    return f"{stem}.pack"
 
 
 class SmallPacks:
@@ -147,7 +148,7 @@ class SmallPacks:
 
     def __init__(
         self,
-        pack_dir: Path,
+        pack_dir: str | Path,
         spares: SpareFiles | None = None,
         chores: Background | None = None,
         limit: int = 32,
@@ -166,12 +167,12 @@ class SmallPacks:
             if levels > 1
             else None
         )
-        self._packs: list[Path] = []
+        self._packs: list[str] = []
         self._entries: dict[str, bytes] = {}
         self._bytes = 0
         self._pid = process.pid()
 
-    def add(self, pack: Path, entries: Mapping[str, bytes]) -> None:
+    def add(self, pack: str, entries: Mapping[str, bytes]) -> None:
         if self._pid != process.pid():  # a forked child leaves its parent's packs alone
             self._reset()
             self._pid = process.pid()
@@ -195,12 +196,12 @@ class SmallPacks:
         else:
             self.chores.submit(lambda: self._merge(packs, entries))
 
-    def _merge(self, packs: list[Path], entries: dict[str, bytes]) -> None:
+    def _merge(self, packs: list[str], entries: dict[str, bytes]) -> None:
         merged = write_pack(self.pack_dir, entries, self.spares)
         for pack in packs:
             for suffix in (".idx", ".pack"):
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(pack.with_suffix(suffix))
+                    os.unlink(pack.removesuffix(".pack") + suffix)
         if self._upper is not None:
             self._upper.add(merged, entries)
 

@@ -41,7 +41,7 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
-def _inode(path: Path) -> int | None:
+def _inode(path: str) -> int | None:
     try:
         return os.stat(path).st_ino
     except FileNotFoundError:
@@ -83,21 +83,32 @@ class LiveRun:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | str,
         lock_fd: int | None,
         fds: dict[str, int] | None = None,
         lock_doc: dict | None = None,
         inodes: dict[str, int] | None = None,
         lock_size: int | None = None,
     ) -> None:
-        self.path = path
-        self._base = str(path)
+        self._base = str(path)  # paths are joined as strings: pathlib costs µs per join
+        self._path = path if isinstance(path, Path) else None
         self._lock_doc = lock_doc  # what this process wrote into ``lock``, when it did
         self._lock_size = lock_size  # the lock file's size, when known
-        self.run_id = path.name
+        self.run_id = self._base.rpartition("/")[2]
         self._lock_fd = lock_fd
         self._fds: dict[str, int] = dict(fds or {})
         self._inodes: dict[str, int] = dict(inodes or {})  # of the files behind ``_fds``
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = Path(self._base)
+        return self._path
+
+    @property
+    def location(self) -> str:
+        """The directory's path as a string."""
+        return self._base
 
     @property
     def owner(self) -> bool:
@@ -164,7 +175,7 @@ class LiveRun:
         """One ``write`` per call: what returns is in the kernel."""
         fd = self._fds.get(name)
         if fd is None:
-            fd = self._fds[name] = os.open(self.path / name, _APPEND_FLAGS, 0o644)
+            fd = self._fds[name] = os.open(f"{self._base}/{name}", _APPEND_FLAGS, 0o644)
             self._inodes[name] = os.fstat(fd).st_ino
         write_all(fd, data)
 
@@ -232,7 +243,7 @@ SPARE_PREFIX = ".new-spare-"
 class _Spare:
     """A prepared, locked live directory with empty data files, waiting for a run."""
 
-    path: Path
+    path: str
     lock_fd: int
     fds: dict[str, int]
     pid: int
@@ -291,15 +302,15 @@ class Staging:
 
     def _make_shell(self, name: str) -> _Spare:
         """A locked directory with empty data files, not yet visible as a run."""
-        path = self.root / name
+        path = f"{self.root}/{name}"
         try:
-            path.mkdir()
+            os.mkdir(path)
         except FileNotFoundError:
             self.root.mkdir(parents=True, exist_ok=True)
-            path.mkdir()
-        lock_fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            os.mkdir(path)
+        lock_fd = os.open(f"{path}/{LOCK}", os.O_RDWR | os.O_CREAT, 0o644)
         _try_flock(lock_fd)
-        fds = {name: os.open(path / name, _APPEND_FLAGS, 0o644) for name in _DATA_FILES}
+        fds = {name: os.open(f"{path}/{name}", _APPEND_FLAGS, 0o644) for name in _DATA_FILES}
         inodes = {name: os.fstat(fd).st_ino for name, fd in fds.items()}
         return _Spare(path, lock_fd, fds, process.pid(), inodes, 0)
 
@@ -316,13 +327,13 @@ class Staging:
         ):
             live.remove(self.cleaner)
             return
-        spare_path = self.root / f"{SPARE_PREFIX}{process.pid()}-{process.token(4)}"
-        os.rename(live.path, spare_path)
+        spare_path = f"{self.root}/{SPARE_PREFIX}{process.pid()}-{process.token(4)}"
+        os.rename(live.location, spare_path)
         lock_fd, fds, inodes, lock_size = live.detach()
         assert lock_fd is not None
         if ARTIFACTS in names:
             retired = self.root / f"{RETIRED_PREFIX}{live.run_id}-{process.token(4)}"
-            os.rename(spare_path / ARTIFACTS, retired)
+            os.rename(f"{spare_path}/{ARTIFACTS}", retired)
             self.cleaner.remove_tree(retired)
         spare = _Spare(spare_path, lock_fd, fds, process.pid(), inodes, lock_size)
         # Emptying the files frees their blocks (100 µs and more on ext4): done off this
@@ -335,12 +346,12 @@ class Staging:
         try:
             for name in _DATA_FILES:
                 fd = spare.fds.get(name)
-                on_path = _inode(spare.path / name)
+                on_path = _inode(f"{spare.path}/{name}")
                 if fd is not None and on_path != spare.inodes.get(name):
                     os.close(spare.fds.pop(name))  # replaced by another process: reopen
                     fd = None
                 if fd is None:
-                    fd = spare.fds[name] = os.open(spare.path / name, _APPEND_FLAGS, 0o644)
+                    fd = spare.fds[name] = os.open(f"{spare.path}/{name}", _APPEND_FLAGS, 0o644)
                     spare.inodes[name] = os.fstat(fd).st_ino
                 if os.fstat(fd).st_size:
                     os.ftruncate(fd, 0)
@@ -410,14 +421,14 @@ class Staging:
 
     def create(self, run_id: str, files: dict[str, bytes]) -> LiveRun:
         """Create a live run owned by this process; it appears complete or not at all."""
-        final = self.root / run_id
+        final = f"{self.root}/{run_id}"
         shell = self._take_shell(run_id)
         lock_doc = self._lock_doc()
         lock_size = rewrite_in_place(shell.lock_fd, json.dumps(lock_doc).encode(), shell.lock_size)
         for name, data in files.items():
             fd = shell.fds.get(name)
             if fd is None:
-                (shell.path / name).write_bytes(data)
+                Path(shell.path, name).write_bytes(data)
             else:
                 write_all(fd, data)
         try:

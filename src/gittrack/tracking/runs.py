@@ -563,7 +563,7 @@ class RunStore:
         run_id = live.run_id
         names = live.names()
         raw_metrics = live.read_appended(METRICS) or b""
-        points, torn = parse_metric_lines(raw_metrics, f"{live.path}/{METRICS}")
+        points, torn = parse_metric_lines(raw_metrics, live.file(METRICS))
         if torn is not None:
             raw_metrics = raw_metrics[: raw_metrics.rfind(b"\n") + 1]
             meta.setdefault("tags", {})["gittrack.recovery"] = torn
@@ -579,8 +579,8 @@ class RunStore:
             f"{base}/{PARAMS}": Blob(dump_yaml(params)),
             f"{base}/{METRICS}": Blob(raw_metrics),
         }
-        artifacts = live.artifacts_dir
-        for path in sorted(artifacts.rglob("*")) if ARTIFACTS in names else ():
+        artifacts = live.artifacts_dir if ARTIFACTS in names else None
+        for path in sorted(artifacts.rglob("*")) if artifacts else ():
             if path.is_file():
                 rel = path.relative_to(artifacts).as_posix()
                 mode = "100755" if os.access(path, os.X_OK) else "100644"
