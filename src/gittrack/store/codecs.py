@@ -263,8 +263,14 @@ def format_time(ms: int | None) -> str | None:
     """Integer epoch milliseconds as ISO-8601 UTC with milliseconds (``...T12:00:00.123Z``)."""
     if ms is None:
         return None
+    global _last_second
     seconds, millis = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    if _last_second[0] != seconds:  # a run formats its start and end within a second or so
+        _last_second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{_last_second[1]}.{millis:03d}Z"
+
+
+_last_second: tuple[int, str] = (-1, "")
 
 
 def parse_time(text: str | None) -> int | None:

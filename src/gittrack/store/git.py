@@ -76,6 +76,22 @@ def run_git(
     return proc
 
 
+def _utc_offset(ts: int) -> str:
+    """The local time zone's offset at ``ts`` as git writes it (``+0100``); the last answer
+    is kept for the rest of its minute (a commit asks two or three times)."""
+    global _last_offset
+    minute = ts // 60
+    if _last_offset[0] != minute:
+        offset = -time.altzone if time.localtime(ts).tm_isdst > 0 else -time.timezone
+        sign = "+" if offset >= 0 else "-"
+        offset = abs(offset)
+        _last_offset = (minute, f"{sign}{offset // 3600:02d}{offset % 3600 // 60:02d}")
+    return _last_offset[1]
+
+
+_last_offset: tuple[int, str] = (-1, "")
+
+
 @dataclass(frozen=True)
 class Identity:
     name: str
@@ -83,12 +99,7 @@ class Identity:
 
     def signature(self, timestamp: float | None = None) -> str:
         ts = int(time.time() if timestamp is None else timestamp)
-        offset = -time.altzone if time.localtime(ts).tm_isdst > 0 else -time.timezone
-        sign = "+" if offset >= 0 else "-"
-        offset = abs(offset)
-        return (
-            f"{self.name} <{self.email}> {ts} {sign}{offset // 3600:02d}{offset % 3600 // 60:02d}"
-        )
+        return f"{self.name} <{self.email}> {ts} {_utc_offset(ts)}"
 
 
 @dataclass(frozen=True)
@@ -510,8 +521,9 @@ class GitRepo:
 
     # ---------------------------------------------------------------- objects
     def hash_object(self, kind: str, data: bytes) -> str:
-        header = f"{kind} {len(data)}\0".encode()
-        return self._hash(header + data).hexdigest()
+        digest = self._hash(f"{kind} {len(data)}\0".encode())
+        digest.update(data)
+        return digest.hexdigest()
 
     @contextlib.contextmanager
     def object_batch(self) -> Iterator[None]:

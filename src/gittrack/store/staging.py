@@ -346,15 +346,19 @@ class Staging:
         try:
             for name in _DATA_FILES:
                 fd = spare.fds.get(name)
-                on_path = _inode(f"{spare.path}/{name}")
-                if fd is not None and on_path != spare.inodes.get(name):
-                    os.close(spare.fds.pop(name))  # replaced by another process: reopen
+                # Only meta.yaml is ever replaced (the other files only grow): when another
+                # process replaced it, the descriptor is on the old file and is reopened.
+                if (
+                    fd is not None
+                    and name == META
+                    and _inode(f"{spare.path}/{name}") != spare.inodes.get(name)
+                ):
+                    os.close(spare.fds.pop(name))
                     fd = None
                 if fd is None:
                     fd = spare.fds[name] = os.open(f"{spare.path}/{name}", _APPEND_FLAGS, 0o644)
                     spare.inodes[name] = os.fstat(fd).st_ino
-                if os.fstat(fd).st_size:
-                    os.ftruncate(fd, 0)
+                os.ftruncate(fd, 0)
         except OSError:
             self._discard(spare)
             self._offer_spare(None)
