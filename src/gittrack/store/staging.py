@@ -162,9 +162,8 @@ class LiveRun:
         if fd is not None:
             os.close(fd)
 
-    def names(self) -> list[str]:
-        """The names in the run's directory."""
-        return os.listdir(self._base)
+    def has_artifacts(self) -> bool:
+        return os.path.isdir(f"{self._base}/{ARTIFACTS}")
 
     def write(self, name: str, data: bytes) -> None:
         """Replace a file atomically (the descriptor kept for appends is reopened later)."""
@@ -314,24 +313,22 @@ class Staging:
         inodes = {name: os.fstat(fd).st_ino for name, fd in fds.items()}
         return _Spare(path, lock_fd, fds, process.pid(), inodes, 0)
 
-    def recycle(self, live: LiveRun, names: list[str] | None = None) -> None:
+    def recycle(self, live: LiveRun, has_artifacts: bool | None = None) -> None:
         """After its commit, make a run's directory the next spare: one rename takes it out
-        of ``live/``; its files are emptied in place, so the next run creates none. A
-        directory holding anything unexpected is retired instead. ``names``: what the
-        directory held when it was committed, when the caller listed it already."""
-        names = set(live.names() if names is None else names)
-        if (
-            not live.owner
-            or self._spare_pid != process.pid()
-            or not names <= {LOCK, ARTIFACTS, *_DATA_FILES}
-        ):
+        of ``live/``; its files are emptied in place, so the next run creates none, and its
+        artifacts are deleted in the background. ``has_artifacts``: whether the directory
+        held artifacts when it was committed, when the caller looked already. Anything
+        else in it (a temporary file left by a writer that crashed) stays unused."""
+        if has_artifacts is None:
+            has_artifacts = live.has_artifacts()
+        if not live.owner or self._spare_pid != process.pid():
             live.remove(self.cleaner)
             return
         spare_path = f"{self.root}/{SPARE_PREFIX}{process.pid()}-{process.token(4)}"
         os.rename(live.location, spare_path)
         lock_fd, fds, inodes, lock_size = live.detach()
         assert lock_fd is not None
-        if ARTIFACTS in names:
+        if has_artifacts:
             retired = self.root / f"{RETIRED_PREFIX}{live.run_id}-{process.token(4)}"
             os.rename(f"{spare_path}/{ARTIFACTS}", retired)
             self.cleaner.remove_tree(retired)

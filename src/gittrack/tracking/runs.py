@@ -561,7 +561,7 @@ class RunStore:
     def _commit_live(self, live: LiveRun, meta: dict, params: dict[str, str]) -> str:
         """Commit a live run's files onto the branch, then remove the live directory."""
         run_id = live.run_id
-        names = live.names()
+        has_artifacts = live.has_artifacts()
         raw_metrics = live.read_appended(METRICS) or b""
         points, torn = parse_metric_lines(raw_metrics, live.file(METRICS))
         if torn is not None:
@@ -579,7 +579,7 @@ class RunStore:
             f"{base}/{PARAMS}": Blob(dump_yaml(params)),
             f"{base}/{METRICS}": Blob(raw_metrics),
         }
-        artifacts = live.artifacts_dir if ARTIFACTS in names else None
+        artifacts = live.artifacts_dir if has_artifacts else None
         for path in sorted(artifacts.rglob("*")) if artifacts else ():
             if path.is_file():
                 rel = path.relative_to(artifacts).as_posix()
@@ -593,7 +593,7 @@ class RunStore:
             f"Source-Commit: {meta['source'].get('commit') or 'none'}\n"
         )
         tip = self.branch.commit(lambda _snap: changes, message, tuple(dict.fromkeys(parents)))
-        self.staging.recycle(live, names)
+        self.staging.recycle(live, has_artifacts)
         return tip
 
     # ------------------------------------------------------------- recovery
