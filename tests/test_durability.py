@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import signal
 import subprocess
@@ -320,11 +321,13 @@ def test_the_owner_sees_and_keeps_what_another_process_wrote_into_its_live_run(
     run = mlflow.start_run(tags={"a": "1"})
     run_id = run.info.run_id
     mlflow.log_param("mine", 1)
+    mlflow.log_metric("loss", 0.5, step=1)
     result = run_script(
         "import gittrack as m\n"
         "c = m.Client()\n"
         f"c.set_tag({run_id!r}, 'a', 'theirs')\n"  # an existing key: meta.yaml is replaced
-        f"c.log_param({run_id!r}, 'their_param', 2)\n",  # appended to params.yaml
+        f"c.log_param({run_id!r}, 'their_param', 2)\n"  # appended to params.yaml
+        f"c.log_metric({run_id!r}, 'loss', 0.25, step=2)\n",  # appended to metrics.jsonl
         repo,
     )
     assert result.returncode == 0, result.stderr
@@ -332,10 +335,14 @@ def test_the_owner_sees_and_keeps_what_another_process_wrote_into_its_live_run(
     with pytest.raises(ConflictError, match="their_param"):
         mlflow.log_param("their_param", 3)
     mlflow.log_param("mine_too", 4)
+    mlflow.log_metrics({"loss": 0.125}, step=3)
     mlflow.end_run()
     got = mlflow.get_run(run_id)
     assert got.data.tags["a"] == "theirs" and got.data.tags["b"] == "mine"
     assert got.data.params == {"mine": "1", "their_param": "2", "mine_too": "4"}
+    history = Client().get_metric_history(run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.25), (3, 0.125)]
+    assert got.data.metrics == {"loss": 0.125}
 
 
 def test_a_torn_last_line_of_a_live_yaml_file_is_dropped(repo: Path) -> None:
@@ -387,3 +394,49 @@ def test_small_packs_are_merged_so_the_pack_directory_stays_small(repo: Path) ->
     assert len(mlflow.search_runs(output_format="list")) == 100
     fsck = subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stderr
+
+
+def test_metrics_beyond_what_is_remembered_are_read_back_from_the_file(repo: Path) -> None:
+    from gittrack.store.staging import REMEMBERED_METRIC_BYTES
+
+    count = REMEMBERED_METRIC_BYTES // 60 + 100  # every line is longer than 60 bytes
+    with mlflow.start_run() as run:
+        for step in range(count):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        mlflow.log_metrics({"nan": float("nan"), "inf": float("inf"), "int": 3}, step=0)
+    history = Client().get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in history] == list(range(count))
+    got = mlflow.get_run(run.info.run_id)
+    assert got.data.metrics["loss"] == 1.0 / count and got.data.metrics["int"] == 3.0
+    assert (
+        got.data.metrics["inf"] == float("inf")
+        and got.data.metrics["nan"] != got.data.metrics["nan"]
+    )
+
+
+def test_a_run_remembers_its_points_and_commits_what_the_file_would_say(repo: Path) -> None:
+    values = [0.1, -0.0, 1e300, float("nan"), float("-inf"), 7]
+    with mlflow.start_run() as run:
+        for step, value in enumerate(values):
+            mlflow.log_metric("m", value, step=step, timestamp=1_000 + step)
+        mlflow.log_metrics({"a": 1, "b": 2.5}, step=9, timestamp=5_000)
+    run_id = run.info.run_id
+    shard = f".tracking/runs/{run_id[:2]}/{run_id[2:4]}/{run_id}"
+    committed = git(repo, "show", f"gittrack:{shard}/metrics.jsonl")
+    assert [json.loads(line) for line in committed.splitlines()] == [
+        *(
+            {"key": "m", "value": value, "step": step, "timestamp": 1_000 + step}
+            for step, value in enumerate([0.1, -0.0, 1e300, "NaN", "-Infinity", 7.0])
+        ),
+        {"key": "a", "value": 1.0, "step": 9, "timestamp": 5_000},
+        {"key": "b", "value": 2.5, "step": 9, "timestamp": 5_000},
+    ]
+    meta = yaml.safe_load(git(repo, "show", f"gittrack:{shard}/meta.yaml"))
+    assert meta["metrics"]["m"] == {
+        "value": 7.0,
+        "step": 5,
+        "timestamp": 1_005,
+        "min": "-Infinity",
+        "max": 1e300,
+        "count": 6,
+    }

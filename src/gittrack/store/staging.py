@@ -98,6 +98,12 @@ class LiveRun:
         self._lock_fd = lock_fd
         self._fds: dict[str, int] = dict(fds or {})
         self._inodes: dict[str, int] = dict(inodes or {})  # of the files behind ``_fds``
+        # The points this handle appended and their lines, while they are all the metrics
+        # file holds (None: unknown, or beyond REMEMBERED_METRIC_BYTES): the commit then
+        # neither reads nor parses the file.
+        self._points: list[tuple[str, float, int, int]] | None = None
+        self._lines: list[bytes] = []
+        self._line_bytes = 0
 
     @property
     def path(self) -> Path:
@@ -178,8 +184,42 @@ class LiveRun:
             self._inodes[name] = os.fstat(fd).st_ino
         write_all(fd, data)
 
-    def append_metrics(self, data: bytes) -> None:
+    def append_metrics(
+        self, data: bytes, points: list[tuple[str, float, int, int]] | None = None
+    ) -> None:
+        """Append lines to ``metrics.jsonl``; ``points``: what they hold, to remember."""
         self.append(METRICS, data)
+        if self._points is not None:
+            if points is None or self._line_bytes + len(data) > REMEMBERED_METRIC_BYTES:
+                self._points, self._lines = None, []
+            else:
+                self._points.extend(points)
+                self._lines.append(data)
+                self._line_bytes += len(data)
+
+    def append_metric(self, data: bytes, key: str, value: float, step: int, ts: int) -> None:
+        """``append_metrics`` for one point (the hot path of ``log_metric``)."""
+        self.append(METRICS, data)
+        points = self._points
+        if points is not None:
+            if self._line_bytes + len(data) > REMEMBERED_METRIC_BYTES:
+                self._points, self._lines = None, []
+            else:
+                points.append((key, value, step, ts))
+                self._lines.append(data)
+                self._line_bytes += len(data)
+
+    def remember_metrics(self) -> None:
+        """Start remembering appended points (the metrics file is empty)."""
+        self._points, self._lines, self._line_bytes = [], [], 0
+
+    def appended_metrics(self) -> tuple[bytes, list[tuple[str, float, int, int]]] | None:
+        """(the metrics file's bytes, its points) from memory, when this handle appended all
+        of it (a size check: another process may have appended too); else None."""
+        fd = self._fds.get(METRICS)
+        if self._points is None or fd is None or os.fstat(fd).st_size != self._line_bytes:
+            return None
+        return b"".join(self._lines), self._points
 
     def mark_ending(self, status: str, end_time: str) -> None:
         """Record the final status in the lock file (rewritten in place: no new file), so a
@@ -232,6 +272,8 @@ class LiveRun:
         else:
             shutil.rmtree(retired, ignore_errors=True)
 
+
+REMEMBERED_METRIC_BYTES = 1 << 20
 
 RETIRED_PREFIX = ".done-"
 NEW_PREFIX = ".new-"
@@ -439,7 +481,10 @@ class Staging:
                 os.close(fd)
             shutil.rmtree(shell.path, ignore_errors=True)
             raise ConflictError(f"run {run_id} is already live in {final}") from exc
-        return LiveRun(final, shell.lock_fd, shell.fds, lock_doc, shell.inodes, lock_size)
+        live = LiveRun(final, shell.lock_fd, shell.fds, lock_doc, shell.inodes, lock_size)
+        if not files.get(METRICS):
+            live.remember_metrics()
+        return live
 
     def exists(self, run_id: str) -> bool:
         return (self.root / run_id / LOCK).exists()

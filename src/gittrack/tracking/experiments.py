@@ -66,12 +66,19 @@ class ExperimentStore:
         self.branch = branch
         self.artifact_root = artifact_root
         self._parsed: dict[str, Experiment] = {}
+        self._by_tree: dict[str, tuple[Experiment, ...]] = {}  # the last directory read
 
     # ------------------------------------------------------------------ reads
     def all(self, snap: BranchSnapshot | None = None) -> list[Experiment]:
         snap = snap or self.branch.snapshot()
+        directory = snap.entry(layout.EXPERIMENTS_DIR)
+        if directory is None or not directory.is_tree:
+            return []
+        known = self._by_tree.get(directory.sha)
+        if known is not None:  # unchanged since it was last read: most commits are runs
+            return list(known)
         found = []
-        for entry in snap.listdir(layout.EXPERIMENTS_DIR):
+        for entry in snap.repo.read_tree(directory.sha):
             if entry.is_tree or not entry.name.endswith(".yaml"):
                 continue
             cached = self._parsed.get(entry.sha)
@@ -82,6 +89,7 @@ class ExperimentStore:
                 )
                 self._parsed[entry.sha] = cached
             found.append(cached)
+        self._by_tree = {directory.sha: tuple(found)}
         return found
 
     def _from_document(self, doc: dict, where: str) -> Experiment:

@@ -339,7 +339,9 @@ class RunStore:
             timestamp = int(time.time() * 1000)
         elif timestamp.__class__ is not int:
             timestamp = validation.check_timestamp(timestamp, key)
-        opened.live.append_metrics(metric_line(encoded, value, step, timestamp))
+        opened.live.append_metric(
+            metric_line(encoded, value, step, timestamp), key, value, step, timestamp
+        )
 
     def log_metrics(
         self,
@@ -351,24 +353,23 @@ class RunStore:
         opened = self._writable(run_id)
         ts = now_ms() if timestamp is None else validation.check_timestamp(timestamp, "*")
         step = validation.check_step(step, "*")
-        lines = [
-            metric_line(self._key(k), validation.check_metric_value(v, k), step, ts)  # type: ignore[arg-type]
-            for k, v in metrics.items()
-        ]
-        opened.live.append_metrics(b"".join(lines))
+        points = [(k, validation.check_metric_value(v, k), step, ts) for k, v in metrics.items()]
+        lines = [metric_line(self._key(k), v, step, ts) for k, v, step, ts in points]  # type: ignore[arg-type]
+        opened.live.append_metrics(b"".join(lines), points)  # type: ignore[arg-type]
 
     def log_metric_points(self, run_id: str, metrics: list[Metric]) -> None:
         opened = self._writable(run_id)
-        lines = [
-            metric_line(
-                self._key(m.key),
+        points = [
+            (
+                m.key,
                 validation.check_metric_value(m.value, m.key),
                 validation.check_step(m.step, m.key),
                 validation.check_timestamp(m.timestamp, m.key) or now_ms(),
             )
             for m in metrics
         ]
-        opened.live.append_metrics(b"".join(lines))
+        lines = [metric_line(self._key(k), v, step, ts) for k, v, step, ts in points]
+        opened.live.append_metrics(b"".join(lines), points)
 
     def log_params(self, run_id: str, params: dict[str, object]) -> None:
         opened = self._writable(run_id)
@@ -562,8 +563,12 @@ class RunStore:
         """Commit a live run's files onto the branch, then remove the live directory."""
         run_id = live.run_id
         has_artifacts = live.has_artifacts()
-        raw_metrics = live.read_appended(METRICS) or b""
-        points, torn = parse_metric_lines(raw_metrics, live.file(METRICS))
+        appended = live.appended_metrics()
+        if appended is not None:  # all written by this process: no need to read them back
+            (raw_metrics, points), torn = appended, None
+        else:
+            raw_metrics = live.read_appended(METRICS) or b""
+            points, torn = parse_metric_lines(raw_metrics, live.file(METRICS))
         if torn is not None:
             raw_metrics = raw_metrics[: raw_metrics.rfind(b"\n") + 1]
             meta.setdefault("tags", {})["gittrack.recovery"] = torn
