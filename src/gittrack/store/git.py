@@ -482,10 +482,12 @@ class GitRepo:
         self.objects_dir = self.common_dir / "objects"
         self.null_sha = "0" * (64 if self.object_format == "sha256" else 40)
         self._hash = hashlib.sha256 if self.object_format == "sha256" else hashlib.sha1
+        self._digest_size = self._hash().digest_size
         self.reader = ObjectReader(self)
         self.refs = RefUpdater(self)
         self._tree_cache: dict[str, list[TreeEntry]] = {}
         self._tree_parts: dict[str, tuple[list[str], list[bytes]]] = {}
+        self._entries: dict[tuple[str, str], TreeEntry | None] = {}  # (tree, name) -> entry
         self._known_objects: set[str] = set()
         self._pending: dict[str, tuple[str, bytes]] | None = None
         self._commit_cache: dict[str, tuple[str, list[str]]] = {}
@@ -608,7 +610,7 @@ class GitRepo:
 
     def read_trees(self, shas: Sequence[str]) -> list[list[TreeEntry]]:
         """The entries of many trees at once, in order; not kept in the tree cache."""
-        digest_size = self._hash().digest_size
+        digest_size = self._digest_size
         trees = []
         for sha, (kind, body) in zip(shas, self.read_objects(shas)):
             if kind != "tree":
@@ -620,7 +622,7 @@ class GitRepo:
         cached = self._tree_cache.get(sha)
         if cached is not None:
             return cached
-        entries = _parse_tree(self._tree_body(sha), self._hash().digest_size)
+        entries = _parse_tree(self._tree_body(sha), self._digest_size)
         if len(self._tree_cache) > 200_000:
             self._tree_cache.clear()
         self._tree_cache[sha] = entries
@@ -657,16 +659,26 @@ class GitRepo:
         """The id of the subtree called ``name`` in ``tree`` (None: no such subtree)."""
         keys, parts = self._parts_of(tree)
         at = _position(keys, name + "/")
-        return None if at is None else parts[at][-self._hash().digest_size :].hex()
+        return None if at is None else parts[at][-self._digest_size :].hex()
 
     def tree_entry(self, tree: str, name: str) -> TreeEntry | None:
-        """The entry called ``name`` in ``tree``, without decoding the others."""
+        """The entry called ``name`` in ``tree``, without decoding the others (trees never
+        change, so the answers are kept: paths like ``.tracking/experiments`` are walked
+        on every run)."""
+        known = self._entries.get((tree, name), _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[return-value]
         keys, parts = self._parts_of(tree)
+        found = None
         for key in (name + "/", name):
             at = _position(keys, key)
             if at is not None:
-                return _parse_tree(parts[at], self._hash().digest_size)[0]
-        return None
+                found = _parse_tree(parts[at], self._digest_size)[0]
+                break
+        if len(self._entries) > 50_000:
+            self._entries.clear()
+        self._entries[(tree, name)] = found
+        return found
 
     def _write_tree_parts(self, keys: list[str], parts: list[bytes]) -> str:
         sha = self.write_object("tree", b"".join(parts))
@@ -678,7 +690,7 @@ class GitRepo:
         known = self._tree_parts.get(sha)
         if known is not None:
             return known
-        keys, parts = _split_tree(self._tree_body(sha), self._hash().digest_size)
+        keys, parts = _split_tree(self._tree_body(sha), self._digest_size)
         self._remember_parts(sha, keys, parts)
         return keys, parts
 
@@ -812,6 +824,9 @@ def read_small_file(path: str) -> str:
         return (read_file(path) or b"").decode()
     except IsADirectoryError:
         return ""
+
+
+_UNKNOWN = object()
 
 
 def _position(keys: list[str], key: str) -> int | None:
