@@ -58,6 +58,41 @@ def test_dumped_yaml_reads_back_as_the_same_document(doc: dict) -> None:
     assert yaml.safe_load(dump_yaml(doc)) == doc
 
 
+numbers = st.one_of(st.floats(allow_nan=False), st.integers(-(2**63), 2**63))
+metric_keys = st.one_of(  # the characters keys may hold, and words YAML reads as others
+    st.from_regex(r"[A-Za-z0-9_\-./ ]{1,20}", fullmatch=True),
+    st.sampled_from(["yes", "on", "1", "0", "1.5", "null", "a b", "n"]),
+)
+summaries = st.dictionaries(
+    metric_keys,
+    st.fixed_dictionaries(
+        {
+            "value": st.one_of(numbers, st.sampled_from(["NaN", "Infinity", "-Infinity"])),
+            "step": st.integers(-(2**63), 2**63),
+            "timestamp": st.integers(0, 2**63),
+            "min": numbers,
+            "max": numbers,
+            "count": st.integers(1, 2**31),
+        }
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(summaries)
+def test_metric_summaries_are_written_as_any_other_mapping(metrics: dict) -> None:
+    """Summaries take a shortcut through the emitter: the text is the general path's."""
+    doc = {"run_id": "x", "metrics": metrics}
+    text = dump_yaml(doc)
+    assert yaml.safe_load(text) == doc
+    lines = [b"run_id: x", b"metrics:" if metrics else b"metrics: {}"]
+    for key, entry in metrics.items():
+        lines.append(b"  " + dump_yaml({key: None}).rstrip(b"\n").removesuffix(b" null"))
+        lines += [b"    " + line for line in dump_yaml(entry).splitlines()]
+    assert text == b"\n".join(lines) + b"\n"
+
+
 def test_keys_and_values_ending_in_a_newline_are_quoted_and_read_back() -> None:
     doc = {"A\n": None, "k": "A\n", "nested": {"b\n": "c"}}
     text = dump_yaml(doc)

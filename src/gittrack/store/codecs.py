@@ -156,10 +156,15 @@ def _emit(node: Any, indent: int, lines: list[str]) -> None:
     lines.append(pad + _scalar(node))
 
 
+_SUMMARY_KEYS = ("value", "step", "timestamp", "min", "max", "count")
+
+
 def _emit_entry(prefix: str, value: Any, indent: int, lines: list[str]) -> None:
     if isinstance(value, dict):
         if not value:
             lines.append(prefix + " {}")
+            return
+        if tuple(value) == _SUMMARY_KEYS and _emit_summary(prefix, value, indent, lines):
             return
         lines.append(prefix)
         _emit(value, indent + 2, lines)
@@ -174,6 +179,27 @@ def _emit_entry(prefix: str, value: Any, indent: int, lines: list[str]) -> None:
             lines.append(f"{' ' * indent}- {_scalar(item)}")
     else:
         lines.append(f"{prefix} {_scalar(value)}")
+
+
+def _emit_summary(prefix: str, entry: dict, indent: int, lines: list[str]) -> bool:
+    """A metric's summary (``meta.yaml`` holds one per metric) as one piece of text, exactly
+    as ``_emit`` writes it; False when a field is not of the usual type."""
+    value, step, timestamp, low, high, count = entry.values()
+    if not (
+        type(step) is int
+        and type(timestamp) is int
+        and type(count) is int
+        and type(value) is float
+        and type(low) is float
+        and type(high) is float
+    ):
+        return False
+    pad = " " * (indent + 2)
+    lines.append(
+        f"{prefix}\n{pad}value: {_float(value)}\n{pad}step: {step}\n{pad}timestamp: {timestamp}"
+        f"\n{pad}min: {_float(low)}\n{pad}max: {_float(high)}\n{pad}count: {count}"
+    )
+    return True
 
 
 def load_yaml(data: bytes | str, where: str) -> Any:
