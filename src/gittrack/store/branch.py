@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from gittrack.errors import ConflictError, RepositoryError
-from gittrack.store.git import GitRepo, TreeEntry
+from gittrack.store.git import GitRepo, RefMovedError, TreeEntry
 
 BLOB_MODE = "100644"
 EXEC_MODE = "100755"
@@ -134,9 +134,11 @@ class TrackingBranch:
         self.ref = f"refs/heads/{name}"
         self._initial_files = initial_files
         self._exists = False  # once seen, a branch is not expected to vanish mid-process
+        self._tip_hint: str | None = None  # the tip as last read or written here
 
     def tip(self) -> str | None:
-        return self.repo.read_ref(self.ref)
+        tip = self._tip_hint = self.repo.read_ref(self.ref)
+        return tip
 
     def snapshot(self, at: str | None = None) -> BranchSnapshot:
         return BranchSnapshot(self.repo, at if at is not None else self.tip())
@@ -177,26 +179,42 @@ class TrackingBranch:
         """
         if not self._exists:
             self.ensure_exists()
+        # The first attempt builds on the tip as last seen here, without reading the ref:
+        # the update checks it under the ref's lock, and objects are written only then.
+        hint = self._tip_hint
         for attempt in range(self.MAX_ATTEMPTS):
-            snap = self.snapshot()
+            snap = self.snapshot(hint) if hint else self.snapshot()
+            guessed, hint = hint is not None, None
             if snap.commit is None:  # deleted behind our back: start it again
                 self.ensure_exists()
                 continue
             changes = build(snap)
             if not changes:
+                if guessed:  # "nothing to do" must hold for the actual tip
+                    continue
                 return snap.commit
-            with self.repo.object_batch():
+            with self.repo.collected_objects() as objects:
                 tree = apply_changes(self.repo, snap.tree, _split(changes)) or (
                     self.repo.write_tree([])
                 )
                 if tree == snap.tree:  # nothing new (e.g. a recovery of a committed run)
+                    if guessed:
+                        continue
                     return snap.commit
                 commit = self.repo.write_commit(tree, (snap.commit, *extra_parents), message)
             try:
                 self.repo.update_ref(
-                    self.ref, commit, snap.commit, f"gittrack: {message.splitlines()[0]}"
+                    self.ref,
+                    commit,
+                    snap.commit,
+                    f"gittrack: {message.splitlines()[0]}",
+                    before_swap=objects.write,
                 )
+                self._tip_hint = commit
                 return commit
+            except RefMovedError:
+                if not guessed:  # another writer got there first: back off a little
+                    time.sleep(random.uniform(0.0005, 0.002 * min(attempt + 1, 10)))
             except ConflictError:
                 time.sleep(random.uniform(0.0005, 0.002 * min(attempt + 1, 10)))
         raise RepositoryError(

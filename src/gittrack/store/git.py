@@ -22,7 +22,7 @@ import subprocess
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -285,6 +285,24 @@ class ObjectReader:
 LOCK_MODE = 0o644  # a ref's mode (git: 0666 less the umask)
 
 
+class PendingObjects:
+    """Objects collected by ``GitRepo.collected_objects``, not yet on disk."""
+
+    def __init__(self, repo: GitRepo, objects: dict[str, tuple[str, bytes]] | None) -> None:
+        self._repo = repo
+        self._objects = objects  # None: an outer batch writes them
+
+    def write(self) -> None:
+        """Write them (once): as one pack, or loose objects for a few or huge ones."""
+        objects, self._objects = self._objects, None
+        if objects:
+            self._repo._write_batch(objects)
+
+
+class RefMovedError(ConflictError):
+    """The ref is not at the expected value (another writer moved it)."""
+
+
 class RefUpdater:
     """Compare-and-swap ref updates with git's own lock protocol, in process.
 
@@ -299,11 +317,20 @@ class RefUpdater:
         self._lock = threading.Lock()
         self._reflogs: dict[str, tuple[int, int, int]] = {}
 
-    def update(self, ref: str, new: str, old: str | None, message: str = "gittrack") -> None:
+    def update(
+        self,
+        ref: str,
+        new: str,
+        old: str | None,
+        message: str = "gittrack",
+        before_swap: Callable[[], None] | None = None,
+    ) -> None:
         """Point ``ref`` at ``new`` only if it is at ``old`` (None: must not exist yet).
 
-        Raises ``ConflictError`` when the ref moved or another writer holds its lock (the
-        caller rebuilds and retries).
+        ``before_swap`` runs under the lock once the ref is known to be at ``old`` (the
+        objects of a commit are written there: nothing is written for an update that
+        cannot happen). Raises ``RefMovedError`` when the ref moved, ``ConflictError`` when
+        another writer holds its lock (the caller rebuilds and retries).
         """
         repo = self._repo
         path = f"{repo.common_dir}/{ref}"
@@ -314,7 +341,9 @@ class RefUpdater:
                 raw = _read_loose_ref(path) or b""
                 current = raw.strip().decode() or repo.read_ref(ref)
                 if current != old:
-                    raise ConflictError(f"{ref} is at {current}, expected {old}")
+                    raise RefMovedError(f"{ref} is at {current}, expected {old}")
+                if before_swap is not None:
+                    before_swap()
                 self._append_reflog(ref, old, new, message)
                 if raw.strip() and self._swap_in(lock, path):
                     # The lock now holds the old value: moving it away releases the lock,
@@ -534,27 +563,37 @@ class GitRepo:
         Objects of the batch can be read back before it is written. When the block raises,
         nothing is written.
         """
-        if self._pending is not None:  # nested: the outer batch writes everything
+        with self.collected_objects() as batch:
             yield
+        batch.write()
+
+    @contextlib.contextmanager
+    def collected_objects(self) -> Iterator[PendingObjects]:
+        """Collect the objects written inside the block without writing them: the caller
+        writes them with ``write()`` on what this yields (or drops them). Inside an outer
+        batch, the outer batch writes everything."""
+        if self._pending is not None:
+            yield PendingObjects(self, None)
             return
-        self._pending = {}
+        pending = self._pending = {}
         try:
-            yield
-            pending = self._pending
-            if (
-                len(pending) >= 3
-                and self.object_format == "sha1"
-                and sum(len(data) for _kind, data in pending.values()) < MAX_PACKED_BATCH
-            ):
-                entries = pack_entries(pending)
-                pack = write_pack(self._pack_dir, entries, self.spare_files)
-                self._known_objects.update(pending)
-                self._packs.add(pack, entries)
-            else:
-                for kind, data in pending.values():
-                    self._write_loose(kind, data)
+            yield PendingObjects(self, pending)
         finally:
             self._pending = None
+
+    def _write_batch(self, pending: dict[str, tuple[str, bytes]]) -> None:
+        if (
+            len(pending) >= 3
+            and self.object_format == "sha1"
+            and sum(len(data) for _kind, data in pending.values()) < MAX_PACKED_BATCH
+        ):
+            entries = pack_entries(pending)
+            pack = write_pack(self._pack_dir, entries, self.spare_files)
+            self._known_objects.update(pending)
+            self._packs.add(pack, entries)
+        else:
+            for kind, data in pending.values():
+                self._write_loose(kind, data)
 
     def write_object(self, kind: str, data: bytes) -> str:
         """Write an object (idempotent) and return its id: loose, or into the open batch."""
@@ -783,8 +822,15 @@ class GitRepo:
         self._packed = (stamp, refs)
         return refs
 
-    def update_ref(self, ref: str, new: str, old: str | None, message: str = "gittrack") -> None:
-        self.refs.update(ref, new, old, message)
+    def update_ref(
+        self,
+        ref: str,
+        new: str,
+        old: str | None,
+        message: str = "gittrack",
+        before_swap: Callable[[], None] | None = None,
+    ) -> None:
+        self.refs.update(ref, new, old, message, before_swap)
 
     def rev_parse(self, rev: str) -> str | None:
         proc = self.git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
