@@ -17,8 +17,9 @@ import pytest
 from gittrack.errors import ConflictError, CorruptDataError
 from gittrack.store import files, packs
 from gittrack.store.background import Background
+from gittrack.store.branch import Blob, TrackingBranch
 from gittrack.store.files import SpareFiles, replace_file
-from gittrack.store.git import GitRepo
+from gittrack.store.git import GitRepo, RefMovedError
 
 from .conftest import git, make_repo
 
@@ -347,3 +348,33 @@ def test_reading_an_object_that_does_not_exist_raises_corrupt_data_naming_it(rep
         assert gr.reader.read(head)[0] == "commit"  # the cat-file process still answers
     finally:
         gr.close()
+
+
+def test_objects_written_before_the_swap_only_when_the_ref_is_where_expected(refs_repo) -> None:
+    gr, first, second, _ = refs_repo
+    calls: list[str] = []
+    with pytest.raises(RefMovedError):
+        gr.update_ref("refs/heads/feature", first, second, before_swap=lambda: calls.append("x"))
+    assert calls == [] and not (gr.common_dir / "refs/heads/feature.lock").exists()
+    gr.update_ref("refs/heads/feature", second, first, before_swap=lambda: calls.append("y"))
+    assert calls == ["y"]
+    _assert_feature_at(gr, second)
+
+
+def test_a_commit_on_a_stale_tip_is_rebuilt_and_leaves_no_object_behind(repo: Path) -> None:
+    ours, theirs = GitRepo(repo), GitRepo(repo)
+    mine = TrackingBranch(ours, "tracking", dict)
+    other = TrackingBranch(theirs, "tracking", dict)
+    mine.commit(lambda _snap: {"a.txt": Blob(b"a")}, "a\n")  # mine now knows the tip
+    other.commit(lambda _snap: {"b.txt": Blob(b"b")}, "b\n")  # moves it behind mine's back
+    ours.chores.drain()
+    theirs.chores.drain()
+    tip = mine.commit(lambda _snap: {"c.txt": Blob(b"c")}, "c\n")
+    ours.chores.drain()
+    # the attempt on the stale tip wrote nothing: every object is reachable
+    assert git(repo, "fsck", "--unreachable", "--no-reflogs").strip() == ""
+    assert git(repo, "ls-tree", "--name-only", tip).split() == ["a.txt", "b.txt", "c.txt"]
+    assert git(repo, "rev-list", "--count", "refs/heads/tracking").strip() == "4"
+    git(repo, "fsck", "--strict")
+    ours.close()
+    theirs.close()
