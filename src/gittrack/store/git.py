@@ -41,6 +41,7 @@ from gittrack.store.packs import SmallPacks, deflate, pack_entries, write_pack
 
 # A batch is written as one pack below this size, as loose objects above it: the pack index
 # written here has 32-bit offsets only (git's 64-bit offset table starts at 2 GiB).
+MAX_KNOWN_OBJECTS = 100_000
 MAX_PACKED_BATCH = 1 << 30
 
 _GIT_ENV_BASE = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
@@ -589,7 +590,7 @@ class GitRepo:
         ):
             entries = pack_entries(pending)
             pack = write_pack(self._pack_dir, entries, self.spare_files)
-            self._known_objects.update(pending)
+            self._remember_present(pending)
             self._packs.add(pack, entries)
         else:
             for kind, data in pending.values():
@@ -622,12 +623,19 @@ class GitRepo:
         if sha in self._known_objects:
             return True
         if os.path.exists(f"{self.objects_dir}/{sha[:2]}/{sha[2:]}"):
-            self._known_objects.add(sha)  # a present object stays while we run
+            self._remember_present((sha,))  # a present object stays while we run
             return True
         if self.git("cat-file", "-e", sha, check=False).returncode != 0:
             return False
-        self._known_objects.add(sha)  # packed objects do not go away while we run
+        self._remember_present((sha,))  # packed objects do not go away while we run
         return True
+
+    def _remember_present(self, shas: Iterable[str]) -> None:
+        """Note objects known to be on disk. Forgotten past ``MAX_KNOWN_OBJECTS`` (a
+        sweep writes ten a run): a forgotten object is at worst written again."""
+        if len(self._known_objects) > MAX_KNOWN_OBJECTS:
+            self._known_objects.clear()
+        self._known_objects.update(shas)
 
     def read_object(self, sha: str) -> tuple[str, bytes]:
         if self._pending is not None and sha in self._pending:
@@ -662,7 +670,7 @@ class GitRepo:
         if cached is not None:
             return cached
         entries = _parse_tree(self._tree_body(sha), self._digest_size)
-        if len(self._tree_cache) > 200_000:
+        if len(self._tree_cache) > 20_000:
             self._tree_cache.clear()
         self._tree_cache[sha] = entries
         return entries
@@ -682,6 +690,10 @@ class GitRepo:
         """
         keys, parts = self._parts_of(base) if base else ([], [])
         keys, parts = keys.copy(), parts.copy()
+        if base:
+            # The new tree supersedes its base, which is rarely read again: its entries are
+            # dropped (a shard tree holds up to 256), so a long sweep's memory stays flat.
+            self._tree_parts.pop(base, None)
         for name, entry in changes.items():
             for key in (name, name + "/"):  # a blob and a tree of that name sort apart
                 at = _position(keys, key)
@@ -714,7 +726,7 @@ class GitRepo:
             if at is not None:
                 found = _parse_tree(parts[at], self._digest_size)[0]
                 break
-        if len(self._entries) > 50_000:
+        if len(self._entries) > 20_000:
             self._entries.clear()
         self._entries[(tree, name)] = found
         return found
@@ -765,7 +777,7 @@ class GitRepo:
         return tree, parents
 
     def _remember_commit(self, sha: str, tree: str, parents: list[str]) -> None:
-        if len(self._commit_cache) > 100_000:
+        if len(self._commit_cache) > 20_000:
             self._commit_cache.clear()
         self._commit_cache[sha] = (tree, parents)
 
