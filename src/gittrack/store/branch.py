@@ -212,10 +212,10 @@ class TrackingBranch:
                 )
                 self._tip_hint = commit
                 return commit
-            except RefMovedError:
-                if not guessed:  # another writer got there first: back off a little
-                    time.sleep(random.uniform(0.0005, 0.002 * min(attempt + 1, 10)))
-            except ConflictError:
+            except ConflictError as exc:
+                if guessed and isinstance(exc, RefMovedError):
+                    continue  # only the guess was stale: rebuild on the tip at once
+                # Another writer got there first, or holds the lock: back off a little.
                 time.sleep(random.uniform(0.0005, 0.002 * min(attempt + 1, 10)))
         raise RepositoryError(
             f"{self.ref} kept moving: gave up after {self.MAX_ATTEMPTS} attempts to commit"

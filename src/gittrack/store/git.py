@@ -33,6 +33,7 @@ from gittrack.store.files import (
     SpareFiles,
     exchange,
     read_file,
+    read_rest,
     rename_noreplace,
     replace_file,
     write_all,
@@ -865,7 +866,7 @@ def _read_loose_ref(path: str) -> bytes | None:
     except OSError:
         return None
     try:
-        data = os.read(fd, 4096)
+        data = read_rest(fd)
     except IsADirectoryError:
         return None
     finally:

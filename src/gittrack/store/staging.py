@@ -21,6 +21,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,24 +191,21 @@ class LiveRun:
         """Append lines to ``metrics.jsonl``; ``points``: what they hold, to remember."""
         self.append(METRICS, data)
         if self._points is not None:
-            if points is None or self._line_bytes + len(data) > REMEMBERED_METRIC_BYTES:
-                self._points, self._lines = None, []
-            else:
-                self._points.extend(points)
-                self._lines.append(data)
-                self._line_bytes += len(data)
+            self._remember(data, points)
 
     def append_metric(self, data: bytes, key: str, value: float, step: int, ts: int) -> None:
         """``append_metrics`` for one point (the hot path of ``log_metric``)."""
         self.append(METRICS, data)
-        points = self._points
-        if points is not None:
-            if self._line_bytes + len(data) > REMEMBERED_METRIC_BYTES:
-                self._points, self._lines = None, []
-            else:
-                points.append((key, value, step, ts))
-                self._lines.append(data)
-                self._line_bytes += len(data)
+        if self._points is not None:
+            self._remember(data, ((key, value, step, ts),))
+
+    def _remember(self, data: bytes, points: Iterable[tuple[str, float, int, int]] | None) -> None:
+        if points is None or self._line_bytes + len(data) > REMEMBERED_METRIC_BYTES:
+            self._points, self._lines = None, []  # from now on, the file is read back
+            return
+        self._points.extend(points)  # type: ignore[union-attr]
+        self._lines.append(data)
+        self._line_bytes += len(data)
 
     def remember_metrics(self) -> None:
         """Start remembering appended points (the metrics file is empty)."""
