@@ -113,10 +113,13 @@ def _replace_with_spare(spare: tuple[str, int], target: str, data: bytes, mode: 
 class SpareFiles:
     """Empty files created on a background thread before they are needed.
 
-    ``take`` hands out the path of a spare this process owns (or None when none is ready,
-    and the caller creates its file itself); the pool is then topped up in the background.
-    A spare is renamed (``replace_file``, a ref's lock) to where it is used, which must be
-    on the same file system. Each batch of spares is created in a new directory of its own:
+    ``take`` hands out the path of a spare this process owns with a write descriptor on it
+    (or None when none is ready, and the caller creates its file itself); the pool is then
+    topped up in the background. Spares are read-only (``MODE``), as packs are: write
+    access comes from creating them. ``keep`` takes back a file that served its purpose
+    (a ref's previous file) for ``take_kept`` to hand out again. A spare is renamed
+    (``replace_file``, a ref's lock) to where it is used, which must be on the same file
+    system. Each batch of spares is created in a new directory of its own:
     creating a file locks its directory for the whole creation, and a rename out of a
     directory being filled waits for that (about 10x slower). Names carry host and pid, so
     ``sweep`` can remove the spares of processes that are gone; a forked child does not use
