@@ -309,9 +309,11 @@ class RefUpdater:
     """Compare-and-swap ref updates with git's own lock protocol, in process.
 
     Exactly what ``git update-ref`` does for a loose ref, without a process round trip:
-    create ``<ref>.lock`` exclusively (so git and every other writer wait for us), check the
-    ref still has the expected value, write the new value into the lock, append the reflog
-    line, and rename the lock over the ref.
+    create ``<ref>.lock`` exclusively, holding the new value (so git and every other writer
+    wait for us), check the ref still has the expected value, run ``before_swap`` (a
+    commit's objects are written there), append the reflog line, and put the lock in the
+    ref's place. On Linux the two are exchanged, and the ref's previous file is kept to be
+    the next lock; elsewhere the lock is renamed over the ref.
     """
 
     def __init__(self, repo: GitRepo) -> None:
