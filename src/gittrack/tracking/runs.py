@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from gittrack.entities import (
     LifecycleStage,
@@ -34,6 +35,7 @@ from gittrack.entities import (
 from gittrack.errors import (
     ConflictError,
     CorruptDataError,
+    GittrackError,
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
@@ -55,6 +57,22 @@ from gittrack.tracking import validation
 from gittrack.tracking.run_names import generate_run_name
 
 NOTE_TAG = "mlflow.note.content"
+
+
+class RecoveredRun(NamedTuple):
+    """One orphaned live run a recovery found: committed (``note``: a torn last line that
+    was dropped, if any), or kept in place because it could not be (``note``: why)."""
+
+    run_id: str
+    note: str | None
+    committed: bool = True
+
+
+def _problem(exc: Exception) -> str:
+    """An error as one line for a report."""
+    if isinstance(exc, GittrackError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
 
 
 def now_ms() -> int:
@@ -602,8 +620,14 @@ class RunStore:
         return tip
 
     # ------------------------------------------------------------- recovery
-    def recover_orphans(self) -> list[tuple[str, str | None]]:
-        """Commit live runs whose owning process is gone; returns (run_id, problem) pairs."""
+    def recover_orphans(self) -> list[RecoveredRun]:
+        """Commit live runs whose owning process is gone.
+
+        Runs at every client start, so one orphan that cannot be committed (a corrupt file,
+        a field the schema refuses) must not stop the others or the client: it is reported
+        with ``committed=False``, left in place with every file it has, and retried by the
+        next recovery (once fixed by hand, or by a version that accepts it).
+        """
         recovered = []
         self.staging.sweep()
         self.repo.spare_files.sweep()
@@ -614,26 +638,35 @@ class RunStore:
             if live is None:
                 continue
             try:
-                meta = load_yaml(live.read(META) or b"", f"{live.path}/{META}")
-                params = load_yaml(live.read(PARAMS) or b"", f"{live.path}/{PARAMS}") or {}
-                if not isinstance(meta, dict) or "run_id" not in meta:
-                    raise CorruptDataError(f"{live.path}/{META} is not a run's meta.yaml")
-            except CorruptDataError as exc:
-                live.close()
-                recovered.append((run_id, str(exc)))
+                torn = self._recover_orphan(live)
+            except (GittrackError, OSError) as exc:
+                live.close()  # kept as it is, lock released: a later recovery retries it
+                recovered.append(RecoveredRun(run_id, _problem(exc), committed=False))
                 continue
-            ending = live.lock_info()
-            if ending.get("ending") in RunStatus.TERMINATED:
-                # The owner was committing it when it died: keep the status it chose.
-                meta["status"], meta["end_time"] = ending["ending"], ending["end_time"]
-            elif meta.get("status") in (RunStatus.RUNNING, RunStatus.SCHEDULED):
-                meta["status"] = RunStatus.KILLED
-                meta["end_time"] = format_time(self._last_activity(live))
-            points_raw = live.read(METRICS) or b""
-            _, torn = parse_metric_lines(points_raw, f"{live.path}/{METRICS}")
-            self._commit_live(live, meta, params)
-            recovered.append((run_id, torn))
+            recovered.append(RecoveredRun(run_id, torn))
         return recovered
+
+    def _recover_orphan(self, live: LiveRun) -> str | None:
+        """Commit one claimed orphan; returns the note on a torn last metric line, if any."""
+        meta = load_yaml(live.read(META) or b"", f"{live.path}/{META}")
+        params = load_yaml(live.read(PARAMS) or b"", f"{live.path}/{PARAMS}") or {}
+        if not isinstance(meta, dict) or "run_id" not in meta:
+            raise CorruptDataError(f"{live.path}/{META} is not a run's meta.yaml")
+        # Checked as read, so a hand-edited file fails here, naming its field, and not
+        # deeper with a KeyError; the commit checks the final documents again.
+        check_stored({**self._meta_for_disk(meta), "metrics": {}}, "meta", f"{live.path}/{META}")
+        check_stored(params, "params", f"{live.path}/{PARAMS}")
+        ending = live.lock_info()
+        if ending.get("ending") in RunStatus.TERMINATED:
+            # The owner was committing it when it died: keep the status it chose.
+            meta["status"], meta["end_time"] = ending["ending"], ending["end_time"]
+        elif meta.get("status") in (RunStatus.RUNNING, RunStatus.SCHEDULED):
+            meta["status"] = RunStatus.KILLED
+            meta["end_time"] = format_time(self._last_activity(live))
+        points_raw = live.read(METRICS) or b""
+        _, torn = parse_metric_lines(points_raw, f"{live.path}/{METRICS}")
+        self._commit_live(live, meta, params)
+        return torn
 
     def _last_activity(self, live: LiveRun) -> int:
         stamps = [os.stat(p).st_mtime for p in live.path.iterdir() if p.is_file()]
