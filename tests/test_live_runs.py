@@ -118,3 +118,85 @@ def test_gittrack_recover_exits_non_zero_naming_the_orphan_it_could_not_commit(
     assert bad_lines and "status" in " ".join(bad_lines)
     assert Client().get_run(good).info.status == RunStatus.KILLED
     assert _recover_cli(repo).returncode != 0  # kept: reported again, until it is fixed
+
+
+OWNER_SCRIPT = """
+import os, sys, time
+import gittrack as mlflow
+current = sys.argv[1]
+for i in range(int(sys.argv[2])):
+    run = mlflow.start_run()
+    with open(current + ".tmp", "w") as fh:
+        fh.write(run.info.run_id)
+    os.replace(current + ".tmp", current)
+    for step in range(200):
+        mlflow.log_metric("own", float(step), step=step)
+        time.sleep(0.0002)
+    mlflow.end_run()
+with open(current + ".tmp", "w") as fh:
+    fh.write("done")
+os.replace(current + ".tmp", current)
+"""
+
+ATTACHER_SCRIPT = """
+import sys
+from gittrack import MlflowClient
+from gittrack.errors import InvalidStateError
+current = sys.argv[1]
+client = MlflowClient()
+k = 0
+while True:
+    with open(current) as fh:
+        run_id = fh.read()
+    if run_id == "done":
+        break
+    for _ in range(50):  # on, whatever the owner does meanwhile, until refused
+        try:
+            client.log_metric(run_id, "attached", float(k), step=k)
+        except InvalidStateError:
+            print("refused", run_id, k, flush=True)
+            break
+        print("logged", run_id, k, flush=True)
+        k += 1
+    k += 1
+"""
+
+
+def _python(script: str, repo: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_points_another_process_logs_into_a_run_land_in_that_run_or_raise(
+    repo: Path, tmp_path: Path
+) -> None:
+    current = tmp_path / "current-run"
+    owner = _python(OWNER_SCRIPT, repo, str(current), "25")
+    while not current.exists():
+        assert owner.poll() is None, owner.communicate()
+    attacher = _python(ATTACHER_SCRIPT, repo, str(current))
+    owner_out, owner_err = owner.communicate(timeout=300)
+    attacher_out, attacher_err = attacher.communicate(timeout=300)
+    assert owner.returncode == 0, owner_err
+    assert attacher.returncode == 0, attacher_err
+
+    returned: dict[str, set[int]] = {}
+    for line in attacher_out.splitlines():
+        outcome, run_id, k = line.split()
+        if outcome == "logged":
+            returned.setdefault(run_id, set()).add(int(k))
+    assert sum(map(len, returned.values())) > 100  # the two processes did overlap
+    client = Client()
+    runs = client.search_runs(["0"], max_results=1000)
+    assert len(runs) == 25
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "attached")]
+        assert len(steps) == len(set(steps))
+        assert set(steps) == returned.get(run.info.run_id, set()), run.info.run_id
+        assert len(client.get_metric_history(run.info.run_id, "own")) == 200

@@ -579,8 +579,20 @@ class RunStore:
 
     def _commit_live(self, live: LiveRun, meta: dict, params: dict[str, str]) -> str:
         """Commit a live run's files onto the branch, then remove the live directory."""
+        live.seal()  # another process's write is now in this commit, or refused
+        try:
+            has_artifacts = live.has_artifacts()
+            tip = self._commit_sealed(live, meta, params, has_artifacts)
+        except BaseException:
+            live.unseal()
+            raise
+        self.staging.recycle(live, has_artifacts)  # unseals once out of live/
+        return tip
+
+    def _commit_sealed(
+        self, live: LiveRun, meta: dict, params: dict[str, str], has_artifacts: bool
+    ) -> str:
         run_id = live.run_id
-        has_artifacts = live.has_artifacts()
         appended = live.appended_metrics()
         if appended is not None:  # all written by this process: no need to read them back
             (raw_metrics, points), torn = appended, None
@@ -615,9 +627,7 @@ class RunStore:
             f"Run-Id: {run_id}\n"
             f"Source-Commit: {meta['source'].get('commit') or 'none'}\n"
         )
-        tip = self.branch.commit(lambda _snap: changes, message, tuple(dict.fromkeys(parents)))
-        self.staging.recycle(live, has_artifacts)
-        return tip
+        return self.branch.commit(lambda _snap: changes, message, tuple(dict.fromkeys(parents)))
 
     # ------------------------------------------------------------- recovery
     def recover_orphans(self) -> list[RecoveredRun]:
