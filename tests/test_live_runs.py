@@ -8,10 +8,12 @@ import sys
 import warnings
 from pathlib import Path
 
+import pytest
 import yaml
 
 from gittrack import Client
 from gittrack.entities import RunStatus
+from gittrack.errors import InvalidStateError
 
 from .conftest import SRC, run_script
 
@@ -200,3 +202,49 @@ def test_points_another_process_logs_into_a_run_land_in_that_run_or_raise(
         assert len(steps) == len(set(steps))
         assert set(steps) == returned.get(run.info.run_id, set()), run.info.run_id
         assert len(client.get_metric_history(run.info.run_id, "own")) == 200
+
+
+STEPPED_OWNER = """
+import sys
+import gittrack as mlflow
+first = mlflow.start_run()
+print(first.info.run_id, flush=True)
+sys.stdin.readline()
+mlflow.end_run()
+second = mlflow.start_run()
+print(second.info.run_id, flush=True)
+sys.stdin.readline()
+mlflow.end_run()
+"""
+
+
+def test_logging_into_a_run_its_owner_ended_raises_and_reaches_no_other_run(repo: Path) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", STEPPED_OWNER],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert owner.stdin is not None and owner.stdout is not None
+    first = owner.stdout.readline().strip()
+    client = Client()
+    client.log_metric(first, "attached", 1.0)
+    client.log_param(first, "attached", "yes")
+    owner.stdin.write("\n")
+    owner.stdin.flush()
+    second = owner.stdout.readline().strip()  # the first run's directory is now a spare
+
+    with pytest.raises(InvalidStateError, match=first):
+        client.log_metric(first, "attached", 2.0, step=1)
+    with pytest.raises(InvalidStateError, match=first):
+        client.log_param(first, "late", "no")
+    owner.stdin.write("\n")
+    owner.stdin.flush()
+    assert owner.wait(timeout=60) == 0
+
+    assert [m.value for m in client.get_metric_history(first, "attached")] == [1.0]
+    assert client.get_run(first).data.params == {"attached": "yes"}
+    assert client.get_metric_history(second, "attached") == []
+    assert client.get_run(second).data.params == {}

@@ -184,17 +184,22 @@ class LiveRun:
     def append(self, name: str, data: bytes) -> None:
         """One ``write`` per call: what returns is in the kernel."""
         if self._lock_fd is None:
-            with self._still_live():
-                self._append(name, data)
-        else:
-            self._append(name, data)
-
-    def _append(self, name: str, data: bytes) -> None:
+            self._append_shared(name, data)
+            return
         fd = self._fds.get(name)
         if fd is None:
-            fd = self._fds[name] = os.open(f"{self._base}/{name}", _APPEND_FLAGS, 0o644)
-            self._inodes[name] = os.fstat(fd).st_ino
+            fd = self._open_appended(name)
         write_all(fd, data)
+
+    def _open_appended(self, name: str) -> int:
+        fd = self._fds[name] = os.open(f"{self._base}/{name}", _APPEND_FLAGS, 0o644)
+        self._inodes[name] = os.fstat(fd).st_ino
+        return fd
+
+    def _append_shared(self, name: str, data: bytes) -> None:
+        with self._still_live():
+            fd = self._fds.get(name)
+            write_all(self._open_appended(name) if fd is None else fd, data)
 
     # A process that does not own the run writes under a shared lock on ``metrics.jsonl``
     # and only while that file is still the one in this run's live directory; the owner
@@ -204,15 +209,12 @@ class LiveRun:
     # owner's next run, which reuses the directory and its files.
     def _metrics_fd(self) -> int:
         fd = self._fds.get(METRICS)
-        if fd is None:
-            fd = self._fds[METRICS] = os.open(f"{self._base}/{METRICS}", _APPEND_FLAGS, 0o644)
-            self._inodes[METRICS] = os.fstat(fd).st_ino
-        return fd
+        return self._open_appended(METRICS) if fd is None else fd
 
     @contextlib.contextmanager
     def _still_live(self) -> Iterator[None]:
         """Hold the shared lock of a run this process does not own while it is live."""
-        while True:
+        for _attempt in range(3):  # a run made live again meanwhile is looked at anew
             try:
                 fd = self._metrics_fd()
             except FileNotFoundError:
@@ -226,12 +228,13 @@ class LiveRun:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             self._close_data()  # the files of a run that is gone, or was made live again
             if not os.path.exists(f"{self._base}/{LOCK}"):
-                raise self._gone()
+                break
+        raise self._gone()
 
     def _gone(self) -> InvalidStateError:
         return InvalidStateError(
-            f"run {self.run_id} was ended by the process that owns it: it is no longer "
-            "live, and nothing more can be logged to it (nothing of this call was written)"
+            f"run {self.run_id} has ended (it was committed while this process was logging "
+            "to it): nothing of this call was written, and a finished run takes no more data"
         )
 
     def seal(self) -> None:

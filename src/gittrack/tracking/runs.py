@@ -263,7 +263,7 @@ class RunStore:
     def resume(self, run_id: str) -> Run:
         """Reopen a run for logging: a live one whose owner is gone, or a committed one."""
         validation.check_run_id(run_id)
-        if run_id in self._open:
+        if self._live_handle(run_id) is not None:
             return self.get(run_id)
         if self.staging.exists(run_id):
             live = self.staging.open(run_id, claim=True)
@@ -298,8 +298,17 @@ class RunStore:
         return self.get(run_id)
 
     # -------------------------------------------------------------- logging
-    def _writable(self, run_id: str) -> _OpenRun:
+    def _live_handle(self, run_id: str) -> _OpenRun | None:
+        """This process's handle on a live run: one it owns, or one it attached to while
+        that run is still live (a handle on a run committed since is dropped)."""
         opened = self._open.get(run_id)
+        if opened is None or opened.live.owner or self.staging.exists(run_id):
+            return opened
+        self._open.pop(run_id).live.close()
+        return None
+
+    def _writable(self, run_id: str) -> _OpenRun:
+        opened = self._live_handle(run_id)
         if opened is not None:
             if opened.meta["lifecycle"] == LifecycleStage.DELETED:
                 raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it")
@@ -451,7 +460,9 @@ class RunStore:
         self._write_meta(opened)
 
     def _is_live(self, run_id: str) -> bool:
-        return run_id in self._open or self.staging.exists(validation.check_run_id(run_id))
+        if run_id in self._open and self._open[run_id].live.owner:
+            return True
+        return self.staging.exists(validation.check_run_id(run_id))
 
     # ------------------------------------------------------------ artifacts
     def artifact_target(self, run_id: str, artifact_path: str | None, name: str) -> Path:
@@ -558,7 +569,7 @@ class RunStore:
             raise InvalidInputError(
                 f"run status {status!r} is not one of {', '.join(RunStatus.ALL)}"
             )
-        opened = self._open.get(run_id)
+        opened = self._live_handle(run_id)
         if opened is None:
             validation.check_run_id(run_id)
             if not self.staging.exists(run_id):
@@ -642,7 +653,7 @@ class RunStore:
         self.staging.sweep()
         self.repo.spare_files.sweep()
         for run_id in self.staging.run_ids():
-            if run_id in self._open:
+            if run_id in self._open and self._open[run_id].live.owner:
                 continue
             live = self.staging.claim_orphan(run_id)
             if live is None:
@@ -685,7 +696,7 @@ class RunStore:
     # -------------------------------------------------------------- reading
     def get(self, run_id: str) -> Run:
         validation.check_run_id(run_id)
-        opened = self._open.get(run_id)
+        opened = self._live_handle(run_id)
         if opened is not None or self.staging.exists(run_id):
             live = opened.live if opened else self.staging.open(run_id)
             meta = load_yaml(live.read(META) or b"", f"{live.path}/{META}")
@@ -719,8 +730,9 @@ class RunStore:
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         validation.check_run_id(run_id)
-        if run_id in self._open or self.staging.exists(run_id):
-            live = self._open[run_id].live if run_id in self._open else self.staging.open(run_id)
+        opened = self._live_handle(run_id)
+        if opened is not None or self.staging.exists(run_id):
+            live = opened.live if opened is not None else self.staging.open(run_id)
             raw, where = live.read(METRICS) or b"", f"{live.path}/{METRICS}"
         else:
             snap = self.branch.snapshot()
@@ -746,7 +758,7 @@ class RunStore:
     # ----------------------------------------------------------- lifecycle
     def set_lifecycle(self, run_id: str, lifecycle: str) -> None:
         if self._is_live(run_id):
-            opened = self._open.get(run_id) or self._attach_any(run_id)
+            opened = self._live_handle(run_id) or self._attach_any(run_id)
             self._refresh(opened, META)
             opened.meta["lifecycle"] = lifecycle
             self._write_meta(opened)
