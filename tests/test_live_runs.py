@@ -152,13 +152,15 @@ while True:
         run_id = fh.read()
     if run_id == "done":
         break
-    for _ in range(50):  # on, whatever the owner does meanwhile, until refused
+    for i in range(50):  # on, whatever the owner does meanwhile, until refused
         try:
+            if i % 10 == 0:
+                client.log_param(run_id, f"p{k}", str(k))
             client.log_metric(run_id, "attached", float(k), step=k)
         except InvalidStateError:
             print("refused", run_id, k, flush=True)
             break
-        print("logged", run_id, k, flush=True)
+        print("param" if i % 10 == 0 else "logged", run_id, k, flush=True)
         k += 1
     k += 1
 """
@@ -189,10 +191,13 @@ def test_points_another_process_logs_into_a_run_land_in_that_run_or_raise(
     assert attacher.returncode == 0, attacher_err
 
     returned: dict[str, set[int]] = {}
+    params: dict[str, dict[str, str]] = {}
     for line in attacher_out.splitlines():
         outcome, run_id, k = line.split()
-        if outcome == "logged":
+        if outcome in ("logged", "param"):
             returned.setdefault(run_id, set()).add(int(k))
+        if outcome == "param":
+            params.setdefault(run_id, {})[f"p{k}"] = k
     assert sum(map(len, returned.values())) > 100  # the two processes did overlap
     client = Client()
     runs = client.search_runs(["0"], max_results=1000)
@@ -202,6 +207,7 @@ def test_points_another_process_logs_into_a_run_land_in_that_run_or_raise(
         assert len(steps) == len(set(steps))
         assert set(steps) == returned.get(run.info.run_id, set()), run.info.run_id
         assert len(client.get_metric_history(run.info.run_id, "own")) == 200
+        assert run.data.params == params.get(run.info.run_id, {})
 
 
 STEPPED_OWNER = """

@@ -105,6 +105,7 @@ class LiveRun:
         self._points: list[tuple[str, float, int, int]] | None = None
         self._lines: list[bytes] = []
         self._line_bytes = 0
+        self._sealed = False  # whether this handle holds the exclusive lock (see ``seal``)
 
     @property
     def path(self) -> Path:
@@ -239,13 +240,17 @@ class LiveRun:
 
     def seal(self) -> None:
         """Wait for writes other processes have under way, and hold off new ones, before
-        the run is committed; ``unseal`` (or closing the handle) lets them go on."""
-        fcntl.flock(self._metrics_fd(), fcntl.LOCK_EX)
+        the run's files are read for its commit; ``unseal`` (or closing the handle) lets
+        them go on. Sealing a sealed handle does nothing."""
+        if not self._sealed:
+            fcntl.flock(self._metrics_fd(), fcntl.LOCK_EX)
+            self._sealed = True
 
     def unseal(self) -> None:
         fd = self._fds.get(METRICS)
-        if fd is not None:
+        if self._sealed and fd is not None:
             fcntl.flock(fd, fcntl.LOCK_UN)
+        self._sealed = False
 
     def append_metrics(
         self, data: bytes, points: list[tuple[str, float, int, int]] | None = None
@@ -303,6 +308,7 @@ class LiveRun:
             os.close(fd)
         self._fds.clear()
         self._inodes.clear()
+        self._sealed = False  # closing the descriptor released the lock
 
     def close(self) -> None:
         self._close_data()

@@ -578,19 +578,23 @@ class RunStore:
             opened = self._open[run_id] = _OpenRun(self.staging.open(run_id, claim=True), {}, {})
             self._refresh(opened, META, force=True)
             self._refresh(opened, PARAMS, force=True)
-        self._refresh(opened, META)
-        self._refresh(opened, PARAMS)
-        opened.meta["status"] = status
-        opened.meta["end_time"] = format_time(end_time or now_ms())
-        opened.live.mark_ending(status, opened.meta["end_time"])
         try:
+            opened.live.seal()  # what other processes logged is read below, or refused
+            self._refresh(opened, META)
+            self._refresh(opened, PARAMS)
+            opened.meta["status"] = status
+            opened.meta["end_time"] = format_time(end_time or now_ms())
+            opened.live.mark_ending(status, opened.meta["end_time"])
             self._commit_live(opened.live, opened.meta, opened.params)
+        except BaseException:
+            opened.live.unseal()
+            raise
         finally:
             self._open.pop(run_id, None)
 
     def _commit_live(self, live: LiveRun, meta: dict, params: dict[str, str]) -> str:
         """Commit a live run's files onto the branch, then remove the live directory."""
-        live.seal()  # another process's write is now in this commit, or refused
+        live.seal()  # callers seal before they read the documents: this is then a no-op
         try:
             has_artifacts = live.has_artifacts()
             tip = self._commit_sealed(live, meta, params, has_artifacts)
@@ -669,6 +673,7 @@ class RunStore:
 
     def _recover_orphan(self, live: LiveRun) -> str | None:
         """Commit one claimed orphan; returns the note on a torn last metric line, if any."""
+        live.seal()  # a process still logging to it is in the commit, or refused
         meta = load_yaml(live.read(META) or b"", f"{live.path}/{META}")
         params = load_yaml(live.read(PARAMS) or b"", f"{live.path}/{PARAMS}") or {}
         if not isinstance(meta, dict) or "run_id" not in meta:
