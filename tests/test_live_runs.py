@@ -254,3 +254,51 @@ def test_logging_into_a_run_its_owner_ended_raises_and_reaches_no_other_run(repo
     assert client.get_run(first).data.params == {"attached": "yes"}
     assert client.get_metric_history(second, "attached") == []
     assert client.get_run(second).data.params == {}
+
+
+SLEEPING_OWNER = """
+import time
+import gittrack as mlflow
+run = mlflow.start_run()
+mlflow.log_metric("own", 1.0)
+print(run.info.run_id, flush=True)
+time.sleep(600)
+"""
+
+STREAMING_ATTACHER = """
+import sys
+from gittrack import MlflowClient
+from gittrack.errors import InvalidStateError
+client = MlflowClient()
+run_id = sys.argv[1]
+for k in range(1_000_000):
+    try:
+        client.log_metric(run_id, "attached", float(k), step=k)
+    except InvalidStateError:
+        break
+    print(k, flush=True)
+"""
+
+
+def test_points_logged_into_an_orphan_while_it_is_recovered_are_committed_or_refused(
+    repo: Path,
+) -> None:
+    owner = _python(SLEEPING_OWNER, repo)
+    assert owner.stdout is not None
+    run_id = owner.stdout.readline().strip()
+    attacher = _python(STREAMING_ATTACHER, repo, run_id)
+    assert attacher.stdout is not None
+    while int(attacher.stdout.readline()) < 200:
+        pass
+    owner.kill()
+    owner.wait()
+
+    client = Client()
+    recovered = client.repository.recovered  # the client start recovers, while it logs on
+    rest, err = attacher.communicate(timeout=120)
+    assert attacher.returncode == 0, err
+
+    assert [r.run_id for r in recovered if r.committed] == [run_id]
+    returned = int(rest.split()[-1]) + 1
+    steps = [m.step for m in client.get_metric_history(run_id, "attached")]
+    assert steps == list(range(returned))
