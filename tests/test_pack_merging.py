@@ -106,3 +106,19 @@ def test_merging_leaves_incomplete_kept_and_delta_packs_alone_and_loses_no_objec
     (pack_dir / "pack-0123456789abcdef.pack").unlink()
     _fsck(repo)
     assert merge_small_packs(pack_dir) is None  # one small pack left: nothing to merge
+
+
+def test_a_damaged_small_pack_is_left_out_of_the_merge_and_kept(repo: Path) -> None:
+    pack_dir = repo / ".git" / "objects" / "pack"
+    _write_small_packs(pack_dir, 3)
+    damaged = pack_dir / _packs(repo)[0]
+    data = bytearray(damaged.read_bytes())
+    data[20] ^= 0xFF
+    damaged.chmod(0o644)
+    damaged.write_bytes(bytes(data))
+
+    merged = merge_small_packs(pack_dir)
+
+    assert merged is not None
+    assert set(_packs(repo)) == {damaged.name, Path(merged).name}
+    assert damaged.read_bytes() == bytes(data)

@@ -321,6 +321,7 @@ def read_pack_entries(pack_path: str) -> dict[str, bytes] | None:
         or pack[:8] != b"PACK" + struct.pack(">I", 2)
         or struct.unpack_from(">I", pack, 8)[0] != count
         or pack[-20:] != index[-40:-20]
+        or hashlib.sha1(index[:-20]).digest() != index[-20:]
         or hashlib.sha1(pack[:-20]).digest() != pack[-20:]
     ):
         return None
