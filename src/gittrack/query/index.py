@@ -81,7 +81,7 @@ class RunIndex:
             except CorruptDataError as exc:
                 # One damaged live run (kept by a recovery that could not commit it) is
                 # reported and left out, never a reason for every search to fail.
-                warnings.warn(f"gittrack: live run left out: {exc.message}", RuntimeWarning, 2)
+                warnings.warn(f"live run left out: {exc.message}", RuntimeWarning, 2)
         live_frame = builder.frame()
         kept = committed[~committed["run_id"].isin(live_frame["run_id"])]
         if kept.empty:

@@ -61,7 +61,7 @@ def _warn_about_kept_orphans(recovered: list[RecoveredRun]) -> None:
     for found in recovered:
         if not found.committed:
             warnings.warn(
-                f"gittrack: live run {found.run_id} of a process that is gone could not be "
+                f"live run {found.run_id} of a process that is gone could not be "
                 f"committed and is kept in the staging area: {found.note}",
                 RuntimeWarning,
                 stacklevel=4,
