@@ -12,6 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from gittrack.cli.output import visible
 from gittrack.errors import GittrackError
 
 COMMAND_MODULES = (
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except GittrackError as exc:
-        print(f"gittrack: error: {exc.message}", file=sys.stderr)
+        print(f"gittrack: error: {visible(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("gittrack: interrupted", file=sys.stderr)
