@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
+from gittrack.cli.output import visible
 from gittrack.errors import GittrackError
 
 COMMAND_MODULES = (
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except GittrackError as exc:
-        print(f"gittrack: error: {exc.message}", file=sys.stderr)
+        print(f"gittrack: error: {visible(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("gittrack: interrupted", file=sys.stderr)

@@ -8,7 +8,7 @@ import warnings
 from typing import Any
 
 from gittrack.cli.main import add_format_options
-from gittrack.cli.output import emit
+from gittrack.cli.output import emit, visible
 from gittrack.client import Client
 from gittrack.entities import Run, ViewType
 from gittrack.errors import NotFoundError
@@ -138,7 +138,7 @@ def show_run(args: argparse.Namespace) -> int:
     if artifacts:
         print("\n[artifacts]")
         for item in artifacts:
-            print(f"{item.path}{'/' if item.is_dir else ''}")
+            print(f"{visible(item.path)}{'/' if item.is_dir else ''}")
     return 0
 
 

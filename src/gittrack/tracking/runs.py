@@ -9,14 +9,17 @@ it had) or the committed run, never neither.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import json
 import math
 import os
+import re
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +60,8 @@ from gittrack.tracking import validation
 from gittrack.tracking.run_names import generate_run_name
 
 NOTE_TAG = "mlflow.note.content"
+MISSING_SOURCE_TAG = "gittrack.source.missing"
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class RecoveredRun(NamedTuple):
@@ -251,9 +256,17 @@ class RunStore:
             meta["_parents"] = (
                 [source.snapshot or source.commit] if (source.snapshot or source.commit) else []
             )
+            if source.snapshot:
+                self.repo.update_ref(
+                    layout.live_snapshot_ref(run_id), source.snapshot, None, reflog=False
+                )
         # Keys and values are checked above; the schema is checked when the run is committed.
         meta_bytes = _live_meta_bytes(meta)
-        live = self.staging.create(run_id, {META: meta_bytes})
+        try:
+            live = self.staging.create(run_id, {META: meta_bytes})
+        except BaseException:
+            self._release_snapshot(meta)
+            raise
         opened = _OpenRun(live, meta, {})
         opened.file_stamps[META] = live.stamp_of_own(META, len(meta_bytes))
         opened.file_stamps[PARAMS] = live.stamp_of_own(PARAMS, 0)
@@ -601,6 +614,7 @@ class RunStore:
         except BaseException:
             live.unseal()
             raise
+        self._release_snapshot(meta)
         self.staging.recycle(live, has_artifacts)  # unseals once out of live/
         return tip
 
@@ -618,7 +632,7 @@ class RunStore:
             raw_metrics = raw_metrics[: raw_metrics.rfind(b"\n") + 1]
             meta.setdefault("tags", {})["gittrack.recovery"] = torn
         meta["metrics"] = _encode_summary(summarize_metrics(points))
-        parents = [p for p in meta.get("_parents") or [] if p]
+        parents = self._present_parents(meta, [p for p in meta.get("_parents") or [] if p])
         stored = self._meta_for_disk(meta)
         where = f"{layout.run_dir(run_id)}/{META}"
         check_outgoing(stored, "meta", where)
@@ -635,7 +649,6 @@ class RunStore:
                 rel = path.relative_to(artifacts).as_posix()
                 mode = "100755" if os.access(path, os.X_OK) else "100644"
                 changes[f"{base}/{ARTIFACTS}/{rel}"] = Blob(path.read_bytes(), mode)
-        parents = [p for p in parents if self.repo.has_object(p)]
         message = (
             f"Run {meta['run_name']} {meta['status']} ({run_id})\n\n"
             f"Experiment: {meta['experiment_id']}\n"
@@ -643,6 +656,47 @@ class RunStore:
             f"Source-Commit: {meta['source'].get('commit') or 'none'}\n"
         )
         return self.branch.commit(lambda _snap: changes, message, tuple(dict.fromkeys(parents)))
+
+    def _present_parents(self, meta: dict, parents: list[str]) -> list[str]:
+        """The source commits still in the repository. One that is gone (a ``git gc`` that
+        ran without the live ref, e.g. before it existed) is warned about and recorded in
+        the run's ``gittrack.source.missing`` tag, never silently dropped."""
+        present = [p for p in parents if self.repo.has_object(p)]
+        missing = [p for p in parents if p not in present]
+        if missing:
+            run_id = meta["run_id"]
+            meta.setdefault("tags", {})[MISSING_SOURCE_TAG] = " ".join(missing)
+            warnings.warn(
+                f"run {run_id}: its source commit {', '.join(missing)} is missing from the "
+                "repository (removed by git gc?); the run is committed without it as a "
+                f"parent and tagged {MISSING_SOURCE_TAG}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return present
+
+    def _release_snapshot(self, meta: dict) -> None:
+        """Drop the live ref of the run's snapshot: from now on the run's commit (a parent)
+        keeps it. A ref that cannot be removed now (another writer holds its lock) is left
+        to ``recover_orphans``, which removes the refs of committed runs."""
+        snapshot = (meta.get("source") or {}).get("snapshot")
+        if not snapshot or snapshot not in (meta.get("_parents") or ()):
+            return
+        with contextlib.suppress(GittrackError, OSError):
+            self.repo.delete_ref(layout.live_snapshot_ref(meta["run_id"]), snapshot)
+
+    def _release_committed_snapshots(self) -> None:
+        """Remove the snapshot refs of runs already on the branch (their owner died
+        between the commit and the removal)."""
+        live_refs = self.repo.refs_under(layout.LIVE_SNAPSHOTS_PREFIX)
+        if not live_refs:
+            return
+        snap = self.branch.snapshot()
+        for ref, sha in live_refs.items():
+            run_id = ref[len(layout.LIVE_SNAPSHOTS_PREFIX) :]
+            if _RUN_ID.fullmatch(run_id) and snap.entry(layout.run_dir(run_id)) is not None:
+                with contextlib.suppress(GittrackError, OSError):
+                    self.repo.delete_ref(ref, sha)
 
     # ------------------------------------------------------------- recovery
     def recover_orphans(self) -> list[RecoveredRun]:
@@ -656,6 +710,7 @@ class RunStore:
         recovered = []
         self.staging.sweep()
         self.repo.spare_files.sweep()
+        self._release_committed_snapshots()
         for run_id in self.staging.run_ids():
             if run_id in self._open and self._open[run_id].live.owner:
                 continue
