@@ -26,6 +26,7 @@ from gittrack.errors import InvalidInputError, NotFoundError
 from gittrack.store.codecs import dump_yaml
 from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository, open_repository
+from gittrack.tracking.runs import check_new_run
 from gittrack.tracking.source import default_entry_point
 
 if TYPE_CHECKING:
@@ -90,8 +91,8 @@ class Client:
         self.repository.experiments.set_lifecycle(str(experiment_id), LifecycleStage.ACTIVE)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
-        validation.check_key(key, "tag")
-        value = validation.check_string_value(value, "tag", key)
+        validation.check_key(key, "experiment tag")
+        value = validation.check_string_value(value, "experiment tag", key)
         self.repository.experiments.set_tag(str(experiment_id), key, value)
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
@@ -108,6 +109,7 @@ class Client:
         parent_run_id: str | None = None,
         description: str | None = None,
     ) -> Run:
+        tags, run_name, start_time = check_new_run(tags, run_name, start_time, description)
         repository = self.repository
         snap = repository.branch.snapshot()
         if snap.commit is None:
@@ -144,6 +146,7 @@ class Client:
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
         if name is not None:
+            validation.check_run_name(name)
             self.set_tag(run_id, "mlflow.runName", name)
         if status is not None and RunStatus.is_terminated(status):
             self.set_terminated(run_id, status)
@@ -193,13 +196,10 @@ class Client:
         tags: Sequence[RunTag] = (),
         **_ignored: Any,
     ) -> None:
-        runs = self.repository.runs
-        if params:
-            runs.log_params(run_id, {p.key: p.value for p in params})
-        if tags:
-            runs.set_tags(run_id, {t.key: t.value for t in tags})
-        if metrics:
-            runs.log_metric_points(run_id, list(metrics))
+        """Metrics, params and tags together: all of them or, if one is rejected, none."""
+        self.repository.runs.log_batch(
+            run_id, list(metrics), _unique_params(params), {t.key: t.value for t in tags}
+        )
 
     # ------------------------------------------------------------- artifacts
     def log_artifact(
@@ -490,6 +490,19 @@ class Client:
     def verify_registry(self) -> list[PolicyViolation]:
         """Every registry tag that breaks the policy in ``.tracking/config.yaml``."""
         return self.registry.verify()
+
+
+def _unique_params(params: Sequence[Param]) -> dict[str, Any]:
+    """A batch's params by key; one key with two values is refused, as MLflow does."""
+    by_key: dict[str, Any] = {}
+    for param in params:
+        if param.key in by_key and str(by_key[param.key]) != str(param.value):
+            raise InvalidInputError(
+                f"param {param.key!r} appears twice in the batch, as {by_key[param.key]!r} and "
+                f"{param.value!r}: a batch may hold one value per param key"
+            )
+        by_key[param.key] = param.value
+    return by_key
 
 
 def _required(value: str | None, what: str) -> str:
