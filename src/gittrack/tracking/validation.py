@@ -139,10 +139,9 @@ def check_run_name(name: object) -> str:
 
 def check_tags(tags: Mapping[str, object] | None, kind: str = "tag") -> dict[str, str]:
     """Run tags as stored: keys and values checked, the run name tag as a run name."""
-    checked = {check_key(k, kind): check_string_value(v, kind, k) for k, v in (tags or {}).items()}
-    if kind == "tag" and RUN_NAME_TAG in checked:
-        check_run_name(checked[RUN_NAME_TAG])
-    return checked
+    if kind == "tag" and tags and RUN_NAME_TAG in tags:
+        check_run_name(str(tags[RUN_NAME_TAG]))
+    return {check_key(k, kind): check_string_value(v, kind, k) for k, v in (tags or {}).items()}
 
 
 def check_params(params: Mapping[str, object]) -> dict[str, str]:
