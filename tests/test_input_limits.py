@@ -194,6 +194,10 @@ def test_start_and_end_times_at_the_ends_of_the_range_are_kept(repo: Path) -> No
     client.set_terminated(run.info.run_id, end_time=253_402_300_799_999)
     stored = client.get_run(run.info.run_id).info
     assert (stored.start_time, stored.end_time) == (0, 253_402_300_799_999)
+    run = client.create_run("0", start_time=0)
+    client.set_terminated(run.info.run_id, end_time=0)
+    stored = client.get_run(run.info.run_id).info
+    assert (stored.start_time, stored.end_time) == (0, 0)
 
 
 # ----------------------------------------------- control characters in names (item 9)

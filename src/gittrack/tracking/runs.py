@@ -606,7 +606,7 @@ class RunStore:
         self._refresh(opened, META)
         self._refresh(opened, PARAMS)
         opened.meta["status"] = status
-        opened.meta["end_time"] = format_time(end_time or now_ms())
+        opened.meta["end_time"] = format_time(now_ms() if end_time is None else end_time)
         opened.live.mark_ending(status, opened.meta["end_time"])
         try:
             self._commit_live(opened.live, opened.meta, opened.params)
