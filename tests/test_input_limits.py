@@ -387,6 +387,28 @@ def test_the_longest_model_name_and_label_make_valid_tags(repo: Path) -> None:
     assert _fsck(repo).returncode == 0
 
 
+def test_registry_text_with_lone_surrogates_is_rejected_before_any_commit(repo: Path) -> None:
+    with mlflow.start_run() as run:
+        mlflow.log_text("flavor: none\n", "model/MLmodel")
+    client = Client()
+    client.create_registered_model("kept")
+    client.create_model_version("kept", f"runs:/{run.info.run_id}/model")
+    tip = _tip(repo)
+    for attempt in (
+        lambda: client.create_registered_model("new", description="x\ud800"),
+        lambda: client.update_registered_model("kept", description="\udc80"),
+        lambda: client.create_model_version("kept", "/tmp/model\ud800"),
+        lambda: client.create_model_version(
+            "kept", f"runs:/{run.info.run_id}/model", description="\ud800"
+        ),
+        lambda: client.update_model_version("kept", 1, description="\udfff"),
+    ):
+        with pytest.raises(InvalidInputError, match="lone surrogate"):
+            attempt()
+    assert _tip(repo) == tip
+    assert [v.version for v in client.search_model_versions("name = 'kept'")] == ["1"]
+
+
 # ------------------------------------------------------ log_batch all or nothing (item 15)
 @pytest.mark.parametrize(
     "bad",

@@ -157,13 +157,30 @@ def check_string_value(value: object, kind: str, key: str) -> str:
         raise InvalidInputError(
             f"{kind} {key!r} has a value of {len(text)} characters; at most {limit} are allowed"
         )
+    _check_encodable(text, f"{kind} {key!r} has a value that")
+    return text
+
+
+def check_text(value: object, what: str) -> str | None:
+    """Free text such as a description or a source URI: None, or a string UTF-8 can
+    encode (any other character, NUL and newlines included, is stored escaped)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(
+            f"{what} {_short(value)} must be a string, not {type(value).__name__}"
+        )
+    _check_encodable(value, f"{what} {value[:40]!r}")
+    return value
+
+
+def _check_encodable(text: str, subject: str) -> None:
     bad = _SURROGATE.search(text)
     if bad is not None:
         raise InvalidInputError(
-            f"{kind} {key!r} has a value with a lone surrogate {bad.group()!r} at position "
-            f"{bad.start()}: values must be valid Unicode text"
+            f"{subject} contains a lone surrogate {bad.group()!r} at position {bad.start()}: "
+            "text must be valid Unicode"
         )
-    return text
 
 
 def check_metric_value(value: object, key: str) -> float:
