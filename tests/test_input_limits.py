@@ -344,6 +344,72 @@ def test_artifact_names_a_file_system_cannot_hold_are_rejected(
     assert Client().get_run(run.info.run_id).info.status == RunStatus.FINISHED
 
 
+@pytest.mark.parametrize(
+    "artifact_file", [".git/config", "sub/.GIT/hooks/x", "GIT~1/x", ".git. /x", ".g\u200cit/x"]
+)
+def test_artifacts_git_reads_as_dot_git_are_rejected_and_fsck_stays_clean(
+    repo: Path, artifact_file: str
+) -> None:
+    with mlflow.start_run() as run:
+        with pytest.raises(InvalidInputError, match="hasDotgit"):
+            mlflow.log_text("x", artifact_file)
+        mlflow.log_text("x", "fine.txt")
+    assert [f.path for f in Client().list_artifacts(run.info.run_id)] == ["fine.txt"]
+    fsck = _fsck(repo)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+
+def test_an_artifact_where_a_file_or_directory_already_is_is_a_conflict(
+    repo: Path, tmp_path: Path
+) -> None:
+    local = tmp_path / "data.txt"
+    local.write_text("data")
+    with mlflow.start_run() as run:
+        mlflow.log_text("file", "a")
+        mlflow.log_text("nested", "d/b.txt")
+        with pytest.raises(ConflictError, match="already an artifact file"):
+            mlflow.log_artifact(str(local), "a")
+        with pytest.raises(ConflictError, match="already a directory"):
+            mlflow.log_text("x", "d")
+    listed = sorted(f.path for f in Client().list_artifacts(run.info.run_id))
+    assert listed == ["a", "d"]
+
+
+@pytest.mark.parametrize("bad", [[1], {"k": 1}, object()], ids=["list", "dict", "object"])
+def test_keys_that_are_not_strings_are_rejected_by_every_logging_call(
+    repo: Path, bad: object
+) -> None:
+    client = Client()
+    run_id = _started(client)
+    for attempt in (
+        lambda: client.log_metric(run_id, bad, 1.0),  # type: ignore[arg-type]
+        lambda: client.log_param(run_id, bad, "x"),  # type: ignore[arg-type]
+        lambda: client.set_tag(run_id, bad, "x"),  # type: ignore[arg-type]
+        lambda: client.delete_tag(run_id, bad),  # type: ignore[arg-type]
+        lambda: client.log_batch(run_id, [Metric(bad, 1.0, 1, 0)]),  # type: ignore[arg-type]
+        lambda: client.log_batch(run_id, params=[Param(bad, "1")]),  # type: ignore[arg-type]
+        lambda: client.log_batch(run_id, tags=[RunTag(bad, "1")]),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(InvalidInputError, match="must be a string"):
+            attempt()
+    client.set_terminated(run_id)
+
+
+def test_log_text_and_log_dict_refuse_what_they_cannot_write(repo: Path) -> None:
+    with mlflow.start_run() as run:
+        for attempt in (
+            lambda: mlflow.log_text(b"bytes", "a.txt"),  # type: ignore[arg-type]
+            lambda: mlflow.log_text("half \ud800", "a.txt"),
+            lambda: mlflow.log_dict({"a": object()}, "d.json"),
+            lambda: mlflow.log_dict({"a": object()}, "d.yaml"),
+            lambda: mlflow.log_dict({"a": "\ud800"}, "d.yaml"),
+            lambda: mlflow.log_dict({"a": 1}, None),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(InvalidInputError):
+                attempt()
+    assert Client().list_artifacts(run.info.run_id) == []
+
+
 def _gittrack_cli(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "gittrack", *args],

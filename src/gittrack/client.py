@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from gittrack.entities import (
     Experiment,
     FileInfo,
@@ -179,14 +181,14 @@ class Client:
         self.repository.runs.log_metric(run_id, key, value, timestamp, step or 0)
 
     def log_param(self, run_id: str, key: str, value: Any, **_ignored: Any) -> Any:
-        self.repository.runs.log_params(run_id, {key: value})
+        self.repository.runs.log_params(run_id, {validation.check_key(key, "param"): value})
         return value
 
     def set_tag(self, run_id: str, key: str, value: Any, **_ignored: Any) -> None:
-        self.repository.runs.set_tags(run_id, {key: value})
+        self.repository.runs.set_tags(run_id, {validation.check_key(key, "tag"): value})
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        self.repository.runs.delete_tag(run_id, key)
+        self.repository.runs.delete_tag(run_id, validation.check_key(key, "tag"))
 
     def log_batch(
         self,
@@ -198,7 +200,10 @@ class Client:
     ) -> None:
         """Metrics, params and tags together: all of them or, if one is rejected, none."""
         self.repository.runs.log_batch(
-            run_id, list(metrics), _unique_params(params), {t.key: t.value for t in tags}
+            run_id,
+            list(metrics),
+            _unique_params(params),
+            {validation.check_key(t.key, "tag"): t.value for t in tags},
         )
 
     # ------------------------------------------------------------- artifacts
@@ -213,14 +218,27 @@ class Client:
         self.repository.runs.log_artifacts(run_id, local_dir, artifact_path)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        if not isinstance(text, str):
+            raise InvalidInputError(
+                f"log_text writes a str, not {type(text).__name__}: use log_dict or "
+                "log_artifact for other data"
+            )
+        validation.check_artifact_path(artifact_file)
+        text = validation.check_text(text, f"text for {artifact_file!r}") or ""
         self.repository.runs.write_artifact(run_id, artifact_file, text.encode())
 
     def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:
         """JSON, or YAML when the file name ends in .yaml/.yml (MLflow's rule)."""
-        if artifact_file.endswith((".yaml", ".yml")):
-            data = dump_yaml(dictionary)
-        else:
-            data = (json.dumps(dictionary, indent=2, default=_json_default) + "\n").encode()
+        path = validation.check_artifact_path(artifact_file)
+        try:
+            if path.endswith((".yaml", ".yml")):
+                data = dump_yaml(dictionary)
+            else:
+                data = (json.dumps(dictionary, indent=2, default=_json_default) + "\n").encode()
+        except (TypeError, ValueError, yaml.YAMLError) as exc:  # UnicodeError is a ValueError
+            raise InvalidInputError(
+                f"log_dict cannot write {type(dictionary).__name__} as {artifact_file!r}: {exc}"
+            ) from exc
         self.repository.runs.write_artifact(run_id, artifact_file, data)
 
     def log_figure(
@@ -496,7 +514,9 @@ def _unique_params(params: Sequence[Param]) -> dict[str, Any]:
     """A batch's params by key; one key with two values is refused, as MLflow does."""
     by_key: dict[str, Any] = {}
     for param in params:
-        if param.key in by_key and str(by_key[param.key]) != str(param.value):
+        if validation.check_key(param.key, "param") in by_key and str(by_key[param.key]) != str(
+            param.value
+        ):
             raise InvalidInputError(
                 f"param {param.key!r} appears twice in the batch, as {by_key[param.key]!r} and "
                 f"{param.value!r}: a batch may hold one value per param key"

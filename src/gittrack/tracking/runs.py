@@ -335,6 +335,8 @@ class RunStore:
         return opened
 
     def _key(self, key: str) -> str:
+        if key.__class__ is not str:
+            validation.check_key(key, "metric")  # refuses it: a key is a string
         encoded = self._key_json.get(key)
         if encoded is None:
             validation.check_key(key, "metric")
@@ -352,7 +354,10 @@ class RunStore:
         opened = self._open.get(run_id) or self._writable(run_id)
         if opened.meta["lifecycle"] != LifecycleStage.ACTIVE:
             self._writable(run_id)
-        encoded = self._key_json.get(key) or self._key(key)
+        try:
+            encoded = self._key_json.get(key) or self._key(key)
+        except TypeError:  # an unhashable key (a list, an array): refused by the key rule
+            encoded = self._key(key)
         if value.__class__ is not float:
             value = validation.check_metric_value(value, key)
         if step.__class__ is not int or not INT64_MIN <= step <= INT64_MAX:
@@ -499,7 +504,17 @@ class RunStore:
         root = opened.live.artifacts_dir.resolve()
         if root not in target.parents:
             raise InvalidInputError(f"artifact path {rel!r} escapes the run's artifact directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise ConflictError(
+                f"artifact {rel!r} of run {run_id} cannot be written: a part of its path is "
+                "already an artifact file"
+            ) from exc
+        if target.is_dir():
+            raise ConflictError(
+                f"artifact {rel!r} of run {run_id} is already a directory of artifacts"
+            )
         return target
 
     def log_artifact(

@@ -37,13 +37,14 @@ _KEY_CHARS = re.compile(r"[A-Za-z0-9_\-. /]+")
 # cannot encode: refused in every name (DESIGN §3).
 _UNSAFE_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_HFS_IGNORED = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
 _valid_keys: set[tuple[str, str]] = set()
 
 
 def check_key(key: object, kind: str) -> str:
     """A param, metric or tag key, or an artifact path; returns it when it is valid."""
-    if (kind, key) in _valid_keys:  # type: ignore[comparison-overlap]
-        return key  # type: ignore[return-value]
+    if isinstance(key, str) and (kind, key) in _valid_keys:
+        return key
     if not isinstance(key, str):
         raise InvalidInputError(f"{kind} key {key!r} must be a string, not {type(key).__name__}")
     if not key:
@@ -100,12 +101,24 @@ def _check_artifact_path_size(path: str) -> None:
             f"{MAX_ARTIFACT_PATH_BYTES} are allowed"
         )
     for name in path.split("/"):
+        if _is_dotgit(name):
+            raise InvalidInputError(
+                f"artifact path {path[:60]!r} contains {name!r}: git refuses a tree entry that "
+                "reads as '.git' (git fsck: hasDotgit), so no artifact may be named so"
+            )
         if len(name.encode()) > MAX_ARTIFACT_NAME_BYTES:
             raise InvalidInputError(
                 f"artifact name {name[:40]!r}... in {path[:40]!r}... is {len(name.encode())} "
                 f"bytes long; a file or directory name may have at most "
                 f"{MAX_ARTIFACT_NAME_BYTES}"
             )
+
+
+def _is_dotgit(name: str) -> bool:
+    """Whether git reads ``name`` as ``.git`` on some file system: any case, trailing dots
+    or spaces (NTFS), the short name ``git~1``, or with characters HFS+ ignores."""
+    folded = _HFS_IGNORED.sub("", name).lower().rstrip(". ")
+    return folded in (".git", "git~1")
 
 
 def _check_name_characters(name: str, what: str) -> None:
