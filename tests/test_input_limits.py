@@ -19,7 +19,7 @@ import pytest
 import gittrack as mlflow
 from gittrack import Client
 from gittrack.entities import Metric, Param, RunStatus, RunTag
-from gittrack.errors import ConflictError, InvalidInputError
+from gittrack.errors import ConflictError, CorruptDataError, InvalidInputError
 
 from .conftest import SRC, git, run_script
 
@@ -282,6 +282,31 @@ def test_steps_and_timestamps_at_the_ends_of_64_bits_read_back_exactly(repo: Pat
     committed = Client().get_metric_history(run.info.run_id, "m")
     assert live == committed
     assert [(m.step, m.timestamp) for m in committed] == [(top, top), (bottom, 0)]
+
+
+def test_a_stored_step_outside_64_bits_is_reported_as_corrupt_data_naming_the_file(
+    repo: Path,
+) -> None:
+    """Written before steps were checked (here: by hand); the run stays readable otherwise."""
+    started = run_script(
+        "from gittrack import Client\n"
+        "client = Client()\n"
+        "run_id = client.create_run('0').info.run_id\n"
+        "client.log_metric(run_id, 'm', 1.0, step=1, timestamp=5)\n"
+        "print(run_id)\n",
+        cwd=repo,
+    )
+    assert started.returncode == 0, started.stderr
+    run_id = started.stdout.strip()
+    metrics = repo / ".git" / "gittrack" / "live" / run_id / "metrics.jsonl"
+    with metrics.open("ab") as out:
+        out.write(b'{"key": "m", "value": 2.0, "step": 9223372036854775808, "timestamp": 6}\n')
+    client = Client()  # recovers the run: its points are kept as they are
+    with pytest.raises(CorruptDataError, match=r"metrics.jsonl: point 2 has step 92233"):
+        client.get_metric_history(run_id, "m")
+    with pytest.raises(CorruptDataError, match=r"metrics.jsonl: point 2"):
+        client.get_metric_history_frame([run_id])
+    assert client.get_run(run_id).data.metrics == {"m": 2.0}
 
 
 @pytest.mark.parametrize(
