@@ -135,6 +135,73 @@ def test_run_name_limits_are_mlflows(
     assert Client().get_run(run.info.run_id).info.run_name == "s" * 300
 
 
+KEYS = [
+    "café",
+    "a:b",
+    "日本語",
+    "ключ",
+    "a-b_c.d/e f:g",
+    "٣²",
+    "a;b",
+    "a*b",
+    "a\nb",
+    "a\tb",
+    "nul\x00",
+    "a//b",
+    "../x",
+    "x/",
+    "/x",
+    "x/./y",
+    ".",
+    "a..b",
+    ".hidden",
+    "a" * 250,
+    "a" * 251,
+    "é" * 250,
+    "a\\b",
+    "a,b",
+    "a=b",
+    "a`b",
+    "a@b",
+]
+
+
+def test_param_metric_and_tag_keys_follow_mlflows_rules(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Differential: DESIGN §3 takes MLflow's key rules exactly, non-ASCII letters and ':'
+    included (its POSIX rule), plus no control characters (which MLflow refuses too)."""
+    monkeypatch.setenv("MLFLOW_TRUNCATE_LONG_VALUES", "false")
+    ml = pytest.importorskip("mlflow.tracking").MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    ours = Client()
+    ml_run, our_run = ml.create_run("0").info.run_id, _started(ours)
+
+    def accepted(client, run_id: str, kind: str, key: str) -> bool:
+        try:
+            if kind == "param":
+                client.log_param(run_id, key, "v")
+            elif kind == "metric":
+                client.log_metric(run_id, key, 1.0, step=0)
+            else:
+                client.set_tag(run_id, key, "v")
+        except Exception:  # noqa: BLE001 - comparing which keys each refuses
+            return False
+        return True
+
+    differences = [
+        (kind, key)
+        for kind in ("param", "metric", "tag")
+        for key in KEYS
+        if accepted(ml, ml_run, kind, key) != accepted(ours, our_run, kind, key)
+    ]
+    assert differences == []
+    ours.set_terminated(our_run)
+    stored = ours.get_run(our_run)
+    assert stored.data.params["café"] == "v" and stored.data.tags["a:b"] == "v"
+    assert set(stored.data.metrics) >= {"日本語", "ключ", "a-b_c.d/e f:g"}
+    assert [m.value for m in ours.get_metric_history(our_run, "a:b")] == [1.0]
+
+
 # --------------------------------------------------------------- run times (item 2)
 @pytest.mark.parametrize("end_time", [-(10**15), -1, 10**20, 2**63, 253_402_300_800_000, "x"])
 def test_an_end_time_out_of_range_is_rejected_and_the_run_still_ends(

@@ -32,7 +32,7 @@ MAX_TIME_MS = 253_402_300_799_999
 # of Linux, macOS and Windows file systems), the whole well below PATH_MAX.
 MAX_ARTIFACT_NAME_BYTES = 255
 MAX_ARTIFACT_PATH_BYTES = 1024
-_KEY_CHARS = re.compile(r"[A-Za-z0-9_\-. /]+")
+_KEY_CHARS = re.compile(r"[/\w.\- :]+")  # MLflow 3 (POSIX): \w is any Unicode letter or digit
 # C0 and C1 control characters (NUL, escapes, newlines) and lone surrogates, which UTF-8
 # cannot encode: refused in every name (DESIGN §3).
 _UNSAFE_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -57,7 +57,7 @@ def check_key(key: object, kind: str) -> str:
         bad = sorted({c for c in key if not _KEY_CHARS.fullmatch(c)})
         raise InvalidInputError(
             f"{kind} key {key!r} contains {''.join(bad)!r}: only letters, digits, '_', '-', '.', "
-            "'/' and space are allowed"
+            "'/', ':' and space are allowed (MLflow's rule; letters and digits of any script)"
         )
     _check_path_shape(key, f"{kind} key")
     if len(_valid_keys) < 100_000:
@@ -69,9 +69,9 @@ def _check_path_shape(path: str, what: str) -> None:
     normalized = posixpath.normpath(path)
     if path.startswith("/"):
         raise InvalidInputError(f"{what} {path!r} must not start with '/'")
-    if normalized != path.rstrip("/") or normalized == "." or normalized.startswith(".."):
+    if normalized != path or normalized == "." or normalized.startswith(".."):
         raise InvalidInputError(
-            f"{what} {path!r} must be a normalized relative path (no '..', '.', or '//')"
+            f"{what} {path!r} must be a normalized relative path (no '..', '.', '//' or trailing '/')"
         )
 
 
