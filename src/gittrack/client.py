@@ -514,14 +514,13 @@ def _unique_params(params: Sequence[Param]) -> dict[str, Any]:
     """A batch's params by key; one key with two values is refused, as MLflow does."""
     by_key: dict[str, Any] = {}
     for param in params:
-        if validation.check_key(param.key, "param") in by_key and str(by_key[param.key]) != str(
-            param.value
-        ):
+        key = validation.check_key(param.key, "param")
+        if key in by_key and str(by_key[key]) != str(param.value):
             raise InvalidInputError(
-                f"param {param.key!r} appears twice in the batch, as {by_key[param.key]!r} and "
+                f"param {key!r} appears twice in the batch, as {by_key[key]!r} and "
                 f"{param.value!r}: a batch may hold one value per param key"
             )
-        by_key[param.key] = param.value
+        by_key[key] = param.value
     return by_key
 
 

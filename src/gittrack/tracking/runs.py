@@ -157,11 +157,10 @@ def check_new_run(
     """The fields of a run about to be created, checked before anything is written:
     (tags, run name, start time)."""
     checked = validation.check_tags(tags)
-    if run_name is not None:
-        run_name = validation.check_run_name(run_name)
+    name = None if run_name is None else validation.check_run_name(run_name)
     if description is not None:
         validation.check_string_value(description, "tag", NOTE_TAG)
-    return checked, run_name, validation.check_time(start_time, "start_time")  # type: ignore[return-value]
+    return checked, name, validation.check_time(start_time, "start_time")
 
 
 def _apply_tags(meta: dict, tags: dict[str, str]) -> None:
