@@ -306,6 +306,10 @@ def test_commit_messages_stay_valid_for_git_fsck_whatever_the_stored_name(repo: 
 
     fsck = _fsck(repo)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    server = repo.parent / "server.git"
+    git(repo.parent, "init", "-q", "--bare", str(server))
+    git(server, "config", "receive.fsckObjects", "true")
+    git(repo, "push", "-q", str(server), "gittrack")  # a checking server takes it
     message = git(repo, "log", "-1", "--format=%B", "gittrack")
     assert message.splitlines()[0].startswith("Run evil\\x00name\\nRun-Id: 0123")
     trailers = git(repo, "log", "-1", "--format=%(trailers:key=Run-Id,valueonly)", "gittrack")
