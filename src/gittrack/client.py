@@ -148,8 +148,7 @@ class Client:
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
         if name is not None:
-            validation.check_run_name(name)
-            self.set_tag(run_id, "mlflow.runName", name)
+            self.set_tag(run_id, "mlflow.runName", name)  # checked as a run name there
         if status is not None and RunStatus.is_terminated(status):
             self.set_terminated(run_id, status)
 
