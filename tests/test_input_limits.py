@@ -267,6 +267,19 @@ def test_start_and_end_times_at_the_ends_of_the_range_are_kept(repo: Path) -> No
     assert (stored.start_time, stored.end_time) == (0, 0)
 
 
+def test_a_user_name_that_is_not_utf8_is_stored_with_replacement_characters(repo: Path) -> None:
+    done = run_script(
+        "import gittrack as mlflow\n"
+        "with mlflow.start_run() as run:\n"
+        "    mlflow.log_param('a', 1)\n"
+        "print(ascii(mlflow.get_run(run.info.run_id).info.user_id))\n",
+        cwd=repo,
+        env={"LOGNAME": "us\udcffer"},  # the byte 0xff, as Python passes it on
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ascii("us\ufffder")
+
+
 # ----------------------------------------------- control characters in names (item 9)
 UNSAFE = ["nul\x00byte", "esc\x1b[31mred", "new\nline", "tab\tbed", "del\x7f", "c1\x85", "\ud800"]
 

@@ -79,8 +79,14 @@ def current_user() -> str:
     for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
         user = os.environ.get(name)
         if user:
-            return user
+            return user if user.isascii() else _as_text(user)
     return _user_of_process()
+
+
+def _as_text(value: str) -> str:
+    """Text from the environment as UTF-8 can store it: bytes that were not UTF-8 (which
+    Python keeps as lone surrogates) become U+FFFD."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @functools.cache
