@@ -16,6 +16,7 @@ from gittrack.client import Client
 from gittrack.entities import Experiment, LifecycleStage, Run, RunStatus, ViewType
 from gittrack.errors import InvalidInputError, InvalidStateError
 from gittrack.store import layout
+from gittrack.tracking import validation
 
 _logger = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ def start_run(
     if parent_run_id is None and nested and _state.stack:
         parent_run_id = _state.stack[-1].info.run_id
     if run_id is not None:
+        tags = validation.check_tags(tags)  # before the run is reopened
         run = client.resume_run(run_id)
         if tags:
             client.repository.runs.set_tags(run_id, tags)

@@ -275,6 +275,7 @@ class RegistryService:
     ) -> RegisteredModel:
         validate_model_name(name)
         checked_tags = _checked_tags(tags)
+        validation.check_text(description, "description")
         view = self.view(model=name)
         if view.exists(name):
             raise ConflictError(f"Registered model {name!r} already exists")
@@ -297,6 +298,7 @@ class RegistryService:
         return self.get_registered_model(name)
 
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
+        validation.check_text(description, "description")
         self._edit_model(name, lambda doc: doc.__setitem__("description", description), "Describe")
         return self.get_registered_model(name)
 
@@ -393,6 +395,8 @@ class RegistryService:
     ) -> ModelVersion:
         validate_model_name(name)
         checked_tags = _checked_tags(tags)
+        validation.check_text(description, "description")
+        validation.check_text(source, "model version source")
         view = self.view(model=name)
         if not view.exists(name):
             raise NotFoundError(
@@ -490,6 +494,7 @@ class RegistryService:
     def update_model_version(
         self, name: str, version: int | str, description: str | None
     ) -> ModelVersion:
+        validation.check_text(description, "description")
         self._edit_version(name, version, lambda d: d.__setitem__("description", description))
         return self.get_model_version(name, version)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from gittrack.errors import ConflictError, RepositoryError
-from gittrack.store.git import GitRepo, RefMovedError, TreeEntry
+from gittrack.store.git import GitRepo, RefMovedError, TreeEntry, clean_message
 
 BLOB_MODE = "100644"
 EXEC_MODE = "100755"
@@ -179,6 +179,7 @@ class TrackingBranch:
         """
         if not self._exists:
             self.ensure_exists()
+        message = clean_message(message)  # also its first line, the reflog's entry
         # The first attempt builds on the tip as last seen here, without reading the ref:
         # the update checks it under the ref's lock, and objects are written only then.
         hint = self._tip_hint

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gittrack.errors import CorruptDataError
 from gittrack.store.codecs import parse_metric_lines
 
 _LINE = re.compile(
@@ -42,6 +43,13 @@ def read_metric_columns(data: bytes, where: str) -> MetricColumns:
     """Parse ``metrics.jsonl``; raises ``CorruptDataError`` as ``parse_metric_lines`` does."""
     if not data:
         return _columns([], [], [], [])
+    try:
+        return _read(data, where)
+    except OverflowError:
+        raise CorruptDataError(f"{where}: {_out_of_range(data, where)}") from None
+
+
+def _read(data: bytes, where: str) -> MetricColumns:
     matches = _LINE.findall(data)
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     if len(matches) == lines:
@@ -57,6 +65,19 @@ def read_metric_columns(data: bytes, where: str) -> MetricColumns:
         [p[3] for p in points],
         problem,
     )
+
+
+def _out_of_range(data: bytes, where: str) -> str:
+    """Which line has a step or timestamp that a 64-bit column cannot hold (written by an
+    older version or by hand: writers refuse them)."""
+    points, _ = parse_metric_lines(data, where)
+    for number, (_key, _value, step, timestamp) in enumerate(points, start=1):
+        if not (_INT64_MIN <= step <= _INT64_MAX and _INT64_MIN <= timestamp <= _INT64_MAX):
+            return f"point {number} has step {step} or timestamp {timestamp} outside 64 bits"
+    return "a step or timestamp is outside 64 bits"
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _from_matches(matches: list[tuple[bytes, ...]]) -> MetricColumns:

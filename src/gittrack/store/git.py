@@ -821,7 +821,7 @@ class GitRepo:
         ident = self.identity().signature()
         lines = [f"tree {tree}"]
         lines += [f"parent {p}" for p in parents]
-        lines += [f"author {ident}", f"committer {ident}", "", message]
+        lines += [f"author {ident}", f"committer {ident}", "", clean_message(message)]
         text = "\n".join(lines)
         if not text.endswith("\n"):
             text += "\n"
@@ -985,3 +985,32 @@ def _parse_tree(body: bytes, digest_size: int) -> list[TreeEntry]:
         TreeEntry(mode.decode(), name, body[stop - digest_size : stop].hex())
         for mode, name, _start, stop in _tree_entries(body, digest_size)
     ]
+
+
+# Characters a commit message must not carry: NUL makes ``git fsck --strict`` fail
+# (nulInCommit) and servers with receive.fsckObjects refuse the push; other control
+# characters garble ``git log`` in a terminal; lone surrogates cannot be encoded as UTF-8.
+_UNSAFE_IN_MESSAGE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNSAFE_IN_FIELD = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+MAX_MESSAGE_FIELD = 200
+
+
+def _escape(match: re.Match[str]) -> str:
+    return ascii(match.group())[1:-1]
+
+
+def clean_message(message: str) -> str:
+    """A commit message as written: unsafe characters spelled as escapes (``\\x00``), lines
+    and tabs kept. Whatever the data, the commit object stays valid for ``git fsck``."""
+    if _UNSAFE_IN_MESSAGE.search(message) is None:
+        return message
+    return _UNSAFE_IN_MESSAGE.sub(_escape, message)
+
+
+def message_field(value: object) -> str:
+    """A value (a run or experiment name) for one line of a commit message: control
+    characters and newlines escaped, so it cannot add lines or trailers, and shortened."""
+    text = _UNSAFE_IN_FIELD.sub(_escape, str(value))
+    if len(text) > MAX_MESSAGE_FIELD:
+        return f"{text[: MAX_MESSAGE_FIELD - 3]}..."
+    return text

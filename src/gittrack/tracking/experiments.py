@@ -16,9 +16,9 @@ from gittrack.errors import ConflictError, InvalidInputError, NotFoundError
 from gittrack.store import layout
 from gittrack.store.branch import Blob, BranchSnapshot, Changes, TrackingBranch
 from gittrack.store.codecs import dump_yaml, format_time, load_yaml, parse_time
+from gittrack.store.git import message_field
 from gittrack.store.schemas import check_outgoing, check_stored
-
-MAX_NAME_LENGTH = 500
+from gittrack.tracking import validation
 
 
 def derive_experiment_id(name: str, attempt: int = 0) -> str:
@@ -52,11 +52,7 @@ def default_experiment_document(now_ms: int) -> dict:
 def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError(f"experiment name {name!r} must be a non-empty string")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInputError(
-            f"experiment name {name[:40]!r}... has {len(name)} characters; at most {MAX_NAME_LENGTH}"
-        )
-    return name
+    return validation.check_name(name, "experiment name", validation.MAX_EXPERIMENT_NAME_LENGTH)
 
 
 class ExperimentStore:
@@ -127,6 +123,7 @@ class ExperimentStore:
         """Create an experiment; with ``exist_ok`` an active one of that name is returned
         instead (atomically, so concurrent ``set_experiment`` calls agree on one)."""
         name = _check_name(name)
+        checked_tags = validation.check_tags(tags, "experiment tag")
         now = int(time.time() * 1000)
         created: list[str] = []
 
@@ -160,11 +157,11 @@ class ExperimentStore:
                 "",
                 creation_time=now,
                 last_update_time=now,
-                tags={str(k): str(v) for k, v in (tags or {}).items()},
+                tags=checked_tags,
             )
             return {layout.experiment_path(experiment_id): self._blob(experiment)}
 
-        self.branch.commit(build, f"Create experiment {name}\n")
+        self.branch.commit(build, f"Create experiment {message_field(name)}\n")
         return created[0]
 
     def _blob(self, experiment: Experiment) -> Blob:
@@ -193,7 +190,9 @@ class ExperimentStore:
             return _copy(current, name=new_name)
 
         self._update(
-            str(experiment_id), change, f"Rename experiment {experiment_id} to {new_name}\n"
+            str(experiment_id),
+            change,
+            f"Rename experiment {experiment_id} to {message_field(new_name)}\n",
         )
 
     def set_lifecycle(self, experiment_id: str, lifecycle: str) -> None:

@@ -54,10 +54,12 @@ from gittrack.store.codecs import (
     parse_metric_lines,
     parse_time,
 )
+from gittrack.store.git import message_field
 from gittrack.store.schemas import check_outgoing, check_stored
 from gittrack.store.staging import ARTIFACTS, META, METRICS, PARAMS, LiveRun, Staging
 from gittrack.tracking import validation
 from gittrack.tracking.run_names import generate_run_name
+from gittrack.tracking.validation import INT64_MAX, INT64_MIN
 
 NOTE_TAG = "mlflow.note.content"
 MISSING_SOURCE_TAG = "gittrack.source.missing"
@@ -100,8 +102,14 @@ def current_user() -> str:
     for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
         user = os.environ.get(name)
         if user:
-            return user
+            return user if user.isascii() else _as_text(user)
     return _user_of_process()
+
+
+def _as_text(value: str) -> str:
+    """Text from the environment as UTF-8 can store it: bytes that were not UTF-8 (which
+    Python keeps as lone surrogates) become U+FFFD."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @functools.cache
@@ -169,6 +177,28 @@ META_ORDER = (
 )
 
 
+def check_new_run(
+    tags: dict[str, object] | None,
+    run_name: object,
+    start_time: object,
+    description: object,
+) -> tuple[dict[str, str], str | None, int | None]:
+    """The fields of a run about to be created, checked before anything is written:
+    (tags, run name, start time)."""
+    checked = validation.check_tags(tags)
+    name = None if run_name is None else validation.check_run_name(run_name)
+    if description is not None:
+        validation.check_string_value(description, "tag", NOTE_TAG)
+    return checked, name, validation.check_time(start_time, "start_time")
+
+
+def _apply_tags(meta: dict, tags: dict[str, str]) -> None:
+    """Set checked tags in a meta document; the run name tag renames the run (MLflow)."""
+    meta["tags"].update(tags)
+    if validation.RUN_NAME_TAG in tags:
+        meta["run_name"] = tags[validation.RUN_NAME_TAG]
+
+
 def _live_meta_bytes(meta: dict) -> bytes:
     """The live meta.yaml: as committed, but with ``tags`` last so new tags can be appended."""
     ordered = {k: v for k, v in meta.items() if k != "tags"}
@@ -207,10 +237,7 @@ class RunStore:
         description: str | None = None,
         same_repo_source: bool = False,
     ) -> Run:
-        tags = {
-            validation.check_key(k, "tag"): validation.check_string_value(v, "tag", k)
-            for k, v in (tags or {}).items()
-        }
+        tags, run_name, start_time = check_new_run(tags, run_name, start_time, description)
         run_name = run_name or tags.get("mlflow.runName") or generate_run_name()
         run_id = uuid.uuid4().hex
         source = source or SourceInfo()
@@ -229,7 +256,7 @@ class RunStore:
         if parent_run_id:
             system_tags["mlflow.parentRunId"] = parent_run_id
         if description is not None:
-            system_tags[NOTE_TAG] = description
+            system_tags[NOTE_TAG] = str(description)
         meta = {
             "format": layout.FORMAT_VERSION,
             "run_id": run_id,
@@ -237,7 +264,7 @@ class RunStore:
             "experiment_id": str(experiment_id),
             "status": RunStatus.RUNNING,
             "lifecycle": LifecycleStage.ACTIVE,
-            "start_time": format_time(start_time or now_ms()),
+            "start_time": format_time(now_ms() if start_time is None else start_time),
             "end_time": None,
             "parent_run_id": parent_run_id,
             "user": user,
@@ -260,7 +287,7 @@ class RunStore:
                 self.repo.update_ref(
                     layout.live_snapshot_ref(run_id), source.snapshot, None, reflog=False
                 )
-        # Keys and values are checked above; the schema is checked when the run is committed.
+        # Every field is checked above, so the schema check at commit cannot fail on them.
         meta_bytes = _live_meta_bytes(meta)
         try:
             live = self.staging.create(run_id, {META: meta_bytes})
@@ -353,6 +380,8 @@ class RunStore:
         return opened
 
     def _key(self, key: str) -> str:
+        if key.__class__ is not str:
+            validation.check_key(key, "metric")  # refuses it: a key is a string
         encoded = self._key_json.get(key)
         if encoded is None:
             validation.check_key(key, "metric")
@@ -370,14 +399,17 @@ class RunStore:
         opened = self._open.get(run_id) or self._writable(run_id)
         if opened.meta["lifecycle"] != LifecycleStage.ACTIVE:
             self._writable(run_id)
-        encoded = self._key_json.get(key) or self._key(key)
+        try:
+            encoded = self._key_json.get(key) or self._key(key)
+        except TypeError:  # an unhashable key (a list, an array): refused by the key rule
+            encoded = self._key(key)
         if value.__class__ is not float:
             value = validation.check_metric_value(value, key)
-        if step.__class__ is not int:
+        if step.__class__ is not int or not INT64_MIN <= step <= INT64_MAX:
             step = validation.check_step(step, key)
         if timestamp is None:
             timestamp = int(time.time() * 1000)
-        elif timestamp.__class__ is not int:
+        elif timestamp.__class__ is not int or not 0 <= timestamp <= INT64_MAX:
             timestamp = validation.check_timestamp(timestamp, key)
         opened.live.append_metric(
             metric_line(encoded, value, step, timestamp), key, value, step, timestamp
@@ -399,35 +431,55 @@ class RunStore:
 
     def log_metric_points(self, run_id: str, metrics: list[Metric]) -> None:
         opened = self._writable(run_id)
-        points = [
-            (
-                m.key,
-                validation.check_metric_value(m.value, m.key),
-                validation.check_step(m.step, m.key),
-                validation.check_timestamp(m.timestamp, m.key) or now_ms(),
+        self._append_points(opened, self._checked_points(metrics))
+
+    def _checked_points(self, metrics: list[Metric]) -> list[tuple[str, float, int, int]]:
+        now = now_ms()
+        points = []
+        for m in metrics:
+            self._key(m.key)
+            timestamp = validation.check_timestamp(m.timestamp, m.key)
+            points.append(
+                (
+                    m.key,
+                    validation.check_metric_value(m.value, m.key),
+                    validation.check_step(m.step, m.key),
+                    now if timestamp is None else timestamp,
+                )
             )
-            for m in metrics
-        ]
+        return points
+
+    def _append_points(self, opened: _OpenRun, points: list[tuple[str, float, int, int]]) -> None:
         lines = [metric_line(self._key(k), v, step, ts) for k, v, step, ts in points]
         opened.live.append_metrics(b"".join(lines), points)
 
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: list[Metric],
+        params: dict[str, object],
+        tags: dict[str, object],
+    ) -> None:
+        """Params, tags and metrics of one call: all are checked (including a param that
+        would change value) before any is written, so a rejected batch leaves no trace."""
+        checked_params = validation.check_params(params)
+        checked_tags = validation.check_tags(tags)
+        points = self._checked_points(metrics)
+        opened = self._writable(run_id)
+        if checked_params:
+            self._refresh(opened, PARAMS)
+            self._new_params(opened, checked_params)  # a changed value is refused here
+            self.log_params(run_id, checked_params)
+        if checked_tags:
+            self.set_tags(run_id, checked_tags)
+        if points:
+            self._append_points(self._writable(run_id), points)
+
     def log_params(self, run_id: str, params: dict[str, object]) -> None:
         opened = self._writable(run_id)
-        checked = {
-            validation.check_key(k, "param"): validation.check_string_value(v, "param", k)
-            for k, v in params.items()
-        }
+        checked = validation.check_params(params)
         self._refresh(opened, PARAMS)
-        new = {}
-        for key, value in checked.items():
-            old = opened.params.get(key)
-            if old is None:
-                new[key] = value
-            elif old != value:
-                raise ConflictError(
-                    f"param {key!r} of run {run_id} is already {old!r}; it cannot change to "
-                    f"{value!r} (params are immutable: log a new key or start a new run)"
-                )
+        new = self._new_params(opened, checked)
         if new:
             # Params never change, so params.yaml only grows: one append, no new file.
             data = dump_yaml(new)
@@ -435,13 +487,26 @@ class RunStore:
             opened.params = {**opened.params, **new}
             self._grown(opened, PARAMS, len(data))
 
+    @staticmethod
+    def _new_params(opened: _OpenRun, checked: dict[str, str]) -> dict[str, str]:
+        """The params not logged yet; a different value for a logged one is a conflict."""
+        new = {}
+        for key, value in checked.items():
+            old = opened.params.get(key)
+            if old is None:
+                new[key] = value
+            elif old != value:
+                raise ConflictError(
+                    f"param {key!r} of run {opened.live.run_id} is already {old!r}; it cannot "
+                    f"change to {value!r} (params are immutable: log a new key or start a new "
+                    "run)"
+                )
+        return new
+
     def set_tags(self, run_id: str, tags: dict[str, object]) -> None:
-        checked = {
-            validation.check_key(k, "tag"): validation.check_string_value(v, "tag", k)
-            for k, v in tags.items()
-        }
+        checked = validation.check_tags(tags)
         if not self._is_live(run_id):
-            self._update_committed_meta(run_id, lambda meta: meta["tags"].update(checked), "Tag")
+            self._update_committed_meta(run_id, lambda meta: _apply_tags(meta, checked), "Tag")
             return
         opened = self._writable(run_id)
         self._refresh(opened, META)
@@ -453,9 +518,7 @@ class RunStore:
             opened.live.append(META, data)
             self._grown(opened, META, len(data))
             return
-        tags.update(checked)
-        if "mlflow.runName" in checked:
-            opened.meta["run_name"] = checked["mlflow.runName"]
+        _apply_tags(opened.meta, checked)
         self._write_meta(opened)
 
     def delete_tag(self, run_id: str, key: str) -> None:
@@ -488,7 +551,17 @@ class RunStore:
         root = opened.live.artifacts_dir.resolve()
         if root not in target.parents:
             raise InvalidInputError(f"artifact path {rel!r} escapes the run's artifact directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise ConflictError(
+                f"artifact {rel!r} of run {run_id} cannot be written: a part of its path is "
+                "already an artifact file"
+            ) from exc
+        if target.is_dir():
+            raise ConflictError(
+                f"artifact {rel!r} of run {run_id} is already a directory of artifacts"
+            )
         return target
 
     def log_artifact(
@@ -582,6 +655,7 @@ class RunStore:
             raise InvalidInputError(
                 f"run status {status!r} is not one of {', '.join(RunStatus.ALL)}"
             )
+        end_time = validation.check_time(end_time, "end_time")
         opened = self._live_handle(run_id)
         if opened is None:
             validation.check_run_id(run_id)
@@ -596,7 +670,7 @@ class RunStore:
             self._refresh(opened, META)
             self._refresh(opened, PARAMS)
             opened.meta["status"] = status
-            opened.meta["end_time"] = format_time(end_time or now_ms())
+            opened.meta["end_time"] = format_time(now_ms() if end_time is None else end_time)
             opened.live.mark_ending(status, opened.meta["end_time"])
             self._commit_live(opened.live, opened.meta, opened.params)
         except BaseException:
@@ -650,7 +724,7 @@ class RunStore:
                 mode = "100755" if os.access(path, os.X_OK) else "100644"
                 changes[f"{base}/{ARTIFACTS}/{rel}"] = Blob(path.read_bytes(), mode)
         message = (
-            f"Run {meta['run_name']} {meta['status']} ({run_id})\n\n"
+            f"Run {message_field(meta['run_name'])} {meta['status']} ({run_id})\n\n"
             f"Experiment: {meta['experiment_id']}\n"
             f"Run-Id: {run_id}\n"
             f"Source-Commit: {meta['source'].get('commit') or 'none'}\n"
