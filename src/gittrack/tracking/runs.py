@@ -39,7 +39,13 @@ from gittrack.errors import (
     NotFoundError,
 )
 from gittrack.store import layout
-from gittrack.store.branch import Blob, BranchSnapshot, Changes, TrackingBranch
+from gittrack.store.branch import (
+    Blob,
+    BranchSnapshot,
+    Changes,
+    TrackingBranch,
+    check_entry_name,
+)
 from gittrack.store.codecs import (
     decode_metric_value,
     dump_yaml,
@@ -498,6 +504,7 @@ class RunStore:
         self._committed_meta(run_id, snap)
         out = []
         for entry in snap.listdir(base):
+            check_entry_name(base, entry.name)
             size = None if entry.is_tree else len(self.repo.read_blob(entry.sha))
             out.append((f"{rel}/{entry.name}" if rel else entry.name, entry.is_tree, size))
         return out
@@ -526,7 +533,8 @@ class RunStore:
             target.write_bytes(self.repo.read_blob(entry.sha))
             return target
         target = dst / rel.rpartition("/")[2] if rel else dst
-        for sub, blob in snap.walk(base):
+        files = list(snap.walk(base))  # an unsafe entry name raises before anything is written
+        for sub, blob in files:
             out = target / sub
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(self.repo.read_blob(blob.sha))
