@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from gittrack.errors import ConflictError, CorruptDataError, RepositoryError
+from gittrack.errors import ConflictError, CorruptDataError, GittrackError, RepositoryError
 from gittrack.store.git import GitRepo, RefMovedError, TreeEntry
 
 BLOB_MODE = "100644"
@@ -228,7 +228,12 @@ class TrackingBranch:
             if snap.commit is None:  # deleted behind our back: start it again
                 self.ensure_exists()
                 continue
-            changes = build(snap)
+            try:
+                changes = build(snap)
+            except GittrackError:
+                if guessed:  # judged on a stale tip (e.g. a pull since): judge the real one
+                    continue
+                raise
             if not changes:
                 if guessed:  # "nothing to do" must hold for the actual tip
                     continue

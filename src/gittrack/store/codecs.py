@@ -315,3 +315,18 @@ def parse_time(text: str | None) -> int | None:
 
 
 _TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{3}))?")
+
+
+def is_real_time(text: object) -> bool:
+    """Whether ``text`` is a time as ``format_time`` writes it that names a real instant.
+
+    The schemas' pattern lets ``2026-13-45T25:61:61.000Z`` through; the readers that turn a
+    stored time into a number (the run index, ``get_run``, ``doctor``) ask here.
+    """
+    if not isinstance(text, str) or len(text) != 24 or not text.endswith("Z"):
+        return False
+    try:
+        datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return False
+    return True

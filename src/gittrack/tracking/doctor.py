@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from gittrack.errors import CorruptDataError
 from gittrack.store import layout
 from gittrack.store.branch import BranchSnapshot
-from gittrack.store.codecs import load_yaml, parse_metric_lines
+from gittrack.store.codecs import is_real_time, load_yaml, parse_metric_lines
 from gittrack.store.git import TreeEntry
 from gittrack.store.schemas import problems
 from gittrack.store.staging import META
@@ -67,6 +67,14 @@ def _check_file(path: str, kind: str, data: bytes) -> Iterator[Problem]:
         run_id = doc.get("run_id")
         if isinstance(run_id, str) and not path.endswith(f"/{run_id}/meta.yaml"):
             yield Problem(path, f"run_id {run_id!r} does not match its directory")
+        for field in ("start_time", "end_time"):
+            value = doc.get(field)
+            if isinstance(value, str) and not is_real_time(value):
+                yield Problem(path, f"{field}: {value!r} is not a real time")
+    if kind == "experiment" and isinstance(doc, dict):
+        experiment_id = doc.get("experiment_id")
+        if isinstance(experiment_id, str) and not path.endswith(f"/{experiment_id}.yaml"):
+            yield Problem(path, f"experiment_id {experiment_id!r} does not match its file name")
 
 
 def check_snapshot(snap: BranchSnapshot) -> list[Problem]:

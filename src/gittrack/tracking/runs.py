@@ -50,6 +50,7 @@ from gittrack.store.codecs import (
     decode_metric_value,
     dump_yaml,
     format_time,
+    is_real_time,
     load_yaml,
     metric_line,
     parse_metric_lines,
@@ -674,12 +675,27 @@ class RunStore:
         return self._run_from_docs(meta, params, summary, live=False)
 
     def _committed_meta(self, run_id: str, snap: BranchSnapshot) -> dict:
-        where = f"{layout.run_dir(run_id)}/{META}"
+        """The checked ``meta.yaml`` of a committed run. A run directory whose ``meta.yaml``
+        is missing, unreadable or names another run raises ``CorruptDataError`` naming it."""
+        directory = layout.run_dir(run_id)
+        where = f"{directory}/{META}"
+        found = snap.entry(directory)
+        if found is None:
+            raise NotFoundError(f"run {run_id} does not exist on branch {self.branch.name}")
+        if not found.is_tree:
+            raise CorruptDataError(f"{directory}: is a file, not a run directory")
         raw = snap.read(where)
         if raw is None:
-            raise NotFoundError(f"run {run_id} does not exist on branch {self.branch.name}")
+            raise CorruptDataError(f"{where}: missing (or not a file) in run directory {run_id}")
         meta = load_yaml(raw, where)
         check_stored(meta, "meta", where)
+        if meta["run_id"] != run_id:
+            raise CorruptDataError(
+                f"{where}: run_id {meta['run_id']!r} does not match its directory {run_id}"
+            )
+        for name in ("start_time", "end_time"):
+            if meta[name] is not None and not is_real_time(meta[name]):
+                raise CorruptDataError(f"{where}: {name}: {meta[name]!r} is not a real time")
         return meta
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
