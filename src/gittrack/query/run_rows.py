@@ -146,7 +146,7 @@ class FrameBuilder:
         nan_keys = [k for k, s in summaries.items() if s["value"] != s["value"]]
         info["_nan_metrics"].append(json.dumps(nan_keys) if nan_keys else None)
         self._start.append(meta["start_time"])
-        self._end.append(meta["end_time"])
+        self._end.append(meta.get("end_time"))
         keys = self._keys
         for prefix, values in (
             ("metrics.", {k: s["value"] for k, s in summaries.items()}),
@@ -266,8 +266,10 @@ def _checked_meta(meta: Any, where: str, run_id: str | None) -> dict:
         and isinstance(meta.get("experiment_id"), str)
         and isinstance(meta.get("run_name"), str)
         and isinstance(meta.get("user"), str)
-        and meta.get("status") in _STATUSES
-        and meta.get("lifecycle") in _LIFECYCLES
+        and isinstance(meta.get("status"), str)  # a list would not hash
+        and meta["status"] in _STATUSES
+        and isinstance(meta.get("lifecycle"), str)
+        and meta["lifecycle"] in _LIFECYCLES
         and _is_time(meta.get("start_time"))
         and (meta.get("end_time") is None or _is_time(meta["end_time"]))
         and (meta.get("parent_run_id") is None or isinstance(meta["parent_run_id"], str))

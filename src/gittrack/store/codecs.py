@@ -259,7 +259,7 @@ def parse_metric_lines(
                 (d["key"], decode_metric_value(d["value"]), int(d["step"]), int(d["timestamp"]))
                 for d in docs
             ], None
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):
             pass  # find the bad line below
     points: list[tuple[str, float, int, int]] = []
     lines = data.split(b"\n")
@@ -276,7 +276,7 @@ def parse_metric_lines(
                 int(doc["step"]),
                 int(doc["timestamp"]),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             if number - 1 == last_index:
                 torn = f"{where}: line {number} is incomplete and was skipped ({len(line)} bytes)"
                 continue
