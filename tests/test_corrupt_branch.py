@@ -268,3 +268,30 @@ def test_a_tree_entry_name_that_is_not_utf8_does_not_stop_searches(repo: Path) -
         [victim, kept]
     )
     assert Client().get_run(victim).info.run_id == victim
+
+
+def test_a_corrupt_model_or_version_file_is_skipped_by_registry_listings(repo: Path) -> None:
+    with mlflow.start_run() as run:
+        mlflow.log_text("flavors: {}\n", "model/MLmodel")
+    for name in ("good", "bad_version", "bad_model"):
+        mlflow.register_model(f"runs:/{run.info.run_id}/model", name)
+    version_path = ".tracking/models/bad_version/versions/1.yaml"
+    model_path = ".tracking/models/bad_model/model.yaml"
+    put_file(repo, version_path, b"name: [unclosed\n")
+    put_file(repo, model_path, b"- not a mapping\n")
+    client = Client()
+
+    with pytest.warns(CorruptDataWarning) as caught:
+        assert [m.name for m in client.search_registered_models()] == ["good"]
+        assert [(v.name, v.version) for v in client.search_model_versions()] == [("good", "1")]
+    reported = " ".join(str(w.message) for w in caught)
+    assert version_path in reported and model_path in reported
+
+    with pytest.raises(CorruptDataError, match=version_path):
+        client.get_model_version("bad_version", 1)
+    with pytest.raises(CorruptDataError, match=model_path):
+        client.get_registered_model("bad_model")
+    assert {p.path for p in client.doctor()} == {version_path, model_path}
+    listed = cli(repo, "models", "list")
+    assert listed.returncode == 0 and "good" in listed.stdout, listed.stderr
+    assert f"skipped: {model_path}" in listed.stderr
