@@ -12,7 +12,9 @@ import importlib
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
+from gittrack.cli.output import visible
 from gittrack.errors import GittrackError
 
 COMMAND_MODULES = (
@@ -64,24 +66,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    """Warnings (a corrupt run skipped by a listing) as one line, like errors."""
-    print(f"gittrack: warning: {message}", file=sys.stderr)
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one line on stderr, like errors (no source file and line)."""
+    print(f"gittrack: warning: {message}", file=file or sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
-        return _run(args)
-
-
-def _run(args: argparse.Namespace) -> int:
+    warnings.showwarning = _one_line_warning
     try:
         return int(args.handler(args) or 0)
     except GittrackError as exc:
-        print(f"gittrack: error: {exc.message}", file=sys.stderr)
+        print(f"gittrack: error: {visible(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("gittrack: interrupted", file=sys.stderr)
