@@ -23,7 +23,14 @@ from datetime import datetime
 from typing import Any
 
 from gittrack.entities import ModelVersion, RegisteredModel
-from gittrack.errors import ConflictError, InvalidInputError, NotFoundError, RepositoryError
+from gittrack.errors import (
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+    NotFoundError,
+    RepositoryError,
+    warn_skipped,
+)
 from gittrack.models import uris
 from gittrack.registry import metadata
 from gittrack.registry.notify import Notifier
@@ -159,9 +166,14 @@ class RegistryService:
         )
         found = []
         for name in names:
-            if conditions and not matches(conditions, lambda k, n=name: _model_field(view, n, k)):
-                continue
-            found.append(view.registered_model(name))
+            try:
+                if conditions and not matches(
+                    conditions, lambda k, n=name: _model_field(view, n, k)
+                ):
+                    continue
+                found.append(view.registered_model(name))
+            except CorruptDataError as exc:  # one unreadable file does not stop the listing
+                warn_skipped(exc.message)
         found = order(found, order_by, _model_sort_key, ["name ASC"], MODEL_ATTRIBUTES)
         return paginate(found, max_results, page_token)
 
@@ -191,7 +203,11 @@ class RegistryService:
         found = []
         for name in names:
             for version in view.require_model(name).active_versions():
-                entity = view.model_version(version)
+                try:
+                    entity = view.model_version(version)
+                except CorruptDataError as exc:  # one unreadable file does not stop the listing
+                    warn_skipped(exc.message)
+                    continue
                 if matches(conditions, lambda k, e=entity: _version_field(e, k)):
                     found.append(entity)
         found = order(

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from gittrack.errors import ConflictError, RepositoryError
+from gittrack.errors import ConflictError, CorruptDataError, GittrackError, RepositoryError
 from gittrack.store.git import GitRepo, RefMovedError, TreeEntry, clean_message
 
 BLOB_MODE = "100644"
@@ -41,6 +41,29 @@ class ObjectRef:
 # A change maps a path on the branch to new content, an existing object, or None (delete).
 Change = Blob | ObjectRef | None
 Changes = Mapping[str, Change]
+
+_RESERVED_NAMES = frozenset(("", ".", "..", ".git"))
+
+
+def unsafe_name_problem(name: str) -> str | None:
+    """Why a tree entry name cannot become a file name under a destination, or None.
+
+    git's default push and fetch accept trees with entries named ``..``, ``.git`` or with a
+    slash in them; written out as they are, such names escape the destination directory or
+    plant a repository inside it. Everything that materialises a tree asks here first.
+    """
+    if name.lower() in _RESERVED_NAMES:
+        return "a reserved name ('', '.', '..' or '.git' in any case) is not allowed"
+    if "/" in name or "\\" in name or "\0" in name:
+        return "a name with '/', '\\' or NUL in it is not allowed"
+    return None
+
+
+def check_entry_name(directory: str, name: str) -> None:
+    """Raise ``CorruptDataError`` naming the entry when ``name`` is unsafe to write out."""
+    problem = unsafe_name_problem(name)
+    if problem is not None:
+        raise CorruptDataError(f"{directory}/{name!r}: unsafe tree entry name: {problem}")
 
 
 class BranchSnapshot:
@@ -73,12 +96,29 @@ class BranchSnapshot:
             return []
         return self.repo.read_tree(found.sha)
 
-    def walk(self, path: str, prefix: str = "") -> Iterator[tuple[str, TreeEntry]]:
-        """Every blob below ``path`` as (relative path, entry)."""
+    def walk(
+        self,
+        path: str,
+        prefix: str = "",
+        on_unsafe: Callable[[str, str], None] | None = None,
+    ) -> Iterator[tuple[str, TreeEntry]]:
+        """Every blob below ``path`` as (relative path, entry).
+
+        An entry whose name is unsafe to write out (see ``unsafe_name_problem``) raises
+        ``CorruptDataError`` naming it; with ``on_unsafe`` it is reported there as (path on
+        the branch, problem) and skipped instead.
+        """
         for child in self.listdir(path):
+            if on_unsafe is None:
+                check_entry_name(path, child.name)
+            else:
+                problem = unsafe_name_problem(child.name)
+                if problem is not None:
+                    on_unsafe(f"{path}/{child.name!r}", problem)
+                    continue
             rel = f"{prefix}{child.name}"
             if child.is_tree:
-                yield from self.walk(f"{path}/{child.name}", rel + "/")
+                yield from self.walk(f"{path}/{child.name}", rel + "/", on_unsafe)
             else:
                 yield rel, child
 
@@ -189,7 +229,12 @@ class TrackingBranch:
             if snap.commit is None:  # deleted behind our back: start it again
                 self.ensure_exists()
                 continue
-            changes = build(snap)
+            try:
+                changes = build(snap)
+            except GittrackError:
+                if guessed:  # judged on a stale tip (e.g. a pull since): judge the real one
+                    continue
+                raise
             if not changes:
                 if guessed:  # "nothing to do" must hold for the actual tip
                     continue

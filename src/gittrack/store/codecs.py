@@ -259,7 +259,7 @@ def parse_metric_lines(
                 (d["key"], decode_metric_value(d["value"]), int(d["step"]), int(d["timestamp"]))
                 for d in docs
             ], None
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):
             pass  # find the bad line below
     points: list[tuple[str, float, int, int]] = []
     lines = data.split(b"\n")
@@ -276,7 +276,7 @@ def parse_metric_lines(
                 int(doc["step"]),
                 int(doc["timestamp"]),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             if number - 1 == last_index:
                 torn = f"{where}: line {number} is incomplete and was skipped ({len(line)} bytes)"
                 continue
@@ -315,3 +315,18 @@ def parse_time(text: str | None) -> int | None:
 
 
 _TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{3}))?")
+
+
+def is_real_time(text: object) -> bool:
+    """Whether ``text`` is a time as ``format_time`` writes it that names a real instant.
+
+    The schemas' pattern lets ``2026-13-45T25:61:61.000Z`` through; the readers that turn a
+    stored time into a number (the run index, ``get_run``, ``doctor``) ask here.
+    """
+    if not isinstance(text, str) or len(text) != 24 or not text.endswith("Z"):
+        return False
+    try:
+        datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return False
+    return True

@@ -40,7 +40,17 @@ class MetricColumns:
 
 
 def read_metric_columns(data: bytes, where: str) -> MetricColumns:
-    """Parse ``metrics.jsonl``; raises ``CorruptDataError`` as ``parse_metric_lines`` does."""
+    """Parse ``metrics.jsonl``; raises ``CorruptDataError`` as ``parse_metric_lines`` does,
+    and when a step or timestamp does not fit in 64 bits (MLflow's range for both)."""
+    try:
+        return _read(data, where)
+    except OverflowError:
+        raise CorruptDataError(
+            f"{where}: a step or timestamp is outside the 64-bit integer range"
+        ) from None
+
+
+def _read(data: bytes, where: str) -> MetricColumns:
     if not data:
         return _columns([], [], [], [])
     try:

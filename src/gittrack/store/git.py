@@ -955,7 +955,9 @@ def _tree_sort_key(entry: TreeEntry) -> str:
 
 def _encode_entry(entry: TreeEntry) -> bytes:
     """One tree entry in git's binary form."""
-    return f"{entry.mode} {entry.name}\0".encode() + bytes.fromhex(entry.sha)
+    return f"{entry.mode} {entry.name}\0".encode("utf-8", "surrogateescape") + bytes.fromhex(
+        entry.sha
+    )
 
 
 def _tree_entries(body: bytes, digest_size: int) -> Iterator[tuple[bytes, str, int, int]]:
@@ -963,10 +965,14 @@ def _tree_entries(body: bytes, digest_size: int) -> Iterator[tuple[bytes, str, i
     pos = 0
     end = len(body)
     while pos < end:
-        space = body.index(b" ", pos)
-        nul = body.index(b"\0", space)
+        space = body.find(b" ", pos)
+        nul = body.find(b"\0", space)
         stop = nul + 1 + digest_size
-        yield body[pos:space], body[space + 1 : nul].decode(), pos, stop
+        if space < 0 or nul < 0 or stop > end:
+            raise CorruptDataError(f"a tree object is malformed at byte {pos}")
+        # Names are bytes to git; one that is not UTF-8 (a fetched tree can hold any) is kept
+        # byte for byte rather than failing the read of its whole tree.
+        yield body[pos:space], body[space + 1 : nul].decode("utf-8", "surrogateescape"), pos, stop
         pos = stop
 
 

@@ -44,11 +44,18 @@ from gittrack.errors import (
     NotFoundError,
 )
 from gittrack.store import layout
-from gittrack.store.branch import Blob, BranchSnapshot, Changes, TrackingBranch
+from gittrack.store.branch import (
+    Blob,
+    BranchSnapshot,
+    Changes,
+    TrackingBranch,
+    check_entry_name,
+)
 from gittrack.store.codecs import (
     decode_metric_value,
     dump_yaml,
     format_time,
+    is_real_time,
     load_yaml,
     metric_line,
     parse_metric_lines,
@@ -613,6 +620,7 @@ class RunStore:
         self._committed_meta(run_id, snap)
         out = []
         for entry in snap.listdir(base):
+            check_entry_name(base, entry.name)
             size = None if entry.is_tree else len(self.repo.read_blob(entry.sha))
             out.append((f"{rel}/{entry.name}" if rel else entry.name, entry.is_tree, size))
         return out
@@ -641,7 +649,8 @@ class RunStore:
             target.write_bytes(self.repo.read_blob(entry.sha))
             return target
         target = dst / rel.rpartition("/")[2] if rel else dst
-        for sub, blob in snap.walk(base):
+        files = list(snap.walk(base))  # an unsafe entry name raises before anything is written
+        for sub, blob in files:
             out = target / sub
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(self.repo.read_blob(blob.sha))
@@ -854,12 +863,27 @@ class RunStore:
         return self._run_from_docs(meta, params, summary, live=False)
 
     def _committed_meta(self, run_id: str, snap: BranchSnapshot) -> dict:
-        where = f"{layout.run_dir(run_id)}/{META}"
+        """The checked ``meta.yaml`` of a committed run. A run directory whose ``meta.yaml``
+        is missing, unreadable or names another run raises ``CorruptDataError`` naming it."""
+        directory = layout.run_dir(run_id)
+        where = f"{directory}/{META}"
+        found = snap.entry(directory)
+        if found is None:
+            raise NotFoundError(f"run {run_id} does not exist on branch {self.branch.name}")
+        if not found.is_tree:
+            raise CorruptDataError(f"{directory}: is a file, not a run directory")
         raw = snap.read(where)
         if raw is None:
-            raise NotFoundError(f"run {run_id} does not exist on branch {self.branch.name}")
+            raise CorruptDataError(f"{where}: missing (or not a file) in run directory {run_id}")
         meta = load_yaml(raw, where)
         check_stored(meta, "meta", where)
+        if meta["run_id"] != run_id:
+            raise CorruptDataError(
+                f"{where}: run_id {meta['run_id']!r} does not match its directory {run_id}"
+            )
+        for name in ("start_time", "end_time"):
+            if meta[name] is not None and not is_real_time(meta[name]):
+                raise CorruptDataError(f"{where}: {name}: {meta[name]!r} is not a real time")
         return meta
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
