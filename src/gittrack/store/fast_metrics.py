@@ -45,21 +45,12 @@ def read_metric_columns(data: bytes, where: str) -> MetricColumns:
     try:
         return _read(data, where)
     except OverflowError:
-        raise CorruptDataError(
-            f"{where}: a step or timestamp is outside the 64-bit integer range"
-        ) from None
+        raise CorruptDataError(f"{where}: {_out_of_range(data, where)}") from None
 
 
 def _read(data: bytes, where: str) -> MetricColumns:
     if not data:
         return _columns([], [], [], [])
-    try:
-        return _read(data, where)
-    except OverflowError:
-        raise CorruptDataError(f"{where}: {_out_of_range(data, where)}") from None
-
-
-def _read(data: bytes, where: str) -> MetricColumns:
     matches = _LINE.findall(data)
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     if len(matches) == lines:
