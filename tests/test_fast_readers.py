@@ -176,7 +176,23 @@ def test_lines_in_another_spelling_are_read_by_the_general_parser() -> None:
     assert found.steps.tolist() == [2, 0]
 
 
-def test_a_broken_line_in_the_middle_is_corruption() -> None:
+def test_a_broken_line_in_the_middle_is_skipped_and_reported() -> None:
     data = lines([("a", 1.0, 0, 1)]) + b"not json\n" + lines([("a", 2.0, 1, 2)])
-    with pytest.raises(CorruptDataError, match="line 2"):
-        read_metric_columns(data, "m.jsonl")
+    found = read_metric_columns(data, "m.jsonl")
+    assert found.values.tolist() == [1.0, 2.0]
+    assert found.problem == "m.jsonl: line 2 is not a metric point and was skipped (8 bytes)"
+
+
+def test_a_partial_line_joined_to_the_next_point_gives_that_point_back() -> None:
+    data = (
+        lines([("a", 1.0, 0, 1)])
+        + b'{"key": "a", "value": 2.0, "st'
+        + lines([("a", 3.0, 2, 3), ("a", 4.0, 3, 4)])
+        + b'{"key": "a"'
+    )
+    found = read_metric_columns(data, "m.jsonl")
+    assert found.steps.tolist() == [0, 2, 3]
+    assert found.problem == (
+        "m.jsonl: line 2 is incomplete and was skipped (30 bytes); "
+        "line 4 is incomplete and was skipped (11 bytes)"
+    )

@@ -20,17 +20,57 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gittrack.errors import RepositoryError
 from gittrack.store import process
 from gittrack.store.background import Background
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
 
+class PartialWriteError(OSError):
+    """``write_all`` failed after ``written`` bytes of its data reached the file (a full
+    disk usually takes part of a write before it refuses the rest)."""
+
+    def __init__(self, cause: OSError, written: int) -> None:
+        super().__init__(cause.errno, cause.strerror, cause.filename)
+        self.written = written
+
+
 def write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until every byte is written (one call for small data)."""
+    """``os.write`` until every byte is written (one call for small data).
+
+    Raises ``PartialWriteError`` (an ``OSError``) saying how much was written before the
+    failure, so that an appender can take its partial line back.
+    """
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        try:
+            view = view[os.write(fd, view) :]
+        except OSError as exc:
+            raise PartialWriteError(exc, len(data) - len(view)) from exc
+
+
+_WHAT_HAPPENED = {
+    errno.ENOSPC: "the disk is full (no space left on device)",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission is denied",
+    errno.EPERM: "the operation is not permitted",
+    errno.EIO: "the disk reported an input/output error",
+    errno.EFBIG: "the file would be too large",
+}
+
+
+def storage_error(exc: OSError, action: str) -> RepositoryError:
+    """The error a user sees when the disk refuses a write: what was being done, what the
+    system said (full disk, permissions, ...) and the file, as one ``RepositoryError``.
+
+    :param action: what failed and what it means, e.g. "could not append to X; nothing of
+        this call was written".
+    """
+    what = _WHAT_HAPPENED.get(exc.errno or 0) or (exc.strerror or type(exc).__name__).lower()
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) not in action else ""
+    return RepositoryError(f"{action}: {what}{where}")
 
 
 def read_file(path: str) -> bytes | None:
@@ -78,10 +118,15 @@ def replace_file(
         os.makedirs(directory, exist_ok=True)
         fd = os.open(tmp, _CREATE, mode)
     try:
-        write_all(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:  # a full disk, say: the target keeps its content, no file is left
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _replace_with_spare(spare: tuple[str, int], target: str, data: bytes, mode: int) -> bool:
@@ -89,11 +134,16 @@ def _replace_with_spare(spare: tuple[str, int], target: str, data: bytes, mode: 
     gone) when that cannot be done, so the caller writes the file the ordinary way."""
     spare, fd = spare
     try:
-        write_all(fd, data)
-        if mode != SpareFiles.MODE:
-            os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
+        try:
+            write_all(fd, data)
+            if mode != SpareFiles.MODE:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(spare)
+        raise
     try:
         os.replace(spare, target)
     except FileNotFoundError:

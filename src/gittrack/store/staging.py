@@ -25,10 +25,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gittrack.errors import ConflictError, NotFoundError
+from gittrack.errors import ConflictError, NotFoundError, RepositoryError
 from gittrack.store import process
 from gittrack.store.background import Background
-from gittrack.store.files import read_file, read_rest, replace_file, write_all
+from gittrack.store.files import (
+    PartialWriteError,
+    read_file,
+    read_rest,
+    replace_file,
+    storage_error,
+    write_all,
+)
 
 META = "meta.yaml"
 PARAMS = "params.yaml"
@@ -173,17 +180,50 @@ class LiveRun:
         return os.path.isdir(f"{self._base}/{ARTIFACTS}")
 
     def write(self, name: str, data: bytes) -> None:
-        """Replace a file atomically (the descriptor kept for appends is reopened later)."""
-        replace_file(self.path / name, data)
+        """Replace a file atomically (the descriptor kept for appends is reopened later);
+        when the disk refuses, the file keeps its previous content (``RepositoryError``)."""
+        try:
+            replace_file(self.path / name, data)
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not rewrite {self.file(name)}; it keeps its previous content"
+            ) from exc
         self.reopen(name)
 
     def append(self, name: str, data: bytes) -> None:
-        """One ``write`` per call: what returns is in the kernel."""
+        """One ``write`` per call: what returns is in the kernel. A write the disk refuses
+        (full, over quota, I/O error) is taken back, so that no partial line stays to merge
+        with the next one, and raised as ``RepositoryError``."""
         fd = self._fds.get(name)
-        if fd is None:
-            fd = self._fds[name] = os.open(f"{self._base}/{name}", _APPEND_FLAGS, 0o644)
-            self._inodes[name] = os.fstat(fd).st_ino
-        write_all(fd, data)
+        try:
+            if fd is None:
+                fd = os.open(f"{self._base}/{name}", _APPEND_FLAGS, 0o644)
+                self._inodes[name] = os.fstat(fd).st_ino
+                self._fds[name] = fd
+            write_all(fd, data)
+        except OSError as exc:
+            raise self._refused_append(fd, name, data, exc) from exc
+
+    def _refused_append(
+        self, fd: int | None, name: str, data: bytes, exc: OSError
+    ) -> RepositoryError:
+        """Truncate the file back to where the failed append started (when the bytes at its
+        end are the part of ``data`` that was written), and say what happened."""
+        written = exc.written if isinstance(exc, PartialWriteError) else 0
+        if written and fd is not None:
+            with contextlib.suppress(OSError):
+                start = os.fstat(fd).st_size - written
+                if start >= 0 and os.pread(fd, written, start) == data[:written]:
+                    os.ftruncate(fd, start)
+                    written = 0
+        where = self.file(name)
+        if written:
+            return storage_error(
+                exc,
+                f"could not append to {where}; a partial line of {written} bytes is left, "
+                "which readers skip",
+            )
+        return storage_error(exc, f"could not append to {where}; nothing of this call was written")
 
     def append_metrics(
         self, data: bytes, points: list[tuple[str, float, int, int]] | None = None

@@ -569,8 +569,8 @@ class RunStore:
         else:
             raw_metrics = live.read_appended(METRICS) or b""
             points, torn = parse_metric_lines(raw_metrics, live.file(METRICS))
-        if torn is not None:
-            raw_metrics = raw_metrics[: raw_metrics.rfind(b"\n") + 1]
+        if torn is not None:  # only the points are committed: the skipped lines are named
+            raw_metrics = b"".join(metric_line(json.dumps(k), v, s, t) for k, v, s, t in points)
             meta.setdefault("tags", {})["gittrack.recovery"] = torn
         meta["metrics"] = _encode_summary(summarize_metrics(points))
         parents = [p for p in meta.get("_parents") or [] if p]
