@@ -4,6 +4,7 @@ partial line and no lock behind, and says what happened with a ``GittrackError``
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import gittrack as mlflow
@@ -116,3 +117,60 @@ def test_a_line_that_is_not_a_point_anywhere_in_a_live_run_does_not_stop_reading
         "line 2 is not a metric point and was skipped (8 bytes)"
     )
     assert [m.step for m in Client().get_metric_history(run.info.run_id, "a")] == [0, 1]
+
+
+# The commit of a run with an artifact needs a pack far larger than the files the process
+# may write: the commit fails part way, as on a full disk.
+LIMITED_END_RUN = """
+import json, os, resource, signal
+import gittrack as mlflow
+from gittrack.errors import GittrackError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+run = mlflow.start_run()
+mlflow.log_param("p", 1)
+for i in range(5):
+    mlflow.log_metric("loss", float(i), step=i)
+mlflow.log_text(os.urandom(4000).hex(), "noise.txt")
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200, hard))
+try:
+    mlflow.end_run()
+    outcome = "no error"
+except GittrackError as exc:
+    outcome = type(exc).__name__ + ": " + str(exc)
+except BaseException as exc:
+    outcome = "bare " + type(exc).__name__ + ": " + str(exc)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+active = mlflow.active_run()
+report = {
+    "run_id": run.info.run_id,
+    "outcome": outcome,
+    "lock_left": os.path.exists(".git/refs/heads/gittrack.lock"),
+    "still_active": active is not None and active.info.run_id == run.info.run_id,
+}
+mlflow.end_run()  # the retry
+report["active_after_retry"] = mlflow.active_run() is not None
+print(json.dumps(report))
+"""
+
+
+def test_a_failed_end_run_removes_the_lock_keeps_the_run_active_and_can_be_retried(
+    repo: Path,
+) -> None:
+    result = run_script(LIMITED_END_RUN, repo)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["outcome"].startswith("RepositoryError: could not "), report
+    assert "the file would be too large" in report["outcome"]
+    assert not report["lock_left"]
+    assert report["still_active"]
+    assert not report["active_after_retry"]
+    client = Client()
+    run = client.get_run(report["run_id"])
+    assert run.info.status == RunStatus.FINISHED
+    assert run.data.params == {"p": "1"}
+    assert [m.step for m in client.get_metric_history(report["run_id"], "loss")] == [0, 1, 2, 3, 4]
+    assert [a.path for a in client.list_artifacts(report["run_id"])] == ["noise.txt"]
+    assert not list((repo / ".git" / "refs").rglob("*.lock"))
+    fsck = subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr

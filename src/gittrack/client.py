@@ -160,8 +160,9 @@ class Client:
         self.repository.runs.set_lifecycle(run_id, LifecycleStage.ACTIVE)
 
     def recover(self) -> list[tuple[str, str | None]]:
-        """Commit live runs whose process died (status KILLED); returns (run_id, problem)."""
-        return self.repository.runs.recover_orphans()
+        """Remove a lock a crashed writer left on the tracking branch, and commit live runs
+        whose process died (status KILLED); returns (run_id, problem)."""
+        return self.repository.recover()
 
     # --------------------------------------------------------------- logging
     def log_metric(

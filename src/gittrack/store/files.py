@@ -50,6 +50,21 @@ def write_all(fd: int, data: bytes) -> None:
             raise PartialWriteError(exc, len(data) - len(view)) from exc
 
 
+def take_back(fd: int, data: bytes, exc: OSError) -> int:
+    """After ``write_all(fd, data)`` on an append descriptor failed with ``exc``: truncate
+    the file back to where the append started, when the bytes at its end are the part of
+    ``data`` that was written (nobody appended after them). Returns the bytes left behind:
+    0 when the file is as it was before the append."""
+    written = exc.written if isinstance(exc, PartialWriteError) else 0
+    if written:
+        with contextlib.suppress(OSError):
+            start = os.fstat(fd).st_size - written
+            if start >= 0 and os.pread(fd, written, start) == data[:written]:
+                os.ftruncate(fd, start)  # shrinking a file needs no space
+                written = 0
+    return written
+
+
 _WHAT_HAPPENED = {
     errno.ENOSPC: "the disk is full (no space left on device)",
     errno.EDQUOT: "the disk quota is exceeded",

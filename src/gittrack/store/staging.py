@@ -29,11 +29,11 @@ from gittrack.errors import ConflictError, NotFoundError, RepositoryError
 from gittrack.store import process
 from gittrack.store.background import Background
 from gittrack.store.files import (
-    PartialWriteError,
     read_file,
     read_rest,
     replace_file,
     storage_error,
+    take_back,
     write_all,
 )
 
@@ -207,20 +207,13 @@ class LiveRun:
     def _refused_append(
         self, fd: int | None, name: str, data: bytes, exc: OSError
     ) -> RepositoryError:
-        """Truncate the file back to where the failed append started (when the bytes at its
-        end are the part of ``data`` that was written), and say what happened."""
-        written = exc.written if isinstance(exc, PartialWriteError) else 0
-        if written and fd is not None:
-            with contextlib.suppress(OSError):
-                start = os.fstat(fd).st_size - written
-                if start >= 0 and os.pread(fd, written, start) == data[:written]:
-                    os.ftruncate(fd, start)
-                    written = 0
+        """Take back what a failed append wrote, and say what happened."""
+        left = take_back(fd, data, exc) if fd is not None else 0
         where = self.file(name)
-        if written:
+        if left:
             return storage_error(
                 exc,
-                f"could not append to {where}; a partial line of {written} bytes is left, "
+                f"could not append to {where}; a partial line of {left} bytes is left, "
                 "which readers skip",
             )
         return storage_error(exc, f"could not append to {where}; nothing of this call was written")

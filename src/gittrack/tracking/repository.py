@@ -67,11 +67,19 @@ class TrackingRepository:
         self.runs = RunStore(self.branch, self.staging)
         self._config: tuple[str | None, dict] | None = None
         self._source: SourceCapture | None = None
-        self.recovered = self.runs.recover_orphans()
+        # Orphans are committed at start, unless a lock left on the branch would make every
+        # start wait for it and fail: ``recover`` removes it first (``recover``).
+        self.recovered = [] if self.branch.lock_left_behind() else self.runs.recover_orphans()
 
     @property
     def path(self) -> Path:
         return self.repo.path
+
+    def recover(self) -> list[tuple[str, str | None]]:
+        """Bring the repository back after a crash: remove the branch's lock when the
+        writer that took it stopped, then commit the live runs whose process died."""
+        self.branch.clear_stale_lock()
+        return self.runs.recover_orphans()
 
     @staticmethod
     def _initial_files() -> Changes:

@@ -554,10 +554,10 @@ class RunStore:
         opened.meta["status"] = status
         opened.meta["end_time"] = format_time(end_time or now_ms())
         opened.live.mark_ending(status, opened.meta["end_time"])
-        try:
-            self._commit_live(opened.live, opened.meta, opened.params)
-        finally:
-            self._open.pop(run_id, None)
+        # On failure (a full disk, a lock in the way) the run stays open here, still owned
+        # by this process: ending it again retries the commit.
+        self._commit_live(opened.live, opened.meta, opened.params)
+        self._open.pop(run_id, None)
 
     def _commit_live(self, live: LiveRun, meta: dict, params: dict[str, str]) -> str:
         """Commit a live run's files onto the branch, then remove the live directory."""
@@ -631,7 +631,11 @@ class RunStore:
                 meta["end_time"] = format_time(self._last_activity(live))
             points_raw = live.read(METRICS) or b""
             _, torn = parse_metric_lines(points_raw, f"{live.path}/{METRICS}")
-            self._commit_live(live, meta, params)
+            try:
+                self._commit_live(live, meta, params)
+            except BaseException:
+                live.close()  # an orphan again, for a later recovery
+                raise
             recovered.append((run_id, torn))
         return recovered
 
