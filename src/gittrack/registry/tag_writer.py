@@ -9,6 +9,7 @@ from gittrack.errors import ConflictError, RepositoryError
 from gittrack.registry.tag_names import TagKind, parse_tag
 from gittrack.registry.tags_io import TagListing, TagStore
 from gittrack.registry.time_travel import tag_order_key
+from gittrack.store.git import RefLockedError
 
 MAX_ATTEMPTS = 50
 _ENDING_KINDS = (TagKind.DEREGISTRATION, TagKind.DEPRECATION)
@@ -35,6 +36,11 @@ class TagWriter:
             name = tag_name(listing)
             try:
                 self.create(listing, model, name, commit, message, sign)
+            except RefLockedError as exc:
+                if exc.stale:  # left by a writer that stopped: says to run recover
+                    raise
+                time.sleep(0.01)
+                continue
             except ConflictError:
                 continue
             return name

@@ -983,6 +983,13 @@ class GitRepo:
     ) -> None:
         self.refs.update(ref, new, old, message, before_swap)
 
+    def ref_locks(self, prefix: str) -> list[str]:
+        """The lock files (``<ref>.lock``) below ``prefix`` (``refs/tags``), as paths."""
+        found = []
+        for top, _dirs, files in os.walk(f"{self.common_dir}/{prefix}"):
+            found += [f"{top}/{name}" for name in files if name.endswith(".lock")]
+        return sorted(found)
+
     def rev_parse(self, rev: str) -> str | None:
         proc = self.git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None

@@ -76,9 +76,14 @@ class TrackingRepository:
         return self.repo.path
 
     def recover(self) -> list[tuple[str, str | None]]:
-        """Bring the repository back after a crash: remove the branch's lock when the
-        writer that took it stopped, then commit the live runs whose process died."""
+        """Bring the repository back after a crash: remove the locks of the branch and of
+        registry tags (GTO names hold ``@`` or ``#``) when the writer that took them
+        stopped, then commit the live runs whose process died."""
         self.branch.clear_stale_lock()
+        tags = f"{self.repo.common_dir}/refs/tags/"
+        for lock in self.repo.ref_locks("refs/tags"):
+            if any(mark in lock.removeprefix(tags) for mark in "@#"):
+                self.repo.refs.clear_stale_lock(lock)
         return self.runs.recover_orphans()
 
     @staticmethod
