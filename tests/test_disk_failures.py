@@ -160,8 +160,11 @@ def test_a_failed_end_run_removes_the_lock_keeps_the_run_active_and_can_be_retri
     result = run_script(LIMITED_END_RUN, repo)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["outcome"].startswith("RepositoryError: could not "), report
+    assert report["outcome"].startswith(
+        f"RepositoryError: run {report['run_id']} is not committed, could not "
+    ), report
     assert "the file would be too large" in report["outcome"]
+    assert "it is still live, with everything logged: end it again" in report["outcome"]
     assert not report["lock_left"]
     assert report["still_active"]
     assert not report["active_after_retry"]

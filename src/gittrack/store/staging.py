@@ -259,9 +259,14 @@ class LiveRun:
             return
         info = self._lock_doc if self._lock_doc is not None else self.lock_info()
         info = {**info, "ending": status, "end_time": end_time}
-        self._lock_size = rewrite_in_place(
-            self._lock_fd, json.dumps(info).encode(), self._lock_size
-        )
+        try:
+            self._lock_size = rewrite_in_place(
+                self._lock_fd, json.dumps(info).encode(), self._lock_size
+            )
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not record the run's ending in {self.file(LOCK)}; it is still live"
+            ) from exc
 
     def lock_info(self) -> dict:
         try:

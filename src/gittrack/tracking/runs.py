@@ -37,6 +37,7 @@ from gittrack.errors import (
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
+    RepositoryError,
 )
 from gittrack.store import layout
 from gittrack.store.branch import Blob, BranchSnapshot, Changes, TrackingBranch
@@ -556,7 +557,13 @@ class RunStore:
         opened.live.mark_ending(status, opened.meta["end_time"])
         # On failure (a full disk, a lock in the way) the run stays open here, still owned
         # by this process: ending it again retries the commit.
-        self._commit_live(opened.live, opened.meta, opened.params)
+        try:
+            self._commit_live(opened.live, opened.meta, opened.params)
+        except RepositoryError as exc:
+            raise RepositoryError(
+                f"run {run_id} is not committed, {exc.message}; it is still live, with "
+                "everything logged: end it again once that is fixed"
+            ) from exc
         self._open.pop(run_id, None)
 
     def _commit_live(self, live: LiveRun, meta: dict, params: dict[str, str]) -> str:
