@@ -490,7 +490,7 @@ class RefUpdater:
 
     def locked_error(self, ref: str, lock: str) -> RefLockedError:
         """The error for a lock that is in the way, saying whether to wait or to recover."""
-        state, age = self._lock_look(lock)
+        state, age = self._judge(lock)
         if state is LockState.STALE:
             return RefLockedError(
                 f"{ref} is locked by {lock}, left {age:.0f} s ago by a process that stopped "
@@ -506,56 +506,38 @@ class RefUpdater:
 
     def lock_state(self, lock: str) -> LockState:
         """Whether ``lock`` is absent, held by a running gittrack process, recent, or stale."""
-        return self._lock_look(lock)[0]
+        return self._judge(lock)[0]
 
-    @staticmethod
-    def _lock_look(lock: str) -> tuple[LockState, float]:
+    # A writer that swaps its lock into the ref leaves the ref's previous file (nobody holds
+    # it, and it is as old as the last update) under the lock's name for an instant, until
+    # it moves it away: a lock is stale only when it is the same file a moment later.
+    SECOND_LOOK_SECONDS = 0.05
+
+    def _judge(self, lock: str) -> tuple[LockState, float]:
         """(state, seconds since the lock was last written) of a lock file."""
-        try:
-            fd = os.open(lock, os.O_RDONLY | _NOFOLLOW)
-        except OSError:
-            return LockState.ABSENT, 0.0
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return LockState.HELD, 0.0
-            age = time.time() - os.fstat(fd).st_mtime
-        finally:
-            os.close(fd)
-        return (LockState.STALE if age >= STALE_LOCK_SECONDS else LockState.RECENT), age
+        state, age, inode = _lock_look(lock)
+        if state is not LockState.STALE:
+            return state, age
+        time.sleep(self.SECOND_LOOK_SECONDS)
+        again, age, same = _lock_look(lock)
+        if again is LockState.STALE and same != inode:
+            return LockState.RECENT, 0.0  # another file by now: judged on a later look
+        return again, age
 
     def clear_stale_lock(self, lock: str, wait: bool = True) -> bool:
         """Remove ``lock`` if its writer stopped; True when it was removed. With ``wait``,
         a recent lock nobody holds is looked at again until it is old enough to judge (it
         is gone by then when git was using it)."""
         while True:
-            state, age = self._lock_look(lock)
+            state, age = self._judge(lock)
             if state is LockState.RECENT and wait:
                 time.sleep(min(0.1, max(0.01, STALE_LOCK_SECONDS - age)))
                 continue
             if state is not LockState.STALE:
                 return False
-            try:
-                fd = os.open(lock, os.O_RDONLY | _NOFOLLOW)
-            except OSError:
-                return False
-            try:
-                try:  # held while removing: a writer cannot take this file meanwhile
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return False
-                st = os.fstat(fd)
-                if time.time() - st.st_mtime < STALE_LOCK_SECONDS:
-                    continue  # rewritten since the look: judge it again
-                if os.lstat(lock).st_ino != st.st_ino:
-                    continue
-                os.unlink(lock)
-                return True
-            except FileNotFoundError:
-                return False
-            finally:
-                os.close(fd)
+            removed = _remove_if_stale(lock)
+            if removed is not None:
+                return removed
 
     def _append_reflog(self, ref: str, old: str | None, new: str, message: str) -> None:
         repo = self._repo
@@ -601,6 +583,49 @@ class RefUpdater:
             if pid == process.pid():
                 os.close(fd)
         self._reflogs.clear()
+
+
+def _lock_look(lock: str) -> tuple[LockState, float, int]:
+    """(state, seconds since it was last written, inode) of a ref's lock file."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return LockState.ABSENT, 0.0, 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return LockState.HELD, 0.0, 0
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    age = time.time() - st.st_mtime
+    state = LockState.STALE if age >= STALE_LOCK_SECONDS else LockState.RECENT
+    return state, age, st.st_ino
+
+
+def _remove_if_stale(lock: str) -> bool | None:
+    """Remove a lock judged stale, under an exclusive flock (no writer can take the file
+    meanwhile): True when removed, False when it is held or gone, None when it changed
+    since it was judged (judge it again)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        st = os.fstat(fd)
+        if time.time() - st.st_mtime < STALE_LOCK_SECONDS or os.lstat(lock).st_ino != st.st_ino:
+            return None
+        os.unlink(lock)
+        return True
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(fd)
 
 
 _REF_LINE = re.compile(r"^([0-9a-f]{40,64}) (\S+)$")
