@@ -103,6 +103,10 @@ def test_a_full_disk_fails_each_write_clearly_loses_nothing_and_recovers_once_fr
     assert (live / "metrics.jsonl").read_bytes().endswith(b"}\n")
 
     with pytest.raises(GittrackError, match="the disk is full"):
+        mlflow.log_text("x" * 1_000_000, "big.txt")
+    artifacts = live / "artifacts"
+    assert (list(artifacts.rglob("*")) if artifacts.exists() else []) == []  # no part left
+    with pytest.raises(GittrackError, match="the disk is full"):
         mlflow.end_run()
     assert mlflow.active_run() is not None
     assert mlflow.active_run().info.run_id == run.info.run_id
@@ -130,6 +134,7 @@ def test_a_full_disk_fails_each_write_clearly_loses_nothing_and_recovers_once_fr
     history = client.get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in history] == [*returned, len(returned)]
     assert "gittrack.recovery" not in ended.data.tags
+    assert client.list_artifacts(run.info.run_id) == []
     assert [m.step for m in client.get_metric_history(orphan_id, "o")] == list(range(20))
     assert "disk@v1.0.0" in git(repo, "tag", "--list")
     assert not list((repo / ".git" / "refs").rglob("*.lock"))

@@ -144,6 +144,21 @@ def replace_file(
         raise
 
 
+def copy_file(source: str | Path, target: str | Path) -> None:
+    """Copy ``source`` to ``target`` under a temporary name renamed into place: a disk that
+    fills up part way leaves no truncated copy (and ``target`` as it was)."""
+    target = os.fspath(target)
+    directory, _, name = target.rpartition("/")
+    tmp = f"{directory}/tmp_{name}_{process.pid()}_{process.token(6)}"
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def _replace_with_spare(spare: tuple[str, int], target: str, data: bytes, mode: int) -> bool:
     """Fill a spare through its open descriptor and rename it over ``target``; False (spare
     gone) when that cannot be done, so the caller writes the file the ordinary way."""

@@ -501,15 +501,24 @@ class Staging:
     def create(self, run_id: str, files: dict[str, bytes]) -> LiveRun:
         """Create a live run owned by this process; it appears complete or not at all."""
         final = f"{self.root}/{run_id}"
-        shell = self._take_shell(run_id)
+        try:
+            shell = self._take_shell(run_id)
+        except OSError as exc:
+            raise storage_error(exc, f"could not create the live run {final}") from exc
         lock_doc = self._lock_doc()
-        lock_size = rewrite_in_place(shell.lock_fd, json.dumps(lock_doc).encode(), shell.lock_size)
-        for name, data in files.items():
-            fd = shell.fds.get(name)
-            if fd is None:
-                Path(shell.path, name).write_bytes(data)
-            else:
-                write_all(fd, data)
+        try:
+            lock_size = rewrite_in_place(
+                shell.lock_fd, json.dumps(lock_doc).encode(), shell.lock_size
+            )
+            for name, data in files.items():
+                fd = shell.fds.get(name)
+                if fd is None:
+                    Path(shell.path, name).write_bytes(data)
+                else:
+                    write_all(fd, data)
+        except OSError as exc:
+            self._discard(shell)
+            raise storage_error(exc, f"could not create the live run {final}") from exc
         try:
             os.rename(shell.path, final)
         except OSError as exc:

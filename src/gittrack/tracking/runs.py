@@ -50,6 +50,7 @@ from gittrack.store.codecs import (
     parse_metric_lines,
     parse_time,
 )
+from gittrack.store.files import copy_file, replace_file, storage_error
 from gittrack.store.schemas import check_outgoing, check_stored
 from gittrack.store.staging import ARTIFACTS, META, METRICS, PARAMS, LiveRun, Staging
 from gittrack.tracking import validation
@@ -456,7 +457,9 @@ class RunStore:
         source = Path(local_path)
         if not source.is_file():
             raise NotFoundError(f"artifact file {str(source)!r} does not exist or is not a file")
-        shutil.copyfile(source, self.artifact_target(run_id, artifact_path, source.name))
+        self._copy_artifact(
+            run_id, source, self.artifact_target(run_id, artifact_path, source.name)
+        )
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
@@ -469,13 +472,31 @@ class RunStore:
                 rel = path.relative_to(source).as_posix()
                 base = validation.check_artifact_path(artifact_path)
                 parent, _, name = (f"{base}/{rel}" if base else rel).rpartition("/")
-                shutil.copyfile(path, self.artifact_target(run_id, parent or None, name))
+                self._copy_artifact(
+                    run_id, path, self.artifact_target(run_id, parent or None, name)
+                )
+
+    @staticmethod
+    def _copy_artifact(run_id: str, source: Path, target: Path) -> None:
+        """Copy a file into a live run whole or not at all (a full disk leaves no part)."""
+        try:
+            copy_file(source, target)
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not copy {source} into the artifacts of run {run_id}; none was"
+            ) from exc
 
     def write_artifact(self, run_id: str, artifact_file: str, data: bytes) -> None:
         parent, _, name = validation.check_artifact_path(artifact_file).rpartition("/")
         if not name:
             raise InvalidInputError(f"artifact file {artifact_file!r} must name a file")
-        self.artifact_target(run_id, parent or None, name).write_bytes(data)
+        target = self.artifact_target(run_id, parent or None, name)
+        try:
+            replace_file(target, data)
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not write {artifact_file} into the artifacts of run {run_id}"
+            ) from exc
 
     def list_artifacts(
         self, run_id: str, path: str | None = None
@@ -559,9 +580,12 @@ class RunStore:
         # by this process: ending it again retries the commit.
         try:
             self._commit_live(opened.live, opened.meta, opened.params)
-        except RepositoryError as exc:
+        except (RepositoryError, OSError) as exc:
+            problem = (
+                exc if isinstance(exc, RepositoryError) else storage_error(exc, "could not read it")
+            )
             raise RepositoryError(
-                f"run {run_id} is not committed, {exc.message}; it is still live, with "
+                f"run {run_id} is not committed, {problem.message}; it is still live, with "
                 "everything logged: end it again once that is fixed"
             ) from exc
         self._open.pop(run_id, None)
@@ -605,7 +629,10 @@ class RunStore:
             f"Source-Commit: {meta['source'].get('commit') or 'none'}\n"
         )
         tip = self.branch.commit(lambda _snap: changes, message, tuple(dict.fromkeys(parents)))
-        self.staging.recycle(live, has_artifacts)
+        try:
+            self.staging.recycle(live, has_artifacts)
+        except OSError:  # committed: a later recovery finds nothing new and removes it
+            live.close()
         return tip
 
     # ------------------------------------------------------------- recovery
