@@ -196,3 +196,30 @@ def test_a_partial_line_joined_to_the_next_point_gives_that_point_back() -> None
         "m.jsonl: line 2 is incomplete and was skipped (30 bytes); "
         "line 4 is incomplete and was skipped (11 bytes)"
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            st.sampled_from(
+                [
+                    b'{"key": "a", "value": 1.0, "step": 0, "timestamp": 1}',
+                    b'{"key": "a", "value": "NaN", "st',
+                    b'{"key": 1, "value": 1, "step": Infinity, "timestamp": 1}',
+                    b"[" * 5000,
+                    b"\xff\xfe",
+                ]
+            ),
+        ),
+        max_size=8,
+    )
+)
+def test_any_bytes_give_the_points_and_name_what_was_skipped(parts) -> None:
+    data = b"\n".join(parts)
+    points, problem = parse_metric_lines(data, "m.jsonl")
+    found = read_metric_columns(data, "m.jsonl")
+    assert found.keys == [p[0] for p in points]
+    assert found.steps.tolist() == [p[2] for p in points]
+    assert problem is None or problem.startswith("m.jsonl: line ")

@@ -264,7 +264,7 @@ def parse_metric_lines(
                 (d["key"], decode_metric_value(d["value"]), int(d["step"]), int(d["timestamp"]))
                 for d in docs
             ], None
-        except (ValueError, KeyError, TypeError, OverflowError):
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
             pass  # find the bad lines below
     points: list[tuple[str, float, int, int]] = []
     skipped: list[str] = []
