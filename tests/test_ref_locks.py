@@ -129,3 +129,63 @@ def test_a_lock_held_by_a_running_writer_is_left_alone_and_named(repo: Path) -> 
     assert not lock.exists()
     assert Client().get_run(run_id).info.status == RunStatus.FINISHED
     assert "gittrack" in git(repo, "branch", "--list", "gittrack")
+
+
+# A process that registers a model version, then stops inside the ref update of the tag
+# that gives the version an alias (its reflog line is written under the lock).
+HOLD_A_TAG_LOCK = """
+import os, time
+import gittrack as mlflow
+from gittrack import Client
+from gittrack.store import git as store_git
+with mlflow.start_run() as run:
+    mlflow.log_text("weights", "model/weights.txt")
+mlflow.register_model(f"runs:/{run.info.run_id}/model", "held")
+append = store_git.RefUpdater._append_reflog
+def append_then_wait(self, ref, *rest):
+    append(self, ref, *rest)
+    os.write(1, (ref + "\\n").encode())
+    time.sleep(600)
+store_git.RefUpdater._append_reflog = append_then_wait
+Client().set_registered_model_alias("held", "champion", 1)
+"""
+
+
+def test_a_registry_tag_lock_left_by_a_killed_writer_is_named_then_removed_by_recover(
+    repo: Path,
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_TAG_LOCK],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    tag_ref = proc.stdout.readline().strip()
+    assert tag_ref.startswith("refs/tags/held#champion#"), tag_ref
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    lock = repo / ".git" / f"{tag_ref}.lock"
+    assert lock.exists()
+    time.sleep(2.1)  # older than a lock git could be using for a moment
+
+    alias = (
+        "from gittrack import Client\n"
+        "try:\n"
+        "    Client().set_registered_model_alias('held', 'champion', 1)\n"
+        "    print('set')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    blocked = run_script(alias, repo)
+    assert blocked.stdout.startswith(f"RefLockedError {tag_ref} is locked by {lock}"), (
+        blocked.stdout + blocked.stderr
+    )
+    assert "run `gittrack recover` to remove it" in blocked.stdout
+
+    result = _gittrack(repo, "recover")
+    assert result.returncode == 0, result.stderr
+    assert not lock.exists()
+    assert run_script(alias, repo).stdout.strip() == "set"
+    assert git(repo, "tag", "--list", "held#champion#*").split() == [tag_ref[len("refs/tags/") :]]
