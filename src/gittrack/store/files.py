@@ -117,16 +117,25 @@ def read_rest(fd: int, offset: int | None = None) -> bytes:
 
 
 def replace_file(
-    target: str | Path, data: bytes, mode: int = 0o644, spares: SpareFiles | None = None
+    target: str | Path,
+    data: bytes,
+    mode: int = 0o644,
+    spares: SpareFiles | None = None,
+    scratch: str | Path | None = None,
 ) -> None:
     """Write ``data`` to a fresh temporary file and rename it over ``target``; the directory
-    is created when missing. The temporary file is a spare when ``spares`` has one ready."""
+    is created when missing. The temporary file is a spare when ``spares`` has one ready.
+
+    :param scratch: the directory of the temporary file (on the same file system), when a
+        file a crash leaves in the target's directory would be mistaken for data (a run's
+        artifacts); by default the target's directory.
+    """
     target = os.fspath(target)
     spare = spares.take() if spares is not None else None
     if spare is not None and _replace_with_spare(spare, target, data, mode):
         return
     directory, _, name = target.rpartition("/")
-    tmp = f"{directory}/tmp_{name}_{process.pid()}_{process.token(6)}"
+    tmp = _temporary_name(scratch or directory, name)
     try:
         fd = os.open(tmp, _CREATE, mode)
     except FileNotFoundError:
@@ -144,12 +153,13 @@ def replace_file(
         raise
 
 
-def copy_file(source: str | Path, target: str | Path) -> None:
+def copy_file(source: str | Path, target: str | Path, scratch: str | Path | None = None) -> None:
     """Copy ``source`` to ``target`` under a temporary name renamed into place: a disk that
-    fills up part way leaves no truncated copy (and ``target`` as it was)."""
+    fills up part way leaves no truncated copy (and ``target`` as it was). ``scratch``: as
+    for ``replace_file``."""
     target = os.fspath(target)
     directory, _, name = target.rpartition("/")
-    tmp = f"{directory}/tmp_{name}_{process.pid()}_{process.token(6)}"
+    tmp = _temporary_name(scratch or directory, name)
     try:
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)
@@ -157,6 +167,10 @@ def copy_file(source: str | Path, target: str | Path) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _temporary_name(directory: str | Path, name: str) -> str:
+    return f"{directory}/tmp_{name}_{process.pid()}_{process.token(6)}"
 
 
 def _replace_with_spare(spare: tuple[str, int], target: str, data: bytes, mode: int) -> bool:

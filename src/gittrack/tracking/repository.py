@@ -68,7 +68,7 @@ class TrackingRepository:
         self._config: tuple[str | None, dict] | None = None
         self._source: SourceCapture | None = None
         # Orphans are committed at start, unless a lock left on the branch would make every
-        # start wait for it and fail: ``recover`` removes it first (``recover``).
+        # start wait for it and fail: ``gittrack recover`` removes it first (``recover``).
         self.recovered = [] if self.branch.lock_left_behind() else self.runs.recover_orphans()
 
     @property

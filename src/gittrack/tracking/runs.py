@@ -476,11 +476,11 @@ class RunStore:
                     run_id, path, self.artifact_target(run_id, parent or None, name)
                 )
 
-    @staticmethod
-    def _copy_artifact(run_id: str, source: Path, target: Path) -> None:
-        """Copy a file into a live run whole or not at all (a full disk leaves no part)."""
+    def _copy_artifact(self, run_id: str, source: Path, target: Path) -> None:
+        """Copy a file into a live run whole or not at all: a full disk leaves no part, and
+        the copy is made outside ``artifacts/``, so a crash leaves nothing to commit."""
         try:
-            copy_file(source, target)
+            copy_file(source, target, self._open[run_id].live.location)
         except OSError as exc:
             raise storage_error(
                 exc, f"could not copy {source} into the artifacts of run {run_id}; none was"
@@ -492,7 +492,7 @@ class RunStore:
             raise InvalidInputError(f"artifact file {artifact_file!r} must name a file")
         target = self.artifact_target(run_id, parent or None, name)
         try:
-            replace_file(target, data)
+            replace_file(target, data, scratch=self._open[run_id].live.location)
         except OSError as exc:
             raise storage_error(
                 exc, f"could not write {artifact_file} into the artifacts of run {run_id}"
