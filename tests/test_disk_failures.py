@@ -86,8 +86,8 @@ def test_a_partial_line_in_the_middle_of_the_metrics_is_skipped_and_reported(
 
     client = Client()  # starting a client recovers the orphan instead of failing
     recovered = client.repository.recovered + client.recover()
-    assert [run for run, _ in recovered] == [run_id]
-    assert "line 3 is incomplete and was skipped" in (recovered[0][1] or "")
+    assert [found.run_id for found in recovered] == [run_id]
+    assert "line 3 is incomplete and was skipped" in (recovered[0].note or "")
     history = client.get_metric_history(run_id, "a")
     assert [m.step for m in history] == [0, 1, 3, 4]
     run = client.get_run(run_id)

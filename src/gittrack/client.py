@@ -26,6 +26,7 @@ from gittrack.errors import InvalidInputError, NotFoundError
 from gittrack.store.codecs import dump_yaml
 from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository, open_repository
+from gittrack.tracking.runs import RecoveredRun
 from gittrack.tracking.source import default_entry_point
 
 if TYPE_CHECKING:
@@ -159,9 +160,14 @@ class Client:
     def restore_run(self, run_id: str) -> None:
         self.repository.runs.set_lifecycle(run_id, LifecycleStage.ACTIVE)
 
-    def recover(self) -> list[tuple[str, str | None]]:
-        """Remove a lock a crashed writer left on the tracking branch, and commit live runs
-        whose process died (status KILLED); returns (run_id, problem)."""
+    def recover(self) -> list[RecoveredRun]:
+        """Remove the locks a crashed writer left on the tracking branch or a registry tag,
+        and commit live runs whose process died (status KILLED).
+
+        Returns one ``RecoveredRun(run_id, note, committed)`` per orphan found: ``note`` is
+        a dropped torn line of a committed run, or why a run could not be committed (it is
+        then kept in place, and the others are recovered all the same).
+        """
         return self.repository.recover()
 
     # --------------------------------------------------------------- logging

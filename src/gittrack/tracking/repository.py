@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from pathlib import Path
 
 from gittrack.errors import CorruptDataError, InvalidInputError
@@ -19,7 +20,7 @@ from gittrack.store.git import GitRepo
 from gittrack.store.schemas import check_stored
 from gittrack.store.staging import Staging
 from gittrack.tracking.experiments import ExperimentStore, default_experiment_document
-from gittrack.tracking.runs import RunStore
+from gittrack.tracking.runs import RecoveredRun, RunStore
 from gittrack.tracking.source import CAPTURE_MODES, SourceCapture
 
 _URI_PREFIXES = ("git+file://", "file://")
@@ -54,6 +55,19 @@ def tracking_path_from_uri(uri: str | None) -> Path:
     return Path(uri).expanduser().resolve()
 
 
+def _warn_about_kept_orphans(recovered: list[RecoveredRun]) -> None:
+    """One warning per orphaned live run the client start could not commit: the client
+    works on, and ``gittrack recover`` lists them again."""
+    for found in recovered:
+        if not found.committed:
+            warnings.warn(
+                f"live run {found.run_id} of a process that is gone could not be "
+                f"committed and is kept in the staging area: {found.note}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+
 class TrackingRepository:
     def __init__(
         self, repo: GitRepo | str | os.PathLike[str] | None = None, branch: str | None = None
@@ -70,16 +84,19 @@ class TrackingRepository:
         # Orphans are committed at start, unless a lock left on the branch would make every
         # start wait for it and fail: ``gittrack recover`` removes it first (``recover``).
         self.recovered = [] if self.branch.lock_left_behind() else self.runs.recover_orphans()
+        _warn_about_kept_orphans(self.recovered)
 
     @property
     def path(self) -> Path:
         return self.repo.path
 
-    def recover(self) -> list[tuple[str, str | None]]:
-        """Bring the repository back after a crash: remove the locks of the branch and of
-        registry tags (GTO names hold ``@`` or ``#``) when the writer that took them
-        stopped, then commit the live runs whose process died."""
+    def recover(self) -> list[RecoveredRun]:
+        """Bring the repository back after a crash: remove the locks of the branch, of the
+        live runs' snapshot refs and of registry tags (GTO names hold ``@`` or ``#``) when
+        the writer that took them stopped, then commit the live runs whose process died."""
         self.branch.clear_stale_lock()
+        for lock in self.repo.ref_locks(layout.LIVE_SNAPSHOTS_PREFIX.rstrip("/")):
+            self.repo.refs.clear_stale_lock(lock)
         tags = f"{self.repo.common_dir}/refs/tags/"
         for lock in self.repo.ref_locks("refs/tags"):
             if any(mark in lock.removeprefix(tags) for mark in "@#"):
