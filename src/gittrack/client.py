@@ -164,13 +164,14 @@ class Client:
         self.repository.runs.set_lifecycle(run_id, LifecycleStage.ACTIVE)
 
     def recover(self) -> list[RecoveredRun]:
-        """Commit live runs whose process died (status KILLED).
+        """Remove the locks a crashed writer left on the tracking branch or a registry tag,
+        and commit live runs whose process died (status KILLED).
 
         Returns one ``RecoveredRun(run_id, note, committed)`` per orphan found: ``note`` is
         a dropped torn line of a committed run, or why a run could not be committed (it is
         then kept in place, and the others are recovered all the same).
         """
-        return self.repository.runs.recover_orphans()
+        return self.repository.recover()
 
     # --------------------------------------------------------------- logging
     def log_metric(

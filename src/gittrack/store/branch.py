@@ -15,7 +15,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from gittrack.errors import ConflictError, CorruptDataError, GittrackError, RepositoryError
-from gittrack.store.git import GitRepo, RefMovedError, TreeEntry, clean_message
+from gittrack.store.git import (
+    GitRepo,
+    LockState,
+    RefLockedError,
+    RefMovedError,
+    TreeEntry,
+    clean_message,
+)
 
 BLOB_MODE = "100644"
 EXEC_MODE = "100755"
@@ -201,9 +208,10 @@ class TrackingBranch:
                 )
             try:
                 self.repo.update_ref(self.ref, commit, None, "gittrack: initialize")
-            except ConflictError:
+            except ConflictError as exc:
+                _give_up_on_stale_lock(exc)
                 time.sleep(random.uniform(0.0005, 0.002 * min(attempt + 1, 10)))
-        raise RepositoryError(f"could not create {self.ref}")
+        raise self._gave_up(f"could not create {self.ref}")
 
     def commit(
         self,
@@ -261,8 +269,35 @@ class TrackingBranch:
             except ConflictError as exc:
                 if guessed and isinstance(exc, RefMovedError):
                     continue  # only the guess was stale: rebuild on the tip at once
+                _give_up_on_stale_lock(exc)
                 # Another writer got there first, or holds the lock: back off a little.
                 time.sleep(random.uniform(0.0005, 0.002 * min(attempt + 1, 10)))
-        raise RepositoryError(
+        raise self._gave_up(
             f"{self.ref} kept moving: gave up after {self.MAX_ATTEMPTS} attempts to commit"
         )
+
+    def _gave_up(self, message: str) -> GittrackError:
+        """The error after the last attempt: the lock's own, when a lock is in the way (it
+        names the file and what to do), else ``message``."""
+        lock = f"{self.repo.common_dir}/{self.ref}.lock"
+        if self.repo.refs.lock_state(lock) is not LockState.ABSENT:
+            return self.repo.refs.locked_error(self.ref, lock)
+        return RepositoryError(message)
+
+    def lock_left_behind(self) -> bool:
+        """Whether the branch's lock file exists with no running gittrack process holding
+        it (left by a writer that stopped, or git's for a moment)."""
+        lock = f"{self.repo.common_dir}/{self.ref}.lock"
+        return self.repo.refs.lock_state(lock) in (LockState.RECENT, LockState.STALE)
+
+    def clear_stale_lock(self) -> bool:
+        """Remove the branch's lock when the writer that took it stopped (``gittrack
+        recover``); a recent one nobody holds is waited for until it can be judged."""
+        return self.repo.refs.clear_stale_lock(f"{self.repo.common_dir}/{self.ref}.lock")
+
+
+def _give_up_on_stale_lock(exc: ConflictError) -> None:
+    """Raise a lock error at once when the lock was left by a writer that stopped: no
+    amount of waiting removes it."""
+    if isinstance(exc, RefLockedError) and exc.stale:
+        raise exc

@@ -3,7 +3,7 @@
 ``codecs.metric_line`` writes one canonical line per point
 (``{"key": "loss", "value": 0.31, "step": 3, "timestamp": 1763800000123}``). When every line of
 a file has exactly that shape, one anchored regular expression reads them all at C speed into
-columns; otherwise (a torn last line, a hand-edited file, another writer's spacing)
+columns; otherwise (a torn or partial line, a hand-edited file, another writer's spacing)
 ``codecs.parse_metric_lines`` reads the file and reports what it had to skip.
 """
 
@@ -33,15 +33,15 @@ class MetricColumns:
     values: np.ndarray  # float64
     steps: np.ndarray  # int64
     timestamps: np.ndarray  # int64
-    problem: str | None = None  # what the general parser skipped (a torn last line)
+    problem: str | None = None  # what the general parser skipped (torn or invalid lines)
 
     def __len__(self) -> int:
         return len(self.keys)
 
 
 def read_metric_columns(data: bytes, where: str) -> MetricColumns:
-    """Parse ``metrics.jsonl``; raises ``CorruptDataError`` as ``parse_metric_lines`` does,
-    and when a step or timestamp does not fit in 64 bits (MLflow's range for both)."""
+    """Parse ``metrics.jsonl``; a line that is not a point is skipped and named in
+    ``problem``, as ``parse_metric_lines`` does; ``CorruptDataError`` when a step or timestamp does not fit in 64 bits (MLflow's range for both)."""
     try:
         return _read(data, where)
     except OverflowError:

@@ -81,12 +81,27 @@ class TrackingRepository:
         self.runs = RunStore(self.branch, self.staging)
         self._config: tuple[str | None, dict] | None = None
         self._source: SourceCapture | None = None
-        self.recovered = self.runs.recover_orphans()
+        # Orphans are committed at start, unless a lock left on the branch would make every
+        # start wait for it and fail: ``gittrack recover`` removes it first (``recover``).
+        self.recovered = [] if self.branch.lock_left_behind() else self.runs.recover_orphans()
         _warn_about_kept_orphans(self.recovered)
 
     @property
     def path(self) -> Path:
         return self.repo.path
+
+    def recover(self) -> list[RecoveredRun]:
+        """Bring the repository back after a crash: remove the locks of the branch, of the
+        live runs' snapshot refs and of registry tags (GTO names hold ``@`` or ``#``) when
+        the writer that took them stopped, then commit the live runs whose process died."""
+        self.branch.clear_stale_lock()
+        for lock in self.repo.ref_locks(layout.LIVE_SNAPSHOTS_PREFIX.rstrip("/")):
+            self.repo.refs.clear_stale_lock(lock)
+        tags = f"{self.repo.common_dir}/refs/tags/"
+        for lock in self.repo.ref_locks("refs/tags"):
+            if any(mark in lock.removeprefix(tags) for mark in "@#"):
+                self.repo.refs.clear_stale_lock(lock)
+        return self.runs.recover_orphans()
 
     @staticmethod
     def _initial_files() -> Changes:

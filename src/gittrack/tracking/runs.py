@@ -42,6 +42,7 @@ from gittrack.errors import (
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
+    RepositoryError,
 )
 from gittrack.store import layout
 from gittrack.store.branch import (
@@ -61,6 +62,7 @@ from gittrack.store.codecs import (
     parse_metric_lines,
     parse_time,
 )
+from gittrack.store.files import copy_file, replace_file, storage_error
 from gittrack.store.git import message_field
 from gittrack.store.schemas import check_outgoing, check_stored
 from gittrack.store.staging import ARTIFACTS, META, METRICS, PARAMS, LiveRun, Staging
@@ -577,7 +579,9 @@ class RunStore:
         source = Path(local_path)
         if not source.is_file():
             raise NotFoundError(f"artifact file {str(source)!r} does not exist or is not a file")
-        shutil.copyfile(source, self.artifact_target(run_id, artifact_path, source.name))
+        self._copy_artifact(
+            run_id, source, self.artifact_target(run_id, artifact_path, source.name)
+        )
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
@@ -590,13 +594,31 @@ class RunStore:
                 rel = path.relative_to(source).as_posix()
                 base = validation.check_artifact_path(artifact_path)
                 parent, _, name = (f"{base}/{rel}" if base else rel).rpartition("/")
-                shutil.copyfile(path, self.artifact_target(run_id, parent or None, name))
+                self._copy_artifact(
+                    run_id, path, self.artifact_target(run_id, parent or None, name)
+                )
+
+    def _copy_artifact(self, run_id: str, source: Path, target: Path) -> None:
+        """Copy a file into a live run whole or not at all: a full disk leaves no part, and
+        the copy is made outside ``artifacts/``, so a crash leaves nothing to commit."""
+        try:
+            copy_file(source, target, self._open[run_id].live.location)
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not copy {source} into the artifacts of run {run_id}; none was"
+            ) from exc
 
     def write_artifact(self, run_id: str, artifact_file: str, data: bytes) -> None:
         parent, _, name = validation.check_artifact_path(artifact_file).rpartition("/")
         if not name:
             raise InvalidInputError(f"artifact file {artifact_file!r} must name a file")
-        self.artifact_target(run_id, parent or None, name).write_bytes(data)
+        target = self.artifact_target(run_id, parent or None, name)
+        try:
+            replace_file(target, data, scratch=self._open[run_id].live.location)
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not write {artifact_file} into the artifacts of run {run_id}"
+            ) from exc
 
     def list_artifacts(
         self, run_id: str, path: str | None = None
@@ -674,6 +696,8 @@ class RunStore:
             opened = self._open[run_id] = _OpenRun(self.staging.open(run_id, claim=True), {}, {})
             self._refresh(opened, META, force=True)
             self._refresh(opened, PARAMS, force=True)
+        # On failure (a full disk, a lock in the way) the run stays open here, still owned
+        # by this process: ending it again retries the commit.
         try:
             opened.live.seal()  # what other processes logged is read below, or refused
             self._refresh(opened, META)
@@ -682,11 +706,20 @@ class RunStore:
             opened.meta["end_time"] = format_time(now_ms() if end_time is None else end_time)
             opened.live.mark_ending(status, opened.meta["end_time"])
             self._commit_live(opened.live, opened.meta, opened.params)
-        except BaseException:
+        except BaseException as exc:
             opened.live.unseal()
+            if isinstance(exc, (RepositoryError, OSError)):
+                problem = (
+                    exc
+                    if isinstance(exc, RepositoryError)
+                    else storage_error(exc, "could not read it")
+                )
+                raise RepositoryError(
+                    f"run {run_id} is not committed, {problem.message}; it is still live, "
+                    "with everything logged: end it again once that is fixed"
+                ) from exc
             raise
-        finally:
-            self._open.pop(run_id, None)
+        self._open.pop(run_id, None)
 
     def _commit_live(self, live: LiveRun, meta: dict, params: dict[str, str]) -> str:
         """Commit a live run's files onto the branch, then remove the live directory."""
@@ -698,7 +731,10 @@ class RunStore:
             live.unseal()
             raise
         self._release_snapshot(meta)
-        self.staging.recycle(live, has_artifacts)  # unseals once out of live/
+        try:
+            self.staging.recycle(live, has_artifacts)  # unseals once out of live/
+        except OSError:  # committed: a later recovery finds nothing new and removes it
+            live.close()
         return tip
 
     def _commit_sealed(
@@ -711,8 +747,8 @@ class RunStore:
         else:
             raw_metrics = live.read_appended(METRICS) or b""
             points, torn = parse_metric_lines(raw_metrics, live.file(METRICS))
-        if torn is not None:
-            raw_metrics = raw_metrics[: raw_metrics.rfind(b"\n") + 1]
+        if torn is not None:  # only the points are committed: the skipped lines are named
+            raw_metrics = b"".join(metric_line(json.dumps(k), v, s, t) for k, v, s, t in points)
             meta.setdefault("tags", {})["gittrack.recovery"] = torn
         meta["metrics"] = _encode_summary(summarize_metrics(points))
         parents = self._present_parents(meta, [p for p in meta.get("_parents") or [] if p])
