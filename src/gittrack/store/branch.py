@@ -155,6 +155,8 @@ class TrackingBranch:
                 self._exists = True
                 return tip
             if commit is None:
+                commit = self._remote_tip()
+            if commit is None:
                 tree = apply_changes(self.repo, None, _split(self._initial_files()))
                 commit = self.repo.write_commit(
                     tree or self.repo.write_tree([]), [], "Initialize gittrack tracking branch\n"
@@ -164,6 +166,21 @@ class TrackingBranch:
             except ConflictError:
                 time.sleep(random.uniform(0.0005, 0.002 * min(attempt + 1, 10)))
         raise RepositoryError(f"could not create {self.ref}")
+
+    def _remote_tip(self) -> str | None:
+        """The remote's branch as fetched (``refs/remotes/<remote>/<name>``; ``origin`` first):
+        a clone starts from the runs already shared, never from a root of its own, which
+        would leave the remote's runs invisible and its own push rejected (DESIGN §10)."""
+        listing = self.repo.git(
+            "for-each-ref", "--format=%(objectname) %(refname)", "refs/remotes/", check=False
+        ).stdout.decode()
+        found = {}
+        for line in listing.splitlines():
+            sha, _, ref = line.partition(" ")
+            remote, _, branch = ref[len("refs/remotes/") :].partition("/")
+            if branch == self.name:
+                found[remote] = sha
+        return found.get("origin") or next((found[r] for r in sorted(found)), None)
 
     def commit(
         self,
