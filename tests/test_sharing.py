@@ -6,8 +6,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -113,6 +115,10 @@ def two_clones_sync(tmp_path: Path, url: str, order: tuple[str, ...]) -> None:
     alice, bob = clones["alice"], clones["bob"]
     assert git(alice, "rev-parse", "gittrack") == git(bob, "rev-parse", "gittrack")
     assert len(run_ids(alice)) == 100
+    counted = run_script(
+        "import gittrack as m; print(len(m.search_runs(search_all_experiments=True)))", bob
+    )
+    assert counted.stdout.strip() == "100", counted.stderr
     experiments = [p for p in tracked_files(alice) if p.startswith(".tracking/experiments/")]
     assert len(experiments) == 2  # Default and "shared", one id for both clones
     assert registry_tags(alice) == registry_tags(bob)
@@ -266,3 +272,38 @@ def test_a_push_the_remote_refuses_is_a_one_line_error_and_keeps_the_runs(
     assert "refused" in result.stderr and "kept locally" in result.stderr
     assert git(local, "rev-parse", "gittrack") == tip
     assert "gittrack" not in git(remote, "branch", "--list")
+
+
+class _AuthRequired(BaseHTTPRequestHandler):
+    """A git HTTP server that refuses every request without credentials."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="git"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_remote_that_refuses_the_credentials_is_a_one_line_error_and_keeps_the_runs(
+    repo: Path,
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AuthRequired)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        log_runs(repo, 1, register=False)
+        tip = git(repo, "rev-parse", "gittrack")
+        git(repo, "remote", "add", "origin", f"http://127.0.0.1:{server.server_port}/r.git")
+        result = cli(repo, "push")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 8, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "authentication" in result.stderr and "'origin'" in result.stderr
+    assert git(repo, "rev-parse", "gittrack") == tip

@@ -15,6 +15,7 @@ These functions are what the ``pre-push`` and ``post-merge`` hooks call.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -36,11 +37,13 @@ from gittrack.registry.tag_names import (
     version_tag,
 )
 from gittrack.store.git import GitRepo, RefMovedError
-from gittrack.tracking.repository import TrackingRepository
+from gittrack.tracking.repository import TrackingRepository, open_repository
+
+Target = TrackingRepository | str | os.PathLike[str]
 
 NOTES_REF = "refs/notes/gittrack"
 PUSH_ATTEMPTS = 30
-_RETRYABLE_PUSH = ("fetch first", "non-fast-forward", "stale info", "already exists")
+_RETRYABLE_PUSH = ("fetch first", "non-fast-forward", "stale info", "already exists", "atomic")
 _RETRYABLE_REMOTE = ("failed to lock", "cannot lock", "failed to update ref", "incorrect old value")
 
 
@@ -156,8 +159,20 @@ def _fetch(repo: GitRepo, remote: str, branch: str) -> _Fetched:
 
 
 # --------------------------------------------------------------------------- pull
-def pull(tracking: TrackingRepository, remote: str | None = None) -> SyncReport:
-    """Fetch the remote's tracking branch, registry tags and notes and merge them locally."""
+def _tracking(target: Target) -> TrackingRepository:
+    """A tracking repository from itself or a path (hooks pass the repository's path)."""
+    return target if isinstance(target, TrackingRepository) else open_repository(str(target))
+
+
+def pull(target: Target, remote: str | None = None) -> SyncReport:
+    """Fetch the remote's tracking branch, registry tags and notes and merge them locally.
+
+    :param target: the tracking repository, or a path inside it.
+    :param remote: a configured git remote (default ``origin``, or the only one).
+    :raises NotFoundError: no such remote. :raises RepositoryError: the remote cannot be
+        reached. :raises PolicyError: authentication was refused.
+    """
+    tracking = _tracking(target)
     repo = tracking.repo
     remote = resolve_remote(repo, remote)
     fetched = _fetch(repo, remote, tracking.branch_name)
@@ -326,9 +341,17 @@ def _merge_notes(repo: GitRepo, remote: str, advertised: str | None) -> None:
 
 
 # --------------------------------------------------------------------------- push
-def push(tracking: TrackingRepository, remote: str | None = None) -> SyncReport:
+def push(target: Target, remote: str | None = None) -> SyncReport:
     """Share the tracking branch, registry tags and notes: pull, push, and again if the remote
-    moved meanwhile (never a forced push: the remote's runs are merged, not replaced)."""
+    moved meanwhile (never a forced push: the remote's runs are merged, not replaced).
+
+    :param target: the tracking repository, or a path inside it.
+    :param remote: a configured git remote (default ``origin``, or the only one).
+    :raises PolicyError: the remote refused the push (protected branch, server hook) or the
+        credentials. :raises RepositoryError: the remote cannot be reached.
+        :raises ConflictError: the remote kept moving; nothing local is lost in any case.
+    """
+    tracking = _tracking(target)
     repo = tracking.repo
     remote = resolve_remote(repo, remote)
     report = SyncReport(remote)
@@ -340,7 +363,7 @@ def push(tracking: TrackingRepository, remote: str | None = None) -> SyncReport:
         specs = _push_specs(tracking, fetched)
         if not specs:
             return report
-        proc = repo.git("push", "--porcelain", remote, *specs, check=False)
+        proc = repo.git("push", "--porcelain", "--atomic", remote, *specs, check=False)
         if proc.returncode == 0:
             report.pushed = True
             return report
@@ -393,6 +416,6 @@ def _push_error(remote: str, output: str) -> GittrackError:
     return _remote_error(remote, "pushing to", output)
 
 
-def sync(tracking: TrackingRepository, remote: str | None = None) -> SyncReport:
+def sync(target: Target, remote: str | None = None) -> SyncReport:
     """Pull then push: afterwards the local and the remote branch are the same."""
-    return push(tracking, remote)
+    return push(target, remote)
