@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -44,6 +45,10 @@ Target = TrackingRepository | str | os.PathLike[str]
 NOTES_REF = "refs/notes/gittrack"
 PUSH_ATTEMPTS = 30
 _RETRYABLE_PUSH = ("fetch first", "non-fast-forward", "stale info", "already exists", "atomic")
+_AUTH_FAILURE = re.compile(
+    r"authentication failed|permission denied|could not read username|access denied"
+    r"|\b40[13]\b"
+)
 _RETRYABLE_REMOTE = ("failed to lock", "cannot lock", "failed to update ref", "incorrect old value")
 
 
@@ -104,7 +109,7 @@ def _remote_error(remote: str, action: str, stderr: str) -> GittrackError:
     text = " ".join(stderr.split())
     lower = text.lower()
     kept = "nothing was changed locally"
-    if any(s in lower for s in ("authentication failed", "permission denied", "could not read username", "403", "401", "access denied")):  # fmt: skip
+    if _AUTH_FAILURE.search(lower):
         return PolicyError(
             f"{action} {remote!r} failed: authentication was refused ({text[:200]}); "
             f"check your credentials for the remote; {kept}"
@@ -363,7 +368,11 @@ def push(target: Target, remote: str | None = None) -> SyncReport:
         specs = _push_specs(tracking, fetched)
         if not specs:
             return report
-        proc = repo.git("push", "--porcelain", "--atomic", remote, *specs, check=False)
+        # --no-verify: this push runs inside the user's own `git push` when called by the
+        # pre-push hook, which must not call itself again.
+        proc = repo.git(
+            "push", "--porcelain", "--atomic", "--no-verify", remote, *specs, check=False
+        )
         if proc.returncode == 0:
             report.pushed = True
             return report
