@@ -293,3 +293,18 @@ def test_merging_diverged_branches_is_commutative_loses_no_run_and_is_idempotent
     for tip in (one.tip, other.tip):
         assert merge_commits(repo, tip, theirs, "again\n").kind == "up-to-date"
         assert merge_commits(repo, tip, ours, "again\n").kind == "up-to-date"
+
+
+def test_a_file_that_cannot_be_parsed_is_kept_from_one_side_and_reported(repo: GitRepo) -> None:
+    rid = "12" * 16
+    good, other = run_path(rid, "meta.yaml"), run_path("34" * 16, "params.yaml")
+    ours, theirs = diverge(
+        repo,
+        {good: dump_yaml(meta(rid, tags={"a": "1"})), other: dump_yaml({"p": "1"})},
+        {good: b"tags: [unclosed\n", other: dump_yaml({"p": "1", "q": "2"})},
+        {good: dump_yaml(meta(rid, tags={"b": "2"})), other: dump_yaml({"p": "1", "r": "3"})},
+    )
+    outcome, files = merged_files(repo, ours, theirs)
+    assert files[good] in (b"tags: [unclosed\n", dump_yaml(meta(rid, tags={"b": "2"})))
+    assert any(good in line and "not valid YAML" in line for line in outcome.reports)
+    assert yaml.safe_load(files[other]) == {"p": "1", "q": "2", "r": "3"}

@@ -307,3 +307,20 @@ def test_a_remote_that_refuses_the_credentials_is_a_one_line_error_and_keeps_the
     assert result.stderr.count("\n") == 1
     assert "authentication" in result.stderr and "'origin'" in result.stderr
     assert git(repo, "rev-parse", "gittrack") == tip
+
+
+def test_notes_written_in_two_clones_are_merged_line_by_line(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, with_branch=True)
+    clones = [clone(str(remote), tmp_path / name) for name in ("alice", "bob")]
+    for path in clones:
+        log_runs(path, 1, register=False)
+        git(path, "notes", "--ref=gittrack", "add", "-m", f"run by {path.name}", "HEAD")
+    for path in (*clones, clones[0]):
+        result = cli(path, "sync")
+        assert result.returncode == 0, result.stderr
+    for path in clones:
+        note = git(path, "notes", "--ref=gittrack", "show", "HEAD")
+        assert note.splitlines() == ["run by alice", "run by bob"]
+    assert git(remote, "rev-parse", "refs/notes/gittrack") == git(
+        clones[0], "rev-parse", "refs/notes/gittrack"
+    )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gittrack.errors import CorruptDataError
 from gittrack.store.codecs import dump_yaml, load_yaml, parse_metric_lines
 from gittrack.tracking.runs import encode_summary, summarize_metrics
 
@@ -68,7 +69,18 @@ def merge_mapping(
 
 
 def _load(data: bytes | None, where: str) -> dict | None:
-    return None if data is None else (load_yaml(data, where) or {})
+    """A stored document as a mapping (None: absent); ``CorruptDataError`` otherwise."""
+    if data is None:
+        return None
+    doc = load_yaml(data, where) or {}
+    if not isinstance(doc, dict):
+        raise CorruptDataError(f"{where} is not a YAML mapping")
+    return doc
+
+
+def load_mapping(data: bytes, where: str) -> dict:
+    """A stored document that must be a YAML mapping."""
+    return _load(data, where) or {}
 
 
 def _later_by_time(ours: dict, theirs: dict, key: str, later_is_theirs: bool) -> bool:

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from gittrack.errors import CorruptDataError
 from gittrack.gitflow import file_rules
 from gittrack.gitflow.file_rules import VERSION_FILE, Side
 from gittrack.store.branch import BLOB_MODE, TREE_MODE, Blob, apply_changes
@@ -107,14 +108,15 @@ class _TreeMerger:
         read = self.repo.read_blob
         base_data = read(base.sha) if base is not None and not base.is_tree else None
         o_data, t_data = read(ours.sha), read(theirs.sha)
-        if version and base_data is None and not _same_version(o_data, t_data, path):
-            self.both_registered.append((version["model"], int(version["number"]), ours.sha))
-            return theirs
-        rule = file_rules.rule_for(path)
-        result = rule(
-            base_data, Side(o_data, not self.later_is_theirs), Side(t_data, self.later_is_theirs),
-            path,
-        )  # fmt: skip
+        sides = Side(o_data, not self.later_is_theirs), Side(t_data, self.later_is_theirs)
+        try:
+            if version and base_data is None and not _same_version(o_data, t_data, path):
+                self.both_registered.append((version["model"], int(version["number"]), ours.sha))
+                return theirs
+            result = file_rules.rule_for(path)(base_data, *sides, path)
+        except CorruptDataError as exc:  # one bad file does not stop the merge
+            result = file_rules.keep_one_side(base_data, *sides, path, prefer_ours=False)
+            result.reports.insert(0, f"{exc.message}; not merged by its rule")
         self.reports.extend(result.reports)
         return TreeEntry(ours.mode, ours.name, self.repo.write_object("blob", result.data))
 
@@ -127,13 +129,16 @@ class _TreeMerger:
         if ours is None or theirs is None:
             return merged
         read = self.repo.read_blob
-        result = file_rules.merge_run_meta(
-            read(base.sha) if base else None,
-            Side(read(ours.sha), not self.later_is_theirs),
-            Side(read(theirs.sha), self.later_is_theirs),
-            f"{path}/{META}",
-            read(metrics.sha) if metrics else None,
-        )
+        try:
+            result = file_rules.merge_run_meta(
+                read(base.sha) if base else None,
+                Side(read(ours.sha), not self.later_is_theirs),
+                Side(read(theirs.sha), self.later_is_theirs),
+                f"{path}/{META}",
+                read(metrics.sha) if metrics else None,
+            )
+        except CorruptDataError:
+            return merged  # reported when the file itself was merged
         sha = self.repo.write_object("blob", result.data)
         return {**merged, META: TreeEntry(BLOB_MODE, META, sha)}
 
@@ -219,7 +224,7 @@ def _changed_on_both(children: list[dict[str, TreeEntry]], names: tuple[str, ...
 def _same_version(ours: bytes, theirs: bytes, where: str) -> bool:
     """One version registered once and then edited on both sides (same run, source and
     creation time), rather than two registrations that took the same number."""
-    o, t = load_yaml(ours, where) or {}, load_yaml(theirs, where) or {}
+    o, t = file_rules.load_mapping(ours, where), file_rules.load_mapping(theirs, where)
     keys = ("run_id", "source", "creation_time")
     return all(o.get(k) == t.get(k) for k in keys)
 
