@@ -35,7 +35,12 @@ if {register}:
     Client().transition_model_version_stage("churn", 1, "Production")
 """
 
-USER_REFS = (".git/refs/tags/", ".git/refs/remotes/", ".git/refs/gittrack/", ".git/refs/notes/")
+USER_REFS = (
+    ".git/refs/tags/",  # the registry
+    ".git/refs/remotes/origin/gittrack",
+    ".git/refs/gittrack/",
+    ".git/refs/notes/gittrack",
+)
 
 
 def cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -324,3 +329,43 @@ def test_notes_written_in_two_clones_are_merged_line_by_line(tmp_path: Path) -> 
     assert git(remote, "rev-parse", "refs/notes/gittrack") == git(
         clones[0], "rev-parse", "refs/notes/gittrack"
     )
+
+
+STAGE = """
+from gittrack import Client
+Client().transition_model_version_stage("churn", 1, "Staging")
+"""
+
+
+def tag_events(repo: Path) -> set[tuple[str, str]]:
+    """Each registry tag as (tagger line, message): what a tag records, whatever its name."""
+    events = set()
+    for name in registry_tags(repo):
+        body = git(repo, "cat-file", "-p", f"refs/tags/{name}")
+        header, _, message = body.partition("\n\n")
+        tagger = next(line for line in header.splitlines() if line.startswith("tagger "))
+        events.add((tagger, message))
+    return events
+
+
+def test_labels_given_on_both_sides_with_the_same_counters_are_all_kept(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, with_branch=True)
+    alice = clone(str(remote), tmp_path / "alice")
+    log_runs(alice, 1)  # registers version 1 and moves it to Production
+    assert cli(alice, "push").returncode == 0
+    bob = clone(str(remote), tmp_path / "bob")
+    assert cli(bob, "pull").returncode == 0
+    for path in (alice, bob):
+        result = run_script(STAGE, path)
+        assert result.returncode == 0, result.stderr
+    clashing = set(registry_tags(alice)) & set(registry_tags(bob))
+    assert len(clashing) > len(registry_tags(remote))  # the same new names on both sides
+    events = tag_events(alice) | tag_events(bob)
+    for path in (alice, bob, alice):
+        result = cli(path, "sync")
+        assert result.returncode == 0, result.stderr
+    assert registry_tags(alice) == registry_tags(bob)
+    assert tag_events(bob) == events  # every assignment kept, under a free counter
+    assert model_versions(bob)[0][:2] == ("1", "Staging")
+    fsck = subprocess.run(["git", "fsck", "--strict"], cwd=bob, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stderr

@@ -29,15 +29,9 @@ from gittrack.errors import (
     RepositoryError,
 )
 from gittrack.gitflow.merge import MergeOutcome, Renumbered, merge_commits
-from gittrack.registry.tag_names import (
-    ParsedTag,
-    TagKind,
-    parse_tag,
-    stage_tag,
-    unassignment_tag,
-    version_tag,
-)
-from gittrack.store.git import GitRepo, RefMovedError
+from gittrack.gitflow.registry_tags import TagMerge, tag_objects, taken_versions
+from gittrack.registry.tag_names import parse_tag
+from gittrack.store.git import GitRepo
 from gittrack.tracking.repository import TrackingRepository, open_repository
 
 Target = TrackingRepository | str | os.PathLike[str]
@@ -190,147 +184,42 @@ def pull(target: Target, remote: str | None = None) -> SyncReport:
 def _merge_into_local(
     tracking: TrackingRepository, remote: str, fetched: _Fetched, report: SyncReport
 ) -> None:
-    repo, branch = tracking.repo, tracking.branch
-    local_tags = _tag_objects(repo, "refs/tags/")
+    """Merge the fetched branch into the local one, then the registry tags."""
+    tags = TagMerge(tracking.repo, tag_objects(tracking.repo), fetched.tags)
     if fetched.branch is not None:
-        taken = _taken_versions({**local_tags, **fetched.tags})
-        for _attempt in range(branch.MAX_ATTEMPTS):
-            local = branch.tip()
-            if local is None:
-                outcome = MergeOutcome("fast-forward", fetched.branch)
-            else:
-                outcome = merge_commits(
-                    repo, local, fetched.branch,
-                    f"Merge {remote}/{tracking.branch_name} into {tracking.branch_name}", taken,
-                )  # fmt: skip
-            if outcome.tip == local:
-                break
-            try:
-                repo.update_ref(branch.ref, outcome.tip, local, f"gittrack: pull {remote}")
-                break
-            except (RefMovedError, ConflictError):
-                time.sleep(random.uniform(0.001, 0.02))
-                continue
-        else:
-            raise RepositoryError(f"{branch.ref} kept moving while merging {remote}: try again")
+        outcome = _merge_branch(tracking, remote, fetched.branch, tags.names)
         report.merge = outcome
         report.renumbered = outcome.renumbered
         report.messages += outcome.reports
         if outcome.kind != "up-to-date":
-            report.messages.append(f"{outcome.kind} {branch.ref} with {remote}")
-        _move_renumbered_tags(repo, outcome, local_tags, fetched.tags)
-    report.tags_fetched = _adopt_remote_tags(repo, remote, fetched.tags, report)
+            report.messages.append(f"{outcome.kind} {tracking.branch.ref} with {remote}")
+        tags.move_renumbered(outcome.renumbered, outcome.tip)
+    tags.recount_clashing_labels()
+    report.tags_fetched = tags.adopt_remote(remote)
+    report.messages += tags.messages
 
 
-def _tag_objects(repo: GitRepo, prefix: str) -> dict[str, str]:
-    """Registry tags under ``prefix``: name -> tag object id."""
-    out = repo.git_text("for-each-ref", "--format=%(refname) %(objectname)", prefix)
-    tags = {}
-    for line in out.splitlines():
-        ref, _, sha = line.partition(" ")
-        name = ref[len(prefix) :]
-        if parse_tag(name) is not None:
-            tags[name] = sha
-    return tags
-
-
-def _taken_versions(tags: dict[str, str]) -> dict[str, set[int]]:
-    taken: dict[str, set[int]] = {}
-    for name in tags:
-        parsed = parse_tag(name)
-        if parsed is not None and parsed.version_number is not None:
-            taken.setdefault(parsed.model, set()).add(parsed.version_number)
-    return taken
-
-
-def _move_renumbered_tags(
-    repo: GitRepo, outcome: MergeOutcome, local: dict[str, str], remote: dict[str, str]
-) -> None:
-    """Re-create the tags of each renumbered local version on the merge commit, under the new
-    number and fresh counters, with their tagger and message; the clashing local tags go."""
-    names = set(local) | set(remote)
-    for moved in outcome.renumbered:
-        old_tag = version_tag(moved.model, moved.old)
-        if old_tag not in local:
-            continue
-        registered_on = _peeled(repo, local[old_tag])
-        for name, sha in sorted(local.items(), key=lambda item: _counter_order(item[0])):
-            parsed = parse_tag(name)
-            if parsed is None or parsed.model != moved.model:
-                continue
-            if _peeled(repo, sha) != registered_on:
-                continue
-            new_name = _renamed(parsed, moved.new, names)
-            if new_name is None:
-                continue
-            names.add(new_name)
-            _copy_tag(repo, sha, new_name, outcome.tip)
-            if name not in remote:
-                repo.git("update-ref", "-d", f"refs/tags/{name}", sha)
-
-
-def _counter_order(name: str) -> tuple[int, str]:
-    parsed = parse_tag(name)
-    return (parsed.counter or 0) if parsed else 0, name
-
-
-def _renamed(parsed: ParsedTag, number: int, taken: set[str]) -> str | None:
-    """The name a tag of a renumbered version takes (None: a tag that does not move)."""
-    if parsed.kind is TagKind.REGISTRATION:
-        return version_tag(parsed.model, number)
-    if parsed.kind in (TagKind.ASSIGNMENT, TagKind.UNASSIGNMENT):
-        counter = 1 + max(
-            (p.counter or 0 for p in map(parse_tag, taken) if p and p.model == parsed.model),
-            default=0,
-        )
-        make = stage_tag if parsed.kind is TagKind.ASSIGNMENT else unassignment_tag
-        return make(parsed.model, parsed.label, counter)
-    if parsed.kind is TagKind.DEREGISTRATION:
-        return version_tag(parsed.model, number) + "!"
-    return None
-
-
-def _peeled(repo: GitRepo, tag_object: str) -> str:
-    kind, body = repo.read_object(tag_object)
-    if kind != "tag":
-        return tag_object
-    return body.split(b"\n", 1)[0].split(b" ", 1)[1].decode()
-
-
-def _copy_tag(repo: GitRepo, source: str, name: str, commit: str) -> None:
-    """A tag object like ``source`` (same tagger, date and message) named ``name`` on
-    ``commit``; a signature, which would no longer match, is dropped."""
-    _kind, body = repo.read_object(source)
-    header, _, message = body.partition(b"\n\n")
-    tagger = next(
-        (line for line in header.split(b"\n") if line.startswith(b"tagger ")), b""
-    ).decode()
-    text = message.decode(errors="replace")
-    cut = text.find("-----BEGIN ")
-    if cut >= 0:
-        text = text[:cut]
-    new_body = f"object {commit}\ntype commit\ntag {name}\n{tagger}\n\n{text}"
-    sha = repo.write_object("tag", new_body.encode())
-    repo.update_ref(f"refs/tags/{name}", sha, None, f"gittrack: renumbered tag {name}")
-
-
-def _adopt_remote_tags(
-    repo: GitRepo, remote: str, remote_tags: dict[str, str], report: SyncReport
-) -> int:
-    """Give every remote registry tag its local ref; the remote's wins a name both have."""
-    local = _tag_objects(repo, "refs/tags/")
-    adopted = 0
-    for name, sha in sorted(remote_tags.items()):
-        current = local.get(name)
-        if current == sha:
-            continue
+def _merge_branch(
+    tracking: TrackingRepository, remote: str, theirs: str, tag_names: set[str]
+) -> MergeOutcome:
+    """Merge ``theirs`` and swap the local ref; rebuilt when a local run lands meanwhile."""
+    repo, branch = tracking.repo, tracking.branch
+    message = f"Merge {remote}/{tracking.branch_name} into {tracking.branch_name}"
+    taken = taken_versions(tag_names)
+    for _attempt in range(branch.MAX_ATTEMPTS):
+        local = branch.tip()
+        if local is None:
+            outcome = MergeOutcome("fast-forward", theirs)
+        else:
+            outcome = merge_commits(repo, local, theirs, message, taken)
+        if outcome.tip == local:
+            return outcome
         try:
-            repo.update_ref(f"refs/tags/{name}", sha, current, f"gittrack: tag from {remote}")
-        except ConflictError:
-            report.messages.append(f"tag {name} is being changed by another process; kept it")
-            continue
-        adopted += 1
-    return adopted
+            repo.update_ref(branch.ref, outcome.tip, local, f"gittrack: pull {remote}")
+            return outcome
+        except ConflictError:  # RefMovedError included
+            time.sleep(random.uniform(0.001, 0.02))
+    raise RepositoryError(f"{branch.ref} kept moving while merging {remote}: try again")
 
 
 def _merge_notes(repo: GitRepo, remote: str, advertised: str | None) -> None:
@@ -392,7 +281,7 @@ def _push_specs(tracking: TrackingRepository, fetched: _Fetched) -> list[str]:
     tip = repo.read_ref(ref)
     if tip is not None and tip != fetched.branch:
         specs.append(f"{ref}:{ref}")
-    for name, sha in sorted(_tag_objects(repo, "refs/tags/").items()):
+    for name, sha in sorted(tag_objects(repo).items()):
         if fetched.tags.get(name) != sha:
             specs.append(f"refs/tags/{name}:refs/tags/{name}")
     notes = repo.read_ref(NOTES_REF)
