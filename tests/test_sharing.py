@@ -369,3 +369,19 @@ def test_labels_given_on_both_sides_with_the_same_counters_are_all_kept(tmp_path
     assert model_versions(bob)[0][:2] == ("1", "Staging")
     fsck = subprocess.run(["git", "fsck", "--strict"], cwd=bob, capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stderr
+
+
+def test_pull_without_fetching_merges_what_a_plain_git_fetch_brought(tmp_path: Path) -> None:
+    from gittrack.gitflow.sync import pull
+
+    remote = make_remote(tmp_path, with_branch=True)
+    alice, bob = (clone(str(remote), tmp_path / name) for name in ("alice", "bob"))
+    log_runs(alice, 2, register=False)
+    assert cli(alice, "push").returncode == 0
+    log_runs(bob, 1, register=False)
+    git(bob, "fetch", "-q", "origin")  # what the user's `git pull` does
+    remote.rename(tmp_path / "gone.git")  # no network from here on
+    report = pull(bob, fetch=False)
+    assert report.merge is not None and report.merge.kind == "merged"
+    assert len(run_ids(bob)) == 3
+    assert git(bob, "rev-parse", "gittrack^2") == git(bob, "rev-parse", "origin/gittrack")

@@ -157,24 +157,41 @@ def _fetch(repo: GitRepo, remote: str, branch: str) -> _Fetched:
     )
 
 
+def _already_fetched(repo: GitRepo, remote: str, branch: str) -> _Fetched:
+    """What earlier fetches left: the remote-tracking branch, and the tags and notes the
+    last ``pull`` or ``push`` fetched into gittrack's namespace."""
+    private = f"refs/gittrack/remotes/{remote}"
+    return _Fetched(
+        repo.read_ref(f"refs/remotes/{remote}/{branch}"),
+        tag_objects(repo, f"{private}/tags/"),
+        repo.read_ref(f"{private}/notes"),
+    )
+
+
 # --------------------------------------------------------------------------- pull
 def _tracking(target: Target) -> TrackingRepository:
     """A tracking repository from itself or a path (hooks pass the repository's path)."""
     return target if isinstance(target, TrackingRepository) else open_repository(str(target))
 
 
-def pull(target: Target, remote: str | None = None) -> SyncReport:
+def pull(target: Target, remote: str | None = None, *, fetch: bool = True) -> SyncReport:
     """Fetch the remote's tracking branch, registry tags and notes and merge them locally.
 
     :param target: the tracking repository, or a path inside it.
     :param remote: a configured git remote (default ``origin``, or the only one).
+    :param fetch: False merges what was already fetched (``refs/remotes/<remote>/<branch>``,
+        as a plain ``git fetch`` or ``git pull`` leaves it) without reaching the remote: what
+        the post-merge hook wants after the user's ``git pull``.
     :raises NotFoundError: no such remote. :raises RepositoryError: the remote cannot be
         reached. :raises PolicyError: authentication was refused.
     """
     tracking = _tracking(target)
     repo = tracking.repo
     remote = resolve_remote(repo, remote)
-    fetched = _fetch(repo, remote, tracking.branch_name)
+    if fetch:
+        fetched = _fetch(repo, remote, tracking.branch_name)
+    else:
+        fetched = _already_fetched(repo, remote, tracking.branch_name)
     report = SyncReport(remote)
     _merge_into_local(tracking, remote, fetched, report)
     _merge_notes(repo, remote, fetched.notes)
