@@ -68,6 +68,9 @@ Entry = TreeEntry | None
 
 
 class _TreeMerger:
+    """One three-way merge of trees: entries taken by id where one side changed, rules
+    applied where both did; collects the version numbers registered on both sides."""
+
     def __init__(self, repo: GitRepo, later_is_theirs: bool) -> None:
         self.repo = repo
         self.later_is_theirs = later_is_theirs

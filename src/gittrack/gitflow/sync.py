@@ -43,6 +43,17 @@ _AUTH_FAILURE = re.compile(
     r"authentication failed|permission denied|could not read username|access denied"
     r"|\b40[13]\b"
 )
+_UNREACHABLE = (
+    "could not resolve",
+    "connection refused",
+    "unable to connect",
+    "network is unreachable",
+    "timed out",
+    "could not read from remote",
+    "does not appear to be a git repository",
+    "unable to access",
+    "connection reset",
+)
 _RETRYABLE_REMOTE = ("failed to lock", "cannot lock", "failed to update ref", "incorrect old value")
 
 
@@ -59,9 +70,8 @@ class SyncReport:
     messages: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = list(self.messages)
-        out += [r.describe() for r in self.renumbered]
-        return out
+        """What to tell the user, each thing once (a push that retried merged again)."""
+        return list(dict.fromkeys([*self.messages, *(r.describe() for r in self.renumbered)]))
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,7 @@ def _remote_error(remote: str, action: str, stderr: str) -> GittrackError:
             f"{action} {remote!r} failed: authentication was refused ({text[:200]}); "
             f"check your credentials for the remote; {kept}"
         )
-    if any(s in lower for s in ("could not resolve", "connection refused", "unable to connect", "network is unreachable", "timed out", "could not read from remote", "does not appear to be a git repository", "unable to access", "connection reset")):  # fmt: skip
+    if any(s in lower for s in _UNREACHABLE):
         return RepositoryError(
             f"{action} {remote!r} failed: the remote cannot be reached ({text[:200]}); "
             f"check the network and the remote's URL; {kept}"
@@ -206,7 +216,7 @@ def _merge_into_local(
     if fetched.branch is not None:
         outcome = _merge_branch(tracking, remote, fetched.branch, tags.names)
         report.merge = outcome
-        report.renumbered = outcome.renumbered
+        report.renumbered += outcome.renumbered  # a push may merge more than once
         report.messages += outcome.reports
         if outcome.kind != "up-to-date":
             report.messages.append(f"{outcome.kind} {tracking.branch.ref} with {remote}")
