@@ -9,6 +9,8 @@ concurrent writers never lose each other's runs.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -184,8 +186,21 @@ class TrackingBranch:
         self._tip_hint: str | None = None  # the tip as last read or written here
 
     def tip(self) -> str | None:
-        tip = self._tip_hint = self.repo.read_ref(self.ref)
+        tip = self.repo.read_ref(self.ref)
+        if tip is None:
+            tip = self._adopt_remote_branch()
+        self._tip_hint = tip
         return tip
+
+    def _adopt_remote_branch(self) -> str | None:
+        """No local branch yet: start it at the remote's, if one was fetched, so a clone sees
+        the runs already shared (and its own commits build on them)."""
+        remote = self._remote_tip()
+        if remote is None:
+            return None
+        with contextlib.suppress(ConflictError):  # another process created it meanwhile
+            self.repo.update_ref(self.ref, remote, None, "gittrack: start from the remote's")
+        return self.repo.read_ref(self.ref)
 
     def snapshot(self, at: str | None = None) -> BranchSnapshot:
         return BranchSnapshot(self.repo, at if at is not None else self.tip())
@@ -212,6 +227,25 @@ class TrackingBranch:
                 _give_up_on_stale_lock(exc)
                 time.sleep(random.uniform(0.0005, 0.002 * min(attempt + 1, 10)))
         raise self._gave_up(f"could not create {self.ref}")
+
+    def _remote_tip(self) -> str | None:
+        """The remote's branch as fetched (``refs/remotes/<remote>/<name>``; ``origin`` first):
+        a clone starts from the runs already shared, never from a root of its own, which
+        would leave the remote's runs invisible and its own push rejected (DESIGN §10).
+        Read from the ref files, without spawning git (a new repository asks on every read)."""
+        suffix = f"/{self.name}"
+        remotes = {
+            ref[len("refs/remotes/") : -len(suffix)]
+            for ref in self.repo.packed_refs()
+            if ref.startswith("refs/remotes/") and ref.endswith(suffix)
+        }
+        with contextlib.suppress(OSError):
+            remotes.update(os.listdir(self.repo.common_dir / "refs" / "remotes"))
+        for remote in sorted(remotes, key=lambda r: (r != "origin", r)):
+            tip = self.repo.read_ref(f"refs/remotes/{remote}{suffix}")
+            if tip is not None:
+                return tip
+        return None
 
     def commit(
         self,

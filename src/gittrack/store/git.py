@@ -1013,6 +1013,10 @@ class GitRepo:
             return value
         return self._packed_refs().get(ref)
 
+    def packed_refs(self) -> dict[str, str]:
+        """The refs in ``packed-refs`` (name -> id); a loose ref of the same name wins."""
+        return dict(self._packed_refs())
+
     def _packed_refs(self) -> dict[str, str]:
         """``packed-refs`` parsed, re-read only when the file changed."""
         path = f"{self.common_dir}/packed-refs"

@@ -168,6 +168,9 @@ def _encode_summary(summary: dict[str, dict]) -> dict[str, dict]:
     }
 
 
+encode_summary = _encode_summary  # public name for the merge of tracking branches
+
+
 META_ORDER = (
     "format",
     "run_id",
