@@ -1077,8 +1077,11 @@ class GitRepo:
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
     def close(self) -> None:
+        """Release what this handle holds: the reader process, reflog descriptors and the
+        spare files made ahead (each an open descriptor)."""
         self.reader.close()
         self.refs.close()
+        self.spare_files.discard()
 
     def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order varies
         with contextlib.suppress(Exception):

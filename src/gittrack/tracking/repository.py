@@ -176,6 +176,7 @@ def forget_repositories() -> None:
     """Close and drop every cached handle (used between tests and by long-lived hosts)."""
     with _lock:
         for handle in {id(h): h for h in (*_by_path.values(), *_by_git_dir.values())}.values():
+            handle.staging.discard_spares()
             handle.repo.close()
         _by_path.clear()
         _by_git_dir.clear()
