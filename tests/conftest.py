@@ -88,8 +88,8 @@ def _isolated_state(monkeypatch: pytest.MonkeyPatch):
     gittrack.fluent._reset_state()
     forget_repositories()
     yield
-    while gittrack.fluent._state.stack:
-        gittrack.fluent._state.stack.pop()
+    while gittrack.fluent._state.runs.stack:
+        gittrack.fluent._state.runs.stack.pop()
     gittrack.fluent._reset_state()
     forget_repositories()
 

@@ -251,7 +251,7 @@ children = []
 for worker in range(3):
     pid = os.fork()
     if pid == 0:
-        mlflow.fluent._state.stack.clear()
+        mlflow.fluent._state.runs.stack.clear()
         with mlflow.start_run(run_name=f"child-{worker}"):
             mlflow.log_metric("w", float(worker))
         os._exit(0)

@@ -1,7 +1,10 @@
 """The module-level API (``import gittrack as mlflow``): an active-run stack over ``Client``.
 
 The stack of active runs is the only global mutable state of gittrack and lives here, with the
-chosen tracking URI and experiment.
+chosen tracking URI and experiment. As in MLflow, the stack (and the last run ended) belongs to
+a thread: a worker thread starts with no active run, so its ``start_run()`` makes a top-level
+run and its runs never become another thread's parent. The tracking URI and the experiment
+are shared by every thread.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,15 +36,22 @@ class ActiveRun(Run):
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         status = RunStatus.FINISHED if exc_type is None else RunStatus.FAILED
-        if any(r.info.run_id == self.info.run_id for r in _state.stack):
+        if any(r.info.run_id == self.info.run_id for r in _state.runs.stack):
             end_run(status)
         return False
 
 
-class _FluentState:
+class _ThreadRuns(threading.local):
+    """One thread's active-run stack and last ended run (``__init__`` runs once per thread)."""
+
     def __init__(self) -> None:
         self.stack: list[ActiveRun] = []
         self.last_run_id: str | None = None
+
+
+class _FluentState:
+    def __init__(self) -> None:
+        self.runs = _ThreadRuns()
         self.tracking_uri: str | None = None
         self.experiment_id: str | None = None
         self.client: Client | None = None
@@ -156,13 +167,13 @@ def start_run(
 ) -> ActiveRun:
     """Start a new run (or resume ``run_id``) and make it the active one."""
     client = _client()
-    if _state.stack and not nested:
-        active = _state.stack[-1].info.run_id
+    if _state.runs.stack and not nested:
+        active = _state.runs.stack[-1].info.run_id
         raise InvalidStateError(
             f"run {active} is already active: end it first, or call start_run(nested=True)"
         )
-    if parent_run_id is None and nested and _state.stack:
-        parent_run_id = _state.stack[-1].info.run_id
+    if parent_run_id is None and nested and _state.runs.stack:
+        parent_run_id = _state.runs.stack[-1].info.run_id
     if run_id is not None:
         tags = validation.check_tags(tags)  # before the run is reopened
         run = client.resume_run(run_id)
@@ -179,32 +190,32 @@ def start_run(
             description=description,
         )
     active = ActiveRun(run)
-    _state.stack.append(active)
+    _state.runs.stack.append(active)
     return active
 
 
 def end_run(status: str = RunStatus.FINISHED) -> None:
     """End the active run (the innermost one when runs are nested)."""
-    if not _state.stack:
+    if not _state.runs.stack:
         return
-    run = _state.stack[-1]
+    run = _state.runs.stack[-1]
     # Popped once committed: when the commit fails (a full disk, say), the run is still
     # the active one and ``end_run`` can be called again.
     _client().set_terminated(run.info.run_id, status)
-    _state.stack.pop()
-    _state.last_run_id = run.info.run_id
+    _state.runs.stack.pop()
+    _state.runs.last_run_id = run.info.run_id
 
 
 def active_run() -> ActiveRun | None:
-    return _state.stack[-1] if _state.stack else None
+    return _state.runs.stack[-1] if _state.runs.stack else None
 
 
 def last_active_run() -> Run | None:
-    if _state.stack:
-        return get_run(_state.stack[-1].info.run_id)
-    if _state.last_run_id is None:
+    if _state.runs.stack:
+        return get_run(_state.runs.stack[-1].info.run_id)
+    if _state.runs.last_run_id is None:
         return None
-    return get_run(_state.last_run_id)
+    return get_run(_state.runs.last_run_id)
 
 
 def get_run(run_id: str) -> Run:
@@ -219,8 +230,8 @@ def _run_id(run_id: str | None = None) -> str:
     """The run a logging call goes to; like MLflow, a run is started when none is active."""
     if run_id is not None:
         return run_id
-    if _state.stack:
-        return _state.stack[-1].info.run_id
+    if _state.runs.stack:
+        return _state.runs.stack[-1].info.run_id
     return start_run().info.run_id
 
 
@@ -244,7 +255,7 @@ def log_metric(
     run_id: str | None = None,
     **_ignored: Any,
 ) -> None:
-    stack = _state.stack
+    stack = _state.runs.stack
     target = run_id or (stack[-1].info.run_id if stack else _run_id())
     client = _state.client or _client()
     client.repository.runs.log_metric(target, key, value, timestamp, step or 0)
@@ -364,11 +375,11 @@ def search_runs(
 
 @atexit.register
 def _end_runs_at_exit() -> None:
-    while _state.stack:
+    while _state.runs.stack:
         try:
             end_run()
         except Exception as exc:  # pragma: no cover - nothing more can be done at exit
-            run = _state.stack.pop()
+            run = _state.runs.stack.pop()
             _logger.warning(
                 "run %s could not be committed at exit (%s); it stays live, and "
                 "`gittrack recover` commits it later",

@@ -75,7 +75,7 @@ mlflow.get_tracking_uri()  # the children share this handle: none recovers anoth
 for r in range(4):
     pid = os.fork()
     if pid == 0:
-        mlflow.fluent._state.stack.clear()
+        mlflow.fluent._state.runs.stack.clear()
         run = mlflow.start_run(run_name=f"orphan-{r}")
         for step in range(50):
             mlflow.log_metric("m", float(step), step=step)
