@@ -7,6 +7,9 @@ installed MLflow (sqlite store in ``tmp_path``) and the normalised results are c
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +20,9 @@ import pytest
 import gittrack
 import gittrack as mlflow
 from gittrack import Client
+from gittrack.errors import ConflictError, InvalidInputError, InvalidStateError
+
+from .conftest import SRC, git
 
 
 @pytest.fixture
@@ -104,3 +110,245 @@ def test_a_run_left_open_in_a_worker_thread_is_not_the_main_threads_active_run(
     assert mlflow.last_active_run().info.run_id == main_run.info.run_id
     Client().set_terminated(worker_run)
     assert Client().get_run(worker_run).info.status == "FINISHED"
+
+
+# ------------------------------------------------- item 2: runs writable after they end
+def _commits(repo: Path) -> int:
+    return int(git(repo, "rev-list", "--count", "gittrack"))
+
+
+def _finished_run(status: str = "FINISHED") -> str:
+    with mlflow.start_run(run_name="done") as run:
+        mlflow.log_metric("loss", 0.5, step=0)
+        mlflow.log_param("lr", "0.1")
+    if status != "FINISHED":
+        Client().set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+@pytest.mark.parametrize("status", ["FINISHED", "FAILED", "KILLED"])
+def test_each_logging_call_to_an_ended_run_is_one_new_commit_and_keeps_its_status(
+    repo: Path, tmp_path: Path, status: str
+) -> None:
+    client = Client()
+    run_id = _finished_run(status)
+    before = client.get_run(run_id)
+    local = tmp_path / "report.txt"
+    local.write_text("late report\n")
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.txt").write_text("a")
+    (folder / "b.txt").write_text("b")
+    calls = [
+        lambda: client.log_metric(run_id, "loss", 0.25, step=1),
+        lambda: client.log_param(run_id, "late", 7),
+        lambda: client.log_batch(
+            run_id,
+            metrics=[gittrack.entities.Metric("acc", 0.9, 1_700_000_000_000, 3)],
+            params=[gittrack.entities.Param("batch", "32")],
+            tags=[gittrack.entities.RunTag("note", "after")],
+        ),
+        lambda: client.set_tag(run_id, "reviewed", "yes"),
+        lambda: client.log_text(run_id, "hello", "notes/hello.txt"),
+        lambda: client.log_dict(run_id, {"a": 1}, "cfg.json"),
+        lambda: client.log_artifact(run_id, local, "reports"),
+        lambda: client.log_artifacts(run_id, folder, "dir"),
+        lambda: mlflow.log_metric("loss", 0.125, step=2, run_id=run_id),
+        lambda: mlflow.log_metrics({"f1": 0.5}, step=1, run_id=run_id),
+        lambda: mlflow.log_params({"fluent": "yes"}, run_id=run_id),
+        lambda: mlflow.log_text("fluent text", "fluent.txt", run_id=run_id),
+    ]
+    for call in calls:
+        commits = _commits(repo)
+        call()
+        assert _commits(repo) == commits + 1
+    assert mlflow.active_run() is None  # no call started a run
+
+    after = client.get_run(run_id)
+    assert after.info.status == status
+    assert after.info.end_time == before.info.end_time
+    assert after.data.params == {
+        "lr": "0.1",
+        "late": "7",
+        "batch": "32",
+        "fluent": "yes",
+    }
+    assert after.data.metrics == {"loss": 0.125, "acc": 0.9, "f1": 0.5}
+    assert after.metric_summaries["loss"].count == 3
+    assert after.metric_summaries["loss"].min == 0.125
+    assert [m.value for m in client.get_metric_history(run_id, "loss")] == [0.5, 0.25, 0.125]
+    assert after.data.tags["note"] == "after" and after.data.tags["reviewed"] == "yes"
+    assert sorted(f.path for f in client.list_artifacts(run_id)) == [
+        "cfg.json",
+        "dir",
+        "fluent.txt",
+        "notes",
+        "reports",
+    ]
+    assert sorted(f.path for f in client.list_artifacts(run_id, "dir")) == ["dir/b.txt", "dir/sub"]
+    out = Path(client.download_artifacts(run_id, "reports/report.txt", tmp_path / "dl"))
+    assert out.read_text() == "late report\n"
+    assert client.doctor() == []
+
+
+def test_a_figure_logged_to_an_ended_run_is_committed(repo: Path, tmp_path: Path) -> None:
+    plt = pytest.importorskip("matplotlib.pyplot")
+    client = Client()
+    run_id = _finished_run()
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3])
+    client.log_figure(run_id, fig, "plots/curve.png")
+    plt.close(fig)
+    out = Path(client.download_artifacts(run_id, "plots/curve.png", tmp_path / "dl"))
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_param_of_an_ended_run_still_never_changes_and_nothing_is_committed(
+    repo: Path,
+) -> None:
+    client = Client()
+    run_id = _finished_run()
+    tip = git(repo, "rev-parse", "gittrack").strip()
+    with pytest.raises(ConflictError, match="lr"):
+        client.log_param(run_id, "lr", "0.2")
+    with pytest.raises(ConflictError, match="lr"):
+        client.log_batch(
+            run_id,
+            metrics=[gittrack.entities.Metric("m", 1.0, 1, 0)],
+            params=[gittrack.entities.Param("lr", "0.3")],
+        )
+    client.log_param(run_id, "lr", "0.1")  # the same value again: nothing to change
+    assert git(repo, "rev-parse", "gittrack").strip() == tip
+    assert client.get_run(run_id).data.metrics == {"loss": 0.5}
+
+
+def test_bad_input_to_an_ended_run_is_refused_before_anything_is_committed(
+    repo: Path,
+) -> None:
+    client = Client()
+    run_id = _finished_run()
+    tip = git(repo, "rev-parse", "gittrack").strip()
+    with pytest.raises(InvalidInputError):
+        client.log_metric(run_id, "bad*key", 1.0)
+    with pytest.raises(InvalidInputError):
+        client.log_metric(run_id, "m", "not a number")
+    with pytest.raises(InvalidInputError):
+        client.log_text(run_id, "x", "../escape.txt")
+    client.log_text(run_id, "x", "taken/file.txt")
+    with pytest.raises(ConflictError, match="already a directory"):
+        client.log_text(run_id, "y", "taken")
+    with pytest.raises(ConflictError, match="artifact file"):
+        client.log_text(run_id, "y", "taken/file.txt/under")
+    assert int(git(repo, "rev-list", "--count", f"{tip}..gittrack")) == 1
+
+
+def test_logging_to_a_deleted_ended_run_is_refused(repo: Path) -> None:
+    client = Client()
+    run_id = _finished_run()
+    client.delete_run(run_id)
+    tip = git(repo, "rev-parse", "gittrack").strip()
+    for call in (
+        lambda: client.log_metric(run_id, "m", 1.0),
+        lambda: client.log_param(run_id, "p", 1),
+        lambda: client.log_text(run_id, "x", "x.txt"),
+        lambda: client.set_terminated(run_id, "FAILED"),
+        lambda: client.update_run(run_id, name="renamed"),
+    ):
+        with pytest.raises(InvalidStateError, match="deleted"):
+            call()
+    assert git(repo, "rev-parse", "gittrack").strip() == tip
+
+
+def _log_after_end_scenario(m: Any) -> dict[str, Any]:
+    client = m.MlflowClient()
+    with m.start_run() as run:
+        m.log_metric("loss", 0.5)
+        m.log_param("lr", "0.1")
+    run_id = run.info.run_id
+    client.log_metric(run_id, "loss", 0.25, step=1)
+    client.log_param(run_id, "late", "7")
+    client.set_tag(run_id, "reviewed", "yes")
+    client.log_batch(
+        run_id,
+        metrics=[m.entities.Metric("acc", 0.9, 1_700_000_000_000, 3)],
+        params=[m.entities.Param("batch", "32")],
+    )
+    client.log_text(run_id, "hello", "notes/hello.txt")
+    m.log_metric("f1", 0.5, run_id=run_id)
+    got = client.get_run(run_id)
+    conflict = None
+    try:
+        client.log_param(run_id, "lr", "0.2")
+    except Exception as exc:  # noqa: BLE001 - compared by whether it raised
+        conflict = type(exc).__name__
+    return {
+        "status": got.info.status,
+        "metrics": got.data.metrics,
+        "params": got.data.params,
+        "reviewed": got.data.tags.get("reviewed"),
+        "history": [x.value for x in client.get_metric_history(run_id, "loss")],
+        "artifacts": [f.path for f in client.list_artifacts(run_id, "notes")],
+        "changed_param_refused": conflict is not None,
+        "active": m.active_run(),
+    }
+
+
+def test_logging_to_a_finished_run_works_as_in_mlflow(repo: Path, real_mlflow: Any) -> None:
+    ours, theirs = _both(real_mlflow, _log_after_end_scenario)
+    assert ours == theirs
+    assert ours["status"] == "FINISHED" and ours["changed_param_refused"]
+
+
+WRITER = """
+import sys
+from gittrack import MlflowClient
+run_id, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+client = MlflowClient()
+for step in range(count):
+    client.log_metric(run_id, name, float(step), step=step)
+    if step % 5 == 0:
+        client.log_param(run_id, f"{name}_{step}", str(step))
+client.log_text(run_id, name, f"from/{name}.txt")
+print("done", flush=True)
+"""
+
+
+def test_two_processes_logging_to_a_finished_run_at_once_lose_nothing(
+    repo: Path, tmp_path: Path
+) -> None:
+    run_id = _finished_run()
+    go = tmp_path / "go"
+    starter = f"import os,time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.001)\n"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", starter + WRITER, run_id, name, "30"],
+            cwd=repo,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("first", "second")
+    ]
+    go.write_text("")
+    for writer in writers:
+        out, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err
+        assert out.strip() == "done"
+
+    client = Client()
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    for name in ("first", "second"):
+        history = client.get_metric_history(run_id, name)
+        assert [(m.step, m.value) for m in history] == [(s, float(s)) for s in range(30)]
+        assert run.metric_summaries[name].count == 30
+        assert {k: v for k, v in run.data.params.items() if k.startswith(name)} == {
+            f"{name}_{s}": str(s) for s in range(0, 30, 5)
+        }
+        assert (
+            Path(client.download_artifacts(run_id, f"from/{name}.txt", tmp_path)).read_text()
+            == name
+        )
+    assert run.data.metrics["loss"] == 0.5
+    assert client.doctor() == []

@@ -101,21 +101,6 @@ def test_numpy_numbers_are_accepted_as_metric_values_and_steps(repo: Path) -> No
     assert Client().get_metric_history(run.info.run_id, "m")[0].step == 3
 
 
-def test_logging_to_a_finished_run_is_rejected(repo: Path) -> None:
-    client = Client()
-    with mlflow.start_run() as run:
-        pass
-    tip = git(repo, "rev-parse", "gittrack")
-    for call in (
-        lambda: client.log_metric(run.info.run_id, "m", 1.0),
-        lambda: client.log_param(run.info.run_id, "p", 1),
-        lambda: client.log_text(run.info.run_id, "x", "x.txt"),
-    ):
-        with pytest.raises(InvalidStateError, match="FINISHED"):
-            call()
-    assert git(repo, "rev-parse", "gittrack") == tip
-
-
 def test_logging_to_a_deleted_run_is_rejected(repo: Path) -> None:
     client = Client()
     run = client.create_run("0")

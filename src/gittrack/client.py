@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from gittrack.entities import (
     RunTag,
     ViewType,
 )
-from gittrack.errors import InvalidInputError, NotFoundError
+from gittrack.errors import InvalidInputError, NotFoundError, RunEndedError
 from gittrack.store.codecs import dump_yaml
 from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository, open_repository
@@ -147,14 +148,17 @@ class Client:
         return self.repository.runs.get(run_id)
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
-        if name is not None:
-            self.set_tag(run_id, "mlflow.runName", name)  # checked as a run name there
-        if status is not None and RunStatus.is_terminated(status):
-            self.set_terminated(run_id, status)
+        """A new status and/or name for a live or ended run, as MLflow's: the end time is
+        kept, and the name is ``info.run_name`` and the ``mlflow.runName`` tag together."""
+        if status is None and name is None:
+            return
+        self.repository.runs.update(run_id, status, name)
 
     def set_terminated(
         self, run_id: str, status: str | None = None, end_time: int | None = None
     ) -> None:
+        """End a live run (it is committed), or set the status and end time (default: now)
+        of an ended one, as MLflow does."""
         self.repository.runs.end(run_id, status or RunStatus.FINISHED, end_time)
 
     def delete_run(self, run_id: str) -> None:
@@ -250,20 +254,26 @@ class Client:
         self, run_id: str, figure: Any, artifact_file: str, *, save_kwargs: dict | None = None
     ) -> None:
         """A matplotlib figure (any format it can save), or a plotly figure as .html."""
-        target = self._artifact_file(run_id, artifact_file)
-        if hasattr(figure, "savefig"):
-            figure.savefig(target, **(save_kwargs or {}))
-        elif hasattr(figure, "write_html") and artifact_file.endswith(".html"):
-            figure.write_html(str(target), **(save_kwargs or {}))
-        else:
+        if not hasattr(figure, "savefig") and not (
+            hasattr(figure, "write_html") and artifact_file.endswith(".html")
+        ):
             raise InvalidInputError(
                 f"cannot log figure of type {type(figure).__name__} as {artifact_file!r}: "
                 "pass a matplotlib figure, or a plotly figure with a .html file name"
             )
+        with self._artifact_file(run_id, artifact_file) as target:
+            if hasattr(figure, "savefig"):
+                figure.savefig(target, **(save_kwargs or {}))
+            else:
+                figure.write_html(str(target), **(save_kwargs or {}))
 
     def log_image(self, run_id: str, image: Any, artifact_file: str) -> None:
         """A numpy array (HxW, HxWx3, HxWx4) or PIL image, saved as PNG (or per the suffix)."""
-        target = self._artifact_file(run_id, artifact_file)
+        with self._artifact_file(run_id, artifact_file) as target:
+            self._save_image(image, target)
+
+    @staticmethod
+    def _save_image(image: Any, target: Path) -> None:
         if hasattr(image, "save") and not hasattr(image, "shape"):
             image.save(target)
             return
@@ -283,11 +293,25 @@ class Client:
             array = (np.clip(array, 0, 1) * 255).round().astype("uint8")
         Image.fromarray(array.astype("uint8")).save(target)
 
-    def _artifact_file(self, run_id: str, artifact_file: str) -> Path:
+    @contextlib.contextmanager
+    def _artifact_file(self, run_id: str, artifact_file: str) -> Iterator[Path]:
+        """A path to save an artifact file at: in the live run, or, for an ended run, a
+        scratch file committed to the run once written (as ``write_artifact`` does)."""
         parent, _, name = validation.check_artifact_path(artifact_file).rpartition("/")
         if not name:
             raise InvalidInputError(f"artifact file {artifact_file!r} must name a file")
-        return self.repository.runs.artifact_target(run_id, parent or None, name)
+        runs = self.repository.runs
+        try:
+            target = runs.artifact_target(run_id, parent or None, name)
+        except RunEndedError:
+            target = None
+        if target is not None:
+            yield target
+            return
+        with tempfile.TemporaryDirectory(prefix="gittrack-") as scratch:
+            path = Path(scratch) / name
+            yield path
+            runs.write_artifact(run_id, artifact_file, path.read_bytes())
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
         return [FileInfo(p, d, s) for p, d, s in self.repository.runs.list_artifacts(run_id, path)]

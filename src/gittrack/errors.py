@@ -43,6 +43,14 @@ class InvalidStateError(GittrackError):
     exit_code = 5
 
 
+class RunEndedError(InvalidStateError):
+    """The run is no longer live: it was committed (ended), possibly while this call ran.
+
+    Logging calls catch it and add their data to the committed run with a commit of its own
+    (MLflow lets a finished run take data); it reaches a caller only where that is impossible.
+    """
+
+
 class CorruptDataError(GittrackError):
     """Stored data does not match its schema or cannot be parsed; the message names the file."""
 

@@ -165,7 +165,11 @@ def start_run(
     description: str | None = None,
     log_system_metrics: bool | None = None,
 ) -> ActiveRun:
-    """Start a new run (or resume ``run_id``) and make it the active one."""
+    """Start a new run (or resume ``run_id``) and make it the active one.
+
+    As in MLflow, ``run_name`` names the run and its ``mlflow.runName`` tag together: it
+    wins over that tag in ``tags`` for a new run, and renames a resumed run.
+    """
     client = _client()
     if _state.runs.stack and not nested:
         active = _state.runs.stack[-1].info.run_id
@@ -174,11 +178,18 @@ def start_run(
         )
     if parent_run_id is None and nested and _state.runs.stack:
         parent_run_id = _state.runs.stack[-1].info.run_id
+    if run_name is not None:
+        run_name = validation.check_run_name(run_name)
+        if run_id is None:
+            tags = {**(tags or {}), validation.RUN_NAME_TAG: run_name}
     if run_id is not None:
         tags = validation.check_tags(tags)  # before the run is reopened
         run = client.resume_run(run_id)
+        if run_name:  # MLflow renames first, then sets the tags given
+            tags = {validation.RUN_NAME_TAG: run_name, **tags}
         if tags:
             client.repository.runs.set_tags(run_id, tags)
+            run = client.get_run(run_id)
     else:
         run = client.create_run(
             experiment_id=str(experiment_id)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gittrack.errors import ConflictError, InvalidStateError, NotFoundError, RepositoryError
+from gittrack.errors import ConflictError, NotFoundError, RepositoryError, RunEndedError
 from gittrack.store import process
 from gittrack.store.background import Background
 from gittrack.store.files import (
@@ -269,10 +269,10 @@ class LiveRun:
                 break
         raise self._gone()
 
-    def _gone(self) -> InvalidStateError:
-        return InvalidStateError(
+    def _gone(self) -> RunEndedError:
+        return RunEndedError(
             f"run {self.run_id} has ended (it was committed while this process was logging "
-            "to it): nothing of this call was written, and a finished run takes no more data"
+            "to it): nothing of this call was written to its live directory"
         )
 
     def seal(self) -> None:

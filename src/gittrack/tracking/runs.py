@@ -43,6 +43,7 @@ from gittrack.errors import (
     InvalidStateError,
     NotFoundError,
     RepositoryError,
+    RunEndedError,
 )
 from gittrack.store import layout
 from gittrack.store.branch import (
@@ -199,6 +200,12 @@ def check_new_run(
     (tags, run name, start time)."""
     checked = validation.check_tags(tags)
     name = None if run_name is None else validation.check_run_name(run_name)
+    tagged = checked.get(validation.RUN_NAME_TAG)
+    if name and tagged is not None and tagged != name:
+        raise InvalidInputError(
+            f"run_name {name!r} and tag {validation.RUN_NAME_TAG}={tagged!r} disagree: give "
+            "one of them, or the same name in both (as MLflow requires)"
+        )
     if description is not None:
         validation.check_string_value(description, "tag", NOTE_TAG)
     return checked, name, validation.check_time(start_time, "start_time")
@@ -209,6 +216,57 @@ def _apply_tags(meta: dict, tags: dict[str, str]) -> None:
     meta["tags"].update(tags)
     if validation.RUN_NAME_TAG in tags:
         meta["run_name"] = tags[validation.RUN_NAME_TAG]
+
+
+def _unlogged_params(run_id: str, logged: dict, checked: dict[str, str]) -> dict[str, str]:
+    """The params not logged yet; a different value for a logged one is a conflict."""
+    new = {}
+    for key, value in checked.items():
+        old = logged.get(key)
+        if old is None:
+            new[key] = value
+        elif str(old) != value:
+            raise ConflictError(
+                f"param {key!r} of run {run_id} is already {old!r}; it cannot change to "
+                f"{value!r} (params are immutable: log a new key or start a new run)"
+            )
+    return new
+
+
+def _artifact_rel(artifact_path: str | None, name: str) -> str:
+    """The checked path in the run's artifacts of a file ``name`` under ``artifact_path``."""
+    rel = validation.check_artifact_path(artifact_path)
+    return validation.check_artifact_path(f"{rel}/{name}" if rel else name)
+
+
+def _file_blob(path: Path) -> Blob:
+    """A local file as an artifact blob, executable bit kept (as a live run's commit does)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise storage_error(
+            exc, f"could not read artifact file {path}; nothing was logged"
+        ) from exc
+    return Blob(data, "100755" if os.access(path, os.X_OK) else "100644")
+
+
+def _check_artifact_slot(snap: BranchSnapshot, run_id: str, rel: str) -> None:
+    """Refuse an artifact of a committed run whose path is a directory of artifacts, or
+    runs through an artifact file (the same rules as for a live run)."""
+    base = f"{layout.run_dir(run_id)}/{ARTIFACTS}"
+    parts = rel.split("/")
+    for depth in range(1, len(parts)):
+        entry = snap.entry(f"{base}/{'/'.join(parts[:depth])}")
+        if entry is None:
+            return
+        if not entry.is_tree:
+            raise ConflictError(
+                f"artifact {rel!r} of run {run_id} cannot be written: a part of its path is "
+                "already an artifact file"
+            )
+    entry = snap.entry(f"{base}/{rel}")
+    if entry is not None and entry.is_tree:
+        raise ConflictError(f"artifact {rel!r} of run {run_id} is already a directory of artifacts")
 
 
 def _live_meta_bytes(meta: dict) -> bytes:
@@ -377,10 +435,7 @@ class RunStore:
             meta = load_yaml(meta_raw, f"{layout.run_dir(run_id)}/{META}")
             if meta.get("lifecycle") == LifecycleStage.DELETED:
                 raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it")
-            raise InvalidStateError(
-                f"run {run_id} is {meta.get('status')}: it can no longer be logged to; "
-                f"start_run(run_id='{run_id}') resumes it"
-            )
+            raise RunEndedError(f"run {run_id} is {meta.get('status')}: committed, not live")
         live = self.staging.open(run_id)
         meta = load_yaml(live.read(META) or b"", f"{live.path}/{META}")
         params = load_yaml(live.read(PARAMS) or b"", f"{live.path}/{PARAMS}") or {}
@@ -408,24 +463,29 @@ class RunStore:
         timestamp: int | None = None,
         step: int | None = 0,
     ) -> None:
-        opened = self._open.get(run_id) or self._writable(run_id)
-        if opened.meta["lifecycle"] != LifecycleStage.ACTIVE:
-            self._writable(run_id)
         try:
-            encoded = self._key_json.get(key) or self._key(key)
-        except TypeError:  # an unhashable key (a list, an array): refused by the key rule
-            encoded = self._key(key)
-        if value.__class__ is not float:
-            value = validation.check_metric_value(value, key)
-        if step.__class__ is not int or not INT64_MIN <= step <= INT64_MAX:
-            step = validation.check_step(step, key)
-        if timestamp is None:
-            timestamp = int(time.time() * 1000)
-        elif timestamp.__class__ is not int or not 0 <= timestamp <= INT64_MAX:
-            timestamp = validation.check_timestamp(timestamp, key)
-        opened.live.append_metric(
-            metric_line(encoded, value, step, timestamp), key, value, step, timestamp
-        )
+            opened = self._open.get(run_id) or self._writable(run_id)
+            if opened.meta["lifecycle"] != LifecycleStage.ACTIVE:
+                self._writable(run_id)
+            try:
+                encoded = self._key_json.get(key) or self._key(key)
+            except TypeError:  # an unhashable key (a list, an array): refused by the key rule
+                encoded = self._key(key)
+            if value.__class__ is not float:
+                value = validation.check_metric_value(value, key)
+            if step.__class__ is not int or not INT64_MIN <= step <= INT64_MAX:
+                step = validation.check_step(step, key)
+            if timestamp is None:
+                timestamp = int(time.time() * 1000)
+            elif timestamp.__class__ is not int or not 0 <= timestamp <= INT64_MAX:
+                timestamp = validation.check_timestamp(timestamp, key)
+            opened.live.append_metric(
+                metric_line(encoded, value, step, timestamp), key, value, step, timestamp
+            )
+        except RunEndedError:
+            self._log_to_ended(
+                run_id, points=self._checked_points([Metric(key, value, timestamp, step)])
+            )
 
     def log_metrics(
         self,
@@ -434,16 +494,21 @@ class RunStore:
         step: int | None = 0,
         timestamp: int | None = None,
     ) -> None:
-        opened = self._writable(run_id)
         ts = now_ms() if timestamp is None else validation.check_timestamp(timestamp, "*")
         step = validation.check_step(step, "*")
         points = [(k, validation.check_metric_value(v, k), step, ts) for k, v in metrics.items()]
         lines = [metric_line(self._key(k), v, step, ts) for k, v, step, ts in points]  # type: ignore[arg-type]
-        opened.live.append_metrics(b"".join(lines), points)  # type: ignore[arg-type]
+        try:
+            self._writable(run_id).live.append_metrics(b"".join(lines), points)  # type: ignore[arg-type]
+        except RunEndedError:
+            self._log_to_ended(run_id, points=points)  # type: ignore[arg-type]
 
     def log_metric_points(self, run_id: str, metrics: list[Metric]) -> None:
-        opened = self._writable(run_id)
-        self._append_points(opened, self._checked_points(metrics))
+        points = self._checked_points(metrics)
+        try:
+            self._append_points(self._writable(run_id), points)
+        except RunEndedError:
+            self._log_to_ended(run_id, points=points)
 
     def _checked_points(self, metrics: list[Metric]) -> list[tuple[str, float, int, int]]:
         now = now_ms()
@@ -477,19 +542,29 @@ class RunStore:
         checked_params = validation.check_params(params)
         checked_tags = validation.check_tags(tags)
         points = self._checked_points(metrics)
-        opened = self._writable(run_id)
-        if checked_params:
-            self._refresh(opened, PARAMS)
-            self._new_params(opened, checked_params)  # a changed value is refused here
-            self.log_params(run_id, checked_params)
-        if checked_tags:
-            self.set_tags(run_id, checked_tags)
-        if points:
-            self._append_points(self._writable(run_id), points)
+        try:
+            opened = self._writable(run_id)
+            if checked_params:
+                self._refresh(opened, PARAMS)
+                self._new_params(opened, checked_params)  # a changed value is refused here
+                self._append_params(opened, checked_params)
+            if checked_tags:
+                self._set_live_tags(run_id, checked_tags)
+            if points:
+                self._append_points(self._writable(run_id), points)
+        except RunEndedError:
+            # Committed before or during the batch: what reached the live run is in that
+            # commit, and logging it again changes nothing (params and tags are the same).
+            self._log_to_ended(run_id, points=points, params=checked_params, tags=checked_tags)
 
     def log_params(self, run_id: str, params: dict[str, object]) -> None:
-        opened = self._writable(run_id)
         checked = validation.check_params(params)
+        try:
+            self._append_params(self._writable(run_id), checked)
+        except RunEndedError:
+            self._log_to_ended(run_id, params=checked)
+
+    def _append_params(self, opened: _OpenRun, checked: dict[str, str]) -> None:
         self._refresh(opened, PARAMS)
         new = self._new_params(opened, checked)
         if new:
@@ -501,25 +576,19 @@ class RunStore:
 
     @staticmethod
     def _new_params(opened: _OpenRun, checked: dict[str, str]) -> dict[str, str]:
-        """The params not logged yet; a different value for a logged one is a conflict."""
-        new = {}
-        for key, value in checked.items():
-            old = opened.params.get(key)
-            if old is None:
-                new[key] = value
-            elif old != value:
-                raise ConflictError(
-                    f"param {key!r} of run {opened.live.run_id} is already {old!r}; it cannot "
-                    f"change to {value!r} (params are immutable: log a new key or start a new "
-                    "run)"
-                )
-        return new
+        return _unlogged_params(opened.live.run_id, opened.params, checked)
 
     def set_tags(self, run_id: str, tags: dict[str, object]) -> None:
         checked = validation.check_tags(tags)
-        if not self._is_live(run_id):
-            self._update_committed_meta(run_id, lambda meta: _apply_tags(meta, checked), "Tag")
-            return
+        if self._is_live(run_id):
+            try:
+                self._set_live_tags(run_id, checked)
+                return
+            except RunEndedError:
+                pass  # committed meanwhile: tagged on the branch below
+        self._update_committed_meta(run_id, lambda meta: _apply_tags(meta, checked), "Tag")
+
+    def _set_live_tags(self, run_id: str, checked: dict[str, str]) -> None:
         opened = self._writable(run_id)
         self._refresh(opened, META)
         tags = opened.meta["tags"]
@@ -539,13 +608,16 @@ class RunStore:
                 raise NotFoundError(f"run {run_id} has no tag {key!r}")
             del meta["tags"][key]
 
-        if not self._is_live(run_id):
-            self._update_committed_meta(run_id, drop, "Delete tag of")
-            return
-        opened = self._writable(run_id)
-        self._refresh(opened, META)
-        drop(opened.meta)
-        self._write_meta(opened)
+        if self._is_live(run_id):
+            try:
+                opened = self._writable(run_id)
+                self._refresh(opened, META)
+                drop(opened.meta)
+                self._write_meta(opened)
+                return
+            except RunEndedError:
+                pass  # committed meanwhile: changed on the branch below
+        self._update_committed_meta(run_id, drop, "Delete tag of")
 
     def _is_live(self, run_id: str) -> bool:
         if run_id in self._open and self._open[run_id].live.owner:
@@ -554,11 +626,10 @@ class RunStore:
 
     # ------------------------------------------------------------ artifacts
     def artifact_target(self, run_id: str, artifact_path: str | None, name: str) -> Path:
-        """Where a file named ``name`` logged under ``artifact_path`` goes in the live run."""
+        """Where a file named ``name`` logged under ``artifact_path`` goes in the live run
+        (``RunEndedError`` when the run is committed: see ``write_artifact``)."""
+        rel = _artifact_rel(artifact_path, name)
         opened = self._writable(run_id)
-        rel = validation.check_artifact_path(artifact_path)
-        rel = f"{rel}/{name}" if rel else name
-        rel = validation.check_artifact_path(rel)
         target = (opened.live.artifacts_dir / rel).resolve()
         root = opened.live.artifacts_dir.resolve()
         if root not in target.parents:
@@ -582,9 +653,13 @@ class RunStore:
         source = Path(local_path)
         if not source.is_file():
             raise NotFoundError(f"artifact file {str(source)!r} does not exist or is not a file")
-        self._copy_artifact(
-            run_id, source, self.artifact_target(run_id, artifact_path, source.name)
-        )
+        try:
+            self._copy_artifact(
+                run_id, source, self.artifact_target(run_id, artifact_path, source.name)
+            )
+        except RunEndedError:
+            rel = _artifact_rel(artifact_path, source.name)
+            self._log_to_ended(run_id, artifacts={rel: _file_blob(source)})
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
@@ -592,14 +667,23 @@ class RunStore:
         source = Path(local_dir)
         if not source.is_dir():
             raise NotFoundError(f"artifact directory {str(source)!r} does not exist")
+        base = validation.check_artifact_path(artifact_path)
+        files = {}
         for path in sorted(source.rglob("*")):
             if path.is_file():
                 rel = path.relative_to(source).as_posix()
-                base = validation.check_artifact_path(artifact_path)
                 parent, _, name = (f"{base}/{rel}" if base else rel).rpartition("/")
+                files[_artifact_rel(parent or None, name)] = path
+        try:
+            for rel, path in files.items():
+                parent, _, name = rel.rpartition("/")
                 self._copy_artifact(
                     run_id, path, self.artifact_target(run_id, parent or None, name)
                 )
+        except RunEndedError:  # all in one commit (files copied before are the same)
+            self._log_to_ended(
+                run_id, artifacts={rel: _file_blob(path) for rel, path in files.items()}
+            )
 
     def _copy_artifact(self, run_id: str, source: Path, target: Path) -> None:
         """Copy a file into a live run whole or not at all: a full disk leaves no part, and
@@ -615,7 +699,11 @@ class RunStore:
         parent, _, name = validation.check_artifact_path(artifact_file).rpartition("/")
         if not name:
             raise InvalidInputError(f"artifact file {artifact_file!r} must name a file")
-        target = self.artifact_target(run_id, parent or None, name)
+        try:
+            target = self.artifact_target(run_id, parent or None, name)
+        except RunEndedError:
+            self._log_to_ended(run_id, artifacts={_artifact_rel(parent or None, name): Blob(data)})
+            return
         try:
             replace_file(target, data, scratch=self._open[run_id].live.location)
         except OSError as exc:
@@ -694,8 +782,14 @@ class RunStore:
         if opened is None:
             validation.check_run_id(run_id)
             if not self.staging.exists(run_id):
-                self._committed_meta(run_id, self.branch.snapshot())
-                return  # already committed: ending twice is harmless, as in MLflow
+                # Committed already: MLflow sets the status and end time all the same.
+                ended = format_time(now_ms() if end_time is None else end_time)
+                self._update_committed_meta(
+                    run_id,
+                    lambda meta: meta.update(status=status, end_time=ended),
+                    f"End ({status})",
+                )
+                return
             opened = self._open[run_id] = _OpenRun(self.staging.open(run_id, claim=True), {}, {})
             self._refresh(opened, META, force=True)
             self._refresh(opened, PARAMS, force=True)
@@ -974,16 +1068,102 @@ class RunStore:
         return opened
 
     def _update_committed_meta(self, run_id: str, change, verb: str) -> None:
+        """Change a committed run's meta.yaml in one commit. A deleted run takes no change
+        but its lifecycle (MLflow refuses to update a deleted run)."""
         validation.check_run_id(run_id)
         where = f"{layout.run_dir(run_id)}/{META}"
 
         def build(snap: BranchSnapshot) -> Changes:
             meta = self._committed_meta(run_id, snap)
+            if meta["lifecycle"] == LifecycleStage.DELETED and verb not in ("Delete", "Restore"):
+                raise InvalidStateError(f"run {run_id} is deleted; restore it before changing it")
             change(meta)
             check_outgoing(meta, "meta", where)
             return {where: Blob(dump_yaml(meta))}
 
         self.branch.commit(build, f"{verb} run {run_id}\n\nRun-Id: {run_id}\n")
+
+    def update(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
+        """``MlflowClient.update_run``: a new status and/or name, on a live or committed run.
+
+        As in MLflow the end time stays as it is, and the name changes ``run_name`` and the
+        ``mlflow.runName`` tag together. A live run given a terminated status is ended
+        (committed) with it, as ``end`` does.
+        """
+        if status is not None and status not in RunStatus.ALL:
+            raise InvalidInputError(
+                f"run status {status!r} is not one of {', '.join(RunStatus.ALL)}"
+            )
+        tags = {} if name is None else {validation.RUN_NAME_TAG: validation.check_run_name(name)}
+        if self._is_live(run_id):
+            if tags:
+                self.set_tags(run_id, tags)
+            if status is not None and RunStatus.is_terminated(status):
+                self.end(run_id, status)
+            elif status is not None and self._is_live(run_id):
+                opened = self._writable(run_id)
+                self._refresh(opened, META)
+                opened.meta["status"] = status
+                self._write_meta(opened)
+            return
+
+        def change(meta: dict) -> None:
+            _apply_tags(meta, tags)
+            if status is not None:
+                meta["status"] = status
+
+        self._update_committed_meta(run_id, change, "Update")
+
+    # ------------------------------------------------------------ ended runs
+    # A run on the branch (FINISHED, FAILED, KILLED) still takes data, as in MLflow, and
+    # keeps its status: each call is one commit, built by ``TrackingBranch.commit`` on the
+    # current tip from the run's files there. A writer that loses the race rebuilds on the
+    # winner's commit, so two processes logging to one ended run at once lose nothing.
+    def _log_to_ended(
+        self,
+        run_id: str,
+        *,
+        points: list[tuple[str, float, int, int]] | None = None,
+        params: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        artifacts: dict[str, Blob] | None = None,
+    ) -> None:
+        """Add checked data to a committed run in one commit (``NotFoundError`` when there
+        is no such run, ``InvalidStateError`` when it is deleted)."""
+        validation.check_run_id(run_id)
+        base = layout.run_dir(run_id)
+
+        def build(snap: BranchSnapshot) -> Changes:
+            meta = self._committed_meta(run_id, snap)
+            if meta["lifecycle"] == LifecycleStage.DELETED:
+                raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it")
+            changes: dict[str, Blob] = {}
+            if params:
+                where = f"{base}/{PARAMS}"
+                stored = load_yaml(snap.read(where) or b"", where) or {}
+                check_stored(stored, "params", where)
+                new = _unlogged_params(run_id, stored, params)
+                if new:
+                    changes[where] = Blob(dump_yaml({**stored, **new}))
+            if points:
+                where = f"{base}/{METRICS}"
+                raw = snap.read(where) or b""
+                old, torn = parse_metric_lines(raw, where)
+                if torn is not None or (raw and not raw.endswith(b"\n")):
+                    raw = b"".join(metric_line(json.dumps(k), v, s, t) for k, v, s, t in old)
+                lines = b"".join(metric_line(self._key(k), v, s, t) for k, v, s, t in points)
+                changes[where] = Blob(raw + lines)
+                meta["metrics"] = _encode_summary(summarize_metrics(old + list(points)))
+            for rel, blob in (artifacts or {}).items():
+                _check_artifact_slot(snap, run_id, rel)
+                changes[f"{base}/{ARTIFACTS}/{rel}"] = blob
+            if tags or points:
+                _apply_tags(meta, tags or {})
+                check_outgoing(meta, "meta", f"{base}/{META}")
+                changes[f"{base}/{META}"] = Blob(dump_yaml(meta))
+            return changes
+
+        self.branch.commit(build, f"Log to ended run {run_id}\n\nRun-Id: {run_id}\n")
 
     # ------------------------------------------------------------- helpers
     @staticmethod
