@@ -352,3 +352,106 @@ def test_two_processes_logging_to_a_finished_run_at_once_lose_nothing(
         )
     assert run.data.metrics["loss"] == 0.5
     assert client.doctor() == []
+
+
+# ------------------------------------------------------------ item 1: no silent no-ops
+def _set_terminated_scenario(m: Any) -> dict[str, Any]:
+    client = m.MlflowClient()
+    with m.start_run() as run:
+        pass
+    run_id = run.info.run_id
+    first_end = client.get_run(run_id).info.end_time
+    client.set_terminated(run_id, "FAILED", end_time=run.info.start_time + 5_000)
+    failed = client.get_run(run_id).info
+    client.set_terminated(run_id)
+    again = client.get_run(run_id).info
+    return {
+        "failed": (failed.status, failed.end_time - run.info.start_time),
+        "first_end_replaced": failed.end_time != first_end,
+        "again": again.status,
+        "again_end_is_now": again.end_time >= first_end,
+        "found_by_filter": [
+            r.info.run_id
+            for r in client.search_runs(["0"], "attributes.status = 'FINISHED'")
+            if r.info.run_id == run_id
+        ]
+        == [run_id],
+    }
+
+
+def test_set_terminated_on_an_ended_run_changes_status_and_end_time_as_in_mlflow(
+    repo: Path, real_mlflow: Any
+) -> None:
+    ours, theirs = _both(real_mlflow, _set_terminated_scenario)
+    assert ours == theirs
+    assert ours["failed"] == ("FAILED", 5_000)
+
+
+def test_set_terminated_on_an_ended_run_is_one_commit_on_the_branch(repo: Path) -> None:
+    run_id = _finished_run()
+    commits = _commits(repo)
+    Client().set_terminated(run_id, "KILLED")
+    assert _commits(repo) == commits + 1
+    assert Client().get_run(run_id).info.status == "KILLED"
+    with pytest.raises(InvalidInputError, match="BROKEN"):
+        Client().set_terminated(run_id, "BROKEN")
+    assert _commits(repo) == commits + 1
+
+
+def _update_run_scenario(m: Any) -> dict[str, Any]:
+    client = m.MlflowClient()
+    with m.start_run(run_name="first") as run:
+        run_id = run.info.run_id
+        client.update_run(run_id, name="renamed-live")
+        live = client.get_run(run_id)
+    ended_at = client.get_run(run_id).info.end_time
+    client.update_run(run_id, status="FAILED", name="renamed-ended")
+    ended = client.get_run(run_id)
+    client.update_run(run_id, status="KILLED")
+    killed = client.get_run(run_id)
+    return {
+        "live": (live.info.status, live.info.run_name, live.data.tags["mlflow.runName"]),
+        "ended": (ended.info.status, ended.info.run_name, ended.data.tags["mlflow.runName"]),
+        "killed": (killed.info.status, killed.info.run_name),
+        "end_time_kept": ended.info.end_time == ended_at == killed.info.end_time,
+    }
+
+
+def test_update_run_sets_status_and_name_on_live_and_ended_runs_as_in_mlflow(
+    repo: Path, real_mlflow: Any
+) -> None:
+    ours, theirs = _both(real_mlflow, _update_run_scenario)
+    assert ours == theirs
+    assert ours["ended"] == ("FAILED", "renamed-ended", "renamed-ended")
+
+
+def _run_name_scenario(m: Any) -> dict[str, Any]:
+    client = m.MlflowClient()
+    with m.start_run(run_name="a", tags={"mlflow.runName": "b"}) as run:
+        pass
+    run_id = run.info.run_id
+    named = client.get_run(run_id)
+    with m.start_run(run_id=run_id, run_name="c"):
+        pass
+    renamed = client.get_run(run_id)
+    try:
+        client.create_run("0", run_name="x", tags={"mlflow.runName": "y"})
+        disagreement = "accepted"
+    except Exception:  # noqa: BLE001 - compared by whether it raised
+        disagreement = "refused"
+    return {
+        "named": (named.info.run_name, named.data.tags["mlflow.runName"]),
+        "renamed": (renamed.info.run_name, renamed.data.tags["mlflow.runName"]),
+        "renamed_status": renamed.info.status,
+        "client_disagreement": disagreement,
+    }
+
+
+def test_run_name_and_its_tag_agree_on_start_and_resume_as_in_mlflow(
+    repo: Path, real_mlflow: Any
+) -> None:
+    ours, theirs = _both(real_mlflow, _run_name_scenario)
+    assert ours == theirs
+    assert ours["named"] == ("a", "a") and ours["renamed"] == ("c", "c")
+    with pytest.raises(InvalidInputError, match="disagree"):
+        Client().create_run("0", run_name="x", tags={"mlflow.runName": "y"})
