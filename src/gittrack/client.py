@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,7 +63,23 @@ class Client:
         artifact_location: str | None = None,
         tags: dict[str, Any] | None = None,
     ) -> str:
-        return self.repository.experiments.create(name, tags)
+        """Create an experiment; returns its id.
+
+        ``artifact_location`` is checked before anything is written: a remote store's URI
+        is refused. A local path or ``file://`` URI is not honoured yet (the runs' artifacts
+        stay in the runs on the tracking branch), which a warning says rather than ignoring
+        it silently.
+        """
+        location = validation.check_artifact_location(artifact_location)
+        experiment_id = self.repository.experiments.create(name, tags)
+        if location is not None:
+            warnings.warn(
+                f"artifact_location {location!r} of experiment {name!r} is not honoured: "
+                "gittrack stores the artifacts of its runs in the runs, on the tracking branch",
+                UserWarning,
+                stacklevel=2,
+            )
+        return experiment_id
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         return self.repository.experiments.get(str(experiment_id))

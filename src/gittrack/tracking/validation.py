@@ -270,6 +270,31 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
 
 
+_URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+
+
+def check_artifact_location(location: object) -> str | None:
+    """An experiment's ``artifact_location``: a local path or ``file://`` URI; None or ""
+    when not given. A remote store's URI (``s3://``, ``gs://``, ``http://``...) is refused:
+    gittrack keeps artifacts in the repository, and would otherwise ignore it silently."""
+    if location is None or location == "":
+        return None
+    if not isinstance(location, str):
+        raise InvalidInputError(
+            f"artifact_location {location!r} must be a string (a local path or file:// URI), "
+            f"not {type(location).__name__}"
+        )
+    _check_name_characters(location, "artifact_location")
+    scheme = _URI_SCHEME.match(location)
+    if scheme and len(scheme.group(1)) > 1 and scheme.group(1).lower() != "file":
+        raise InvalidInputError(
+            f"artifact_location {location!r} uses the scheme {scheme.group(1)!r}: gittrack "
+            "stores artifacts in the git repository, so only a local path or a file:// URI "
+            "is allowed"
+        )
+    return location
+
+
 def check_run_id(run_id: object) -> str:
     if not isinstance(run_id, str) or not re.fullmatch(r"[0-9a-f]{32}", run_id):
         raise InvalidInputError(f"run id {run_id!r} is not 32 lowercase hex digits")
