@@ -112,6 +112,38 @@ def test_a_run_left_open_in_a_worker_thread_is_not_the_main_threads_active_run(
     assert Client().get_run(worker_run).info.status == "FINISHED"
 
 
+def test_threads_each_with_their_own_active_run_commit_every_run_whole(repo: Path) -> None:
+    """Six threads end runs at once through one repository handle: no commit may point at
+    objects another thread's batch still holds back (they were once shared)."""
+    errors: list[BaseException] = []
+    ended: list[str] = []
+
+    def work(thread: int) -> None:
+        try:
+            for _ in range(5):
+                with mlflow.start_run() as run:
+                    for step in range(20):
+                        mlflow.log_metric("x", float(step), step=step)
+                    mlflow.log_param("thread", thread)
+                    mlflow.log_text("t", "a.txt")
+                ended.append(run.info.run_id)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    client = Client()
+    assert len(ended) == 30
+    for run_id in ended:
+        assert len(client.get_metric_history(run_id, "x")) == 20
+        assert client.list_artifacts(run_id)[0].path == "a.txt"
+    git(repo, "fsck", "--connectivity-only", "gittrack")  # raises on a missing object
+
+
 # ------------------------------------------------- item 2: runs writable after they end
 def _commits(repo: Path) -> int:
     return int(git(repo, "rev-list", "--count", "gittrack"))

@@ -705,7 +705,7 @@ class GitRepo:
         self._tree_parts: dict[str, tuple[list[str], list[bytes]]] = {}
         self._entries: dict[tuple[str, str], TreeEntry | None] = {}  # (tree, name) -> entry
         self._known_objects: set[str] = set()
-        self._pending: dict[str, tuple[str, bytes]] | None = None
+        self._batches = threading.local()  # see ``_pending``
         self._commit_cache: dict[str, tuple[str, list[str]]] = {}
         self.chores = Background("gittrack-git")
         self.spare_files = SpareFiles(self.gittrack_dir / "spare", self.chores)
@@ -753,6 +753,17 @@ class GitRepo:
         with self.collected_objects() as batch:
             yield
         batch.write()
+
+    @property
+    def _pending(self) -> dict[str, tuple[str, bytes]] | None:
+        """The objects the current thread's ``collected_objects`` block holds back. Per
+        thread: two threads committing at once (each with its own active run) must not
+        put their objects into the other's batch, which may move the branch first."""
+        return getattr(self._batches, "pending", None)
+
+    @_pending.setter
+    def _pending(self, value: dict[str, tuple[str, bytes]] | None) -> None:
+        self._batches.pending = value
 
     @contextlib.contextmanager
     def collected_objects(self) -> Iterator[PendingObjects]:
