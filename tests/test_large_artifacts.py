@@ -17,7 +17,7 @@ import pytest
 
 import gittrack
 from gittrack import Client
-from gittrack.errors import CorruptDataError, NotFoundError
+from gittrack.errors import CorruptDataError, NotFoundError, RepositoryError
 from gittrack.gitflow import sync
 from tests.conftest import git, make_repo, run_script, tree_fingerprint
 from tests.registry_support import set_config
@@ -160,6 +160,25 @@ def test_a_model_whose_file_is_in_lfs_loads_through_runs_and_models_uris(
     gittrack.register_model(f"runs:/{run_id}/model", "big")
     for uri in (f"runs:/{run_id}/model", "models:/big/1"):
         assert gittrack.sklearn.load_model(uri).predict([[3.0]])[0] == pytest.approx(6.0)
+
+
+def test_a_store_that_cannot_be_written_leaves_the_run_live_the_branch_as_it_was_and_no_lock(
+    repo: Path, tmp_path: Path
+) -> None:
+    source = _file(tmp_path / "big.bin", 11 * MB)
+    Client().repository.init()
+    tip = git(repo, "rev-parse", "gittrack")
+    (repo / ".git" / "lfs").write_text("in the way\n")  # the store cannot be created
+    run = gittrack.start_run()
+    gittrack.log_artifact(str(source))
+    with pytest.raises(RepositoryError, match=r"not committed.*Git LFS store.*still live"):
+        gittrack.end_run()
+    assert git(repo, "rev-parse", "gittrack") == tip
+    assert not list((repo / ".git").rglob("*.lock"))
+    (repo / ".git" / "lfs").unlink()
+    gittrack.end_run()  # ending again commits it, with everything logged
+    out = Client().download_artifacts(run.info.run_id, "big.bin", str(tmp_path / "out"))
+    assert _same(Path(out), source)
 
 
 # --------------------------------------------------------------------------- missing content

@@ -835,8 +835,17 @@ class RunStore:
             mode = "100755" if os.access(path, os.X_OK) else "100644"
             data = path.read_bytes() if size < threshold else None
             if data is None or (size < MAX_POINTER_SIZE and parse_pointer(data)):
-                data = self.lfs.store(path).encode()
+                data = self._store_in_lfs(path, rel)
             changes[f"{base}/{rel}"] = Blob(data, mode)
+
+    def _store_in_lfs(self, path: Path, rel: str) -> bytes:
+        """The pointer file of an artifact put in the LFS store (before any ref lock)."""
+        try:
+            return self.lfs.store(path).encode()
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not store artifact {rel!r} in the Git LFS store {self.lfs.root}"
+            ) from exc
 
     def _present_parents(self, meta: dict, parents: list[str]) -> list[str]:
         """The source commits still in the repository. One that is gone (a ``git gc`` that
