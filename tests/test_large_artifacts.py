@@ -102,6 +102,18 @@ def test_a_20_mb_artifact_is_an_lfs_pointer_on_the_branch_and_reads_back_identic
     assert tree_fingerprint(repo) == before
 
 
+@pytest.mark.skipif(not HAS_GIT_LFS, reason="git-lfs is not installed (.ci/run installs it)")
+def test_the_pointer_on_the_branch_is_byte_for_byte_what_git_lfs_writes(
+    repo: Path, tmp_path: Path
+) -> None:
+    source = _file(tmp_path / "weights.bin", 12 * MB)
+    run_id = _log(repo, source)
+    expected = subprocess.run(
+        ["git", "lfs", "pointer", f"--file={source}"], cwd=repo, capture_output=True, check=True
+    ).stdout
+    assert _branch_blob(repo, run_id, "weights.bin") == expected
+
+
 def test_an_artifact_below_the_threshold_stays_an_ordinary_blob(repo: Path, tmp_path: Path):
     source = _file(tmp_path / "small.bin", 3 * MB)
     run_id = _log(repo, source)

@@ -104,8 +104,9 @@ class LfsStore:
         try:
             os.link(source, target)
             return pointer
-        except FileExistsError:  # a partial object left by another tool: replaced below
-            pass
+        except FileExistsError:  # another writer's (then done) or a partial one (replaced)
+            if self.has(pointer):
+                return pointer
         except OSError:  # another file system, or links not allowed: copy instead
             pass
         tmp_dir = self.root / "tmp"
