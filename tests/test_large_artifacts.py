@@ -292,6 +292,24 @@ def test_push_without_git_lfs_pushes_the_runs_and_says_how_to_send_the_content(
     assert run_id in git(remote, "ls-tree", "-r", "--name-only", "gittrack")
 
 
+@pytest.mark.skipif(not HAS_GIT_LFS, reason="git-lfs is not installed (.ci/run installs it)")
+def test_a_remote_that_takes_no_lfs_content_still_gets_the_runs_and_the_user_is_told(
+    repo: Path, tmp_path: Path
+) -> None:
+    source = _file(tmp_path / "weights.bin", 11 * MB)
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "config", "lfs.url", "http://127.0.0.1:9/nothing-listens-here")
+    run_id = _log(repo, source)
+    report = sync.push(str(repo))
+    assert report.pushed and run_id in git(remote, "ls-tree", "-r", "--name-only", "gittrack")
+    assert any(
+        "could not be pushed to 'origin'" in line and "`git lfs push origin gittrack`" in line
+        for line in report.lines()
+    )
+
+
 # --------------------------------------------------------------------------- memory
 _MEMORY_SCRIPT = """
 import os, resource, sys, tempfile
