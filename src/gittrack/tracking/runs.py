@@ -827,7 +827,10 @@ class RunStore:
         small file that reads as a pointer, so that every pointer on the branch is ours."""
         threshold = self._lfs_threshold()
         for path in sorted(artifacts.rglob("*")):
-            info = path.stat()
+            try:
+                info = path.stat()
+            except FileNotFoundError:  # a dangling link is no file, as before
+                continue
             if not stat.S_ISREG(info.st_mode):
                 continue
             size = info.st_size
