@@ -7,6 +7,7 @@ trees (``merge``), the registry tags (a local version whose number the remote al
 moves to the merged number with its labels; the old local tags go), and the notes with git's
 ``cat_sort_uniq``. ``push`` pulls first, then pushes the branch (never forced), the registry tags
 the remote lacks and the notes; when the remote moved in between, it pulls and tries again.
+The Git LFS content of large artifacts goes first, through ``git lfs push`` (DESIGN §10).
 
 Every failure is one ``GittrackError`` line naming the remote and what to do; local refs move
 only by compare-and-swap to commits that contain what was there, so nothing is lost locally.
@@ -31,6 +32,7 @@ from gittrack.errors import (
 from gittrack.gitflow.merge import MergeOutcome, Renumbered, merge_commits
 from gittrack.gitflow.registry_tags import TagMerge, tag_objects, taken_versions
 from gittrack.registry.tag_names import parse_tag
+from gittrack.store import lfs
 from gittrack.store.git import GitRepo
 from gittrack.tracking.repository import TrackingRepository, open_repository
 
@@ -284,6 +286,8 @@ def push(target: Target, remote: str | None = None) -> SyncReport:
         specs = _push_specs(tracking, fetched)
         if not specs:
             return report
+        if f"{tracking.branch.ref}:{tracking.branch.ref}" in specs:
+            _push_lfs_objects(tracking, remote, report)
         # --no-verify: this push runs inside the user's own `git push` when called by the
         # pre-push hook, which must not call itself again.
         proc = repo.git(
@@ -300,6 +304,31 @@ def push(target: Target, remote: str | None = None) -> SyncReport:
         f"pushing to {remote!r} failed {PUSH_ATTEMPTS} times: the remote kept moving; "
         "your runs are kept locally: run `gittrack push` again"
     )
+
+
+def _push_lfs_objects(tracking: TrackingRepository, remote: str, report: SyncReport) -> None:
+    """Push the LFS content of the branch before the pointers that name it (as git-lfs's
+    own pre-push hook does), when the repository has LFS objects. Without git-lfs, or when
+    the remote takes no LFS content, the runs are still pushed (one large file is never a
+    reason to share no run) and the user is told how to send the content."""
+    repo = tracking.repo
+    if not lfs.has_objects(repo.common_dir):
+        return
+    push_command = f"git lfs push {remote} {tracking.branch_name}"
+    if repo.git("lfs", "version", check=False).returncode != 0:
+        report.messages.append(
+            f"large artifacts are stored with Git LFS in {repo.common_dir / 'lfs'} but "
+            f"git-lfs is not installed, so their content was not pushed to {remote!r}: "
+            f"install git-lfs, then run `{push_command}`"
+        )
+        return
+    proc = repo.git("lfs", "push", remote, tracking.branch.ref, check=False)
+    if proc.returncode != 0:  # e.g. a remote without an LFS server: the runs still go
+        text = " ".join(proc.stderr.decode(errors="replace").split())[:300]
+        report.messages.append(
+            f"the Git LFS content of large artifacts could not be pushed to {remote!r} "
+            f"({text}); it is kept locally: retry with `{push_command}`"
+        )
 
 
 def _push_specs(tracking: TrackingRepository, fetched: _Fetched) -> list[str]:

@@ -17,6 +17,7 @@ from gittrack.store import layout
 from gittrack.store.branch import Blob, Changes, TrackingBranch
 from gittrack.store.codecs import dump_yaml, load_yaml
 from gittrack.store.git import GitRepo
+from gittrack.store.lfs import DEFAULT_THRESHOLD
 from gittrack.store.schemas import check_stored
 from gittrack.store.staging import Staging
 from gittrack.tracking.experiments import ExperimentStore, default_experiment_document
@@ -78,7 +79,7 @@ class TrackingRepository:
         self.staging = Staging(self.repo.gittrack_dir)
         root = f"git+file://{self.repo.path}#{self.branch_name}"
         self.experiments = ExperimentStore(self.branch, f"{root}:{layout.EXPERIMENTS_DIR}")
-        self.runs = RunStore(self.branch, self.staging)
+        self.runs = RunStore(self.branch, self.staging, lfs_threshold=self.lfs_threshold)
         self._config: tuple[str | None, dict] | None = None
         self._source: SourceCapture | None = None
         # Orphans are committed at start, unless a lock left on the branch would make every
@@ -130,6 +131,12 @@ class TrackingRepository:
             check_stored(doc, "config", layout.CONFIG_PATH)
         self._config = (sha, doc)
         return doc
+
+    def lfs_threshold(self) -> int:
+        """The size in bytes from which an artifact is stored with Git LFS
+        (``artifacts.lfs_threshold`` in config.yaml, default 10 MB)."""
+        section = self.config().get("artifacts") or {}
+        return int(section.get("lfs_threshold", DEFAULT_THRESHOLD))
 
     def source_capture(self) -> SourceCapture:
         if self._source is None:

@@ -17,10 +17,12 @@ import math
 import os
 import re
 import shutil
+import stat
+import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -45,7 +47,7 @@ from gittrack.errors import (
     RepositoryError,
     RunEndedError,
 )
-from gittrack.store import layout
+from gittrack.store import layout, lfs
 from gittrack.store.branch import (
     Blob,
     BranchSnapshot,
@@ -65,6 +67,7 @@ from gittrack.store.codecs import (
 )
 from gittrack.store.files import copy_file, replace_file, storage_error
 from gittrack.store.git import message_field
+from gittrack.store.lfs import MAX_POINTER_SIZE, LfsPointer, LfsStore, parse_pointer
 from gittrack.store.schemas import check_outgoing, check_stored
 from gittrack.store.staging import ARTIFACTS, META, METRICS, PARAMS, LiveRun, Staging
 from gittrack.tracking import validation
@@ -239,17 +242,6 @@ def _artifact_rel(artifact_path: str | None, name: str) -> str:
     return validation.check_artifact_path(f"{rel}/{name}" if rel else name)
 
 
-def _file_blob(path: Path) -> Blob:
-    """A local file as an artifact blob, executable bit kept (as a live run's commit does)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise storage_error(
-            exc, f"could not read artifact file {path}; nothing was logged"
-        ) from exc
-    return Blob(data, "100755" if os.access(path, os.X_OK) else "100644")
-
-
 def _check_artifact_slot(snap: BranchSnapshot, run_id: str, rel: str) -> None:
     """Refuse an artifact of a committed run whose path is a directory of artifacts, or
     runs through an artifact file (the same rules as for a live run)."""
@@ -285,11 +277,19 @@ class RunStore:
     """All run operations of one tracking repository."""
 
     def __init__(
-        self, branch: TrackingBranch, staging: Staging, artifact_uri_prefix: str = "runs:/"
+        self,
+        branch: TrackingBranch,
+        staging: Staging,
+        artifact_uri_prefix: str = "runs:/",
+        lfs_threshold: Callable[[], int] = lambda: lfs.DEFAULT_THRESHOLD,
     ) -> None:
+        """:param lfs_threshold: the size from which an artifact goes to Git LFS (read from
+        the configuration when a run with artifacts is committed)."""
         self.branch = branch
         self.repo = branch.repo
         self.staging = staging
+        self.lfs = LfsStore(self.repo.common_dir)
+        self._lfs_threshold = lfs_threshold
         self._open: dict[str, _OpenRun] = {}
         self._key_json: dict[str, str] = {}
         self._artifact_prefix = artifact_uri_prefix
@@ -659,7 +659,7 @@ class RunStore:
             )
         except RunEndedError:
             rel = _artifact_rel(artifact_path, source.name)
-            self._log_to_ended(run_id, artifacts={rel: _file_blob(source)})
+            self._log_to_ended(run_id, artifacts=self._ended_artifact_blobs({rel: source}))
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
@@ -681,9 +681,7 @@ class RunStore:
                     run_id, path, self.artifact_target(run_id, parent or None, name)
                 )
         except RunEndedError:  # all in one commit (files copied before are the same)
-            self._log_to_ended(
-                run_id, artifacts={rel: _file_blob(path) for rel, path in files.items()}
-            )
+            self._log_to_ended(run_id, artifacts=self._ended_artifact_blobs(files))
 
     def _copy_artifact(self, run_id: str, source: Path, target: Path) -> None:
         """Copy a file into a live run whole or not at all: a full disk leaves no part, and
@@ -702,7 +700,8 @@ class RunStore:
         try:
             target = self.artifact_target(run_id, parent or None, name)
         except RunEndedError:
-            self._log_to_ended(run_id, artifacts={_artifact_rel(parent or None, name): Blob(data)})
+            rel = _artifact_rel(parent or None, name)
+            self._log_to_ended(run_id, artifacts={rel: self._ended_bytes_blob(rel, data)})
             return
         try:
             replace_file(target, data, scratch=self._open[run_id].live.location)
@@ -734,9 +733,19 @@ class RunStore:
         out = []
         for entry in snap.listdir(base):
             check_entry_name(base, entry.name)
-            size = None if entry.is_tree else len(self.repo.read_blob(entry.sha))
+            size = None if entry.is_tree else self._stored_size(entry.sha)
             out.append((f"{rel}/{entry.name}" if rel else entry.name, entry.is_tree, size))
         return out
+
+    def _stored_size(self, sha: str) -> int:
+        """The size of a committed artifact: its content's, when the blob is an LFS pointer."""
+        data, pointer = self._stored_artifact(sha)
+        return pointer.size if pointer is not None else len(data)
+
+    def _stored_artifact(self, sha: str) -> tuple[bytes, LfsPointer | None]:
+        """A committed artifact's blob and, when it is an LFS pointer, what it points to."""
+        data = self.repo.read_blob(sha)
+        return data, parse_pointer(data) if len(data) < MAX_POINTER_SIZE else None
 
     def download_artifacts(self, run_id: str, path: str | None, dst: Path) -> Path:
         rel = validation.check_artifact_path(path)
@@ -759,15 +768,41 @@ class RunStore:
             raise NotFoundError(f"run {run_id} has no artifact {rel!r}")
         if not entry.is_tree:
             target = dst / rel.rpartition("/")[2]
-            target.write_bytes(self.repo.read_blob(entry.sha))
+            self._copy_out(run_id, rel, entry.sha, target)
             return target
         target = dst / rel.rpartition("/")[2] if rel else dst
         files = list(snap.walk(base))  # an unsafe entry name raises before anything is written
+        for sub, blob in files:  # and so does a missing LFS object
+            _data, pointer = self._stored_artifact(blob.sha)
+            if pointer is not None:
+                self.lfs.check_present(pointer, self._what(run_id, rel, sub), self._fetch_hint)
         for sub, blob in files:
             out = target / sub
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(self.repo.read_blob(blob.sha))
+            self._copy_out(run_id, f"{rel}/{sub}" if rel else sub, blob.sha, out)
         return target
+
+    def _copy_out(self, run_id: str, rel: str, sha: str, target: Path) -> None:
+        """Write a committed artifact to ``target``; LFS content is copied in chunks."""
+        data, pointer = self._stored_artifact(sha)
+        if pointer is None:
+            target.write_bytes(data)
+        else:
+            self.lfs.copy_out(pointer, target, self._what(run_id, rel), self._fetch_hint)
+
+    @staticmethod
+    def _what(run_id: str, rel: str, sub: str = "") -> str:
+        path = "/".join(p for p in (rel, sub) if p)
+        return f"artifact {path!r} of run {run_id}"
+
+    def _fetch_hint(self) -> str:
+        """The command that fetches missing LFS content: from ``origin``, or the only remote."""
+        remotes = self.repo.git_text("remote").split()
+        if "origin" in remotes or not remotes:
+            remote = "origin"
+        else:
+            remote = remotes[0] if len(remotes) == 1 else "<remote>"
+        return f"git lfs fetch {remote} {self.branch.name}"
 
     # ----------------------------------------------------------- finishing
     def end(
@@ -859,12 +894,8 @@ class RunStore:
             f"{base}/{PARAMS}": Blob(dump_yaml(params)),
             f"{base}/{METRICS}": Blob(raw_metrics),
         }
-        artifacts = live.artifacts_dir if has_artifacts else None
-        for path in sorted(artifacts.rglob("*")) if artifacts else ():
-            if path.is_file():
-                rel = path.relative_to(artifacts).as_posix()
-                mode = "100755" if os.access(path, os.X_OK) else "100644"
-                changes[f"{base}/{ARTIFACTS}/{rel}"] = Blob(path.read_bytes(), mode)
+        if has_artifacts:
+            self._add_artifacts(live.artifacts_dir, f"{base}/{ARTIFACTS}", changes)
         message = (
             f"Run {message_field(meta['run_name'])} {meta['status']} ({run_id})\n\n"
             f"Experiment: {meta['experiment_id']}\n"
@@ -872,6 +903,69 @@ class RunStore:
             f"Source-Commit: {meta['source'].get('commit') or 'none'}\n"
         )
         return self.branch.commit(lambda _snap: changes, message, tuple(dict.fromkeys(parents)))
+
+    def _add_artifacts(self, artifacts: Path, base: str, changes: dict[str, Blob]) -> None:
+        """Blobs for a live run's artifact files. A file at or over the LFS threshold is
+        stored in the LFS object store, streamed, and its pointer goes on the branch; so is a
+        small file that reads as a pointer, so that every pointer on the branch is ours."""
+        threshold = self._lfs_threshold()
+        for path in sorted(artifacts.rglob("*")):
+            rel = path.relative_to(artifacts).as_posix()
+            blob = self._artifact_blob(path, rel, threshold)
+            if blob is not None:
+                changes[f"{base}/{rel}"] = blob
+
+    def _artifact_blob(self, path: Path, rel: str, threshold: int) -> Blob | None:
+        """The blob of one artifact file (None when ``path`` is not a regular file, e.g. a
+        dangling link): its bytes, or its LFS pointer from ``threshold`` bytes on (see
+        ``_add_artifacts``)."""
+        try:
+            info = path.stat()
+        except FileNotFoundError:  # a dangling link is no file, as before
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        size = info.st_size
+        mode = "100755" if os.access(path, os.X_OK) else "100644"
+        try:
+            data = path.read_bytes() if size < threshold else None
+        except OSError as exc:
+            raise storage_error(exc, f"could not read artifact file {path}") from exc
+        if data is None or (size < MAX_POINTER_SIZE and parse_pointer(data)):
+            data = self._store_in_lfs(path, rel)
+        return Blob(data, mode)
+
+    def _ended_artifact_blobs(self, files: dict[str, Path]) -> dict[str, Blob]:
+        """Blobs of local files logged to an ended run, by the rules of a live run's commit
+        (large ones in Git LFS); made before the commit, which may be rebuilt."""
+        threshold = self._lfs_threshold()
+        blobs = {}
+        for rel, path in files.items():
+            blob = self._artifact_blob(path, rel, threshold)
+            if blob is None:
+                raise NotFoundError(f"artifact file {str(path)!r} is not a regular file")
+            blobs[rel] = blob
+        return blobs
+
+    def _ended_bytes_blob(self, rel: str, data: bytes) -> Blob:
+        """``_ended_artifact_blobs`` for bytes (``log_text``, ``log_dict``, figures)."""
+        if len(data) < self._lfs_threshold() and not (
+            len(data) < MAX_POINTER_SIZE and parse_pointer(data)
+        ):
+            return Blob(data)
+        with tempfile.TemporaryDirectory(prefix="gittrack-") as scratch:
+            path = Path(scratch) / "artifact"
+            path.write_bytes(data)
+            return Blob(self._store_in_lfs(path, rel))
+
+    def _store_in_lfs(self, path: Path, rel: str) -> bytes:
+        """The pointer file of an artifact put in the LFS store (before any ref lock)."""
+        try:
+            return self.lfs.store(path).encode()
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not store artifact {rel!r} in the Git LFS store {self.lfs.root}"
+            ) from exc
 
     def _present_parents(self, meta: dict, parents: list[str]) -> list[str]:
         """The source commits still in the repository. One that is gone (a ``git gc`` that
