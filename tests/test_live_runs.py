@@ -302,3 +302,69 @@ def test_points_logged_into_an_orphan_while_it_is_recovered_are_committed_or_ref
     returned = int(rest.split()[-1]) + 1
     steps = [m.step for m in client.get_metric_history(run_id, "attached")]
     assert steps == list(range(returned))
+
+
+ARTIFACT_OWNER = """
+import sys
+import gittrack as mlflow
+for _ in range(3):
+    run = mlflow.start_run()
+    print(run.info.run_id, flush=True)
+    sys.stdin.readline()
+    mlflow.end_run()
+mlflow.start_run()
+mlflow.log_text("own", "own.txt")
+mlflow.end_run()
+"""
+
+ARTIFACT_ATTACHER = """
+import sys
+from gittrack import MlflowClient
+from gittrack.errors import InvalidStateError
+client = MlflowClient()
+run_id = sys.argv[1]
+for k in range(1_000_000):
+    try:
+        client.log_text(run_id, str(k), f"attached/{k}.txt")
+    except InvalidStateError:
+        break
+    print(k, flush=True)
+"""
+
+
+def test_artifacts_another_process_logs_while_the_owner_ends_the_run_land_in_it_or_raise(
+    repo: Path,
+) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", ARTIFACT_OWNER],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert owner.stdin is not None and owner.stdout is not None
+    returned: dict[str, list[str]] = {}
+    for _ in range(3):
+        run_id = owner.stdout.readline().strip()
+        attacher = _python(ARTIFACT_ATTACHER, repo, run_id)
+        assert attacher.stdout is not None
+        first = [attacher.stdout.readline() for _ in range(5)]
+        assert all(k.strip().isdigit() for k in first), attacher.communicate()
+        owner.stdin.write("\n")  # the attacher is logging: now the owner ends the run
+        owner.stdin.flush()
+        out = "".join(first) + attacher.stdout.read()  # through the same buffer
+        assert attacher.wait(timeout=120) == 0, attacher.communicate()
+        returned[run_id] = [f"attached/{k}.txt" for k in out.split()]
+    owner.stdin.close()
+    assert owner.wait(timeout=120) == 0
+
+    client = Client()
+    for run_id, paths in returned.items():
+        stored = {f.path for f in client.list_artifacts(run_id, "attached")}
+        assert stored == set(paths), f"{len(set(paths) - stored)} returned but not in {run_id}"
+    for run in client.search_runs(["0"]):
+        if run.info.run_id not in returned:
+            assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["own.txt"]
+    live = repo / ".git" / "gittrack" / "live"
+    assert [p.name for p in live.iterdir() if not p.name.startswith(".")] == []

@@ -582,9 +582,10 @@ class RunStore:
         source = Path(local_path)
         if not source.is_file():
             raise NotFoundError(f"artifact file {str(source)!r} does not exist or is not a file")
-        self._copy_artifact(
-            run_id, source, self.artifact_target(run_id, artifact_path, source.name)
-        )
+        with self._adding_files(run_id):
+            self._copy_artifact(
+                run_id, source, self.artifact_target(run_id, artifact_path, source.name)
+            )
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
@@ -592,14 +593,19 @@ class RunStore:
         source = Path(local_dir)
         if not source.is_dir():
             raise NotFoundError(f"artifact directory {str(source)!r} does not exist")
-        for path in sorted(source.rglob("*")):
-            if path.is_file():
-                rel = path.relative_to(source).as_posix()
-                base = validation.check_artifact_path(artifact_path)
-                parent, _, name = (f"{base}/{rel}" if base else rel).rpartition("/")
-                self._copy_artifact(
-                    run_id, path, self.artifact_target(run_id, parent or None, name)
-                )
+        with self._adding_files(run_id):
+            for path in sorted(source.rglob("*")):
+                if path.is_file():
+                    rel = path.relative_to(source).as_posix()
+                    base = validation.check_artifact_path(artifact_path)
+                    parent, _, name = (f"{base}/{rel}" if base else rel).rpartition("/")
+                    self._copy_artifact(
+                        run_id, path, self.artifact_target(run_id, parent or None, name)
+                    )
+
+    def _adding_files(self, run_id: str) -> contextlib.AbstractContextManager[None]:
+        """Keep the run live while artifacts are added (see ``LiveRun.adding_files``)."""
+        return self._writable(run_id).live.adding_files()
 
     def _copy_artifact(self, run_id: str, source: Path, target: Path) -> None:
         """Copy a file into a live run whole or not at all: a full disk leaves no part, and
@@ -615,13 +621,14 @@ class RunStore:
         parent, _, name = validation.check_artifact_path(artifact_file).rpartition("/")
         if not name:
             raise InvalidInputError(f"artifact file {artifact_file!r} must name a file")
-        target = self.artifact_target(run_id, parent or None, name)
-        try:
-            replace_file(target, data, scratch=self._open[run_id].live.location)
-        except OSError as exc:
-            raise storage_error(
-                exc, f"could not write {artifact_file} into the artifacts of run {run_id}"
-            ) from exc
+        with self._adding_files(run_id):
+            target = self.artifact_target(run_id, parent or None, name)
+            try:
+                replace_file(target, data, scratch=self._open[run_id].live.location)
+            except OSError as exc:
+                raise storage_error(
+                    exc, f"could not write {artifact_file} into the artifacts of run {run_id}"
+                ) from exc
 
     def list_artifacts(
         self, run_id: str, path: str | None = None
