@@ -629,3 +629,19 @@ def test_a_batch_changing_a_logged_param_writes_nothing(repo: Path) -> None:
     assert stored.data.params == {"p": "1"}
     assert stored.data.metrics == {}
     assert "t" not in stored.data.tags
+
+
+def test_update_run_refuses_a_status_mlflow_does_not_know_before_renaming_the_run(
+    repo: Path,
+) -> None:
+    client = Client()
+    run_id = client.create_run("0", run_name="before").info.run_id
+
+    with pytest.raises(InvalidInputError, match="'DONE' is not one of RUNNING"):
+        client.update_run(run_id, status="DONE", name="after")
+
+    run = client.get_run(run_id)
+    assert (run.info.run_name, run.info.status) == ("before", RunStatus.RUNNING)
+    client.update_run(run_id, status="FINISHED", name="after")
+    run = client.get_run(run_id)
+    assert (run.info.run_name, run.info.status) == ("after", RunStatus.FINISHED)

@@ -147,6 +147,10 @@ class Client:
         return self.repository.runs.get(run_id)
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
+        """Rename a run and/or end it (a terminal ``status``); a status that is not one of
+        MLflow's is refused before the name is set, as MLflow refuses it."""
+        if status is not None:
+            validation.check_run_status(status)
         if name is not None:
             self.set_tag(run_id, "mlflow.runName", name)  # checked as a run name there
         if status is not None and RunStatus.is_terminated(status):

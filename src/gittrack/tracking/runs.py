@@ -692,10 +692,7 @@ class RunStore:
     def end(
         self, run_id: str, status: str = RunStatus.FINISHED, end_time: int | None = None
     ) -> None:
-        if status not in RunStatus.ALL:
-            raise InvalidInputError(
-                f"run status {status!r} is not one of {', '.join(RunStatus.ALL)}"
-            )
+        validation.check_run_status(status)
         end_time = validation.check_time(end_time, "end_time")
         opened = self._live_handle(run_id)
         if opened is None:

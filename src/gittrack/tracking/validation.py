@@ -7,6 +7,7 @@ import posixpath
 import re
 from collections.abc import Mapping
 
+from gittrack.entities import RunStatus
 from gittrack.errors import InvalidInputError
 
 MAX_KEY_LENGTH = 250
@@ -268,6 +269,13 @@ def check_time(ms: object, what: str) -> int | None:
 def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
+
+
+def check_run_status(status: object) -> str:
+    """A run status, one of MLflow's (``RunStatus.from_string`` refuses any other)."""
+    if status not in RunStatus.ALL:
+        raise InvalidInputError(f"run status {status!r} is not one of {', '.join(RunStatus.ALL)}")
+    return status  # type: ignore[return-value]
 
 
 def check_run_id(run_id: object) -> str:
