@@ -109,25 +109,39 @@ class BranchSnapshot:
         self,
         path: str,
         prefix: str = "",
-        on_unsafe: Callable[[str, str], None] | None = None,
+        on_problem: Callable[[str, str], None] | None = None,
     ) -> Iterator[tuple[str, TreeEntry]]:
         """Every blob below ``path`` as (relative path, entry).
 
-        An entry whose name is unsafe to write out (see ``unsafe_name_problem``) raises
-        ``CorruptDataError`` naming it; with ``on_unsafe`` it is reported there as (path on
-        the branch, problem) and skipped instead.
+        An entry whose name is unsafe to write out (see ``unsafe_name_problem``), or that
+        repeats a name of its tree (a blob and a tree both named ``x`` cannot both be
+        written out), raises ``CorruptDataError`` naming it. With ``on_problem`` it is
+        reported there as (path on the branch, problem) and skipped instead, and so is a
+        subtree that cannot be read (missing, or not a tree), so that one bad entry does not
+        hide the rest.
         """
-        for child in self.listdir(path):
-            if on_unsafe is None:
-                check_entry_name(path, child.name)
-            else:
-                problem = unsafe_name_problem(child.name)
-                if problem is not None:
-                    on_unsafe(f"{path}/{child.name!r}", problem)
-                    continue
+        try:
+            children = self.listdir(path)
+        except CorruptDataError as exc:
+            if on_problem is None:
+                raise
+            on_problem(path, exc.message)
+            return
+        seen: set[str] = set()
+        for child in children:
+            problem = unsafe_name_problem(child.name)
+            if problem is None and child.name in seen:
+                problem = "a name that appears twice in one tree is not allowed"
+            seen.add(child.name)
+            if problem is not None:
+                message = f"unsafe tree entry name: {problem}"
+                if on_problem is None:
+                    raise CorruptDataError(f"{path}/{child.name!r}: {message}")
+                on_problem(f"{path}/{child.name!r}", message)
+                continue
             rel = f"{prefix}{child.name}"
             if child.is_tree:
-                yield from self.walk(f"{path}/{child.name}", rel + "/", on_unsafe)
+                yield from self.walk(f"{path}/{child.name}", rel + "/", on_problem)
             else:
                 yield rel, child
 
