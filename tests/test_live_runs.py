@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -104,6 +105,28 @@ def test_other_commands_keep_working_while_an_orphan_cannot_be_committed(repo: P
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True"]
+
+
+def test_a_file_where_a_live_run_directory_belongs_is_reported_and_the_rest_goes_on(
+    repo: Path,
+) -> None:
+    good, bad = _orphans(repo, 2)
+    shutil.rmtree(_live_dir(repo, bad))
+    _live_dir(repo, bad).write_bytes(b"not a directory\n")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        client = Client()
+        listed = {r.info.run_id for r in client.search_runs(["0"])}
+
+    assert good in listed and bad not in listed
+    assert client.get_run(good).info.status == RunStatus.KILLED
+    assert any(bad in str(w.message) for w in caught)
+    [kept] = [r for r in client.recover() if r.run_id == bad]
+    assert not kept.committed and "Not a directory" in (kept.note or "")
+    result = _recover_cli(repo)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert bad in result.stderr
 
 
 def test_gittrack_recover_exits_non_zero_naming_the_orphan_it_could_not_commit(

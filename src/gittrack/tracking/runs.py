@@ -840,7 +840,11 @@ class RunStore:
         for run_id in self.staging.run_ids():
             if run_id in self._open and self._open[run_id].live.owner:
                 continue
-            live = self.staging.claim_orphan(run_id)
+            try:
+                live = self.staging.claim_orphan(run_id)
+            except OSError as exc:  # not a directory, an unreadable lock: reported, kept
+                recovered.append(RecoveredRun(run_id, _problem(exc), committed=False))
+                continue
             if live is None:
                 continue
             try:
