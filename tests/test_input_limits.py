@@ -645,3 +645,23 @@ def test_update_run_refuses_a_status_mlflow_does_not_know_before_renaming_the_ru
     client.update_run(run_id, status="FINISHED", name="after")
     run = client.get_run(run_id)
     assert (run.info.run_name, run.info.status) == ("after", RunStatus.FINISHED)
+
+
+@pytest.mark.parametrize(
+    "bad_name", ["esc\x1bname.txt", "new\nline.txt"], ids=["escape", "newline"]
+)
+def test_log_artifacts_refuses_a_directory_with_one_bad_name_before_copying_any_file(
+    repo: Path, tmp_path: Path, bad_name: str
+) -> None:
+    source = tmp_path / "outputs"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.txt").write_text("first")
+    (source / "sub" / "b.txt").write_text("second")
+    (source / "sub" / bad_name).write_text("refused")
+
+    with mlflow.start_run() as run:
+        with pytest.raises(InvalidInputError, match="artifact"):
+            mlflow.log_artifacts(str(source), "out")
+        assert Client().list_artifacts(run.info.run_id) == []
+
+    assert Client().list_artifacts(run.info.run_id) == []

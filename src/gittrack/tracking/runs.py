@@ -593,15 +593,19 @@ class RunStore:
         source = Path(local_dir)
         if not source.is_dir():
             raise NotFoundError(f"artifact directory {str(source)!r} does not exist")
+        base = validation.check_artifact_path(artifact_path)
+        files = []
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                rel = path.relative_to(source).as_posix()
+                # Every name is checked before the first copy: a refused one leaves no part.
+                target = validation.check_artifact_path(f"{base}/{rel}" if base else rel)
+                files.append((path, *target.rpartition("/")[::2]))
         with self._adding_files(run_id):
-            for path in sorted(source.rglob("*")):
-                if path.is_file():
-                    rel = path.relative_to(source).as_posix()
-                    base = validation.check_artifact_path(artifact_path)
-                    parent, _, name = (f"{base}/{rel}" if base else rel).rpartition("/")
-                    self._copy_artifact(
-                        run_id, path, self.artifact_target(run_id, parent or None, name)
-                    )
+            for path, parent, name in files:
+                self._copy_artifact(
+                    run_id, path, self.artifact_target(run_id, parent or None, name)
+                )
 
     def _adding_files(self, run_id: str) -> contextlib.AbstractContextManager[None]:
         """Keep the run live while artifacts are added (see ``LiveRun.adding_files``)."""
