@@ -16,7 +16,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from gittrack.errors import ConflictError, CorruptDataError, GittrackError, RepositoryError
+from gittrack.errors import (
+    ConflictError,
+    CorruptDataError,
+    GittrackError,
+    InvalidStateError,
+    RepositoryError,
+)
 from gittrack.store.git import (
     GitRepo,
     LockState,
@@ -275,6 +281,7 @@ class TrackingBranch:
         """
         if not self._exists:
             self.ensure_exists()
+        self.refuse_if_checked_out()
         message = clean_message(message)  # also its first line, the reflog's entry
         # The first attempt builds on the tip as last seen here, without reading the ref:
         # the update checks it under the ref's lock, and objects are written only then.
@@ -323,6 +330,19 @@ class TrackingBranch:
         raise self._gave_up(
             f"{self.ref} kept moving: gave up after {self.MAX_ATTEMPTS} attempts to commit"
         )
+
+    def refuse_if_checked_out(self) -> None:
+        """git never moves a branch a work tree has checked out (``git fetch`` and ``git
+        branch -f`` refuse): that work tree's index would then show the new commits as
+        changes undone, and the user's next ``git commit`` would undo them."""
+        where = self.repo.checked_out_in(self.ref)
+        if where is not None:
+            raise InvalidStateError(
+                f"{self.ref} is checked out in {where}: gittrack does not move a branch you "
+                "have checked out (your work tree and index would show its new commits as "
+                "undone); switch to another branch (`git switch -`) and try again: nothing "
+                "was written, and a live run stays live"
+            )
 
     def _gave_up(self, message: str) -> GittrackError:
         """The error after the last attempt: the lock's own, when a lock is in the way (it
