@@ -154,7 +154,7 @@ def check_run_name(name: object) -> str:
 def check_tags(tags: Mapping[str, object] | None, kind: str = "tag") -> dict[str, str]:
     """Run tags as stored: keys and values checked, the run name tag as a run name."""
     if kind == "tag" and tags and RUN_NAME_TAG in tags:
-        check_run_name(str(tags[RUN_NAME_TAG]))
+        check_run_name(_as_text(tags[RUN_NAME_TAG], "run name"))
     return {check_key(k, kind): check_string_value(v, kind, k) for k, v in (tags or {}).items()}
 
 
@@ -165,7 +165,7 @@ def check_params(params: Mapping[str, object]) -> dict[str, str]:
 
 def check_string_value(value: object, kind: str, key: str) -> str:
     """A param or tag value as stored: its text, within MLflow's limit for ``kind``."""
-    text = str(value)
+    text = value if value.__class__ is str else _as_text(value, f"{kind} {key!r} value")
     limit = _VALUE_LIMITS.get(kind, MAX_VALUE_LENGTH)
     if len(text) > limit:
         raise InvalidInputError(
@@ -267,8 +267,28 @@ def check_time(ms: object, what: str) -> int | None:
 
 
 def _short(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4300 digits has no repr (Python's own limit)
+        return _unprintable(value)
     return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
+
+
+def _unprintable(value: object) -> str:
+    if isinstance(value, int):
+        return f"<an integer of {value.bit_length()} bits>"
+    return f"<a {type(value).__name__}>"
+
+
+def _as_text(value: object, subject: str) -> str:
+    """``str(value)``, or ``InvalidInputError`` when Python cannot spell it (an int of more
+    than 4300 digits raises ``ValueError``)."""
+    try:
+        return str(value)
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"{subject} {_unprintable(value)} cannot be written as text: {exc}"
+        ) from exc
 
 
 def check_run_status(status: object) -> str:
