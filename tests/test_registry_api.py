@@ -448,3 +448,17 @@ def test_a_fetched_version_file_named_with_a_digit_int_cannot_read_does_not_stop
     version = client.create_model_version("IrisRF", run_with_artifact(client))
 
     assert version.version == "2"
+
+
+@pytest.mark.parametrize("max_results", [0, -1, 1.5, True])
+def test_a_page_size_mlflow_refuses_is_refused_by_every_search(repo: Path, max_results) -> None:
+    client = Client()
+    registered(client, "IrisRF")
+    for search in (
+        lambda: client.search_experiments(max_results=max_results),
+        lambda: client.search_registered_models(max_results=max_results),
+        lambda: client.search_model_versions("name='IrisRF'", max_results=max_results),
+        lambda: client.search_runs(["0"], max_results=max_results),
+    ):
+        with pytest.raises(InvalidInputError, match="max_results .* must be a positive integer"):
+            search()

@@ -81,7 +81,9 @@ class Client:
         found = search_experiments(
             self.repository.experiments.search(view_type), filter_string, order_by
         )
-        return found[:max_results] if max_results is not None else found
+        if max_results is None:
+            return found
+        return found[: validation.check_max_results(max_results)]
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         self.repository.experiments.rename(str(experiment_id), new_name)

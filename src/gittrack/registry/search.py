@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gittrack.errors import InvalidInputError
+from gittrack.tracking import validation
 
 T = TypeVar("T")
 
@@ -105,6 +106,7 @@ def paginate(items: list[T], max_results: int | None, page_token: str | None) ->
     start = _page_start(page_token)
     if max_results is None:
         return PagedList(items[start:])
+    max_results = validation.check_max_results(max_results)
     end = start + max_results
     return PagedList(items[start:end], str(end) if end < len(items) else None)
 

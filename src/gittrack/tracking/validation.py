@@ -291,6 +291,16 @@ def _as_text(value: object, subject: str) -> str:
         ) from exc
 
 
+def check_max_results(max_results: object) -> int:
+    """A page size: a positive integer (MLflow refuses 0, negatives and non-integers; a
+    slice would silently take them as "all but the last" or "none")."""
+    if isinstance(max_results, bool) or not isinstance(max_results, numbers.Integral):
+        raise InvalidInputError(f"max_results {_short(max_results)} must be a positive integer")
+    if max_results <= 0:
+        raise InvalidInputError(f"max_results {_short(max_results)} must be a positive integer")
+    return int(max_results)
+
+
 def check_run_status(status: object) -> str:
     """A run status, one of MLflow's (``RunStatus.from_string`` refuses any other)."""
     if status not in RunStatus.ALL:
