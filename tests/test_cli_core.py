@@ -104,3 +104,21 @@ def test_tables_show_control_characters_in_names_and_values_as_escapes(repo: Pat
     assert main(["runs", "list", "--json"]) == 0
     [listed] = json.loads(capsys.readouterr().out)
     assert listed["run_name"] == f"red{ESCAPES}"
+
+
+def test_warnings_and_doctor_show_control_characters_in_file_names_as_escapes(
+    repo: Path,
+) -> None:
+    with mlflow.start_run():
+        mlflow.log_metric("m", 1.0)
+    put_file(repo, f".tracking/experiments/evil{ESCAPES}.yaml", b"name: evil\n")
+
+    listing = cli(repo, "experiments", "list")
+    doctor = cli(repo, "doctor")
+
+    assert "gittrack: warning: skipped: .tracking/experiments/evil" in listing.stderr
+    assert doctor.returncode == 1
+    for result in (listing, doctor):
+        shown = result.stdout + result.stderr
+        assert not any(ord(c) < 0x20 and c != "\n" or c == "\u202e" for c in shown), shown
+        assert "evil\\x1b]0;owned\\x07\\x1b[2J\\u202e.yaml" in shown

@@ -629,3 +629,84 @@ def test_a_batch_changing_a_logged_param_writes_nothing(repo: Path) -> None:
     assert stored.data.params == {"p": "1"}
     assert stored.data.metrics == {}
     assert "t" not in stored.data.tags
+
+
+def test_update_run_refuses_a_status_mlflow_does_not_know_before_renaming_the_run(
+    repo: Path,
+) -> None:
+    client = Client()
+    run_id = client.create_run("0", run_name="before").info.run_id
+
+    with pytest.raises(InvalidInputError, match="'DONE' is not one of RUNNING"):
+        client.update_run(run_id, status="DONE", name="after")
+
+    run = client.get_run(run_id)
+    assert (run.info.run_name, run.info.status) == ("before", RunStatus.RUNNING)
+    client.update_run(run_id, status="FINISHED", name="after")
+    run = client.get_run(run_id)
+    assert (run.info.run_name, run.info.status) == ("after", RunStatus.FINISHED)
+
+
+@pytest.mark.parametrize(
+    "bad_name", ["esc\x1bname.txt", "new\nline.txt"], ids=["escape", "newline"]
+)
+def test_log_artifacts_refuses_a_directory_with_one_bad_name_before_copying_any_file(
+    repo: Path, tmp_path: Path, bad_name: str
+) -> None:
+    source = tmp_path / "outputs"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.txt").write_text("first")
+    (source / "sub" / "b.txt").write_text("second")
+    (source / "sub" / bad_name).write_text("refused")
+
+    with mlflow.start_run() as run:
+        with pytest.raises(InvalidInputError, match="artifact"):
+            mlflow.log_artifacts(str(source), "out")
+        assert Client().list_artifacts(run.info.run_id) == []
+
+    assert Client().list_artifacts(run.info.run_id) == []
+
+
+HUGE = 10**5000  # Python refuses to spell an int of more than 4300 digits (ValueError)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c, r: c.log_param(r, "p", HUGE),
+        lambda c, r: c.set_tag(r, "t", HUGE),
+        lambda c, r: c.set_tag(r, "mlflow.runName", HUGE),
+        lambda c, r: c.log_batch(r, params=[Param("a", "1"), Param("b", HUGE)]),
+        lambda c, r: c.log_metric(r, "m", HUGE),
+        lambda c, r: c.log_metric(r, "m", 1.0, step=HUGE),
+        lambda c, r: c.log_metric(r, "m", 1.0, timestamp=HUGE),
+        lambda c, r: c.set_terminated(r, end_time=HUGE),
+        lambda c, r: c.set_experiment_tag("0", "k", HUGE),
+        lambda c, r: c.create_registered_model("huge", tags={"k": HUGE}),
+    ],
+    ids=[
+        "param",
+        "tag",
+        "run name",
+        "batch",
+        "metric value",
+        "step",
+        "timestamp",
+        "end time",
+        "experiment tag",
+        "model tag",
+    ],
+)
+def test_an_integer_too_long_to_print_is_refused_as_invalid_input_before_anything_is_written(
+    repo: Path, call
+) -> None:
+    client = Client()
+    run_id = _started(client)
+    tip = _tip(repo)
+
+    with pytest.raises(InvalidInputError, match="an integer of 16610 bits"):
+        call(client, run_id)
+
+    run = client.get_run(run_id)
+    assert (run.data.params, run.data.metrics, run.info.status) == ({}, {}, RunStatus.RUNNING)
+    assert _tip(repo) == tip

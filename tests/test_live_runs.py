@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -102,6 +103,28 @@ def test_other_commands_keep_working_while_an_orphan_cannot_be_committed(repo: P
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True"]
+
+
+def test_a_file_where_a_live_run_directory_belongs_is_reported_and_the_rest_goes_on(
+    repo: Path,
+) -> None:
+    good, bad = _orphans(repo, 2)
+    shutil.rmtree(_live_dir(repo, bad))
+    _live_dir(repo, bad).write_bytes(b"not a directory\n")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        client = Client()
+        listed = {r.info.run_id for r in client.search_runs(["0"])}
+
+    assert good in listed and bad not in listed
+    assert client.get_run(good).info.status == RunStatus.KILLED
+    assert any(bad in str(w.message) for w in caught)
+    [kept] = [r for r in client.recover() if r.run_id == bad]
+    assert not kept.committed and "Not a directory" in (kept.note or "")
+    result = _recover_cli(repo)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert bad in result.stderr
 
 
 def test_gittrack_recover_exits_non_zero_naming_the_orphan_it_could_not_commit(
@@ -309,3 +332,70 @@ def test_points_logged_into_an_orphan_while_it_is_recovered_are_all_committed(
     returned = int((rest.split() or [last])[-1]) + 1
     steps = [m.step for m in client.get_metric_history(run_id, "attached")]
     assert steps == list(range(returned))
+
+
+ARTIFACT_OWNER = """
+import sys
+import gittrack as mlflow
+for _ in range(3):
+    run = mlflow.start_run()
+    print(run.info.run_id, flush=True)
+    sys.stdin.readline()
+    mlflow.end_run()
+mlflow.start_run()
+mlflow.log_text("own", "own.txt")
+mlflow.end_run()
+"""
+
+ARTIFACT_ATTACHER = """
+import sys
+from gittrack import MlflowClient
+client = MlflowClient()
+run_id = sys.argv[1]
+after_end = 0
+for k in range(100_000):  # a bound, never reached: the run ends within seconds
+    client.log_text(run_id, str(k), f"attached/{k}.txt")
+    print(k, flush=True)
+    if client.get_run(run_id).info.status != "RUNNING":
+        after_end += 1
+        if after_end > 3:  # a few into the ended run too, each its own commit
+            break
+"""
+
+
+def test_artifacts_another_process_logs_while_the_owner_ends_the_run_all_land_in_it(
+    repo: Path,
+) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", ARTIFACT_OWNER],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert owner.stdin is not None and owner.stdout is not None
+    returned: dict[str, list[str]] = {}
+    for _ in range(3):
+        run_id = owner.stdout.readline().strip()
+        attacher = _python(ARTIFACT_ATTACHER, repo, run_id)
+        assert attacher.stdout is not None
+        first = [attacher.stdout.readline() for _ in range(5)]
+        assert all(k.strip().isdigit() for k in first), attacher.communicate()
+        owner.stdin.write("\n")  # the attacher is logging: now the owner ends the run
+        owner.stdin.flush()
+        out = "".join(first) + attacher.stdout.read()  # through the same buffer
+        assert attacher.wait(timeout=120) == 0, attacher.communicate()
+        returned[run_id] = [f"attached/{k}.txt" for k in out.split()]
+    owner.stdin.close()
+    assert owner.wait(timeout=120) == 0
+
+    client = Client()
+    for run_id, paths in returned.items():
+        stored = {f.path for f in client.list_artifacts(run_id, "attached")}
+        assert stored == set(paths), f"{len(set(paths) - stored)} returned but not in {run_id}"
+    for run in client.search_runs(["0"]):
+        if run.info.run_id not in returned:
+            assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["own.txt"]
+    live = repo / ".git" / "gittrack" / "live"
+    assert [p.name for p in live.iterdir() if not p.name.startswith(".")] == []

@@ -15,6 +15,7 @@ from gittrack import Client
 from gittrack.errors import ConflictError, InvalidInputError, NotFoundError
 
 from .conftest import SRC, git
+from .hostile_branch import put_file
 from .registry_support import registered, run_with_artifact, tag_names, user_state
 
 
@@ -413,3 +414,51 @@ def test_moving_a_version_to_none_unassigns_its_stage(repo: Path, client: Client
     client.transition_model_version_stage("IrisRF", 1, "Staging")
     assert client.transition_model_version_stage("IrisRF", 1, "None").current_stage == "None"
     assert [t for t in tag_names(repo) if "#" in t] == ["IrisRF#Staging!#2", "IrisRF#Staging#1"]
+
+
+@pytest.mark.parametrize("token", ["abc", "-5", "1e3", "٣", "9" * 40])
+def test_a_registry_page_token_that_no_search_returned_is_refused_as_invalid_input(
+    repo: Path, token: str
+) -> None:
+    client = Client()
+    registered(client, "IrisRF")
+    with pytest.raises(InvalidInputError, match="page token"):
+        client.search_registered_models(page_token=token)
+    with pytest.raises(InvalidInputError, match="page token"):
+        client.search_model_versions("name='IrisRF'", page_token=token)
+
+
+@pytest.mark.parametrize("selector", ["²", "9" * 5000])
+def test_a_models_uri_whose_version_int_cannot_read_is_refused_as_invalid_input(
+    repo: Path, selector: str
+) -> None:
+    client = Client()
+    registered(client, "IrisRF")
+    with pytest.raises(InvalidInputError):
+        mlflow.pyfunc.load_model(f"models:/IrisRF/{selector}")
+
+
+def test_a_fetched_version_file_named_with_a_digit_int_cannot_read_does_not_stop_registering(
+    repo: Path,
+) -> None:
+    client = Client()
+    registered(client, "IrisRF")
+    put_file(repo, ".tracking/models/IrisRF/versions/².yaml", b"source: x\n")
+
+    version = client.create_model_version("IrisRF", run_with_artifact(client))
+
+    assert version.version == "2"
+
+
+@pytest.mark.parametrize("max_results", [0, -1, 1.5, True])
+def test_a_page_size_mlflow_refuses_is_refused_by_every_search(repo: Path, max_results) -> None:
+    client = Client()
+    registered(client, "IrisRF")
+    for search in (
+        lambda: client.search_experiments(max_results=max_results),
+        lambda: client.search_registered_models(max_results=max_results),
+        lambda: client.search_model_versions("name='IrisRF'", max_results=max_results),
+        lambda: client.search_runs(["0"], max_results=max_results),
+    ):
+        with pytest.raises(InvalidInputError, match="max_results .* must be a positive integer"):
+            search()

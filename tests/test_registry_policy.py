@@ -343,3 +343,21 @@ def _sources(client: Client, count: int) -> list[str]:
     from .registry_support import run_with_artifact
 
     return [run_with_artifact(client) for _ in range(count)]
+
+
+def test_a_receiver_timeout_no_timer_can_hold_falls_back_to_the_default(
+    repo: Path, receiver: Receiver, capsys
+) -> None:
+    client = Client()
+    registered(client, "IrisRF")
+    set_config(
+        client,
+        notifications={"timeout": float("inf"), "stage_changed": {"urls": [receiver.url]}},
+    )
+    git(repo, "config", "gittrack.notifyUrls", "true")
+
+    client.transition_model_version_stage("IrisRF", 1, "Staging")
+
+    assert client.get_model_version("IrisRF", 1).current_stage == "Staging"
+    assert len(receiver.received) == 1
+    assert "failed" not in capsys.readouterr().err

@@ -14,7 +14,7 @@ from gittrack import Client
 from gittrack.entities import Metric, Param, RunStatus, RunTag, ViewType
 from gittrack.errors import ConflictError, InvalidStateError, NotFoundError
 
-from .conftest import git, make_repo
+from .conftest import git, make_repo, tree_fingerprint
 
 
 def test_a_finished_run_is_committed_on_the_tracking_branch(repo: Path) -> None:
@@ -428,3 +428,41 @@ def test_a_client_made_after_set_tracking_uri_uses_that_repository(
     with mlflow.start_run() as run:
         pass
     assert Client().get_run(run.info.run_id).info.run_id == run.info.run_id
+
+
+def test_a_run_is_not_committed_onto_the_tracking_branch_while_the_user_has_it_checked_out(
+    repo: Path,
+) -> None:
+    with mlflow.start_run():
+        mlflow.log_metric("first", 1.0)
+    git(repo, "checkout", "-q", "gittrack")
+    before = tree_fingerprint(repo)
+    tip = git(repo, "rev-parse", "HEAD")
+    run = mlflow.start_run()
+    mlflow.log_metric("loss", 0.5)
+
+    with pytest.raises(InvalidStateError, match=f"checked out in {repo}"):
+        mlflow.end_run()
+
+    assert tree_fingerprint(repo) == before
+    assert git(repo, "rev-parse", "HEAD") == tip
+    assert mlflow.active_run() is not None  # still live: ended again once switched away
+    git(repo, "checkout", "-q", "main")
+    mlflow.end_run()
+    assert [m.value for m in Client().get_metric_history(run.info.run_id, "loss")] == [0.5]
+
+
+def test_a_linked_worktree_holding_the_tracking_branch_is_named_and_left_alone(
+    repo: Path, tmp_path: Path
+) -> None:
+    with mlflow.start_run():
+        mlflow.log_metric("first", 1.0)
+    look = tmp_path / "look"
+    git(repo, "worktree", "add", "-q", str(look), "gittrack")
+    tip = git(look, "rev-parse", "HEAD")
+
+    with pytest.raises(InvalidStateError, match=f"checked out in {look}"):
+        Client().create_experiment("while-checked-out")
+
+    assert git(look, "rev-parse", "HEAD") == tip
+    assert git(look, "status", "--porcelain") == ""

@@ -15,7 +15,7 @@ import gittrack as mlflow
 from gittrack import Client
 from gittrack.errors import CorruptDataError
 
-from .hostile_branch import BLOB, TREE, blob, commit_on_branch, raw_tree
+from .hostile_branch import BLOB, TREE, blob, commit_on_branch, put_file, raw_tree
 
 UNSAFE_NAMES = [b"..", b".", b".git", b".GIT", b"a/b", b"a\\b", b"", b"/etc"]
 
@@ -105,3 +105,47 @@ def test_a_run_with_a_safe_artifact_tree_still_downloads(repo: Path, tmp_path: P
     run_id = _run_with_model_dir(repo)
     out = Client().download_artifacts(run_id, "model", str(tmp_path / "dst"))
     assert (Path(out) / "MLmodel").read_text() == "flavors: {}\n"
+
+
+def _plant_model_tree(repo: Path, run_id: str, sub: str) -> str:
+    path = f".tracking/runs/{run_id[:2]}/{run_id[2:4]}/{run_id}/artifacts/model"
+    tree = raw_tree(repo, [(BLOB, b"MLmodel", blob(repo, b"flavors: {}\n")), (TREE, b"sub", sub)])
+    commit_on_branch(repo, {path: (TREE, tree)})
+    return f"{path}/sub"
+
+
+def _file_and_directory_of_one_name(repo: Path) -> str:
+    inside = raw_tree(repo, [(BLOB, b"y", blob(repo, b"2"))])
+    return raw_tree(repo, [(BLOB, b"x", blob(repo, b"1")), (TREE, b"x", inside)])
+
+
+def test_a_tree_holding_a_file_and_a_directory_of_one_name_is_refused_before_writing(
+    repo: Path, tmp_path: Path
+) -> None:
+    run_id = _run_with_model_dir(repo)
+    _plant_model_tree(repo, run_id, _file_and_directory_of_one_name(repo))
+    destination = tmp_path / "dst"
+    destination.mkdir()
+
+    with pytest.raises(CorruptDataError, match="'x': unsafe tree entry name: a name that appears"):
+        Client().download_artifacts(run_id, "model", str(destination))
+    assert _files_under(destination) == []
+    with pytest.raises(CorruptDataError, match="appears twice"):
+        mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+
+
+def test_doctor_reports_a_repeated_name_and_an_unreadable_tree_and_checks_the_rest(
+    repo: Path,
+) -> None:
+    run_id = _run_with_model_dir(repo)
+    sub = _plant_model_tree(repo, run_id, _file_and_directory_of_one_name(repo))
+    other = _run_with_model_dir(repo)
+    not_a_tree = blob(repo, b"a file where a directory belongs\n")
+    broken = _plant_model_tree(repo, other, not_a_tree)
+    put_file(repo, f".tracking/runs/{other[:2]}/{other[2:4]}/{other}/params.yaml", b"[")
+
+    problems = {p.path: p.message for p in Client().doctor()}
+
+    assert "appears twice" in problems[f"{sub}/'x'"]
+    assert "expected a tree" in problems[broken]
+    assert f".tracking/runs/{other[:2]}/{other[2:4]}/{other}/params.yaml" in problems

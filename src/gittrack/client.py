@@ -99,7 +99,9 @@ class Client:
         found = search_experiments(
             self.repository.experiments.search(view_type), filter_string, order_by
         )
-        return found[:max_results] if max_results is not None else found
+        if max_results is None:
+            return found
+        return found[: validation.check_max_results(max_results)]
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         self.repository.experiments.rename(str(experiment_id), new_name)
@@ -166,7 +168,10 @@ class Client:
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
         """A new status and/or name for a live or ended run, as MLflow's: the end time is
-        kept, and the name is ``info.run_name`` and the ``mlflow.runName`` tag together."""
+        kept, and the name is ``info.run_name`` and the ``mlflow.runName`` tag together. A
+        status that is not one of MLflow's is refused before anything changes."""
+        if status is not None:
+            validation.check_run_status(status)
         if status is None and name is None:
             return
         self.repository.runs.update(run_id, status, name)

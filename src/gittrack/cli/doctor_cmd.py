@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from gittrack.cli.main import add_format_options
-from gittrack.cli.output import emit
+from gittrack.cli.output import emit, visible
 from gittrack.client import Client
 
 
@@ -27,7 +27,7 @@ def handle(args: argparse.Namespace) -> int:
         )
     elif found:
         for problem in found:
-            print(problem, file=sys.stderr)
+            print(visible(str(problem)), file=sys.stderr)
         print(f"{len(found)} problem(s) on {client.repository.branch.ref}", file=sys.stderr)
     else:
         print(f"{client.repository.branch.ref}: all files valid")

@@ -76,7 +76,7 @@ def _one_line_warning(
     line: str | None = None,
 ) -> None:
     """A warning as one line on stderr, like errors (no source file and line)."""
-    print(f"gittrack: warning: {message}", file=file or sys.stderr)
+    print(f"gittrack: warning: {visible(str(message))}", file=file or sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -213,7 +213,7 @@ def verify_policy(args: argparse.Namespace) -> int:
     else:
         # One whole line per violation: CI logs show the full reason, no column is cut.
         for row in rows:
-            print(f"{row['tag']}: {row['problem']} [{row['rule']}]")
+            print(visible(f"{row['tag']}: {row['problem']} [{row['rule']}]"))
         print(f"{len(rows)} registry tag problem(s) found")
     return 1 if rows else 0
 

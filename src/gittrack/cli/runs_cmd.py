@@ -177,7 +177,7 @@ def recover_runs(args: argparse.Namespace) -> int:
     kept = [r for r in found.values() if not r.committed]
     for r in kept:
         print(
-            f"gittrack: error: live run {r.run_id} could not be committed: {r.note}",
+            f"gittrack: error: live run {r.run_id} could not be committed: {visible(r.note or '')}",
             file=sys.stderr,
         )
     return 1 if kept else 0

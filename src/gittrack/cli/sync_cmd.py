@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from gittrack.cli.output import visible
 from gittrack.client import Client
 from gittrack.gitflow import sync
 from gittrack.gitflow.sync import SyncReport
@@ -31,7 +32,7 @@ def handle(args: argparse.Namespace) -> int:
     _help, action = _COMMANDS[args.sync_command]
     report = action(repository, args.remote)
     for line in report.lines():
-        print(line)
+        print(visible(line))
     verb = "pushed to" if report.pushed else "up to date with"
     if args.sync_command == "pull":
         verb = "pulled from"

@@ -235,6 +235,7 @@ def _merge_branch(
     repo, branch = tracking.repo, tracking.branch
     message = f"Merge {remote}/{tracking.branch_name} into {tracking.branch_name}"
     taken = taken_versions(tag_names)
+    branch.refuse_if_checked_out()
     for _attempt in range(branch.MAX_ATTEMPTS):
         local = branch.tip()
         if local is None:

@@ -65,7 +65,9 @@ def parse_models_uri(uri: str) -> ModelsUri:
     name, _, selector = rest.rpartition("/")
     if not name or not selector:
         raise InvalidInputError(f"{uri!r} is not a model URI: {usage}")
-    if selector.isdigit():
+    if selector.isascii() and selector.isdigit():  # int() refuses '²', which isdigit() takes
+        if len(selector) > 19:
+            raise InvalidInputError(f"{uri[:80]!r}: version {selector[:20]}... is over 2**63-1")
         return ModelsUri(name, version=int(selector))
     if selector.lower() == "latest":
         return ModelsUri(name, latest=True)

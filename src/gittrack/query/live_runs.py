@@ -49,6 +49,9 @@ class LiveRuns:
             except CorruptDataError as exc:
                 self.skipped[run_id] = exc.message
                 continue
+            except OSError as exc:  # a file where the run's directory belongs, and such
+                self.skipped[run_id] = f"{self.staging.root / run_id}: cannot be read ({exc})"
+                continue
             if record is not None:
                 found.append(record)
         for gone in self._known.keys() - set(ids):

@@ -31,6 +31,7 @@ from gittrack.query.filter_parser import MatchAll, filter_mask, parse_filter
 from gittrack.query.index import run_index
 from gittrack.query.ordering import parse_order_by, sort_runs
 from gittrack.query.run_rows import details, key_columns, nan_metric_keys
+from gittrack.tracking import validation
 
 if TYPE_CHECKING:
     from gittrack.tracking.repository import TrackingRepository
@@ -98,10 +99,7 @@ def select_runs(
 
 
 def _check_max_results(max_results: int, limit: int | None = None) -> int:
-    if isinstance(max_results, bool) or not isinstance(max_results, (int, np.integer)):
-        raise InvalidInputError(f"max_results {max_results!r} must be a positive integer")
-    if max_results <= 0:
-        raise InvalidInputError(f"max_results {max_results} must be a positive integer")
+    max_results = validation.check_max_results(max_results)
     if limit is not None and max_results > limit:
         raise InvalidInputError(
             f"max_results {max_results} is too large: at most {limit} runs per page; "

@@ -59,12 +59,18 @@ def decode(raw: bytes, where: str) -> dict[str, Any]:
     return doc
 
 
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def version_numbers(snap: BranchSnapshot, name: str) -> list[int]:
     """Numbers of the version files of ``name`` (registered or only reserved)."""
     numbers = []
     for entry in snap.listdir(versions_path(name)):
         stem, dot, suffix = entry.name.partition(".")
-        if dot and suffix == "yaml" and stem.isdigit() and not entry.is_tree:
+        # ASCII digits of a 64-bit number only: a fetched tree may name a file '².yaml'
+        # or one of 5000 digits, which int() refuses.
+        if dot and suffix == "yaml" and _is_number(stem) and not entry.is_tree:
             numbers.append(int(stem))
     return sorted(numbers)
 

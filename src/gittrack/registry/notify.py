@@ -39,6 +39,7 @@ from typing import Any
 
 EVENTS = ("version_registered", "stage_changed", "alias_moved")
 DEFAULT_TIMEOUT = 5.0
+MAX_TIMEOUT = 3600.0
 COMMANDS_OPT_IN = "gittrack.notifyCommands"
 URLS_OPT_IN = "gittrack.notifyUrls"
 URL_OPT_IN = "gittrack.notifyUrl"
@@ -70,7 +71,7 @@ class Notifier:
         self.cwd = cwd
         self._local_config = local_config
         self._report = report or _print_to_stderr
-        self.timeout = float(self.config.get("timeout", DEFAULT_TIMEOUT))
+        self.timeout = _timeout(self.config.get("timeout"))
 
     def receivers(self, event: str) -> tuple[list[str], list[str]]:
         spec = self.config.get(event) or {}
@@ -123,7 +124,7 @@ class Notifier:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
-            futures = [(target, pool.submit(job)) for target, job in jobs]
+            futures = [(target, pool.submit(_reported, job)) for target, job in jobs]
             sent = [Delivery(event, target, future.result()) for target, future in futures]
         for delivery in sent:
             if delivery.error is not None:
@@ -143,6 +144,25 @@ class Notifier:
             return urls, []
         listed = set(self._local_config(URL_OPT_IN, False))
         return [u for u in urls if u in listed], [u for u in urls if u not in listed]
+
+
+def _reported(job: Callable[[], str | None]) -> str | None:
+    """A receiver's outcome; anything it raises becomes its error text, never the caller's."""
+    try:
+        return job()
+    except Exception as exc:  # noqa: BLE001 - a receiver never undoes a written change
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _timeout(value: Any) -> float:
+    """The configured seconds per receiver; one no socket or process timer can hold
+    (``.inf``, ``1e300``: ``config.yaml`` comes with a pull) is replaced by the default,
+    since a receiver must never turn a written registry change into an error."""
+    try:
+        seconds = float(value if value is not None else DEFAULT_TIMEOUT)
+    except (TypeError, ValueError):
+        return DEFAULT_TIMEOUT
+    return seconds if 0 < seconds <= MAX_TIMEOUT else DEFAULT_TIMEOUT
 
 
 _URLS_SKIPPED = (

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gittrack.errors import InvalidInputError
+from gittrack.tracking import validation
 
 T = TypeVar("T")
 
@@ -102,14 +103,26 @@ def _order_clause(clause: str, attributes: Sequence[str]) -> tuple[str, bool]:
 
 
 def paginate(items: list[T], max_results: int | None, page_token: str | None) -> PagedList:
-    start = int(page_token) if page_token else 0
+    start = _page_start(page_token)
     if max_results is None:
         return PagedList(items[start:])
+    max_results = validation.check_max_results(max_results)
     end = start + max_results
     return PagedList(items[start:end], str(end) if end < len(items) else None)
 
 
 # ------------------------------------------------------------------------ internals
+
+
+def _page_start(page_token: str | None) -> int:
+    """Where the page a token names starts: a token is what ``paginate`` returned (the
+    index of the next item, as ASCII digits); anything else is refused."""
+    if not page_token:
+        return 0
+    text = str(page_token)
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise InvalidInputError(f"page token {text[:40]!r} is not one a registry search returned")
+    return int(text)
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:

@@ -207,14 +207,24 @@ class RegistryView:
         )
 
 
+MAX_VERSION = 2**63 - 1  # MLflow's version column is a 64-bit integer
+
+
 def parse_version_number(number: int | str) -> int:
-    """A version number given as an int or a string (MLflow passes both)."""
-    try:
-        value = int(str(number).strip())
-    except ValueError:
+    """A version number given as an int or a string (MLflow passes both), 1 to 2**63-1."""
+    if isinstance(number, bool):
         value = 0
-    if value < 1 or isinstance(number, bool):
-        raise InvalidInputError(f"Model version {number!r} is not a version number (1, 2, 3, ...)")
+    elif isinstance(number, int):
+        value = number  # not through str(): an int of over 4300 digits cannot be spelled
+    else:
+        text = str(number).strip()
+        try:
+            value = int(text) if len(text) <= 40 else 0
+        except ValueError:
+            value = 0
+    if not 1 <= value <= MAX_VERSION:
+        shown = "over 2**63-1" if value > MAX_VERSION else repr(number)[:60]
+        raise InvalidInputError(f"Model version {shown} is not a version number (1, 2, 3, ...)")
     return value
 
 

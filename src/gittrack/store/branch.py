@@ -16,7 +16,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from gittrack.errors import ConflictError, CorruptDataError, GittrackError, RepositoryError
+from gittrack.errors import (
+    ConflictError,
+    CorruptDataError,
+    GittrackError,
+    InvalidStateError,
+    RepositoryError,
+)
 from gittrack.store.git import (
     GitRepo,
     LockState,
@@ -109,25 +115,39 @@ class BranchSnapshot:
         self,
         path: str,
         prefix: str = "",
-        on_unsafe: Callable[[str, str], None] | None = None,
+        on_problem: Callable[[str, str], None] | None = None,
     ) -> Iterator[tuple[str, TreeEntry]]:
         """Every blob below ``path`` as (relative path, entry).
 
-        An entry whose name is unsafe to write out (see ``unsafe_name_problem``) raises
-        ``CorruptDataError`` naming it; with ``on_unsafe`` it is reported there as (path on
-        the branch, problem) and skipped instead.
+        An entry whose name is unsafe to write out (see ``unsafe_name_problem``), or that
+        repeats a name of its tree (a blob and a tree both named ``x`` cannot both be
+        written out), raises ``CorruptDataError`` naming it. With ``on_problem`` it is
+        reported there as (path on the branch, problem) and skipped instead, and so is a
+        subtree that cannot be read (missing, or not a tree), so that one bad entry does not
+        hide the rest.
         """
-        for child in self.listdir(path):
-            if on_unsafe is None:
-                check_entry_name(path, child.name)
-            else:
-                problem = unsafe_name_problem(child.name)
-                if problem is not None:
-                    on_unsafe(f"{path}/{child.name!r}", problem)
-                    continue
+        try:
+            children = self.listdir(path)
+        except CorruptDataError as exc:
+            if on_problem is None:
+                raise
+            on_problem(path, exc.message)
+            return
+        seen: set[str] = set()
+        for child in children:
+            problem = unsafe_name_problem(child.name)
+            if problem is None and child.name in seen:
+                problem = "a name that appears twice in one tree is not allowed"
+            seen.add(child.name)
+            if problem is not None:
+                message = f"unsafe tree entry name: {problem}"
+                if on_problem is None:
+                    raise CorruptDataError(f"{path}/{child.name!r}: {message}")
+                on_problem(f"{path}/{child.name!r}", message)
+                continue
             rel = f"{prefix}{child.name}"
             if child.is_tree:
-                yield from self.walk(f"{path}/{child.name}", rel + "/", on_unsafe)
+                yield from self.walk(f"{path}/{child.name}", rel + "/", on_problem)
             else:
                 yield rel, child
 
@@ -261,6 +281,7 @@ class TrackingBranch:
         """
         if not self._exists:
             self.ensure_exists()
+        self.refuse_if_checked_out()
         message = clean_message(message)  # also its first line, the reflog's entry
         # The first attempt builds on the tip as last seen here, without reading the ref:
         # the update checks it under the ref's lock, and objects are written only then.
@@ -309,6 +330,19 @@ class TrackingBranch:
         raise self._gave_up(
             f"{self.ref} kept moving: gave up after {self.MAX_ATTEMPTS} attempts to commit"
         )
+
+    def refuse_if_checked_out(self) -> None:
+        """git never moves a branch a work tree has checked out (``git fetch`` and ``git
+        branch -f`` refuse): that work tree's index would then show the new commits as
+        changes undone, and the user's next ``git commit`` would undo them."""
+        where = self.repo.checked_out_in(self.ref)
+        if where is not None:
+            raise InvalidStateError(
+                f"{self.ref} is checked out in {where}: gittrack does not move a branch you "
+                "have checked out (your work tree and index would show its new commits as "
+                "undone); switch to another branch (`git switch -`) and try again: nothing "
+                "was written, and a live run stays live"
+            )
 
     def _gave_up(self, message: str) -> GittrackError:
         """The error after the last attempt: the lock's own, when a lock is in the way (it

@@ -715,6 +715,23 @@ class GitRepo:
         self._packed: tuple[tuple[int, int, int], dict[str, str]] | None = None
 
     # ------------------------------------------------------------------ paths
+    def checked_out_in(self, ref: str) -> str | None:
+        """The work tree whose HEAD is the branch ``ref``, if one is (the main one, then
+        linked ones), read from the HEAD files: one read, and one listing of
+        ``worktrees/`` (usually missing)."""
+        wanted = f"ref: {ref}".encode()
+        if not self.bare and _head_of(f"{self.common_dir}/HEAD") == wanted:
+            return str(self.common_dir.parent)
+        try:
+            linked = os.listdir(f"{self.common_dir}/worktrees")
+        except OSError:
+            return None
+        for name in linked:
+            if _head_of(f"{self.common_dir}/worktrees/{name}/HEAD") == wanted:
+                gitdir = _head_of(f"{self.common_dir}/worktrees/{name}/gitdir") or b""
+                return os.path.dirname(gitdir.decode(errors="replace")) or name
+        return None
+
     @property
     def path(self) -> Path:
         """The work tree, or the git directory of a bare repository."""
@@ -1097,6 +1114,15 @@ class GitRepo:
     def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order varies
         with contextlib.suppress(Exception):
             self.close()
+
+
+def _head_of(path: str) -> bytes | None:
+    """A HEAD (or ``gitdir``) file's content without surrounding space; None when missing."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4096).strip()
+    except OSError:
+        return None
 
 
 def _read_loose_ref(path: str) -> bytes | None:

@@ -269,6 +269,18 @@ class LiveRun:
                 break
         raise self._gone()
 
+    @contextlib.contextmanager
+    def adding_files(self) -> Iterator[None]:
+        """Hold a run live while files (artifacts) are added to it. A process that does not
+        own the run takes the shared lock, as for its appends: the owner's commit then has
+        the files, or the run has left ``live/`` and the call is refused. Without it, a copy
+        made while the owner commits returns but is in no run."""
+        if self._lock_fd is not None:
+            yield
+            return
+        with self._still_live():
+            yield
+
     def _gone(self) -> RunEndedError:
         return RunEndedError(
             f"run {self.run_id} has ended (it was committed while this process was logging "

@@ -83,10 +83,10 @@ def check_snapshot(snap: BranchSnapshot) -> list[Problem]:
     if snap.commit is None:
         return found
 
-    def unsafe(path: str, problem: str) -> None:
-        found.append(Problem(path, f"unsafe tree entry name: {problem}"))
+    def report(path: str, problem: str) -> None:
+        found.append(Problem(path, problem))
 
-    for rel, entry in snap.walk(layout.TRACKING_ROOT, layout.TRACKING_ROOT + "/", unsafe):
+    for rel, entry in snap.walk(layout.TRACKING_ROOT, layout.TRACKING_ROOT + "/", report):
         kind = _kind(rel)
         if kind is None:
             continue

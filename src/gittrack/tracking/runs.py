@@ -654,9 +654,10 @@ class RunStore:
         if not source.is_file():
             raise NotFoundError(f"artifact file {str(source)!r} does not exist or is not a file")
         try:
-            self._copy_artifact(
-                run_id, source, self.artifact_target(run_id, artifact_path, source.name)
-            )
+            with self._adding_files(run_id):
+                self._copy_artifact(
+                    run_id, source, self.artifact_target(run_id, artifact_path, source.name)
+                )
         except RunEndedError:
             rel = _artifact_rel(artifact_path, source.name)
             self._log_to_ended(run_id, artifacts=self._ended_artifact_blobs({rel: source}))
@@ -668,20 +669,25 @@ class RunStore:
         if not source.is_dir():
             raise NotFoundError(f"artifact directory {str(source)!r} does not exist")
         base = validation.check_artifact_path(artifact_path)
-        files = {}
+        files = {}  # every name is checked before the first copy: a refused one leaves no part
         for path in sorted(source.rglob("*")):
             if path.is_file():
                 rel = path.relative_to(source).as_posix()
                 parent, _, name = (f"{base}/{rel}" if base else rel).rpartition("/")
                 files[_artifact_rel(parent or None, name)] = path
         try:
-            for rel, path in files.items():
-                parent, _, name = rel.rpartition("/")
-                self._copy_artifact(
-                    run_id, path, self.artifact_target(run_id, parent or None, name)
-                )
+            with self._adding_files(run_id):
+                for rel, path in files.items():
+                    parent, _, name = rel.rpartition("/")
+                    self._copy_artifact(
+                        run_id, path, self.artifact_target(run_id, parent or None, name)
+                    )
         except RunEndedError:  # all in one commit (files copied before are the same)
             self._log_to_ended(run_id, artifacts=self._ended_artifact_blobs(files))
+
+    def _adding_files(self, run_id: str) -> contextlib.AbstractContextManager[None]:
+        """Keep the run live while artifacts are added (see ``LiveRun.adding_files``)."""
+        return self._writable(run_id).live.adding_files()
 
     def _copy_artifact(self, run_id: str, source: Path, target: Path) -> None:
         """Copy a file into a live run whole or not at all: a full disk leaves no part, and
@@ -698,17 +704,17 @@ class RunStore:
         if not name:
             raise InvalidInputError(f"artifact file {artifact_file!r} must name a file")
         try:
-            target = self.artifact_target(run_id, parent or None, name)
+            with self._adding_files(run_id):
+                target = self.artifact_target(run_id, parent or None, name)
+                try:
+                    replace_file(target, data, scratch=self._open[run_id].live.location)
+                except OSError as exc:
+                    raise storage_error(
+                        exc, f"could not write {artifact_file} into the artifacts of run {run_id}"
+                    ) from exc
         except RunEndedError:
             rel = _artifact_rel(parent or None, name)
             self._log_to_ended(run_id, artifacts={rel: self._ended_bytes_blob(rel, data)})
-            return
-        try:
-            replace_file(target, data, scratch=self._open[run_id].live.location)
-        except OSError as exc:
-            raise storage_error(
-                exc, f"could not write {artifact_file} into the artifacts of run {run_id}"
-            ) from exc
 
     def list_artifacts(
         self, run_id: str, path: str | None = None
@@ -808,10 +814,7 @@ class RunStore:
     def end(
         self, run_id: str, status: str = RunStatus.FINISHED, end_time: int | None = None
     ) -> None:
-        if status not in RunStatus.ALL:
-            raise InvalidInputError(
-                f"run status {status!r} is not one of {', '.join(RunStatus.ALL)}"
-            )
+        validation.check_run_status(status)
         end_time = validation.check_time(end_time, "end_time")
         opened = self._live_handle(run_id)
         if opened is None:
@@ -1024,7 +1027,11 @@ class RunStore:
         for run_id in self.staging.run_ids():
             if run_id in self._open and self._open[run_id].live.owner:
                 continue
-            live = self.staging.claim_orphan(run_id)
+            try:
+                live = self.staging.claim_orphan(run_id)
+            except OSError as exc:  # not a directory, an unreadable lock: reported, kept
+                recovered.append(RecoveredRun(run_id, _problem(exc), committed=False))
+                continue
             if live is None:
                 continue
             try:

@@ -7,6 +7,7 @@ import posixpath
 import re
 from collections.abc import Mapping
 
+from gittrack.entities import RunStatus
 from gittrack.errors import InvalidInputError
 
 MAX_KEY_LENGTH = 250
@@ -153,7 +154,7 @@ def check_run_name(name: object) -> str:
 def check_tags(tags: Mapping[str, object] | None, kind: str = "tag") -> dict[str, str]:
     """Run tags as stored: keys and values checked, the run name tag as a run name."""
     if kind == "tag" and tags and RUN_NAME_TAG in tags:
-        check_run_name(str(tags[RUN_NAME_TAG]))
+        check_run_name(_as_text(tags[RUN_NAME_TAG], "run name"))
     return {check_key(k, kind): check_string_value(v, kind, k) for k, v in (tags or {}).items()}
 
 
@@ -164,7 +165,7 @@ def check_params(params: Mapping[str, object]) -> dict[str, str]:
 
 def check_string_value(value: object, kind: str, key: str) -> str:
     """A param or tag value as stored: its text, within MLflow's limit for ``kind``."""
-    text = str(value)
+    text = value if value.__class__ is str else _as_text(value, f"{kind} {key!r} value")
     limit = _VALUE_LIMITS.get(kind, MAX_VALUE_LENGTH)
     if len(text) > limit:
         raise InvalidInputError(
@@ -266,7 +267,10 @@ def check_time(ms: object, what: str) -> int | None:
 
 
 def _short(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4300 digits has no repr (Python's own limit)
+        return _unprintable(value)
     return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
 
 
@@ -293,6 +297,40 @@ def check_artifact_location(location: object) -> str | None:
             "is allowed"
         )
     return location
+
+
+def _unprintable(value: object) -> str:
+    if isinstance(value, int):
+        return f"<an integer of {value.bit_length()} bits>"
+    return f"<a {type(value).__name__}>"
+
+
+def _as_text(value: object, subject: str) -> str:
+    """``str(value)``, or ``InvalidInputError`` when Python cannot spell it (an int of more
+    than 4300 digits raises ``ValueError``)."""
+    try:
+        return str(value)
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"{subject} {_unprintable(value)} cannot be written as text: {exc}"
+        ) from exc
+
+
+def check_max_results(max_results: object) -> int:
+    """A page size: a positive integer (MLflow refuses 0, negatives and non-integers; a
+    slice would silently take them as "all but the last" or "none")."""
+    if isinstance(max_results, bool) or not isinstance(max_results, numbers.Integral):
+        raise InvalidInputError(f"max_results {_short(max_results)} must be a positive integer")
+    if max_results <= 0:
+        raise InvalidInputError(f"max_results {_short(max_results)} must be a positive integer")
+    return int(max_results)
+
+
+def check_run_status(status: object) -> str:
+    """A run status, one of MLflow's (``RunStatus.from_string`` refuses any other)."""
+    if status not in RunStatus.ALL:
+        raise InvalidInputError(f"run status {status!r} is not one of {', '.join(RunStatus.ALL)}")
+    return status  # type: ignore[return-value]
 
 
 def check_run_id(run_id: object) -> str:
