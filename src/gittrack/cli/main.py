@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "gittrack.cli.experiments_cmd",
     "gittrack.cli.doctor_cmd",
     "gittrack.cli.demo_cmd",
+    "gittrack.cli.log_cmd",
+    "gittrack.cli.hooks_cmd",
 )
 # Commands of later domains register here too when their module is present.
 OPTIONAL_COMMAND_MODULES = (

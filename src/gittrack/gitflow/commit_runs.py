@@ -1,0 +1,110 @@
+"""Runs by code commit (DESIGN §11) and ``gittrack log``: the first-parent history of the code
+with each commit's runs and key metrics.
+
+A run belongs to the commit in its ``mlflow.source.git.commit`` tag (``source.commit``; the
+post-commit hook moves both together). Runs are read from the query index, which is current
+for every run on the branch; the notes in ``refs/notes/gittrack`` are brought up to date for the
+commits shown, so ``git log --notes=gittrack`` agrees with what ``gittrack log`` printed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from gittrack.entities import LifecycleStage
+from gittrack.errors import InvalidInputError, NotFoundError
+from gittrack.gitflow.notes import Notes, RunSummary, note_text
+from gittrack.query.index import run_index
+from gittrack.tracking.repository import TrackingRepository
+
+COMMIT_TAG = "mlflow.source.git.commit"
+COMMIT_COLUMN = f"tags.{COMMIT_TAG}"
+
+
+@dataclass(frozen=True)
+class CommitRuns:
+    """One code commit of the log and the runs made on it."""
+
+    commit: str
+    subject: str
+    runs: list[RunSummary] = field(default_factory=list)
+
+
+def resolve_commit(repository: TrackingRepository, rev: str) -> str:
+    """The commit a revision names, or NotFoundError naming the revision."""
+    if not rev or rev.startswith("-") or "\0" in rev:
+        raise InvalidInputError(f"revision {rev!r} is not a commit name (e.g. HEAD, main, a1b2c3d)")
+    commit = repository.repo.rev_parse(rev)
+    if commit is None:
+        raise NotFoundError(f"revision {rev!r} does not name a commit in {repository.path}")
+    return commit
+
+
+def commit_filter(repository: TrackingRepository, rev: str, filter_string: str = "") -> str:
+    """A search filter for the runs of the commit ``rev`` names, and-ed with ``filter_string``."""
+    clause = f"tags.`{COMMIT_TAG}` = '{resolve_commit(repository, rev)}'"
+    return f"{clause} and ({filter_string})" if filter_string.strip() else clause
+
+
+def runs_of_commits(
+    repository: TrackingRepository, commits: Collection[str]
+) -> dict[str, list[RunSummary]]:
+    """The active runs of each commit (commits without runs are left out), by run id."""
+    frame = run_index(repository).frame()
+    if frame.empty or COMMIT_COLUMN not in frame.columns:
+        return {}
+    rows = frame[
+        frame[COMMIT_COLUMN].isin(list(commits))
+        & (frame["lifecycle_stage"] == LifecycleStage.ACTIVE)
+    ]
+    metric_columns = [c for c in frame.columns if c.startswith("metrics.")]
+    found: dict[str, list[RunSummary]] = {}
+    for record in rows.sort_values("run_id").to_dict("records"):
+        nan_keys = set(_json_list(record.get("_nan_metrics")))
+        metrics = {
+            column[len("metrics.") :]: float(record[column])
+            for column in metric_columns
+            if not _missing(record[column]) or column[len("metrics.") :] in nan_keys
+        }
+        summary = RunSummary(
+            record["run_id"],
+            str(record["experiment_id"]),
+            str(record["run_name"]),
+            str(record["status"]),
+            metrics,
+        )
+        found.setdefault(record[COMMIT_COLUMN], []).append(summary)
+    return found
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _json_list(raw: object) -> list[str]:
+    if not isinstance(raw, str):
+        return []
+    return list(json.loads(raw))
+
+
+def first_parent_log(repository: TrackingRepository, rev: str, limit: int) -> list[CommitRuns]:
+    """``git log --first-parent -n limit rev`` with each commit's runs; notes refreshed."""
+    if limit < 1:
+        raise InvalidInputError(f"-n {limit}: the number of commits must be at least 1")
+    start = resolve_commit(repository, rev)
+    out = repository.repo.git(
+        "log", "--first-parent", f"--max-count={limit}", "--format=%H%x00%s", start, "--"
+    ).stdout.decode(errors="replace")
+    entries = [line.split("\0", 1) for line in out.splitlines() if "\0" in line]
+    runs = runs_of_commits(repository, [commit for commit, _ in entries])
+    refresh_notes(repository, runs)
+    return [CommitRuns(commit, subject, runs.get(commit, [])) for commit, subject in entries]
+
+
+def refresh_notes(repository: TrackingRepository, runs: dict[str, list[RunSummary]]) -> bool:
+    """Bring the notes of these commits up to date (one notes commit when any changed)."""
+    texts = {commit: note_text(summaries) for commit, summaries in runs.items() if summaries}
+    return Notes(repository.repo).write(texts) if texts else False

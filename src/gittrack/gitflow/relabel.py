@@ -1,0 +1,141 @@
+"""Re-label dirty-tree runs with the commit their code became (DESIGN §5, post-commit hook).
+
+A run started on a dirty tree records HEAD and a snapshot commit of the working state; its
+tracking commit takes the snapshot as second parent. When the user then commits exactly that
+state, the new commit's tree equals the snapshot's tree, and the run is re-labelled with the
+new commit (``source.commit`` and the ``mlflow.source.git.commit`` tag), all such runs in one
+tracking commit.
+
+Finding them must not read every run: a snapshot is made after its parent commit existed, and a
+run is committed after its snapshot, so only tracking commits newer than the new commit's
+parents can hold one. ``git log --since`` stops at the first older commit, so the cost is the
+runs made since the parent commit, not all runs (a day of clock slack is allowed for).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gittrack.gitflow.notes import Notes, RunSummary, note_text
+from gittrack.store import layout
+from gittrack.store.branch import Blob, BranchSnapshot, Changes
+from gittrack.store.codecs import dump_yaml, load_yaml
+from gittrack.store.git import GitRepo
+from gittrack.store.schemas import check_outgoing, check_stored
+from gittrack.store.staging import META
+from gittrack.tracking.repository import TrackingRepository
+
+CLOCK_SLACK_SECONDS = 24 * 3600
+COMMIT_TAG = "mlflow.source.git.commit"
+
+
+@dataclass(frozen=True)
+class Relabelled:
+    """The outcome of re-labelling for one code commit."""
+
+    commit: str
+    run_ids: tuple[str, ...]
+    note_written: bool
+
+
+def committer_time(repo: GitRepo, commit: str) -> int:
+    """The committer timestamp (seconds) of a commit."""
+    _kind, body = repo.read_object(commit)
+    for line in body.split(b"\n"):
+        if not line:
+            break
+        if line.startswith(b"committer "):
+            return int(line.rsplit(b" ", 2)[1])
+    return 0
+
+
+def _trailer(message: str, key: str) -> str | None:
+    prefix = f"{key}: "
+    for line in message.splitlines():
+        if line.startswith(prefix):
+            return line[len(prefix) :].strip()
+    return None
+
+
+def snapshot_runs(repository: TrackingRepository, commit: str) -> dict[str, str]:
+    """Runs (id -> snapshot) whose tracking commit has a snapshot with ``commit``'s tree."""
+    repo = repository.repo
+    if repository.branch.tip() is None:
+        return {}
+    tree, parents = repo.commit_tree_info(commit)
+    args = ["log", "--first-parent", "--format=%H %P%x00%B%x1e"]
+    if parents:
+        since = min(committer_time(repo, p) for p in parents) - CLOCK_SLACK_SECONDS
+        args.append(f"--since={since}")
+    out = repo.git(*args, repository.branch.ref, "--").stdout.decode(errors="replace")
+    found: dict[str, str] = {}
+    for record in out.split("\x1e"):
+        head, _, message = record.strip("\n").partition("\x00")
+        shas = head.split()
+        run_id = _trailer(message, "Run-Id")
+        if len(shas) < 3 or run_id is None or run_id in found:
+            continue
+        snapshot = shas[2]
+        if snapshot == _trailer(message, "Source-Commit"):
+            continue  # a clean run: its second parent is the commit itself
+        if repo.has_object(snapshot) and repo.commit_tree_info(snapshot)[0] == tree:
+            found[run_id] = snapshot
+    return found
+
+
+def relabel(repository: TrackingRepository, commit: str) -> Relabelled:
+    """Re-label the runs whose snapshot became ``commit`` and write the commit's note."""
+    candidates = snapshot_runs(repository, commit)
+    if not candidates:
+        return Relabelled(commit, (), False)
+    changed: dict[str, dict] = {}
+
+    def build(snap: BranchSnapshot) -> Changes:
+        changed.clear()
+        changes: Changes = {}
+        for run_id, snapshot in sorted(candidates.items()):
+            meta = _meta(snap, run_id)
+            source = meta.get("source") or {}
+            if not meta or source.get("snapshot") != snapshot:
+                continue
+            if source.get("commit") == commit and meta["tags"].get(COMMIT_TAG) == commit:
+                changed[run_id] = meta
+                continue
+            meta["source"] = {**source, "commit": commit}
+            meta["tags"] = {**meta.get("tags", {}), COMMIT_TAG: commit}
+            where = f"{layout.run_dir(run_id)}/{META}"
+            check_outgoing(meta, "meta", where)
+            changes[where] = Blob(dump_yaml(meta))  # type: ignore[index]
+            changed[run_id] = meta
+        return changes
+
+    ids = sorted(candidates)
+    message = (
+        f"Relabel {len(ids)} run(s) with commit {commit[:12]}\n\n"
+        f"Source-Commit: {commit}\n" + "".join(f"Run-Id: {run_id}\n" for run_id in ids)
+    )
+    repository.branch.commit(build, message)
+    text = note_text(_summary(meta) for meta in changed.values())
+    written = Notes(repository.repo).write({commit: text}) if text else False
+    return Relabelled(commit, tuple(sorted(changed)), written)
+
+
+def _meta(snap: BranchSnapshot, run_id: str) -> dict:
+    where = f"{layout.run_dir(run_id)}/{META}"
+    raw = snap.read(where)
+    if raw is None:
+        return {}
+    meta = load_yaml(raw, where)
+    check_stored(meta, "meta", where)
+    return meta
+
+
+def _summary(meta: dict) -> RunSummary:
+    # Imported here: the query layer brings pandas, which a hook with nothing to do skips.
+    from gittrack.query.run_rows import stored_summaries
+
+    where = f"{layout.run_dir(meta['run_id'])}/{META}"
+    metrics = {key: entry["value"] for key, entry in stored_summaries(meta, where).items()}
+    return RunSummary(
+        meta["run_id"], str(meta["experiment_id"]), meta["run_name"], meta["status"], metrics
+    )
