@@ -1,0 +1,143 @@
+"""Runs by code commit on real repositories: ``gittrack log``, ``runs list --commit`` and the
+notes in ``refs/notes/gittrack`` (written for the commits shown, merged like git's
+``cat_sort_uniq``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import gittrack as mlflow
+from gittrack.cli.main import main
+from gittrack.gitflow.notes import Notes
+from gittrack.store.git import GitRepo
+from gittrack.tracking.repository import forget_repositories
+
+from .conftest import git
+
+
+def commit(repo: Path, name: str) -> str:
+    (repo / f"{name}.py").write_text(f"print({name!r})\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", f"add {name}")
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def clean_run(loss: float, acc: float) -> str:
+    with mlflow.start_run() as run:
+        mlflow.log_metric("loss", loss)
+        mlflow.log_metric("acc", acc)
+    return run.info.run_id
+
+
+def cli_json(capsys, *args: str):
+    capsys.readouterr()
+    forget_repositories()
+    assert main([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def history(repo: Path) -> dict[str, str]:
+    """Two commits on main with runs, and a merged side branch whose commit has a run."""
+    first = commit(repo, "first")
+    runs = {"first": clean_run(0.5, 0.6)}
+    git(repo, "checkout", "-q", "-b", "side")
+    commit(repo, "side")
+    runs["side"] = clean_run(0.9, 0.1)
+    git(repo, "checkout", "-q", "main")
+    second = commit(repo, "second")
+    runs["second"] = clean_run(0.25, 0.8)
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge side", "side")
+    return {"first": first, "second": second, **{f"run_{k}": v for k, v in runs.items()}}
+
+
+def test_gittrack_log_walks_the_first_parent_history_with_each_commits_runs(
+    repo: Path, capsys
+) -> None:
+    made = history(repo)
+
+    entries = cli_json(capsys, "log")
+
+    subjects = [entry["subject"] for entry in entries]
+    assert subjects == ["merge side", "add second", "add first", "initial"]
+    by_subject = {entry["subject"]: entry for entry in entries}
+    assert [r["run_id"] for r in by_subject["add second"]["runs"]] == [made["run_second"]]
+    assert by_subject["add second"]["runs"][0]["metrics"] == {"acc": 0.8, "loss": 0.25}
+    assert [r["run_id"] for r in by_subject["add first"]["runs"]] == [made["run_first"]]
+    assert by_subject["merge side"]["runs"] == []
+
+
+def test_gittrack_log_takes_a_revision_a_count_and_chosen_metrics(repo: Path, capsys) -> None:
+    made = history(repo)
+
+    entries = cli_json(capsys, "log", made["second"], "-n", "1", "--metric", "loss")
+
+    assert [entry["commit"] for entry in entries] == [made["second"]]
+    assert entries[0]["runs"][0]["metrics"] == {"loss": 0.25}
+    forget_repositories()
+    assert main(["log", "-n", "2", "--metric", "acc"]) == 0
+    table = capsys.readouterr().out
+    assert f"    {made['run_second']}  FINISHED" in table and "acc=0.8" in table
+    assert "loss=" not in table
+
+
+def test_gittrack_log_writes_the_notes_git_log_shows(repo: Path, capsys) -> None:
+    made = history(repo)
+
+    cli_json(capsys, "log")
+
+    shown = git(repo, "log", "--notes=gittrack", "-1", made["first"])
+    assert f"run {made['run_first']} FINISHED 0/" in shown
+    assert "acc=0.6 loss=0.5" in shown
+    notes_tip = git(repo, "rev-parse", "refs/notes/gittrack").strip()
+    cli_json(capsys, "log")  # nothing changed: no new notes commit
+    assert git(repo, "rev-parse", "refs/notes/gittrack").strip() == notes_tip
+
+
+def test_runs_list_commit_shows_only_the_runs_of_that_commit(repo: Path, capsys) -> None:
+    made = history(repo)
+
+    listed = cli_json(capsys, "runs", "list", "--commit", made["first"][:9])
+    both = cli_json(capsys, "runs", "list", "--commit", "side", "--filter", "metrics.acc < 1")
+
+    assert [run["run_id"] for run in listed] == [made["run_first"]]
+    assert [run["run_id"] for run in both] == [made["run_side"]]
+
+
+def test_an_unknown_revision_or_a_bad_count_is_a_one_line_error(repo: Path, capsys) -> None:
+    for args, named in (
+        (["log", "no-such-rev"], "'no-such-rev'"),
+        (["runs", "list", "--commit", "no-such-rev"], "'no-such-rev'"),
+        (["log", "-n", "0"], "-n 0"),
+        (["log", "--", "--all"], "'--all'"),
+    ):
+        capsys.readouterr()
+        assert main(args) != 0
+        err = capsys.readouterr().err.strip()
+        assert named in err and len(err.splitlines()) == 1, err
+    assert "refs/notes/gittrack" not in git(repo, "for-each-ref")
+
+
+def test_notes_merge_like_git_cat_sort_uniq_in_either_order(tmp_path: Path, repo: Path) -> None:
+    first, second = commit(repo, "a"), commit(repo, "b")
+    gitrepo = GitRepo(repo)
+    ours, theirs = Notes(gitrepo), Notes(gitrepo, "refs/notes/theirs")
+    ours.write({first: "run 1 a\nrun 3 c\n", second: "run 5 e\n"})
+    theirs.write({first: "run 2 b\nrun 3 c\n"})
+    base_ours, base_theirs = ours.tip(), theirs.tip()
+    reference = tmp_path / "reference"
+    shutil.copytree(repo, reference)
+    git(reference, "notes", "--ref=gittrack", "merge", "-q", "-s", "cat_sort_uniq", "theirs")
+
+    ours.merge(base_theirs)
+    one_way = ours.read_all()
+    git(repo, "update-ref", "refs/notes/gittrack", base_theirs)
+    ours.merge(base_ours)
+    other_way = ours.read_all()
+
+    expected = {first: "run 1 a\nrun 2 b\nrun 3 c\n", second: "run 5 e\n"}
+    assert one_way == other_way == expected
+    for sha, text in expected.items():
+        assert git(reference, "notes", "--ref=gittrack", "show", sha) == text
+    assert git(repo, "rev-parse", "refs/notes/gittrack^2").strip() == base_ours
