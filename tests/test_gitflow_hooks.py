@@ -198,3 +198,20 @@ def test_the_pre_commit_manifest_lists_the_three_hooks_with_their_stages() -> No
     clientlib = pytest.importorskip("pre_commit.clientlib")
     loaded = clientlib.load_manifest(str(manifest))  # pre-commit's own schema check
     assert all(hook["entry"].startswith("gittrack hooks run ") for hook in loaded)
+
+
+def test_an_amended_commit_that_takes_the_dirty_state_relabels_the_run(repo: Path) -> None:
+    install(repo)
+    (repo / "data.py").write_text("rows = 1\n")
+    git(repo, "add", "data.py")
+    assert git_hooked(repo, "commit", "-qm", "data").returncode == 0
+    amended = git(repo, "rev-parse", "HEAD").strip()
+    run_id = dirty_run(repo)
+    assert committed_run(run_id).source.commit == amended
+
+    assert git_hooked(repo, "commit", "-qa", "--amend", "--no-edit").returncode == 0
+
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert head != amended
+    assert committed_run(run_id).source.commit == head
+    assert f"run {run_id} FINISHED" in git(repo, "log", "--notes=gittrack", "-1")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+from typing import TYPE_CHECKING
 
 from gittrack.cli.main import add_format_options
 from gittrack.cli.output import emit
 from gittrack.client import Client
-from gittrack.gitflow.commit_runs import CommitRuns, first_parent_log
 from gittrack.gitflow.notes import RunSummary
 from gittrack.tracking import validation
+
+if TYPE_CHECKING:
+    from gittrack.gitflow.commit_runs import CommitRuns
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,11 +43,14 @@ def _number(value: float) -> str:
 def show_log(args: argparse.Namespace) -> int:
     for key in args.metric or ():
         validation.check_key(key, "metric")
+    # Imported here: it brings the query index and pandas, which other commands (the git
+    # hooks above all) must not pay for when the parser is built.
+    from gittrack.gitflow.commit_runs import first_parent_log
+
     client = Client(args.repo)
     entries = first_parent_log(client.repository, args.rev, args.limit)
     if args.format == "table":
-        for entry in entries:
-            _print_entry(entry, args.metric)
+        sys.stdout.write("".join(_entry_lines(entry, args.metric) for entry in entries))
         return 0
     if args.format == "csv":
         emit(_csv_rows(entries, args.metric), list(_CSV_COLUMNS), "csv")
@@ -86,8 +93,9 @@ def _csv_rows(entries: list[CommitRuns], wanted: list[str] | None) -> list[dict]
     return rows
 
 
-def _print_entry(entry: CommitRuns, wanted: list[str] | None) -> None:
-    print(f"{entry.commit[:7]} {entry.subject}")
+def _entry_lines(entry: CommitRuns, wanted: list[str] | None) -> str:
+    lines = [f"{entry.commit[:7]} {entry.subject}\n"]
     for run in entry.runs:
         metrics = " ".join(f"{k}={_number(v)}" for k, v in _metrics(run, wanted).items())
-        print(f"    {run.run_id}  {run.status:<8} {run.run_name}  {metrics}".rstrip())
+        lines.append(f"    {run.run_id}  {run.status:<8} {run.run_name}  {metrics}".rstrip() + "\n")
+    return "".join(lines)

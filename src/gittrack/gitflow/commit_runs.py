@@ -14,6 +14,8 @@ import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from gittrack.entities import LifecycleStage
 from gittrack.errors import InvalidInputError, NotFoundError
 from gittrack.gitflow.notes import Notes, RunSummary, note_text
@@ -61,27 +63,21 @@ def runs_of_commits(
         & (frame["lifecycle_stage"] == LifecycleStage.ACTIVE)
     ]
     metric_columns = [c for c in frame.columns if c.startswith("metrics.")]
+    names = [column[len("metrics.") :] for column in metric_columns]
+    values = rows[metric_columns].to_numpy(dtype=float, na_value=math.nan)
+    present = ~np.isnan(values)
+    columns = ("run_id", "experiment_id", "run_name", "status", COMMIT_COLUMN, "_nan_metrics")
     found: dict[str, list[RunSummary]] = {}
-    for record in rows.sort_values("run_id").to_dict("records"):
-        nan_keys = set(_json_list(record.get("_nan_metrics")))
-        metrics = {
-            column[len("metrics.") :]: float(record[column])
-            for column in metric_columns
-            if not _missing(record[column]) or column[len("metrics.") :] in nan_keys
-        }
-        summary = RunSummary(
-            record["run_id"],
-            str(record["experiment_id"]),
-            str(record["run_name"]),
-            str(record["status"]),
-            metrics,
-        )
-        found.setdefault(record[COMMIT_COLUMN], []).append(summary)
+    records = zip(*(rows[column].tolist() for column in columns))
+    for row, (run_id, experiment_id, run_name, status, commit, nan_raw) in enumerate(records):
+        metrics = {names[i]: float(values[row, i]) for i in np.flatnonzero(present[row])}
+        for key in _json_list(nan_raw):  # a NaN the run logged, not a missing metric
+            metrics[key] = math.nan
+        summary = RunSummary(run_id, str(experiment_id), str(run_name), str(status), metrics)
+        found.setdefault(commit, []).append(summary)
+    for summaries in found.values():
+        summaries.sort(key=lambda summary: summary.run_id)
     return found
-
-
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _json_list(raw: object) -> list[str]:

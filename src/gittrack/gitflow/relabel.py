@@ -6,10 +6,12 @@ state, the new commit's tree equals the snapshot's tree, and the run is re-label
 new commit (``source.commit`` and the ``mlflow.source.git.commit`` tag), all such runs in one
 tracking commit.
 
-Finding them must not read every run: a snapshot is made after its parent commit existed, and a
-run is committed after its snapshot, so only tracking commits newer than the new commit's
-parents can hold one. ``git log --since`` stops at the first older commit, so the cost is the
-runs made since the parent commit, not all runs (a day of clock slack is allowed for).
+Finding them must not read every run. A snapshot's parent is the commit the run started on,
+recorded in the run's tracking commit as ``Source-Commit``: git's own ``--grep`` picks the
+runs made on the new commit's parents (or on the commit it amends), so Python sees only those.
+A snapshot is made after its parent commit existed, and a run is committed after its
+snapshot, so the walk stops (``--since``) at tracking commits older than the parents, with a
+day of slack for clocks.
 """
 
 from __future__ import annotations
@@ -57,16 +59,37 @@ def _trailer(message: str, key: str) -> str | None:
     return None
 
 
+def _previous_head(repo: GitRepo) -> str | None:
+    """HEAD before the commit, from the last line of HEAD's reflog (an amended commit)."""
+    try:
+        with open(repo.git_dir / "logs" / "HEAD", "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 4096))
+            last = fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    except OSError:
+        return None
+    old = last.split(b" ", 1)[0].decode(errors="replace")
+    return None if not old or set(old) == {"0"} else old
+
+
 def snapshot_runs(repository: TrackingRepository, commit: str) -> dict[str, str]:
-    """Runs (id -> snapshot) whose tracking commit has a snapshot with ``commit``'s tree."""
+    """Runs (id -> snapshot) whose tracking commit has a snapshot with ``commit``'s tree.
+
+    A snapshot's parent is the HEAD the run started on: one of the new commit's parents, or
+    the commit it amends. git filters the tracking commits by their ``Source-Commit`` trailer,
+    so only the runs made on those commits reach Python."""
     repo = repository.repo
     if repository.branch.tip() is None:
         return {}
     tree, parents = repo.commit_tree_info(commit)
-    args = ["log", "--first-parent", "--format=%H %P%x00%B%x1e"]
-    if parents:
-        since = min(committer_time(repo, p) for p in parents) - CLOCK_SLACK_SECONDS
-        args.append(f"--since={since}")
+    sources = {*parents, _previous_head(repo)} - {None, commit}
+    if not sources:
+        return {}
+    args = ["log", "--first-parent", "--format=%H %P%x00%B%x1e", "-F"]
+    args += [f"--grep=Source-Commit: {source}" for source in sorted(sources)]  # type: ignore[type-var]
+    since = min(committer_time(repo, p) for p in parents) if parents else None
+    if since is not None:
+        args.append(f"--since=@{since - CLOCK_SLACK_SECONDS}")
     out = repo.git(*args, repository.branch.ref, "--").stdout.decode(errors="replace")
     found: dict[str, str] = {}
     for record in out.split("\x1e"):
