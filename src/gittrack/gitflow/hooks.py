@@ -26,10 +26,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from gittrack.errors import ConflictError, GittrackError, InvalidInputError
 from gittrack.store.files import replace_file
 from gittrack.store.git import GitRepo
+from gittrack.tracking.repository import TrackingRepository
 
 HOOK_NAMES = ("post-commit", "post-merge", "pre-push")
 MARKER = "# gittrack-hook:"
@@ -194,18 +196,21 @@ def uninstall(repo: GitRepo, names: Sequence[str] = HOOK_NAMES) -> list[tuple[Ho
 
 
 # ------------------------------------------------------------------ hook bodies
-def run_hook(repository, name: str, args: Sequence[str]) -> int:  # noqa: ANN001
+def run_hook(repository: TrackingRepository, name: str, args: Sequence[str]) -> int:
     """Run one hook's gittrack part; returns the hook's exit code."""
     if name not in HOOK_NAMES:
         raise InvalidInputError(f"hook {name!r} is not one of {', '.join(HOOK_NAMES)}")
     try:
         return _HANDLERS[name](repository, list(args))
     except GittrackError as exc:
-        print(f"gittrack: {name} hook: {exc.message}", file=sys.stderr)
-        return 1 if name == "pre-push" and _strict(repository.repo) else 0
+        problem = exc.message
+    except Exception as exc:  # a hook must not break the user's git command
+        problem = f"{type(exc).__name__}: {exc}"
+    print(f"gittrack: {name} hook: {problem}", file=sys.stderr)
+    return 1 if name == "pre-push" and _strict(repository.repo) else 0
 
 
-def _post_commit(repository, args: list[str]) -> int:  # noqa: ANN001
+def _post_commit(repository: TrackingRepository, args: list[str]) -> int:
     from gittrack.gitflow.relabel import relabel
 
     commit = repository.repo.rev_parse("HEAD")
@@ -220,7 +225,7 @@ def _post_commit(repository, args: list[str]) -> int:  # noqa: ANN001
     return 0
 
 
-def _sync():  # noqa: ANN202
+def _sync() -> ModuleType | None:
     """``gitflow.sync`` when this version has it (push and pull are built beside the hooks)."""
     try:
         return importlib.import_module("gittrack.gitflow.sync")
@@ -230,7 +235,7 @@ def _sync():  # noqa: ANN202
         return None
 
 
-def _post_merge(repository, args: list[str]) -> int:  # noqa: ANN001
+def _post_merge(repository: TrackingRepository, args: list[str]) -> int:
     sync = _sync()
     remote = _upstream_remote(repository.repo)
     if sync is None or remote is None:
@@ -239,7 +244,7 @@ def _post_merge(repository, args: list[str]) -> int:  # noqa: ANN001
     return 0
 
 
-def _pre_push(repository, args: list[str]) -> int:  # noqa: ANN001
+def _pre_push(repository: TrackingRepository, args: list[str]) -> int:
     remote = args[0] if args else os.environ.get("PRE_COMMIT_REMOTE_NAME")
     sync = _sync()
     if sync is None or not remote:
