@@ -215,3 +215,26 @@ def test_an_amended_commit_that_takes_the_dirty_state_relabels_the_run(repo: Pat
     assert head != amended
     assert committed_run(run_id).source.commit == head
     assert f"run {run_id} FINISHED" in git(repo, "log", "--notes=gittrack", "-1")
+
+
+def test_a_plain_git_push_goes_through_and_notes_the_pushed_commits_runs(
+    repo: Path, tmp_path: Path
+) -> None:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    install(repo)
+    (repo / "model.py").write_text("layers = 3\n")
+    git(repo, "add", "model.py")
+    assert git_hooked(repo, "commit", "-qm", "three layers").returncode == 0
+    head = git(repo, "rev-parse", "HEAD").strip()
+    with mlflow.start_run() as run:  # a clean run, made after the commit
+        mlflow.log_metric("loss", 0.125)
+    forget_repositories()
+
+    result = git_hooked(repo, "push", "-q", "origin", "main")
+
+    assert result.returncode == 0, result.stderr
+    assert git(remote, "rev-parse", "main").strip() == head
+    note = git(repo, "notes", "--ref=gittrack", "show", head)
+    assert note.startswith(f"run {run.info.run_id} FINISHED") and "loss=0.125" in note

@@ -141,3 +141,23 @@ def test_notes_merge_like_git_cat_sort_uniq_in_either_order(tmp_path: Path, repo
     for sha, text in expected.items():
         assert git(reference, "notes", "--ref=gittrack", "show", sha) == text
     assert git(repo, "rev-parse", "refs/notes/gittrack^2").strip() == base_ours
+
+
+def test_a_note_git_stored_in_a_fanned_out_notes_tree_is_replaced_in_place(repo: Path) -> None:
+    marks = range(1, 301)
+    stream = "".join(
+        f"commit refs/heads/many\nmark :{m}\n"
+        f"committer T <t@example.com> {1_700_000_000 + m} +0000\ndata 2\nc\n\n"
+        for m in marks
+    )
+    stream += "commit refs/notes/gittrack\ncommitter T <t@example.com> 1700001000 +0000\n"
+    stream += "data 6\nnotes\n" + "".join(f"N inline :{m}\ndata 4\nold\n" for m in marks)
+    git(repo, "fast-import", "--quiet", input=stream.encode())
+    assert "/" in git(repo, "ls-tree", "--name-only", "-r", "refs/notes/gittrack").split()[0]
+    target = git(repo, "rev-parse", "many~7").strip()
+
+    Notes(GitRepo(repo)).write({target: "run 1 new\n"})
+
+    assert git(repo, "notes", "--ref=gittrack", "show", target) == "run 1 new\n"
+    assert len(git(repo, "notes", "--ref=gittrack", "list").splitlines()) == 300
+    assert git(repo, "notes", "--ref=gittrack", "show", "many~8") == "old\n"

@@ -104,3 +104,27 @@ def refresh_notes(repository: TrackingRepository, runs: dict[str, list[RunSummar
     """Bring the notes of these commits up to date (one notes commit when any changed)."""
     texts = {commit: note_text(summaries) for commit, summaries in runs.items() if summaries}
     return Notes(repository.repo).write(texts) if texts else False
+
+
+def refresh_notes_for_push(
+    repository: TrackingRepository,
+    updates: list[tuple[str, str]],
+    remote: str,
+    limit: int = 1000,
+) -> bool:
+    """Bring up to date the notes of the commits a push sends (at most ``limit``).
+
+    ``updates`` are (local commit, remote commit) pairs as git gives them to ``pre-push``;
+    a null remote commit (a new branch) stands for what the remote's branches already have.
+    Runs made on a commit after it was committed (the usual clean run) get their note here,
+    so a plain ``git push`` shares them."""
+    null = repository.repo.null_sha
+    tips = [local for local, _ in updates if local != null]
+    if not tips:
+        return False
+    known = [theirs for _, theirs in updates if theirs != null]
+    args = ["rev-list", f"--max-count={limit}", *tips, "--not", *known]
+    if len(known) < len(tips):  # a branch new on the remote: skip what its branches have
+        args += [f"--exclude={remote}/{repository.branch_name}", f"--remotes={remote}"]
+    commits = repository.repo.git_text(*args, "--").split()
+    return refresh_notes(repository, runs_of_commits(repository, commits)) if commits else False

@@ -240,21 +240,49 @@ def _post_merge(repository: TrackingRepository, args: list[str]) -> int:
     remote = _upstream_remote(repository.repo)
     if sync is None or remote is None:
         return 0
-    sync.pull(repository, remote)
+    _report(sync.pull(repository, remote))
     return 0
 
 
 def _pre_push(repository: TrackingRepository, args: list[str]) -> int:
     remote = args[0] if args else os.environ.get("PRE_COMMIT_REMOTE_NAME")
+    if not remote:
+        return 0
+    from gittrack.gitflow.commit_runs import refresh_notes_for_push  # brings pandas
+
+    refresh_notes_for_push(repository, _pushed(repository.repo.null_sha), remote)
     sync = _sync()
-    if sync is None or not remote:
+    if sync is None:
         print(
-            "gittrack: pre-push: sharing runs needs `gittrack push`, not in this version",
+            "gittrack: pre-push: runs are not pushed: this version has no `gittrack push`",
             file=sys.stderr,
         )
         return 0
-    sync.push(repository, remote)
+    _report(sync.push(repository, remote))
     return 0
+
+
+def _pushed(null_sha: str) -> list[tuple[str, str]]:
+    """(local commit, remote commit) of each ref being pushed: git's input to pre-push, or
+    the pre-commit framework's PRE_COMMIT_TO_REF/FROM_REF."""
+    to_ref = os.environ.get("PRE_COMMIT_TO_REF")
+    if to_ref:
+        return [(to_ref, os.environ.get("PRE_COMMIT_FROM_REF") or null_sha)]
+    if sys.stdin is None or sys.stdin.isatty():
+        return []
+    pairs = []
+    for line in sys.stdin.read().splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            pairs.append((parts[1], parts[3]))
+    return pairs
+
+
+def _report(report: object) -> None:
+    """Print what a push or pull did, when it says (one line each, on stderr)."""
+    lines = getattr(report, "lines", None)
+    for line in lines() if callable(lines) else ():
+        print(f"gittrack: {line}", file=sys.stderr)
 
 
 def _upstream_remote(repo: GitRepo) -> str | None:
