@@ -11,7 +11,8 @@ that installed it when it still exists, else ``gittrack`` on PATH, so the logic 
 is tested in process. The pre-commit framework can call the same command
 (``.pre-commit-hooks.yaml`` at the repository root).
 
-- post-commit: re-label dirty-tree runs whose snapshot is the new commit, write its note.
+- post-commit: re-label dirty-tree runs whose snapshot is the new commit, write its note
+  (skipped while a rebase replays commits).
 - post-merge: merge the fetched remote tracking branch and notes (``gitflow.sync.pull``).
 - pre-push: push the tracking branch, registry tags and notes to the same remote
   (``gitflow.sync.push``). A failure is reported and does not block the user's push unless
@@ -110,7 +111,18 @@ def hook_script(name: str, python: str | None = None) -> str:
     feed = ' < "$input"' if stdin else ""
     # A refused pre-push stops the push, so there is nothing to share; git ignores the
     # status of post-commit and post-merge, and gittrack's part runs whatever theirs did.
-    gate = '[ "$status" -eq 0 ] && ' if name == "pre-push" else ""
+    # A rebase runs post-commit once per replayed commit: gittrack's part sits it out rather
+    # than start Python for each.
+    gate = {"pre-push": '[ "$status" -eq 0 ] && ', "post-commit": "! in_rebase && "}.get(name, "")
+    if name == "post-commit":
+        lines += [
+            "in_rebase() {",
+            "    git rev-parse --git-path rebase-merge --git-path rebase-apply 2>/dev/null | {",
+            '        while IFS= read -r dir; do [ -d "$dir" ] && exit 0; done',
+            "        exit 1",
+            "    }",
+            "}",
+        ]
     lines += [
         "status=0",
         f'if [ -x "$chained" ]; then "$chained" "$@"{feed} || status=$?; fi',
