@@ -238,3 +238,15 @@ def test_a_plain_git_push_goes_through_and_notes_the_pushed_commits_runs(
     assert git(remote, "rev-parse", "main").strip() == head
     note = git(repo, "notes", "--ref=gittrack", "show", head)
     assert note.startswith(f"run {run.info.run_id} FINISHED") and "loss=0.125" in note
+
+
+def test_a_hooks_path_that_is_not_a_directory_is_a_one_line_error(repo: Path, capsys) -> None:
+    (repo / "not-a-dir").write_text("a file\n")
+    git(repo, "config", "core.hooksPath", "not-a-dir")
+
+    code = main(["-C", str(repo), "hooks", "install"])
+
+    assert code != 0
+    err = capsys.readouterr().err.strip()
+    assert "not-a-dir" in err and "post-commit" in err and len(err.splitlines()) == 1
+    assert (repo / "not-a-dir").read_text() == "a file\n"

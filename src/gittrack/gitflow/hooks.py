@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from gittrack.errors import ConflictError, GittrackError, InvalidInputError
+from gittrack.errors import ConflictError, GittrackError, InvalidInputError, RepositoryError
 from gittrack.store.files import replace_file
 from gittrack.store.git import GitRepo
 from gittrack.tracking.repository import TrackingRepository
@@ -76,7 +76,7 @@ def _is_ours(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
             head = fh.read(4096)
-    except (FileNotFoundError, IsADirectoryError):
+    except OSError:  # missing, a directory, or a hooks path that is not a directory
         return False
     return MARKER.encode() in head
 
@@ -162,23 +162,37 @@ def install(repo: GitRepo, names: Sequence[str] = HOOK_NAMES) -> list[tuple[Hook
                 f"{state.path} is not gittrack's hook but {state.chained} is already kept "
                 "for it: move one of them away, then install again"
             )
-    directory.mkdir(parents=True, exist_ok=True)
     done = []
     for state in states:
         script = hook_script(state.name).encode()
         if state.state == "installed" and state.path.read_bytes() == script:
             done.append((state, "already installed"))
             continue
-        action = "installed"
-        if state.state == "foreign":
-            chained = directory / f"{state.name}{CHAINED_SUFFIX}"
-            os.replace(state.path, chained)
-            action = f"installed, chaining the existing hook (kept as {chained.name})"
-        elif state.state == "installed":
-            action = "updated"
-        replace_file(state.path, script, mode=0o755)
+        try:
+            action = _write_hook(directory, state, script)
+        except OSError as exc:
+            raise RepositoryError(
+                f"could not install the {state.name} hook in {directory}: {exc.strerror or exc}"
+            ) from exc
         done.append((_state(directory, state.name), action))
     return done
+
+
+def _write_hook(directory: Path, state: HookState, script: bytes) -> str:
+    """Write one hook, moving a foreign one aside first; on failure the foreign one is put
+    back, so the user's hook never goes missing."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if state.state != "foreign":
+        replace_file(state.path, script, mode=0o755)
+        return "updated" if state.state == "installed" else "installed"
+    chained = directory / f"{state.name}{CHAINED_SUFFIX}"
+    os.replace(state.path, chained)
+    try:
+        replace_file(state.path, script, mode=0o755)
+    except OSError:
+        os.replace(chained, state.path)
+        raise
+    return f"installed, chaining the existing hook (kept as {chained.name})"
 
 
 def uninstall(repo: GitRepo, names: Sequence[str] = HOOK_NAMES) -> list[tuple[HookState, str]]:
@@ -197,12 +211,17 @@ def uninstall(repo: GitRepo, names: Sequence[str] = HOOK_NAMES) -> list[tuple[Ho
                 )
             )
             continue
-        if state.chained is not None:
-            os.replace(state.chained, state.path)
-            action = "removed, the chained hook restored"
-        else:
-            state.path.unlink()
-            action = "removed"
+        try:
+            if state.chained is not None:
+                os.replace(state.chained, state.path)
+                action = "removed, the chained hook restored"
+            else:
+                state.path.unlink()
+                action = "removed"
+        except OSError as exc:
+            raise RepositoryError(
+                f"could not remove the {name} hook {state.path}: {exc.strerror or exc}"
+            ) from exc
         done.append((_state(directory, name), action))
     return done
 
