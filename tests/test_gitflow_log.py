@@ -161,3 +161,16 @@ def test_a_note_git_stored_in_a_fanned_out_notes_tree_is_replaced_in_place(repo:
     assert git(repo, "notes", "--ref=gittrack", "show", target) == "run 1 new\n"
     assert len(git(repo, "notes", "--ref=gittrack", "list").splitlines()) == 300
     assert git(repo, "notes", "--ref=gittrack", "show", "many~8") == "old\n"
+
+
+def test_gittrack_log_still_shows_the_runs_when_the_notes_ref_is_locked(repo: Path, capsys) -> None:
+    made = history(repo)
+    lock = repo / ".git" / "refs" / "notes" / "gittrack.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("held by another writer\n")
+
+    entries = cli_json(capsys, "log", "-n", "3")
+
+    assert [r["run_id"] for r in entries[1]["runs"]] == [made["run_second"]]
+    assert lock.read_text() == "held by another writer\n"
+    assert "refs/notes/gittrack" not in git(repo, "for-each-ref")

@@ -9,6 +9,7 @@ commits shown, so ``git log --notes=gittrack`` agrees with what ``gittrack log``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Collection
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gittrack.entities import LifecycleStage
-from gittrack.errors import InvalidInputError, NotFoundError
+from gittrack.errors import GittrackError, InvalidInputError, NotFoundError
 from gittrack.gitflow.notes import Notes, RunSummary, note_text
 from gittrack.query.index import run_index
 from gittrack.tracking.repository import TrackingRepository
@@ -96,14 +97,17 @@ def first_parent_log(repository: TrackingRepository, rev: str, limit: int) -> li
     ).stdout.decode(errors="replace")
     entries = [line.split("\0", 1) for line in out.splitlines() if "\0" in line]
     runs = runs_of_commits(repository, [commit for commit, _ in entries])
-    refresh_notes(repository, runs)
+    with contextlib.suppress(GittrackError):  # notes are derived: a busy ref is left alone
+        refresh_notes(repository, runs, attempts=3)
     return [CommitRuns(commit, subject, runs.get(commit, [])) for commit, subject in entries]
 
 
-def refresh_notes(repository: TrackingRepository, runs: dict[str, list[RunSummary]]) -> bool:
+def refresh_notes(
+    repository: TrackingRepository, runs: dict[str, list[RunSummary]], attempts: int = 50
+) -> bool:
     """Bring the notes of these commits up to date (one notes commit when any changed)."""
     texts = {commit: note_text(summaries) for commit, summaries in runs.items() if summaries}
-    return Notes(repository.repo).write(texts) if texts else False
+    return Notes(repository.repo).write(texts, attempts=attempts) if texts else False
 
 
 def refresh_notes_for_push(

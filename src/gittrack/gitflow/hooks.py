@@ -281,7 +281,10 @@ def _pre_push(repository: TrackingRepository, args: list[str]) -> int:
         return 0
     from gittrack.gitflow.commit_runs import refresh_notes_for_push  # brings pandas
 
-    refresh_notes_for_push(repository, _pushed(repository.repo.null_sha), remote)
+    try:
+        refresh_notes_for_push(repository, _pushed(repository.repo.null_sha), remote)
+    except GittrackError as exc:  # the runs still go; their notes follow with the next push
+        print(f"gittrack: pre-push: notes not updated: {exc.message}", file=sys.stderr)
     sync = _sync()
     if sync is None:
         print(

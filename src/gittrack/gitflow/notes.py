@@ -135,11 +135,18 @@ class Notes:
             current = entry.sha
         return current
 
-    def write(self, texts: Mapping[str, str], message: str = "Notes added by gittrack") -> bool:
+    def write(
+        self,
+        texts: Mapping[str, str],
+        message: str = "Notes added by gittrack",
+        attempts: int = _ATTEMPTS,
+    ) -> bool:
         """Set the notes of the given commits ("" removes a note); one notes commit for all.
 
-        Returns False when every note already said that (nothing is written then)."""
-        for attempt in range(_ATTEMPTS):
+        Returns False when every note already said that (nothing is written then). Another
+        writer moving or holding the ref is waited for ``attempts`` times, then ConflictError
+        is raised and nothing is changed."""
+        for attempt in range(attempts):
             tip = self.tip()
             tree = self.repo.commit_tree_info(tip)[0] if tip else None
             changes = self._changes(tree, texts)
@@ -154,7 +161,7 @@ class Notes:
                 return True
             except ConflictError:
                 time.sleep(random.uniform(0.001, 0.005 * (attempt + 1)))
-        raise RepositoryError(f"{self.ref} kept moving: gave up writing notes")
+        raise ConflictError(f"{self.ref} is busy (moving or locked): gave up writing notes")
 
     def _changes(self, tree: str | None, texts: Mapping[str, str]) -> dict[tuple[str, ...], Change]:
         existing = _note_paths(self.repo, tree) if tree else {}
@@ -189,7 +196,7 @@ class Notes:
                 return merged
             except ConflictError:
                 time.sleep(random.uniform(0.001, 0.005 * (attempt + 1)))
-        raise RepositoryError(f"{self.ref} kept moving: gave up merging notes")
+        raise ConflictError(f"{self.ref} is busy (moving or locked): gave up merging notes")
 
     def _merged_commit(self, tip: str | None, other: str) -> str:
         if tip is None or tip == other or self._is_ancestor(tip, other):
