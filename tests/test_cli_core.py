@@ -70,3 +70,27 @@ def test_an_unknown_experiment_is_a_one_line_error(repo: Path) -> None:
     result = cli(repo, "runs", "list", "-e", "unknown")
     assert result.returncode != 0
     assert result.stderr.strip() == "gittrack: error: no experiment named 'unknown'"
+
+
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\u202e"
+
+
+def test_tables_show_control_characters_in_names_and_values_as_escapes(repo: Path, capsys) -> None:
+    from gittrack.cli.main import main
+
+    with mlflow.start_run(run_name=f"red{ESCAPES}") as run:
+        mlflow.log_param("lr", f"0.1{ESCAPES}")
+        mlflow.set_tag("note", f"line one\nline two{ESCAPES}")
+    run_id = run.info.run_id
+
+    assert main(["runs", "list"]) == 0
+    assert main(["runs", "show", run_id]) == 0
+    out = capsys.readouterr().out
+    assert not any(ord(c) < 0x20 and c != "\n" or c == "\u202e" for c in out)
+    visible = "\\x1b]0;owned\\x07\\x1b[2J\\u202e"
+    assert f"red{visible}" in out and f"0.1{visible}" in out
+    assert f"line one\\nline two{visible}" in out
+
+    assert main(["runs", "list", "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["run_name"] == f"red{ESCAPES}"

@@ -205,6 +205,7 @@ def receiver() -> Iterator[Receiver]:
 def test_webhooks_receive_registrations_stage_changes_and_alias_moves(
     repo: Path, receiver: Receiver
 ) -> None:
+    git(repo, "config", "gittrack.notifyUrls", "true")
     client = Client()
     client.create_registered_model("IrisRF")
     set_config(
@@ -237,6 +238,7 @@ def test_webhooks_receive_registrations_stage_changes_and_alias_moves(
 def test_a_slow_or_failing_receiver_is_reported_and_the_change_is_kept(
     repo: Path, receiver: Receiver, capsys
 ) -> None:
+    git(repo, "config", "gittrack.notifyUrls", "true")
     client = Client()
     registered(client, "IrisRF")
     set_config(
@@ -279,6 +281,62 @@ def test_commands_get_the_payload_on_stdin_once_the_repository_opts_in(
     git(repo, "config", "gittrack.notifyCommands", "true")
     client.create_model_version("IrisRF", _sources(client, 1)[0])
     assert json.loads(out.read_text())["version"] == 2
+
+
+def test_webhook_urls_from_config_yaml_are_not_called_without_a_local_opt_in(
+    repo: Path, receiver: Receiver, capsys
+) -> None:
+    client = Client()
+    registered(client, "IrisRF")
+    pulled_url = f"{receiver.url}/pulled"
+    set_config(client, notifications={"stage_changed": {"urls": [pulled_url]}})
+
+    client.transition_model_version_stage("IrisRF", 1, "Staging")
+    client.transition_model_version_stage("IrisRF", 1, "Production")
+
+    assert receiver.received == []
+    assert client.get_model_version("IrisRF", 1).current_stage == "Production"
+    err = capsys.readouterr().err.splitlines()
+    skipped = [line for line in err if pulled_url in line]
+    assert len(skipped) == 2  # one line per event, not one per URL and failure
+    assert "skipped 1 webhook URL(s)" in skipped[0]
+    assert "git config gittrack.notifyUrls true" in skipped[0]
+    assert "gittrack.notifyUrl <url>" in skipped[0]
+
+
+def test_a_webhook_url_listed_in_local_git_config_is_called_and_the_others_are_not(
+    repo: Path, receiver: Receiver, capsys
+) -> None:
+    client = Client()
+    registered(client, "IrisRF")
+    set_config(
+        client,
+        notifications={
+            "stage_changed": {"urls": [f"{receiver.url}/allowed", f"{receiver.url}/other"]}
+        },
+    )
+    git(repo, "config", "--add", "gittrack.notifyUrl", f"{receiver.url}/allowed")
+    git(repo, "config", "--add", "gittrack.notifyUrl", "https://example.invalid/also-allowed")
+
+    client.transition_model_version_stage("IrisRF", 1, "Staging")
+
+    assert [path for path, _body in receiver.received] == ["/allowed"]
+    err = capsys.readouterr().err
+    assert f"{receiver.url}/other" in err and f"{receiver.url}/allowed" not in err
+
+
+def test_turning_the_url_opt_in_off_again_stops_the_calls(
+    repo: Path, receiver: Receiver, capsys
+) -> None:
+    client = Client()
+    registered(client, "IrisRF")
+    set_config(client, notifications={"stage_changed": {"urls": [f"{receiver.url}/hook"]}})
+    git(repo, "config", "gittrack.notifyUrls", "yes")
+    client.transition_model_version_stage("IrisRF", 1, "Staging")
+    git(repo, "config", "gittrack.notifyUrls", "false")
+    client.transition_model_version_stage("IrisRF", 1, "Production")
+
+    assert [body["stage"] for body in receiver.events("/hook")] == ["Staging"]
 
 
 def _sources(client: Client, count: int) -> list[str]:

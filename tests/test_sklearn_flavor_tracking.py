@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,7 @@ import yaml
 import gittrack as mlflow
 from gittrack import Client
 from gittrack.errors import InvalidInputError, NotFoundError
+from gittrack.models.resolve import UntrustedPickleWarning
 
 from .conftest import git, make_repo
 
@@ -197,20 +201,93 @@ def test_a_pickled_model_from_a_fetched_branch_says_where_it_came_from(
     with mlflow.start_run() as run:
         mlflow.sklearn.log_model(fitted, "model", registered_model_name="IrisLR")
         mlflow.sklearn.log_model(fitted, "safe", serialization_format="skops")
-    mlflow.pyfunc.load_model("models:/IrisLR/1")
-    assert "gittrack:" not in capsys.readouterr().err  # made here: nothing to say
+    with no_untrusted_pickle_warning():
+        mlflow.pyfunc.load_model("models:/IrisLR/1")  # made here: nothing to say
 
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(origin), str(clone))
     git(clone, "branch", "gittrack", "origin/gittrack")
+    git(clone, "config", "user.email", "someone.else@example.com")
     monkeypatch.chdir(clone)
     mlflow.set_tracking_uri(str(clone))
 
-    mlflow.pyfunc.load_model("models:/IrisLR/1")
+    with pytest.warns(UntrustedPickleWarning) as warned:
+        mlflow.pyfunc.load_model("models:/IrisLR/1")
 
-    notice = capsys.readouterr().err
+    [notice] = [str(w.message) for w in warned]
     commit = git(clone, "log", "-1", "--format=%H", "origin/gittrack").strip()
     assert f"run {run.info.run_id}" in notice
     assert "origin/gittrack" in notice and commit[:12] in notice
-    mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/safe")
-    assert capsys.readouterr().err == ""
+    with no_untrusted_pickle_warning():
+        mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/safe")
+
+
+# ----------------------------------------------------------------- pickles from other people
+
+
+def alice_logs_a_model(tmp_path: Path, monkeypatch, fitted, **kwargs) -> tuple[Path, str]:
+    """Another person's clone, where a model is logged; returns (its path, the run id)."""
+    from gittrack.fluent import _reset_state
+    from gittrack.tracking.repository import forget_repositories
+
+    back = Path.cwd()
+    alice = make_repo(tmp_path / "alice")
+    git(alice, "config", "user.name", "Alice")
+    git(alice, "config", "user.email", "alice@example.com")
+    monkeypatch.chdir(alice)
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(fitted, "model", **kwargs)
+    monkeypatch.chdir(back)
+    _reset_state()
+    forget_repositories()
+    return alice, run.info.run_id
+
+
+@contextmanager
+def no_untrusted_pickle_warning() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UntrustedPickleWarning)
+        yield
+
+
+def test_a_pickle_fetched_straight_into_the_local_branch_is_loaded_with_a_warning(
+    repo: Path, tmp_path: Path, monkeypatch, fitted, iris
+) -> None:
+    alice, run_id = alice_logs_a_model(tmp_path, monkeypatch, fitted)
+    git(repo, "fetch", "-q", str(alice), "gittrack:gittrack")
+
+    with pytest.warns(UntrustedPickleWarning) as warned:
+        model = gittrack.sklearn.load_model(f"runs:/{run_id}/model")
+    [message] = [str(w.message) for w in warned]
+    assert f"run {run_id}" in message and "Alice <alice@example.com>" in message
+    assert "test@example.com" in message and "serialization_format='skops'" in message
+    assert list(model.predict(iris[0].head(2))) == list(fitted.predict(iris[0].head(2)))
+
+
+def test_a_downloaded_directory_of_someone_elses_pickle_is_loaded_with_a_warning(
+    repo: Path, tmp_path: Path, monkeypatch, fitted
+) -> None:
+    alice, run_id = alice_logs_a_model(tmp_path, monkeypatch, fitted)
+    git(repo, "fetch", "-q", str(alice), "gittrack:gittrack")
+    copy = Client().download_artifacts(run_id, "model", tmp_path / "copy")
+
+    with pytest.warns(UntrustedPickleWarning, match=f"run {run_id}, committed by Alice"):
+        gittrack.sklearn.load_model(copy)
+    with pytest.warns(UntrustedPickleWarning, match="alice@example.com"):
+        gittrack.pyfunc.load_model(copy)
+
+
+def test_ones_own_pickles_and_someone_elses_skops_models_load_without_a_warning(
+    repo: Path, tmp_path: Path, monkeypatch, fitted
+) -> None:
+    alice, theirs = alice_logs_a_model(tmp_path, monkeypatch, fitted, serialization_format="skops")
+    git(repo, "fetch", "-q", str(alice), "gittrack:gittrack")
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(fitted, "model")
+    mine = run.info.run_id
+    copy = Client().download_artifacts(mine, "model", tmp_path / "copy")
+
+    with no_untrusted_pickle_warning():
+        gittrack.sklearn.load_model(f"runs:/{mine}/model")
+        gittrack.sklearn.load_model(copy)
+        gittrack.pyfunc.load_model(f"runs:/{theirs}/model")

@@ -26,6 +26,7 @@ from gittrack.errors import InvalidInputError, NotFoundError
 from gittrack.store.codecs import dump_yaml
 from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository, open_repository
+from gittrack.tracking.runs import RecoveredRun
 from gittrack.tracking.source import default_entry_point
 
 if TYPE_CHECKING:
@@ -159,8 +160,13 @@ class Client:
     def restore_run(self, run_id: str) -> None:
         self.repository.runs.set_lifecycle(run_id, LifecycleStage.ACTIVE)
 
-    def recover(self) -> list[tuple[str, str | None]]:
-        """Commit live runs whose process died (status KILLED); returns (run_id, problem)."""
+    def recover(self) -> list[RecoveredRun]:
+        """Commit live runs whose process died (status KILLED).
+
+        Returns one ``RecoveredRun(run_id, note, committed)`` per orphan found: ``note`` is
+        a dropped torn line of a committed run, or why a run could not be committed (it is
+        then kept in place, and the others are recovered all the same).
+        """
         return self.repository.runs.recover_orphans()
 
     # --------------------------------------------------------------- logging

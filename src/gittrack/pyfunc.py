@@ -7,13 +7,17 @@
 from __future__ import annotations
 
 import os
-import sys
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from gittrack.errors import GittrackError
 from gittrack.models import uris
 from gittrack.models.pyfunc_model import PyFuncModel
 from gittrack.models.pyfunc_model import load_model as _load_local
+
+if TYPE_CHECKING:
+    from gittrack.tracking.repository import TrackingRepository
 
 __all__ = ["PyFuncModel", "load_model", "local_model_dir"]
 
@@ -35,21 +39,57 @@ def local_model_dir(
 
     Registry and run URIs are resolved in the tracking repository of the module-level API
     (``set_tracking_uri``, else the repository around the working directory). When the model
-    is a pickle that arrived with a branch fetched from a remote, a notice on stderr names the
-    run and commit it came from.
+    is a pickle committed by someone other than the local git user (a local directory is
+    traced through the run its ``MLmodel`` names), an ``UntrustedPickleWarning`` names the
+    run, the commit and its author.
     """
+    from gittrack.models.resolve import local_path, resolve_model_uri
+
     text = os.fspath(model_uri)
     if not (uris.is_runs_uri(text) or uris.is_models_uri(text)):
-        from gittrack.models.resolve import local_path
+        path = local_path(text)
+        _warn_if_untrusted(path)
+        return path
+    repository = _tracking_repository()
+    resolved = resolve_model_uri(text, repository, dst_path)
+    _warn_if_untrusted(
+        resolved.path, repository, resolved.run_id, resolved.artifact_path, resolved.tree
+    )
+    return resolved.path
 
-        return local_path(text)
+
+def _tracking_repository() -> TrackingRepository:
     from gittrack import fluent
-    from gittrack.models.resolve import pickle_origin_notice, resolve_model_uri
     from gittrack.tracking.repository import open_repository
 
-    repository = open_repository(fluent.get_tracking_uri())
-    resolved = resolve_model_uri(text, repository, dst_path)
-    notice = pickle_origin_notice(repository, resolved)
+    return open_repository(fluent.get_tracking_uri())
+
+
+def _warn_if_untrusted(
+    model_dir: Path,
+    repository: TrackingRepository | None = None,
+    run_id: str | None = None,
+    artifact_path: str | None = None,
+    tree: str | None = None,
+) -> None:
+    """Warn before a pickle someone else committed is loaded (see ``untrusted_pickle_notice``).
+    A local directory is traced through the run its ``MLmodel`` records; one whose origin
+    cannot be read loads without a warning (its loader reports what is wrong with it)."""
+    from gittrack.models import resolve
+
+    try:
+        if not resolve.is_pickle_based(model_dir):
+            return
+        if run_id is None:
+            recorded = resolve.recorded_run(model_dir)
+            if recorded is None:
+                return
+            run_id, artifact_path = recorded
+        repository = repository or _tracking_repository()
+        notice = resolve.untrusted_pickle_notice(
+            repository, model_dir, run_id, artifact_path or "", tree
+        )
+    except GittrackError:
+        return
     if notice:
-        print(notice, file=sys.stderr)
-    return resolved.path
+        warnings.warn(notice, resolve.UntrustedPickleWarning, stacklevel=4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gittrack.cli.main import add_format_options
-from gittrack.cli.output import emit
+from gittrack.cli.output import emit, visible
 from gittrack.client import Client
 from gittrack.entities import ViewType
 from gittrack.store.codecs import format_time
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _print(value: str) -> int:
-    print(value)
+    print(visible(value))
     return 0
 
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
+from gittrack.cli.output import visible
 from gittrack.errors import GittrackError
 
 COMMAND_MODULES = (
@@ -65,13 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one line on stderr, like errors (no source file and line)."""
+    print(f"gittrack: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.showwarning = _one_line_warning
     try:
         return int(args.handler(args) or 0)
     except GittrackError as exc:
-        print(f"gittrack: error: {exc.message}", file=sys.stderr)
+        print(f"gittrack: error: {visible(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("gittrack: interrupted", file=sys.stderr)

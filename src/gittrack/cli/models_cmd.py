@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from gittrack.cli.main import add_format_options
-from gittrack.cli.output import emit
+from gittrack.cli.output import emit, visible
 from gittrack.client import Client
 from gittrack.entities import ModelVersion, RegisteredModel
 from gittrack.errors import ConflictError, InvalidInputError
@@ -137,7 +137,8 @@ def show_model(args: argparse.Namespace) -> int:
         header = _model_row(model, versions)
         emit({k: header[k] for k in ("name", "description", "stages", "aliases", "updated")})
         if model.tags:
-            print("tags".ljust(11) + ", ".join(f"{k}={v}" for k, v in model.tags.items()))
+            tags = ", ".join(f"{k}={v}" for k, v in model.tags.items())
+            print("tags".ljust(11) + visible(tags))
         print()
     emit(rows, list(_version_row_columns()), args.format)
     return 0
@@ -189,13 +190,13 @@ def set_alias(args: argparse.Namespace) -> int:
     client = Client(args.repo)
     if args.delete:
         client.delete_registered_model_alias(args.name, args.alias)
-        print(f"removed alias {args.alias!r} of {args.name}")
+        print(visible(f"removed alias {args.alias!r} of {args.name}"))
         return 0
     if args.version is None:
         print("gittrack: error: give the VERSION the alias points at, or --delete", file=sys.stderr)
         return 2
     client.set_registered_model_alias(args.name, args.alias, args.version)
-    print(f"{args.name}@{args.alias} -> version {args.version}")
+    print(visible(f"{args.name}@{args.alias} -> version {args.version}"))
     return 0
 
 

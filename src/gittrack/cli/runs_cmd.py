@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from typing import Any
 
 from gittrack.cli.main import add_format_options
-from gittrack.cli.output import emit
+from gittrack.cli.output import emit, visible
 from gittrack.client import Client
 from gittrack.entities import Run, ViewType
 from gittrack.errors import NotFoundError
@@ -142,7 +144,7 @@ def show_run(args: argparse.Namespace) -> int:
     if artifacts:
         print("\n[artifacts]")
         for item in artifacts:
-            print(f"{item.path}{'/' if item.is_dir else ''}")
+            print(f"{visible(item.path)}{'/' if item.is_dir else ''}")
     return 0
 
 
@@ -163,11 +165,25 @@ def restore_runs(args: argparse.Namespace) -> int:
 
 
 def recover_runs(args: argparse.Namespace) -> int:
+    """Exit code 1 when an orphan could not be committed: it is listed, with why, as kept."""
     client = Client(args.repo)
-    found = client.repository.recovered + client.recover()
-    rows = [{"run_id": run_id, "note": note or ""} for run_id, note in found]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the kept runs are listed below instead
+        opened = client.repository.recovered
+    # The client start recovered already; a run it kept is tried again, the latest word wins.
+    found = {r.run_id: r for r in [*opened, *client.recover()]}
+    rows = [
+        {"run_id": r.run_id, "result": "committed" if r.committed else "kept", "note": r.note or ""}
+        for r in found.values()
+    ]
     if args.format == "table" and not rows:
         print("no orphaned live runs")
         return 0
-    emit(rows, ["run_id", "note"], args.format)
-    return 0
+    emit(rows, ["run_id", "result", "note"], args.format)
+    kept = [r for r in found.values() if not r.committed]
+    for r in kept:
+        print(
+            f"gittrack: error: live run {r.run_id} could not be committed: {r.note}",
+            file=sys.stderr,
+        )
+    return 1 if kept else 0

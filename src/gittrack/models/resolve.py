@@ -7,14 +7,17 @@ load (the id changes whenever a byte changes). A live run's artifacts, a ``dst_p
 and a single file are copied fresh each time. Local paths and ``file://`` URIs are used as
 they are.
 
-Loading a pickle runs code from the file. When the artifacts arrived with a branch fetched from
-a remote, :func:`pickle_origin_notice` says which run and commit they came from, so that a user
-loading someone else's model knows whose code is about to run.
+Loading a pickle runs code from the file. When the model was committed by someone other than the
+local git user (fetched from a remote, into a remote-tracking or straight into the local branch,
+or copied out of such a run with ``download_artifacts``), :func:`untrusted_pickle_notice` says
+which run, commit and author it came from and offers skops, so that a user loading someone
+else's model knows whose code is about to run.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository
 
 MAX_INDIRECTIONS = 8
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 
 
@@ -46,8 +50,8 @@ class ResolvedModel:
 
 
 @dataclass(frozen=True)
-class RemoteOrigin:
-    """The remote-tracking branch and commit a run's artifacts were fetched with."""
+class ArtifactOrigin:
+    """The branch (local or remote-tracking) and commit that brought a run's artifacts."""
 
     ref: str
     commit: str
@@ -137,6 +141,10 @@ def local_path(text: str) -> Path:
 # ---------------------------------------------------------------------------- provenance
 
 
+class UntrustedPickleWarning(UserWarning):
+    """A pickle-based model about to be loaded was committed by someone else."""
+
+
 def is_pickle_based(model_dir: Path) -> bool:
     """Whether loading the model unpickles a file (cloudpickle or pickle serialization)."""
     if not (model_dir / MLMODEL_FILE_NAME).is_file():
@@ -149,36 +157,68 @@ def is_pickle_based(model_dir: Path) -> bool:
     return model_path.endswith(_PICKLE_SUFFIXES)
 
 
-def remote_origin(repository: TrackingRepository, resolved: ResolvedModel) -> RemoteOrigin | None:
-    """The remote-tracking branch that brought the model's artifacts, if one did."""
-    if resolved.tree is None or resolved.run_id is None:
-        return None
+def artifact_origin(
+    repository: TrackingRepository, run_id: str, artifact_path: str, tree: str | None = None
+) -> ArtifactOrigin | None:
+    """The commit that last changed a run's artifact directory, and the ref it was found
+    on: a remote-tracking branch, else the local tracking branch (which a branch fetched
+    straight into it also leaves). With ``tree``, only a ref holding exactly that tree counts."""
     repo = repository.repo
-    suffix = f"/{repository.branch.name}"
-    listing = repo.git_text("for-each-ref", "--format=%(refname) %(objectname)", "refs/remotes/")
-    on_branch = _artifact_path_on_branch(resolved.run_id, resolved.artifact_path or "")
-    for line in listing.splitlines():
-        ref, _, commit = line.partition(" ")
-        if not ref.endswith(suffix):
-            continue
+    on_branch = _artifact_path_on_branch(run_id, artifact_path)
+    for ref, commit in _tracking_refs(repository):
         entry = BranchSnapshot(repo, commit).entry(on_branch)
-        if entry is None or entry.sha != resolved.tree:
+        if entry is None or (tree is not None and entry.sha != tree):
             continue
         log = repo.git_text("log", "-1", "--format=%H%x1f%an <%ae>%x1f%cI", commit, "--", on_branch)
         found, author, date = (log.strip().split("\x1f") + ["", "", ""])[:3]
-        return RemoteOrigin(ref.removeprefix("refs/remotes/"), found or commit, author, date)
+        return ArtifactOrigin(ref.removeprefix("refs/remotes/"), found or commit, author, date)
     return None
 
 
-def pickle_origin_notice(repository: TrackingRepository, resolved: ResolvedModel) -> str | None:
-    """A notice naming the run and commit of a pickled model fetched from a remote, or None."""
-    if resolved.tree is None or not is_pickle_based(resolved.path):
+def _tracking_refs(repository: TrackingRepository) -> list[tuple[str, str]]:
+    """(ref, commit) of every remote's copy of the tracking branch, then of the local one
+    (a model found on both was fetched with the remote's)."""
+    branch = repository.branch
+    listing = repository.repo.git_text(
+        "for-each-ref", "--format=%(refname) %(objectname)", "refs/remotes/"
+    )
+    refs = []
+    for line in listing.splitlines():
+        ref, _, commit = line.partition(" ")
+        if ref.endswith(f"/{branch.name}"):
+            refs.append((ref, commit))
+    local = repository.repo.read_ref(branch.ref)
+    return refs + [(branch.ref, local)] if local else refs
+
+
+def recorded_run(model_dir: Path) -> tuple[str, str] | None:
+    """(run id, artifact path) the model's ``MLmodel`` records, when it was logged in a run:
+    a directory copied out with ``download_artifacts`` is traced back to its run this way."""
+    config = read_model_config(model_dir)
+    if config.run_id is None or not _RUN_ID.fullmatch(config.run_id):
         return None
-    origin = remote_origin(repository, resolved)
-    if origin is None:
+    return config.run_id, config.artifact_path or ""
+
+
+def untrusted_pickle_notice(
+    repository: TrackingRepository,
+    model_dir: Path,
+    run_id: str,
+    artifact_path: str,
+    tree: str | None = None,
+) -> str | None:
+    """A warning when the pickle in ``model_dir``, logged as ``artifact_path`` of run
+    ``run_id``, was committed by someone other than the local git user, naming the run, the
+    commit and its author; None when the local user committed it or no commit holds it."""
+    origin = artifact_origin(repository, run_id, artifact_path, tree)
+    me = repository.repo.identity().email
+    if origin is None or origin.author.lower().endswith(f"<{me.lower()}>"):
         return None
+    via = "" if origin.ref.startswith("refs/heads/") else f", fetched with {origin.ref}"
     return (
-        f"gittrack: loading a pickled model from run {resolved.run_id}, fetched with "
-        f"{origin.ref} in commit {origin.commit[:12]} ({origin.author}, {origin.date}). "
-        "Unpickling runs code from the file: load models only from people you trust."
+        f"gittrack: the model in {model_dir} is a pickle from run {run_id}, committed by "
+        f"{origin.author} ({origin.date}) in commit {origin.commit[:12]}{via}, not by you "
+        f"({me}). Unpickling runs code from the file: load it only if you trust its author. "
+        "To share models safely, save them with serialization_format='skops' (pip install "
+        "skops), which loads without running code."
     )

@@ -16,6 +16,7 @@ is built from scratch. Live runs of this clone are merged in at query time by ``
 from __future__ import annotations
 
 import threading
+import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -75,7 +76,12 @@ class RunIndex:
             return committed
         builder = FrameBuilder()
         for record in live:
-            builder.add(record.meta, record.params, record.summaries, record.where)
+            try:
+                builder.add(record.meta, record.params, record.summaries, record.where)
+            except CorruptDataError as exc:
+                # One damaged live run (kept by a recovery that could not commit it) is
+                # reported and left out, never a reason for every search to fail.
+                warnings.warn(f"live run left out: {exc.message}", RuntimeWarning, 2)
         live_frame = builder.frame()
         kept = committed[~committed["run_id"].isin(live_frame["run_id"])]
         if kept.empty:

@@ -69,6 +69,8 @@ class LiveRuns:
             if not (path / META).exists():
                 return None
             raise
+        if isinstance(meta, dict) and "_parents" in meta:  # private to the owner, not stored
+            meta = {k: v for k, v in meta.items() if not k.startswith("_")}
         record = LiveRecord(run_id, meta, params, summarize_metrics(points), where)
         self._known[run_id] = (stamps, record)
         return record

@@ -17,9 +17,13 @@ without a shell) in the repository with the JSON on stdin. Receivers are called 
 registry change is written, all at once, each bounded by the timeout: a failing or slow
 receiver is reported on stderr and never undoes the change.
 
-``config.yaml`` travels with ``git pull``, so commands from it run only where the repository's
-own git config opts in (``git config gittrack.notifyCommands true``); otherwise they are
-reported as skipped.
+``config.yaml`` travels with ``git pull``, so whatever it names acts only where the local git
+config opts in, which a pull cannot change. Commands run after
+``git config gittrack.notifyCommands true``. URLs are called after
+``git config gittrack.notifyUrls true`` (every URL), or when listed one by one with
+``git config --add gittrack.notifyUrl <url>``: a webhook sends the repository path, the run
+id and the user's email, and must not go to an address that merely arrived with a pull.
+Receivers without opt-in are reported as skipped, once per event, with how to enable them.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from typing import Any
 EVENTS = ("version_registered", "stage_changed", "alias_moved")
 DEFAULT_TIMEOUT = 5.0
 COMMANDS_OPT_IN = "gittrack.notifyCommands"
+URLS_OPT_IN = "gittrack.notifyUrls"
+URL_OPT_IN = "gittrack.notifyUrl"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -55,12 +61,14 @@ class Notifier:
         self,
         config: Mapping[str, Any],
         cwd: Path,
-        commands_allowed: Callable[[], bool],
+        local_config: Callable[[str, bool], list[str]],
         report: Callable[[str], None] | None = None,
     ) -> None:
+        """``local_config(key, as_bool)`` gives every value of ``key`` in the local git
+        config (booleans normalized to ``true``/``false``): the opt-ins live there."""
         self.config = dict(config or {})
         self.cwd = cwd
-        self._commands_allowed = commands_allowed
+        self._local_config = local_config
         self._report = report or _print_to_stderr
         self.timeout = float(self.config.get("timeout", DEFAULT_TIMEOUT))
 
@@ -71,43 +79,80 @@ class Notifier:
         ]
 
     def send(self, event: str, payload: Mapping[str, Any]) -> list[Delivery]:
-        """Deliver ``payload`` to every receiver of ``event``; failures are reported."""
+        """Deliver ``payload`` to every receiver of ``event`` the local git config allows;
+        failures are reported one by one, skipped receivers once with how to enable them."""
         urls, commands = self.receivers(event)
         if not urls and not commands:
             return []
         body = json.dumps({"event": event, **payload}, sort_keys=True, default=str).encode()
+        urls, skipped_urls = self._opted_in_urls(urls)
+        if commands and not self._is_on(COMMANDS_OPT_IN):
+            commands, skipped_commands = [], commands
+        else:
+            skipped_commands = []
         jobs: list[tuple[str, Callable[[], str | None]]] = [
             (url, lambda url=url: _post(url, body, self.timeout)) for url in urls
         ]
-        if commands and not self._commands_allowed():
-            results = [
-                Delivery(
-                    event,
-                    command,
-                    f"skipped: commands from config.yaml run only after "
-                    f"`git config {COMMANDS_OPT_IN} true` in this repository",
-                )
-                for command in commands
-            ]
-        else:
-            results = []
-            jobs += [
-                (command, lambda c=command: _run(c, body, self.cwd, self.timeout))
-                for command in commands
-            ]
-        if jobs:
-            from concurrent.futures import ThreadPoolExecutor
+        jobs += [
+            (command, lambda c=command: _run(c, body, self.cwd, self.timeout))
+            for command in commands
+        ]
+        return self._skipped(event, skipped_urls, skipped_commands) + self._deliver(event, jobs)
 
-            with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
-                futures = [(target, pool.submit(job)) for target, job in jobs]
-                results += [Delivery(event, target, future.result()) for target, future in futures]
-        for delivery in results:
+    def _skipped(self, event: str, urls: list[str], commands: list[str]) -> list[Delivery]:
+        """The receivers not opted in, reported once per kind with how to enable them."""
+        results = []
+        for skipped, reason, kind in (
+            (urls, _URLS_SKIPPED, "webhook URL"),
+            (commands, _COMMANDS_SKIPPED, "command"),
+        ):
+            if skipped:
+                results += [Delivery(event, target, f"skipped: {reason}") for target in skipped]
+                self._report(
+                    f"gittrack: notification {event}: skipped {len(skipped)} {kind}(s) from "
+                    f"config.yaml ({', '.join(skipped)}): {reason}"
+                )
+        return results
+
+    def _deliver(
+        self, event: str, jobs: list[tuple[str, Callable[[], str | None]]]
+    ) -> list[Delivery]:
+        """Run the jobs all at once; each failure is reported and never raised."""
+        if not jobs:
+            return []
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
+            futures = [(target, pool.submit(job)) for target, job in jobs]
+            sent = [Delivery(event, target, future.result()) for target, future in futures]
+        for delivery in sent:
             if delivery.error is not None:
                 self._report(
                     f"gittrack: notification {event} to {delivery.target} failed: "
                     f"{delivery.error} (the registry change itself is kept)"
                 )
-        return results
+        return sent
+
+    def _is_on(self, key: str) -> bool:
+        """Whether the local git config sets the boolean ``key`` (its last value wins)."""
+        return self._local_config(key, True)[-1:] == ["true"]
+
+    def _opted_in_urls(self, urls: list[str]) -> tuple[list[str], list[str]]:
+        """(URLs the local git config allows, URLs it does not)."""
+        if not urls or self._is_on(URLS_OPT_IN):
+            return urls, []
+        listed = set(self._local_config(URL_OPT_IN, False))
+        return [u for u in urls if u in listed], [u for u in urls if u not in listed]
+
+
+_URLS_SKIPPED = (
+    f"webhooks from config.yaml are called only after `git config {URLS_OPT_IN} true`, or "
+    f"`git config --add {URL_OPT_IN} <url>` for each URL, in this repository"
+)
+_COMMANDS_SKIPPED = (
+    f"commands from config.yaml run only after `git config {COMMANDS_OPT_IN} true` in this "
+    "repository"
+)
 
 
 def _post(url: str, body: bytes, timeout: float) -> str | None:

@@ -26,7 +26,7 @@ from gittrack.entities import ModelVersion, RegisteredModel
 from gittrack.errors import ConflictError, InvalidInputError, NotFoundError, RepositoryError
 from gittrack.models import uris
 from gittrack.registry import metadata
-from gittrack.registry.notify import COMMANDS_OPT_IN, Notifier
+from gittrack.registry.notify import Notifier
 from gittrack.registry.policy import ARCHIVE_STAGE, RegistryPolicy, Violation
 from gittrack.registry.search import PagedList, matches, order, paginate, parse_filter
 from gittrack.registry.state import (
@@ -102,13 +102,16 @@ class RegistryService:
         return Notifier(
             self.repository.config().get("notifications") or {},
             self.repo.path,
-            self._commands_allowed,
+            self._local_config,
             self._report,
         )
 
-    def _commands_allowed(self) -> bool:
-        proc = self.repo.git("config", "--bool", "--get", COMMANDS_OPT_IN, check=False)
-        return proc.stdout.decode().strip() == "true"
+    def _local_config(self, key: str, as_bool: bool) -> list[str]:
+        """Every value of ``key`` in the git config of this repository and its user (never
+        from ``config.yaml``, which a pull can change)."""
+        typed = ("--type=bool",) if as_bool else ()
+        proc = self.repo.git("config", *typed, "--get-all", key, check=False)
+        return proc.stdout.decode().splitlines() if proc.returncode == 0 else []
 
     def canonical_stage(self, stage: str) -> str:
         """The configured spelling of ``stage`` (case-insensitive, as in MLflow)."""

@@ -328,13 +328,16 @@ class RefUpdater:
         old: str | None,
         message: str = "gittrack",
         before_swap: Callable[[], None] | None = None,
+        reflog: bool = True,
     ) -> None:
         """Point ``ref`` at ``new`` only if it is at ``old`` (None: must not exist yet).
 
         ``before_swap`` runs under the lock once the ref is known to be at ``old`` (the
         objects of a commit are written there: nothing is written for an update that
-        cannot happen). Raises ``RefMovedError`` when the ref moved, ``ConflictError`` when
-        another writer holds its lock (the caller rebuilds and retries).
+        cannot happen). ``reflog=False`` writes no reflog line, as git does for refs outside
+        ``refs/heads``, ``refs/remotes`` and ``refs/notes``. Raises ``RefMovedError`` when
+        the ref moved, ``ConflictError`` when another writer holds its lock (the caller
+        rebuilds and retries).
         """
         repo = self._repo
         path = f"{repo.common_dir}/{ref}"
@@ -348,7 +351,8 @@ class RefUpdater:
                     raise RefMovedError(f"{ref} is at {current}, expected {old}")
                 if before_swap is not None:
                     before_swap()
-                self._append_reflog(ref, old, new, message)
+                if reflog:
+                    self._append_reflog(ref, old, new, message)
                 if raw.strip() and self._swap_in(lock, path):
                     # The lock now holds the old value: moving it away releases the lock,
                     # and the file serves again as a later lock (same size, no new file).
@@ -360,6 +364,34 @@ class RefUpdater:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(lock)
                 raise
+
+    def delete(self, ref: str, old: str) -> None:
+        """Remove ``ref`` if it is at ``old``; nothing to do when it is already gone.
+
+        The loose file goes under ``<ref>.lock``, as ``git update-ref -d`` removes it. A
+        ref that ``git gc`` packed into ``packed-refs`` is removed from there by git itself
+        (rewriting that file is git's business). Raises ``RefMovedError`` when the ref
+        points elsewhere, ``ConflictError`` when another writer holds its lock.
+        """
+        repo = self._repo
+        path = f"{repo.common_dir}/{ref}"
+        lock = f"{path}.lock"
+        with self._lock:
+            self._take_lock(ref, lock, f"{old}\n".encode())
+            try:
+                raw = _read_loose_ref(path)
+                current = (raw or b"").strip().decode() or repo.read_ref(ref)
+                if current is None:
+                    return
+                if current != old:
+                    raise RefMovedError(f"{ref} is at {current}, expected {old}")
+                if raw is not None:
+                    os.unlink(path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock)
+        if repo.read_ref(ref) is not None:  # packed: git rewrites packed-refs
+            repo.git("update-ref", "-d", ref, old)
 
     @staticmethod
     def _loose_ref_file(ref: str, path: str) -> None:
@@ -844,8 +876,28 @@ class GitRepo:
         old: str | None,
         message: str = "gittrack",
         before_swap: Callable[[], None] | None = None,
+        reflog: bool = True,
     ) -> None:
-        self.refs.update(ref, new, old, message, before_swap)
+        self.refs.update(ref, new, old, message, before_swap, reflog)
+
+    def delete_ref(self, ref: str, old: str) -> None:
+        """Remove ``ref`` if it is at ``old`` (see ``RefUpdater.delete``)."""
+        self.refs.delete(ref, old)
+
+    def refs_under(self, prefix: str) -> dict[str, str]:
+        """Every ref whose name starts with ``prefix`` (a directory, ``refs/x/``) and its
+        value: loose files (a walk of that one directory) and packed entries."""
+        found = {ref: sha for ref, sha in self._packed_refs().items() if ref.startswith(prefix)}
+        root = f"{self.common_dir}/{prefix}"
+        for directory, _dirs, files in os.walk(root):
+            for name in files:
+                if name.endswith(".lock"):
+                    continue
+                ref = f"{prefix}{os.path.relpath(f'{directory}/{name}', root)}"
+                value = (_read_loose_ref(f"{directory}/{name}") or b"").strip().decode()
+                if value:
+                    found[ref] = value
+        return found
 
     def rev_parse(self, rev: str) -> str | None:
         proc = self.git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)

@@ -19,6 +19,15 @@ def run_dir(run_id: str) -> str:
     return f"{RUNS_DIR}/{run_id[0:2]}/{run_id[2:4]}/{run_id}"
 
 
+LIVE_SNAPSHOTS_PREFIX = "refs/gittrack/live/"
+
+
+def live_snapshot_ref(run_id: str) -> str:
+    """The ref that keeps a live run's source snapshot from ``git gc`` until the run's
+    commit takes the snapshot as a parent."""
+    return f"{LIVE_SNAPSHOTS_PREFIX}{run_id}"
+
+
 def experiment_path(experiment_id: str) -> str:
     return f"{EXPERIMENTS_DIR}/{experiment_id}.yaml"
 

@@ -15,7 +15,7 @@ import itertools
 import os
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from gittrack.store import process
@@ -171,11 +171,16 @@ class SmallPacks:
         self._entries: dict[str, bytes] = {}
         self._bytes = 0
         self._pid = process.pid()
+        self._swept = False  # whether this process merged the packs others left yet
 
     def add(self, pack: str, entries: Mapping[str, bytes]) -> None:
         if self._pid != process.pid():  # a forked child leaves its parent's packs alone
             self._reset()
             self._pid = process.pid()
+            self._swept = False
+        if not self._swept and self.chores is not None:
+            self._swept = True
+            self.chores.submit(self._merge_leftovers)
         size = sum(len(entry) for entry in entries.values())
         if self._bytes + size > self.max_bytes:
             self._reset()  # too large to keep: leave these packs to git gc
@@ -197,13 +202,138 @@ class SmallPacks:
             self.chores.submit(lambda: self._merge(packs, entries))
 
     def _merge(self, packs: list[str], entries: dict[str, bytes]) -> None:
-        merged = write_pack(self.pack_dir, entries, self.spares)
-        for pack in packs:
-            for suffix in (".idx", ".pack"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(pack.removesuffix(".pack") + suffix)
-        if self._upper is not None:
+        merged = replace_packs(self.pack_dir, packs, entries, self.spares)
+        if self._upper is not None:  # the first level: also merge what others left
             self._upper.add(merged, entries)
+            self._merge_leftovers()
+
+    def _merge_leftovers(self) -> None:
+        """Merge the small packs of processes that died before they merged theirs (or
+        exited between two merges): one merge per process start, then one per merge of
+        its own, on the background thread."""
+        own = {*self._packs, *(self._upper._packs if self._upper is not None else ())}
+        merge_small_packs(self.pack_dir, exclude=own, spares=self.spares)
 
     def _reset(self) -> None:
         self._packs, self._entries, self._bytes = [], {}, 0
+
+
+def replace_packs(
+    pack_dir: str | Path,
+    packs: Iterable[str],
+    entries: Mapping[str, bytes],
+    spares: SpareFiles | None = None,
+) -> str:
+    """Write ``entries`` (every object of ``packs``, at least) as one pack, then delete
+    ``packs``: each object is in some pack throughout. Returns the new pack's path."""
+    merged = write_pack(pack_dir, entries, spares)
+    for pack in packs:
+        if pack == merged:  # the same objects make the same pack: it is the merged one
+            continue
+        for suffix in (".idx", ".pack"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(pack.removesuffix(".pack") + suffix)
+    return merged
+
+
+LEFTOVER_PACK_BYTES = 1 << 20  # a pack up to this size is a commit's or a merge of a few
+LEFTOVER_MERGE_BYTES = 32 << 20  # read and written at once by one merge
+_PACK_FILES = {".pack", ".idx"}
+
+
+def merge_small_packs(
+    pack_dir: str | Path,
+    exclude: Collection[str] = (),
+    spares: SpareFiles | None = None,
+) -> str | None:
+    """Merge the small packs in ``pack_dir`` into one; returns its path (None: fewer than
+    two were found).
+
+    A process that dies, or exits between two merges of ``SmallPacks``, leaves its small
+    packs behind; without this they pile up by hundreds. Taken are complete packs (index
+    in place; a pack is never written again once it is) of full objects only (what gittrack
+    writes; a delta refers to its pack), with no other file beside them (``.keep``,
+    ``.bitmap``, ``.mtimes``, ``.promisor``: git's), checked against their checksums. A
+    pack that disappears or fails a check is left out, never deleted. Merging is writing
+    the new pack, then deleting the old ones, so it is safe alongside live writers and
+    other merges: their objects are in some pack at every moment. Nothing is done while a
+    ``multi-pack-index`` (which names packs) exists.
+    """
+    pack_dir = os.fspath(pack_dir)
+    try:
+        names = os.listdir(pack_dir)
+    except FileNotFoundError:
+        return None
+    if "multi-pack-index" in names:
+        return None
+    packs, entries, total = [], {}, 0
+    for path in _leftover_candidates(pack_dir, names, exclude):
+        found = read_pack_entries(path)
+        if found is None:
+            continue
+        size = sum(map(len, found.values()))
+        if total + size > LEFTOVER_MERGE_BYTES:
+            break
+        packs.append(path)
+        entries.update(found)
+        total += size
+    if len(packs) < 2:
+        return None
+    return replace_packs(pack_dir, packs, entries, spares)
+
+
+def _leftover_candidates(pack_dir: str, names: list[str], exclude: Collection[str]) -> list[str]:
+    files: dict[str, set[str]] = {}
+    for name in names:
+        stem, dot, suffix = name.rpartition(".")
+        if dot and stem.startswith("pack-"):
+            files.setdefault(stem, set()).add(f".{suffix}")
+    out = []
+    for stem, suffixes in sorted(files.items()):
+        path = f"{pack_dir}/{stem}.pack"
+        if suffixes != _PACK_FILES or path in exclude:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_size <= LEFTOVER_PACK_BYTES:
+                out.append(path)
+    return out
+
+
+def read_pack_entries(pack_path: str) -> dict[str, bytes] | None:
+    """The entries of a pack of full objects, by SHA-1, as ``pack_entries`` makes them;
+    None when the pack is gone, damaged, or holds anything else (deltas, SHA-256)."""
+    try:
+        with open(pack_path.removesuffix(".pack") + ".idx", "rb") as fh:
+            index = fh.read()
+        with open(pack_path, "rb") as fh:
+            pack = fh.read()
+    except FileNotFoundError:
+        return None
+    if len(index) < 8 + 1024 + 40 or index[:8] != b"\xfftOc" + struct.pack(">I", 2):
+        return None
+    count = struct.unpack_from(">I", index, 8 + 255 * 4)[0]
+    names_at = 8 + 1024
+    crcs_at = names_at + 20 * count
+    offsets_at = crcs_at + 4 * count
+    if (
+        len(index) != offsets_at + 4 * count + 40
+        or len(pack) < 32
+        or pack[:8] != b"PACK" + struct.pack(">I", 2)
+        or struct.unpack_from(">I", pack, 8)[0] != count
+        or pack[-20:] != index[-40:-20]
+        or hashlib.sha1(index[:-20]).digest() != index[-20:]
+        or hashlib.sha1(pack[:-20]).digest() != pack[-20:]
+    ):
+        return None
+    offsets = struct.unpack_from(f">{count}I", index, offsets_at)
+    crcs = struct.unpack_from(f">{count}I", index, crcs_at)
+    ends = dict(zip(sorted(offsets), [*sorted(offsets)[1:], len(pack) - 20]))
+    entries = {}
+    for i, offset in enumerate(offsets):
+        if offset & 0x80000000:  # a large-offset table: not a small pack
+            return None
+        entry = pack[offset : ends[offset]]
+        if not entry or not 1 <= (entry[0] >> 4) & 7 <= 4 or zlib.crc32(entry) != crcs[i]:
+            return None
+        entries[index[names_at + 20 * i : names_at + 20 * (i + 1)].hex()] = entry
+    return entries

@@ -21,11 +21,11 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gittrack.errors import ConflictError, NotFoundError
+from gittrack.errors import ConflictError, InvalidStateError, NotFoundError
 from gittrack.store import process
 from gittrack.store.background import Background
 from gittrack.store.files import read_file, read_rest, replace_file, write_all
@@ -105,6 +105,7 @@ class LiveRun:
         self._points: list[tuple[str, float, int, int]] | None = None
         self._lines: list[bytes] = []
         self._line_bytes = 0
+        self._sealed = False  # whether this handle holds the exclusive lock (see ``seal``)
 
     @property
     def path(self) -> Path:
@@ -174,16 +175,82 @@ class LiveRun:
 
     def write(self, name: str, data: bytes) -> None:
         """Replace a file atomically (the descriptor kept for appends is reopened later)."""
-        replace_file(self.path / name, data)
+        if self._lock_fd is None:
+            with self._still_live():
+                replace_file(self.path / name, data)
+        else:
+            replace_file(self.path / name, data)
         self.reopen(name)
 
     def append(self, name: str, data: bytes) -> None:
         """One ``write`` per call: what returns is in the kernel."""
+        if self._lock_fd is None:
+            self._append_shared(name, data)
+            return
         fd = self._fds.get(name)
         if fd is None:
-            fd = self._fds[name] = os.open(f"{self._base}/{name}", _APPEND_FLAGS, 0o644)
-            self._inodes[name] = os.fstat(fd).st_ino
+            fd = self._open_appended(name)
         write_all(fd, data)
+
+    def _open_appended(self, name: str) -> int:
+        fd = self._fds[name] = os.open(f"{self._base}/{name}", _APPEND_FLAGS, 0o644)
+        self._inodes[name] = os.fstat(fd).st_ino
+        return fd
+
+    def _append_shared(self, name: str, data: bytes) -> None:
+        with self._still_live():
+            fd = self._fds.get(name)
+            write_all(self._open_appended(name) if fd is None else fd, data)
+
+    # A process that does not own the run writes under a shared lock on ``metrics.jsonl``
+    # and only while that file is still the one in this run's live directory; the owner
+    # (or whoever commits the run) seals the run with the exclusive lock before it reads
+    # the files and releases it once the directory has left ``live/``. So a write by
+    # another process is either in the commit or refused: never lost, and never in the
+    # owner's next run, which reuses the directory and its files.
+    def _metrics_fd(self) -> int:
+        fd = self._fds.get(METRICS)
+        return self._open_appended(METRICS) if fd is None else fd
+
+    @contextlib.contextmanager
+    def _still_live(self) -> Iterator[None]:
+        """Hold the shared lock of a run this process does not own while it is live."""
+        for _attempt in range(3):  # a run made live again meanwhile is looked at anew
+            try:
+                fd = self._metrics_fd()
+            except FileNotFoundError:
+                raise self._gone() from None
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                if _inode(f"{self._base}/{METRICS}") == self._inodes.get(METRICS):
+                    yield
+                    return
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            self._close_data()  # the files of a run that is gone, or was made live again
+            if not os.path.exists(f"{self._base}/{LOCK}"):
+                break
+        raise self._gone()
+
+    def _gone(self) -> InvalidStateError:
+        return InvalidStateError(
+            f"run {self.run_id} has ended (it was committed while this process was logging "
+            "to it): nothing of this call was written, and a finished run takes no more data"
+        )
+
+    def seal(self) -> None:
+        """Wait for writes other processes have under way, and hold off new ones, before
+        the run's files are read for its commit; ``unseal`` (or closing the handle) lets
+        them go on. Sealing a sealed handle does nothing."""
+        if not self._sealed:
+            fcntl.flock(self._metrics_fd(), fcntl.LOCK_EX)
+            self._sealed = True
+
+    def unseal(self) -> None:
+        fd = self._fds.get(METRICS)
+        if self._sealed and fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        self._sealed = False
 
     def append_metrics(
         self, data: bytes, points: list[tuple[str, float, int, int]] | None = None
@@ -240,6 +307,8 @@ class LiveRun:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        self._inodes.clear()
+        self._sealed = False  # closing the descriptor released the lock
 
     def close(self) -> None:
         self._close_data()
@@ -258,13 +327,12 @@ class LiveRun:
         """Retire the directory after a successful commit: one rename takes it out of
         ``live/`` (so nothing can recover it twice), then its files are deleted, in the
         background when a cleaner is given."""
-        self._close_data()
         retired = self.path.with_name(f"{RETIRED_PREFIX}{self.run_id}-{process.token(4)}")
         try:
             os.rename(self.path, retired)
         except FileNotFoundError:
             retired = self.path
-        self.close()
+        self.close()  # after the rename: closing releases the seal (see ``seal``)
         if cleaner is not None:
             cleaner.remove_tree(retired)
         else:
@@ -365,7 +433,10 @@ class Staging:
             live.remove(self.cleaner)
             return
         spare_path = f"{self.root}/{SPARE_PREFIX}{process.pid()}-{process.token(4)}"
-        os.rename(live.location, spare_path)
+        try:
+            os.rename(live.location, spare_path)
+        finally:
+            live.unseal()
         lock_fd, fds, inodes, lock_size = live.detach()
         assert lock_fd is not None
         if has_artifacts:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from pathlib import Path
 
 from gittrack.errors import CorruptDataError, InvalidInputError
@@ -19,7 +20,7 @@ from gittrack.store.git import GitRepo
 from gittrack.store.schemas import check_stored
 from gittrack.store.staging import Staging
 from gittrack.tracking.experiments import ExperimentStore, default_experiment_document
-from gittrack.tracking.runs import RunStore
+from gittrack.tracking.runs import RecoveredRun, RunStore
 from gittrack.tracking.source import CAPTURE_MODES, SourceCapture
 
 _URI_PREFIXES = ("git+file://", "file://")
@@ -54,6 +55,19 @@ def tracking_path_from_uri(uri: str | None) -> Path:
     return Path(uri).expanduser().resolve()
 
 
+def _warn_about_kept_orphans(recovered: list[RecoveredRun]) -> None:
+    """One warning per orphaned live run the client start could not commit: the client
+    works on, and ``gittrack recover`` lists them again."""
+    for found in recovered:
+        if not found.committed:
+            warnings.warn(
+                f"live run {found.run_id} of a process that is gone could not be "
+                f"committed and is kept in the staging area: {found.note}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+
 class TrackingRepository:
     def __init__(
         self, repo: GitRepo | str | os.PathLike[str] | None = None, branch: str | None = None
@@ -68,6 +82,7 @@ class TrackingRepository:
         self._config: tuple[str | None, dict] | None = None
         self._source: SourceCapture | None = None
         self.recovered = self.runs.recover_orphans()
+        _warn_about_kept_orphans(self.recovered)
 
     @property
     def path(self) -> Path:

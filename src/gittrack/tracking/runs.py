@@ -9,17 +9,21 @@ it had) or the committed run, never neither.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import json
 import math
 import os
+import re
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from gittrack.entities import (
     LifecycleStage,
@@ -34,6 +38,7 @@ from gittrack.entities import (
 from gittrack.errors import (
     ConflictError,
     CorruptDataError,
+    GittrackError,
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
@@ -55,6 +60,24 @@ from gittrack.tracking import validation
 from gittrack.tracking.run_names import generate_run_name
 
 NOTE_TAG = "mlflow.note.content"
+MISSING_SOURCE_TAG = "gittrack.source.missing"
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class RecoveredRun(NamedTuple):
+    """One orphaned live run a recovery found: committed (``note``: a torn last line that
+    was dropped, if any), or kept in place because it could not be (``note``: why)."""
+
+    run_id: str
+    note: str | None
+    committed: bool = True
+
+
+def _problem(exc: Exception) -> str:
+    """An error as one line for a report."""
+    if isinstance(exc, GittrackError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
 
 
 def now_ms() -> int:
@@ -233,9 +256,17 @@ class RunStore:
             meta["_parents"] = (
                 [source.snapshot or source.commit] if (source.snapshot or source.commit) else []
             )
+            if source.snapshot:
+                self.repo.update_ref(
+                    layout.live_snapshot_ref(run_id), source.snapshot, None, reflog=False
+                )
         # Keys and values are checked above; the schema is checked when the run is committed.
         meta_bytes = _live_meta_bytes(meta)
-        live = self.staging.create(run_id, {META: meta_bytes})
+        try:
+            live = self.staging.create(run_id, {META: meta_bytes})
+        except BaseException:
+            self._release_snapshot(meta)
+            raise
         opened = _OpenRun(live, meta, {})
         opened.file_stamps[META] = live.stamp_of_own(META, len(meta_bytes))
         opened.file_stamps[PARAMS] = live.stamp_of_own(PARAMS, 0)
@@ -245,7 +276,7 @@ class RunStore:
     def resume(self, run_id: str) -> Run:
         """Reopen a run for logging: a live one whose owner is gone, or a committed one."""
         validation.check_run_id(run_id)
-        if run_id in self._open:
+        if self._live_handle(run_id) is not None:
             return self.get(run_id)
         if self.staging.exists(run_id):
             live = self.staging.open(run_id, claim=True)
@@ -280,8 +311,17 @@ class RunStore:
         return self.get(run_id)
 
     # -------------------------------------------------------------- logging
-    def _writable(self, run_id: str) -> _OpenRun:
+    def _live_handle(self, run_id: str) -> _OpenRun | None:
+        """This process's handle on a live run: one it owns, or one it attached to while
+        that run is still live (a handle on a run committed since is dropped)."""
         opened = self._open.get(run_id)
+        if opened is None or opened.live.owner or self.staging.exists(run_id):
+            return opened
+        self._open.pop(run_id).live.close()
+        return None
+
+    def _writable(self, run_id: str) -> _OpenRun:
+        opened = self._live_handle(run_id)
         if opened is not None:
             if opened.meta["lifecycle"] == LifecycleStage.DELETED:
                 raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it")
@@ -433,7 +473,9 @@ class RunStore:
         self._write_meta(opened)
 
     def _is_live(self, run_id: str) -> bool:
-        return run_id in self._open or self.staging.exists(validation.check_run_id(run_id))
+        if run_id in self._open and self._open[run_id].live.owner:
+            return True
+        return self.staging.exists(validation.check_run_id(run_id))
 
     # ------------------------------------------------------------ artifacts
     def artifact_target(self, run_id: str, artifact_path: str | None, name: str) -> Path:
@@ -540,7 +582,7 @@ class RunStore:
             raise InvalidInputError(
                 f"run status {status!r} is not one of {', '.join(RunStatus.ALL)}"
             )
-        opened = self._open.get(run_id)
+        opened = self._live_handle(run_id)
         if opened is None:
             validation.check_run_id(run_id)
             if not self.staging.exists(run_id):
@@ -549,20 +591,37 @@ class RunStore:
             opened = self._open[run_id] = _OpenRun(self.staging.open(run_id, claim=True), {}, {})
             self._refresh(opened, META, force=True)
             self._refresh(opened, PARAMS, force=True)
-        self._refresh(opened, META)
-        self._refresh(opened, PARAMS)
-        opened.meta["status"] = status
-        opened.meta["end_time"] = format_time(end_time or now_ms())
-        opened.live.mark_ending(status, opened.meta["end_time"])
         try:
+            opened.live.seal()  # what other processes logged is read below, or refused
+            self._refresh(opened, META)
+            self._refresh(opened, PARAMS)
+            opened.meta["status"] = status
+            opened.meta["end_time"] = format_time(end_time or now_ms())
+            opened.live.mark_ending(status, opened.meta["end_time"])
             self._commit_live(opened.live, opened.meta, opened.params)
+        except BaseException:
+            opened.live.unseal()
+            raise
         finally:
             self._open.pop(run_id, None)
 
     def _commit_live(self, live: LiveRun, meta: dict, params: dict[str, str]) -> str:
         """Commit a live run's files onto the branch, then remove the live directory."""
+        live.seal()  # callers seal before they read the documents: this is then a no-op
+        try:
+            has_artifacts = live.has_artifacts()
+            tip = self._commit_sealed(live, meta, params, has_artifacts)
+        except BaseException:
+            live.unseal()
+            raise
+        self._release_snapshot(meta)
+        self.staging.recycle(live, has_artifacts)  # unseals once out of live/
+        return tip
+
+    def _commit_sealed(
+        self, live: LiveRun, meta: dict, params: dict[str, str], has_artifacts: bool
+    ) -> str:
         run_id = live.run_id
-        has_artifacts = live.has_artifacts()
         appended = live.appended_metrics()
         if appended is not None:  # all written by this process: no need to read them back
             (raw_metrics, points), torn = appended, None
@@ -573,7 +632,7 @@ class RunStore:
             raw_metrics = raw_metrics[: raw_metrics.rfind(b"\n") + 1]
             meta.setdefault("tags", {})["gittrack.recovery"] = torn
         meta["metrics"] = _encode_summary(summarize_metrics(points))
-        parents = [p for p in meta.get("_parents") or [] if p]
+        parents = self._present_parents(meta, [p for p in meta.get("_parents") or [] if p])
         stored = self._meta_for_disk(meta)
         where = f"{layout.run_dir(run_id)}/{META}"
         check_outgoing(stored, "meta", where)
@@ -590,50 +649,105 @@ class RunStore:
                 rel = path.relative_to(artifacts).as_posix()
                 mode = "100755" if os.access(path, os.X_OK) else "100644"
                 changes[f"{base}/{ARTIFACTS}/{rel}"] = Blob(path.read_bytes(), mode)
-        parents = [p for p in parents if self.repo.has_object(p)]
         message = (
             f"Run {meta['run_name']} {meta['status']} ({run_id})\n\n"
             f"Experiment: {meta['experiment_id']}\n"
             f"Run-Id: {run_id}\n"
             f"Source-Commit: {meta['source'].get('commit') or 'none'}\n"
         )
-        tip = self.branch.commit(lambda _snap: changes, message, tuple(dict.fromkeys(parents)))
-        self.staging.recycle(live, has_artifacts)
-        return tip
+        return self.branch.commit(lambda _snap: changes, message, tuple(dict.fromkeys(parents)))
+
+    def _present_parents(self, meta: dict, parents: list[str]) -> list[str]:
+        """The source commits still in the repository. One that is gone (a ``git gc`` that
+        ran without the live ref, e.g. before it existed) is warned about and recorded in
+        the run's ``gittrack.source.missing`` tag, never silently dropped."""
+        present = [p for p in parents if self.repo.has_object(p)]
+        missing = [p for p in parents if p not in present]
+        if missing:
+            run_id = meta["run_id"]
+            meta.setdefault("tags", {})[MISSING_SOURCE_TAG] = " ".join(missing)
+            warnings.warn(
+                f"run {run_id}: its source commit {', '.join(missing)} is missing from the "
+                "repository (removed by git gc?); the run is committed without it as a "
+                f"parent and tagged {MISSING_SOURCE_TAG}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return present
+
+    def _release_snapshot(self, meta: dict) -> None:
+        """Drop the live ref of the run's snapshot: from now on the run's commit (a parent)
+        keeps it. A ref that cannot be removed now (another writer holds its lock) is left
+        to ``recover_orphans``, which removes the refs of committed runs."""
+        snapshot = (meta.get("source") or {}).get("snapshot")
+        if not snapshot or snapshot not in (meta.get("_parents") or ()):
+            return
+        with contextlib.suppress(GittrackError, OSError):
+            self.repo.delete_ref(layout.live_snapshot_ref(meta["run_id"]), snapshot)
+
+    def _release_committed_snapshots(self) -> None:
+        """Remove the snapshot refs of runs already on the branch (their owner died
+        between the commit and the removal)."""
+        live_refs = self.repo.refs_under(layout.LIVE_SNAPSHOTS_PREFIX)
+        if not live_refs:
+            return
+        snap = self.branch.snapshot()
+        for ref, sha in live_refs.items():
+            run_id = ref[len(layout.LIVE_SNAPSHOTS_PREFIX) :]
+            if _RUN_ID.fullmatch(run_id) and snap.entry(layout.run_dir(run_id)) is not None:
+                with contextlib.suppress(GittrackError, OSError):
+                    self.repo.delete_ref(ref, sha)
 
     # ------------------------------------------------------------- recovery
-    def recover_orphans(self) -> list[tuple[str, str | None]]:
-        """Commit live runs whose owning process is gone; returns (run_id, problem) pairs."""
+    def recover_orphans(self) -> list[RecoveredRun]:
+        """Commit live runs whose owning process is gone.
+
+        Runs at every client start, so one orphan that cannot be committed (a corrupt file,
+        a field the schema refuses) must not stop the others or the client: it is reported
+        with ``committed=False``, left in place with every file it has, and retried by the
+        next recovery (once fixed by hand, or by a version that accepts it).
+        """
         recovered = []
         self.staging.sweep()
         self.repo.spare_files.sweep()
+        self._release_committed_snapshots()
         for run_id in self.staging.run_ids():
-            if run_id in self._open:
+            if run_id in self._open and self._open[run_id].live.owner:
                 continue
             live = self.staging.claim_orphan(run_id)
             if live is None:
                 continue
             try:
-                meta = load_yaml(live.read(META) or b"", f"{live.path}/{META}")
-                params = load_yaml(live.read(PARAMS) or b"", f"{live.path}/{PARAMS}") or {}
-                if not isinstance(meta, dict) or "run_id" not in meta:
-                    raise CorruptDataError(f"{live.path}/{META} is not a run's meta.yaml")
-            except CorruptDataError as exc:
-                live.close()
-                recovered.append((run_id, str(exc)))
+                torn = self._recover_orphan(live)
+            except (GittrackError, OSError) as exc:
+                live.close()  # kept as it is, lock released: a later recovery retries it
+                recovered.append(RecoveredRun(run_id, _problem(exc), committed=False))
                 continue
-            ending = live.lock_info()
-            if ending.get("ending") in RunStatus.TERMINATED:
-                # The owner was committing it when it died: keep the status it chose.
-                meta["status"], meta["end_time"] = ending["ending"], ending["end_time"]
-            elif meta.get("status") in (RunStatus.RUNNING, RunStatus.SCHEDULED):
-                meta["status"] = RunStatus.KILLED
-                meta["end_time"] = format_time(self._last_activity(live))
-            points_raw = live.read(METRICS) or b""
-            _, torn = parse_metric_lines(points_raw, f"{live.path}/{METRICS}")
-            self._commit_live(live, meta, params)
-            recovered.append((run_id, torn))
+            recovered.append(RecoveredRun(run_id, torn))
         return recovered
+
+    def _recover_orphan(self, live: LiveRun) -> str | None:
+        """Commit one claimed orphan; returns the note on a torn last metric line, if any."""
+        live.seal()  # a process still logging to it is in the commit, or refused
+        meta = load_yaml(live.read(META) or b"", f"{live.path}/{META}")
+        params = load_yaml(live.read(PARAMS) or b"", f"{live.path}/{PARAMS}") or {}
+        if not isinstance(meta, dict) or "run_id" not in meta:
+            raise CorruptDataError(f"{live.path}/{META} is not a run's meta.yaml")
+        # Checked as read, so a hand-edited file fails here, naming its field, and not
+        # deeper with a KeyError; the commit checks the final documents again.
+        check_stored({**self._meta_for_disk(meta), "metrics": {}}, "meta", f"{live.path}/{META}")
+        check_stored(params, "params", f"{live.path}/{PARAMS}")
+        ending = live.lock_info()
+        if ending.get("ending") in RunStatus.TERMINATED:
+            # The owner was committing it when it died: keep the status it chose.
+            meta["status"], meta["end_time"] = ending["ending"], ending["end_time"]
+        elif meta.get("status") in (RunStatus.RUNNING, RunStatus.SCHEDULED):
+            meta["status"] = RunStatus.KILLED
+            meta["end_time"] = format_time(self._last_activity(live))
+        points_raw = live.read(METRICS) or b""
+        _, torn = parse_metric_lines(points_raw, f"{live.path}/{METRICS}")
+        self._commit_live(live, meta, params)
+        return torn
 
     def _last_activity(self, live: LiveRun) -> int:
         stamps = [os.stat(p).st_mtime for p in live.path.iterdir() if p.is_file()]
@@ -642,7 +756,7 @@ class RunStore:
     # -------------------------------------------------------------- reading
     def get(self, run_id: str) -> Run:
         validation.check_run_id(run_id)
-        opened = self._open.get(run_id)
+        opened = self._live_handle(run_id)
         if opened is not None or self.staging.exists(run_id):
             live = opened.live if opened else self.staging.open(run_id)
             meta = load_yaml(live.read(META) or b"", f"{live.path}/{META}")
@@ -676,8 +790,9 @@ class RunStore:
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         validation.check_run_id(run_id)
-        if run_id in self._open or self.staging.exists(run_id):
-            live = self._open[run_id].live if run_id in self._open else self.staging.open(run_id)
+        opened = self._live_handle(run_id)
+        if opened is not None or self.staging.exists(run_id):
+            live = opened.live if opened is not None else self.staging.open(run_id)
             raw, where = live.read(METRICS) or b"", f"{live.path}/{METRICS}"
         else:
             snap = self.branch.snapshot()
@@ -703,7 +818,7 @@ class RunStore:
     # ----------------------------------------------------------- lifecycle
     def set_lifecycle(self, run_id: str, lifecycle: str) -> None:
         if self._is_live(run_id):
-            opened = self._open.get(run_id) or self._attach_any(run_id)
+            opened = self._live_handle(run_id) or self._attach_any(run_id)
             self._refresh(opened, META)
             opened.meta["lifecycle"] = lifecycle
             self._write_meta(opened)

@@ -22,6 +22,7 @@ from gittrack.store.git import GitRepo, read_small_file
 
 CAPTURE_MODES = ("none", "commit", "snapshot")
 SNAPSHOT_MESSAGE = "gittrack: snapshot of uncommitted changes\n"
+UPDATE_INDEX_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class SourceCapture:
     def _list_files(self) -> tuple[str, ...]:
         assert self.repo is not None
         out = self.repo.git("ls-files", "-z", "--cached", "--others", "--exclude-standard").stdout
-        return tuple(sorted({p for p in out.decode().split("\0") if p}))
+        return tuple(sorted({p for p in out.decode(errors="surrogateescape").split("\0") if p}))
 
     def _capture_now(self, files: tuple[str, ...]) -> SourceInfo:
         assert self.repo is not None
@@ -129,15 +130,23 @@ class SourceCapture:
         dirty = bool(status.strip(b"\0"))
         if not dirty or self.mode != "snapshot":
             return SourceInfo(commit=commit, branch=branch, dirty=dirty)
-        snapshot, skipped = self._snapshot(commit)
+        snapshot, skipped = self._snapshot(commit, status)
         return SourceInfo(
             commit=commit, branch=branch, dirty=dirty, snapshot=snapshot, untracked_skipped=skipped
         )
 
-    def _snapshot(self, head: str | None) -> tuple[str | None, tuple[str, ...]]:
-        """Commit the working state (parent HEAD) through a private copy of the index."""
+    def _snapshot(self, head: str | None, status: bytes) -> tuple[str | None, tuple[str, ...]]:
+        """Commit the working state (parent HEAD) through a private copy of the index.
+
+        The paths ``git status`` reported go to ``git update-index --add --remove``, which
+        drops a path that vanished since (``git add`` would refuse it) and adds the rest: a
+        file deleted or created meanwhile (a build, a data loader, ``git stash -u``) makes the
+        snapshot a moment older, never the run fail.
+        """
         assert self.repo is not None and self.repo.work_tree is not None
         repo = self.repo
+        changed, untracked = _status_paths(status)
+        small, skipped = self._split_by_size(untracked)
         tmp_dir = repo.gittrack_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         index = tmp_dir / f"snapshot-index-{os.getpid()}"
@@ -146,24 +155,9 @@ class SourceCapture:
             if user_index.exists():
                 shutil.copyfile(user_index, index)
             env = {"GIT_INDEX_FILE": str(index)}
-            untracked = repo.git("ls-files", "-z", "--others", "--exclude-standard").stdout
-            small, skipped = [], []
-            for rel in (p for p in untracked.decode().split("\0") if p):
-                try:
-                    size = os.lstat(repo.work_tree / rel).st_size
-                except OSError:
-                    continue
-                (skipped if size > self.size_cap else small).append(rel)
-            repo.git("add", "-u", "--", ".", env=env)
-            if small:
-                repo.git(
-                    "add",
-                    "--pathspec-from-file=-",
-                    "--pathspec-file-nul",
-                    "--",
-                    input="\0".join(small).encode(),
-                    env=env,
-                )
+            paths = changed + small
+            if paths:
+                self._update_index(paths, env)
             tree = repo.git_text("write-tree", env=env).strip()
         finally:
             index.unlink(missing_ok=True)
@@ -171,6 +165,48 @@ class SourceCapture:
             return None, tuple(skipped)
         snapshot = repo.write_commit(tree, [head] if head else [], SNAPSHOT_MESSAGE)
         return snapshot, tuple(skipped)
+
+    def _split_by_size(self, untracked: list[str]) -> tuple[list[str], list[str]]:
+        """(untracked files within the size cap, those over it); vanished ones are left out."""
+        assert self.repo is not None and self.repo.work_tree is not None
+        small, skipped = [], []
+        for rel in untracked:
+            try:
+                size = os.lstat(self.repo.work_tree / rel).st_size
+            except OSError:
+                continue
+            (skipped if size > self.size_cap else small).append(rel)
+        return small, skipped
+
+    def _update_index(self, paths: list[str], env: dict[str, str]) -> None:
+        """Stage ``paths`` as they are now. A file that vanishes between git's ``lstat`` and
+        its ``open`` still stops git: asked again, git then sees it gone and drops it."""
+        assert self.repo is not None
+        request = "\0".join(paths).encode(errors="surrogateescape") + b"\0"
+        args = ("update-index", "--add", "--remove", "-z", "--stdin")
+        for _ in range(UPDATE_INDEX_ATTEMPTS - 1):
+            if self.repo.git(*args, input=request, env=env, check=False).returncode == 0:
+                return
+        self.repo.git(*args, input=request, env=env)
+
+
+def _status_paths(status: bytes) -> tuple[list[str], list[str]]:
+    """(tracked paths changed in the work tree, untracked paths) from ``git status
+    --porcelain=v1 -z``; changes already staged are in the copied index."""
+    changed: list[str] = []
+    untracked: list[str] = []
+    entries = iter(status.decode(errors="surrogateescape").split("\0"))
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        code, path = entry[:2], entry[3:]
+        if code[0] in "RC":
+            next(entries, None)  # the path it was renamed or copied from
+        if code == "??":
+            untracked.append(path)
+        elif code[1] != " ":
+            changed.append(path)
+    return changed, untracked
 
 
 def _with_entry_point(info: SourceInfo, entry_point: str | None) -> SourceInfo:
