@@ -174,3 +174,20 @@ def test_gittrack_log_still_shows_the_runs_when_the_notes_ref_is_locked(repo: Pa
     assert [r["run_id"] for r in entries[1]["runs"]] == [made["run_second"]]
     assert lock.read_text() == "held by another writer\n"
     assert "refs/notes/gittrack" not in git(repo, "for-each-ref")
+
+
+def test_notes_leave_out_live_runs_and_drop_runs_deleted_since(repo: Path, capsys) -> None:
+    made = history(repo)
+    cli_json(capsys, "log")
+    assert made["run_first"] in git(repo, "notes", "--ref=gittrack", "show", made["first"])
+    git(repo, "checkout", "-q", made["first"])
+    live = mlflow.start_run()
+
+    mlflow.MlflowClient().delete_run(made["run_first"])
+    entries = cli_json(capsys, "log", "-n", "1")
+
+    assert [r["run_id"] for r in entries[0]["runs"]] == [live.info.run_id]  # shown, live
+    notes = git(repo, "notes", "--ref=gittrack", "list").split()
+    assert made["first"] not in notes  # its only finished run was deleted
+    assert made["second"] in notes
+    mlflow.end_run()

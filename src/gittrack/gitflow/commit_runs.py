@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gittrack.entities import LifecycleStage
+from gittrack.entities import LifecycleStage, RunStatus
 from gittrack.errors import GittrackError, InvalidInputError, NotFoundError
 from gittrack.gitflow.notes import Notes, RunSummary, note_text
 from gittrack.query.index import run_index
@@ -25,6 +25,7 @@ from gittrack.tracking.repository import TrackingRepository
 
 COMMIT_TAG = "mlflow.source.git.commit"
 COMMIT_COLUMN = f"tags.{COMMIT_TAG}"
+_UNFINISHED = (RunStatus.RUNNING, RunStatus.SCHEDULED)
 
 
 @dataclass(frozen=True)
@@ -98,15 +99,23 @@ def first_parent_log(repository: TrackingRepository, rev: str, limit: int) -> li
     entries = [line.split("\0", 1) for line in out.splitlines() if "\0" in line]
     runs = runs_of_commits(repository, [commit for commit, _ in entries])
     with contextlib.suppress(GittrackError):  # notes are derived: a busy ref is left alone
-        refresh_notes(repository, runs, attempts=3)
+        refresh_notes(repository, [commit for commit, _ in entries], runs, attempts=3)
     return [CommitRuns(commit, subject, runs.get(commit, [])) for commit, subject in entries]
 
 
 def refresh_notes(
-    repository: TrackingRepository, runs: dict[str, list[RunSummary]], attempts: int = 50
+    repository: TrackingRepository,
+    commits: Collection[str],
+    runs: dict[str, list[RunSummary]],
+    attempts: int = 50,
 ) -> bool:
-    """Bring the notes of these commits up to date (one notes commit when any changed)."""
-    texts = {commit: note_text(summaries) for commit, summaries in runs.items() if summaries}
+    """Make the notes of ``commits`` list their finished runs; one notes commit when any
+    changed. A commit left without runs (all deleted) loses its note. Live runs wait until
+    they end: a note saying RUNNING would outlive the run in other clones' merged notes."""
+    texts = {
+        commit: note_text(r for r in runs.get(commit, ()) if r.status not in _UNFINISHED)
+        for commit in commits
+    }
     return Notes(repository.repo).write(texts, attempts=attempts) if texts else False
 
 
@@ -131,4 +140,6 @@ def refresh_notes_for_push(
     if len(known) < len(tips):  # a branch new on the remote: skip what its branches have
         args += [f"--exclude={remote}/{repository.branch_name}", f"--remotes={remote}"]
     commits = repository.repo.git_text(*args, "--").split()
-    return refresh_notes(repository, runs_of_commits(repository, commits)) if commits else False
+    if not commits:
+        return False
+    return refresh_notes(repository, commits, runs_of_commits(repository, commits))
