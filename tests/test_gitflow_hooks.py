@@ -13,7 +13,8 @@ import yaml
 
 import gittrack as mlflow
 from gittrack.cli.main import main
-from gittrack.tracking.repository import forget_repositories
+from gittrack.store.branch import Blob
+from gittrack.tracking.repository import forget_repositories, open_repository
 
 from .conftest import SRC, git, tree_fingerprint
 
@@ -250,3 +251,21 @@ def test_a_hooks_path_that_is_not_a_directory_is_a_one_line_error(repo: Path, ca
     err = capsys.readouterr().err.strip()
     assert "not-a-dir" in err and "post-commit" in err and len(err.splitlines()) == 1
     assert (repo / "not-a-dir").read_text() == "a file\n"
+
+
+def test_a_run_with_an_unreadable_meta_file_is_reported_and_the_others_still_relabelled(
+    repo: Path,
+) -> None:
+    install(repo)
+    broken, fine = dirty_run(repo), dirty_run(repo)
+    where = f".tracking/runs/{broken[:2]}/{broken[2:4]}/{broken}/meta.yaml"
+    branch = open_repository(str(repo)).branch
+    branch.commit(lambda _snap: {where: Blob(b"run_id: [unclosed\n")}, "Damage a run\n")
+
+    result = git_hooked(repo, "commit", "-qam", "better training")
+
+    assert result.returncode == 0
+    assert "left unlabelled" in result.stderr and broken in result.stderr
+    assert committed_run(fine).source.commit == git(repo, "rev-parse", "HEAD").strip()
+    shown = git(repo, "log", "--notes=gittrack", "-1")
+    assert fine in shown and broken not in shown.split("Notes (gittrack):")[1]

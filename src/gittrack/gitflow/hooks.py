@@ -248,6 +248,8 @@ def _post_commit(repository: TrackingRepository, args: list[str]) -> int:
     if commit is None:
         return 0
     result = relabel(repository, commit)
+    for problem in result.problems:
+        print(f"gittrack: post-commit: a run was left unlabelled: {problem}", file=sys.stderr)
     if result.run_ids:
         print(
             f"gittrack: {len(result.run_ids)} run(s) re-labelled with commit {commit[:12]}",

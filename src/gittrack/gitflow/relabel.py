@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gittrack.errors import GittrackError
 from gittrack.gitflow.notes import Notes, RunSummary, note_text
 from gittrack.store import layout
-from gittrack.store.branch import Blob, BranchSnapshot, Changes
-from gittrack.store.codecs import dump_yaml, load_yaml
+from gittrack.store.branch import Blob, BranchSnapshot, Change, Changes
+from gittrack.store.codecs import decode_metric_value, dump_yaml, load_yaml
 from gittrack.store.git import GitRepo
 from gittrack.store.schemas import check_outgoing, check_stored
 from gittrack.store.staging import META
@@ -38,6 +39,7 @@ class Relabelled:
     commit: str
     run_ids: tuple[str, ...]
     note_written: bool
+    problems: tuple[str, ...] = ()
 
 
 def committer_time(repo: GitRepo, commit: str) -> int:
@@ -107,29 +109,32 @@ def snapshot_runs(repository: TrackingRepository, commit: str) -> dict[str, str]
 
 
 def relabel(repository: TrackingRepository, commit: str) -> Relabelled:
-    """Re-label the runs whose snapshot became ``commit`` and write the commit's note."""
+    """Re-label the runs whose snapshot became ``commit`` and write the commit's note.
+
+    A run whose ``meta.yaml`` cannot be read is left as it is and named in ``problems``;
+    the others are re-labelled all the same."""
     candidates = snapshot_runs(repository, commit)
     if not candidates:
         return Relabelled(commit, (), False)
     changed: dict[str, dict] = {}
+    problems: dict[str, str] = {}
 
     def build(snap: BranchSnapshot) -> Changes:
         changed.clear()
-        changes: Changes = {}
+        problems.clear()
+        changes: dict[str, Change] = {}
         for run_id, snapshot in sorted(candidates.items()):
-            meta = _meta(snap, run_id)
-            source = meta.get("source") or {}
-            if not meta or source.get("snapshot") != snapshot:
-                continue
-            if source.get("commit") == commit and meta["tags"].get(COMMIT_TAG) == commit:
-                changed[run_id] = meta
-                continue
-            meta["source"] = {**source, "commit": commit}
-            meta["tags"] = {**meta.get("tags", {}), COMMIT_TAG: commit}
             where = f"{layout.run_dir(run_id)}/{META}"
-            check_outgoing(meta, "meta", where)
-            changes[where] = Blob(dump_yaml(meta))  # type: ignore[index]
+            try:
+                meta = _relabelled(_meta(snap, where), snapshot, commit, where)
+            except GittrackError as exc:
+                problems[run_id] = exc.message
+                continue
+            if meta is None:
+                continue
             changed[run_id] = meta
+            if meta.pop("_changed"):
+                changes[where] = Blob(dump_yaml(meta))
         return changes
 
     ids = sorted(candidates)
@@ -140,11 +145,24 @@ def relabel(repository: TrackingRepository, commit: str) -> Relabelled:
     repository.branch.commit(build, message)
     text = note_text(_summary(meta) for meta in changed.values())
     written = Notes(repository.repo).write({commit: text}) if text else False
-    return Relabelled(commit, tuple(sorted(changed)), written)
+    return Relabelled(commit, tuple(sorted(changed)), written, tuple(problems.values()))
 
 
-def _meta(snap: BranchSnapshot, run_id: str) -> dict:
-    where = f"{layout.run_dir(run_id)}/{META}"
+def _relabelled(meta: dict, snapshot: str, commit: str, where: str) -> dict | None:
+    """The run's meta with ``commit`` as its code (``_changed`` says whether that is new),
+    or None when the run is not one of the snapshot's (anymore)."""
+    source = meta.get("source") or {}
+    if not meta or source.get("snapshot") != snapshot:
+        return None
+    if source.get("commit") == commit and meta["tags"].get(COMMIT_TAG) == commit:
+        return {**meta, "_changed": False}  # done by an earlier call
+    meta = {**meta, "source": {**source, "commit": commit}}
+    meta["tags"] = {**meta["tags"], COMMIT_TAG: commit}
+    check_outgoing(meta, "meta", where)
+    return {**meta, "_changed": True}
+
+
+def _meta(snap: BranchSnapshot, where: str) -> dict:
     raw = snap.read(where)
     if raw is None:
         return {}
@@ -154,11 +172,7 @@ def _meta(snap: BranchSnapshot, run_id: str) -> dict:
 
 
 def _summary(meta: dict) -> RunSummary:
-    # Imported here: the query layer brings pandas, which a hook with nothing to do skips.
-    from gittrack.query.run_rows import stored_summaries
-
-    where = f"{layout.run_dir(meta['run_id'])}/{META}"
-    metrics = {key: entry["value"] for key, entry in stored_summaries(meta, where).items()}
+    metrics = {key: decode_metric_value(entry["value"]) for key, entry in meta["metrics"].items()}
     return RunSummary(
         meta["run_id"], str(meta["experiment_id"]), meta["run_name"], meta["status"], metrics
     )
