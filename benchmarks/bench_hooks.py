@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(build, cwd=repo, env=env, check=True)
         gittrack = [sys.executable, "-m", "gittrack"]
         _run([*gittrack, "log", "-n", "1"], repo, env)  # warm the query cache once
-        plain, hooked, hook_only, log = [], [], [], []
+        plain, hooked, hook_only, log, interpreter = [], [], [], [], []
         for round_ in range(args.repeats):
             (repo / "notes.txt").write_text(f"plain {round_}\n")
             subprocess.run(["git", "add", "notes.txt"], cwd=repo, check=True)
@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             hooked.append(_run(["git", "commit", "-qm", "hooked"], repo, env))
             hook_only.append(_run([*gittrack, "hooks", "run", "post-commit"], repo, env))
             log.append(_run([*gittrack, "log", "-n", "50"], repo, env))
+            interpreter.append(_run([sys.executable, "-c", "pass"], repo, env))
     rows = [
+        ("python -c pass (the floor)", interpreter, None),
         ("git commit, no hooks", plain, None),
         ("git commit, gittrack hooks", hooked, None),
         ("post-commit hook alone", hook_only, 0.3),
