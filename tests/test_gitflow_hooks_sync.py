@@ -74,3 +74,39 @@ def test_a_plain_git_push_shares_runs_tags_and_notes_and_a_plain_git_pull_brings
     assert git(bob, "rev-parse", "refs/tags/churn@v1.0.0^{commit}")
     shown = git(bob, "log", "--notes=gittrack", "-1")
     assert f"run {run_id} FINISHED" in shown and "loss=0.125" in shown
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_refused_push_of_runs_blocks_the_users_push_only_when_configured(
+    tmp_path: Path, strict: bool
+) -> None:
+    source = make_repo(tmp_path / "source")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(source), str(remote))
+    guard = remote / "hooks" / "pre-receive"  # the server takes code, refuses everything else
+    guard.write_text(
+        "#!/bin/sh\nwhile read old new ref; do\n"
+        '  [ "$ref" = refs/heads/main ] || { echo "protected: $ref" >&2; exit 1; }\ndone\n'
+    )
+    guard.chmod(0o755)
+    alice = hooked_clone(remote, tmp_path / "alice")
+    if strict:
+        git(alice, "config", "gittrack.hooks.strict", "true")
+    (alice / "model.py").write_text("layers = 3\n")
+    git(alice, "add", "model.py")
+    assert git_hooked(alice, "commit", "-qm", "three layers").returncode == 0
+    assert run_script(LOG_AND_REGISTER, alice).returncode == 0
+
+    pushed = git_hooked(alice, "push", "-q", "origin", "main")
+
+    head = git(alice, "rev-parse", "HEAD").strip()
+    reported = [line for line in pushed.stderr.splitlines() if "gittrack: pre-push" in line]
+    assert len(reported) == 1, pushed.stderr
+    if strict:
+        assert pushed.returncode != 0
+        assert git(remote, "rev-parse", "main").strip() != head
+    else:
+        assert pushed.returncode == 0, pushed.stderr
+        assert git(remote, "rev-parse", "main").strip() == head
+    assert "refs/heads/gittrack" not in git(remote, "for-each-ref")
+    assert git(alice, "rev-parse", "gittrack")  # nothing lost locally
