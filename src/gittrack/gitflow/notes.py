@@ -103,26 +103,6 @@ class Notes:
             for sha, (_kind, body) in zip(shas, self.repo.read_objects(blobs))
         }
 
-    def read(self, commit: str) -> str | None:
-        """The note on one commit, or None."""
-        tip = self.tip()
-        if tip is None:
-            return None
-        tree = self.repo.commit_tree_info(tip)[0]
-        for path in self._candidate_paths(commit):
-            sha = self._blob_at(tree, path, missing_ok=True)
-            if sha is not None:
-                return self.repo.read_blob(sha).decode(errors="replace")
-        return None
-
-    def _candidate_paths(self, commit: str) -> list[str]:
-        """The flat path and each fanout depth git may have used (2, 4, … hex per level)."""
-        paths = [commit]
-        for depth in range(1, 4):
-            parts = [commit[2 * i : 2 * i + 2] for i in range(depth)]
-            paths.append("/".join([*parts, commit[2 * depth :]]))
-        return paths
-
     def _blob_at(self, tree: str, path: str, missing_ok: bool = False) -> str | None:
         current: str | None = tree
         parts = path.split("/")
