@@ -224,6 +224,9 @@ def test_a_plain_git_push_goes_through_and_notes_the_pushed_commits_runs(
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))
     git(repo, "remote", "add", "origin", str(remote))
+    user_hook = repo / ".git" / "hooks" / "pre-push"  # accepts, and keeps what git gave it
+    user_hook.write_text('#!/bin/sh\necho "$1" > .git/pre-push.args\ncat > .git/pre-push.input\n')
+    user_hook.chmod(0o755)
     install(repo)
     (repo / "model.py").write_text("layers = 3\n")
     git(repo, "add", "model.py")
@@ -239,6 +242,8 @@ def test_a_plain_git_push_goes_through_and_notes_the_pushed_commits_runs(
     assert git(remote, "rev-parse", "main").strip() == head
     note = git(repo, "notes", "--ref=gittrack", "show", head)
     assert note.startswith(f"run {run.info.run_id} FINISHED") and "loss=0.125" in note
+    assert (repo / ".git" / "pre-push.args").read_text() == "origin\n"
+    assert (repo / ".git" / "pre-push.input").read_text().startswith(f"refs/heads/main {head} ")
 
 
 def test_a_hooks_path_that_is_not_a_directory_is_a_one_line_error(repo: Path, capsys) -> None:
