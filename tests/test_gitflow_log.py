@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gittrack as mlflow
 from gittrack.cli.main import main
-from gittrack.gitflow.notes import Notes
+from gittrack.gitflow.notes import Notes, RunSummary, note_text
 from gittrack.store.git import GitRepo
 from gittrack.tracking.repository import forget_repositories
 
@@ -119,28 +119,23 @@ def test_an_unknown_revision_or_a_bad_count_is_a_one_line_error(repo: Path, caps
     assert "refs/notes/gittrack" not in git(repo, "for-each-ref")
 
 
-def test_notes_merge_like_git_cat_sort_uniq_in_either_order(tmp_path: Path, repo: Path) -> None:
-    first, second = commit(repo, "a"), commit(repo, "b")
-    gitrepo = GitRepo(repo)
-    ours, theirs = Notes(gitrepo), Notes(gitrepo, "refs/notes/theirs")
-    ours.write({first: "run 1 a\nrun 3 c\n", second: "run 5 e\n"})
-    theirs.write({first: "run 2 b\nrun 3 c\n"})
-    base_ours, base_theirs = ours.tip(), theirs.tip()
-    reference = tmp_path / "reference"
-    shutil.copytree(repo, reference)
-    git(reference, "notes", "--ref=gittrack", "merge", "-q", "-s", "cat_sort_uniq", "theirs")
+def test_two_clones_notes_merged_by_git_cat_sort_uniq_list_the_runs_of_both(
+    tmp_path: Path, repo: Path
+) -> None:
+    code = commit(repo, "a")
+    shared = RunSummary("1" * 32, "0", "shared", "FINISHED", {"loss": 0.5})
+    ours = RunSummary("2" * 32, "0", "ours", "FINISHED", {"loss": 0.25})
+    theirs = RunSummary("3" * 32, "0", "theirs", "FAILED", {})
+    other = tmp_path / "other"
+    shutil.copytree(repo, other)
+    Notes(GitRepo(repo)).write({code: note_text([shared, ours])})
+    Notes(GitRepo(other)).write({code: note_text([theirs, shared])})
+    git(repo, "fetch", "-q", str(other), "refs/notes/gittrack:refs/notes/theirs")
 
-    ours.merge(base_theirs)
-    one_way = ours.read_all()
-    git(repo, "update-ref", "refs/notes/gittrack", base_theirs)
-    ours.merge(base_ours)
-    other_way = ours.read_all()
+    git(repo, "notes", "--ref=gittrack", "merge", "-q", "-s", "cat_sort_uniq", "refs/notes/theirs")
 
-    expected = {first: "run 1 a\nrun 2 b\nrun 3 c\n", second: "run 5 e\n"}
-    assert one_way == other_way == expected
-    for sha, text in expected.items():
-        assert git(reference, "notes", "--ref=gittrack", "show", sha) == text
-    assert git(repo, "rev-parse", "refs/notes/gittrack^2").strip() == base_ours
+    merged = git(repo, "notes", "--ref=gittrack", "show", code)
+    assert merged == note_text([ours, theirs, shared])  # as if one clone had made all three
 
 
 def test_a_note_git_stored_in_a_fanned_out_notes_tree_is_replaced_in_place(repo: Path) -> None:

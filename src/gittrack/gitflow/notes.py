@@ -2,8 +2,9 @@
 
 A note on a code commit lists the runs made on it, one line per run, sorted by run id, so that
 ``git log --notes=gittrack`` shows them next to the commit. One line per run (no header) is what
-makes git's ``cat_sort_uniq`` merge strategy right for these notes: merging two clones' notes
-is the sorted union of their lines, and the same runs give the same note in every clone.
+makes git's ``cat_sort_uniq`` merge strategy right for these notes (``pull`` merges them with
+``git notes merge -s cat_sort_uniq``): merging two clones' notes is the sorted union of their
+lines, and the same runs give the same note in every clone.
 
 Notes are written in process, like the tracking branch: blobs, the notes tree along the changed
 paths, a commit whose parent is the previous notes commit, and a compare-and-swap of the ref.
@@ -57,12 +58,6 @@ def note_text(runs: Iterable[RunSummary]) -> str:
     """The note of a commit that has these runs ("" when there are none)."""
     lines = sorted({run.line() for run in runs})
     return "".join(f"{line}\n" for line in lines)
-
-
-def merge_note_texts(*texts: str) -> str:
-    """git's ``cat_sort_uniq``: the lines of all notes, sorted, each once."""
-    lines = {line for text in texts for line in text.splitlines() if line.strip()}
-    return "".join(f"{line}\n" for line in sorted(lines))
 
 
 def _note_paths(repo: GitRepo, tree: str, prefix: str = "") -> dict[str, str]:
@@ -160,42 +155,3 @@ class Notes:
     def _text_at(self, tree: str | None, path: str) -> str | None:
         sha = self._blob_at(tree, path, missing_ok=True) if tree else None
         return None if sha is None else self.repo.read_blob(sha).decode(errors="replace")
-
-    def merge(self, other: str) -> str | None:
-        """Merge another notes commit (e.g. a remote's) into this ref by ``cat_sort_uniq``.
-
-        The result is a merge commit with parents (local tip, other), or the other commit
-        itself when the local ref is missing or behind it. Returns the new tip."""
-        for attempt in range(_ATTEMPTS):
-            tip = self.tip()
-            merged = self._merged_commit(tip, other)
-            if merged == tip:
-                return tip
-            try:
-                self.repo.update_ref(self.ref, merged, tip, "gittrack: merge notes")
-                return merged
-            except ConflictError:
-                time.sleep(random.uniform(0.001, 0.005 * (attempt + 1)))
-        raise ConflictError(f"{self.ref} is busy (moving or locked): gave up merging notes")
-
-    def _merged_commit(self, tip: str | None, other: str) -> str:
-        if tip is None or tip == other or self._is_ancestor(tip, other):
-            return other
-        if self._is_ancestor(other, tip):
-            return tip
-        ours, theirs = self.read_all(tip), self.read_all(other)
-        tree = self.repo.commit_tree_info(tip)[0]
-        changes = {
-            commit: merge_note_texts(ours.get(commit, ""), text)
-            for commit, text in theirs.items()
-            if ours.get(commit) != text
-        }
-        staged = self._changes(tree, changes)
-        new_tree = apply_changes(self.repo, tree, staged) if staged else tree
-        return self.repo.write_commit(
-            new_tree or self.repo.write_tree([]), [tip, other], "Notes merged by gittrack\n"
-        )
-
-    def _is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        proc = self.repo.git("merge-base", "--is-ancestor", ancestor, descendant, check=False)
-        return proc.returncode == 0
