@@ -274,3 +274,21 @@ def test_a_run_with_an_unreadable_meta_file_is_reported_and_the_others_still_rel
     assert committed_run(fine).source.commit == git(repo, "rev-parse", "HEAD").strip()
     shown = git(repo, "log", "--notes=gittrack", "-1")
     assert fine in shown and broken not in shown.split("Notes (gittrack):")[1]
+
+
+def test_a_commit_in_a_linked_worktree_relabels_the_run_made_there(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(repo)
+    linked = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", str(linked), "-b", "feature")
+    monkeypatch.chdir(linked)
+    forget_repositories()
+    run_id = dirty_run(linked)
+
+    assert git_hooked(linked, "commit", "-qam", "better training").returncode == 0
+
+    head = git(linked, "rev-parse", "HEAD").strip()
+    assert committed_run(run_id).source.commit == head
+    assert f"run {run_id} FINISHED" in git(repo, "log", "--notes=gittrack", "-1", "feature")
+    assert git(repo, "rev-parse", "HEAD").strip() != head  # the main work tree did not move
