@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 import gittrack as mlflow
+from gittrack.tracking.repository import forget_repositories
 
 from .conftest import SRC, git
+from .hostile_branch import put_file
 
 
 def cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -78,10 +82,16 @@ ESCAPES = "\x1b]0;owned\x07\x1b[2J\u202e"
 def test_tables_show_control_characters_in_names_and_values_as_escapes(repo: Path, capsys) -> None:
     from gittrack.cli.main import main
 
-    with mlflow.start_run(run_name=f"red{ESCAPES}") as run:
+    with mlflow.start_run(run_name="red") as run:
         mlflow.log_param("lr", f"0.1{ESCAPES}")
         mlflow.set_tag("note", f"line one\nline two{ESCAPES}")
     run_id = run.info.run_id
+    # Names with control characters are refused on write; they can still arrive with a pull.
+    meta_path = f".tracking/runs/{run_id[:2]}/{run_id[2:4]}/{run_id}/meta.yaml"
+    meta = yaml.safe_load(git(repo, "show", f"gittrack:{meta_path}"))
+    meta["run_name"] = f"red{ESCAPES}"
+    put_file(repo, meta_path, yaml.safe_dump(meta, allow_unicode=True).encode())
+    forget_repositories()
 
     assert main(["runs", "list"]) == 0
     assert main(["runs", "show", run_id]) == 0

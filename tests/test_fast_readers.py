@@ -176,7 +176,50 @@ def test_lines_in_another_spelling_are_read_by_the_general_parser() -> None:
     assert found.steps.tolist() == [2, 0]
 
 
-def test_a_broken_line_in_the_middle_is_corruption() -> None:
+def test_a_broken_line_in_the_middle_is_skipped_and_reported() -> None:
     data = lines([("a", 1.0, 0, 1)]) + b"not json\n" + lines([("a", 2.0, 1, 2)])
-    with pytest.raises(CorruptDataError, match="line 2"):
-        read_metric_columns(data, "m.jsonl")
+    found = read_metric_columns(data, "m.jsonl")
+    assert found.values.tolist() == [1.0, 2.0]
+    assert found.problem == "m.jsonl: line 2 is not a metric point and was skipped (8 bytes)"
+
+
+def test_a_partial_line_joined_to_the_next_point_gives_that_point_back() -> None:
+    data = (
+        lines([("a", 1.0, 0, 1)])
+        + b'{"key": "a", "value": 2.0, "st'
+        + lines([("a", 3.0, 2, 3), ("a", 4.0, 3, 4)])
+        + b'{"key": "a"'
+    )
+    found = read_metric_columns(data, "m.jsonl")
+    assert found.steps.tolist() == [0, 2, 3]
+    assert found.problem == (
+        "m.jsonl: line 2 is incomplete and was skipped (30 bytes); "
+        "line 4 is incomplete and was skipped (11 bytes)"
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            st.sampled_from(
+                [
+                    b'{"key": "a", "value": 1.0, "step": 0, "timestamp": 1}',
+                    b'{"key": "a", "value": "NaN", "st',
+                    b'{"key": 1, "value": 1, "step": Infinity, "timestamp": 1}',
+                    b"[" * 5000,
+                    b"\xff\xfe",
+                ]
+            ),
+        ),
+        max_size=8,
+    )
+)
+def test_any_bytes_give_the_points_and_name_what_was_skipped(parts) -> None:
+    data = b"\n".join(parts)
+    points, problem = parse_metric_lines(data, "m.jsonl")
+    found = read_metric_columns(data, "m.jsonl")
+    assert found.keys == [p[0] for p in points]
+    assert found.steps.tolist() == [p[2] for p in points]
+    assert problem is None or problem.startswith("m.jsonl: line ")

@@ -12,7 +12,7 @@ import pytest
 
 import gittrack
 from gittrack import Client
-from gittrack.errors import CorruptDataError
+from gittrack.errors import CorruptDataError, CorruptDataWarning
 from gittrack.query import cache_file
 from gittrack.query.index import run_index
 from gittrack.query.search import search_runs
@@ -267,13 +267,22 @@ def test_searching_never_writes_the_tracking_branch(repo: Path) -> None:
     assert git(repo, "for-each-ref") == refs
 
 
-def test_a_corrupt_run_on_the_branch_is_reported_with_its_path(repo: Path) -> None:
-    (run_id,) = add_runs(repo, 1)
+def test_a_corrupt_run_on_the_branch_is_skipped_with_a_warning_naming_its_path(
+    repo: Path,
+) -> None:
+    run_id, _other = add_runs(repo, 2)
     handle = open_repository(str(repo))
     where = f"{layout.run_dir(run_id)}/meta.yaml"
     handle.branch.commit(lambda _snap: {where: Blob(b"format: 1\nrun_id: [unclosed\n")}, "break")
-    with pytest.raises(CorruptDataError, match=run_id):
-        search(repo)
+    with pytest.warns(CorruptDataWarning, match=where):
+        assert search(repo) == ["run-1"]
+    with pytest.raises(CorruptDataError, match=where):
+        Client(str(repo)).get_run(run_id)
+
+    fresh_process_view(repo)  # read from the saved index: still reported
+    with pytest.warns(CorruptDataWarning, match=where):
+        assert search(repo) == ["run-1"]
+    assert refresh(repo).mode == "disk"
 
 
 # ------------------------------------------------------------------ two clones

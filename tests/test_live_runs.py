@@ -131,6 +131,8 @@ for i in range(int(sys.argv[2])):
     with open(current + ".tmp", "w") as fh:
         fh.write(run.info.run_id)
     os.replace(current + ".tmp", current)
+    while not os.path.exists(current + ".ready"):  # the other process is logging too
+        time.sleep(0.01)
     for step in range(200):
         mlflow.log_metric("own", float(step), step=step)
         time.sleep(0.0002)
@@ -146,6 +148,7 @@ from gittrack import MlflowClient
 from gittrack.errors import InvalidStateError
 current = sys.argv[1]
 client = MlflowClient()
+open(current + ".ready", "w").close()
 k = 0
 while True:
     with open(current) as fh:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import gittrack as mlflow
 from gittrack.errors import ConflictError, CorruptDataError
 from gittrack.store import files, packs
 from gittrack.store.background import Background
@@ -22,6 +23,7 @@ from gittrack.store.files import SpareFiles, replace_file
 from gittrack.store.git import GitRepo, RefMovedError
 
 from .conftest import git, make_repo
+from .hostile_branch import commit_on_branch
 
 
 @pytest.mark.parametrize("size", [0, 1, 100, 0xFFFF, 0x10000, 200_000])
@@ -378,3 +380,11 @@ def test_a_commit_on_a_stale_tip_is_rebuilt_and_leaves_no_object_behind(repo: Pa
     git(repo, "fsck", "--strict")
     ours.close()
     theirs.close()
+
+
+def test_a_write_refused_on_a_stale_tip_is_judged_again_on_the_moved_branch(repo: Path) -> None:
+    """This process remembers the tip it last wrote; a pull by another process that removed
+    the experiment must not make creating it again fail on the remembered tip."""
+    experiment_id = mlflow.create_experiment("again")
+    commit_on_branch(repo, {f".tracking/experiments/{experiment_id}.yaml": None})
+    assert mlflow.create_experiment("again") == experiment_id

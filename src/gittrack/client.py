@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from gittrack.entities import (
     Experiment,
     FileInfo,
@@ -26,7 +28,7 @@ from gittrack.errors import InvalidInputError, NotFoundError
 from gittrack.store.codecs import dump_yaml
 from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository, open_repository
-from gittrack.tracking.runs import RecoveredRun
+from gittrack.tracking.runs import RecoveredRun, check_new_run
 from gittrack.tracking.source import default_entry_point
 
 if TYPE_CHECKING:
@@ -91,8 +93,8 @@ class Client:
         self.repository.experiments.set_lifecycle(str(experiment_id), LifecycleStage.ACTIVE)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
-        validation.check_key(key, "tag")
-        value = validation.check_string_value(value, "tag", key)
+        validation.check_key(key, "experiment tag")
+        value = validation.check_string_value(value, "experiment tag", key)
         self.repository.experiments.set_tag(str(experiment_id), key, value)
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
@@ -109,6 +111,7 @@ class Client:
         parent_run_id: str | None = None,
         description: str | None = None,
     ) -> Run:
+        tags, run_name, start_time = check_new_run(tags, run_name, start_time, description)
         repository = self.repository
         snap = repository.branch.snapshot()
         if snap.commit is None:
@@ -145,7 +148,7 @@ class Client:
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
         if name is not None:
-            self.set_tag(run_id, "mlflow.runName", name)
+            self.set_tag(run_id, "mlflow.runName", name)  # checked as a run name there
         if status is not None and RunStatus.is_terminated(status):
             self.set_terminated(run_id, status)
 
@@ -161,13 +164,14 @@ class Client:
         self.repository.runs.set_lifecycle(run_id, LifecycleStage.ACTIVE)
 
     def recover(self) -> list[RecoveredRun]:
-        """Commit live runs whose process died (status KILLED).
+        """Remove the locks a crashed writer left on the tracking branch or a registry tag,
+        and commit live runs whose process died (status KILLED).
 
         Returns one ``RecoveredRun(run_id, note, committed)`` per orphan found: ``note`` is
         a dropped torn line of a committed run, or why a run could not be committed (it is
         then kept in place, and the others are recovered all the same).
         """
-        return self.repository.runs.recover_orphans()
+        return self.repository.recover()
 
     # --------------------------------------------------------------- logging
     def log_metric(
@@ -182,14 +186,14 @@ class Client:
         self.repository.runs.log_metric(run_id, key, value, timestamp, step or 0)
 
     def log_param(self, run_id: str, key: str, value: Any, **_ignored: Any) -> Any:
-        self.repository.runs.log_params(run_id, {key: value})
+        self.repository.runs.log_params(run_id, {validation.check_key(key, "param"): value})
         return value
 
     def set_tag(self, run_id: str, key: str, value: Any, **_ignored: Any) -> None:
-        self.repository.runs.set_tags(run_id, {key: value})
+        self.repository.runs.set_tags(run_id, {validation.check_key(key, "tag"): value})
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        self.repository.runs.delete_tag(run_id, key)
+        self.repository.runs.delete_tag(run_id, validation.check_key(key, "tag"))
 
     def log_batch(
         self,
@@ -199,13 +203,13 @@ class Client:
         tags: Sequence[RunTag] = (),
         **_ignored: Any,
     ) -> None:
-        runs = self.repository.runs
-        if params:
-            runs.log_params(run_id, {p.key: p.value for p in params})
-        if tags:
-            runs.set_tags(run_id, {t.key: t.value for t in tags})
-        if metrics:
-            runs.log_metric_points(run_id, list(metrics))
+        """Metrics, params and tags together: all of them or, if one is rejected, none."""
+        self.repository.runs.log_batch(
+            run_id,
+            list(metrics),
+            _unique_params(params),
+            {validation.check_key(t.key, "tag"): t.value for t in tags},
+        )
 
     # ------------------------------------------------------------- artifacts
     def log_artifact(
@@ -219,14 +223,27 @@ class Client:
         self.repository.runs.log_artifacts(run_id, local_dir, artifact_path)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        if not isinstance(text, str):
+            raise InvalidInputError(
+                f"log_text writes a str, not {type(text).__name__}: use log_dict or "
+                "log_artifact for other data"
+            )
+        validation.check_artifact_path(artifact_file)
+        text = validation.check_text(text, f"text for {artifact_file!r}") or ""
         self.repository.runs.write_artifact(run_id, artifact_file, text.encode())
 
     def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:
         """JSON, or YAML when the file name ends in .yaml/.yml (MLflow's rule)."""
-        if artifact_file.endswith((".yaml", ".yml")):
-            data = dump_yaml(dictionary)
-        else:
-            data = (json.dumps(dictionary, indent=2, default=_json_default) + "\n").encode()
+        path = validation.check_artifact_path(artifact_file)
+        try:
+            if path.endswith((".yaml", ".yml")):
+                data = dump_yaml(dictionary)
+            else:
+                data = (json.dumps(dictionary, indent=2, default=_json_default) + "\n").encode()
+        except (TypeError, ValueError, yaml.YAMLError) as exc:  # UnicodeError is a ValueError
+            raise InvalidInputError(
+                f"log_dict cannot write {type(dictionary).__name__} as {artifact_file!r}: {exc}"
+            ) from exc
         self.repository.runs.write_artifact(run_id, artifact_file, data)
 
     def log_figure(
@@ -496,6 +513,20 @@ class Client:
     def verify_registry(self) -> list[PolicyViolation]:
         """Every registry tag that breaks the policy in ``.tracking/config.yaml``."""
         return self.registry.verify()
+
+
+def _unique_params(params: Sequence[Param]) -> dict[str, Any]:
+    """A batch's params by key; one key with two values is refused, as MLflow does."""
+    by_key: dict[str, Any] = {}
+    for param in params:
+        key = validation.check_key(param.key, "param")
+        if key in by_key and str(by_key[key]) != str(param.value):
+            raise InvalidInputError(
+                f"param {key!r} appears twice in the batch, as {by_key[key]!r} and "
+                f"{param.value!r}: a batch may hold one value per param key"
+            )
+        by_key[key] = param.value
+    return by_key
 
 
 def _required(value: str | None, what: str) -> str:

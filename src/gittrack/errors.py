@@ -6,6 +6,8 @@ value, key or file and what is allowed. The command line maps these classes to e
 
 from __future__ import annotations
 
+import warnings
+
 
 class GittrackError(Exception):
     """Base class of every error gittrack raises on purpose."""
@@ -57,6 +59,19 @@ class PolicyError(GittrackError):
     """A registry policy in ``.tracking/config.yaml`` forbids the operation."""
 
     exit_code = 8
+
+
+class CorruptDataWarning(UserWarning):
+    """A run or file that cannot be read was left out of a listing; the message names it."""
+
+
+def warn_skipped(message: str) -> None:
+    """Say that a listing or search went on without what ``message`` names.
+
+    One corrupt file (a hostile pull, a hand edit) is reported this way and skipped, so it
+    never stops a search of everything else; reading it directly still raises.
+    """
+    warnings.warn(f"skipped: {message}", CorruptDataWarning, stacklevel=3)
 
 
 # MLflow scripts sometimes catch ``MlflowException``; the name is kept as an alias.

@@ -16,6 +16,7 @@ from gittrack.client import Client
 from gittrack.entities import Experiment, LifecycleStage, Run, RunStatus, ViewType
 from gittrack.errors import InvalidInputError, InvalidStateError
 from gittrack.store import layout
+from gittrack.tracking import validation
 
 _logger = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ def start_run(
     if parent_run_id is None and nested and _state.stack:
         parent_run_id = _state.stack[-1].info.run_id
     if run_id is not None:
+        tags = validation.check_tags(tags)  # before the run is reopened
         run = client.resume_run(run_id)
         if tags:
             client.repository.runs.set_tags(run_id, tags)
@@ -185,9 +187,12 @@ def end_run(status: str = RunStatus.FINISHED) -> None:
     """End the active run (the innermost one when runs are nested)."""
     if not _state.stack:
         return
-    run = _state.stack.pop()
-    _state.last_run_id = run.info.run_id
+    run = _state.stack[-1]
+    # Popped once committed: when the commit fails (a full disk, say), the run is still
+    # the active one and ``end_run`` can be called again.
     _client().set_terminated(run.info.run_id, status)
+    _state.stack.pop()
+    _state.last_run_id = run.info.run_id
 
 
 def active_run() -> ActiveRun | None:
@@ -362,8 +367,14 @@ def _end_runs_at_exit() -> None:
     while _state.stack:
         try:
             end_run()
-        except Exception:  # pragma: no cover - nothing useful can be done at exit
-            _state.stack.pop()
+        except Exception as exc:  # pragma: no cover - nothing more can be done at exit
+            run = _state.stack.pop()
+            _logger.warning(
+                "run %s could not be committed at exit (%s); it stays live, and "
+                "`gittrack recover` commits it later",
+                run.info.run_id,
+                exc,
+            )
 
 
 def _reset_state() -> None:

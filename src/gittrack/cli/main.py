@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "gittrack.cli.experiments_cmd",
     "gittrack.cli.doctor_cmd",
     "gittrack.cli.demo_cmd",
+    "gittrack.cli.sync_cmd",
     "gittrack.cli.log_cmd",
     "gittrack.cli.hooks_cmd",
 )

@@ -22,7 +22,7 @@ import pickle
 import tempfile
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -36,9 +36,13 @@ _STALE_SECONDS = 120
 
 @dataclass(frozen=True)
 class CachedIndex:
+    """The run frame of ``runs_tree`` at ``tip``; ``skipped`` maps the run ids left out of it
+    (unreadable runs) to the reason, so every later search still reports them."""
+
     frame: pd.DataFrame
     tip: str
     runs_tree: str | None
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def _storage() -> str:
@@ -109,7 +113,11 @@ class IndexCache:
         if len(frame) != manifest["rows"]:
             self.problem = f"{name} has {len(frame)} rows, the manifest says {manifest['rows']}"
             return None
-        return CachedIndex(frame, manifest["tip"], manifest["runs_tree"])
+        skipped = manifest.get("skipped") or {}
+        if not all(type(k) is str and type(v) is str for k, v in skipped.items()):
+            self.problem = "manifest lists skipped runs in an unexpected form"
+            return None
+        return CachedIndex(frame, manifest["tip"], manifest["runs_tree"], skipped)
 
     def save(self, index: CachedIndex) -> bool:
         """Publish an index; False when the cache directory cannot be written."""
@@ -125,6 +133,7 @@ class IndexCache:
                 "tip": index.tip,
                 "runs_tree": index.runs_tree,
                 "rows": len(index.frame),
+                "skipped": index.skipped,
                 "file": name,
                 "digest": digest,
                 "written_at": int(time.time()),

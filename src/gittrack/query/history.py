@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from gittrack.entities import Metric
-from gittrack.errors import NotFoundError
+from gittrack.errors import NotFoundError, warn_skipped
 from gittrack.query.run_tree import diff_run_dirs, runs_tree
 from gittrack.store import layout
 from gittrack.store.fast_metrics import MetricColumns, read_metric_columns
@@ -53,8 +53,11 @@ def read_points(
 
 
 def metric_history(repository: TrackingRepository, run_id: str, key: str) -> list[Metric]:
-    """The points of one metric of one run, in logging order (``Client.get_metric_history``)."""
+    """The points of one metric of one run, in logging order (``Client.get_metric_history``);
+    lines that are not points are skipped with a warning naming the file."""
     points = read_points(repository, run_id)
+    if points.problem is not None:
+        warn_skipped(points.problem)
     keys = points.keys
     values = points.values.tolist()
     steps = points.steps.tolist()

@@ -11,12 +11,15 @@ The comparison is between trees, so it is right whatever happened to the history
 (a pull, a rebase, a force-push). When the cached tree can no longer be read (its objects were
 pruned), the cache is unreadable, or it was written by another version of gittrack, the index
 is built from scratch. Live runs of this clone are merged in at query time by ``frame()``.
+
+A run that cannot be read (invalid YAML, a schema violation, a missing ``meta.yaml``, a
+``run_id`` that is not its directory's...) is left out of the frame; the index remembers it
+(in the cache too) and every query warns about it, naming the file, until it changes.
 """
 
 from __future__ import annotations
 
 import threading
-import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,9 +27,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from gittrack.errors import CorruptDataError, RepositoryError
+from gittrack.errors import CorruptDataError, RepositoryError, warn_skipped
 from gittrack.query.cache_file import CachedIndex, IndexCache
-from gittrack.query.live_runs import LiveRuns
+from gittrack.query.live_runs import LiveRecord, LiveRuns
 from gittrack.query.progress import Progress
 from gittrack.query.run_rows import FrameBuilder, empty_frame, normalize
 from gittrack.query.run_tree import RunDirChanges, diff_run_dirs, runs_tree
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from gittrack.tracking.repository import TrackingRepository
 
 _CHUNK = 2_000
+_FILE_MODES = frozenset(("100644", "100755"))
 
 
 @dataclass(frozen=True)
@@ -72,17 +76,17 @@ class RunIndex:
         """Every run: the committed ones at the branch tip, with this clone's live runs."""
         live = self.live.records()  # before the tip: a run committed meanwhile is in the tip
         committed = self.committed()
+        skipped = dict(self._current.skipped) if self._current is not None else {}
+        skipped.update(self.live.skipped)
         if not live:
+            _warn(skipped)
             return committed
         builder = FrameBuilder()
         for record in live:
-            try:
-                builder.add(record.meta, record.params, record.summaries, record.where)
-            except CorruptDataError as exc:
-                # One damaged live run (kept by a recovery that could not commit it) is
-                # reported and left out, never a reason for every search to fail.
-                warnings.warn(f"live run left out: {exc.message}", RuntimeWarning, 2)
+            builder.try_add(record.run_id, _live_documents, record)
         live_frame = builder.frame()
+        skipped.update(builder.skipped)
+        _warn(skipped)
         kept = committed[~committed["run_id"].isin(live_frame["run_id"])]
         if kept.empty:
             return live_frame
@@ -103,7 +107,7 @@ class RunIndex:
     def _refresh(self, tip: str | None, current: CachedIndex | None) -> CachedIndex:
         if tip is None:
             self.last_refresh = Refresh("full")
-            return CachedIndex(empty_frame(), "", None)
+            return CachedIndex(empty_frame(), "", None, {})
         reason = None
         if current is None:
             current = self.cache.load()
@@ -128,26 +132,32 @@ class RunIndex:
     def _incremental(
         self, base: CachedIndex, tip: str, new_tree: str | None, changes: RunDirChanges
     ) -> CachedIndex:
-        gone = changes.removed | changes.changed.keys()
+        gone = changes.removed | changes.changed.keys() | changes.not_directories
         frame = base.frame
         kept = frame[~frame["run_id"].isin(gone)] if gone else frame
         removed = int(frame["run_id"].isin(changes.removed).sum()) if changes.removed else 0
+        skipped = {k: v for k, v in base.skipped.items() if k not in gone}
         if changes.changed:
-            fresh = self._read_runs(changes.changed)
+            fresh, fresh_skipped = self._read_runs(changes.changed)
             frame = normalize(pd.concat([kept, fresh], ignore_index=True))
+            skipped.update(fresh_skipped)
         else:
             frame = kept.reset_index(drop=True)
+        skipped.update(_not_directories(changes))
         self.last_refresh = Refresh("incremental", len(changes.changed), removed, len(frame))
-        return CachedIndex(frame, tip, new_tree)
+        return CachedIndex(frame, tip, new_tree, skipped)
 
     def _full(self, tip: str, new_tree: str | None, reason: str | None) -> CachedIndex:
         changes = diff_run_dirs(self.repo, None, new_tree)
-        frame = self._read_runs(changes.changed) if changes.changed else empty_frame()
+        frame, skipped = (
+            self._read_runs(changes.changed) if changes.changed else (empty_frame(), {})
+        )
         self.last_refresh = Refresh("full", len(changes.changed), 0, len(frame), reason)
-        return CachedIndex(frame, tip, new_tree)
+        return CachedIndex(frame, tip, new_tree, {**skipped, **_not_directories(changes)})
 
-    def _read_runs(self, run_dirs: dict[str, str]) -> pd.DataFrame:
-        """Rows of the given run directories (run id -> tree id), read in batches.
+    def _read_runs(self, run_dirs: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
+        """Rows of the given run directories (run id -> tree id), read in batches, and the
+        runs that could not be read (run id -> why).
 
         The next batch's objects are fetched by a helper thread while this one parses the
         current batch: git inflates objects in its own process, so reading and parsing
@@ -169,19 +179,22 @@ class RunIndex:
                 done += len(chunk)
                 progress.update(done)
         progress.close()
-        return builder.frame()
+        frame = builder.frame()
+        return frame, builder.skipped
 
     def _fetch_chunk(
         self, ids: list[str], run_dirs: dict[str, str]
     ) -> list[tuple[bytes | None, bytes | None]]:
-        """(meta.yaml, params.yaml) contents of each run, None for a missing file."""
+        """(meta.yaml, params.yaml) contents of each run, None for a missing file (or one
+        that is not a blob: ``_parse_chunk`` reports it)."""
         trees = self.repo.read_trees([run_dirs[run_id] for run_id in ids])
         wanted: list[str] = []
         slots: list[tuple[int, int]] = []
         for tree in trees:
-            blobs = {entry.name: entry.sha for entry in tree if not entry.is_tree}
+            blobs = {entry.name: entry.sha for entry in tree if entry.mode in _FILE_MODES}
             slots.append((_add(wanted, blobs.get(META)), _add(wanted, blobs.get(PARAMS))))
-        bodies = [body for _kind, body in self.repo.read_objects(wanted)]
+        objects = self.repo.read_objects(wanted)
+        bodies = [body if kind == "blob" else None for kind, body in objects]
         return [(bodies[m] if m >= 0 else None, bodies[p] if p >= 0 else None) for m, p in slots]
 
     @staticmethod
@@ -191,12 +204,35 @@ class RunIndex:
         builder: FrameBuilder,
     ) -> None:
         for run_id, (raw_meta, raw_params) in zip(ids, documents):
-            where = layout.run_dir(run_id)
-            if raw_meta is None:
-                raise CorruptDataError(f"{where}/{META} is missing")
-            meta = load_yaml_fast(raw_meta, f"{where}/{META}")
-            params = load_yaml_fast(raw_params, f"{where}/{PARAMS}") if raw_params else {}
-            builder.add(meta, params, None, where, run_id)
+            builder.try_add(run_id, _documents, run_id, raw_meta, raw_params)
+
+
+def _documents(
+    run_id: str, raw_meta: bytes | None, raw_params: bytes | None
+) -> tuple[object, object, None, str]:
+    """(meta, params, None, where) of a committed run, as ``FrameBuilder.try_add`` reads it."""
+    where = layout.run_dir(run_id)
+    if raw_meta is None:
+        raise CorruptDataError(f"{where}/{META} is missing (or is not a file)")
+    meta = load_yaml_fast(raw_meta, f"{where}/{META}")
+    params = load_yaml_fast(raw_params, f"{where}/{PARAMS}") if raw_params else {}
+    return meta, params, None, where
+
+
+def _not_directories(changes: RunDirChanges) -> dict[str, str]:
+    return {
+        run_id: f"{layout.run_dir(run_id)}: is a file, not a run directory"
+        for run_id in changes.not_directories
+    }
+
+
+def _live_documents(record: LiveRecord) -> tuple[dict, dict, dict[str, dict], str]:
+    return record.meta, record.params, record.summaries, record.where
+
+
+def _warn(skipped: dict[str, str]) -> None:
+    for message in skipped.values():
+        warn_skipped(message)
 
 
 def _add(wanted: list[str], sha: str | None) -> int:

@@ -36,12 +36,19 @@ class LiveRuns:
     def __init__(self, staging: Staging) -> None:
         self.staging = staging
         self._known: dict[str, tuple[tuple, LiveRecord]] = {}
+        self.skipped: dict[str, str] = {}  # live runs the last ``records`` could not read
 
     def records(self) -> list[LiveRecord]:
+        """The readable live runs; the others are named in ``skipped`` with the reason."""
         found = []
+        self.skipped = {}
         ids = self.staging.run_ids()
         for run_id in ids:
-            record = self._record(run_id)
+            try:
+                record = self._record(run_id)
+            except CorruptDataError as exc:
+                self.skipped[run_id] = exc.message
+                continue
             if record is not None:
                 found.append(record)
         for gone in self._known.keys() - set(ids):

@@ -8,14 +8,16 @@ summaries' step, timestamp, min, max and count) complete what a ``Run`` object n
 which the frame cannot tell from absent ones.
 
 Documents are checked field by field as they are turned into rows; a document that fails is
-checked against its JSON Schema so that the error names the file and the field.
+checked against its JSON Schema so that the error names the file and the field. A run that
+cannot be a row adds nothing: ``try_add`` and ``frame`` set it aside in ``skipped`` with the
+message, so one corrupt run never stops a search of the others.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -59,6 +61,8 @@ def decode_number(raw: Any) -> float:
 def stored_summaries(meta: dict, where: str) -> dict[str, dict]:
     """The metric summaries of a committed ``meta.yaml``, numbers decoded."""
     try:
+        if not all(type(key) is str for key in meta["metrics"]):
+            raise TypeError("a metric key is not a string")
         return {
             key: {
                 "value": decode_number(entry["value"]),
@@ -83,10 +87,28 @@ class FrameBuilder:
         self._start: list[str] = []
         self._end: list[str | None] = []
         self._keys: dict[str, tuple[list[int], list[Any]]] = {}
+        self._where: list[str] = []
         self._count = 0
+        self.skipped: dict[str, str] = {}  # run id -> why it is not a row
 
     def __len__(self) -> int:
         return self._count
+
+    def try_add(
+        self,
+        run_id: str,
+        read: Callable[..., tuple[Any, Any, Mapping[str, Mapping[str, Any]] | None, str]],
+        *args: Any,
+    ) -> bool:
+        """Add the run ``read(*args)`` returns as (meta, params, summaries, where); when
+        reading or checking it raises ``CorruptDataError``, set the run aside in ``skipped``."""
+        try:
+            meta, params, summaries, where = read(*args)
+            self.add(meta, params, summaries, where, run_id)
+        except CorruptDataError as exc:
+            self.skipped[run_id] = exc.message
+            return False
+        return True
 
     def add(
         self,
@@ -100,12 +122,14 @@ class FrameBuilder:
 
         ``where`` is the run's directory, for error messages; ``summaries`` are the decoded
         metric summaries (None: read them from ``meta``); ``run_id`` is the id of the
-        directory the documents were read from.
+        directory the documents were read from. Every check runs before the row is added:
+        a ``CorruptDataError`` leaves the builder as it was.
         """
         meta = _checked_meta(meta, f"{where}/meta.yaml", run_id)
         params = _checked_params(params, f"{where}/params.yaml")
         if summaries is None:
             summaries = stored_summaries(meta, f"{where}/meta.yaml")
+        details = _details(meta, summaries, f"{where}/meta.yaml")
         row = self._count
         info = self._info
         run_id = meta["run_id"]
@@ -117,22 +141,12 @@ class FrameBuilder:
         info["artifact_uri"].append(ARTIFACT_URI_PREFIX + run_id)
         info["lifecycle_stage"].append(meta["lifecycle"])
         info["parent_run_id"].append(meta.get("parent_run_id"))
-        info["_details"].append(
-            json.dumps(
-                {
-                    "source": meta.get("source") or {},
-                    "summaries": {
-                        k: [s["step"], s["timestamp"], s["min"], s["max"], s["count"]]
-                        for k, s in summaries.items()
-                    },
-                },
-                separators=(",", ":"),
-            )
-        )
+        info["_details"].append(details)
+        self._where.append(where)
         nan_keys = [k for k, s in summaries.items() if s["value"] != s["value"]]
         info["_nan_metrics"].append(json.dumps(nan_keys) if nan_keys else None)
         self._start.append(meta["start_time"])
-        self._end.append(meta["end_time"])
+        self._end.append(meta.get("end_time"))
         keys = self._keys
         for prefix, values in (
             ("metrics.", {k: s["value"] for k, s in summaries.items()}),
@@ -148,12 +162,16 @@ class FrameBuilder:
         self._count += 1
 
     def frame(self) -> pd.DataFrame:
+        """The run frame; a run whose times are not real UTC times is set aside in
+        ``skipped`` (its row is dropped)."""
         n = self._count
         data: dict[str, Any] = {}
         for name in INFO_COLUMNS:
             data[name] = _object_array(self._info[name])
-        data["start_time"] = _times(self._start).astype(np.int64)
-        ends = _times([t or "NaT" for t in self._end])
+        starts, bad = _times(self._start)
+        ends, bad_ends = _times([t or "NaT" for t in self._end])
+        bad |= bad_ends
+        data["start_time"] = starts.astype(np.int64)
         data["end_time"] = np.where(np.isnat(ends), np.nan, ends.astype(np.int64)).astype(float)
         for column in sorted(self._keys, key=_column_order):
             rows, values = self._keys[column]
@@ -164,7 +182,15 @@ class FrameBuilder:
                 array = np.full(n, None, dtype=object)
                 array[rows] = values
             data[column] = array
-        return normalize(pd.DataFrame(data))
+        frame = pd.DataFrame(data)
+        if bad:
+            for row in sorted(bad):
+                self.skipped[self._info["run_id"][row]] = (
+                    f"{self._where[row]}/meta.yaml: start_time {self._start[row]!r} or "
+                    f"end_time {self._end[row]!r} is not a UTC time"
+                )
+            frame = frame.drop(index=sorted(bad)).reset_index(drop=True)
+        return normalize(frame)
 
 
 def _object_array(values: list[Any]) -> np.ndarray:
@@ -173,12 +199,41 @@ def _object_array(values: list[Any]) -> np.ndarray:
     return array
 
 
-def _times(texts: list[str]) -> np.ndarray:
-    """ISO-8601 UTC times with milliseconds as epoch milliseconds (datetime64[ms])."""
+def _times(texts: list[str]) -> tuple[np.ndarray, set[int]]:
+    """ISO-8601 UTC times with milliseconds as datetime64[ms], and the positions of the texts
+    that are no time (a month 13 passes the checks of ``add``): NaT there."""
+    stripped = [t[:-1] if t.endswith("Z") else t for t in texts]
     try:
-        return np.array([t[:-1] if t.endswith("Z") else t for t in texts], dtype="datetime64[ms]")
-    except ValueError as exc:
-        raise CorruptDataError(f"a run's start_time or end_time is not a UTC time: {exc}") from exc
+        return np.array(stripped, dtype="datetime64[ms]"), set()
+    except ValueError:
+        pass
+    values, bad = [], set()
+    for position, text in enumerate(stripped):
+        try:
+            values.append(np.datetime64(text, "ms"))
+        except ValueError:
+            values.append(np.datetime64("NaT", "ms"))
+            bad.add(position)
+    return np.array(values, dtype="datetime64[ms]"), bad
+
+
+def _details(meta: dict, summaries: Mapping[str, Mapping[str, Any]], where: str) -> str:
+    """The ``_details`` cell: source and summaries as JSON (a YAML date in ``source`` is not
+    JSON, and the schema names it)."""
+    try:
+        return json.dumps(
+            {
+                "source": meta.get("source") or {},
+                "summaries": {
+                    k: [s["step"], s["timestamp"], s["min"], s["max"], s["count"]]
+                    for k, s in summaries.items()
+                },
+            },
+            separators=(",", ":"),
+        )
+    except (TypeError, ValueError):
+        check_stored(meta, "meta", where)
+        raise CorruptDataError(f"{where}: source: not readable as JSON") from None
 
 
 def _column_order(column: str) -> tuple[int, str]:
@@ -211,12 +266,15 @@ def _checked_meta(meta: Any, where: str, run_id: str | None) -> dict:
         and isinstance(meta.get("experiment_id"), str)
         and isinstance(meta.get("run_name"), str)
         and isinstance(meta.get("user"), str)
-        and meta.get("status") in _STATUSES
-        and meta.get("lifecycle") in _LIFECYCLES
+        and isinstance(meta.get("status"), str)  # a list would not hash
+        and meta["status"] in _STATUSES
+        and isinstance(meta.get("lifecycle"), str)
+        and meta["lifecycle"] in _LIFECYCLES
         and _is_time(meta.get("start_time"))
         and (meta.get("end_time") is None or _is_time(meta["end_time"]))
+        and (meta.get("parent_run_id") is None or isinstance(meta["parent_run_id"], str))
         and isinstance(meta.get("tags"), dict)
-        and all(isinstance(v, str) for v in meta["tags"].values())
+        and _is_str_mapping(meta["tags"])
         and isinstance(meta.get("metrics"), dict)
         and (meta.get("source") is None or isinstance(meta["source"], dict))
     ):
@@ -236,10 +294,15 @@ def _is_time(value: Any) -> bool:
 def _checked_params(params: Any, where: str) -> dict:
     if params is None:
         return {}
-    if isinstance(params, dict) and all(isinstance(v, str) for v in params.values()):
+    if isinstance(params, dict) and _is_str_mapping(params):
         return params
     check_stored(params, "params", where)
-    raise CorruptDataError(f"{where}: not a run's params.yaml")
+    raise CorruptDataError(f"{where}: not a run's params.yaml (keys and values are strings)")
+
+
+def _is_str_mapping(doc: dict) -> bool:
+    """Keys and values all strings (YAML reads ``1: x`` with an int key)."""
+    return all(type(k) is str and type(v) is str for k, v in doc.items())
 
 
 def nan_metric_keys(cells: pd.Series) -> set[str]:

@@ -21,10 +21,14 @@ _BATCH = 20_000
 
 @dataclass
 class RunDirChanges:
-    """Run directories added or changed (run id -> tree id), and run ids that are gone."""
+    """Run directories added or changed (run id -> tree id), and run ids that are gone.
+
+    ``not_directories`` names the run ids that became a file where their directory belongs
+    (a hostile or broken tree): they are no runs, but the index reports them."""
 
     changed: dict[str, str] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
+    not_directories: set[str] = field(default_factory=set)
 
 
 def runs_tree(repo: GitRepo, root_tree: str | None) -> str | None:
@@ -60,6 +64,15 @@ def diff_run_dirs(repo: GitRepo, old: str | None, new: str | None) -> RunDirChan
                 before, after = old_entries.get(name), new_entries.get(name)
                 before_sha = before.sha if before is not None and before.is_tree else None
                 after_sha = after.sha if after is not None and after.is_tree else None
+                if (
+                    level == _SHARD_LEVELS
+                    and after is not None
+                    and not after.is_tree
+                    and (before is None or before.sha != after.sha)
+                    and _RUN_ID.match(name)
+                    and name.startswith(prefix)
+                ):
+                    changes.not_directories.add(name)
                 if before_sha == after_sha:
                     continue
                 if level < _SHARD_LEVELS:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from gittrack.errors import CorruptDataError
 from gittrack.store import layout
 from gittrack.store.branch import BranchSnapshot
 from gittrack.store.codecs import dump_yaml
@@ -106,10 +107,13 @@ def read_many(
     index: dict[str, str],
     paths: list[str],
     cache: DocCache | None = None,
+    unreadable: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The documents at ``paths`` (None where there is none), read in one batch.
 
-    Documents already in ``cache`` (by blob id) are neither read nor parsed again.
+    Documents already in ``cache`` (by blob id) are neither read nor parsed again. With
+    ``unreadable``, a document that cannot be read is left out (None) and its path mapped there
+    to the reason, so one corrupt file does not stop a listing; without it, it raises.
     """
     docs: dict[str, Any] = dict.fromkeys(paths)
     missing = []
@@ -124,7 +128,13 @@ def read_many(
             docs[path] = known
     bodies = snap.repo.read_objects([index[p] for p in missing]) if missing else []
     for path, (_kind, body) in zip(missing, bodies):
-        docs[path] = decode(body, path)
+        try:
+            docs[path] = decode(body, path)
+        except CorruptDataError as exc:
+            if unreadable is None:
+                raise
+            unreadable[path] = exc.message
+            continue
         if cache is not None:
             cache.put(index[path], docs[path])
     return docs

@@ -23,7 +23,14 @@ from datetime import datetime
 from typing import Any
 
 from gittrack.entities import ModelVersion, RegisteredModel
-from gittrack.errors import ConflictError, InvalidInputError, NotFoundError, RepositoryError
+from gittrack.errors import (
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+    NotFoundError,
+    RepositoryError,
+    warn_skipped,
+)
 from gittrack.models import uris
 from gittrack.registry import metadata
 from gittrack.registry.notify import Notifier
@@ -159,9 +166,14 @@ class RegistryService:
         )
         found = []
         for name in names:
-            if conditions and not matches(conditions, lambda k, n=name: _model_field(view, n, k)):
-                continue
-            found.append(view.registered_model(name))
+            try:
+                if conditions and not matches(
+                    conditions, lambda k, n=name: _model_field(view, n, k)
+                ):
+                    continue
+                found.append(view.registered_model(name))
+            except CorruptDataError as exc:  # one unreadable file does not stop the listing
+                warn_skipped(exc.message)
         found = order(found, order_by, _model_sort_key, ["name ASC"], MODEL_ATTRIBUTES)
         return paginate(found, max_results, page_token)
 
@@ -191,7 +203,11 @@ class RegistryService:
         found = []
         for name in names:
             for version in view.require_model(name).active_versions():
-                entity = view.model_version(version)
+                try:
+                    entity = view.model_version(version)
+                except CorruptDataError as exc:  # one unreadable file does not stop the listing
+                    warn_skipped(exc.message)
+                    continue
                 if matches(conditions, lambda k, e=entity: _version_field(e, k)):
                     found.append(entity)
         found = order(
@@ -275,6 +291,7 @@ class RegistryService:
     ) -> RegisteredModel:
         validate_model_name(name)
         checked_tags = _checked_tags(tags)
+        validation.check_text(description, "description")
         view = self.view(model=name)
         if view.exists(name):
             raise ConflictError(f"Registered model {name!r} already exists")
@@ -297,6 +314,7 @@ class RegistryService:
         return self.get_registered_model(name)
 
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
+        validation.check_text(description, "description")
         self._edit_model(name, lambda doc: doc.__setitem__("description", description), "Describe")
         return self.get_registered_model(name)
 
@@ -393,6 +411,8 @@ class RegistryService:
     ) -> ModelVersion:
         validate_model_name(name)
         checked_tags = _checked_tags(tags)
+        validation.check_text(description, "description")
+        validation.check_text(source, "model version source")
         view = self.view(model=name)
         if not view.exists(name):
             raise NotFoundError(
@@ -490,6 +510,7 @@ class RegistryService:
     def update_model_version(
         self, name: str, version: int | str, description: str | None
     ) -> ModelVersion:
+        validation.check_text(description, "description")
         self._edit_version(name, version, lambda d: d.__setitem__("description", description))
         return self.get_model_version(name, version)
 

@@ -31,7 +31,10 @@ Names (GTO's rules):
 
 On top of GTO's rules, gittrack refuses names that git cannot store as a tag (an empty path
 segment ``//``, ``..``, a segment that starts with ``.`` or ends with ``.lock``), so that a
-name that passes validation always makes a valid ref.
+name that passes validation always makes a valid ref. Lengths are bounded for the same
+reason: a loose ref is a file, and the longest tag gittrack writes, ``M#LABEL!#K`` plus git's
+``.lock``, must fit in one file name (255 bytes) with a model name of at most
+``MAX_MODEL_NAME_LENGTH`` and a label of at most ``MAX_LABEL_LENGTH`` characters.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ _NAME_RE = re.compile(_NAME)
 _NAMESPACE_RE = re.compile(_NAMESPACE)
 
 DEPRECATED_SUFFIX = "deprecated"
+MAX_MODEL_NAME_LENGTH = 160
+MAX_LABEL_LENGTH = 64
 
 
 class TagKind(str, Enum):
@@ -105,6 +110,7 @@ def validate_model_name(name: str) -> str:
     """Return ``name`` if it is a valid model name, else raise ``InvalidInputError``."""
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f"Invalid model name {name!r}: a model name must be non-empty")
+    _check_length("model name", name, MAX_MODEL_NAME_LENGTH)
     namespace, separator, base = name.rpartition(NAMESPACE_SEPARATOR)
     if separator and NAMESPACE_SEPARATOR in namespace:
         raise InvalidInputError(
@@ -124,6 +130,8 @@ def validate_model_name(name: str) -> str:
 
 def validate_label(label: str) -> str:
     """Return ``label`` (a stage or alias) if it is valid, else raise ``InvalidInputError``."""
+    if isinstance(label, str):
+        _check_length("stage or alias", label, MAX_LABEL_LENGTH)
     if not isinstance(label, str) or not _NAME_RE.fullmatch(label):
         raise InvalidInputError(
             f"Invalid stage or alias {label!r}: {_name_rule(label, 'a stage or alias')}"
@@ -233,6 +241,14 @@ def _name_rule(value: str, what: str) -> str:
         f"{what} must start and end with a letter or digit and hold only letters, digits, "
         "'_', '-' and '/'"
     )
+
+
+def _check_length(what: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise InvalidInputError(
+            f"Invalid {what} {value[:40]!r}...: it has {len(value)} characters; at most {limit} "
+            "are allowed, so that its git tags fit in a file name"
+        )
 
 
 def _check_storable_in_git(what: str, value: str) -> None:

@@ -9,6 +9,7 @@ from gittrack.errors import ConflictError, RepositoryError
 from gittrack.registry.tag_names import TagKind, parse_tag
 from gittrack.registry.tags_io import TagListing, TagStore
 from gittrack.registry.time_travel import tag_order_key
+from gittrack.store.git import RefLockedError
 
 MAX_ATTEMPTS = 50
 _ENDING_KINDS = (TagKind.DEREGISTRATION, TagKind.DEPRECATION)
@@ -30,14 +31,24 @@ class TagWriter:
     ) -> str:
         """Create the tag ``tag_name(model's tags)`` names on ``commit``; when another writer
         took that name first (a counter, say), read the tags again and take the next one."""
+        locked: RefLockedError | None = None
         for _ in range(MAX_ATTEMPTS):
             listing = self.tags.read(model)
             name = tag_name(listing)
             try:
                 self.create(listing, model, name, commit, message, sign)
+            except RefLockedError as exc:
+                if exc.stale:  # left by a writer that stopped: says to run recover
+                    raise
+                locked = exc
+                time.sleep(0.01)
+                continue
             except ConflictError:
+                locked = None
                 continue
             return name
+        if locked is not None:  # names the lock file and what to do
+            raise locked
         raise RepositoryError(f"could not create a registry tag for {model!r}: too many races")
 
     def create(

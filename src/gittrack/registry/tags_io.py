@@ -11,10 +11,10 @@ the name is taken.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +27,7 @@ from gittrack.registry.tag_names import (
     parse_tag,
     validate_model_name,
 )
+from gittrack.store.files import replace_file
 from gittrack.store.git import GitRepo
 
 _CACHE_FORMAT = 1
@@ -183,11 +184,8 @@ class TagStore:
                 for r in listing.records
             ],
         }  # fmt: skip
-        target = self._cache_file
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}")
-        temporary.write_text(json.dumps(document))
-        os.replace(temporary, target)
+        with contextlib.suppress(OSError):  # derived data: a full disk costs a re-read only
+            replace_file(self._cache_file, json.dumps(document).encode())
 
     # ------------------------------------------------------------------ writing
     def create(

@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from gittrack.entities import ModelVersion, RegisteredModel
-from gittrack.errors import CorruptDataError, InvalidInputError, NotFoundError
+from gittrack.errors import CorruptDataError, InvalidInputError, NotFoundError, warn_skipped
 from gittrack.registry import metadata
 from gittrack.registry.state import (
     ModelState,
@@ -71,12 +71,16 @@ class RegistryView:
         if not paths:
             return
         cache = metadata.DocCache(self.snapshot.repo.gittrack_dir / "cache" / "registry-docs.json")
-        docs = metadata.read_many(self.snapshot, self._index, paths, cache)
+        unreadable: dict[str, str] = {}
+        docs = metadata.read_many(self.snapshot, self._index, paths, cache, unreadable)
         cache.save(keep=self._index.values())
+        # An unreadable file is not kept: reading it again raises, for the caller to report.
         for name in names:
-            self._model_docs[name] = docs[metadata.model_path(name)]
+            if metadata.model_path(name) not in unreadable:
+                self._model_docs[name] = docs[metadata.model_path(name)]
         for key in keys:
-            self._version_docs[key] = docs[metadata.version_path(*key)]
+            if metadata.version_path(*key) not in unreadable:
+                self._version_docs[key] = docs[metadata.version_path(*key)]
 
     @cached_property
     def _deprecations(self) -> dict[str, TagRecord]:
@@ -119,7 +123,15 @@ class RegistryView:
         """Every live model, by name."""
         candidates = sorted(set(metadata.model_names_in(self._index)) | set(self.state.models))
         self.prefetch(names=candidates)
-        return [n for n in candidates if self.exists(n)]
+        return [n for n in candidates if self._readable_and_exists(n)]
+
+    def _readable_and_exists(self, name: str) -> bool:
+        """``exists``; a model whose ``model.yaml`` cannot be read is left out with a warning."""
+        try:
+            return self.exists(name)
+        except CorruptDataError as exc:
+            warn_skipped(exc.message)
+            return False
 
     def require_model(self, name: str) -> ModelState:
         """The model's state (empty when it has no versions yet); NotFoundError if it is gone."""

@@ -9,13 +9,22 @@ concurrent writers never lose each other's runs.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from gittrack.errors import ConflictError, RepositoryError
-from gittrack.store.git import GitRepo, RefMovedError, TreeEntry
+from gittrack.errors import ConflictError, CorruptDataError, GittrackError, RepositoryError
+from gittrack.store.git import (
+    GitRepo,
+    LockState,
+    RefLockedError,
+    RefMovedError,
+    TreeEntry,
+    clean_message,
+)
 
 BLOB_MODE = "100644"
 EXEC_MODE = "100755"
@@ -41,6 +50,29 @@ class ObjectRef:
 # A change maps a path on the branch to new content, an existing object, or None (delete).
 Change = Blob | ObjectRef | None
 Changes = Mapping[str, Change]
+
+_RESERVED_NAMES = frozenset(("", ".", "..", ".git"))
+
+
+def unsafe_name_problem(name: str) -> str | None:
+    """Why a tree entry name cannot become a file name under a destination, or None.
+
+    git's default push and fetch accept trees with entries named ``..``, ``.git`` or with a
+    slash in them; written out as they are, such names escape the destination directory or
+    plant a repository inside it. Everything that materialises a tree asks here first.
+    """
+    if name.lower() in _RESERVED_NAMES:
+        return "a reserved name ('', '.', '..' or '.git' in any case) is not allowed"
+    if "/" in name or "\\" in name or "\0" in name:
+        return "a name with '/', '\\' or NUL in it is not allowed"
+    return None
+
+
+def check_entry_name(directory: str, name: str) -> None:
+    """Raise ``CorruptDataError`` naming the entry when ``name`` is unsafe to write out."""
+    problem = unsafe_name_problem(name)
+    if problem is not None:
+        raise CorruptDataError(f"{directory}/{name!r}: unsafe tree entry name: {problem}")
 
 
 class BranchSnapshot:
@@ -73,12 +105,29 @@ class BranchSnapshot:
             return []
         return self.repo.read_tree(found.sha)
 
-    def walk(self, path: str, prefix: str = "") -> Iterator[tuple[str, TreeEntry]]:
-        """Every blob below ``path`` as (relative path, entry)."""
+    def walk(
+        self,
+        path: str,
+        prefix: str = "",
+        on_unsafe: Callable[[str, str], None] | None = None,
+    ) -> Iterator[tuple[str, TreeEntry]]:
+        """Every blob below ``path`` as (relative path, entry).
+
+        An entry whose name is unsafe to write out (see ``unsafe_name_problem``) raises
+        ``CorruptDataError`` naming it; with ``on_unsafe`` it is reported there as (path on
+        the branch, problem) and skipped instead.
+        """
         for child in self.listdir(path):
+            if on_unsafe is None:
+                check_entry_name(path, child.name)
+            else:
+                problem = unsafe_name_problem(child.name)
+                if problem is not None:
+                    on_unsafe(f"{path}/{child.name!r}", problem)
+                    continue
             rel = f"{prefix}{child.name}"
             if child.is_tree:
-                yield from self.walk(f"{path}/{child.name}", rel + "/")
+                yield from self.walk(f"{path}/{child.name}", rel + "/", on_unsafe)
             else:
                 yield rel, child
 
@@ -137,8 +186,21 @@ class TrackingBranch:
         self._tip_hint: str | None = None  # the tip as last read or written here
 
     def tip(self) -> str | None:
-        tip = self._tip_hint = self.repo.read_ref(self.ref)
+        tip = self.repo.read_ref(self.ref)
+        if tip is None:
+            tip = self._adopt_remote_branch()
+        self._tip_hint = tip
         return tip
+
+    def _adopt_remote_branch(self) -> str | None:
+        """No local branch yet: start it at the remote's, if one was fetched, so a clone sees
+        the runs already shared (and its own commits build on them)."""
+        remote = self._remote_tip()
+        if remote is None:
+            return None
+        with contextlib.suppress(ConflictError):  # another process created it meanwhile
+            self.repo.update_ref(self.ref, remote, None, "gittrack: start from the remote's")
+        return self.repo.read_ref(self.ref)
 
     def snapshot(self, at: str | None = None) -> BranchSnapshot:
         return BranchSnapshot(self.repo, at if at is not None else self.tip())
@@ -161,9 +223,29 @@ class TrackingBranch:
                 )
             try:
                 self.repo.update_ref(self.ref, commit, None, "gittrack: initialize")
-            except ConflictError:
+            except ConflictError as exc:
+                _give_up_on_stale_lock(exc)
                 time.sleep(random.uniform(0.0005, 0.002 * min(attempt + 1, 10)))
-        raise RepositoryError(f"could not create {self.ref}")
+        raise self._gave_up(f"could not create {self.ref}")
+
+    def _remote_tip(self) -> str | None:
+        """The remote's branch as fetched (``refs/remotes/<remote>/<name>``; ``origin`` first):
+        a clone starts from the runs already shared, never from a root of its own, which
+        would leave the remote's runs invisible and its own push rejected (DESIGN §10).
+        Read from the ref files, without spawning git (a new repository asks on every read)."""
+        suffix = f"/{self.name}"
+        remotes = {
+            ref[len("refs/remotes/") : -len(suffix)]
+            for ref in self.repo.packed_refs()
+            if ref.startswith("refs/remotes/") and ref.endswith(suffix)
+        }
+        with contextlib.suppress(OSError):
+            remotes.update(os.listdir(self.repo.common_dir / "refs" / "remotes"))
+        for remote in sorted(remotes, key=lambda r: (r != "origin", r)):
+            tip = self.repo.read_ref(f"refs/remotes/{remote}{suffix}")
+            if tip is not None:
+                return tip
+        return None
 
     def commit(
         self,
@@ -179,6 +261,7 @@ class TrackingBranch:
         """
         if not self._exists:
             self.ensure_exists()
+        message = clean_message(message)  # also its first line, the reflog's entry
         # The first attempt builds on the tip as last seen here, without reading the ref:
         # the update checks it under the ref's lock, and objects are written only then.
         hint = self._tip_hint
@@ -188,7 +271,12 @@ class TrackingBranch:
             if snap.commit is None:  # deleted behind our back: start it again
                 self.ensure_exists()
                 continue
-            changes = build(snap)
+            try:
+                changes = build(snap)
+            except GittrackError:
+                if guessed:  # judged on a stale tip (e.g. a pull since): judge the real one
+                    continue
+                raise
             if not changes:
                 if guessed:  # "nothing to do" must hold for the actual tip
                     continue
@@ -215,8 +303,35 @@ class TrackingBranch:
             except ConflictError as exc:
                 if guessed and isinstance(exc, RefMovedError):
                     continue  # only the guess was stale: rebuild on the tip at once
+                _give_up_on_stale_lock(exc)
                 # Another writer got there first, or holds the lock: back off a little.
                 time.sleep(random.uniform(0.0005, 0.002 * min(attempt + 1, 10)))
-        raise RepositoryError(
+        raise self._gave_up(
             f"{self.ref} kept moving: gave up after {self.MAX_ATTEMPTS} attempts to commit"
         )
+
+    def _gave_up(self, message: str) -> GittrackError:
+        """The error after the last attempt: the lock's own, when a lock is in the way (it
+        names the file and what to do), else ``message``."""
+        lock = f"{self.repo.common_dir}/{self.ref}.lock"
+        if self.repo.refs.lock_state(lock) is not LockState.ABSENT:
+            return self.repo.refs.locked_error(self.ref, lock)
+        return RepositoryError(message)
+
+    def lock_left_behind(self) -> bool:
+        """Whether the branch's lock file exists with no running gittrack process holding
+        it (left by a writer that stopped, or git's for a moment)."""
+        lock = f"{self.repo.common_dir}/{self.ref}.lock"
+        return self.repo.refs.lock_state(lock) in (LockState.RECENT, LockState.STALE)
+
+    def clear_stale_lock(self) -> bool:
+        """Remove the branch's lock when the writer that took it stopped (``gittrack
+        recover``); a recent one nobody holds is waited for until it can be judged."""
+        return self.repo.refs.clear_stale_lock(f"{self.repo.common_dir}/{self.ref}.lock")
+
+
+def _give_up_on_stale_lock(exc: ConflictError) -> None:
+    """Raise a lock error at once when the lock was left by a writer that stopped: no
+    amount of waiting removes it."""
+    if isinstance(exc, RefLockedError) and exc.stale:
+        raise exc

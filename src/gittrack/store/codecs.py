@@ -250,8 +250,13 @@ def metric_line(key_json: str, value: float, step: int, timestamp: int) -> bytes
 def parse_metric_lines(
     data: bytes, where: str
 ) -> tuple[list[tuple[str, float, int, int]], str | None]:
-    """Parse ``metrics.jsonl``: (points, problem). A torn last line (crash) is dropped and
-    reported as the problem; a bad line elsewhere is corruption and raises."""
+    """Parse ``metrics.jsonl``: (points, problem).
+
+    A line that is not a metric point (torn by a crash, cut short by a full disk, edited by
+    hand) is skipped wherever it is and named in ``problem``; it never makes the rest of the
+    file unreadable. A partial line that a later point was appended to (a failed append of
+    an older version) gives that point back.
+    """
     if data.endswith(b"\n") and b"\n\n" not in data:
         try:  # the usual case, whole lines only: parsed as one JSON array
             docs = json.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
@@ -259,30 +264,49 @@ def parse_metric_lines(
                 (d["key"], decode_metric_value(d["value"]), int(d["step"]), int(d["timestamp"]))
                 for d in docs
             ], None
-        except (ValueError, KeyError, TypeError):
-            pass  # find the bad line below
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+            pass  # find the bad lines below
     points: list[tuple[str, float, int, int]] = []
+    skipped: list[str] = []
     lines = data.split(b"\n")
-    torn: str | None = None
-    last_index = len(lines) - 1
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            doc = json.loads(line)
-            point = (
-                doc["key"],
-                decode_metric_value(doc["value"]),
-                int(doc["step"]),
-                int(doc["timestamp"]),
+        point = _metric_point(line)
+        if point is None:
+            at = line.rfind(b'{"key"', 1)
+            point = _metric_point(line[at:]) if at > 0 else None
+            incomplete = number == len(lines) or point is not None
+            kind = "is incomplete" if incomplete else "is not a metric point"
+            skipped.append(
+                f"line {number} {kind} and was skipped ({at if point else len(line)} bytes)"
             )
-        except (ValueError, KeyError, TypeError) as exc:
-            if number - 1 == last_index:
-                torn = f"{where}: line {number} is incomplete and was skipped ({len(line)} bytes)"
-                continue
-            raise CorruptDataError(f"{where}: line {number} is not a metric point: {exc}") from exc
-        points.append(point)
-    return points, torn
+        if point is not None:
+            points.append(point)
+    return points, _skipped_lines(where, skipped)
+
+
+def _metric_point(line: bytes) -> tuple[str, float, int, int] | None:
+    """One line's point; None when it is not one."""
+    try:
+        doc = json.loads(line)
+        point = (
+            doc["key"],
+            decode_metric_value(doc["value"]),
+            int(doc["step"]),
+            int(doc["timestamp"]),
+        )
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        return None
+    return point if isinstance(point[0], str) else None
+
+
+def _skipped_lines(where: str, skipped: list[str]) -> str | None:
+    """What ``parse_metric_lines`` skipped, as one message (the first few lines named)."""
+    if not skipped:
+        return None
+    more = f"; and {len(skipped) - 3} more lines" if len(skipped) > 3 else ""
+    return f"{where}: {'; '.join(skipped[:3])}{more}"
 
 
 def format_time(ms: int | None) -> str | None:
@@ -315,3 +339,18 @@ def parse_time(text: str | None) -> int | None:
 
 
 _TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{3}))?")
+
+
+def is_real_time(text: object) -> bool:
+    """Whether ``text`` is a time as ``format_time`` writes it that names a real instant.
+
+    The schemas' pattern lets ``2026-13-45T25:61:61.000Z`` through; the readers that turn a
+    stored time into a number (the run index, ``get_run``, ``doctor``) ask here.
+    """
+    if not isinstance(text, str) or len(text) != 24 or not text.endswith("Z"):
+        return False
+    try:
+        datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return False
+    return True

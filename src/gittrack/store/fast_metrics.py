@@ -3,7 +3,7 @@
 ``codecs.metric_line`` writes one canonical line per point
 (``{"key": "loss", "value": 0.31, "step": 3, "timestamp": 1763800000123}``). When every line of
 a file has exactly that shape, one anchored regular expression reads them all at C speed into
-columns; otherwise (a torn last line, a hand-edited file, another writer's spacing)
+columns; otherwise (a torn or partial line, a hand-edited file, another writer's spacing)
 ``codecs.parse_metric_lines`` reads the file and reports what it had to skip.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gittrack.errors import CorruptDataError
 from gittrack.store.codecs import parse_metric_lines
 
 _LINE = re.compile(
@@ -32,14 +33,22 @@ class MetricColumns:
     values: np.ndarray  # float64
     steps: np.ndarray  # int64
     timestamps: np.ndarray  # int64
-    problem: str | None = None  # what the general parser skipped (a torn last line)
+    problem: str | None = None  # what the general parser skipped (torn or invalid lines)
 
     def __len__(self) -> int:
         return len(self.keys)
 
 
 def read_metric_columns(data: bytes, where: str) -> MetricColumns:
-    """Parse ``metrics.jsonl``; raises ``CorruptDataError`` as ``parse_metric_lines`` does."""
+    """Parse ``metrics.jsonl``; a line that is not a point is skipped and named in
+    ``problem``, as ``parse_metric_lines`` does; ``CorruptDataError`` when a step or timestamp does not fit in 64 bits (MLflow's range for both)."""
+    try:
+        return _read(data, where)
+    except OverflowError:
+        raise CorruptDataError(f"{where}: {_out_of_range(data, where)}") from None
+
+
+def _read(data: bytes, where: str) -> MetricColumns:
     if not data:
         return _columns([], [], [], [])
     matches = _LINE.findall(data)
@@ -57,6 +66,19 @@ def read_metric_columns(data: bytes, where: str) -> MetricColumns:
         [p[3] for p in points],
         problem,
     )
+
+
+def _out_of_range(data: bytes, where: str) -> str:
+    """Which line has a step or timestamp that a 64-bit column cannot hold (written by an
+    older version or by hand: writers refuse them)."""
+    points, _ = parse_metric_lines(data, where)
+    for number, (_key, _value, step, timestamp) in enumerate(points, start=1):
+        if not (_INT64_MIN <= step <= _INT64_MAX and _INT64_MIN <= timestamp <= _INT64_MAX):
+            return f"point {number} has step {step} or timestamp {timestamp} outside 64 bits"
+    return "a step or timestamp is outside 64 bits"
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _from_matches(matches: list[tuple[bytes, ...]]) -> MetricColumns:

@@ -20,17 +20,72 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gittrack.errors import RepositoryError
 from gittrack.store import process
 from gittrack.store.background import Background
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
 
+class PartialWriteError(OSError):
+    """``write_all`` failed after ``written`` bytes of its data reached the file (a full
+    disk usually takes part of a write before it refuses the rest)."""
+
+    def __init__(self, cause: OSError, written: int) -> None:
+        super().__init__(cause.errno, cause.strerror, cause.filename)
+        self.written = written
+
+
 def write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until every byte is written (one call for small data)."""
+    """``os.write`` until every byte is written (one call for small data).
+
+    Raises ``PartialWriteError`` (an ``OSError``) saying how much was written before the
+    failure, so that an appender can take its partial line back.
+    """
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        try:
+            view = view[os.write(fd, view) :]
+        except OSError as exc:
+            raise PartialWriteError(exc, len(data) - len(view)) from exc
+
+
+def take_back(fd: int, data: bytes, exc: OSError) -> int:
+    """After ``write_all(fd, data)`` on an append descriptor failed with ``exc``: truncate
+    the file back to where the append started, when the bytes at its end are the part of
+    ``data`` that was written (nobody appended after them). Returns the bytes left behind:
+    0 when the file is as it was before the append."""
+    written = exc.written if isinstance(exc, PartialWriteError) else 0
+    if written:
+        with contextlib.suppress(OSError):
+            start = os.fstat(fd).st_size - written
+            if start >= 0 and os.pread(fd, written, start) == data[:written]:
+                os.ftruncate(fd, start)  # shrinking a file needs no space
+                written = 0
+    return written
+
+
+_WHAT_HAPPENED = {
+    errno.ENOSPC: "the disk is full (no space left on device)",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission is denied",
+    errno.EPERM: "the operation is not permitted",
+    errno.EIO: "the disk reported an input/output error",
+    errno.EFBIG: "the file would be too large",
+}
+
+
+def storage_error(exc: OSError, action: str) -> RepositoryError:
+    """The error a user sees when the disk refuses a write: what was being done, what the
+    system said (full disk, permissions, ...) and the file, as one ``RepositoryError``.
+
+    :param action: what failed and what it means, e.g. "could not append to X; nothing of
+        this call was written".
+    """
+    what = _WHAT_HAPPENED.get(exc.errno or 0) or (exc.strerror or type(exc).__name__).lower()
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) not in action else ""
+    return RepositoryError(f"{action}: {what}{where}")
 
 
 def read_file(path: str) -> bytes | None:
@@ -62,26 +117,60 @@ def read_rest(fd: int, offset: int | None = None) -> bytes:
 
 
 def replace_file(
-    target: str | Path, data: bytes, mode: int = 0o644, spares: SpareFiles | None = None
+    target: str | Path,
+    data: bytes,
+    mode: int = 0o644,
+    spares: SpareFiles | None = None,
+    scratch: str | Path | None = None,
 ) -> None:
     """Write ``data`` to a fresh temporary file and rename it over ``target``; the directory
-    is created when missing. The temporary file is a spare when ``spares`` has one ready."""
+    is created when missing. The temporary file is a spare when ``spares`` has one ready.
+
+    :param scratch: the directory of the temporary file (on the same file system), when a
+        file a crash leaves in the target's directory would be mistaken for data (a run's
+        artifacts); by default the target's directory.
+    """
     target = os.fspath(target)
     spare = spares.take() if spares is not None else None
     if spare is not None and _replace_with_spare(spare, target, data, mode):
         return
     directory, _, name = target.rpartition("/")
-    tmp = f"{directory}/tmp_{name}_{process.pid()}_{process.token(6)}"
+    tmp = _temporary_name(scratch or directory, name)
     try:
         fd = os.open(tmp, _CREATE, mode)
     except FileNotFoundError:
         os.makedirs(directory, exist_ok=True)
         fd = os.open(tmp, _CREATE, mode)
     try:
-        write_all(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:  # a full disk, say: the target keeps its content, no file is left
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def copy_file(source: str | Path, target: str | Path, scratch: str | Path | None = None) -> None:
+    """Copy ``source`` to ``target`` under a temporary name renamed into place: a disk that
+    fills up part way leaves no truncated copy (and ``target`` as it was). ``scratch``: as
+    for ``replace_file``."""
+    target = os.fspath(target)
+    directory, _, name = target.rpartition("/")
+    tmp = _temporary_name(scratch or directory, name)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _temporary_name(directory: str | Path, name: str) -> str:
+    return f"{directory}/tmp_{name}_{process.pid()}_{process.token(6)}"
 
 
 def _replace_with_spare(spare: tuple[str, int], target: str, data: bytes, mode: int) -> bool:
@@ -89,11 +178,16 @@ def _replace_with_spare(spare: tuple[str, int], target: str, data: bytes, mode: 
     gone) when that cannot be done, so the caller writes the file the ordinary way."""
     spare, fd = spare
     try:
-        write_all(fd, data)
-        if mode != SpareFiles.MODE:
-            os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
+        try:
+            write_all(fd, data)
+            if mode != SpareFiles.MODE:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(spare)
+        raise
     try:
         os.replace(spare, target)
     except FileNotFoundError:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import enum
+import fcntl
 import getpass
 import hashlib
 import os
@@ -30,12 +32,15 @@ from gittrack.errors import ConflictError, CorruptDataError, RepositoryError
 from gittrack.store import process
 from gittrack.store.background import Background
 from gittrack.store.files import (
+    PartialWriteError,
     SpareFiles,
     exchange,
     read_file,
     read_rest,
     rename_noreplace,
     replace_file,
+    storage_error,
+    take_back,
     write_all,
 )
 from gittrack.store.packs import SmallPacks, deflate, pack_entries, write_pack
@@ -305,6 +310,30 @@ class RefMovedError(ConflictError):
     """The ref is not at the expected value (another writer moved it)."""
 
 
+class RefLockedError(ConflictError):
+    """Another writer holds the ref's lock file, or a writer that stopped left it behind."""
+
+    def __init__(self, message: str, lock: str, stale: bool = False) -> None:
+        super().__init__(message)
+        self.lock = lock
+        self.stale = stale  # left by a writer that stopped: waiting will not help
+
+
+class LockState(enum.Enum):
+    """What a ref's lock file says about its writer (see ``RefUpdater.lock_state``)."""
+
+    ABSENT = "absent"
+    HELD = "held"  # a running gittrack process holds it
+    RECENT = "recent"  # nobody holds it, but it is new: git may be using it for a moment
+    STALE = "stale"  # nobody holds it and it is old: its writer stopped
+
+
+# A lock nobody holds an flock on is left behind once it is this old. gittrack writers hold
+# an flock on their lock for as long as it exists (the kernel drops it when they die, however
+# they die); git does not, but it holds a ref's lock only while it writes 41 bytes.
+STALE_LOCK_SECONDS = 2.0
+
+
 class RefUpdater:
     """Compare-and-swap ref updates with git's own lock protocol, in process.
 
@@ -314,6 +343,11 @@ class RefUpdater:
     commit's objects are written there), append the reflog line, and put the lock in the
     ref's place. On Linux the two are exchanged, and the ref's previous file is kept to be
     the next lock; elsewhere the lock is renamed over the ref.
+
+    While it holds a lock, the writer also holds an ``flock`` on the lock file (as ``git
+    gc`` records its pid in ``gc.pid``, but without pid reuse or host questions): a lock
+    without one whose file is older than ``STALE_LOCK_SECONDS`` was left by a writer that
+    died, and ``clear_stale_lock`` removes it. Any failure removes the lock it took.
     """
 
     def __init__(self, repo: GitRepo) -> None:
@@ -336,14 +370,15 @@ class RefUpdater:
         objects of a commit are written there: nothing is written for an update that
         cannot happen). ``reflog=False`` writes no reflog line, as git does for refs outside
         ``refs/heads``, ``refs/remotes`` and ``refs/notes``. Raises ``RefMovedError`` when
-        the ref moved, ``ConflictError`` when another writer holds its lock (the caller
-        rebuilds and retries).
+        the ref moved, ``RefLockedError`` when another writer holds its lock (the caller
+        rebuilds and retries), and ``RepositoryError`` when the disk refuses a write (the
+        ref is then unchanged).
         """
         repo = self._repo
         path = f"{repo.common_dir}/{ref}"
         lock = f"{path}.lock"
         with self._lock:
-            self._take_lock(ref, lock, f"{new}\n".encode())
+            held = self._take_lock(ref, lock, f"{new}\n".encode())
             try:
                 raw = _read_loose_ref(path) or b""
                 current = raw.strip().decode() or repo.read_ref(ref)
@@ -356,14 +391,19 @@ class RefUpdater:
                 if raw.strip() and self._swap_in(lock, path):
                     # The lock now holds the old value: moving it away releases the lock,
                     # and the file serves again as a later lock (same size, no new file).
-                    repo.spare_files.keep(lock, len(raw))
+                    with contextlib.suppress(OSError):
+                        repo.spare_files.keep(lock, len(raw))
                 else:
                     self._loose_ref_file(ref, path)
                     os.replace(lock, path)
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(lock)
+                if isinstance(exc, OSError):
+                    raise storage_error(exc, f"could not update {ref}; it is unchanged") from exc
                 raise
+            finally:
+                os.close(held)
 
     def delete(self, ref: str, old: str) -> None:
         """Remove ``ref`` if it is at ``old``; nothing to do when it is already gone.
@@ -377,7 +417,7 @@ class RefUpdater:
         path = f"{repo.common_dir}/{ref}"
         lock = f"{path}.lock"
         with self._lock:
-            self._take_lock(ref, lock, f"{old}\n".encode())
+            held = self._take_lock(ref, lock, f"{old}\n".encode())
             try:
                 raw = _read_loose_ref(path)
                 current = (raw or b"").strip().decode() or repo.read_ref(ref)
@@ -390,6 +430,7 @@ class RefUpdater:
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(lock)
+                os.close(held)
         if repo.read_ref(ref) is not None:  # packed: git rewrites packed-refs
             repo.git("update-ref", "-d", ref, old)
 
@@ -414,60 +455,122 @@ class RefUpdater:
         except FileNotFoundError:
             return False
 
-    def _take_lock(self, ref: str, lock: str, content: bytes) -> None:
-        """Create ``lock`` exclusively, holding ``content``; ``ConflictError`` when it exists."""
+    def _take_lock(self, ref: str, lock: str, content: bytes) -> int:
+        """Create ``lock`` exclusively, holding ``content``, with an flock on it; returns
+        its descriptor (closing it drops the flock). ``RefLockedError`` when the lock
+        exists; on any other failure no lock is left."""
         try:
-            if self._rename_spare(lock, content):
-                return
+            fd = self._rename_spare(lock, content)
+            if fd is not None:
+                return fd
             try:
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
             except FileNotFoundError:
                 os.makedirs(os.path.dirname(lock), exist_ok=True)
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
             try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
                 write_all(fd, content)
-            finally:
+            except BaseException:
                 os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(lock)
+                raise
+            return fd
         except FileExistsError as exc:
-            raise ConflictError(
-                f"{ref} is being updated by another process ({lock} exists; if no git or "
-                "gittrack process is running, remove it)"
-            ) from exc
+            raise self.locked_error(ref, lock) from exc
+        except OSError as exc:
+            raise storage_error(exc, f"could not lock {ref} to update it; it is unchanged") from exc
 
-    def _rename_spare(self, lock: str, content: bytes) -> bool:
-        """Fill a ready spare file and make it the lock by a rename that fails when the
-        name exists, just as ``O_EXCL`` does, at a fraction of the cost of creating a file.
-        False when no spare is ready or the system cannot (the caller creates the lock)."""
+    def _rename_spare(self, lock: str, content: bytes) -> int | None:
+        """Fill a ready spare file, take an flock on it, and make it the lock by a rename
+        that fails when the name exists, just as ``O_EXCL`` does, at a fraction of the cost
+        of creating a file. Returns the spare's descriptor; None when no spare is ready or
+        the system cannot (the caller creates the lock)."""
         spares = self._repo.spare_files
         spare = spares.take_kept(len(content))
         if spare is not None:  # a ref file an earlier update replaced: overwritten whole
             try:
                 fd = os.open(spare, os.O_WRONLY)
             except OSError:
-                return False
+                return None
             mode = None
         else:
             taken = spares.take()
             if taken is None:
-                return False
+                return None
             (spare, fd), mode = taken, LOCK_MODE  # pool spares are read-only
         try:
             write_all(fd, content)
             if mode is not None:
                 os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
-        try:
+            # Blocking, yet brief: only a ``lock_state`` look may hold it for a moment.
+            fcntl.flock(fd, fcntl.LOCK_EX)
             if rename_noreplace(spare, lock):
-                return True
-        except OSError as exc:  # the lock exists, or e.g. the refs directory is missing
+                return fd
+        except BaseException as exc:  # the lock exists, a full disk, no refs directory...
+            os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(spare)
-            if isinstance(exc, FileExistsError):
+            if not isinstance(exc, OSError) or isinstance(
+                exc, (FileExistsError, PartialWriteError)
+            ):
                 raise
-            return False
+            return None
+        os.close(fd)
         os.unlink(spare)
-        return False
+        return None
+
+    def locked_error(self, ref: str, lock: str) -> RefLockedError:
+        """The error for a lock that is in the way, saying whether to wait or to recover."""
+        state, age = self._judge(lock)
+        if state is LockState.STALE:
+            return RefLockedError(
+                f"{ref} is locked by {lock}, left {age:.0f} s ago by a process that stopped "
+                "(none holds it): run `gittrack recover` to remove it",
+                lock,
+                stale=True,
+            )
+        return RefLockedError(
+            f"{ref} is being updated by another process ({lock} exists): wait for it to "
+            "finish; if no git or gittrack process is running, run `gittrack recover`",
+            lock,
+        )
+
+    def lock_state(self, lock: str) -> LockState:
+        """Whether ``lock`` is absent, held by a running gittrack process, recent, or stale."""
+        return self._judge(lock)[0]
+
+    # A writer that swaps its lock into the ref leaves the ref's previous file (nobody holds
+    # it, and it is as old as the last update) under the lock's name for an instant, until
+    # it moves it away: a lock is stale only when it is the same file a moment later.
+    SECOND_LOOK_SECONDS = 0.05
+
+    def _judge(self, lock: str) -> tuple[LockState, float]:
+        """(state, seconds since the lock was last written) of a lock file."""
+        state, age, inode = _lock_look(lock)
+        if state is not LockState.STALE:
+            return state, age
+        time.sleep(self.SECOND_LOOK_SECONDS)
+        again, age, same = _lock_look(lock)
+        if again is LockState.STALE and same != inode:
+            return LockState.RECENT, 0.0  # another file by now: judged on a later look
+        return again, age
+
+    def clear_stale_lock(self, lock: str, wait: bool = True) -> bool:
+        """Remove ``lock`` if its writer stopped; True when it was removed. With ``wait``,
+        a recent lock nobody holds is looked at again until it is old enough to judge (it
+        is gone by then when git was using it)."""
+        while True:
+            state, age = self._judge(lock)
+            if state is LockState.RECENT and wait:
+                time.sleep(min(0.1, max(0.01, STALE_LOCK_SECONDS - age)))
+                continue
+            if state is not LockState.STALE:
+                return False
+            removed = _remove_if_stale(lock)
+            if removed is not None:
+                return removed
 
     def _append_reflog(self, ref: str, old: str | None, new: str, message: str) -> None:
         repo = self._repo
@@ -476,7 +579,12 @@ class RefUpdater:
         line = f"{old or repo.null_sha} {new} {repo.identity().signature()}\t{summary}\n"
         fd = self._reflog_fd(log)
         if fd is not None:
-            os.write(fd, line.encode())
+            data = line.encode()
+            try:
+                write_all(fd, data)
+            except OSError as exc:
+                take_back(fd, data, exc)  # no partial line: git would not read the reflog
+                raise
 
     def _reflog_fd(self, log: str) -> int | None:
         """An append descriptor on the reflog, kept open across commits; reopened when the
@@ -508,6 +616,49 @@ class RefUpdater:
             if pid == process.pid():
                 os.close(fd)
         self._reflogs.clear()
+
+
+def _lock_look(lock: str) -> tuple[LockState, float, int]:
+    """(state, seconds since it was last written, inode) of a ref's lock file."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return LockState.ABSENT, 0.0, 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return LockState.HELD, 0.0, 0
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    age = time.time() - st.st_mtime
+    state = LockState.STALE if age >= STALE_LOCK_SECONDS else LockState.RECENT
+    return state, age, st.st_ino
+
+
+def _remove_if_stale(lock: str) -> bool | None:
+    """Remove a lock judged stale, under an exclusive flock (no writer can take the file
+    meanwhile): True when removed, False when it is held or gone, None when it changed
+    since it was judged (judge it again)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        st = os.fstat(fd)
+        if time.time() - st.st_mtime < STALE_LOCK_SECONDS or os.lstat(lock).st_ino != st.st_ino:
+            return None
+        os.unlink(lock)
+        return True
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(fd)
 
 
 _REF_LINE = re.compile(r"^([0-9a-f]{40,64}) (\S+)$")
@@ -618,6 +769,14 @@ class GitRepo:
             self._pending = None
 
     def _write_batch(self, pending: dict[str, tuple[str, bytes]]) -> None:
+        try:
+            self._write_objects(pending)
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not write {len(pending)} objects into {self.objects_dir}"
+            ) from exc
+
+    def _write_objects(self, pending: dict[str, tuple[str, bytes]]) -> None:
         if (
             len(pending) >= 3
             and self.object_format == "sha1"
@@ -649,7 +808,10 @@ class GitRepo:
             return sha
         # Readers see the whole object or none; a concurrent writer of the same object
         # renames identical bytes over it, which is harmless.
-        replace_file(target, deflate(kind, raw), 0o444, self.spare_files)
+        try:
+            replace_file(target, deflate(kind, raw), 0o444, self.spare_files)
+        except OSError as exc:
+            raise storage_error(exc, f"could not write object {sha} into {directory}") from exc
         return sha
 
     def has_object(self, sha: str) -> bool:
@@ -821,7 +983,7 @@ class GitRepo:
         ident = self.identity().signature()
         lines = [f"tree {tree}"]
         lines += [f"parent {p}" for p in parents]
-        lines += [f"author {ident}", f"committer {ident}", "", message]
+        lines += [f"author {ident}", f"committer {ident}", "", clean_message(message)]
         text = "\n".join(lines)
         if not text.endswith("\n"):
             text += "\n"
@@ -850,6 +1012,10 @@ class GitRepo:
         if value:
             return value
         return self._packed_refs().get(ref)
+
+    def packed_refs(self) -> dict[str, str]:
+        """The refs in ``packed-refs`` (name -> id); a loose ref of the same name wins."""
+        return dict(self._packed_refs())
 
     def _packed_refs(self) -> dict[str, str]:
         """``packed-refs`` parsed, re-read only when the file changed."""
@@ -899,13 +1065,23 @@ class GitRepo:
                     found[ref] = value
         return found
 
+    def ref_locks(self, prefix: str) -> list[str]:
+        """The lock files (``<ref>.lock``) below ``prefix`` (``refs/tags``), as paths."""
+        found = []
+        for top, _dirs, files in os.walk(f"{self.common_dir}/{prefix}"):
+            found += [f"{top}/{name}" for name in files if name.endswith(".lock")]
+        return sorted(found)
+
     def rev_parse(self, rev: str) -> str | None:
         proc = self.git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
     def close(self) -> None:
+        """Release what this handle holds: the reader process, reflog descriptors and the
+        spare files made ahead (each an open descriptor)."""
         self.reader.close()
         self.refs.close()
+        self.spare_files.discard()
 
     def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order varies
         with contextlib.suppress(Exception):
@@ -955,7 +1131,9 @@ def _tree_sort_key(entry: TreeEntry) -> str:
 
 def _encode_entry(entry: TreeEntry) -> bytes:
     """One tree entry in git's binary form."""
-    return f"{entry.mode} {entry.name}\0".encode() + bytes.fromhex(entry.sha)
+    return f"{entry.mode} {entry.name}\0".encode("utf-8", "surrogateescape") + bytes.fromhex(
+        entry.sha
+    )
 
 
 def _tree_entries(body: bytes, digest_size: int) -> Iterator[tuple[bytes, str, int, int]]:
@@ -963,10 +1141,14 @@ def _tree_entries(body: bytes, digest_size: int) -> Iterator[tuple[bytes, str, i
     pos = 0
     end = len(body)
     while pos < end:
-        space = body.index(b" ", pos)
-        nul = body.index(b"\0", space)
+        space = body.find(b" ", pos)
+        nul = body.find(b"\0", space)
         stop = nul + 1 + digest_size
-        yield body[pos:space], body[space + 1 : nul].decode(), pos, stop
+        if space < 0 or nul < 0 or stop > end:
+            raise CorruptDataError(f"a tree object is malformed at byte {pos}")
+        # Names are bytes to git; one that is not UTF-8 (a fetched tree can hold any) is kept
+        # byte for byte rather than failing the read of its whole tree.
+        yield body[pos:space], body[space + 1 : nul].decode("utf-8", "surrogateescape"), pos, stop
         pos = stop
 
 
@@ -985,3 +1167,32 @@ def _parse_tree(body: bytes, digest_size: int) -> list[TreeEntry]:
         TreeEntry(mode.decode(), name, body[stop - digest_size : stop].hex())
         for mode, name, _start, stop in _tree_entries(body, digest_size)
     ]
+
+
+# Characters a commit message must not carry: NUL makes ``git fsck --strict`` fail
+# (nulInCommit) and servers with receive.fsckObjects refuse the push; other control
+# characters garble ``git log`` in a terminal; lone surrogates cannot be encoded as UTF-8.
+_UNSAFE_IN_MESSAGE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNSAFE_IN_FIELD = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+MAX_MESSAGE_FIELD = 200
+
+
+def _escape(match: re.Match[str]) -> str:
+    return ascii(match.group())[1:-1]
+
+
+def clean_message(message: str) -> str:
+    """A commit message as written: unsafe characters spelled as escapes (``\\x00``), lines
+    and tabs kept. Whatever the data, the commit object stays valid for ``git fsck``."""
+    if _UNSAFE_IN_MESSAGE.search(message) is None:
+        return message
+    return _UNSAFE_IN_MESSAGE.sub(_escape, message)
+
+
+def message_field(value: object) -> str:
+    """A value (a run or experiment name) for one line of a commit message: control
+    characters and newlines escaped, so it cannot add lines or trailers, and shortened."""
+    text = _UNSAFE_IN_FIELD.sub(_escape, str(value))
+    if len(text) > MAX_MESSAGE_FIELD:
+        return f"{text[: MAX_MESSAGE_FIELD - 3]}..."
+    return text

@@ -31,8 +31,29 @@ def validator(kind: str) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+def _non_string_key(doc: Any, path: str = "") -> str | None:
+    """The field holding the first key that is not a string (YAML reads ``1: x`` with an int
+    key, which no JSON Schema can see), or None."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if type(key) is not str:
+                return f"{path or '(document)'}: key {key!r} is not a string"
+            found = _non_string_key(value, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+    elif isinstance(doc, list):
+        for position, item in enumerate(doc):
+            found = _non_string_key(item, f"{path}.{position}" if path else str(position))
+            if found is not None:
+                return found
+    return None
+
+
 def problems(doc: Any, kind: str) -> list[str]:
     """Every schema violation of ``doc`` as 'field: message', most specific first."""
+    key_problem = _non_string_key(doc)
+    if key_problem is not None:
+        return [key_problem]
     found = []
     for error in sorted(validator(kind).iter_errors(doc), key=lambda e: list(e.absolute_path)):
         field = ".".join(str(p) for p in error.absolute_path) or "(document)"
@@ -70,7 +91,7 @@ def _is_valid(doc: Any, kind: str) -> bool:
 
 def check_stored(doc: Any, kind: str, where: str) -> None:
     """Validate a document read from the branch; raise naming the file and field."""
-    if _is_valid(doc, kind):
+    if _is_valid(doc, kind) and _non_string_key(doc) is None:
         return
     found = problems(doc, kind) or ["(document): does not match its schema"]
     more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""

@@ -25,10 +25,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gittrack.errors import ConflictError, InvalidStateError, NotFoundError
+from gittrack.errors import ConflictError, InvalidStateError, NotFoundError, RepositoryError
 from gittrack.store import process
 from gittrack.store.background import Background
-from gittrack.store.files import read_file, read_rest, replace_file, write_all
+from gittrack.store.files import (
+    read_file,
+    read_rest,
+    replace_file,
+    storage_error,
+    take_back,
+    write_all,
+)
 
 META = "meta.yaml"
 PARAMS = "params.yaml"
@@ -174,23 +181,48 @@ class LiveRun:
         return os.path.isdir(f"{self._base}/{ARTIFACTS}")
 
     def write(self, name: str, data: bytes) -> None:
-        """Replace a file atomically (the descriptor kept for appends is reopened later)."""
-        if self._lock_fd is None:
-            with self._still_live():
+        """Replace a file atomically (the descriptor kept for appends is reopened later);
+        when the disk refuses, the file keeps its previous content (``RepositoryError``)."""
+        try:
+            if self._lock_fd is None:
+                with self._still_live():
+                    replace_file(self.path / name, data)
+            else:
                 replace_file(self.path / name, data)
-        else:
-            replace_file(self.path / name, data)
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not rewrite {self.file(name)}; it keeps its previous content"
+            ) from exc
         self.reopen(name)
 
     def append(self, name: str, data: bytes) -> None:
-        """One ``write`` per call: what returns is in the kernel."""
+        """One ``write`` per call: what returns is in the kernel. A write the disk refuses
+        (full, over quota, I/O error) is taken back, so that no partial line stays to merge
+        with the next one, and raised as ``RepositoryError``."""
         if self._lock_fd is None:
             self._append_shared(name, data)
             return
         fd = self._fds.get(name)
-        if fd is None:
-            fd = self._open_appended(name)
-        write_all(fd, data)
+        try:
+            if fd is None:
+                fd = self._open_appended(name)
+            write_all(fd, data)
+        except OSError as exc:
+            raise self._refused_append(fd, name, data, exc) from exc
+
+    def _refused_append(
+        self, fd: int | None, name: str, data: bytes, exc: OSError
+    ) -> RepositoryError:
+        """Take back what a failed append wrote, and say what happened."""
+        left = take_back(fd, data, exc) if fd is not None else 0
+        where = self.file(name)
+        if left:
+            return storage_error(
+                exc,
+                f"could not append to {where}; a partial line of {left} bytes is left, "
+                "which readers skip",
+            )
+        return storage_error(exc, f"could not append to {where}; nothing of this call was written")
 
     def _open_appended(self, name: str) -> int:
         fd = self._fds[name] = os.open(f"{self._base}/{name}", _APPEND_FLAGS, 0o644)
@@ -200,7 +232,12 @@ class LiveRun:
     def _append_shared(self, name: str, data: bytes) -> None:
         with self._still_live():
             fd = self._fds.get(name)
-            write_all(self._open_appended(name) if fd is None else fd, data)
+            try:
+                if fd is None:
+                    fd = self._open_appended(name)
+                write_all(fd, data)
+            except OSError as exc:
+                raise self._refused_append(fd, name, data, exc) from exc
 
     # A process that does not own the run writes under a shared lock on ``metrics.jsonl``
     # and only while that file is still the one in this run's live directory; the owner
@@ -293,9 +330,14 @@ class LiveRun:
             return
         info = self._lock_doc if self._lock_doc is not None else self.lock_info()
         info = {**info, "ending": status, "end_time": end_time}
-        self._lock_size = rewrite_in_place(
-            self._lock_fd, json.dumps(info).encode(), self._lock_size
-        )
+        try:
+            self._lock_size = rewrite_in_place(
+                self._lock_fd, json.dumps(info).encode(), self._lock_size
+            )
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not record the run's ending in {self.file(LOCK)}; it is still live"
+            ) from exc
 
     def lock_info(self) -> dict:
         try:
@@ -534,15 +576,24 @@ class Staging:
     def create(self, run_id: str, files: dict[str, bytes]) -> LiveRun:
         """Create a live run owned by this process; it appears complete or not at all."""
         final = f"{self.root}/{run_id}"
-        shell = self._take_shell(run_id)
+        try:
+            shell = self._take_shell(run_id)
+        except OSError as exc:
+            raise storage_error(exc, f"could not create the live run {final}") from exc
         lock_doc = self._lock_doc()
-        lock_size = rewrite_in_place(shell.lock_fd, json.dumps(lock_doc).encode(), shell.lock_size)
-        for name, data in files.items():
-            fd = shell.fds.get(name)
-            if fd is None:
-                Path(shell.path, name).write_bytes(data)
-            else:
-                write_all(fd, data)
+        try:
+            lock_size = rewrite_in_place(
+                shell.lock_fd, json.dumps(lock_doc).encode(), shell.lock_size
+            )
+            for name, data in files.items():
+                fd = shell.fds.get(name)
+                if fd is None:
+                    Path(shell.path, name).write_bytes(data)
+                else:
+                    write_all(fd, data)
+        except OSError as exc:
+            self._discard(shell)
+            raise storage_error(exc, f"could not create the live run {final}") from exc
         try:
             os.rename(shell.path, final)
         except OSError as exc:

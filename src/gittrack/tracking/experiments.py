@@ -12,13 +12,19 @@ import hashlib
 import time
 
 from gittrack.entities import Experiment, LifecycleStage, ViewType
-from gittrack.errors import ConflictError, InvalidInputError, NotFoundError
+from gittrack.errors import (
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+    NotFoundError,
+    warn_skipped,
+)
 from gittrack.store import layout
 from gittrack.store.branch import Blob, BranchSnapshot, Changes, TrackingBranch
 from gittrack.store.codecs import dump_yaml, format_time, load_yaml, parse_time
+from gittrack.store.git import message_field
 from gittrack.store.schemas import check_outgoing, check_stored
-
-MAX_NAME_LENGTH = 500
+from gittrack.tracking import validation
 
 
 def derive_experiment_id(name: str, attempt: int = 0) -> str:
@@ -52,11 +58,7 @@ def default_experiment_document(now_ms: int) -> dict:
 def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError(f"experiment name {name!r} must be a non-empty string")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInputError(
-            f"experiment name {name[:40]!r}... has {len(name)} characters; at most {MAX_NAME_LENGTH}"
-        )
-    return name
+    return validation.check_name(name, "experiment name", validation.MAX_EXPERIMENT_NAME_LENGTH)
 
 
 class ExperimentStore:
@@ -65,35 +67,52 @@ class ExperimentStore:
     def __init__(self, branch: TrackingBranch, artifact_root: str) -> None:
         self.branch = branch
         self.artifact_root = artifact_root
-        self._parsed: dict[str, Experiment] = {}
-        self._by_tree: dict[str, tuple[Experiment, ...]] = {}  # the last directory read
+        self._parsed: dict[tuple[str, str], Experiment] = {}  # by (file name, blob id)
+        # The last directory read: its experiments, and its unreadable files (name -> why).
+        self._by_tree: dict[str, tuple[tuple[Experiment, ...], dict[str, str]]] = {}
 
     # ------------------------------------------------------------------ reads
     def all(self, snap: BranchSnapshot | None = None) -> list[Experiment]:
-        snap = snap or self.branch.snapshot()
+        """Every readable experiment; an unreadable file is skipped with a warning naming it
+        (``get`` of its id raises)."""
+        found, unreadable = self._read_all(snap or self.branch.snapshot())
+        for message in unreadable.values():
+            warn_skipped(message)
+        return list(found)
+
+    def _read_all(self, snap: BranchSnapshot) -> tuple[tuple[Experiment, ...], dict[str, str]]:
         directory = snap.entry(layout.EXPERIMENTS_DIR)
         if directory is None or not directory.is_tree:
-            return []
+            return (), {}
         known = self._by_tree.get(directory.sha)
         if known is not None:  # unchanged since it was last read: most commits are runs
-            return list(known)
+            return known
         found = []
+        unreadable: dict[str, str] = {}
         for entry in snap.repo.read_tree(directory.sha):
             if entry.is_tree or not entry.name.endswith(".yaml"):
                 continue
-            cached = self._parsed.get(entry.sha)
+            cached = self._parsed.get((entry.name, entry.sha))
             if cached is None:
                 where = f"{layout.EXPERIMENTS_DIR}/{entry.name}"
-                cached = self._from_document(
-                    load_yaml(snap.repo.read_blob(entry.sha), where), where
-                )
-                self._parsed[entry.sha] = cached
+                try:
+                    cached = self._from_document(
+                        load_yaml(snap.repo.read_blob(entry.sha), where), where
+                    )
+                except CorruptDataError as exc:
+                    unreadable[entry.name] = exc.message
+                    continue
+                self._parsed[(entry.name, entry.sha)] = cached
             found.append(cached)
-        self._by_tree = {directory.sha: tuple(found)}
-        return found
+        self._by_tree = {directory.sha: (tuple(found), unreadable)}
+        return self._by_tree[directory.sha]
 
     def _from_document(self, doc: dict, where: str) -> Experiment:
         check_stored(doc, "experiment", where)
+        if where.rpartition("/")[2] != f"{doc['experiment_id']}.yaml":
+            raise CorruptDataError(
+                f"{where}: experiment_id {doc['experiment_id']!r} does not match its file name"
+            )
         return Experiment(
             experiment_id=doc["experiment_id"],
             name=doc["name"],
@@ -106,9 +125,13 @@ class ExperimentStore:
 
     def get(self, experiment_id: str, snap: BranchSnapshot | None = None) -> Experiment:
         experiment_id = str(experiment_id)
-        for experiment in self.all(snap):
+        found, unreadable = self._read_all(snap or self.branch.snapshot())
+        for experiment in found:
             if experiment.experiment_id == experiment_id:
                 return experiment
+        problem = unreadable.get(f"{experiment_id}.yaml")
+        if problem is not None:
+            raise CorruptDataError(problem)
         raise NotFoundError(f"no experiment with id {experiment_id!r}")
 
     def find_by_name(self, name: str, snap: BranchSnapshot | None = None) -> Experiment | None:
@@ -127,11 +150,12 @@ class ExperimentStore:
         """Create an experiment; with ``exist_ok`` an active one of that name is returned
         instead (atomically, so concurrent ``set_experiment`` calls agree on one)."""
         name = _check_name(name)
+        checked_tags = validation.check_tags(tags, "experiment tag")
         now = int(time.time() * 1000)
         created: list[str] = []
 
         def build(snap: BranchSnapshot) -> Changes:
-            existing = self.all(snap)
+            existing, unreadable = self._read_all(snap)
             for experiment in existing:
                 if (
                     experiment.name == name
@@ -149,7 +173,9 @@ class ExperimentStore:
                     raise ConflictError(
                         f"experiment {name!r} already exists with id {experiment.experiment_id}{state}"
                     )
+            # An unreadable file keeps its id: a new experiment never overwrites it.
             taken = {e.experiment_id for e in existing}
+            taken.update(file_name.removesuffix(".yaml") for file_name in unreadable)
             attempt = 0
             while (experiment_id := derive_experiment_id(name, attempt)) in taken:
                 attempt += 1
@@ -160,11 +186,11 @@ class ExperimentStore:
                 "",
                 creation_time=now,
                 last_update_time=now,
-                tags={str(k): str(v) for k, v in (tags or {}).items()},
+                tags=checked_tags,
             )
             return {layout.experiment_path(experiment_id): self._blob(experiment)}
 
-        self.branch.commit(build, f"Create experiment {name}\n")
+        self.branch.commit(build, f"Create experiment {message_field(name)}\n")
         return created[0]
 
     def _blob(self, experiment: Experiment) -> Blob:
@@ -193,7 +219,9 @@ class ExperimentStore:
             return _copy(current, name=new_name)
 
         self._update(
-            str(experiment_id), change, f"Rename experiment {experiment_id} to {new_name}\n"
+            str(experiment_id),
+            change,
+            f"Rename experiment {experiment_id} to {message_field(new_name)}\n",
         )
 
     def set_lifecycle(self, experiment_id: str, lifecycle: str) -> None:

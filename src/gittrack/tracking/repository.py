@@ -17,6 +17,7 @@ from gittrack.store import layout
 from gittrack.store.branch import Blob, Changes, TrackingBranch
 from gittrack.store.codecs import dump_yaml, load_yaml
 from gittrack.store.git import GitRepo
+from gittrack.store.lfs import DEFAULT_THRESHOLD
 from gittrack.store.schemas import check_stored
 from gittrack.store.staging import Staging
 from gittrack.tracking.experiments import ExperimentStore, default_experiment_document
@@ -78,15 +79,30 @@ class TrackingRepository:
         self.staging = Staging(self.repo.gittrack_dir)
         root = f"git+file://{self.repo.path}#{self.branch_name}"
         self.experiments = ExperimentStore(self.branch, f"{root}:{layout.EXPERIMENTS_DIR}")
-        self.runs = RunStore(self.branch, self.staging)
+        self.runs = RunStore(self.branch, self.staging, lfs_threshold=self.lfs_threshold)
         self._config: tuple[str | None, dict] | None = None
         self._source: SourceCapture | None = None
-        self.recovered = self.runs.recover_orphans()
+        # Orphans are committed at start, unless a lock left on the branch would make every
+        # start wait for it and fail: ``gittrack recover`` removes it first (``recover``).
+        self.recovered = [] if self.branch.lock_left_behind() else self.runs.recover_orphans()
         _warn_about_kept_orphans(self.recovered)
 
     @property
     def path(self) -> Path:
         return self.repo.path
+
+    def recover(self) -> list[RecoveredRun]:
+        """Bring the repository back after a crash: remove the locks of the branch, of the
+        live runs' snapshot refs and of registry tags (GTO names hold ``@`` or ``#``) when
+        the writer that took them stopped, then commit the live runs whose process died."""
+        self.branch.clear_stale_lock()
+        for lock in self.repo.ref_locks(layout.LIVE_SNAPSHOTS_PREFIX.rstrip("/")):
+            self.repo.refs.clear_stale_lock(lock)
+        tags = f"{self.repo.common_dir}/refs/tags/"
+        for lock in self.repo.ref_locks("refs/tags"):
+            if any(mark in lock.removeprefix(tags) for mark in "@#"):
+                self.repo.refs.clear_stale_lock(lock)
+        return self.runs.recover_orphans()
 
     @staticmethod
     def _initial_files() -> Changes:
@@ -115,6 +131,12 @@ class TrackingRepository:
             check_stored(doc, "config", layout.CONFIG_PATH)
         self._config = (sha, doc)
         return doc
+
+    def lfs_threshold(self) -> int:
+        """The size in bytes from which an artifact is stored with Git LFS
+        (``artifacts.lfs_threshold`` in config.yaml, default 10 MB)."""
+        section = self.config().get("artifacts") or {}
+        return int(section.get("lfs_threshold", DEFAULT_THRESHOLD))
 
     def source_capture(self) -> SourceCapture:
         if self._source is None:
@@ -161,6 +183,7 @@ def forget_repositories() -> None:
     """Close and drop every cached handle (used between tests and by long-lived hosts)."""
     with _lock:
         for handle in {id(h): h for h in (*_by_path.values(), *_by_git_dir.values())}.values():
+            handle.staging.discard_spares()
             handle.repo.close()
         _by_path.clear()
         _by_git_dir.clear()

@@ -17,10 +17,11 @@ import math
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -42,22 +43,34 @@ from gittrack.errors import (
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
+    RepositoryError,
 )
-from gittrack.store import layout
-from gittrack.store.branch import Blob, BranchSnapshot, Changes, TrackingBranch
+from gittrack.store import layout, lfs
+from gittrack.store.branch import (
+    Blob,
+    BranchSnapshot,
+    Changes,
+    TrackingBranch,
+    check_entry_name,
+)
 from gittrack.store.codecs import (
     decode_metric_value,
     dump_yaml,
     format_time,
+    is_real_time,
     load_yaml,
     metric_line,
     parse_metric_lines,
     parse_time,
 )
+from gittrack.store.files import copy_file, replace_file, storage_error
+from gittrack.store.git import message_field
+from gittrack.store.lfs import MAX_POINTER_SIZE, LfsPointer, LfsStore, parse_pointer
 from gittrack.store.schemas import check_outgoing, check_stored
 from gittrack.store.staging import ARTIFACTS, META, METRICS, PARAMS, LiveRun, Staging
 from gittrack.tracking import validation
 from gittrack.tracking.run_names import generate_run_name
+from gittrack.tracking.validation import INT64_MAX, INT64_MIN
 
 NOTE_TAG = "mlflow.note.content"
 MISSING_SOURCE_TAG = "gittrack.source.missing"
@@ -100,8 +113,14 @@ def current_user() -> str:
     for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
         user = os.environ.get(name)
         if user:
-            return user
+            return user if user.isascii() else _as_text(user)
     return _user_of_process()
+
+
+def _as_text(value: str) -> str:
+    """Text from the environment as UTF-8 can store it: bytes that were not UTF-8 (which
+    Python keeps as lone surrogates) become U+FFFD."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @functools.cache
@@ -151,6 +170,9 @@ def _encode_summary(summary: dict[str, dict]) -> dict[str, dict]:
     }
 
 
+encode_summary = _encode_summary  # public name for the merge of tracking branches
+
+
 META_ORDER = (
     "format",
     "run_id",
@@ -169,6 +191,28 @@ META_ORDER = (
 )
 
 
+def check_new_run(
+    tags: dict[str, object] | None,
+    run_name: object,
+    start_time: object,
+    description: object,
+) -> tuple[dict[str, str], str | None, int | None]:
+    """The fields of a run about to be created, checked before anything is written:
+    (tags, run name, start time)."""
+    checked = validation.check_tags(tags)
+    name = None if run_name is None else validation.check_run_name(run_name)
+    if description is not None:
+        validation.check_string_value(description, "tag", NOTE_TAG)
+    return checked, name, validation.check_time(start_time, "start_time")
+
+
+def _apply_tags(meta: dict, tags: dict[str, str]) -> None:
+    """Set checked tags in a meta document; the run name tag renames the run (MLflow)."""
+    meta["tags"].update(tags)
+    if validation.RUN_NAME_TAG in tags:
+        meta["run_name"] = tags[validation.RUN_NAME_TAG]
+
+
 def _live_meta_bytes(meta: dict) -> bytes:
     """The live meta.yaml: as committed, but with ``tags`` last so new tags can be appended."""
     ordered = {k: v for k, v in meta.items() if k != "tags"}
@@ -185,11 +229,19 @@ class RunStore:
     """All run operations of one tracking repository."""
 
     def __init__(
-        self, branch: TrackingBranch, staging: Staging, artifact_uri_prefix: str = "runs:/"
+        self,
+        branch: TrackingBranch,
+        staging: Staging,
+        artifact_uri_prefix: str = "runs:/",
+        lfs_threshold: Callable[[], int] = lambda: lfs.DEFAULT_THRESHOLD,
     ) -> None:
+        """:param lfs_threshold: the size from which an artifact goes to Git LFS (read from
+        the configuration when a run with artifacts is committed)."""
         self.branch = branch
         self.repo = branch.repo
         self.staging = staging
+        self.lfs = LfsStore(self.repo.common_dir)
+        self._lfs_threshold = lfs_threshold
         self._open: dict[str, _OpenRun] = {}
         self._key_json: dict[str, str] = {}
         self._artifact_prefix = artifact_uri_prefix
@@ -207,10 +259,7 @@ class RunStore:
         description: str | None = None,
         same_repo_source: bool = False,
     ) -> Run:
-        tags = {
-            validation.check_key(k, "tag"): validation.check_string_value(v, "tag", k)
-            for k, v in (tags or {}).items()
-        }
+        tags, run_name, start_time = check_new_run(tags, run_name, start_time, description)
         run_name = run_name or tags.get("mlflow.runName") or generate_run_name()
         run_id = uuid.uuid4().hex
         source = source or SourceInfo()
@@ -229,7 +278,7 @@ class RunStore:
         if parent_run_id:
             system_tags["mlflow.parentRunId"] = parent_run_id
         if description is not None:
-            system_tags[NOTE_TAG] = description
+            system_tags[NOTE_TAG] = str(description)
         meta = {
             "format": layout.FORMAT_VERSION,
             "run_id": run_id,
@@ -237,7 +286,7 @@ class RunStore:
             "experiment_id": str(experiment_id),
             "status": RunStatus.RUNNING,
             "lifecycle": LifecycleStage.ACTIVE,
-            "start_time": format_time(start_time or now_ms()),
+            "start_time": format_time(now_ms() if start_time is None else start_time),
             "end_time": None,
             "parent_run_id": parent_run_id,
             "user": user,
@@ -260,7 +309,7 @@ class RunStore:
                 self.repo.update_ref(
                     layout.live_snapshot_ref(run_id), source.snapshot, None, reflog=False
                 )
-        # Keys and values are checked above; the schema is checked when the run is committed.
+        # Every field is checked above, so the schema check at commit cannot fail on them.
         meta_bytes = _live_meta_bytes(meta)
         try:
             live = self.staging.create(run_id, {META: meta_bytes})
@@ -353,6 +402,8 @@ class RunStore:
         return opened
 
     def _key(self, key: str) -> str:
+        if key.__class__ is not str:
+            validation.check_key(key, "metric")  # refuses it: a key is a string
         encoded = self._key_json.get(key)
         if encoded is None:
             validation.check_key(key, "metric")
@@ -370,14 +421,17 @@ class RunStore:
         opened = self._open.get(run_id) or self._writable(run_id)
         if opened.meta["lifecycle"] != LifecycleStage.ACTIVE:
             self._writable(run_id)
-        encoded = self._key_json.get(key) or self._key(key)
+        try:
+            encoded = self._key_json.get(key) or self._key(key)
+        except TypeError:  # an unhashable key (a list, an array): refused by the key rule
+            encoded = self._key(key)
         if value.__class__ is not float:
             value = validation.check_metric_value(value, key)
-        if step.__class__ is not int:
+        if step.__class__ is not int or not INT64_MIN <= step <= INT64_MAX:
             step = validation.check_step(step, key)
         if timestamp is None:
             timestamp = int(time.time() * 1000)
-        elif timestamp.__class__ is not int:
+        elif timestamp.__class__ is not int or not 0 <= timestamp <= INT64_MAX:
             timestamp = validation.check_timestamp(timestamp, key)
         opened.live.append_metric(
             metric_line(encoded, value, step, timestamp), key, value, step, timestamp
@@ -399,35 +453,55 @@ class RunStore:
 
     def log_metric_points(self, run_id: str, metrics: list[Metric]) -> None:
         opened = self._writable(run_id)
-        points = [
-            (
-                m.key,
-                validation.check_metric_value(m.value, m.key),
-                validation.check_step(m.step, m.key),
-                validation.check_timestamp(m.timestamp, m.key) or now_ms(),
+        self._append_points(opened, self._checked_points(metrics))
+
+    def _checked_points(self, metrics: list[Metric]) -> list[tuple[str, float, int, int]]:
+        now = now_ms()
+        points = []
+        for m in metrics:
+            self._key(m.key)
+            timestamp = validation.check_timestamp(m.timestamp, m.key)
+            points.append(
+                (
+                    m.key,
+                    validation.check_metric_value(m.value, m.key),
+                    validation.check_step(m.step, m.key),
+                    now if timestamp is None else timestamp,
+                )
             )
-            for m in metrics
-        ]
+        return points
+
+    def _append_points(self, opened: _OpenRun, points: list[tuple[str, float, int, int]]) -> None:
         lines = [metric_line(self._key(k), v, step, ts) for k, v, step, ts in points]
         opened.live.append_metrics(b"".join(lines), points)
 
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: list[Metric],
+        params: dict[str, object],
+        tags: dict[str, object],
+    ) -> None:
+        """Params, tags and metrics of one call: all are checked (including a param that
+        would change value) before any is written, so a rejected batch leaves no trace."""
+        checked_params = validation.check_params(params)
+        checked_tags = validation.check_tags(tags)
+        points = self._checked_points(metrics)
+        opened = self._writable(run_id)
+        if checked_params:
+            self._refresh(opened, PARAMS)
+            self._new_params(opened, checked_params)  # a changed value is refused here
+            self.log_params(run_id, checked_params)
+        if checked_tags:
+            self.set_tags(run_id, checked_tags)
+        if points:
+            self._append_points(self._writable(run_id), points)
+
     def log_params(self, run_id: str, params: dict[str, object]) -> None:
         opened = self._writable(run_id)
-        checked = {
-            validation.check_key(k, "param"): validation.check_string_value(v, "param", k)
-            for k, v in params.items()
-        }
+        checked = validation.check_params(params)
         self._refresh(opened, PARAMS)
-        new = {}
-        for key, value in checked.items():
-            old = opened.params.get(key)
-            if old is None:
-                new[key] = value
-            elif old != value:
-                raise ConflictError(
-                    f"param {key!r} of run {run_id} is already {old!r}; it cannot change to "
-                    f"{value!r} (params are immutable: log a new key or start a new run)"
-                )
+        new = self._new_params(opened, checked)
         if new:
             # Params never change, so params.yaml only grows: one append, no new file.
             data = dump_yaml(new)
@@ -435,13 +509,26 @@ class RunStore:
             opened.params = {**opened.params, **new}
             self._grown(opened, PARAMS, len(data))
 
+    @staticmethod
+    def _new_params(opened: _OpenRun, checked: dict[str, str]) -> dict[str, str]:
+        """The params not logged yet; a different value for a logged one is a conflict."""
+        new = {}
+        for key, value in checked.items():
+            old = opened.params.get(key)
+            if old is None:
+                new[key] = value
+            elif old != value:
+                raise ConflictError(
+                    f"param {key!r} of run {opened.live.run_id} is already {old!r}; it cannot "
+                    f"change to {value!r} (params are immutable: log a new key or start a new "
+                    "run)"
+                )
+        return new
+
     def set_tags(self, run_id: str, tags: dict[str, object]) -> None:
-        checked = {
-            validation.check_key(k, "tag"): validation.check_string_value(v, "tag", k)
-            for k, v in tags.items()
-        }
+        checked = validation.check_tags(tags)
         if not self._is_live(run_id):
-            self._update_committed_meta(run_id, lambda meta: meta["tags"].update(checked), "Tag")
+            self._update_committed_meta(run_id, lambda meta: _apply_tags(meta, checked), "Tag")
             return
         opened = self._writable(run_id)
         self._refresh(opened, META)
@@ -453,9 +540,7 @@ class RunStore:
             opened.live.append(META, data)
             self._grown(opened, META, len(data))
             return
-        tags.update(checked)
-        if "mlflow.runName" in checked:
-            opened.meta["run_name"] = checked["mlflow.runName"]
+        _apply_tags(opened.meta, checked)
         self._write_meta(opened)
 
     def delete_tag(self, run_id: str, key: str) -> None:
@@ -488,7 +573,17 @@ class RunStore:
         root = opened.live.artifacts_dir.resolve()
         if root not in target.parents:
             raise InvalidInputError(f"artifact path {rel!r} escapes the run's artifact directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise ConflictError(
+                f"artifact {rel!r} of run {run_id} cannot be written: a part of its path is "
+                "already an artifact file"
+            ) from exc
+        if target.is_dir():
+            raise ConflictError(
+                f"artifact {rel!r} of run {run_id} is already a directory of artifacts"
+            )
         return target
 
     def log_artifact(
@@ -497,7 +592,9 @@ class RunStore:
         source = Path(local_path)
         if not source.is_file():
             raise NotFoundError(f"artifact file {str(source)!r} does not exist or is not a file")
-        shutil.copyfile(source, self.artifact_target(run_id, artifact_path, source.name))
+        self._copy_artifact(
+            run_id, source, self.artifact_target(run_id, artifact_path, source.name)
+        )
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
@@ -510,13 +607,31 @@ class RunStore:
                 rel = path.relative_to(source).as_posix()
                 base = validation.check_artifact_path(artifact_path)
                 parent, _, name = (f"{base}/{rel}" if base else rel).rpartition("/")
-                shutil.copyfile(path, self.artifact_target(run_id, parent or None, name))
+                self._copy_artifact(
+                    run_id, path, self.artifact_target(run_id, parent or None, name)
+                )
+
+    def _copy_artifact(self, run_id: str, source: Path, target: Path) -> None:
+        """Copy a file into a live run whole or not at all: a full disk leaves no part, and
+        the copy is made outside ``artifacts/``, so a crash leaves nothing to commit."""
+        try:
+            copy_file(source, target, self._open[run_id].live.location)
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not copy {source} into the artifacts of run {run_id}; none was"
+            ) from exc
 
     def write_artifact(self, run_id: str, artifact_file: str, data: bytes) -> None:
         parent, _, name = validation.check_artifact_path(artifact_file).rpartition("/")
         if not name:
             raise InvalidInputError(f"artifact file {artifact_file!r} must name a file")
-        self.artifact_target(run_id, parent or None, name).write_bytes(data)
+        target = self.artifact_target(run_id, parent or None, name)
+        try:
+            replace_file(target, data, scratch=self._open[run_id].live.location)
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not write {artifact_file} into the artifacts of run {run_id}"
+            ) from exc
 
     def list_artifacts(
         self, run_id: str, path: str | None = None
@@ -540,9 +655,20 @@ class RunStore:
         self._committed_meta(run_id, snap)
         out = []
         for entry in snap.listdir(base):
-            size = None if entry.is_tree else len(self.repo.read_blob(entry.sha))
+            check_entry_name(base, entry.name)
+            size = None if entry.is_tree else self._stored_size(entry.sha)
             out.append((f"{rel}/{entry.name}" if rel else entry.name, entry.is_tree, size))
         return out
+
+    def _stored_size(self, sha: str) -> int:
+        """The size of a committed artifact: its content's, when the blob is an LFS pointer."""
+        data, pointer = self._stored_artifact(sha)
+        return pointer.size if pointer is not None else len(data)
+
+    def _stored_artifact(self, sha: str) -> tuple[bytes, LfsPointer | None]:
+        """A committed artifact's blob and, when it is an LFS pointer, what it points to."""
+        data = self.repo.read_blob(sha)
+        return data, parse_pointer(data) if len(data) < MAX_POINTER_SIZE else None
 
     def download_artifacts(self, run_id: str, path: str | None, dst: Path) -> Path:
         rel = validation.check_artifact_path(path)
@@ -565,14 +691,41 @@ class RunStore:
             raise NotFoundError(f"run {run_id} has no artifact {rel!r}")
         if not entry.is_tree:
             target = dst / rel.rpartition("/")[2]
-            target.write_bytes(self.repo.read_blob(entry.sha))
+            self._copy_out(run_id, rel, entry.sha, target)
             return target
         target = dst / rel.rpartition("/")[2] if rel else dst
-        for sub, blob in snap.walk(base):
+        files = list(snap.walk(base))  # an unsafe entry name raises before anything is written
+        for sub, blob in files:  # and so does a missing LFS object
+            _data, pointer = self._stored_artifact(blob.sha)
+            if pointer is not None:
+                self.lfs.check_present(pointer, self._what(run_id, rel, sub), self._fetch_hint)
+        for sub, blob in files:
             out = target / sub
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(self.repo.read_blob(blob.sha))
+            self._copy_out(run_id, f"{rel}/{sub}" if rel else sub, blob.sha, out)
         return target
+
+    def _copy_out(self, run_id: str, rel: str, sha: str, target: Path) -> None:
+        """Write a committed artifact to ``target``; LFS content is copied in chunks."""
+        data, pointer = self._stored_artifact(sha)
+        if pointer is None:
+            target.write_bytes(data)
+        else:
+            self.lfs.copy_out(pointer, target, self._what(run_id, rel), self._fetch_hint)
+
+    @staticmethod
+    def _what(run_id: str, rel: str, sub: str = "") -> str:
+        path = "/".join(p for p in (rel, sub) if p)
+        return f"artifact {path!r} of run {run_id}"
+
+    def _fetch_hint(self) -> str:
+        """The command that fetches missing LFS content: from ``origin``, or the only remote."""
+        remotes = self.repo.git_text("remote").split()
+        if "origin" in remotes or not remotes:
+            remote = "origin"
+        else:
+            remote = remotes[0] if len(remotes) == 1 else "<remote>"
+        return f"git lfs fetch {remote} {self.branch.name}"
 
     # ----------------------------------------------------------- finishing
     def end(
@@ -582,6 +735,7 @@ class RunStore:
             raise InvalidInputError(
                 f"run status {status!r} is not one of {', '.join(RunStatus.ALL)}"
             )
+        end_time = validation.check_time(end_time, "end_time")
         opened = self._live_handle(run_id)
         if opened is None:
             validation.check_run_id(run_id)
@@ -591,19 +745,30 @@ class RunStore:
             opened = self._open[run_id] = _OpenRun(self.staging.open(run_id, claim=True), {}, {})
             self._refresh(opened, META, force=True)
             self._refresh(opened, PARAMS, force=True)
+        # On failure (a full disk, a lock in the way) the run stays open here, still owned
+        # by this process: ending it again retries the commit.
         try:
             opened.live.seal()  # what other processes logged is read below, or refused
             self._refresh(opened, META)
             self._refresh(opened, PARAMS)
             opened.meta["status"] = status
-            opened.meta["end_time"] = format_time(end_time or now_ms())
+            opened.meta["end_time"] = format_time(now_ms() if end_time is None else end_time)
             opened.live.mark_ending(status, opened.meta["end_time"])
             self._commit_live(opened.live, opened.meta, opened.params)
-        except BaseException:
+        except BaseException as exc:
             opened.live.unseal()
+            if isinstance(exc, (RepositoryError, OSError)):
+                problem = (
+                    exc
+                    if isinstance(exc, RepositoryError)
+                    else storage_error(exc, "could not read it")
+                )
+                raise RepositoryError(
+                    f"run {run_id} is not committed, {problem.message}; it is still live, "
+                    "with everything logged: end it again once that is fixed"
+                ) from exc
             raise
-        finally:
-            self._open.pop(run_id, None)
+        self._open.pop(run_id, None)
 
     def _commit_live(self, live: LiveRun, meta: dict, params: dict[str, str]) -> str:
         """Commit a live run's files onto the branch, then remove the live directory."""
@@ -615,7 +780,10 @@ class RunStore:
             live.unseal()
             raise
         self._release_snapshot(meta)
-        self.staging.recycle(live, has_artifacts)  # unseals once out of live/
+        try:
+            self.staging.recycle(live, has_artifacts)  # unseals once out of live/
+        except OSError:  # committed: a later recovery finds nothing new and removes it
+            live.close()
         return tip
 
     def _commit_sealed(
@@ -628,8 +796,8 @@ class RunStore:
         else:
             raw_metrics = live.read_appended(METRICS) or b""
             points, torn = parse_metric_lines(raw_metrics, live.file(METRICS))
-        if torn is not None:
-            raw_metrics = raw_metrics[: raw_metrics.rfind(b"\n") + 1]
+        if torn is not None:  # only the points are committed: the skipped lines are named
+            raw_metrics = b"".join(metric_line(json.dumps(k), v, s, t) for k, v, s, t in points)
             meta.setdefault("tags", {})["gittrack.recovery"] = torn
         meta["metrics"] = _encode_summary(summarize_metrics(points))
         parents = self._present_parents(meta, [p for p in meta.get("_parents") or [] if p])
@@ -643,19 +811,44 @@ class RunStore:
             f"{base}/{PARAMS}": Blob(dump_yaml(params)),
             f"{base}/{METRICS}": Blob(raw_metrics),
         }
-        artifacts = live.artifacts_dir if has_artifacts else None
-        for path in sorted(artifacts.rglob("*")) if artifacts else ():
-            if path.is_file():
-                rel = path.relative_to(artifacts).as_posix()
-                mode = "100755" if os.access(path, os.X_OK) else "100644"
-                changes[f"{base}/{ARTIFACTS}/{rel}"] = Blob(path.read_bytes(), mode)
+        if has_artifacts:
+            self._add_artifacts(live.artifacts_dir, f"{base}/{ARTIFACTS}", changes)
         message = (
-            f"Run {meta['run_name']} {meta['status']} ({run_id})\n\n"
+            f"Run {message_field(meta['run_name'])} {meta['status']} ({run_id})\n\n"
             f"Experiment: {meta['experiment_id']}\n"
             f"Run-Id: {run_id}\n"
             f"Source-Commit: {meta['source'].get('commit') or 'none'}\n"
         )
         return self.branch.commit(lambda _snap: changes, message, tuple(dict.fromkeys(parents)))
+
+    def _add_artifacts(self, artifacts: Path, base: str, changes: dict[str, Blob]) -> None:
+        """Blobs for a live run's artifact files. A file at or over the LFS threshold is
+        stored in the LFS object store, streamed, and its pointer goes on the branch; so is a
+        small file that reads as a pointer, so that every pointer on the branch is ours."""
+        threshold = self._lfs_threshold()
+        for path in sorted(artifacts.rglob("*")):
+            try:
+                info = path.stat()
+            except FileNotFoundError:  # a dangling link is no file, as before
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            size = info.st_size
+            rel = path.relative_to(artifacts).as_posix()
+            mode = "100755" if os.access(path, os.X_OK) else "100644"
+            data = path.read_bytes() if size < threshold else None
+            if data is None or (size < MAX_POINTER_SIZE and parse_pointer(data)):
+                data = self._store_in_lfs(path, rel)
+            changes[f"{base}/{rel}"] = Blob(data, mode)
+
+    def _store_in_lfs(self, path: Path, rel: str) -> bytes:
+        """The pointer file of an artifact put in the LFS store (before any ref lock)."""
+        try:
+            return self.lfs.store(path).encode()
+        except OSError as exc:
+            raise storage_error(
+                exc, f"could not store artifact {rel!r} in the Git LFS store {self.lfs.root}"
+            ) from exc
 
     def _present_parents(self, meta: dict, parents: list[str]) -> list[str]:
         """The source commits still in the repository. One that is gone (a ``git gc`` that
@@ -780,12 +973,27 @@ class RunStore:
         return self._run_from_docs(meta, params, summary, live=False)
 
     def _committed_meta(self, run_id: str, snap: BranchSnapshot) -> dict:
-        where = f"{layout.run_dir(run_id)}/{META}"
+        """The checked ``meta.yaml`` of a committed run. A run directory whose ``meta.yaml``
+        is missing, unreadable or names another run raises ``CorruptDataError`` naming it."""
+        directory = layout.run_dir(run_id)
+        where = f"{directory}/{META}"
+        found = snap.entry(directory)
+        if found is None:
+            raise NotFoundError(f"run {run_id} does not exist on branch {self.branch.name}")
+        if not found.is_tree:
+            raise CorruptDataError(f"{directory}: is a file, not a run directory")
         raw = snap.read(where)
         if raw is None:
-            raise NotFoundError(f"run {run_id} does not exist on branch {self.branch.name}")
+            raise CorruptDataError(f"{where}: missing (or not a file) in run directory {run_id}")
         meta = load_yaml(raw, where)
         check_stored(meta, "meta", where)
+        if meta["run_id"] != run_id:
+            raise CorruptDataError(
+                f"{where}: run_id {meta['run_id']!r} does not match its directory {run_id}"
+            )
+        for name in ("start_time", "end_time"):
+            if meta[name] is not None and not is_real_time(meta[name]):
+                raise CorruptDataError(f"{where}: {name}: {meta[name]!r} is not a real time")
         return meta
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:

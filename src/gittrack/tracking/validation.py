@@ -5,19 +5,46 @@ from __future__ import annotations
 import numbers
 import posixpath
 import re
+from collections.abc import Mapping
 
 from gittrack.errors import InvalidInputError
 
 MAX_KEY_LENGTH = 250
-MAX_VALUE_LENGTH = 6000
-_KEY_CHARS = re.compile(r"[A-Za-z0-9_\-. /]+")
+MAX_VALUE_LENGTH = 6000  # a param value (MLflow's MAX_PARAM_VAL_LENGTH)
+MAX_TAG_VALUE_LENGTH = 8000  # a run tag value (MLflow's MAX_TAG_VAL_LENGTH)
+MAX_EXPERIMENT_TAG_VALUE_LENGTH = 20000  # MLflow's MAX_EXPERIMENT_TAG_VAL_LENGTH
+_VALUE_LIMITS = {
+    "param": MAX_VALUE_LENGTH,
+    "tag": MAX_TAG_VALUE_LENGTH,
+    "experiment tag": MAX_EXPERIMENT_TAG_VALUE_LENGTH,
+}
+# A run name is the value of its ``mlflow.runName`` tag, so MLflow takes any name a tag value
+# may hold; an experiment name has its own limit (MLflow's MAX_EXPERIMENT_NAME_LENGTH).
+RUN_NAME_TAG = "mlflow.runName"
+MAX_RUN_NAME_LENGTH = MAX_TAG_VALUE_LENGTH
+MAX_EXPERIMENT_NAME_LENGTH = 500
+# Steps and metric timestamps are MLflow's 64-bit integers; run times are written as
+# ISO-8601 with a four-digit year, so they end at 9999-12-31T23:59:59.999Z.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+MAX_TIME_MS = 253_402_300_799_999
+# An artifact path becomes files in the staging area: one name at most 255 bytes (the limit
+# of Linux, macOS and Windows file systems), the whole well below PATH_MAX.
+MAX_ARTIFACT_NAME_BYTES = 255
+MAX_ARTIFACT_PATH_BYTES = 1024
+_KEY_CHARS = re.compile(r"[/\w.\- :]+")  # MLflow 3 (POSIX): \w is any Unicode letter or digit
+# C0 and C1 control characters (NUL, escapes, newlines) and lone surrogates, which UTF-8
+# cannot encode: refused in every name (DESIGN §3).
+_UNSAFE_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_HFS_IGNORED = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
 _valid_keys: set[tuple[str, str]] = set()
 
 
 def check_key(key: object, kind: str) -> str:
     """A param, metric or tag key, or an artifact path; returns it when it is valid."""
-    if (kind, key) in _valid_keys:  # type: ignore[comparison-overlap]
-        return key  # type: ignore[return-value]
+    if isinstance(key, str) and (kind, key) in _valid_keys:
+        return key
     if not isinstance(key, str):
         raise InvalidInputError(f"{kind} key {key!r} must be a string, not {type(key).__name__}")
     if not key:
@@ -30,7 +57,7 @@ def check_key(key: object, kind: str) -> str:
         bad = sorted({c for c in key if not _KEY_CHARS.fullmatch(c)})
         raise InvalidInputError(
             f"{kind} key {key!r} contains {''.join(bad)!r}: only letters, digits, '_', '-', '.', "
-            "'/' and space are allowed"
+            "'/', ':' and space are allowed (MLflow's rule; letters and digits of any script)"
         )
     _check_path_shape(key, f"{kind} key")
     if len(_valid_keys) < 100_000:
@@ -42,9 +69,9 @@ def _check_path_shape(path: str, what: str) -> None:
     normalized = posixpath.normpath(path)
     if path.startswith("/"):
         raise InvalidInputError(f"{what} {path!r} must not start with '/'")
-    if normalized != path.rstrip("/") or normalized == "." or normalized.startswith(".."):
+    if normalized != path or normalized == "." or normalized.startswith(".."):
         raise InvalidInputError(
-            f"{what} {path!r} must be a normalized relative path (no '..', '.', or '//')"
+            f"{what} {path!r} must be a normalized relative path (no '..', '.', '//' or trailing '/')"
         )
 
 
@@ -60,43 +87,187 @@ def check_artifact_path(path: str | None) -> str:
             f"artifact path {path!r} escapes the run's artifact directory: use a relative path "
             "without '..'"
         )
+    _check_name_characters(path, "artifact path")
+    _check_artifact_path_size(path)
     return posixpath.normpath(path).strip("/")
 
 
-def check_string_value(value: object, kind: str, key: str) -> str:
-    text = str(value)
-    if len(text) > MAX_VALUE_LENGTH:
+def _check_artifact_path_size(path: str) -> None:
+    """Refuse what the file system cannot hold, before a file is created for it."""
+    size = len(path.encode())
+    if size > MAX_ARTIFACT_PATH_BYTES:
         raise InvalidInputError(
-            f"{kind} {key!r} has a value of {len(text)} characters; at most {MAX_VALUE_LENGTH} are allowed"
+            f"artifact path {path[:40]!r}... is {size} bytes long; at most "
+            f"{MAX_ARTIFACT_PATH_BYTES} are allowed"
         )
+    for name in path.split("/"):
+        if _is_dotgit(name):
+            raise InvalidInputError(
+                f"artifact path {path[:60]!r} contains {name!r}: git refuses a tree entry that "
+                "reads as '.git' (git fsck: hasDotgit), so no artifact may be named so"
+            )
+        if len(name.encode()) > MAX_ARTIFACT_NAME_BYTES:
+            raise InvalidInputError(
+                f"artifact name {name[:40]!r}... in {path[:40]!r}... is {len(name.encode())} "
+                f"bytes long; a file or directory name may have at most "
+                f"{MAX_ARTIFACT_NAME_BYTES}"
+            )
+
+
+def _is_dotgit(name: str) -> bool:
+    """Whether git reads ``name`` as ``.git`` on some file system: any case, trailing dots
+    or spaces (NTFS), the short name ``git~1``, or with characters HFS+ ignores."""
+    folded = _HFS_IGNORED.sub("", name).lower().rstrip(". ")
+    return folded in (".git", "git~1")
+
+
+def _check_name_characters(name: str, what: str) -> None:
+    bad = _UNSAFE_IN_NAME.search(name)
+    if bad is not None:
+        raise InvalidInputError(
+            f"{what} {name[:60]!r} contains {bad.group()!r} at position {bad.start()}: "
+            "control characters (NUL, newlines, escapes) and lone surrogates are not allowed "
+            "in names"
+        )
+
+
+def check_name(name: object, what: str, max_length: int) -> str:
+    """A run, experiment or other display name: a string of at most ``max_length``
+    characters without control characters, so it can go into files, commit messages and
+    terminals as it is."""
+    if not isinstance(name, str):
+        raise InvalidInputError(f"{what} {name!r} must be a string, not {type(name).__name__}")
+    if len(name) > max_length:
+        raise InvalidInputError(
+            f"{what} {name[:40]!r}... has {len(name)} characters; at most {max_length} are allowed"
+        )
+    _check_name_characters(name, what)
+    return name
+
+
+def check_run_name(name: object) -> str:
+    """A run name (also the value of the ``mlflow.runName`` tag): MLflow's tag value limit."""
+    return check_name(name, "run name", MAX_RUN_NAME_LENGTH)
+
+
+def check_tags(tags: Mapping[str, object] | None, kind: str = "tag") -> dict[str, str]:
+    """Run tags as stored: keys and values checked, the run name tag as a run name."""
+    if kind == "tag" and tags and RUN_NAME_TAG in tags:
+        check_run_name(str(tags[RUN_NAME_TAG]))
+    return {check_key(k, kind): check_string_value(v, kind, k) for k, v in (tags or {}).items()}
+
+
+def check_params(params: Mapping[str, object]) -> dict[str, str]:
+    """Params as stored: keys and string values checked."""
+    return {check_key(k, "param"): check_string_value(v, "param", k) for k, v in params.items()}
+
+
+def check_string_value(value: object, kind: str, key: str) -> str:
+    """A param or tag value as stored: its text, within MLflow's limit for ``kind``."""
+    text = str(value)
+    limit = _VALUE_LIMITS.get(kind, MAX_VALUE_LENGTH)
+    if len(text) > limit:
+        raise InvalidInputError(
+            f"{kind} {key!r} has a value of {len(text)} characters; at most {limit} are allowed"
+        )
+    _check_encodable(text, f"{kind} {key!r} has a value that")
     return text
 
 
+def check_text(value: object, what: str) -> str | None:
+    """Free text such as a description or a source URI: None, or a string UTF-8 can
+    encode (any other character, NUL and newlines included, is stored escaped)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(
+            f"{what} {_short(value)} must be a string, not {type(value).__name__}"
+        )
+    _check_encodable(value, f"{what} {value[:40]!r}")
+    return value
+
+
+def _check_encodable(text: str, subject: str) -> None:
+    bad = _SURROGATE.search(text)
+    if bad is not None:
+        raise InvalidInputError(
+            f"{subject} contains a lone surrogate {bad.group()!r} at position {bad.start()}: "
+            "text must be valid Unicode"
+        )
+
+
 def check_metric_value(value: object, key: str) -> float:
-    if isinstance(value, numbers.Number) and not isinstance(value, complex):
-        return float(value)  # type: ignore[arg-type]
+    """A metric value as a float; a number a float cannot hold (``10**400``, a signaling
+    NaN) is refused rather than rounded or raised as a built-in error."""
+    if isinstance(value, numbers.Number) and not isinstance(value, (complex, bool)):
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                f"metric {key!r} got value {_short(value)} that is not a 64-bit float ({exc})"
+            ) from exc
     raise InvalidInputError(
-        f"metric {key!r} got value {value!r} of type {type(value).__name__}: metric values must "
-        "be numbers (int, float, NaN or ±inf)"
+        f"metric {key!r} got value {_short(value)} of type {type(value).__name__}: metric "
+        "values must be numbers (int, float, NaN or ±inf)"
     )
 
 
 def check_step(step: object, key: str) -> int:
+    """A metric step: an integer that fits MLflow's 64-bit step."""
     if step is None:
         return 0
     if isinstance(step, numbers.Integral) and not isinstance(step, bool):
-        return int(step)
-    raise InvalidInputError(f"metric {key!r} got step {step!r}: a step must be an integer")
+        step = int(step)
+        if INT64_MIN <= step <= INT64_MAX:
+            return step
+        raise InvalidInputError(
+            f"metric {key!r} got step {_short(step)}: a step must fit in 64 bits "
+            f"({INT64_MIN} to {INT64_MAX})"
+        )
+    raise InvalidInputError(f"metric {key!r} got step {_short(step)}: a step must be an integer")
 
 
 def check_timestamp(timestamp: object, key: str) -> int | None:
+    """A metric timestamp: non-negative integer milliseconds that fit in 64 bits (MLflow)."""
     if timestamp is None:
         return None
     if isinstance(timestamp, numbers.Integral) and not isinstance(timestamp, bool):
-        return int(timestamp)
+        timestamp = int(timestamp)
+        if 0 <= timestamp <= INT64_MAX:
+            return timestamp
+        raise InvalidInputError(
+            f"metric {key!r} got timestamp {_short(timestamp)}: a timestamp is milliseconds "
+            f"from 0 to {INT64_MAX}"
+        )
     raise InvalidInputError(
-        f"metric {key!r} got timestamp {timestamp!r}: a timestamp is integer milliseconds"
+        f"metric {key!r} got timestamp {_short(timestamp)}: a timestamp is integer milliseconds"
     )
+
+
+def check_time(ms: object, what: str) -> int | None:
+    """A run's start or end time in epoch milliseconds (None: not given). Checked before
+    anything is written: it must be a time ``meta.yaml`` can spell (1970 to year 9999)."""
+    if ms is None:
+        return None
+    if isinstance(ms, numbers.Real) and not isinstance(ms, bool):
+        try:
+            value = int(ms)
+        except (OverflowError, ValueError) as exc:
+            raise InvalidInputError(f"{what} {ms!r} is not a time in milliseconds") from exc
+        if 0 <= value <= MAX_TIME_MS:
+            return value
+        raise InvalidInputError(
+            f"{what} {_short(ms)} is out of range: epoch milliseconds from 0 "
+            f"(1970-01-01) to {MAX_TIME_MS} (9999-12-31) are allowed"
+        )
+    raise InvalidInputError(
+        f"{what} {_short(ms)} of type {type(ms).__name__} must be integer epoch milliseconds"
+    )
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
 
 
 def check_run_id(run_id: object) -> str:
