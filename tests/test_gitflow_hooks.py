@@ -292,3 +292,16 @@ def test_a_commit_in_a_linked_worktree_relabels_the_run_made_there(
     assert committed_run(run_id).source.commit == head
     assert f"run {run_id} FINISHED" in git(repo, "log", "--notes=gittrack", "-1", "feature")
     assert git(repo, "rev-parse", "HEAD").strip() != head  # the main work tree did not move
+
+
+def test_a_dirty_run_made_before_switching_branches_and_back_is_still_relabelled(
+    repo: Path,
+) -> None:
+    install(repo)
+    run_id = dirty_run(repo)
+    git(repo, "checkout", "-q", "-b", "elsewhere")  # HEAD moves (to the same commit) and back
+    git(repo, "checkout", "-q", "main")
+
+    assert git_hooked(repo, "commit", "-qam", "better training").returncode == 0
+
+    assert committed_run(run_id).source.commit == git(repo, "rev-parse", "HEAD").strip()

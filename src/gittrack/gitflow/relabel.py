@@ -9,9 +9,9 @@ tracking commit.
 Finding them must not read every run. A snapshot's parent is the commit the run started on,
 recorded in the run's tracking commit as ``Source-Commit``: git's own ``--grep`` picks the
 runs made on the new commit's parents (or on the commit it amends), so Python sees only those.
-A snapshot is made after its parent commit existed, and a run is committed after its
-snapshot, so the walk stops (``--since``) at tracking commits older than the parents, with a
-day of slack for clocks.
+A run starts after its commit became HEAD here (HEAD's reflog, on this machine's clock), and is
+committed after it starts, so the walk stops (``--since``) at tracking commits older than
+that; without a reflog entry, the commit's own date less a day of slack for clocks is used.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from gittrack.store.staging import META
 from gittrack.tracking.repository import TrackingRepository
 
 CLOCK_SLACK_SECONDS = 24 * 3600
+REFLOG_SLACK_SECONDS = 60
 COMMIT_TAG = "mlflow.source.git.commit"
 
 
@@ -61,17 +62,36 @@ def _trailer(message: str, key: str) -> str | None:
     return None
 
 
-def _previous_head(repo: GitRepo) -> str | None:
-    """HEAD before the commit, from the last line of HEAD's reflog (an amended commit)."""
+def _head_reflog(repo: GitRepo) -> list[tuple[str, str, int]]:
+    """HEAD's reflog as (old, new, local time) entries, oldest first; [] without one."""
     try:
         with open(repo.git_dir / "logs" / "HEAD", "rb") as fh:
-            fh.seek(0, 2)
-            fh.seek(max(0, fh.tell() - 4096))
-            last = fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+            raw = fh.read()
     except OSError:
-        return None
-    old = last.split(b" ", 1)[0].decode(errors="replace")
-    return None if not old or set(old) == {"0"} else old
+        return []
+    entries = []
+    for line in raw.splitlines():
+        fields = line.split(b"\t", 1)[0].split(b" ")
+        try:
+            entries.append((fields[0].decode(), fields[1].decode(), int(fields[-2])))
+        except (IndexError, ValueError, UnicodeDecodeError):
+            continue  # a damaged line says nothing about when HEAD moved
+    return entries
+
+
+def _earliest_start(repo: GitRepo, sources: set[str], reflog: list[tuple[str, str, int]]) -> int:
+    """A time before any run on ``sources`` started: when each first became HEAD here (the
+    reflog, this machine's clock), else its committer time less a day of clock slack."""
+    became_head: dict[str, int] = {}
+    for _old, new, when in reflog:
+        if new in sources and new not in became_head:
+            became_head[new] = when
+    return min(
+        became_head[source] - REFLOG_SLACK_SECONDS
+        if source in became_head
+        else committer_time(repo, source) - CLOCK_SLACK_SECONDS
+        for source in sources
+    )
 
 
 def snapshot_runs(repository: TrackingRepository, commit: str) -> dict[str, str]:
@@ -84,14 +104,14 @@ def snapshot_runs(repository: TrackingRepository, commit: str) -> dict[str, str]
     if repository.branch.tip() is None:
         return {}
     tree, parents = repo.commit_tree_info(commit)
-    sources = {*parents, _previous_head(repo)} - {None, commit}
+    reflog = _head_reflog(repo)
+    previous_head = reflog[-1][0] if reflog else None  # what an amend replaced
+    sources = {c for c in (*parents, previous_head) if c and c not in (repo.null_sha, commit)}
     if not sources:
         return {}
     args = ["log", "--first-parent", "--format=%H %P%x00%B%x1e", "-F"]
-    args += [f"--grep=Source-Commit: {source}" for source in sorted(sources)]  # type: ignore[type-var]
-    since = min(committer_time(repo, p) for p in parents) if parents else None
-    if since is not None:
-        args.append(f"--since=@{since - CLOCK_SLACK_SECONDS}")
+    args += [f"--grep=Source-Commit: {source}" for source in sorted(sources)]
+    args.append(f"--since=@{_earliest_start(repo, sources, reflog)}")
     out = repo.git(*args, repository.branch.ref, "--").stdout.decode(errors="replace")
     found: dict[str, str] = {}
     for record in out.split("\x1e"):
