@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "gittrack.cli.doctor_cmd",
     "gittrack.cli.demo_cmd",
     "gittrack.cli.sync_cmd",
+    "gittrack.cli.log_cmd",
+    "gittrack.cli.hooks_cmd",
 )
 # Commands of later domains register here too when their module is present.
 OPTIONAL_COMMAND_MODULES = (

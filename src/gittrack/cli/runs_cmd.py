@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--max", type=int, default=50, help="at most this many runs (default 50)")
     listing.add_argument("--deleted", action="store_true", help="only deleted runs")
     listing.add_argument("--all", action="store_true", help="active and deleted runs")
+    listing.add_argument("--commit", metavar="REV", help="only runs made on this code commit")
     add_format_options(listing)
     listing.set_defaults(handler=list_runs)
 
@@ -76,10 +77,15 @@ def list_runs(args: argparse.Namespace) -> int:
         ids = [by_name[n] for n in args.experiment]
     from gittrack.query.search import search_runs
 
+    filter_string = args.filter
+    if args.commit is not None:
+        from gittrack.gitflow.commit_runs import commit_filter
+
+        filter_string = commit_filter(client.repository, args.commit, filter_string)
     runs = search_runs(
         client.repository,
         experiment_ids=ids,
-        filter_string=args.filter,
+        filter_string=filter_string,
         run_view_type=view,
         max_results=args.max,
         output_format="list",

@@ -1,0 +1,145 @@
+"""Runs by code commit (DESIGN §11) and ``gittrack log``: the first-parent history of the code
+with each commit's runs and key metrics.
+
+A run belongs to the commit in its ``mlflow.source.git.commit`` tag (``source.commit``; the
+post-commit hook moves both together). Runs are read from the query index, which is current
+for every run on the branch; the notes in ``refs/notes/gittrack`` are brought up to date for the
+commits shown, so ``git log --notes=gittrack`` agrees with what ``gittrack log`` printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gittrack.entities import LifecycleStage, RunStatus
+from gittrack.errors import GittrackError, InvalidInputError, NotFoundError
+from gittrack.gitflow.notes import Notes, RunSummary, note_text
+from gittrack.query.index import run_index
+from gittrack.tracking.repository import TrackingRepository
+
+COMMIT_TAG = "mlflow.source.git.commit"
+COMMIT_COLUMN = f"tags.{COMMIT_TAG}"
+_UNFINISHED = (RunStatus.RUNNING, RunStatus.SCHEDULED)
+
+
+@dataclass(frozen=True)
+class CommitRuns:
+    """One code commit of the log and the runs made on it."""
+
+    commit: str
+    subject: str
+    runs: list[RunSummary] = field(default_factory=list)
+
+
+def resolve_commit(repository: TrackingRepository, rev: str) -> str:
+    """The commit a revision names, or NotFoundError naming the revision."""
+    if not rev or rev.startswith("-") or "\0" in rev:
+        raise InvalidInputError(f"revision {rev!r} is not a commit name (e.g. HEAD, main, a1b2c3d)")
+    commit = repository.repo.rev_parse(rev)
+    if commit is None:
+        raise NotFoundError(f"revision {rev!r} does not name a commit in {repository.path}")
+    return commit
+
+
+def commit_filter(repository: TrackingRepository, rev: str, filter_string: str = "") -> str:
+    """A search filter for the runs of the commit ``rev`` names, and-ed with ``filter_string``."""
+    clause = f"tags.`{COMMIT_TAG}` = '{resolve_commit(repository, rev)}'"
+    return f"{clause} and ({filter_string})" if filter_string.strip() else clause
+
+
+def runs_of_commits(
+    repository: TrackingRepository, commits: Collection[str]
+) -> dict[str, list[RunSummary]]:
+    """The active runs of each commit (commits without runs are left out), by run id."""
+    frame = run_index(repository).frame()
+    if frame.empty or COMMIT_COLUMN not in frame.columns:
+        return {}
+    rows = frame[
+        frame[COMMIT_COLUMN].isin(list(commits))
+        & (frame["lifecycle_stage"] == LifecycleStage.ACTIVE)
+    ]
+    metric_columns = [c for c in frame.columns if c.startswith("metrics.")]
+    names = [column[len("metrics.") :] for column in metric_columns]
+    values = rows[metric_columns].to_numpy(dtype=float, na_value=math.nan)
+    present = ~np.isnan(values)
+    columns = ("run_id", "experiment_id", "run_name", "status", COMMIT_COLUMN, "_nan_metrics")
+    found: dict[str, list[RunSummary]] = {}
+    records = zip(*(rows[column].tolist() for column in columns))
+    for row, (run_id, experiment_id, run_name, status, commit, nan_raw) in enumerate(records):
+        metrics = {names[i]: float(values[row, i]) for i in np.flatnonzero(present[row])}
+        for key in _json_list(nan_raw):  # a NaN the run logged, not a missing metric
+            metrics[key] = math.nan
+        summary = RunSummary(run_id, str(experiment_id), str(run_name), str(status), metrics)
+        found.setdefault(commit, []).append(summary)
+    for summaries in found.values():
+        summaries.sort(key=lambda summary: summary.run_id)
+    return found
+
+
+def _json_list(raw: object) -> list[str]:
+    if not isinstance(raw, str):
+        return []
+    return list(json.loads(raw))
+
+
+def first_parent_log(repository: TrackingRepository, rev: str, limit: int) -> list[CommitRuns]:
+    """``git log --first-parent -n limit rev`` with each commit's runs; notes refreshed."""
+    if limit < 1:
+        raise InvalidInputError(f"-n {limit}: the number of commits must be at least 1")
+    start = resolve_commit(repository, rev)
+    out = repository.repo.git(
+        "log", "--first-parent", f"--max-count={limit}", "--format=%H%x00%s", start, "--"
+    ).stdout.decode(errors="replace")
+    entries = [line.split("\0", 1) for line in out.splitlines() if "\0" in line]
+    runs = runs_of_commits(repository, [commit for commit, _ in entries])
+    with contextlib.suppress(GittrackError):  # notes are derived: a busy ref is left alone
+        refresh_notes(repository, [commit for commit, _ in entries], runs, attempts=3)
+    return [CommitRuns(commit, subject, runs.get(commit, [])) for commit, subject in entries]
+
+
+def refresh_notes(
+    repository: TrackingRepository,
+    commits: Collection[str],
+    runs: dict[str, list[RunSummary]],
+    attempts: int = 50,
+) -> bool:
+    """Make the notes of ``commits`` list their finished runs; one notes commit when any
+    changed. A commit left without runs (all deleted) loses its note. Live runs wait until
+    they end: a note saying RUNNING would outlive the run in other clones' merged notes."""
+    texts = {
+        commit: note_text(r for r in runs.get(commit, ()) if r.status not in _UNFINISHED)
+        for commit in commits
+    }
+    return Notes(repository.repo).write(texts, attempts=attempts) if texts else False
+
+
+def refresh_notes_for_push(
+    repository: TrackingRepository,
+    updates: list[tuple[str, str]],
+    remote: str,
+    limit: int = 1000,
+) -> bool:
+    """Bring up to date the notes of the commits a push sends (at most ``limit``).
+
+    ``updates`` are (local commit, remote commit) pairs as git gives them to ``pre-push``;
+    a null remote commit (a new branch) stands for what the remote's branches already have.
+    Runs made on a commit after it was committed (the usual clean run) get their note here,
+    so a plain ``git push`` shares them."""
+    null = repository.repo.null_sha
+    tips = [local for local, _ in updates if local != null]
+    if not tips:
+        return False
+    known = [theirs for _, theirs in updates if theirs != null]
+    args = ["rev-list", f"--max-count={limit}", *tips, "--not", *known]
+    if len(known) < len(tips):  # a branch new on the remote: skip what its branches have
+        args += [f"--exclude={remote}/{repository.branch_name}", f"--remotes={remote}"]
+    commits = repository.repo.git_text(*args, "--").split()
+    if not commits:
+        return False
+    return refresh_notes(repository, commits, runs_of_commits(repository, commits))
