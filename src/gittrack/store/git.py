@@ -710,9 +710,20 @@ class GitRepo:
         self.chores = Background("gittrack-git")
         self.spare_files = SpareFiles(self.gittrack_dir / "spare", self.chores)
         self._pack_dir = f"{self.objects_dir}/pack"
-        self._packs = SmallPacks(self._pack_dir, self.spare_files, self.chores)
+        self._packs = SmallPacks(
+            self._pack_dir, self.spare_files, self.chores, after_merge=self._compaction_trigger()
+        )
         self._identity: Identity | None = None
         self._packed: tuple[tuple[int, int, int], dict[str, str]] | None = None
+
+    def _compaction_trigger(self) -> Callable[[], None] | None:
+        """Delta-compresses the packs this repository's writers make, in the background
+        (``compaction.py``, which reaches git through this module: imported here)."""
+        if self.object_format != "sha1":  # full-object packs are written in SHA-1 only
+            return None
+        from gittrack.store.compaction import CompactionTrigger
+
+        return CompactionTrigger(self.common_dir)
 
     # ------------------------------------------------------------------ paths
     @property
