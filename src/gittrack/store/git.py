@@ -1173,6 +1173,11 @@ def _split_tree(body: bytes, digest_size: int) -> tuple[list[str], list[bytes]]:
     return keys, parts
 
 
+def parse_tree(body: bytes, digest_size: int = 20) -> list[TreeEntry]:
+    """The entries of a tree object's body (for readers of raw objects, such as packs)."""
+    return _parse_tree(body, digest_size)
+
+
 def _parse_tree(body: bytes, digest_size: int) -> list[TreeEntry]:
     return [
         TreeEntry(mode.decode(), name, body[stop - digest_size : stop].hex())

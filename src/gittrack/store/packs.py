@@ -364,6 +364,19 @@ def read_pack_entries(pack_path: str) -> dict[str, bytes] | None:
 
 _IDX_HEADER = b"\xfftOc" + struct.pack(">I", 2)
 _NAMES_AT = 8 + 1024
+_OFFSETS_CHECKED = 64  # in SHA-1 order by chance: one git pack in 64! (10^89)
+
+
+def entry_object(entry: bytes) -> tuple[str, bytes]:
+    """(kind, content) of a full-object pack entry, as ``read_pack_entries`` returns them."""
+    at = 0
+    while entry[at] & 0x80:  # the type-and-size header
+        at += 1
+    kind = _KINDS[(entry[0] >> 4) & 7]
+    return kind, zlib.decompress(entry[at + 1 :])
+
+
+_KINDS = {code: kind for kind, code in TYPE_CODES.items()}
 
 
 def index_object_ids(index: bytes) -> list[str] | None:
@@ -383,21 +396,27 @@ def written_by_gittrack(pack_path: str) -> bool:
     three objects, entries in SHA-1 order (the index's order: offsets ascend from the
     header), the first compressed by this module (zlib header ``78 01``). git orders a pack's
     entries by type and recency and compresses at level 6 (``78 9c``) by default, so the
-    packs of ``git gc``, ``fetch`` or ``repack`` are not mistaken for these.
+    packs of ``git gc``, ``fetch`` or ``repack`` are not mistaken for these. Reads the
+    index's header and its first offsets only: a user's pack may be gigabytes.
     """
     stem = pack_path.removesuffix(".pack")
     try:
-        with open(f"{stem}.idx", "rb") as fh:
-            index = fh.read()
-        with open(pack_path, "rb") as fh:
-            head = fh.read(64)
+        with open(f"{stem}.idx", "rb") as idx, open(pack_path, "rb") as pack:
+            header = idx.read(_NAMES_AT)
+            if len(header) < _NAMES_AT or header[:8] != _IDX_HEADER:
+                return False
+            count = struct.unpack_from(">I", header, 8 + 255 * 4)[0]
+            if count < 3:
+                return False
+            checked = min(count, _OFFSETS_CHECKED)
+            idx.seek(_NAMES_AT + 24 * count)
+            raw = idx.read(4 * checked)
+            head = pack.read(64)
     except FileNotFoundError:
         return False
-    ids = index_object_ids(index)
-    if ids is None or len(ids) < 3:
+    if len(raw) < 4 * checked:
         return False
-    count = len(ids)
-    offsets = struct.unpack_from(f">{count}I", index, _NAMES_AT + 24 * count)
+    offsets = struct.unpack(f">{checked}I", raw)
     if offsets[0] != 12 or any(a >= b for a, b in zip(offsets, offsets[1:])):
         return False
     at = 12
