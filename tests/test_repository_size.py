@@ -4,6 +4,7 @@ branch stay near what ``git repack -adf`` makes of them, and nothing is lost on 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import signal
@@ -13,7 +14,8 @@ import time
 from pathlib import Path
 
 from gittrack import Client
-from gittrack.store.compaction import compact, compaction_lock
+from gittrack.store import packs
+from gittrack.store.compaction import compact, compaction_lock, geometric_merge
 from gittrack.store.packs import written_by_gittrack
 
 from .conftest import SRC, git, make_repo, run_script, tree_fingerprint
@@ -209,3 +211,34 @@ def test_compaction_takes_only_the_packs_gittrack_wrote(tmp_path: Path) -> None:
     assert set(users) <= {p.name for p in pack_dir.glob("pack-*")}
     _fsck(repo)
     assert len(Client(str(repo)).search_runs(["0"], max_results=500)) == 100
+
+
+def test_compacted_packs_are_merged_geometrically() -> None:
+    assert geometric_merge({"a": 1, "b": 1, "c": 10}) == ["a", "b"]
+    assert geometric_merge({"a": 1, "b": 3, "c": 10}) == []
+    assert geometric_merge({"a": 5, "b": 6, "c": 7}) == ["a", "b", "c"]
+    assert geometric_merge({"a": 5}) == []
+
+
+def _commit_pack(pack_dir: Path, seed: int) -> tuple[str, dict[str, bytes]]:
+    blobs = [f"blob {seed}-{j}\n".encode() for j in range(3)]
+    objects = {hashlib.sha1(b"blob %d\0" % len(b) + b).hexdigest(): ("blob", b) for b in blobs}
+    entries = packs.pack_entries(objects)
+    return packs.write_pack(pack_dir, entries), entries
+
+
+def test_a_small_pack_merge_does_not_write_again_the_objects_of_a_pack_taken_meanwhile(
+    repo: Path,
+) -> None:
+    pack_dir = repo / ".git" / "objects" / "pack"
+    small = packs.SmallPacks(pack_dir, limit=3, levels=1)
+    first, first_entries = _commit_pack(pack_dir, 0)
+    small.add(first, first_entries)
+    packs.remove_pack(first)  # taken by a compaction: its objects are in another pack now
+    for seed in (1, 2):
+        small.add(*_commit_pack(pack_dir, seed))  # the third add merges
+
+    left = list(pack_dir.glob("pack-*.idx"))
+    assert len(left) == 1
+    ids = set(packs.index_object_ids(left[0].read_bytes()) or ())
+    assert len(ids) == 6 and not ids & set(first_entries)

@@ -3,7 +3,7 @@
 A commit's objects are written as full objects (``packs.py``): the cheapest way to commit a
 run, and five to six times the size git stores them in once they are deltas of each other
 (every run's ``meta.yaml`` is much like the last). So, once the full-object packs reach a
-threshold, a detached process (its own interpreter, at low priority, one thread) hands
+threshold, a detached process (its own interpreter, at nice 10, one thread) hands
 their objects to ``git pack-objects`` with delta search and replaces them by the pack git
 writes. Writers never wait for it: they only decide, on their background thread every 32
 commits, whether to start one.
@@ -33,9 +33,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -279,7 +281,7 @@ def _open_lock(directory: PackDirectory) -> int:
 
 
 @contextlib.contextmanager
-def compaction_lock(common_dir: str | os.PathLike[str], wait: bool = True):  # noqa: ANN201
+def compaction_lock(common_dir: str | os.PathLike[str], wait: bool = True) -> Iterator[bool]:
     """Hold the compaction lock for the block (yields False, without waiting, when another
     compaction holds it and ``wait`` is false)."""
     fd = _open_lock(PackDirectory(common_dir))
@@ -320,8 +322,11 @@ class CompactionTrigger:
         self.directory = PackDirectory(common_dir)
 
     def __call__(self) -> None:
-        if self.directory.survey().due():
-            start_compaction(self.directory)
+        try:
+            if self.directory.survey().due():
+                start_compaction(self.directory)
+        except (OSError, ValueError, struct.error, subprocess.SubprocessError):
+            return  # a pack directory that cannot be read now is looked at again later
 
 
 def start_compaction(directory: PackDirectory) -> bool:
@@ -360,7 +365,7 @@ def main(argv: list[str]) -> None:
     (there is no terminal to report it to) and leaves every pack in place."""
     common_dir, _lock_fd = argv[0], int(argv[1])
     with contextlib.suppress(OSError):
-        os.nice(19)  # idle CPU only: writers come first
+        os.nice(10)  # writers come first (about ten to one), yet it finishes on a busy machine
     log = f"{common_dir}/gittrack/compaction.log"
     try:
         for _ in range(64):  # bounded: a writer faster than compaction gets the next one
