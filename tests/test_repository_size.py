@@ -124,7 +124,7 @@ def test_writers_running_during_compactions_lose_no_run(repo: Path) -> None:
     compactions_during_writes = 0
     while any(w.poll() is None for w in writers):
         with compaction_lock(repo / ".git") as held:
-            if held and compact(repo / ".git", min_bytes=0).written:
+            if held and compact(repo / ".git", force=True).written:
                 compactions_during_writes += any(w.poll() is None for w in writers)
     for writer in writers:
         out, err = writer.communicate(timeout=60)
@@ -132,7 +132,7 @@ def test_writers_running_during_compactions_lose_no_run(repo: Path) -> None:
 
     assert compactions_during_writes >= 2
     with compaction_lock(repo / ".git"):
-        compact(repo / ".git", min_bytes=0)
+        compact(repo / ".git", force=True)
     _fsck(repo)
     assert _params_logged(1000) == _expected_params(0, 1000)
 
@@ -141,7 +141,7 @@ KILLABLE_COMPACTION = """
 import sys
 from gittrack.store.compaction import compact
 print("started", flush=True)
-compact(sys.argv[1], min_bytes=0)
+compact(sys.argv[1], force=True)
 print("done", flush=True)
 """
 
@@ -171,7 +171,7 @@ def test_a_compaction_killed_at_any_point_loses_nothing_and_the_next_one_complet
         _fsck(repo)
 
     with compaction_lock(repo / ".git"):
-        compact(repo / ".git", min_bytes=0)
+        compact(repo / ".git", force=True)
     packs = list((repo / ".git" / "objects" / "pack").glob("pack-*.pack"))
     assert not [p for p in packs if written_by_gittrack(str(p))]  # every raw pack compacted
     assert git(repo, "cat-file", "--batch-all-objects", "--batch-check") == objects
@@ -204,7 +204,7 @@ def test_compaction_takes_only_the_packs_gittrack_wrote(tmp_path: Path) -> None:
     assert len(raw) >= 2
     raw[0].with_suffix(".keep").write_text("kept by the user\n")  # one of ours, kept
     with compaction_lock(repo / ".git"):
-        report = compact(repo / ".git", min_bytes=0)
+        report = compact(repo / ".git", force=True)
 
     assert sorted(report.taken) == sorted(map(str, raw[1:]))
     assert raw[0].exists()

@@ -69,12 +69,12 @@ class PackSurvey:
     compacted: dict[str, int] = field(default_factory=dict)  # packs compaction wrote
     blocked: bool = False  # a multi-pack-index names the packs: leave them to git
 
-    def due(self, min_bytes: int = RAW_MIN_BYTES) -> bool:
+    def due(self) -> bool:
         raw = sum(self.raw.values())
         return (
             not self.blocked
             and len(self.raw) >= 1
-            and raw >= max(min_bytes, RAW_FRACTION * sum(self.compacted.values()))
+            and raw >= max(RAW_MIN_BYTES, RAW_FRACTION * sum(self.compacted.values()))
         )
 
 
@@ -86,7 +86,7 @@ class PackDirectory:
     """
 
     def __init__(self, common_dir: str | os.PathLike[str]) -> None:
-        self.common_dir = Path(common_dir)
+        self.common_dir = Path(os.path.abspath(common_dir))
         self.pack_dir = f"{self.common_dir}/objects/pack"
         self.lock_path = f"{self.common_dir}/gittrack/{LOCK_NAME}"
         self.record_path = f"{self.common_dir}/gittrack/{RECORD_NAME}"
@@ -160,15 +160,15 @@ class CompactionReport:
     bytes_after: int = 0
 
 
-def compact(common_dir: str | os.PathLike[str], min_bytes: int = RAW_MIN_BYTES) -> CompactionReport:
-    """Compact the full-object packs gittrack wrote when they are due (``min_bytes=0``:
-    whenever there are any), then merge the compacted packs geometrically. The caller holds
-    the compaction lock (``compaction_lock``). Raises ``RepositoryError`` when git fails;
+def compact(common_dir: str | os.PathLike[str], force: bool = False) -> CompactionReport:
+    """Compact the full-object packs gittrack wrote when they are due (``force``: whenever
+    there are any), then merge the compacted packs geometrically. The caller holds the
+    compaction lock (``compaction_lock``). Raises ``RepositoryError`` when git fails;
     nothing is deleted then."""
     directory = PackDirectory(common_dir)
     report = CompactionReport()
     survey = directory.survey()
-    if survey.due(min_bytes):
+    if survey.due() or (force and survey.raw and not survey.blocked):
         _replace(directory, list(survey.raw), survey.raw, reuse=False, report=report)
         survey = directory.survey()
     merged = geometric_merge(survey.compacted)
@@ -202,6 +202,8 @@ def _replace(
     if not found:
         return
     ids, readable = found
+    if reuse:
+        _name_by_walk(directory, ids)
     written = _pack_objects(directory, ids, reuse)
     make_durable([written, written.removesuffix(".pack") + ".idx"])
     taken = [pack for pack in readable if pack != written]
@@ -227,6 +229,34 @@ def _objects(packs: list[str]) -> tuple[dict[str, str], list[str]] | None:
             ids.update(dict.fromkeys(found, ""))
             readable.append(pack)
     return (ids, readable) if ids else None
+
+
+def _name_by_walk(directory: PackDirectory, ids: dict[str, str]) -> None:
+    """Name the objects of compacted packs (their trees are deltas: not read here) by
+    their paths from the commits among them: ``rev-list --objects --no-walk`` lists each
+    tree and blob of those commits once, and never walks to a parent (so never into the
+    user's history). With names, the full shard trees each compaction had to start its
+    delta chains from find the versions of the same directory in the other packs."""
+    git_dir = f"--git-dir={directory.common_dir}"
+    listing = "".join(f"{sha}\n" for sha in ids).encode()
+    kinds = run_git(
+        [git_dir, "cat-file", "--batch-check=%(objectname) %(objecttype)"],
+        cwd=directory.common_dir,
+        input=listing,
+    )
+    lines = kinds.stdout.decode().splitlines()
+    commits = [line[:40] for line in lines if line.endswith(" commit")]
+    if not commits:
+        return
+    walked = run_git(
+        [git_dir, "rev-list", "--objects", "--no-walk", "--stdin"],
+        cwd=directory.common_dir,
+        input="".join(f"{sha}\n" for sha in commits).encode(),
+    )
+    for line in walked.stdout.decode("utf-8", "replace").splitlines():
+        sha, _, path = line.partition(" ")
+        if path and sha in ids:
+            ids[sha] = path
 
 
 def _named_objects(packs: list[str]) -> tuple[dict[str, str], list[str]] | None:
