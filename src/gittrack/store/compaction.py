@@ -47,6 +47,7 @@ from gittrack.store.packs import (
     TYPE_CODES,
     entry_object,
     index_object_ids,
+    pack_files,
     read_pack_entries,
     remove_pack,
     written_by_gittrack,
@@ -102,7 +103,8 @@ class PackDirectory:
             survey.blocked = True
             return survey
         compacted = self.compacted_names()
-        for stem, suffixes in _pack_files(names).items():
+        seen: dict[str, bool] = {}
+        for stem, suffixes in pack_files(names).items():
             if suffixes != _SIDE_FILES:  # incomplete, or kept, or with git's own files
                 continue
             path = f"{self.pack_dir}/{stem}.pack"
@@ -112,15 +114,13 @@ class PackDirectory:
                 continue
             if f"{stem}.pack" in compacted:
                 survey.compacted[path] = size
-            elif self._is_gittracks(path):
+                continue
+            known = self._written_by_gittrack.get(path)
+            seen[path] = known if known is not None else written_by_gittrack(path)
+            if seen[path]:
                 survey.raw[path] = size
+        self._written_by_gittrack = seen  # forget packs that are gone
         return survey
-
-    def _is_gittracks(self, path: str) -> bool:
-        known = self._written_by_gittrack.get(path)
-        if known is None:
-            known = self._written_by_gittrack[path] = written_by_gittrack(path)
-        return known
 
     def compacted_names(self) -> set[str]:
         """The packs compaction wrote (a line each); an unreadable record names none: its
@@ -138,15 +138,6 @@ class PackDirectory:
         }
         present = {name for name in names if os.path.exists(f"{self.pack_dir}/{name}")}
         replace_file(self.record_path, "".join(f"{n}\n" for n in sorted(present)).encode())
-
-
-def _pack_files(names: list[str]) -> dict[str, set[str]]:
-    files: dict[str, set[str]] = {}
-    for name in names:
-        stem, dot, suffix = name.rpartition(".")
-        if dot and stem.startswith("pack-"):
-            files.setdefault(stem, set()).add(f".{suffix}")
-    return files
 
 
 # --------------------------------------------------------------------------- compacting

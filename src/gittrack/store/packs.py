@@ -305,14 +305,20 @@ def merge_small_packs(
     return replace_packs(pack_dir, packs, entries, spares)
 
 
-def _leftover_candidates(pack_dir: str, names: list[str], exclude: Collection[str]) -> list[str]:
+def pack_files(names: Iterable[str]) -> dict[str, set[str]]:
+    """The files of each pack among a pack directory's ``names``: stem -> suffixes
+    (``.pack``, ``.idx``, ``.keep``, ...)."""
     files: dict[str, set[str]] = {}
     for name in names:
         stem, dot, suffix = name.rpartition(".")
         if dot and stem.startswith("pack-"):
             files.setdefault(stem, set()).add(f".{suffix}")
+    return files
+
+
+def _leftover_candidates(pack_dir: str, names: list[str], exclude: Collection[str]) -> list[str]:
     out = []
-    for stem, suffixes in sorted(files.items()):
+    for stem, suffixes in sorted(pack_files(names).items()):
         path = f"{pack_dir}/{stem}.pack"
         if suffixes != _PACK_FILES or path in exclude:
             continue
