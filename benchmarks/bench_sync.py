@@ -1,7 +1,9 @@
-"""Sharing benchmark: merge of two diverged tracking branches, gittrack vs ``git merge``.
+"""Sharing benchmark: merge of two diverged tracking branches, gittrack vs ``git merge``;
+repository and push size against ``git repack -adf``.
 
     python benchmarks/bench_sync.py                      # 10,000 runs a side, 1,000 diverged
     python benchmarks/bench_sync.py --runs 2000 --diverged 200 --repeats 1   # quicker
+    python benchmarks/bench_sync.py --size-runs 10000,100000   # adds the 100,000-run size rows
 
 What is built (through gittrack's plumbing, not its logging API, so that building takes
 seconds): a repository whose tracking branch holds ``--runs - --diverged`` runs (meta, params
@@ -16,6 +18,14 @@ What is measured (medians over ``--repeats``, each in a new process, caches cold
 - ``git merge`` (the floor): ``git merge --no-edit`` of the same two tips in a scratch work
   tree checked out at one of them (``git clone --shared``); it meets add/add conflicts in the
   files changed on both sides, which gittrack resolves and git leaves to the user.
+
+Size rows (``--size-runs``, default 10,000; 100,000 takes about five minutes more): runs
+logged through the public API (``start_run``, 10 params, 10 metrics, one commit each) by one
+process in a new repository, then the wait for the background compaction
+(``store/compaction.py``) to finish. Measured: the bytes of ``.git/objects``, and the bytes
+a ``git push`` of the branch to an empty bare repository sends (what that repository holds
+afterwards), each against the floor: ``.git/objects`` of a copy after ``git repack -adf``.
+The target is ≤ 2× the floor.
 
 Progress goes to stderr, the table to stdout.
 """
@@ -41,6 +51,7 @@ from gittrack.store.codecs import dump_yaml  # noqa: E402
 from gittrack.store.git import GitRepo  # noqa: E402
 
 MERGE_TARGET_SECONDS = 2.0
+SIZE_TARGET_RATIO = 2.0
 
 
 def log(message: str) -> None:
@@ -144,30 +155,122 @@ def time_git_merge(path: Path, scratch: Path, theirs: str) -> float:
     return time.perf_counter() - start
 
 
+WRITER = """
+import sys, time
+sys.path.insert(0, {src!r})
+import gittrack as mlflow
+start = time.perf_counter()
+for i in range({runs}):
+    with mlflow.start_run():
+        mlflow.log_params({{f"param_{{k}}": str((i * 7 + k) % 97) for k in range(10)}})
+        mlflow.log_metrics({{f"metric_{{k}}": (i * 31 + k) % 101 / 7 for k in range(10)}})
+print({runs} / (time.perf_counter() - start))
+"""
+
+
+def objects_bytes(git_dir: Path) -> int:
+    return sum(p.stat().st_size for p in (git_dir / "objects").rglob("*") if p.is_file())
+
+
+def measure_sizes(tmp: Path, runs: int) -> dict[str, float]:
+    """Log ``runs`` runs, wait for the compaction, and measure store, push and floor."""
+    from gittrack.store.compaction import wait_for_compaction
+
+    path = tmp / f"size-{runs}"
+    git(tmp, "init", "-q", "-b", "main", str(path))
+    git(path, "config", "user.name", "bench")
+    git(path, "config", "user.email", "bench@example.com")
+    git(path, "commit", "-q", "--allow-empty", "-m", "project")
+    log(f"logging {runs} runs ...")
+    code = WRITER.format(src=str(SRC), runs=runs)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=path, capture_output=True, text=True, check=True
+    )
+    start = time.perf_counter()
+    if not wait_for_compaction(path / ".git"):
+        raise SystemExit("the background compaction did not finish")
+    waited = time.perf_counter() - start
+    stored = objects_bytes(path / ".git")
+    floor_dir = tmp / f"floor-{runs}.git"
+    shutil.copytree(path / ".git", floor_dir)
+    git(floor_dir, "repack", "-adfq")
+    floor = objects_bytes(floor_dir)
+    remote = tmp / f"remote-{runs}.git"
+    git(tmp, "init", "-q", "--bare", str(remote))
+    git(path, "push", "-q", str(remote), "gittrack")
+    pushed = objects_bytes(remote)
+    for scratch in (floor_dir, remote, path):
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "rate": float(out.stdout.split()[-1]),
+        "waited": waited,
+        "stored": stored,
+        "pushed": pushed,
+        "floor": floor,
+    }
+
+
+def size_rows(runs: int, sizes: dict[str, float]) -> list[str]:
+    floor = sizes["floor"]
+    rows = []
+    for label, key in ((".git/objects", "stored"), ("git push of the branch", "pushed")):
+        ratio = sizes[key] / floor
+        verdict = "PASS" if ratio <= SIZE_TARGET_RATIO else "FAIL"
+        rows.append(
+            f"| {label}, {runs:,} runs | {sizes[key] / 1e6:.1f} MB | {floor / 1e6:.1f} MB | "
+            f"{ratio:.2f}× | ≤ {SIZE_TARGET_RATIO:.0f}× | {verdict} |"
+        )
+    return rows
+
+
+def merge_row(args: argparse.Namespace, tmp: str) -> str:
+    path = Path(tmp) / "repo"
+    log(f"building two branches of {args.runs} runs, diverged by {args.diverged} ...")
+    ours, theirs = build(path, args.runs, args.diverged)
+    os.environ.pop("GIT_DIR", None)
+    ours_times, git_times = [], []
+    for i in range(args.repeats):
+        log(f"repeat {i + 1}/{args.repeats}")
+        ours_times.append(time_gittrack(path, ours, theirs))
+        git_times.append(time_git_merge(path, Path(tmp) / "scratch", theirs))
+    mine, floor = statistics.median(ours_times), statistics.median(git_times)
+    verdict = "PASS" if mine <= MERGE_TARGET_SECONDS else "FAIL"
+    return (
+        f"| merge of 2 × {args.runs} runs diverged by {args.diverged} | {mine:.2f} s | "
+        f"{floor:.2f} s | {mine / floor:.2f}× | ≤ {MERGE_TARGET_SECONDS:.0f} s | {verdict} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--diverged", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="gittrack-bench-sync-") as tmp:
-        path = Path(tmp) / "repo"
-        log(f"building two branches of {args.runs} runs, diverged by {args.diverged} ...")
-        ours, theirs = build(path, args.runs, args.diverged)
-        os.environ.pop("GIT_DIR", None)
-        ours_times, git_times = [], []
-        for i in range(args.repeats):
-            log(f"repeat {i + 1}/{args.repeats}")
-            ours_times.append(time_gittrack(path, ours, theirs))
-            git_times.append(time_git_merge(path, Path(tmp) / "scratch", theirs))
-    mine, floor = statistics.median(ours_times), statistics.median(git_times)
-    verdict = "PASS" if mine <= MERGE_TARGET_SECONDS else "FAIL"
-    print("| workload | gittrack | git merge (floor) | ratio | target | result |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    print(
-        f"| merge of 2 × {args.runs} runs diverged by {args.diverged} | {mine:.2f} s | "
-        f"{floor:.2f} s | {mine / floor:.2f}× | ≤ {MERGE_TARGET_SECONDS:.0f} s | {verdict} |"
+    parser.add_argument(
+        "--size-runs",
+        default="10000",
+        help="comma-separated run counts for the size rows (e.g. 10000,100000); 0: none",
     )
+    parser.add_argument("--no-merge", action="store_true", help="skip the merge row")
+    args = parser.parse_args()
+    size_counts = [int(n) for n in args.size_runs.split(",") if int(n) > 0]
+    rows, notes = [], []
+    with tempfile.TemporaryDirectory(prefix="gittrack-bench-sync-") as tmp:
+        if not args.no_merge:
+            rows.append(merge_row(args, tmp))
+        for runs in size_counts:
+            sizes = measure_sizes(Path(tmp), runs)
+            rows += size_rows(runs, sizes)
+            notes.append(
+                f"{runs:,} runs: logged at {sizes['rate']:.0f} runs/s; the compaction still "
+                f"running when the writer exited finished {sizes['waited']:.1f} s later"
+            )
+    print("| workload | gittrack | floor | ratio | target | result |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n".join(rows))
+    if notes:
+        print("\nFloors: `git merge` in a scratch work tree; `git repack -adf` for sizes.")
+        print("\n".join(f"- {note}" for note in notes))
 
 
 if __name__ == "__main__":

@@ -225,6 +225,11 @@ class Campaign:
             self.counts.problems.append(f"{workload}: recover failed: {result.stderr.strip()}")
         self._check_points(workload)
         self._check_versions(workload)
+        # fsck lists the packs, then reads them: a background compaction that replaces packs
+        # meanwhile (as git gc would) makes it report packs "not opened". Checked after it.
+        from gittrack.store.compaction import wait_for_compaction
+
+        wait_for_compaction(self.repo / ".git")
         fsck = _git(self.repo, "fsck", "--strict", "--no-progress")
         if fsck.returncode != 0:
             self.counts.fsck_failures += 1

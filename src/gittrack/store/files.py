@@ -153,6 +153,18 @@ def replace_file(
         raise
 
 
+def make_durable(paths: list[str]) -> None:
+    """fsync each file, then the directories that hold them: what git does for a pack
+    before it deletes the packs it replaces, so that a crash cannot keep the deletions and
+    lose the new pack."""
+    for path in [*paths, *sorted({os.path.dirname(path) or "." for path in paths})]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def copy_file(source: str | Path, target: str | Path, scratch: str | Path | None = None) -> None:
     """Copy ``source`` to ``target`` under a temporary name renamed into place: a disk that
     fills up part way leaves no truncated copy (and ``target`` as it was). ``scratch``: as

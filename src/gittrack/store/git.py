@@ -710,9 +710,20 @@ class GitRepo:
         self.chores = Background("gittrack-git")
         self.spare_files = SpareFiles(self.gittrack_dir / "spare", self.chores)
         self._pack_dir = f"{self.objects_dir}/pack"
-        self._packs = SmallPacks(self._pack_dir, self.spare_files, self.chores)
+        self._packs = SmallPacks(
+            self._pack_dir, self.spare_files, self.chores, after_merge=self._compaction_trigger()
+        )
         self._identity: Identity | None = None
         self._packed: tuple[tuple[int, int, int], dict[str, str]] | None = None
+
+    def _compaction_trigger(self) -> Callable[[], None] | None:
+        """Delta-compresses the packs this repository's writers make, in the background
+        (``compaction.py``, which reaches git through this module: imported here)."""
+        if self.object_format != "sha1":  # full-object packs are written in SHA-1 only
+            return None
+        from gittrack.store.compaction import CompactionTrigger
+
+        return CompactionTrigger(self.common_dir)
 
     # ------------------------------------------------------------------ paths
     def checked_out_in(self, ref: str) -> str | None:
@@ -1197,6 +1208,11 @@ def _split_tree(body: bytes, digest_size: int) -> tuple[list[str], list[bytes]]:
         keys.append(name + "/" if mode == b"40000" else name)
         parts.append(body[start:stop])
     return keys, parts
+
+
+def parse_tree(body: bytes, digest_size: int = 20) -> list[TreeEntry]:
+    """The entries of a tree object's body (for readers of raw objects, such as packs)."""
+    return _parse_tree(body, digest_size)
 
 
 def _parse_tree(body: bytes, digest_size: int) -> list[TreeEntry]:

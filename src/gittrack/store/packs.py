@@ -15,7 +15,7 @@ import itertools
 import os
 import struct
 import zlib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 
 from gittrack.store import process
@@ -143,7 +143,11 @@ class SmallPacks:
     packs are kept in memory (up to ``max_bytes``), written again as one pack, and only then
     are the small packs deleted, so every object stays readable throughout; git re-scans the
     pack directory when an object is not where it looked. With ``chores``, merges run on
-    that background thread, off the committing one.
+    that background thread, off the committing one. A pack that is gone by the time of the
+    merge (delta-compressed by ``compaction.py``, or merged by another process) is left out:
+    its objects are in another pack already, and writing them again would undo that work.
+    ``after_merge`` runs on the background thread after each first-level merge and once at
+    the first commit of a process (the compaction trigger).
     """
 
     def __init__(
@@ -154,8 +158,10 @@ class SmallPacks:
         limit: int = 32,
         max_bytes: int = 32 << 20,
         levels: int = 2,
+        after_merge: Callable[[], None] | None = None,
     ) -> None:
         self.pack_dir = pack_dir
+        self.after_merge = after_merge
         self.spares = spares
         self.chores = chores
         self.limit = limit
@@ -168,7 +174,7 @@ class SmallPacks:
             else None
         )
         self._packs: list[str] = []
-        self._entries: dict[str, bytes] = {}
+        self._entries: list[Mapping[str, bytes]] = []  # each pack's, in ``_packs`` order
         self._bytes = 0
         self._pid = process.pid()
         self._swept = False  # whether this process merged the packs others left yet
@@ -186,7 +192,7 @@ class SmallPacks:
             self._reset()  # too large to keep: leave these packs to git gc
             return
         self._packs.append(pack)
-        self._entries.update(entries)
+        self._entries.append(entries)
         self._bytes += size
         if len(self._packs) >= self.limit:
             self.merge()
@@ -201,10 +207,16 @@ class SmallPacks:
         else:
             self.chores.submit(lambda: self._merge(packs, entries))
 
-    def _merge(self, packs: list[str], entries: dict[str, bytes]) -> None:
-        merged = replace_packs(self.pack_dir, packs, entries, self.spares)
+    def _merge(self, packs: list[str], entries: list[Mapping[str, bytes]]) -> None:
+        present = [i for i, pack in enumerate(packs) if _is_complete(pack)]
+        if len(present) >= 2:
+            found: dict[str, bytes] = {}
+            for i in present:
+                found.update(entries[i])
+            merged = replace_packs(self.pack_dir, [packs[i] for i in present], found, self.spares)
+            if self._upper is not None:
+                self._upper.add(merged, found)
         if self._upper is not None:  # the first level: also merge what others left
-            self._upper.add(merged, entries)
             self._merge_leftovers()
 
     def _merge_leftovers(self) -> None:
@@ -213,9 +225,11 @@ class SmallPacks:
         its own, on the background thread."""
         own = {*self._packs, *(self._upper._packs if self._upper is not None else ())}
         merge_small_packs(self.pack_dir, exclude=own, spares=self.spares)
+        if self.after_merge is not None:
+            self.after_merge()
 
     def _reset(self) -> None:
-        self._packs, self._entries, self._bytes = [], {}, 0
+        self._packs, self._entries, self._bytes = [], [], 0
 
 
 def replace_packs(
@@ -228,12 +242,21 @@ def replace_packs(
     ``packs``: each object is in some pack throughout. Returns the new pack's path."""
     merged = write_pack(pack_dir, entries, spares)
     for pack in packs:
-        if pack == merged:  # the same objects make the same pack: it is the merged one
-            continue
-        for suffix in (".idx", ".pack"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(pack.removesuffix(".pack") + suffix)
+        if pack != merged:  # the same objects make the same pack: it is the merged one
+            remove_pack(pack)
     return merged
+
+
+def remove_pack(pack: str) -> None:
+    """Delete a pack: its index first, as git does, so no reader finds an index whose pack
+    is gone; a pack already deleted by someone else is no error."""
+    for suffix in (".idx", ".pack"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pack.removesuffix(".pack") + suffix)
+
+
+def _is_complete(pack: str) -> bool:
+    return os.path.exists(pack.removesuffix(".pack") + ".idx")
 
 
 LEFTOVER_PACK_BYTES = 1 << 20  # a pack up to this size is a commit's or a merge of a few
@@ -282,14 +305,20 @@ def merge_small_packs(
     return replace_packs(pack_dir, packs, entries, spares)
 
 
-def _leftover_candidates(pack_dir: str, names: list[str], exclude: Collection[str]) -> list[str]:
+def pack_files(names: Iterable[str]) -> dict[str, set[str]]:
+    """The files of each pack among a pack directory's ``names``: stem -> suffixes
+    (``.pack``, ``.idx``, ``.keep``, ...)."""
     files: dict[str, set[str]] = {}
     for name in names:
         stem, dot, suffix = name.rpartition(".")
         if dot and stem.startswith("pack-"):
             files.setdefault(stem, set()).add(f".{suffix}")
+    return files
+
+
+def _leftover_candidates(pack_dir: str, names: list[str], exclude: Collection[str]) -> list[str]:
     out = []
-    for stem, suffixes in sorted(files.items()):
+    for stem, suffixes in sorted(pack_files(names).items()):
         path = f"{pack_dir}/{stem}.pack"
         if suffixes != _PACK_FILES or path in exclude:
             continue
@@ -337,3 +366,66 @@ def read_pack_entries(pack_path: str) -> dict[str, bytes] | None:
             return None
         entries[index[names_at + 20 * i : names_at + 20 * (i + 1)].hex()] = entry
     return entries
+
+
+_IDX_HEADER = b"\xfftOc" + struct.pack(">I", 2)
+_NAMES_AT = 8 + 1024
+_OFFSETS_CHECKED = 64  # in SHA-1 order by chance: one git pack in 64! (10^89)
+
+
+def entry_object(entry: bytes) -> tuple[str, bytes]:
+    """(kind, content) of a full-object pack entry, as ``read_pack_entries`` returns them."""
+    at = 0
+    while entry[at] & 0x80:  # the type-and-size header
+        at += 1
+    kind = _KINDS[(entry[0] >> 4) & 7]
+    return kind, zlib.decompress(entry[at + 1 :])
+
+
+_KINDS = {code: kind for kind, code in TYPE_CODES.items()}
+
+
+def index_object_ids(index: bytes) -> list[str] | None:
+    """The object ids a v2 pack index (SHA-1) lists, in its order; None when ``index`` is
+    not one."""
+    if len(index) < _NAMES_AT + 40 or index[:8] != _IDX_HEADER:
+        return None
+    count = struct.unpack_from(">I", index, 8 + 255 * 4)[0]
+    if len(index) < _NAMES_AT + 28 * count + 40:
+        return None
+    names = index[_NAMES_AT : _NAMES_AT + 20 * count].hex()
+    return [names[i : i + 40] for i in range(0, 40 * count, 40)]
+
+
+def written_by_gittrack(pack_path: str) -> bool:
+    """Whether ``build_pack`` wrote this pack (a commit's, or a merge of them): at least
+    three objects, entries in SHA-1 order (the index's order: offsets ascend from the
+    header), the first compressed by this module (zlib header ``78 01``). git orders a pack's
+    entries by type and recency and compresses at level 6 (``78 9c``) by default, so the
+    packs of ``git gc``, ``fetch`` or ``repack`` are not mistaken for these. Reads the
+    index's header and its first offsets only: a user's pack may be gigabytes.
+    """
+    stem = pack_path.removesuffix(".pack")
+    try:
+        with open(f"{stem}.idx", "rb") as idx, open(pack_path, "rb") as pack:
+            header = idx.read(_NAMES_AT)
+            if len(header) < _NAMES_AT or header[:8] != _IDX_HEADER:
+                return False
+            count = struct.unpack_from(">I", header, 8 + 255 * 4)[0]
+            if count < 3:
+                return False
+            checked = min(count, _OFFSETS_CHECKED)
+            idx.seek(_NAMES_AT + 24 * count)
+            raw = idx.read(4 * checked)
+            head = pack.read(64)
+    except FileNotFoundError:
+        return False
+    if len(raw) < 4 * checked:
+        return False
+    offsets = struct.unpack(f">{checked}I", raw)
+    if offsets[0] != 12 or any(a >= b for a, b in zip(offsets, offsets[1:])):
+        return False
+    at = 12
+    while at < len(head) and head[at] & 0x80:  # the entry's type-and-size header
+        at += 1
+    return head[at + 1 : at + 3] == b"\x78\x01"
