@@ -14,7 +14,6 @@ artifact costs a megabyte of memory.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gittrack.errors import CorruptDataError, NotFoundError
-from gittrack.store import process
+from gittrack.store.files import copy_file
 
 SPEC_URL = "https://git-lfs.github.com/spec/v1"
 DEFAULT_THRESHOLD = 10 * 1024 * 1024
@@ -111,14 +110,7 @@ class LfsStore:
             pass
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_dir / f"{pointer.oid}-{process.pid()}-{process.token(6)}"
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        copy_file(source, target, scratch=tmp_dir)
         return pointer
 
     def copy_out(
