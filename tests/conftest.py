@@ -52,6 +52,19 @@ def run_script(code: str, cwd: Path, env: dict[str, str] | None = None, timeout:
     )
 
 
+def gittrack_cli(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the ``gittrack`` command line in a fresh interpreter, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "gittrack", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def tree_fingerprint(repo: Path) -> dict[str, str]:
     """Hash of every file in the work tree and of the parts of .git a user owns."""
     out: dict[str, str] = {}

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -13,19 +10,9 @@ import yaml
 import gittrack as mlflow
 from gittrack.tracking.repository import forget_repositories
 
-from .conftest import SRC, git
+from .conftest import git
+from .conftest import gittrack_cli as cli
 from .hostile_branch import put_file
-
-
-def cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gittrack", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        check=False,
-    )
 
 
 def test_init_creates_the_branch_and_git_inits_a_plain_folder(tmp_path: Path) -> None:

@@ -8,9 +8,6 @@ directly raises ``CorruptDataError`` naming it; ``doctor`` reports it.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +19,8 @@ import gittrack as mlflow
 from gittrack import Client
 from gittrack.errors import CorruptDataError, CorruptDataWarning
 
-from .conftest import SRC, git
+from .conftest import git
+from .conftest import gittrack_cli as cli
 from .hostile_branch import BLOB, TREE, blob, commit_on_branch, put_file, raw_tree
 
 
@@ -120,18 +118,6 @@ def _two_runs(repo: Path) -> tuple[str, str]:
             mlflow.log_metric("loss", 0.5)
         ids.append(run.info.run_id)
     return ids[0], ids[1]
-
-
-def cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    return subprocess.run(
-        [sys.executable, "-m", "gittrack", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("kind", list(CORRUPTIONS))

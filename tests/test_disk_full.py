@@ -5,9 +5,7 @@ and work again once space is freed."""
 from __future__ import annotations
 
 import errno
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,8 @@ from gittrack.entities import RunStatus
 from gittrack.errors import GittrackError
 from gittrack.tracking.repository import forget_repositories
 
-from .conftest import SRC, git, make_repo, run_script
+from .conftest import git, make_repo, run_script
+from .conftest import gittrack_cli as _gittrack
 
 
 @pytest.fixture
@@ -57,18 +56,6 @@ def _fill(disk: Path) -> Path:
             except OSError as exc:
                 assert exc.errno == errno.ENOSPC
     return filler
-
-
-def _gittrack(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gittrack", *args],
-        cwd=repo,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_a_full_disk_fails_each_write_clearly_loses_nothing_and_recovers_once_freed(

@@ -6,10 +6,8 @@ reaches ``end_run``'s schema check, ``git fsck`` or a reader as something they r
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -21,7 +19,8 @@ from gittrack import Client
 from gittrack.entities import Metric, Param, RunStatus, RunTag
 from gittrack.errors import ConflictError, CorruptDataError, InvalidInputError
 
-from .conftest import SRC, git, run_script
+from .conftest import git, run_script
+from .conftest import gittrack_cli as _gittrack_cli
 
 NAME_LIMIT = 8000  # MLflow's limit for a tag value, so for the mlflow.runName tag
 
@@ -517,16 +516,6 @@ def test_log_text_and_log_dict_refuse_what_they_cannot_write(repo: Path) -> None
             with pytest.raises(InvalidInputError):
                 attempt()
     assert Client().list_artifacts(run.info.run_id) == []
-
-
-def _gittrack_cli(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gittrack", *args],
-        cwd=repo,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        capture_output=True,
-        text=True,
-    )
 
 
 def test_registering_a_300_character_model_name_fails_in_one_line_before_any_commit(

@@ -18,6 +18,7 @@ from gittrack.entities import RunStatus
 from gittrack.errors import ConflictError
 
 from .conftest import SRC, git, run_script
+from .conftest import gittrack_cli as _gittrack
 
 # A process that ends a run and stops (sleeps) inside the commit, holding the branch's lock:
 # its objects are written, the ref is not moved yet.
@@ -53,18 +54,6 @@ def _writer_holding_the_lock(repo: Path) -> tuple[subprocess.Popen[str], str]:
     run_id = proc.stdout.readline().strip()
     assert proc.stdout.readline().strip() == "locked", proc.stderr.read() if proc.stderr else ""
     return proc, run_id
-
-
-def _gittrack(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gittrack", *args],
-        cwd=repo,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_a_lock_left_by_a_killed_writer_is_removed_by_recover_alone(repo: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import SRC, git, make_repo, run_script, tree_fingerprint
+from .conftest import gittrack_cli as cli
 
 LOG_AND_PROMOTE = """
 import sys
@@ -41,18 +42,6 @@ USER_REFS = (
     ".git/refs/gittrack/",
     ".git/refs/notes/gittrack",
 )
-
-
-def cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gittrack", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        check=False,
-        timeout=300,
-    )
 
 
 def user_state(repo: Path) -> dict[str, str]:
