@@ -228,3 +228,19 @@ def test_the_reference_transaction_hook_starts_python_only_when_a_fetch_moved_th
     assert main(["-C", str(bob), "pull"]) == 0  # gittrack's own fetch does not re-enter
     assert len(calls.read_text().splitlines()) == 1
     assert second in git(bob, "ls-tree", "-r", "--name-only", "gittrack")
+
+
+def test_a_failing_merge_after_a_fetch_is_one_line_and_the_users_git_command_succeeds(
+    tmp_path: Path,
+) -> None:
+    alice, bob = two_clones(tmp_path)
+    push_a_run_only(alice)
+    assert git_hooked(bob, "fetch", "-q").returncode == 0
+    tip = git(bob, "rev-parse", "refs/remotes/origin/gittrack").strip()
+
+    moved = git_hooked(bob, "update-ref", "refs/remotes/elsewhere/gittrack", tip)
+
+    assert moved.returncode == 0
+    assert git(bob, "rev-parse", "refs/remotes/elsewhere/gittrack").strip() == tip
+    said = [line for line in moved.stderr.splitlines() if line.strip()]
+    assert len(said) == 1 and "'elsewhere'" in said[0] and "gittrack" in said[0], moved.stderr
