@@ -159,6 +159,7 @@ def test_installing_twice_changes_nothing_and_never_chains_itself(repo: Path, ca
         ("post-commit", "installed"),
         ("post-merge", "installed"),
         ("pre-push", "installed"),
+        ("reference-transaction", "installed"),
     ]
 
 

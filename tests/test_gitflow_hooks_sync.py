@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from gittrack.cli.main import main
+from gittrack.gitflow import hooks
 
 from .conftest import SRC, git, make_repo, run_script
 
@@ -110,3 +112,135 @@ def test_a_refused_push_of_runs_blocks_the_users_push_only_when_configured(
         assert git(remote, "rev-parse", "main").strip() == head
     assert "refs/heads/gittrack" not in git(remote, "for-each-ref")
     assert git(alice, "rev-parse", "gittrack")  # nothing lost locally
+
+
+LOG_ONLY = """
+import gittrack as mlflow
+with mlflow.start_run() as run:
+    mlflow.log_metric("loss", 0.5)
+print(run.info.run_id)
+"""
+
+SEARCHED = """
+import gittrack as mlflow
+print(" ".join(mlflow.search_runs(search_all_experiments=True)["run_id"]))
+"""
+
+
+def two_clones(tmp_path: Path) -> tuple[Path, Path]:
+    source = make_repo(tmp_path / "source")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(source), str(remote))
+    return hooked_clone(remote, tmp_path / "alice"), hooked_clone(remote, tmp_path / "bob")
+
+
+def push_a_run_only(alice: Path) -> str:
+    """Alice logs a run and shares it with ``gittrack push``: no code changes."""
+    made = run_script(LOG_ONLY, alice)
+    assert made.returncode == 0, made.stderr
+    assert main(["-C", str(alice), "push"]) == 0
+    return made.stdout.split()[-1]
+
+
+def searched_run_ids(repo: Path) -> set[str]:
+    found = run_script(SEARCHED, repo)
+    assert found.returncode == 0, found.stderr
+    return set(found.stdout.split())
+
+
+@pytest.mark.parametrize("how", [["pull"], ["pull", "--rebase"]])
+def test_a_git_pull_that_is_already_up_to_date_still_brings_a_teammates_pushed_runs(
+    tmp_path: Path, how: list[str]
+) -> None:
+    alice, bob = two_clones(tmp_path)
+    bobs_run = run_script(LOG_ONLY, bob).stdout.split()[-1]
+    head, status = git(bob, "rev-parse", "HEAD"), git(bob, "status", "--porcelain")
+    alices_run = push_a_run_only(alice)
+
+    pulled = git_hooked(bob, *how)
+
+    assert pulled.returncode == 0, pulled.stderr
+    assert "up to date" in pulled.stdout.lower()
+    assert "Traceback" not in pulled.stderr
+    assert searched_run_ids(bob) == {alices_run, bobs_run}
+    assert git(bob, "rev-parse", "HEAD") == head
+    assert git(bob, "status", "--porcelain") == status
+
+
+def test_a_users_reference_transaction_hook_still_runs_with_the_same_input(
+    tmp_path: Path,
+) -> None:
+    alice, bob = two_clones(tmp_path)
+    main(["-C", str(bob), "hooks", "uninstall"])
+    seen = tmp_path / "seen.log"
+    user_hook = bob / ".git" / "hooks" / "reference-transaction"
+    user_hook.write_text(f'#!/bin/sh\n{{ echo "state $1"; cat; }} >> "{seen}"\n')
+    user_hook.chmod(0o755)
+    assert main(["-C", str(bob), "hooks", "install"]) == 0
+    alices_run = push_a_run_only(alice)
+    tip = git(alice, "rev-parse", "gittrack").strip()
+
+    pulled = git_hooked(bob, "pull")
+
+    assert pulled.returncode == 0, pulled.stderr
+    assert alices_run in searched_run_ids(bob)
+    blocks = seen.read_text().split("state ")
+    moved = [b for b in blocks if f" {tip} refs/remotes/origin/gittrack\n" in b]
+    assert [b.split("\n", 1)[0] for b in moved] == ["prepared", "committed"]
+    assert moved[0].split("\n", 1)[1] == moved[1].split("\n", 1)[1]  # the same lines to both
+    assert (bob / ".git" / "hooks" / "reference-transaction.gittrack-chained").exists()
+
+
+def recording_python(tmp_path: Path) -> tuple[Path, Path]:
+    """A python that records each call, then runs the real one."""
+    calls = tmp_path / "python-calls.log"
+    shim = tmp_path / "shim" / "python"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\nexec "{sys.executable}" "$@"\n')
+    shim.chmod(0o755)
+    return shim, calls
+
+
+def test_the_reference_transaction_hook_starts_python_only_when_a_fetch_moved_the_runs(
+    tmp_path: Path,
+) -> None:
+    alice, bob = two_clones(tmp_path)
+    shim, calls = recording_python(tmp_path)
+    hook = bob / ".git" / "hooks" / "reference-transaction"
+    hook.write_text(hooks.hook_script("reference-transaction", python=str(shim)))
+    hook.chmod(0o755)
+
+    (bob / "model.py").write_text("layers = 4\n")
+    git(bob, "add", "model.py")
+    assert git_hooked(bob, "commit", "-qm", "four layers").returncode == 0
+    assert git_hooked(bob, "checkout", "-q", "-b", "side").returncode == 0
+    assert git_hooked(bob, "checkout", "-q", "main").returncode == 0
+    assert not calls.exists()
+
+    alices_run = push_a_run_only(alice)
+    assert git_hooked(bob, "fetch", "-q").returncode == 0
+    assert calls.read_text().splitlines() == [
+        "-m gittrack hooks run reference-transaction committed"
+    ]
+    assert alices_run in git(bob, "ls-tree", "-r", "--name-only", "gittrack")
+
+    second = push_a_run_only(alice)
+    assert main(["-C", str(bob), "pull"]) == 0  # gittrack's own fetch does not re-enter
+    assert len(calls.read_text().splitlines()) == 1
+    assert second in git(bob, "ls-tree", "-r", "--name-only", "gittrack")
+
+
+def test_a_failing_merge_after_a_fetch_is_one_line_and_the_users_git_command_succeeds(
+    tmp_path: Path,
+) -> None:
+    alice, bob = two_clones(tmp_path)
+    push_a_run_only(alice)
+    assert git_hooked(bob, "fetch", "-q").returncode == 0
+    tip = git(bob, "rev-parse", "refs/remotes/origin/gittrack").strip()
+
+    moved = git_hooked(bob, "update-ref", "refs/remotes/elsewhere/gittrack", tip)
+
+    assert moved.returncode == 0
+    assert git(bob, "rev-parse", "refs/remotes/elsewhere/gittrack").strip() == tip
+    said = [line for line in moved.stderr.splitlines() if line.strip()]
+    assert len(said) == 1 and "'elsewhere'" in said[0] and "gittrack" in said[0], moved.stderr

@@ -14,6 +14,12 @@ is tested in process. The pre-commit framework can call the same command
 - post-commit: re-label dirty-tree runs whose snapshot is the new commit, write its note
   (skipped while a rebase replays commits).
 - post-merge: merge the fetched remote tracking branch and notes (``gitflow.sync.pull``).
+- reference-transaction (git >= 2.28): git runs post-merge only when ``git pull`` merged
+  something, never after "Already up to date" nor with ``git pull --rebase``; this hook runs
+  for every ref transaction, so when a fetch moved ``refs/remotes/<remote>/gittrack`` it merges
+  what was fetched (``sync.pull(fetch=False)``, no second fetch). Its shell body decides with
+  builtins only (no process at all for a commit or a checkout) and starts Python only then.
+  The pre-commit framework has no such stage, so it is not in ``.pre-commit-hooks.yaml``.
 - pre-push: push the tracking branch, registry tags and notes to the same remote
   (``gitflow.sync.push``). A failure is reported and does not block the user's push unless
   ``git config gittrack.hooks.strict true``.
@@ -31,13 +37,13 @@ from types import ModuleType
 
 from gittrack.errors import ConflictError, GittrackError, InvalidInputError, RepositoryError
 from gittrack.store.files import replace_file
-from gittrack.store.git import GitRepo
+from gittrack.store.git import NESTED_HOOK_ENV, GitRepo
 from gittrack.tracking.repository import TrackingRepository
 
-HOOK_NAMES = ("post-commit", "post-merge", "pre-push")
+HOOK_NAMES = ("post-commit", "post-merge", "pre-push", "reference-transaction")
 MARKER = "# gittrack-hook:"
 CHAINED_SUFFIX = ".gittrack-chained"
-NESTED_ENV = "GITTRACK_HOOK_RUNNING"
+NESTED_ENV = NESTED_HOOK_ENV  # also set on every git gittrack starts
 STRICT_CONFIG = "gittrack.hooks.strict"
 
 
@@ -85,16 +91,15 @@ def _sh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def hook_script(name: str, python: str | None = None) -> str:
-    """The shell script of one hook: the chained hook first, then ``gittrack hooks run``."""
-    python = python or sys.executable
-    stdin = name == "pre-push"  # the only one of these that git gives input
-    lines = [
+def _script_head(name: str, python: str) -> list[str]:
+    """The marker, where the chained hook is, and ``gittrack_run`` (the installing Python,
+    else ``gittrack`` on PATH): the same in every hook."""
+    return [
         "#!/bin/sh",
         f"{MARKER} {name}",
         "# Written by `gittrack hooks install`; `gittrack hooks uninstall` removes it and puts",
         f"# back the hook it chains ({name}{CHAINED_SUFFIX}), if there was one.",
-        f'chained="$(dirname "$0")/{name}{CHAINED_SUFFIX}"',
+        f'chained="${{0%/*}}/{name}{CHAINED_SUFFIX}"',
         f"python={_sh_quote(python)}",
         "gittrack_run() {",
         '    if [ -x "$python" ]; then "$python" -m gittrack "$@"',
@@ -102,6 +107,45 @@ def hook_script(name: str, python: str | None = None) -> str:
         f'    else echo "gittrack: not installed; {name} hook skipped" >&2; fi',
         "}",
     ]
+
+
+def _reference_transaction_script(python: str) -> str:
+    """git runs this hook for every ref transaction (a commit, a checkout: several each), so
+    it reads its input with shell builtins and starts nothing unless a fetch ``committed`` a
+    new ``refs/remotes/<remote>/<tracking branch>``. The chained hook gets the same input
+    and its status (in ``prepared`` a non-zero status aborts the transaction: the user's
+    choice); gittrack's part never changes the status."""
+    name = "reference-transaction"
+    lines = _script_head(name, python) + [
+        'input=""',
+        'moved=""',
+        "while read -r old new ref; do",
+        '    input="$input$old $new $ref',
+        '"',
+        '    case "$ref" in',
+        '    refs/remotes/*/"${GITTRACK_BRANCH:-gittrack}")',
+        '        case "$new" in *[!0]*) moved=1 ;; esac ;;',
+        "    esac",
+        "done",
+        "status=0",
+        'if [ -x "$chained" ]; then printf \'%s\' "$input" | "$chained" "$@" || status=$?; fi',
+        f'if [ "$1" = committed ] && [ -n "$moved" ] && [ -z "${NESTED_ENV}" ]; then',
+        f"    {NESTED_ENV}=1",
+        f"    export {NESTED_ENV}",
+        f'    printf \'%s\' "$input" | gittrack_run hooks run {name} "$@" || :',
+        "fi",
+        'exit "$status"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def hook_script(name: str, python: str | None = None) -> str:
+    """The shell script of one hook: the chained hook first, then ``gittrack hooks run``."""
+    python = python or sys.executable
+    if name == "reference-transaction":
+        return _reference_transaction_script(python)
+    stdin = name == "pre-push"  # the only one of these that git gives input
+    lines = _script_head(name, python)
     if stdin:
         lines += [
             'input="$(mktemp "${TMPDIR:-/tmp}/gittrack-hook.XXXXXX")" || exit 1',
@@ -298,6 +342,36 @@ def _pre_push(repository: TrackingRepository, args: list[str]) -> int:
     return 0
 
 
+def _reference_transaction(repository: TrackingRepository, args: list[str]) -> int:
+    """Merge what a fetch brought into each ``refs/remotes/<remote>/<branch>`` it moved
+    (git's input on stdin: ``<old> <new> <ref>`` lines); one remote failing is reported and
+    the others still merge."""
+    sync = _sync()
+    if sync is None or args[:1] != ["committed"] or sys.stdin is None or sys.stdin.isatty():
+        return 0
+    for remote in _fetched_remotes(sys.stdin.read(), repository.branch_name):
+        try:
+            _report(sync.pull(repository, remote, fetch=False))
+        except GittrackError as exc:
+            print(f"gittrack: reference-transaction: {remote}: {exc.message}", file=sys.stderr)
+    return 0
+
+
+def _fetched_remotes(lines: str, branch: str) -> list[str]:
+    """The remotes whose ``refs/remotes/<remote>/<branch>`` moved to a commit (not deleted)."""
+    remotes = []
+    for line in lines.splitlines():
+        parts = line.split()
+        if len(parts) != 3 or not parts[1].strip("0"):
+            continue
+        ref = parts[2]
+        if ref.startswith("refs/remotes/") and ref.endswith(f"/{branch}"):
+            remote = ref[len("refs/remotes/") : -len(branch) - 1]
+            if remote and remote not in remotes:
+                remotes.append(remote)
+    return remotes
+
+
 def _pushed(null_sha: str) -> list[tuple[str, str]]:
     """(local commit, remote commit) of each ref being pushed: git's input to pre-push, or
     the pre-commit framework's PRE_COMMIT_TO_REF/FROM_REF."""
@@ -337,4 +411,9 @@ def _strict(repo: GitRepo) -> bool:
     return proc.stdout.decode().strip() == "true"
 
 
-_HANDLERS = {"post-commit": _post_commit, "post-merge": _post_merge, "pre-push": _pre_push}
+_HANDLERS = {
+    "post-commit": _post_commit,
+    "post-merge": _post_merge,
+    "pre-push": _pre_push,
+    "reference-transaction": _reference_transaction,
+}

@@ -50,7 +50,15 @@ from gittrack.store.packs import SmallPacks, deflate, pack_entries, write_pack
 MAX_KNOWN_OBJECTS = 100_000
 MAX_PACKED_BATCH = 1 << 30
 
-_GIT_ENV_BASE = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+NESTED_HOOK_ENV = "GITTRACK_HOOK_RUNNING"
+# Every git gittrack starts carries NESTED_HOOK_ENV, so the gittrack part of the hooks it fires
+# (reference-transaction on its own fetch, push and update-ref) sits out instead of recursing.
+_GIT_ENV_BASE = {
+    "GIT_OPTIONAL_LOCKS": "0",
+    "LC_ALL": "C",
+    "GIT_TERMINAL_PROMPT": "0",
+    NESTED_HOOK_ENV: "1",
+}
 
 
 def _git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
