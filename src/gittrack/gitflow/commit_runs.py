@@ -10,7 +10,6 @@ commits shown, so ``git log --notes=gittrack`` agrees with what ``gittrack log``
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 from collections.abc import Collection
@@ -172,39 +171,56 @@ def first_parent_log(repository: TrackingRepository, rev: str, limit: int) -> li
     ).stdout.decode(errors="replace")
     entries = [line.split("\0", 1) for line in out.splitlines() if "\0" in line]
     commits = [commit for commit, _ in entries]
-    tip = repository.branch.tip()  # before the runs are read: a later run changes the stamp
+    tip = repository.branch.tip()  # before the runs are read: a later run voids the stamp
     live = bool(LiveRuns(repository.staging).records())
     runs = runs_of_commits(repository, commits)
-    if live or _notes_stamp(repository, tip, commits) != _read_stamp(repository):
+    done = set() if live else _notes_done(repository, tip)
+    stale = [commit for commit in commits if commit not in done]
+    if stale:
         with contextlib.suppress(GittrackError):  # notes are derived: a busy ref is left alone
-            refresh_notes(repository, commits, runs, attempts=3)
+            refresh_notes(repository, stale, runs, attempts=3)
             if not live:
-                _write_stamp(repository, _notes_stamp(repository, tip, commits))
+                _stamp_notes(repository, tip, done | set(stale))
     return [CommitRuns(commit, subject, runs.get(commit, [])) for commit, subject in entries]
 
 
-def _notes_stamp(repository: TrackingRepository, tip: str | None, commits: list[str]) -> str:
-    """What the notes of ``commits`` agree with once refreshed: the tracking tip, the notes
-    tip and the commits. While it is unchanged (and no run is live) the notes say what a
-    refresh would write, so ``gittrack log`` skips rebuilding them."""
-    parts = [repository.branch.ref, tip or "", Notes(repository.repo).tip() or "", *commits]
-    return hashlib.sha1("\n".join(parts).encode()).hexdigest()
+_STAMP_COMMITS = 10_000
 
 
 def _stamp_path(repository: TrackingRepository) -> str:
-    return str(repository.repo.gittrack_dir / "cache" / "notes-stamp")
+    return str(repository.repo.gittrack_dir / "cache" / "notes-stamp.json")
 
 
-def _read_stamp(repository: TrackingRepository) -> str:
+def _notes_done(repository: TrackingRepository, tip: str | None) -> set[str]:
+    """The commits whose notes the last ``gittrack log`` made agree with the tracking tip
+    ``tip`` and the notes as they are now; empty when either moved since (a run committed,
+    deleted or relabelled, notes pulled or edited). Those notes say what a refresh would
+    write, so only the other commits are refreshed."""
     try:
-        return (read_file(_stamp_path(repository)) or b"").decode(errors="replace")
-    except OSError:
-        return ""
+        stamp = json.loads(read_file(_stamp_path(repository)) or b"{}")
+        current = (
+            stamp.get("ref") == repository.branch.ref
+            and stamp.get("tip") == tip
+            and stamp.get("notes") == Notes(repository.repo).tip()
+        )
+        commits = stamp.get("commits") if current else []
+        return {commit for commit in commits if isinstance(commit, str)}
+    except (OSError, ValueError, AttributeError, TypeError):  # derived data: start again
+        return set()
 
 
-def _write_stamp(repository: TrackingRepository, stamp: str) -> None:
+def _stamp_notes(repository: TrackingRepository, tip: str | None, commits: set[str]) -> None:
+    """Record that the notes of ``commits`` agree with ``tip`` and the current notes."""
+    if len(commits) > _STAMP_COMMITS:
+        commits = set()
+    stamp = {
+        "ref": repository.branch.ref,
+        "tip": tip,
+        "notes": Notes(repository.repo).tip(),
+        "commits": sorted(commits),
+    }
     with contextlib.suppress(OSError):  # derived data: without it, the next log refreshes
-        replace_file(_stamp_path(repository), stamp.encode())
+        replace_file(_stamp_path(repository), json.dumps(stamp).encode())
 
 
 def refresh_notes(
