@@ -10,7 +10,12 @@ from pathlib import Path
 
 import gittrack as mlflow
 from gittrack.cli.main import main
-from gittrack.gitflow.commit_runs import _runs_from_frame, _saved_columns, runs_of_commits
+from gittrack.gitflow.commit_runs import (
+    _notes_done,
+    _runs_from_frame,
+    _saved_columns,
+    runs_of_commits,
+)
 from gittrack.tracking.repository import forget_repositories, open_repository
 
 from .conftest import git, run_script
@@ -138,3 +143,22 @@ def test_notes_follow_the_commits_shown(repo: Path, capsys) -> None:
 
     assert first_run in note(repo, first)
     assert note(repo, second)
+
+
+def test_after_a_new_code_commit_log_refreshes_only_that_commits_note(repo: Path, capsys) -> None:
+    first = commit(repo, "first")
+    logged_run(loss=0.5)
+    log_json(capsys)
+    second = commit(repo, "second")
+    logged_run(loss=0.25)  # a run committed: the stamp no longer matches the tracking tip
+    log_json(capsys)
+    commit(repo, "third")
+    forget_repositories()
+    repository = open_repository(str(repo))
+    tip = repository.branch.tip()
+
+    assert _notes_done(repository, tip) >= {first, second}
+    log_json(capsys)
+
+    assert git(repo, "rev-parse", "HEAD").strip() in _notes_done(repository, tip)
+    assert "loss=0.25" in note(repo, second)
