@@ -19,6 +19,7 @@ from gittrack.gitflow.commit_runs import (
 from gittrack.tracking.repository import forget_repositories, open_repository
 
 from .conftest import git, run_script
+from .hostile_branch import put_file
 
 
 def commit(repo: Path, name: str) -> str:
@@ -162,3 +163,23 @@ def test_after_a_new_code_commit_log_refreshes_only_that_commits_note(repo: Path
 
     assert git(repo, "rev-parse", "HEAD").strip() in _notes_done(repository, tip)
     assert "loss=0.25" in note(repo, second)
+
+
+def test_a_corrupt_run_is_still_reported_when_log_reads_the_saved_index(repo: Path, capsys) -> None:
+    commit(repo, "first")
+    victim = logged_run(loss=0.5)
+    kept = logged_run(loss=0.25)
+    path = f".tracking/runs/{victim[:2]}/{victim[2:4]}/{victim}/meta.yaml"
+    put_file(repo, path, b"run_id: [unclosed\n")
+    forget_repositories()
+    assert main(["log", "--json"]) == 0  # the index is built, the corrupt run left out of it
+    assert f"skipped: {path}" in capsys.readouterr().err
+    forget_repositories()
+    assert _saved_columns(open_repository(str(repo))) is not None
+
+    forget_repositories()
+    assert main(["log", "-n", "1", "--json"]) == 0
+    out, err = capsys.readouterr()
+
+    assert f"gittrack: warning: skipped: {path}" in err
+    assert [r["run_id"] for r in json.loads(out)[0]["runs"]] == [kept]
