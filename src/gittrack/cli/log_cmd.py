@@ -42,8 +42,8 @@ def _number(value: float) -> str:
 def show_log(args: argparse.Namespace) -> int:
     for key in args.metric or ():
         validation.check_key(key, "metric")
-    # Imported here: it brings the query index and pandas, which other commands (the git
-    # hooks above all) must not pay for when the parser is built.
+    # Imported here: it brings pyarrow (and pandas when the query index must be refreshed),
+    # which other commands (the git hooks above all) must not pay for when the parser is built.
     from gittrack.gitflow.commit_runs import first_parent_log
 
     client = Client(args.repo)
