@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import TYPE_CHECKING
 
@@ -37,14 +36,14 @@ def _metrics(run: RunSummary, wanted: list[str] | None) -> dict[str, float]:
 
 
 def _number(value: float) -> str:
-    return "NaN" if math.isnan(value) else f"{value:.4g}"
+    return "NaN" if value != value else f"{value:.4g}"  # NaN alone differs from itself
 
 
 def show_log(args: argparse.Namespace) -> int:
     for key in args.metric or ():
         validation.check_key(key, "metric")
-    # Imported here: it brings the query index and pandas, which other commands (the git
-    # hooks above all) must not pay for when the parser is built.
+    # Imported here: it brings pyarrow (and pandas when the query index must be refreshed),
+    # which other commands (the git hooks above all) must not pay for when the parser is built.
     from gittrack.gitflow.commit_runs import first_parent_log
 
     client = Client(args.repo)
@@ -96,6 +95,6 @@ def _csv_rows(entries: list[CommitRuns], wanted: list[str] | None) -> list[dict]
 def _entry_lines(entry: CommitRuns, wanted: list[str] | None) -> str:
     lines = [f"{entry.commit[:7]} {entry.subject}\n"]
     for run in entry.runs:
-        metrics = " ".join(f"{k}={_number(v)}" for k, v in _metrics(run, wanted).items())
+        metrics = " ".join([f"{k}={_number(v)}" for k, v in _metrics(run, wanted).items()])
         lines.append(f"    {run.run_id}  {run.status:<8} {run.run_name}  {metrics}".rstrip() + "\n")
     return "".join(lines)

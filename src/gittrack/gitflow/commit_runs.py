@@ -15,12 +15,12 @@ import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from gittrack.entities import LifecycleStage, RunStatus
-from gittrack.errors import GittrackError, InvalidInputError, NotFoundError
+from gittrack.errors import GittrackError, InvalidInputError, NotFoundError, warn_skipped
 from gittrack.gitflow.notes import Notes, RunSummary, note_text
-from gittrack.query.index import run_index
+from gittrack.query.cache_file import IndexCache, SavedColumns
+from gittrack.query.live_runs import LiveRuns
+from gittrack.store.files import read_file, replace_file
 from gittrack.tracking.repository import TrackingRepository
 
 COMMIT_TAG = "mlflow.source.git.commit"
@@ -56,7 +56,80 @@ def commit_filter(repository: TrackingRepository, rev: str, filter_string: str =
 def runs_of_commits(
     repository: TrackingRepository, commits: Collection[str]
 ) -> dict[str, list[RunSummary]]:
-    """The active runs of each commit (commits without runs are left out), by run id."""
+    """The active runs of each commit (commits without runs are left out), by run id.
+
+    When the saved query index is current and no run is live, its few columns are read
+    without pandas (``_saved_columns``); otherwise the index is refreshed as a DataFrame."""
+    saved = _saved_columns(repository)
+    if saved is None:
+        return _runs_from_frame(repository, commits)
+    for message in saved.skipped.values():
+        warn_skipped(message)
+    return _runs_from_columns(saved.columns, commits)
+
+
+def _saved_columns(repository: TrackingRepository) -> SavedColumns | None:
+    """The saved index's columns ``runs_of_commits`` needs, or None when only the frame can
+    say (the index is behind the branch, runs are live, or the cache is not there)."""
+    tip = repository.branch.tip()
+    live = LiveRuns(repository.staging)
+    if tip is None or live.records() or live.skipped:
+        return None
+    cache = IndexCache(repository.repo.gittrack_dir / "cache", repository.branch.ref)
+    saved = cache.read_columns(tip, lambda name: name in _COLUMNS or name.startswith("metrics."))
+    if saved is None or not all(name in saved.columns for name in _COLUMNS):
+        return None
+    return saved
+
+
+_COLUMNS = (
+    "run_id",
+    "experiment_id",
+    "run_name",
+    "status",
+    "lifecycle_stage",
+    COMMIT_COLUMN,
+    "_nan_metrics",
+)
+
+
+def _runs_from_columns(
+    columns: dict[str, list], commits: Collection[str]
+) -> dict[str, list[RunSummary]]:
+    wanted = set(commits)
+    metric_columns = [
+        (name[len("metrics.") :], values)
+        for name, values in columns.items()
+        if name.startswith("metrics.")
+    ]
+    found: dict[str, list[RunSummary]] = {}
+    rows = zip(*(columns[name] for name in _COLUMNS))
+    for row, (run_id, experiment_id, run_name, status, lifecycle, commit, nan_raw) in enumerate(
+        rows
+    ):
+        if commit not in wanted or lifecycle != LifecycleStage.ACTIVE:
+            continue
+        metrics = {}
+        for name, values in metric_columns:
+            value = values[row]
+            if value is not None and value == value:  # None or NaN: not logged
+                metrics[name] = float(value)
+        for key in _json_list(nan_raw):  # a NaN the run logged, not a missing metric
+            metrics[key] = math.nan
+        summary = RunSummary(run_id, str(experiment_id), str(run_name), str(status), metrics)
+        found.setdefault(commit, []).append(summary)
+    for summaries in found.values():
+        summaries.sort(key=lambda summary: summary.run_id)
+    return found
+
+
+def _runs_from_frame(
+    repository: TrackingRepository, commits: Collection[str]
+) -> dict[str, list[RunSummary]]:
+    import numpy as np
+
+    from gittrack.query.index import run_index
+
     frame = run_index(repository).frame()
     if frame.empty or COMMIT_COLUMN not in frame.columns:
         return {}
@@ -97,10 +170,57 @@ def first_parent_log(repository: TrackingRepository, rev: str, limit: int) -> li
         "log", "--first-parent", f"--max-count={limit}", "--format=%H%x00%s", start, "--"
     ).stdout.decode(errors="replace")
     entries = [line.split("\0", 1) for line in out.splitlines() if "\0" in line]
-    runs = runs_of_commits(repository, [commit for commit, _ in entries])
-    with contextlib.suppress(GittrackError):  # notes are derived: a busy ref is left alone
-        refresh_notes(repository, [commit for commit, _ in entries], runs, attempts=3)
+    commits = [commit for commit, _ in entries]
+    tip = repository.branch.tip()  # before the runs are read: a later run voids the stamp
+    live = bool(LiveRuns(repository.staging).records())
+    runs = runs_of_commits(repository, commits)
+    done = set() if live else _notes_done(repository, tip)
+    stale = [commit for commit in commits if commit not in done]
+    if stale:
+        with contextlib.suppress(GittrackError):  # notes are derived: a busy ref is left alone
+            refresh_notes(repository, stale, runs, attempts=3)
+            if not live:
+                _stamp_notes(repository, tip, done | set(stale))
     return [CommitRuns(commit, subject, runs.get(commit, [])) for commit, subject in entries]
+
+
+_STAMP_COMMITS = 10_000
+
+
+def _stamp_path(repository: TrackingRepository) -> str:
+    return str(repository.repo.gittrack_dir / "cache" / "notes-stamp.json")
+
+
+def _notes_done(repository: TrackingRepository, tip: str | None) -> set[str]:
+    """The commits whose notes the last ``gittrack log`` made agree with the tracking tip
+    ``tip`` and the notes as they are now; empty when either moved since (a run committed,
+    deleted or relabelled, notes pulled or edited). Those notes say what a refresh would
+    write, so only the other commits are refreshed."""
+    try:
+        stamp = json.loads(read_file(_stamp_path(repository)) or b"{}")
+        current = (
+            stamp.get("ref") == repository.branch.ref
+            and stamp.get("tip") == tip
+            and stamp.get("notes") == Notes(repository.repo).tip()
+        )
+        commits = stamp.get("commits") if current else []
+        return {commit for commit in commits if isinstance(commit, str)}
+    except (OSError, ValueError, AttributeError, TypeError):  # derived data: start again
+        return set()
+
+
+def _stamp_notes(repository: TrackingRepository, tip: str | None, commits: set[str]) -> None:
+    """Record that the notes of ``commits`` agree with ``tip`` and the current notes."""
+    if len(commits) > _STAMP_COMMITS:
+        commits = set()
+    stamp = {
+        "ref": repository.branch.ref,
+        "tip": tip,
+        "notes": Notes(repository.repo).tip(),
+        "commits": sorted(commits),
+    }
+    with contextlib.suppress(OSError):  # derived data: without it, the next log refreshes
+        replace_file(_stamp_path(repository), json.dumps(stamp).encode())
 
 
 def refresh_notes(

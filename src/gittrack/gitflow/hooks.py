@@ -325,7 +325,8 @@ def _pre_push(repository: TrackingRepository, args: list[str]) -> int:
     remote = args[0] if args else os.environ.get("PRE_COMMIT_REMOTE_NAME")
     if not remote:
         return 0
-    from gittrack.gitflow.commit_runs import refresh_notes_for_push  # brings pandas
+    # Imported here: pyarrow, and pandas when the query index is behind the branch.
+    from gittrack.gitflow.commit_runs import refresh_notes_for_push
 
     try:
         refresh_notes_for_push(repository, _pushed(repository.repo.null_sha), remote)

@@ -22,12 +22,15 @@ import pickle
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 import gittrack
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CACHE_FORMAT = 4
 _STORAGES = ("arrow", "pickle")
@@ -43,6 +46,15 @@ class CachedIndex:
     tip: str
     runs_tree: str | None
     skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SavedColumns:
+    """Some columns of a saved index (name -> one value a run, None where the frame has
+    NaN or None) and the runs it left out (run id -> why)."""
+
+    columns: dict[str, list]
+    skipped: dict[str, str]
 
 
 def _storage() -> str:
@@ -68,6 +80,8 @@ class IndexCache:
         self.problem: str | None = None
 
     def _expected(self, storage: str) -> dict:
+        import pandas as pd
+
         return {
             "cache_format": CACHE_FORMAT,
             "gittrack": gittrack.__version__,
@@ -91,6 +105,49 @@ class IndexCache:
         except Exception as exc:  # any failure of a derived file means: rebuild
             self.problem = f"{type(exc).__name__}: {exc}"
             return None
+
+    def read_columns(self, tip: str, wanted: Callable[[str], bool]) -> SavedColumns | None:
+        """The columns of the saved index that ``wanted`` accepts, as Python lists, read
+        through pyarrow alone (no pandas), when the saved index describes ``tip``; else None.
+
+        This is the fast path of commands that only read a few columns of a current index
+        (``gittrack log``): importing pandas costs more than the whole read. Anything else
+        (another tip, a pickle, a damaged file) returns None and the caller builds the frame.
+        """
+        try:
+            manifest = json.loads(self.manifest.read_text())
+            if manifest.get("tip") != tip or not self._current_arrow(manifest):
+                return None
+            data = (self.directory / manifest["file"]).read_bytes()
+            if _checksum(data) != manifest["digest"]:
+                return None
+            import pyarrow as pa
+
+            table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+            skipped = manifest.get("skipped") or {}
+            if table.num_rows != manifest["rows"] or not isinstance(skipped, dict):
+                return None
+            columns = {
+                name: table.column(name).to_pylist() for name in table.column_names if wanted(name)
+            }
+            return SavedColumns(columns, {str(k): str(v) for k, v in skipped.items()})
+        except Exception:  # a derived file: whatever is wrong, the frame path rebuilds it
+            return None
+
+    def _current_arrow(self, manifest: dict) -> bool:
+        """Whether this gittrack wrote the manifest as Arrow (pandas' version is not
+        compared: reading columns through pyarrow does not depend on it)."""
+        name = manifest.get("file", "")
+        return (
+            manifest.get("cache_format") == CACHE_FORMAT
+            and manifest.get("gittrack") == gittrack.__version__
+            and manifest.get("ref") == self.ref
+            and manifest.get("storage") == "arrow"
+            and _storage() == "arrow"
+            and isinstance(name, str)
+            and "/" not in name
+            and name.startswith(self._stem)
+        )
 
     def _load(self, manifest: dict) -> CachedIndex | None:
         expected = self._expected(manifest.get("storage", ""))
@@ -184,6 +241,8 @@ def _encode(frame: pd.DataFrame, storage: str) -> bytes:
 
 
 def _decode(data: bytes, storage: str) -> pd.DataFrame:
+    import pandas as pd
+
     if storage == "arrow":
         import pyarrow as pa
 
