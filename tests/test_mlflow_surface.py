@@ -7,6 +7,7 @@ sqlite store, and the normalised results are compared.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,19 @@ import gittrack
 
 @pytest.fixture
 def real_mlflow(tmp_path: Path):
-    """The installed MLflow on a sqlite store of its own; its fluent state is left clean."""
+    """The installed MLflow on a sqlite store of its own; its fluent state is left clean.
+
+    MLflow's ``set_experiment`` keeps the experiment in a global and in the environment
+    (``MLFLOW_EXPERIMENT_ID``), which gittrack reads too: both are forgotten afterwards.
+    """
     ml = pytest.importorskip("mlflow")
     ml.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
     yield ml
     while ml.active_run() is not None:
         ml.end_run()
     ml.set_tracking_uri("")
+    ml.tracking.fluent._active_experiment_id = None
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
 
 
 def _module(package: Any, path: str) -> Any:
@@ -110,3 +117,131 @@ def test_the_tags_gittrack_writes_are_named_by_the_tag_constants(repo: Path) -> 
     assert tags[mlflow_tags.MLFLOW_RUN_NAME] == "inner"
     assert tags[mlflow_tags.MLFLOW_PARENT_RUN_ID] == outer.info.run_id
     assert mlflow_tags.MLFLOW_GIT_COMMIT in tags
+
+
+# ------------------------------------------------------------ fluent functions
+def _experiment_tags_scenario(ml: Any) -> dict[str, str]:
+    ml.set_experiment("tagged")
+    ml.set_experiment_tag("team", "vision")
+    ml.set_experiment_tags({"owner": "ana", "team": "nlp"})
+    tags = ml.get_experiment_by_name("tagged").tags
+    return {k: v for k, v in tags.items() if not k.startswith("mlflow.")}
+
+
+def test_set_experiment_tags_tag_the_active_experiment_as_in_mlflow(
+    repo: Path, real_mlflow: Any
+) -> None:
+    ours, theirs = _both(real_mlflow, _experiment_tags_scenario)
+    assert ours == theirs == {"team": "nlp", "owner": "ana"}
+
+
+def _parent_run_scenario(ml: Any) -> tuple[bool, bool, bool]:
+    with ml.start_run() as outer:
+        with ml.start_run(nested=True) as inner:
+            pass
+    parent = ml.get_parent_run(inner.info.run_id)
+    return (
+        parent.info.run_id == outer.info.run_id,
+        parent.data.tags["mlflow.runName"] == outer.info.run_name,
+        ml.get_parent_run(outer.info.run_id) is None,
+    )
+
+
+def test_get_parent_run_returns_the_parent_or_none_as_in_mlflow(
+    repo: Path, real_mlflow: Any
+) -> None:
+    ours, theirs = _both(real_mlflow, _parent_run_scenario)
+    assert ours == theirs == (True, True, True)
+
+
+def _asynchronous_logging_scenario(ml: Any) -> dict[str, Any]:
+    with ml.start_run() as run:
+        returned = {
+            "log_param sync": ml.log_param("p", 5),
+            "log_metric sync": ml.log_metric("m0", 1.0),
+        }
+        operations = [
+            ml.log_param("q", "x", synchronous=False),
+            ml.log_params({"r": 1}, synchronous=False),
+            ml.log_metric("m", 0.5, step=2, synchronous=False),
+            ml.log_metrics({"n": 2.0}, synchronous=False),
+            ml.set_tag("t", "v", synchronous=False),
+            ml.set_tags({"u": "w"}, synchronous=False),
+        ]
+        returned["waits"] = [(type(op).__name__, op.wait()) for op in operations]
+        ml.flush_async_logging()
+    data = ml.get_run(run.info.run_id).data
+    returned["stored"] = (
+        data.params,
+        data.metrics,
+        {k: v for k, v in data.tags.items() if not k.startswith("mlflow.")},
+    )
+    return returned
+
+
+def test_asynchronous_logging_returns_operations_whose_wait_works_as_in_mlflow(
+    repo: Path, real_mlflow: Any
+) -> None:
+    ours, theirs = _both(real_mlflow, _asynchronous_logging_scenario)
+    assert ours == theirs
+    assert ours["waits"] == [("RunOperations", None)] * 6
+
+
+def _registry_search_scenario(ml: Any) -> dict[str, Any]:
+    client = _module(ml, "tracking.client").MlflowClient()
+    with ml.start_run() as run:
+        ml.log_text("weights", "model/weights.txt")
+    source = f"runs:/{run.info.run_id}/model"
+    for name in ("beta", "alpha", "alpine"):
+        client.create_registered_model(name)
+    for name in ("alpha", "alpha", "beta"):
+        client.create_model_version(name, source, run_id=run.info.run_id)
+    return {
+        "models": [m.name for m in ml.search_registered_models()],
+        "filtered": [m.name for m in ml.search_registered_models(filter_string="name LIKE 'alp%'")],
+        "first": [m.name for m in ml.search_registered_models(max_results=1)],
+        "ordered": [m.name for m in ml.search_registered_models(order_by=["name DESC"])],
+        # MLflow's sqlite store numbers versions with int, gittrack with str.
+        "versions": sorted(
+            (v.name, str(v.version))
+            for v in ml.search_model_versions(filter_string="name = 'alpha'")
+        ),
+        "all versions": len(ml.search_model_versions()),
+        "types": (type(ml.search_registered_models()), type(ml.search_model_versions())),
+    }
+
+
+def test_fluent_registry_searches_return_every_match_as_in_mlflow(
+    repo: Path, real_mlflow: Any
+) -> None:
+    ours, theirs = _both(real_mlflow, _registry_search_scenario)
+    ours["types"] = tuple(t is list or issubclass(t, list) for t in ours["types"])
+    theirs["types"] = tuple(t is list or issubclass(t, list) for t in theirs["types"])
+    assert ours == theirs
+
+
+def test_the_registry_uri_is_the_tracking_uri_when_unset_as_in_mlflow(
+    repo: Path, real_mlflow: Any
+) -> None:
+    assert gittrack.get_registry_uri() == gittrack.get_tracking_uri()
+    assert real_mlflow.get_registry_uri() == real_mlflow.get_tracking_uri()
+
+
+def test_the_registry_uri_may_name_the_tracking_repository(repo: Path) -> None:
+    gittrack.set_registry_uri(str(repo))
+    gittrack.set_registry_uri(f"git+file://{repo}")
+    assert gittrack.get_registry_uri() == gittrack.get_tracking_uri()
+
+
+def test_a_registry_uri_naming_another_place_is_refused_not_ignored(
+    repo: Path, tmp_path: Path
+) -> None:
+    from gittrack.errors import InvalidInputError
+
+    from .conftest import make_repo
+
+    other = make_repo(tmp_path / "other")
+    for uri in (str(other), "databricks-uc", "sqlite:///registry.db", str(tmp_path / "none")):
+        with pytest.raises(InvalidInputError, match="registry URI"):
+            gittrack.set_registry_uri(uri)
+    assert gittrack.get_registry_uri() == gittrack.get_tracking_uri()

@@ -179,3 +179,15 @@ class FileInfo:
     path: str
     is_dir: bool
     file_size: int | None = None
+
+
+class RunOperations:
+    """What a logging call with ``synchronous=False`` returns (MLflow's ``RunOperations``).
+
+    gittrack writes every logging call before it returns (to the live run's files, or a
+    commit for an ended run), so there is never anything to wait for: ``wait`` returns at
+    once, and an error was already raised by the call itself.
+    """
+
+    def wait(self) -> None:
+        """Return once the logged data is stored: it already is."""
