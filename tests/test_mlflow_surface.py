@@ -245,3 +245,71 @@ def test_a_registry_uri_naming_another_place_is_refused_not_ignored(
         with pytest.raises(InvalidInputError, match="registry URI"):
             gittrack.set_registry_uri(uri)
     assert gittrack.get_registry_uri() == gittrack.get_tracking_uri()
+
+
+# -------------------------------------------------------------------- entities
+def _run_dictionary_scenario(ml: Any) -> dict[str, Any]:
+    with ml.start_run(run_name="dumped") as run:
+        ml.log_param("lr", 0.1)
+        ml.log_metric("loss", 0.25)
+        ml.set_tag("team", "vision")
+    stored = ml.get_run(run.info.run_id)
+    dumped = stored.to_dictionary()
+    dumped["data"]["tags"] = {
+        k: v for k, v in dumped["data"]["tags"].items() if k in ("team", "mlflow.runName")
+    }
+    for volatile in ("artifact_uri", "run_id", "start_time", "end_time", "user_id"):
+        assert dumped["info"].pop(volatile) is not None
+    return {
+        "dictionary": dumped,
+        "inputs": (
+            stored.inputs.dataset_inputs,
+            stored.inputs.model_inputs,
+            stored.inputs.to_dictionary(),
+        ),
+    }
+
+
+def test_run_to_dictionary_and_inputs_have_mlflow_shape(repo: Path, real_mlflow: Any) -> None:
+    ours, theirs = _both(real_mlflow, _run_dictionary_scenario)
+    assert ours == theirs
+    assert ours["dictionary"]["info"] == {
+        "experiment_id": "0",
+        "lifecycle_stage": "active",
+        "run_name": "dumped",
+        "status": "FINISHED",
+    }
+
+
+def test_a_run_dictionary_of_a_live_run_has_no_end_time_and_dumps_as_json(repo: Path) -> None:
+    import json
+
+    with gittrack.start_run() as run:
+        dumped = gittrack.get_run(run.info.run_id).to_dictionary()
+        assert dumped["info"]["end_time"] is None
+        assert dumped["info"]["status"] == "RUNNING"
+        assert json.loads(json.dumps(dumped)) == dumped
+        assert gittrack.active_run().to_dictionary()["info"]["run_id"] == run.info.run_id
+
+
+def _dataset_scenario(ml: Any) -> dict[str, Any]:
+    entities = _module(ml, "entities")
+    dataset = entities.Dataset(
+        name="wine", digest="a1b2", source_type="local", source='{"uri": "wine.csv"}'
+    )
+    described = entities.Dataset("wine", "a1b2", "local", "s", schema="{}", profile='{"n": 3}')
+    used = entities.DatasetInput(dataset, tags=[entities.InputTag("mlflow.data.context", "train")])
+    tag = entities.InputTag(key="k", value="v")
+    return {
+        "dataset": dataset.to_dictionary(),
+        "described": (described.schema, described.profile, described.to_dictionary()),
+        "input": used.to_dictionary(),
+        "untagged": entities.DatasetInput(dataset).to_dictionary(),
+        "fields": (used.dataset.name, [(t.key, t.value) for t in used.tags], tag.key, tag.value),
+        "equal": dataset == entities.Dataset("wine", "a1b2", "local", '{"uri": "wine.csv"}'),
+    }
+
+
+def test_dataset_entities_build_and_dump_as_in_mlflow(real_mlflow: Any) -> None:
+    ours, theirs = _both(real_mlflow, _dataset_scenario)
+    assert ours == theirs

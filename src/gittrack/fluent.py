@@ -39,7 +39,15 @@ class ActiveRun(Run):
     """The run ``start_run`` returns; as a context manager it ends the run, FAILED on error."""
 
     def __init__(self, run: Run) -> None:
-        super().__init__(run.info, run.data, run.parent_run_id, run.source, run.metric_summaries)
+        super().__init__(
+            run.info,
+            run.data,
+            run.parent_run_id,
+            run.source,
+            run.metric_summaries,
+            run.inputs,
+            run.outputs,
+        )
 
     def __enter__(self) -> ActiveRun:
         return self
