@@ -313,3 +313,31 @@ def _dataset_scenario(ml: Any) -> dict[str, Any]:
 def test_dataset_entities_build_and_dump_as_in_mlflow(real_mlflow: Any) -> None:
     ours, theirs = _both(real_mlflow, _dataset_scenario)
     assert ours == theirs
+
+
+def _client_asynchronous_logging_scenario(ml: Any) -> dict[str, Any]:
+    entities = _module(ml, "entities")
+    client = _module(ml, "tracking.client").MlflowClient()
+    run_id = client.create_run("0").info.run_id
+    operations = [
+        client.log_metric(run_id, "m", 0.5, step=1, synchronous=False),
+        client.log_param(run_id, "p", "x", synchronous=False),
+        client.set_tag(run_id, "t", "v", synchronous=False),
+        client.log_batch(run_id, params=[entities.Param("q", "1")], synchronous=False),
+    ]
+    returned = {
+        "waits": [(type(op).__name__, op.wait()) for op in operations],
+        "sync": (client.log_param(run_id, "s", 2), client.log_metric(run_id, "n", 1.0)),
+    }
+    client.set_terminated(run_id)
+    data = client.get_run(run_id).data
+    returned["stored"] = (data.params, data.metrics, data.tags["t"])
+    return returned
+
+
+def test_client_asynchronous_logging_returns_operations_whose_wait_works_as_in_mlflow(
+    repo: Path, real_mlflow: Any
+) -> None:
+    ours, theirs = _both(real_mlflow, _client_asynchronous_logging_scenario)
+    assert ours == theirs
+    assert ours["waits"] == [("RunOperations", None)] * 4

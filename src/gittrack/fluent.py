@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gittrack.client import Client
+from gittrack.client import Client, run_operations
 from gittrack.entities import (
     Experiment,
     LifecycleStage,
@@ -299,11 +299,6 @@ def get_parent_run(run_id: str) -> Run | None:
     return None if parent_run_id is None else get_run(parent_run_id)
 
 
-def _operations(synchronous: bool | None) -> RunOperations | None:
-    """MLflow's return for asynchronous logging; the data is already stored either way."""
-    return RunOperations() if synchronous is False else None
-
-
 def flush_async_logging() -> None:
     """Wait for asynchronous logging to finish: gittrack logs synchronously, so it has."""
 
@@ -320,14 +315,14 @@ def _run_id(run_id: str | None = None) -> str:
 # ---------------------------------------------------------------------- logging
 def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
     logged = _client().log_param(_run_id(), key, value)
-    return _operations(synchronous) or logged
+    return run_operations(synchronous) or logged
 
 
 def log_params(
     params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None
 ) -> RunOperations | None:
     _client().repository.runs.log_params(_run_id(run_id), params)
-    return _operations(synchronous)
+    return run_operations(synchronous)
 
 
 def log_metric(
@@ -343,7 +338,7 @@ def log_metric(
     target = run_id or (stack[-1].info.run_id if stack else _run_id())
     client = _state.client or _client()
     client.repository.runs.log_metric(target, key, value, timestamp, step or 0)
-    return None if synchronous is not False else RunOperations()
+    return run_operations(synchronous)
 
 
 def log_metrics(
@@ -355,17 +350,17 @@ def log_metrics(
     **_ignored: Any,
 ) -> RunOperations | None:
     _client().repository.runs.log_metrics(_run_id(run_id), metrics, step or 0, timestamp)
-    return _operations(synchronous)
+    return run_operations(synchronous)
 
 
 def set_tag(key: str, value: Any, synchronous: bool | None = None) -> RunOperations | None:
     _client().set_tag(_run_id(), key, value)
-    return _operations(synchronous)
+    return run_operations(synchronous)
 
 
 def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> RunOperations | None:
     _client().repository.runs.set_tags(_run_id(), tags)
-    return _operations(synchronous)
+    return run_operations(synchronous)
 
 
 def delete_tag(key: str) -> None:
