@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from gittrack import entities, errors
+from gittrack import entities, errors, exceptions
 from gittrack.client import Client
 from gittrack.entities import Experiment, Metric, Param, Run, RunTag, ViewType
 from gittrack.errors import GittrackError, MlflowException
@@ -21,9 +21,12 @@ from gittrack.fluent import (
     delete_run,
     delete_tag,
     end_run,
+    flush_async_logging,
     get_artifact_uri,
     get_experiment,
     get_experiment_by_name,
+    get_parent_run,
+    get_registry_uri,
     get_run,
     get_tracking_uri,
     is_tracking_uri_set,
@@ -39,8 +42,13 @@ from gittrack.fluent import (
     log_params,
     log_text,
     search_experiments,
+    search_model_versions,
+    search_registered_models,
     search_runs,
     set_experiment,
+    set_experiment_tag,
+    set_experiment_tags,
+    set_registry_uri,
     set_tag,
     set_tags,
     set_tracking_uri,
@@ -52,7 +60,7 @@ __version__ = "0.1.0"
 MlflowClient = Client
 
 # Flavor and registry modules pull in scikit-learn or pandas: loaded on first attribute access.
-_LAZY_MODULES = {"sklearn", "pyfunc", "models", "registry", "query"}
+_LAZY_MODULES = {"sklearn", "pyfunc", "models", "registry", "query", "utils"}
 _LAZY_ATTRIBUTES = {
     "register_model": "gittrack.registry.fluent",
     "autolog": "gittrack.autologging",
@@ -93,9 +101,13 @@ __all__ = [
     "end_run",
     "entities",
     "errors",
+    "exceptions",
+    "flush_async_logging",
     "get_artifact_uri",
     "get_experiment",
     "get_experiment_by_name",
+    "get_parent_run",
+    "get_registry_uri",
     "get_run",
     "get_tracking_uri",
     "is_tracking_uri_set",
@@ -111,8 +123,13 @@ __all__ = [
     "log_params",
     "log_text",
     "search_experiments",
+    "search_model_versions",
+    "search_registered_models",
     "search_runs",
     "set_experiment",
+    "set_experiment_tag",
+    "set_experiment_tags",
+    "set_registry_uri",
     "set_tag",
     "set_tags",
     "set_tracking_uri",

@@ -22,6 +22,7 @@ from gittrack.entities import (
     Param,
     RegisteredModel,
     Run,
+    RunOperations,
     RunStatus,
     RunTag,
     ViewType,
@@ -37,6 +38,12 @@ if TYPE_CHECKING:
     from gittrack.registry.policy import Violation as PolicyViolation
     from gittrack.registry.service import RegistryService
     from gittrack.registry.state import Event as RegistryEvent
+
+
+def run_operations(synchronous: bool | None) -> RunOperations | None:
+    """What a logging call returns for ``synchronous`` (MLflow's rule: ``RunOperations`` when
+    asynchronous). The data is stored before the call returns either way."""
+    return RunOperations() if synchronous is False else None
 
 
 class Client:
@@ -207,16 +214,23 @@ class Client:
         value: float,
         timestamp: int | None = None,
         step: int | None = None,
+        synchronous: bool | None = None,
         **_ignored: Any,
-    ) -> None:
+    ) -> RunOperations | None:
         self.repository.runs.log_metric(run_id, key, value, timestamp, step or 0)
+        return run_operations(synchronous)
 
-    def log_param(self, run_id: str, key: str, value: Any, **_ignored: Any) -> Any:
+    def log_param(
+        self, run_id: str, key: str, value: Any, synchronous: bool | None = None, **_ignored: Any
+    ) -> Any:
         self.repository.runs.log_params(run_id, {validation.check_key(key, "param"): value})
-        return value
+        return run_operations(synchronous) or value
 
-    def set_tag(self, run_id: str, key: str, value: Any, **_ignored: Any) -> None:
+    def set_tag(
+        self, run_id: str, key: str, value: Any, synchronous: bool | None = None, **_ignored: Any
+    ) -> RunOperations | None:
         self.repository.runs.set_tags(run_id, {validation.check_key(key, "tag"): value})
+        return run_operations(synchronous)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self.repository.runs.delete_tag(run_id, validation.check_key(key, "tag"))
@@ -227,8 +241,9 @@ class Client:
         metrics: Sequence[Metric] = (),
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
+        synchronous: bool | None = None,
         **_ignored: Any,
-    ) -> None:
+    ) -> RunOperations | None:
         """Metrics, params and tags together: all of them or, if one is rejected, none."""
         self.repository.runs.log_batch(
             run_id,
@@ -236,6 +251,7 @@ class Client:
             _unique_params(params),
             {validation.check_key(t.key, "tag"): t.value for t in tags},
         )
+        return run_operations(synchronous)
 
     # ------------------------------------------------------------- artifacts
     def log_artifact(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 
 class ViewType(IntEnum):
@@ -123,6 +124,75 @@ class RunData:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class InputTag:
+    """A tag on one input of a run (``mlflow.data.context``: ``train``, ``eval``...)."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset a run read, described as MLflow records it (name, digest, source, schema)."""
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+
+    def to_dictionary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "digest": self.digest,
+            "source_type": self.source_type,
+            "source": self.source,
+            "schema": self.schema,
+            "profile": self.profile,
+        }
+
+
+@dataclass
+class DatasetInput:
+    """One dataset a run took as input, with the tags of that use."""
+
+    dataset: Dataset
+    tags: list[InputTag] = field(default_factory=list)
+
+    def to_dictionary(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset.to_dictionary(),
+            "tags": {tag.key: tag.value for tag in self.tags},
+        }
+
+
+@dataclass
+class RunInputs:
+    """What a run took as input (``run.inputs``); empty until gittrack records inputs."""
+
+    dataset_inputs: list[DatasetInput] = field(default_factory=list)
+    model_inputs: list[Any] = field(default_factory=list)
+
+    def to_dictionary(self) -> dict[str, Any]:
+        return {
+            "model_inputs": list(self.model_inputs),
+            "dataset_inputs": [d.to_dictionary() for d in self.dataset_inputs],
+        }
+
+
+@dataclass
+class RunOutputs:
+    """What a run produced as MLflow 3 logged models (``run.outputs``); gittrack keeps models
+    in the run's artifacts, so this is empty."""
+
+    model_outputs: list[Any] = field(default_factory=list)
+
+    def to_dictionary(self) -> dict[str, Any]:
+        return {"model_outputs": list(self.model_outputs)}
+
+
 @dataclass
 class Run:
     """A run as MLflow scripts see it: ``run.info.run_id``, ``run.data.metrics``..."""
@@ -132,6 +202,33 @@ class Run:
     parent_run_id: str | None = None
     source: SourceInfo = field(default_factory=SourceInfo)
     metric_summaries: dict[str, MetricSummary] = field(default_factory=dict)
+    inputs: RunInputs = field(default_factory=RunInputs)
+    outputs: RunOutputs = field(default_factory=RunOutputs)
+
+    def to_dictionary(self) -> dict[str, Any]:
+        """The run as plain dicts, in MLflow's shape (``info``, ``data``, ``inputs``,
+        ``outputs``), e.g. to dump it as JSON."""
+        info = self.info
+        return {
+            "info": {
+                "artifact_uri": info.artifact_uri,
+                "end_time": info.end_time,
+                "experiment_id": info.experiment_id,
+                "lifecycle_stage": info.lifecycle_stage,
+                "run_id": info.run_id,
+                "run_name": info.run_name,
+                "start_time": info.start_time,
+                "status": info.status,
+                "user_id": info.user_id,
+            },
+            "data": {
+                "metrics": dict(self.data.metrics),
+                "params": dict(self.data.params),
+                "tags": dict(self.data.tags),
+            },
+            "inputs": self.inputs.to_dictionary(),
+            "outputs": self.outputs.to_dictionary(),
+        }
 
 
 @dataclass
@@ -179,3 +276,15 @@ class FileInfo:
     path: str
     is_dir: bool
     file_size: int | None = None
+
+
+class RunOperations:
+    """What a logging call with ``synchronous=False`` returns (MLflow's ``RunOperations``).
+
+    gittrack writes every logging call before it returns (to the live run's files, or a
+    commit for an ended run), so there is never anything to wait for: ``wait`` returns at
+    once, and an error was already raised by the call itself.
+    """
+
+    def wait(self) -> None:
+        """Return once the logged data is stored: it already is."""

@@ -14,11 +14,21 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from gittrack.client import Client
-from gittrack.entities import Experiment, LifecycleStage, Run, RunStatus, ViewType
-from gittrack.errors import InvalidInputError, InvalidStateError
+from gittrack.client import Client, run_operations
+from gittrack.entities import (
+    Experiment,
+    LifecycleStage,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    RunOperations,
+    RunStatus,
+    ViewType,
+)
+from gittrack.errors import GittrackError, InvalidInputError, InvalidStateError
 from gittrack.store import layout
 from gittrack.tracking import validation
 
@@ -29,7 +39,15 @@ class ActiveRun(Run):
     """The run ``start_run`` returns; as a context manager it ends the run, FAILED on error."""
 
     def __init__(self, run: Run) -> None:
-        super().__init__(run.info, run.data, run.parent_run_id, run.source, run.metric_summaries)
+        super().__init__(
+            run.info,
+            run.data,
+            run.parent_run_id,
+            run.source,
+            run.metric_summaries,
+            run.inputs,
+            run.outputs,
+        )
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -87,6 +105,33 @@ def is_tracking_uri_set() -> bool:
     return _state.tracking_uri is not None or bool(os.environ.get("GITTRACK_TRACKING_URI"))
 
 
+def set_registry_uri(uri: str | os.PathLike[str]) -> None:
+    """Accept a registry URI that names the tracking repository; refuse any other.
+
+    The registry is git tags in the tracking repository (DESIGN §6), so there is no separate
+    registry to point at: a URI naming another place is refused rather than ignored.
+    """
+    from gittrack.tracking.repository import open_repository, tracking_path_from_uri
+
+    text = os.fspath(uri)
+    tracking = _client().repository.path
+    try:
+        registry = open_repository(str(tracking_path_from_uri(text))).path
+    except GittrackError:
+        registry = None
+    if registry is None or Path(registry).resolve() != Path(tracking).resolve():
+        raise InvalidInputError(
+            f"registry URI {text!r} is not the tracking repository {str(tracking)!r}: "
+            "gittrack keeps the model registry as git tags in the tracking repository, so the "
+            "registry URI may only name that repository (or be left unset)"
+        )
+
+
+def get_registry_uri() -> str:
+    """The registry's URI: always the tracking repository's (see ``set_registry_uri``)."""
+    return get_tracking_uri()
+
+
 # ------------------------------------------------------------------- experiments
 def create_experiment(
     name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
@@ -138,6 +183,17 @@ def search_experiments(
 
 def delete_experiment(experiment_id: str) -> None:
     _client().delete_experiment(experiment_id)
+
+
+def set_experiment_tag(key: str, value: Any) -> None:
+    """Set a tag on the active experiment (the ``Default`` one when none was chosen)."""
+    _client().set_experiment_tag(_current_experiment_id(), key, value)
+
+
+def set_experiment_tags(tags: dict[str, Any]) -> None:
+    """Set several tags on the active experiment, as ``set_experiment_tag`` per key."""
+    for key, value in tags.items():
+        set_experiment_tag(key, value)
 
 
 def _current_experiment_id() -> str:
@@ -237,6 +293,16 @@ def delete_run(run_id: str) -> None:
     _client().delete_run(run_id)
 
 
+def get_parent_run(run_id: str) -> Run | None:
+    """The run ``run_id`` is nested under, or None for a top-level run."""
+    parent_run_id = get_run(run_id).parent_run_id
+    return None if parent_run_id is None else get_run(parent_run_id)
+
+
+def flush_async_logging() -> None:
+    """Wait for asynchronous logging to finish: gittrack logs synchronously, so it has."""
+
+
 def _run_id(run_id: str | None = None) -> str:
     """The run a logging call goes to; like MLflow, a run is started when none is active."""
     if run_id is not None:
@@ -248,13 +314,15 @@ def _run_id(run_id: str | None = None) -> str:
 
 # ---------------------------------------------------------------------- logging
 def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
-    return _client().log_param(_run_id(), key, value)
+    logged = _client().log_param(_run_id(), key, value)
+    return run_operations(synchronous) or logged
 
 
 def log_params(
     params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None
-) -> None:
+) -> RunOperations | None:
     _client().repository.runs.log_params(_run_id(run_id), params)
+    return run_operations(synchronous)
 
 
 def log_metric(
@@ -265,11 +333,12 @@ def log_metric(
     timestamp: int | None = None,
     run_id: str | None = None,
     **_ignored: Any,
-) -> None:
+) -> RunOperations | None:
     stack = _state.runs.stack
     target = run_id or (stack[-1].info.run_id if stack else _run_id())
     client = _state.client or _client()
     client.repository.runs.log_metric(target, key, value, timestamp, step or 0)
+    return run_operations(synchronous)
 
 
 def log_metrics(
@@ -279,16 +348,19 @@ def log_metrics(
     run_id: str | None = None,
     timestamp: int | None = None,
     **_ignored: Any,
-) -> None:
+) -> RunOperations | None:
     _client().repository.runs.log_metrics(_run_id(run_id), metrics, step or 0, timestamp)
+    return run_operations(synchronous)
 
 
-def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
+def set_tag(key: str, value: Any, synchronous: bool | None = None) -> RunOperations | None:
     _client().set_tag(_run_id(), key, value)
+    return run_operations(synchronous)
 
 
-def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> None:
+def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> RunOperations | None:
     _client().repository.runs.set_tags(_run_id(), tags)
+    return run_operations(synchronous)
 
 
 def delete_tag(key: str) -> None:
@@ -336,6 +408,25 @@ def log_image(
 def get_artifact_uri(artifact_path: str | None = None) -> str:
     run_id = _run_id()
     return f"runs:/{run_id}/{artifact_path}" if artifact_path else f"runs:/{run_id}"
+
+
+# --------------------------------------------------------------------- registry
+def search_registered_models(
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[RegisteredModel]:
+    """Every registered model matching the filter (all pages, unlike ``Client``'s)."""
+    return list(_client().registry.search_registered_models(filter_string, max_results, order_by))
+
+
+def search_model_versions(
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[ModelVersion]:
+    """Every model version matching the filter (all pages, unlike ``Client``'s)."""
+    return list(_client().registry.search_model_versions(filter_string, max_results, order_by))
 
 
 # ----------------------------------------------------------------------- search

@@ -73,8 +73,9 @@ from gittrack.store.staging import ARTIFACTS, META, METRICS, PARAMS, LiveRun, St
 from gittrack.tracking import validation
 from gittrack.tracking.run_names import generate_run_name
 from gittrack.tracking.validation import INT64_MAX, INT64_MIN
+from gittrack.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
-NOTE_TAG = "mlflow.note.content"
+NOTE_TAG = MLFLOW_RUN_NOTE
 MISSING_SOURCE_TAG = "gittrack.source.missing"
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 

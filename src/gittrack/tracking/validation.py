@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from gittrack.entities import RunStatus
 from gittrack.errors import InvalidInputError
+from gittrack.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 MAX_KEY_LENGTH = 250
 MAX_VALUE_LENGTH = 6000  # a param value (MLflow's MAX_PARAM_VAL_LENGTH)
@@ -21,7 +22,7 @@ _VALUE_LIMITS = {
 }
 # A run name is the value of its ``mlflow.runName`` tag, so MLflow takes any name a tag value
 # may hold; an experiment name has its own limit (MLflow's MAX_EXPERIMENT_NAME_LENGTH).
-RUN_NAME_TAG = "mlflow.runName"
+RUN_NAME_TAG = MLFLOW_RUN_NAME
 MAX_RUN_NAME_LENGTH = MAX_TAG_VALUE_LENGTH
 MAX_EXPERIMENT_NAME_LENGTH = 500
 # Steps and metric timestamps are MLflow's 64-bit integers; run times are written as
