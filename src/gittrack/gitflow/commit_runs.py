@@ -114,13 +114,8 @@ def _runs_from_columns(
             value = values[row]
             if value is not None and value == value:  # None or NaN: not logged
                 metrics[name] = float(value)
-        for key in _json_list(nan_raw):  # a NaN the run logged, not a missing metric
-            metrics[key] = math.nan
-        summary = RunSummary(run_id, str(experiment_id), str(run_name), str(status), metrics)
-        found.setdefault(commit, []).append(summary)
-    for summaries in found.values():
-        summaries.sort(key=lambda summary: summary.run_id)
-    return found
+        _add_summary(found, commit, (run_id, experiment_id, run_name, status), metrics, nan_raw)
+    return _sorted_by_run_id(found)
 
 
 def _runs_from_frame(
@@ -146,10 +141,26 @@ def _runs_from_frame(
     records = zip(*(rows[column].tolist() for column in columns))
     for row, (run_id, experiment_id, run_name, status, commit, nan_raw) in enumerate(records):
         metrics = {names[i]: float(values[row, i]) for i in np.flatnonzero(present[row])}
-        for key in _json_list(nan_raw):  # a NaN the run logged, not a missing metric
-            metrics[key] = math.nan
-        summary = RunSummary(run_id, str(experiment_id), str(run_name), str(status), metrics)
-        found.setdefault(commit, []).append(summary)
+        _add_summary(found, commit, (run_id, experiment_id, run_name, status), metrics, nan_raw)
+    return _sorted_by_run_id(found)
+
+
+def _add_summary(
+    found: dict[str, list[RunSummary]],
+    commit: str,
+    info: tuple[object, object, object, object],
+    metrics: dict[str, float],
+    nan_raw: object,
+) -> None:
+    """Add one run (``info``: id, experiment, name, status) to its commit's list."""
+    for key in _json_list(nan_raw):  # a NaN the run logged, not a missing metric
+        metrics[key] = math.nan
+    run_id, experiment_id, run_name, status = info
+    summary = RunSummary(str(run_id), str(experiment_id), str(run_name), str(status), metrics)
+    found.setdefault(commit, []).append(summary)
+
+
+def _sorted_by_run_id(found: dict[str, list[RunSummary]]) -> dict[str, list[RunSummary]]:
     for summaries in found.values():
         summaries.sort(key=lambda summary: summary.run_id)
     return found
