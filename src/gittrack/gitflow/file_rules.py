@@ -46,6 +46,18 @@ def three_way(base: Any, ours: Any, theirs: Any, later_is_theirs: bool) -> Any:
     return theirs if later_is_theirs else ours
 
 
+def _merge_key(
+    merged: dict, key: str, base: dict, ours: dict, theirs: dict, later_is_theirs: bool
+) -> None:
+    """Set ``merged[key]`` to the three-way merge of the key's values (a key both sides
+    deleted, or never had, stays out)."""
+    value = three_way(
+        base.get(key, _ABSENT), ours.get(key, _ABSENT), theirs.get(key, _ABSENT), later_is_theirs
+    )
+    if value is not _ABSENT:
+        merged[key] = value
+
+
 def merge_mapping(
     base: dict | None, ours: dict | None, theirs: dict | None, later_is_theirs: bool
 ) -> dict:
@@ -59,12 +71,7 @@ def merge_mapping(
     for key in [*later, *(k for k in earlier if k not in later), *base]:
         if key in merged:
             continue
-        value = three_way(
-            base.get(key, _ABSENT), ours.get(key, _ABSENT), theirs.get(key, _ABSENT),
-            later_is_theirs,
-        )  # fmt: skip
-        if value is not _ABSENT:
-            merged[key] = value
+        _merge_key(merged, key, base, ours, theirs, later_is_theirs)
     return merged
 
 
@@ -108,12 +115,7 @@ def merge_documents(
                 base.get(key), ours.get(key), theirs.get(key), later_is_theirs
             )
             continue
-        value = three_way(
-            base.get(key, _ABSENT), ours.get(key, _ABSENT), theirs.get(key, _ABSENT),
-            later_is_theirs,
-        )  # fmt: skip
-        if value is not _ABSENT:
-            merged[key] = value
+        _merge_key(merged, key, base, ours, theirs, later_is_theirs)
     return merged
 
 
