@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 from gittrack import entities, errors, exceptions
+from gittrack._version import __version__ as __version__
 from gittrack.client import Client
 from gittrack.entities import Experiment, Metric, Param, Run, RunTag, ViewType
 from gittrack.errors import GittrackError, MlflowException
@@ -54,8 +55,6 @@ from gittrack.fluent import (
     set_tracking_uri,
     start_run,
 )
-
-__version__ = "0.1.0"
 
 MlflowClient = Client
 
