@@ -140,6 +140,7 @@ class Client:
     ) -> Run:
         tags, run_name, start_time = check_new_run(tags, run_name, start_time, description)
         repository = self.repository
+        repository.prepare_write()
         snap = repository.branch.snapshot()
         if snap.commit is None:
             repository.init()
@@ -168,7 +169,9 @@ class Client:
         )
 
     def resume_run(self, run_id: str) -> Run:
-        return self.repository.runs.resume(run_id)
+        repository = self.repository
+        repository.prepare_write()  # a dead process's run is committed before it is resumed
+        return repository.runs.resume(run_id)
 
     def get_run(self, run_id: str) -> Run:
         return self.repository.runs.get(run_id)

@@ -170,7 +170,8 @@ def recover_runs(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the kept runs are listed below instead
         opened = client.repository.recovered
-    # The client start recovered already; a run it kept is tried again, the latest word wins.
+    # A write of this process may have recovered already; a run it kept is tried again, the
+    # latest word wins.
     found = {r.run_id: r for r in [*opened, *client.recover()]}
     rows = [
         {"run_id": r.run_id, "result": "committed" if r.committed else "kept", "note": r.note or ""}

@@ -204,6 +204,9 @@ class TrackingBranch:
         self._initial_files = initial_files
         self._exists = False  # once seen, a branch is not expected to vanish mid-process
         self._tip_hint: str | None = None  # the tip as last read or written here
+        # Called once, before this handle's first commit (the tracking layer recovers the
+        # orphaned runs of dead processes there: reads never write, DESIGN §4).
+        self.before_first_write: Callable[[], None] | None = None
 
     def tip(self) -> str | None:
         tip = self.repo.read_ref(self.ref)
@@ -279,6 +282,7 @@ class TrackingBranch:
         changes (an experiment's tags, a run's lifecycle) see the other writer's result.
         Returns the new tip (the old one when nothing changed).
         """
+        self.run_before_first_write()
         if not self._exists:
             self.ensure_exists()
         self.refuse_if_checked_out()
@@ -330,6 +334,13 @@ class TrackingBranch:
         raise self._gave_up(
             f"{self.ref} kept moving: gave up after {self.MAX_ATTEMPTS} attempts to commit"
         )
+
+    def run_before_first_write(self) -> None:
+        """Run the ``before_first_write`` hook if it has not run yet (it is dropped first, so
+        the commits the hook makes itself do not call it again)."""
+        hook, self.before_first_write = self.before_first_write, None
+        if hook is not None:
+            hook()
 
     def refuse_if_checked_out(self) -> None:
         """git never moves a branch a work tree has checked out (``git fetch`` and ``git

@@ -1016,8 +1016,9 @@ class RunStore:
     def recover_orphans(self) -> list[RecoveredRun]:
         """Commit live runs whose owning process is gone.
 
-        Runs at every client start, so one orphan that cannot be committed (a corrupt file,
-        a field the schema refuses) must not stop the others or the client: it is reported
+        Runs before a process's first write (``TrackingRepository.prepare_write``) and in
+        ``gittrack recover``, so one orphan that cannot be committed (a corrupt file, a field
+        the schema refuses) must not stop the others or that write: it is reported
         with ``committed=False``, left in place with every file it has, and retried by the
         next recovery (once fixed by hand, or by a version that accepts it).
         """
