@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 import zlib
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gittrack._version import __version__
+from gittrack.store.files import replace_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -170,7 +170,7 @@ class IndexCache:
             digest = _checksum(data)
             name = f"{self._stem}-{digest}-{os.urandom(4).hex()}.{_STORAGE}"
             self.directory.mkdir(parents=True, exist_ok=True)
-            _write_atomic(self.directory / name, data)
+            replace_file(self.directory / name, data)
             manifest = {
                 **self._expected(),
                 "tip": index.tip,
@@ -181,7 +181,7 @@ class IndexCache:
                 "digest": digest,
                 "written_at": int(time.time()),
             }
-            _write_atomic(self.manifest, json.dumps(manifest, indent=1).encode())
+            replace_file(self.manifest, json.dumps(manifest, indent=1).encode())
         except OSError:
             return False
         self._remove_stale(keep=name)
@@ -192,24 +192,12 @@ class IndexCache:
         now = time.time()
         for path in self.directory.iterdir():
             name = path.name
-            is_ours = name.startswith(self._stem + "-") or name.startswith(".tmp-")
+            is_ours = name.startswith((self._stem + "-", f"tmp_{self._stem}"))
             if not is_ours or name == keep:
                 continue
             with contextlib.suppress(OSError):
                 if now - path.stat().st_mtime > _STALE_SECONDS:
                     path.unlink()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _encode(frame: pd.DataFrame) -> bytes:

@@ -180,13 +180,6 @@ def apply_changes(
     return repo.update_tree(tree, updates)
 
 
-def build_tree(repo: GitRepo, files: Mapping[str, Change]) -> str:
-    """A fresh tree from a mapping of relative paths (the empty tree when there are none)."""
-    return apply_changes(repo, None, _split({k: v for k, v in files.items() if v is not None})) or (
-        repo.write_tree([])
-    )
-
-
 class TrackingBranch:
     """Reads and writes ``refs/heads/<name>`` of one repository."""
 

@@ -55,11 +55,8 @@ _RESERVED = {
     "null",
     "y",
     "n",
-    "~",
-    ".nan",
-    ".inf",
-    "-.inf",
 }
+"""Words YAML 1.1 reads as booleans or null; only what ``_PLAIN`` lets through is listed."""
 
 
 @functools.lru_cache(maxsize=16384)

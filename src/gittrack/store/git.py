@@ -808,17 +808,6 @@ class GitRepo:
         digest.update(data)
         return digest.hexdigest()
 
-    @contextlib.contextmanager
-    def object_batch(self) -> Iterator[None]:
-        """Collect the objects written inside the block; write them as one pack at its end.
-
-        Objects of the batch can be read back before it is written. When the block raises,
-        nothing is written.
-        """
-        with self.collected_objects() as batch:
-            yield
-        batch.write()
-
     @property
     def _pending(self) -> dict[str, tuple[str, bytes]] | None:
         """The objects the current thread's ``collected_objects`` block holds back. Per
