@@ -64,6 +64,7 @@ from gittrack.store.codecs import (
     metric_line,
     parse_metric_lines,
     parse_time,
+    stored_metric_value,
 )
 from gittrack.store.files import copy_file, replace_file, storage_error
 from gittrack.store.git import message_field
@@ -159,14 +160,7 @@ def summarize_metrics(points: list[tuple[str, float, int, int]]) -> dict[str, di
 
 def _encode_summary(summary: dict[str, dict]) -> dict[str, dict]:
     """Summary values as stored: NaN/±inf spelled as strings (DESIGN §3)."""
-
-    def encode(v: float) -> float | str:
-        if math.isnan(v):
-            return "NaN"
-        if math.isinf(v):
-            return "Infinity" if v > 0 else "-Infinity"
-        return v
-
+    encode = stored_metric_value
     return {
         k: {**e, "value": encode(e["value"]), "min": encode(e["min"]), "max": encode(e["max"])}
         for k, e in sorted(summary.items())
