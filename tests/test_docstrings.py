@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import gittrack.fluent
+from gittrack.client import Client
 
 SKIPPED_PARAMETERS = {"self", "cls"}
 
@@ -50,3 +51,27 @@ FLUENT = sorted(_public_functions(gittrack.fluent))
 @pytest.mark.parametrize(("name", "function"), FLUENT, ids=[n for n, _ in FLUENT])
 def test_each_fluent_function_documents_its_arguments_and_result(name, function) -> None:
     assert _problems(function) == []
+
+
+def _client_methods() -> list[tuple[str, Callable]]:
+    found = []
+    for name, value in vars(Client).items():
+        if name.startswith("_") and name != "__init__":
+            continue
+        if isinstance(value, property):
+            value = value.fget
+        if inspect.isfunction(value):
+            found.append((name, value))
+    return sorted(found)
+
+
+CLIENT = _client_methods()
+
+
+def test_the_client_has_the_methods_mlflow_scripts_call() -> None:
+    assert len(CLIENT) > 60
+
+
+@pytest.mark.parametrize(("name", "method"), CLIENT, ids=[n for n, _ in CLIENT])
+def test_each_client_method_documents_its_arguments_and_result(name, method) -> None:
+    assert _problems(method) == []
