@@ -147,7 +147,11 @@ class ObjectReader:
         kind, _, _size = header.decode().partition(" ")
         return kind, body
 
-    MISSING_RETRIES = (0.001, 0.01, 0.05)
+    # About a second in all: on a loaded machine the process that merges packs can be
+    # descheduled between writing the merged pack and removing the small ones for longer
+    # than a few milliseconds (seen with four writers on two busy cores). Only a missing
+    # object waits, and a truly missing one is an error either way.
+    MISSING_RETRIES = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5)
 
     def _read_batch(self, sha: str) -> tuple[str, bytes]:
         """One object through ``cat-file --batch``. Asked again when reported missing: git
