@@ -127,10 +127,10 @@ class _Values:
 
     def _read(self, commit: str) -> float | None:
         values = [
-            run.data.metrics[self.metric]
+            run.metrics[self.metric]
             for run in runs_for_commit(self.repository, commit)
-            if self.metric in run.data.metrics
-            and (self.experiment_ids is None or run.info.experiment_id in self.experiment_ids)
+            if self.metric in run.metrics
+            and (self.experiment_ids is None or run.experiment_id in self.experiment_ids)
         ]
         values = [value for value in values if not math.isnan(value)]
         if not values:

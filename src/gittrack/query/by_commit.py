@@ -5,13 +5,20 @@ post-commit hook moves both together when it relabels a dirty-tree run). These t
 are what ``bisect`` (and ``diff``) need: the first-parent commits between two revisions, the
 runs of one commit, and the nearest commit back along first parents that has runs. They read
 through the query index and never write.
+
+(``query`` reaching ``gitflow.commit_runs`` is allowed: they are sibling domains. The runs of
+a commit are owned there, with the pandas-free fast path that ``gittrack log`` uses.)
 """
 
 from __future__ import annotations
 
-from gittrack.entities import Run
+from typing import TYPE_CHECKING
+
 from gittrack.errors import InvalidInputError, NotFoundError
 from gittrack.tracking.repository import TrackingRepository
+
+if TYPE_CHECKING:
+    from gittrack.gitflow.notes import RunSummary
 
 COMMIT_TAG = "mlflow.source.git.commit"
 
@@ -49,23 +56,22 @@ def first_parent_commits(
     return repository.repo.git_text(*args, "--").split()
 
 
-def runs_for_commit(repository: TrackingRepository, commit: str) -> list[Run]:
-    """The active runs made on ``commit`` (a full commit id), oldest start first."""
-    from gittrack.query.search import search_runs
+def runs_for_commit(repository: TrackingRepository, commit: str) -> list[RunSummary]:
+    """The active runs made on ``commit`` (a full commit id), oldest start first, each with
+    its latest metric values. Read from the saved query index without pandas when it is
+    current (``gitflow.commit_runs.runs_of_commits``), so a command that probes a few
+    commits stays fast."""
+    from gittrack.gitflow.commit_runs import runs_of_commits
 
-    if not all(c in "0123456789abcdef" for c in commit) or not commit:
+    if not commit or any(c not in "0123456789abcdef" for c in commit):
         raise InvalidInputError(f"commit {commit!r} is not a full commit id")
-    return search_runs(
-        repository,
-        filter_string=f"tags.`{COMMIT_TAG}` = '{commit}'",
-        order_by=["start_time ASC"],
-        output_format="list",
-    )
+    runs = runs_of_commits(repository, [commit]).get(commit, [])
+    return sorted(runs, key=lambda run: (run.start_time, run.run_id))
 
 
 def nearest_commit_with_runs(
     repository: TrackingRepository, rev: str, limit: int = 100
-) -> tuple[str, list[Run]] | None:
+) -> tuple[str, list[RunSummary]] | None:
     """The closest commit to ``rev`` back along its first parents (``rev`` itself first)
     that has runs, with those runs; None when none of the first ``limit`` commits has any."""
     for commit in first_parent_commits(repository, rev, limit=limit):
