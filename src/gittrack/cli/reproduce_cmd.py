@@ -40,8 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--path", metavar="DIR", help="keep the worktree there (default: a temporary one)"
     )
     add_format_options(reproduce)
-    reproduce.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ...")
-    reproduce.set_defaults(handler=reproduce_run)
+    reproduce.add_argument(
+        "command",
+        nargs="*",
+        metavar="-- CMD",
+        help="the command, after -- (e.g. -- python train.py)",
+    )
+    reproduce.set_defaults(handler=reproduce_run, takes_command=True)
 
 
 def checkout_run(args: argparse.Namespace) -> int:
@@ -87,13 +92,9 @@ def _warn_incomplete(run_id: str, captured: bool, skipped: tuple[str, ...]) -> N
         )
 
 
-def _command(words: list[str]) -> list[str]:
-    return words[1:] if words[:1] == ["--"] else words
-
-
 def reproduce_run(args: argparse.Namespace) -> int:
     client = Client(args.repo)
-    result = client.reproduce_run(args.run_id, _command(args.command), args.path)
+    result = client.reproduce_run(args.run_id, args.command, args.path)
     rows = metric_changes(result.original, result.new)
     if args.format != "table":
         emit(rows, ["metric", "original", "reproduced", "change"], args.format)
