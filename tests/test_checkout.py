@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,20 @@ def test_compare_code_takes_exactly_two_runs(repo: Path):
 
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "exactly two runs" in result.stderr
+
+
+def test_checkout_of_a_dirty_run_captured_without_snapshot_is_its_commit_with_a_warning(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("GITTRACK_SOURCE_CAPTURE", "commit")
+    (repo / "train.py").write_text("print('uncommitted')\n")
+    run_id = _run_here()
+
+    result = gittrack_cli(repo, "checkout", run_id, "--path", str(tmp_path / "co"), "--json")
+
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["commit"] == record["base"] == git(repo, "rev-parse", "HEAD").strip()
+    assert record["uncommitted_change_captured"] is False
+    assert "changes were not captured" in result.stderr
+    assert (tmp_path / "co" / "train.py").read_text() == "print('train')\n"

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from gittrack.cli.main import add_format_options
 from gittrack.cli.output import emit, visible
 from gittrack.client import Client
-from gittrack.entities import Run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +56,7 @@ def checkout_run(args: argparse.Namespace) -> int:
         "path": str(checkout.path),
         "commit": code.commit,
         "base": code.base,
-        "snapshot": code.has_change,
+        "from_snapshot": code.has_change,
         "run_file": str(checkout.run_file),
         "untracked_skipped": list(code.untracked_skipped),
         "uncommitted_change_captured": code.captured,
@@ -95,7 +93,7 @@ def _warn_incomplete(run_id: str, captured: bool, skipped: tuple[str, ...]) -> N
 def reproduce_run(args: argparse.Namespace) -> int:
     client = Client(args.repo)
     result = client.reproduce_run(args.run_id, args.command, args.path)
-    rows = metric_changes(result.original, result.new)
+    rows = result.metric_changes()
     if args.format != "table":
         emit(rows, ["metric", "original", "reproduced", "change"], args.format)
     else:
@@ -108,14 +106,3 @@ def reproduce_run(args: argparse.Namespace) -> int:
         emit(rows, ["metric", "original", "reproduced", "change"])
     _warn_incomplete(result.original.info.run_id, True, result.untracked_skipped)
     return result.exit_code if result.exit_code else 0
-
-
-def metric_changes(original: Run, new: Run) -> list[dict[str, Any]]:
-    """One row per metric of either run: both latest values and the change (new - old)."""
-    old, now = original.data.metrics, new.data.metrics
-    rows = []
-    for key in sorted({*old, *now}):
-        before, after = old.get(key), now.get(key)
-        change = after - before if before is not None and after is not None else None
-        rows.append({"metric": key, "original": before, "reproduced": after, "change": change})
-    return rows

@@ -33,6 +33,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gittrack.entities import Run, RunStatus, SourceInfo
 from gittrack.errors import GittrackError, InvalidInputError
@@ -59,6 +60,18 @@ class Reproduction:
     path: Path
     kept: bool
     untracked_skipped: tuple[str, ...]
+
+    def metric_changes(self) -> list[dict[str, Any]]:
+        """One row per metric of either run (by key): ``metric``, ``original`` and
+        ``reproduced`` (latest values, None when that run has no such metric) and
+        ``change`` (reproduced - original)."""
+        old, now = self.original.data.metrics, self.new.data.metrics
+        rows = []
+        for key in sorted({*old, *now}):
+            before, after = old.get(key), now.get(key)
+            change = after - before if before is not None and after is not None else None
+            rows.append({"metric": key, "original": before, "reproduced": after, "change": change})
+        return rows
 
 
 def param_env_name(key: str) -> str:
