@@ -12,7 +12,7 @@ another one. The new run:
   param never changes);
 - is committed as SCHEDULED before the command starts, and ended by the launcher when the
   command did not end it: FINISHED on exit status 0, else FAILED (MLflow's rule for a run
-  the script did not end itself).
+  the script did not end itself), KILLED when gittrack itself is interrupted.
 
 The command's environment names the run and its params (``ENV_*`` below). Param keys are
 free text, so each key becomes ``GITTRACK_PARAM_<KEY>`` with the key upper-cased and every
@@ -136,8 +136,14 @@ def reproduce_run(
         checkout = checkout_run(repository, original.info.run_id, target)
         try:
             new_id = _start_new_run(repository, original)
-            exit_code = _run_command(repository, command, checkout, original, new_id)
-            _end_if_live(repository, new_id, exit_code)
+            try:
+                exit_code = _run_command(repository, command, checkout, original, new_id)
+            except BaseException:  # interrupted (Ctrl-C): the run says so
+                _end_if_live(repository, new_id, RunStatus.KILLED)
+                raise
+            _end_if_live(
+                repository, new_id, RunStatus.FINISHED if exit_code == 0 else RunStatus.FAILED
+            )
         finally:
             if scratch is not None:
                 remove_worktree(repository, checkout.path)
@@ -207,10 +213,9 @@ def _run_command(
         return 127
 
 
-def _end_if_live(repository: TrackingRepository, run_id: str, exit_code: int) -> None:
-    """End the new run when the command did not: it never resumed it (still SCHEDULED), or
-    it died while the run was live. FINISHED on exit status 0, else FAILED."""
-    status = RunStatus.FINISHED if exit_code == 0 else RunStatus.FAILED
+def _end_if_live(repository: TrackingRepository, run_id: str, status: str) -> None:
+    """End the new run with ``status`` when the command did not: it never resumed it (still
+    SCHEDULED), or it died while the run was live."""
     live = repository.staging.exists(run_id)
     if not live and repository.runs.get(run_id).info.status != RunStatus.SCHEDULED:
         return
