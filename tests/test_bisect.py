@@ -241,3 +241,46 @@ def test_by_commit_lookups_walk_first_parents_and_find_the_nearest_commit_with_r
     nearest, runs = nearest_commit_with_runs(repository, "main")
     assert nearest == commits[2] and len(runs) == 2
     assert nearest_commit_with_runs(repository, "main", limit=3) is None
+
+
+@pytest.mark.parametrize(
+    "select, first_bad",
+    [("latest", 4), ("max", 2), ("min", 6), ("mean", 4)],
+)
+def test_select_chooses_which_of_a_commits_runs_stands_for_it(
+    project: Path, select: str, first_bad: int
+):
+    commits = _history(project, 8)
+    # three runs per commit, crossing at commits 2, 6 and (the latest run) 4
+    _log_runs(project, commits, lambda i: 1.0 if i < 2 else 9.0, "loss")
+    _log_runs(project, commits, lambda i: 1.0 if i < 6 else 9.0, "loss")
+    _log_runs(project, commits, lambda i: 1.0 if i < 4 else 9.0, "loss")
+
+    result = Client().bisect_metric(
+        "loss", commits[0], commits[-1], threshold=5.0, direction="up", select=select
+    )
+
+    assert result.first_bad == commits[first_bad]
+
+
+def test_experiment_restricts_the_runs_that_count(project: Path):
+    commits = _history(project, 10)
+    gittrack.set_experiment("noise")
+    _log_runs(project, commits, lambda i: 0.1 if i % 2 else 0.9, "acc")
+    gittrack.set_experiment("real")
+    _log_runs(project, commits, lambda i: 0.9 if i < 7 else 0.1, "acc")
+    real = gittrack.get_experiment_by_name("real").experiment_id
+
+    result = gittrack_cli(
+        project, "bisect", "-m", "acc", "--good", commits[0], "--bad", "main", "-e", "real",
+        "--select", "min", "--json",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["first_bad"] == commits[7]
+    assert (
+        Client()
+        .bisect_metric("acc", commits[0], commits[-1], experiment_ids=[real], select="min")
+        .first_bad
+        == commits[7]
+    )

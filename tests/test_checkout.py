@@ -203,3 +203,24 @@ def test_checkout_of_a_dirty_run_captured_without_snapshot_is_its_commit_with_a_
     assert record["uncommitted_change_captured"] is False
     assert "changes were not captured" in result.stderr
     assert (tmp_path / "co" / "train.py").read_text() == "print('train')\n"
+
+
+@pytest.mark.parametrize(
+    "command, code, words",
+    [
+        (["runs", "show", "0" * 32, "--code"], 3, "does not exist"),
+        (["compare", "0" * 32, "RUN", "--code"], 3, "does not exist"),
+        (["runs", "show", "RUN", "--code"], 5, "recorded no source commit"),
+    ],
+)
+def test_code_of_an_unknown_run_or_one_without_source_is_a_one_line_error(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, command: list[str], code: int, words: str
+):
+    monkeypatch.setenv("GITTRACK_SOURCE_CAPTURE", "none")
+    run_id = _run_here()
+
+    result = gittrack_cli(repo, *[run_id if word == "RUN" else word for word in command])
+
+    assert result.returncode == code, result.stderr
+    assert result.stderr.count("\n") == 1 and words in result.stderr
+    assert result.stdout == ""
