@@ -213,11 +213,15 @@ def test_an_endpoint_without_runs_needs_both_threshold_and_direction(project: Pa
     _log_runs(project, commits, lambda i: None if i == 0 else (0.9 if i < 7 else 0.7), "acc")
 
     refused = gittrack_cli(project, "bisect", "-m", "acc", "--good", commits[0], "--bad", "main")
-    found = Client().bisect_metric("acc", commits[0], commits[-1], threshold=0.8, direction="down")
+    found = gittrack_cli(
+        project, "bisect", "-m", "acc", "--good", commits[0], "--bad", "main",
+        "--threshold", "0.8", "--direction", "down", "--json",
+    )  # fmt: skip
 
     assert refused.returncode == 3
     assert "has no runs with metric 'acc'" in refused.stderr
-    assert found.first_bad == commits[7]
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["first_bad"] == commits[7]
 
 
 def test_by_commit_lookups_walk_first_parents_and_find_the_nearest_commit_with_runs(

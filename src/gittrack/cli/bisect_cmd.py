@@ -25,12 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--metric", "-m", required=True, help="the metric key")
     parser.add_argument("--good", required=True, metavar="REV", help="a commit with good values")
     parser.add_argument("--bad", required=True, metavar="REV", help="a later commit, bad values")
-    rule = parser.add_mutually_exclusive_group()
-    rule.add_argument("--threshold", type=float, metavar="T", help="a bad value is beyond T")
-    rule.add_argument(
+    parser.add_argument("--threshold", type=float, metavar="T", help="a bad value is beyond T")
+    parser.add_argument(
         "--direction",
         choices=("up", "down"),
-        help="the regression is the metric going up (a loss) or down (an accuracy)",
+        help="the regression is the metric going up (a loss) or down (an accuracy); with "
+        "--threshold too, --good and --bad need no runs",
     )
     parser.add_argument(
         "--select",
