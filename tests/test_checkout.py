@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ def _dirty_tree(repo: Path) -> None:
     (repo / "notes.txt").write_text("untracked but not ignored\n")
     (repo / "debug.log").write_text("ignored by .gitignore\n")
     (repo / "big.bin").write_bytes(b"x" * LARGE)
+    (repo / "run.sh").write_text("#!/bin/sh\npython train.py\n")
+    (repo / "run.sh").chmod(0o755)
 
 
 def _run_here(params: dict[str, str] | None = None) -> str:
@@ -56,6 +59,7 @@ def test_checkout_of_a_dirty_tree_run_holds_the_files_as_they_were_byte_for_byte
 
     assert result.returncode == 0, result.stderr
     assert _files(target, skip={".gittrack-run.yaml"}) == as_started
+    assert os.access(target / "run.sh", os.X_OK) and not os.access(target / "train.py", os.X_OK)
     assert "big.bin" in result.stderr and "too large for the snapshot" in result.stderr
     assert tree_fingerprint(repo) == before
     assert git(target, "status", "--porcelain").splitlines() == ["?? .gittrack-run.yaml"]
