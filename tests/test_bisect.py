@@ -153,6 +153,7 @@ import gittrack
 step = int(re.search(r"step = (\\d+)", open("train.py").read()).group(1))
 with gittrack.start_run():
     gittrack.log_metric("acc", 0.91 if step < {planted} else 0.72)
+print("trained step", step)
 """
 
 
@@ -177,6 +178,7 @@ def test_run_fills_the_commits_that_lack_runs_in_a_temporary_worktree(
     assert found["first_bad"] == commits[planted]
     filled = [step["commit"] for step in found["steps"] if step["filled"]]
     assert filled and set(filled) <= {commits[i] for i in missing}
+    assert "trained step" in result.stderr  # the command's output kept off the JSON
     runs = Client().search_runs(filter_string=f"tags.`mlflow.source.git.commit` = '{filled[0]}'")
     assert len(runs) == 1
     assert len(git(project, "worktree", "list").splitlines()) == 1

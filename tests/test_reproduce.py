@@ -81,7 +81,8 @@ def test_reproduce_logs_a_new_run_with_the_same_params_and_prints_the_metric_dif
     assert new.info.experiment_id == original.info.experiment_id
     assert new.source.commit == original.source.commit
     lines = result.stdout.splitlines()
-    assert f"reproduced run {original_id} as run {new.info.run_id}" in result.stdout
+    assert lines[0].startswith(f"reproduced run {original_id} as run {new.info.run_id}")
+    assert new.info.run_id in result.stderr  # what the script printed: stdout stays gittrack's
     assert any(line.split()[:1] == ["accuracy"] and line.split()[-1] == "0" for line in lines)
     assert tree_fingerprint(project) == before
     assert len(git(project, "worktree", "list").splitlines()) == 1  # the temporary one is gone

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from gittrack.errors import InvalidInputError, NotFoundError
 from gittrack.gitflow.checkout import remove_worktree
+from gittrack.gitflow.reproduce import run_user_command
 from gittrack.query.by_commit import first_parent_commits, resolve_revision, runs_for_commit
 from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository
@@ -305,8 +305,8 @@ def _next_probe(low: int, high: int, skipped: set[int]) -> int | None:
 def run_in_worktree(repository: TrackingRepository, commit: str, command: Sequence[str]) -> int:
     """Run ``command`` in a temporary linked worktree at ``commit`` (removed afterwards),
     with the tracking repository in ``GITTRACK_TRACKING_URI``; returns its exit status
-    (127 when it could not be started). The runs it logs record ``commit`` as their source,
-    as any run made there does."""
+    (127 when it could not be started); its output goes to stderr. The runs it logs record
+    ``commit`` as their source, as any run made there does."""
     scratch = Path(tempfile.mkdtemp(prefix="gittrack-bisect-"))
     path = scratch / commit[:12]
     try:
@@ -315,10 +315,7 @@ def run_in_worktree(repository: TrackingRepository, commit: str, command: Sequen
             env = {**os.environ, "GITTRACK_TRACKING_URI": str(repository.path)}
             for name in ("MLFLOW_RUN_ID", "GITTRACK_RUN_ID"):
                 env.pop(name, None)
-            try:
-                return subprocess.run(list(command), cwd=path, env=env, check=False).returncode
-            except OSError:
-                return 127
+            return run_user_command(command, path, env)
         finally:
             remove_worktree(repository, path)
     finally:

@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
@@ -206,9 +207,20 @@ def _run_command(
     env[ENV_TRACKING_URI] = str(repository.path)
     env[ENV_REPRODUCES] = original.info.run_id
     env.pop("MLFLOW_EXPERIMENT_NAME", None)  # the run's experiment is the one to use
+    return run_user_command(command, checkout.path, env)
+
+
+def run_user_command(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
+    """Run the user's command in ``cwd`` and return its exit status (127, with a warning,
+    when it cannot be started). Its standard output goes to this process's standard error,
+    so what gittrack prints on stdout (a table, JSON) stays whole."""
     try:
-        return subprocess.run(command, cwd=checkout.path, env=env, check=False).returncode
-    except OSError as exc:  # not executable, say: the run is ended as FAILED below
+        out = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced (a test, a notebook)
+        out = None
+    try:
+        return subprocess.run(list(command), cwd=cwd, env=env, stdout=out, check=False).returncode
+    except OSError as exc:  # not executable, say
         warnings.warn(f"could not start {command[0]!r}: {exc.strerror}", UserWarning, stacklevel=2)
         return 127
 
