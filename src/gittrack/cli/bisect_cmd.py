@@ -13,6 +13,7 @@ from gittrack.errors import InvalidInputError, NotFoundError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``bisect`` to the command line."""
     parser = sub.add_parser(
         "bisect",
         help="find the first commit where a metric crossed a threshold, from logged runs",
@@ -71,6 +72,7 @@ def _split(command: str | None) -> list[str] | None:
 
 
 def bisect(args: argparse.Namespace) -> int:
+    """``gittrack bisect``: the steps and the answer; exit status 1 when undecided."""
     client = Client(args.repo)
     result = client.bisect_metric(
         args.metric,

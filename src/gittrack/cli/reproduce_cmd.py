@@ -11,6 +11,7 @@ from gittrack.client import Client
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``checkout`` and ``reproduce`` to the command line."""
     checkout = sub.add_parser(
         "checkout",
         help="a linked worktree holding a run's exact code, with its params",
@@ -48,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def checkout_run(args: argparse.Namespace) -> int:
+    """``gittrack checkout``: where the worktree is; warnings for what its code lacks."""
     client = Client(args.repo)
     checkout = client.checkout_run(args.run_id, args.path)
     code = checkout.code
@@ -91,6 +93,7 @@ def _warn_incomplete(run_id: str, captured: bool, skipped: tuple[str, ...]) -> N
 
 
 def reproduce_run(args: argparse.Namespace) -> int:
+    """``gittrack reproduce``: the metric comparison; exits with the command's status."""
     client = Client(args.repo)
     result = client.reproduce_run(args.run_id, args.command, args.path)
     rows = result.metric_changes()
