@@ -35,6 +35,9 @@ from gittrack.tracking.runs import RecoveredRun, check_new_run
 from gittrack.tracking.source import default_entry_point
 
 if TYPE_CHECKING:
+    from gittrack.gitflow.bisect import BisectResult
+    from gittrack.gitflow.checkout import Checkout, RunCode
+    from gittrack.gitflow.reproduce import Reproduction
     from gittrack.registry.policy import Violation as PolicyViolation
     from gittrack.registry.service import RegistryService
     from gittrack.registry.state import Event as RegistryEvent
@@ -829,6 +832,103 @@ class Client:
             RepositoryError: the repository cannot be written.
         """
         return self.repository.init()
+
+    # ------------------------------------------------------- code of runs (DESIGN §13)
+    def get_run_code(self, run_id: str) -> RunCode:
+        """Where a run's code is: the commit it started on and the commit holding its exact
+        code (its snapshot when the tree was dirty).
+
+        :raises NotFoundError: no such run, or its code is not in this repository.
+        :raises InvalidStateError: the run recorded no source commit.
+        """
+        from gittrack.gitflow.checkout import run_code
+
+        return run_code(self.repository, self.get_run(run_id))
+
+    def get_code_diff(self, run_id: str, other_run_id: str | None = None) -> bytes:
+        """A patch: ``run_id``'s uncommitted change against the commit it started on, or,
+        with ``other_run_id``, from ``run_id``'s code to the other run's. Empty when equal.
+
+        :raises NotFoundError, InvalidStateError: as ``get_run_code``, for either run.
+        """
+        from gittrack.gitflow.checkout import code_diff
+
+        code = self.get_run_code(run_id)
+        if other_run_id is None:
+            return code_diff(self.repository, code.base, code.commit)
+        return code_diff(self.repository, code.commit, self.get_run_code(other_run_id).commit)
+
+    def checkout_run(self, run_id: str, path: str | os.PathLike[str] | None = None) -> Checkout:
+        """Add a linked worktree holding the run's exact code, with its params in
+        ``.gittrack-run.yaml``; the user's work tree, index, HEAD and branch are untouched.
+
+        :param path: where (default: ``<repository>-run-<id>`` beside the repository).
+        :raises ConflictError: ``path`` exists. Nothing is written on any error.
+        :raises NotFoundError, InvalidStateError: as ``get_run_code``.
+        """
+        from gittrack.gitflow.checkout import checkout_run
+
+        return checkout_run(self.repository, run_id, Path(path) if path is not None else None)
+
+    def reproduce_run(
+        self,
+        run_id: str,
+        command: Sequence[str],
+        path: str | os.PathLike[str] | None = None,
+    ) -> Reproduction:
+        """Run ``command`` on a run's exact code as a new run tagged
+        ``gittrack.reproduces=<run_id>``, with the run's params (``gitflow/reproduce.py``).
+
+        :param path: keep the worktree there (default: a temporary one, removed after).
+        :raises InvalidInputError: the command is empty or not found.
+        :raises ConflictError, NotFoundError, InvalidStateError: as ``checkout_run``.
+        """
+        from gittrack.gitflow.reproduce import reproduce_run
+
+        target = Path(path) if path is not None else None
+        return reproduce_run(self.repository, run_id, command, target)
+
+    def bisect_metric(
+        self,
+        metric: str,
+        good: str,
+        bad: str,
+        *,
+        threshold: float | None = None,
+        direction: str | None = None,
+        select: str = "latest",
+        experiment_ids: Sequence[str] | None = None,
+        command: Sequence[str] | None = None,
+    ) -> BisectResult:
+        """The first first-parent commit after ``good`` up to ``bad`` whose metric crossed
+        the threshold, from the runs logged on those commits (``gitflow/bisect.py``).
+
+        :param command: run it in a temporary worktree on each probed commit that lacks
+            runs, to log them; None uses only the runs already logged.
+        :raises InvalidInputError: bad options, or ``good`` is not on ``bad``'s first-parent
+            history; NotFoundError: a revision names no commit.
+        """
+        from gittrack.gitflow.bisect import bisect_metric, run_in_worktree
+        from gittrack.gitflow.reproduce import check_command
+
+        fill = None
+        if command is not None:
+            checked = check_command(command)
+
+            def fill(commit: str) -> None:
+                run_in_worktree(self.repository, commit, checked)
+
+        return bisect_metric(
+            self.repository,
+            metric,
+            good,
+            bad,
+            threshold=threshold,
+            direction=direction,
+            select=select,
+            experiment_ids=experiment_ids,
+            fill=fill,
+        )
 
     def run_exists(self, run_id: str) -> bool:
         """Whether a run with this id exists (live or committed).

@@ -341,7 +341,10 @@ def start_run(
     """Start a new run (or resume ``run_id``) and make it the active one of this thread.
 
     As in MLflow, ``run_name`` names the run and its ``mlflow.runName`` tag together: it wins
-    over that tag in ``tags`` for a new run, and renames a resumed run.
+    over that tag in ``tags`` for a new run, and renames a resumed run. Without ``run_id``,
+    the ``MLFLOW_RUN_ID`` (or ``GITTRACK_RUN_ID``) environment variable names the run to
+    resume and is then removed from the environment, as MLflow does for the run a launcher
+    (``mlflow run``, ``gittrack reproduce``) created.
 
     Args:
         run_id: resume this run instead of starting one.
@@ -357,11 +360,14 @@ def start_run(
         The active run, also a context manager that ends it (FAILED on an exception).
 
     Raises:
-        InvalidStateError: a run is already active and ``nested`` is False.
+        InvalidStateError: a run is already active and ``nested`` is False, or a resumed run
+            belongs to another experiment than the one ``set_experiment`` chose.
         InvalidInputError: a bad name, tag, description or experiment.
         NotFoundError: ``run_id``, ``experiment_id`` or ``parent_run_id`` does not exist.
     """
     client = _client()
+    if run_id is None:
+        run_id = _run_id_from_environment()
     if _state.runs.stack and not nested:
         active = _state.runs.stack[-1].info.run_id
         raise InvalidStateError(
@@ -375,6 +381,7 @@ def start_run(
             tags = {**(tags or {}), validation.RUN_NAME_TAG: run_name}
     if run_id is not None:
         tags = validation.check_tags(tags)  # before the run is reopened
+        _check_resumed_experiment(client, run_id)
         run = client.resume_run(run_id)
         if run_name:  # MLflow renames first, then sets the tags given
             tags = {validation.RUN_NAME_TAG: run_name, **tags}
@@ -394,6 +401,32 @@ def start_run(
     active = ActiveRun(run)
     _state.runs.stack.append(active)
     return active
+
+
+RUN_ID_ENV_VARS = ("MLFLOW_RUN_ID", "GITTRACK_RUN_ID")
+
+
+def _run_id_from_environment() -> str | None:
+    """The run a launcher asked this process to resume, taken out of the environment so
+    that a later ``start_run`` starts a new run (MLflow's rule for ``MLFLOW_RUN_ID``)."""
+    found = None
+    for name in RUN_ID_ENV_VARS:
+        value = os.environ.pop(name, None)
+        found = found or value or None
+    return found
+
+
+def _check_resumed_experiment(client: Client, run_id: str) -> None:
+    chosen = _state.experiment_id
+    if chosen is None:
+        return
+    run = client.get_run(run_id)
+    if chosen != run.info.experiment_id:
+        raise InvalidStateError(
+            f"cannot resume run {run.info.run_id}: it belongs to experiment "
+            f"{run.info.experiment_id}, but set_experiment chose experiment {chosen}; "
+            "set the same experiment (or none) before resuming it"
+        )
 
 
 def end_run(status: str = RunStatus.FINISHED) -> None:
