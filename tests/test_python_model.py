@@ -543,6 +543,23 @@ def test_gittrack_loads_an_mlflow_python_model_and_predicts_the_same(
     assert type(loaded.unwrap_python_model()).__name__ == "MlflowScaledClassifier"
 
 
+class Echo(gittrack.pyfunc.PythonModel):
+    def predict(self, model_input, params=None):
+        return type(model_input).__name__, repr(model_input)
+
+
+def test_without_a_signature_a_custom_model_gets_its_input_as_mlflow_gives_it(
+    tmp_path: Path, real_mlflow
+) -> None:
+    gittrack.pyfunc.save_model(tmp_path / "model", python_model=Echo())
+    theirs = real_mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    ours = gittrack.pyfunc.load_model(str(tmp_path / "model"))
+    inputs = [["a", "b"], {"x": [1, 2]}, [[1, 2], [3, 4]], [{"x": 1}], np.array([1.0]), "text"]
+    for data in inputs:
+        assert ours.predict(data) == theirs.predict(data)
+    assert ours.predict(["a", "b"]) == ("list", "['a', 'b']")
+
+
 def test_mlflow_and_gittrack_pass_params_the_same_way(
     tmp_path: Path, real_mlflow, offset_file
 ) -> None:

@@ -83,19 +83,25 @@ class PyFuncModel:
         signature's params schema allows (``apply_params_schema``); other models take none,
         and a warning says they were ignored.
         """
-        model_input = prepare_input(data, self._metadata.get_input_schema())
         if isinstance(self._raw_model, python_model.PythonModelPredictor):
-            signature = self._metadata.signature
-            schema = signature.params if signature is not None else None
-            return self._raw_model.predict(
-                model_input, python_model.apply_params_schema(params, schema)
-            )
+            return self._predict_python_model(data, params)
+        model_input = prepare_input(data, self._metadata.get_input_schema())
         if params:
             warnings.warn(
                 f"params {sorted(params)} are ignored: {self.loader_module} models take none",
                 stacklevel=2,
             )
         return getattr(self._raw_model, self._predict_fn)(model_input)
+
+    def _predict_python_model(self, data: Any, params: Mapping[str, Any] | None) -> Any:
+        # As MLflow: without an input schema a custom model gets the input untouched.
+        schema = self._metadata.get_input_schema()
+        model_input = data if schema is None else prepare_input(data, schema)
+        signature = self._metadata.signature
+        params_schema = signature.params if signature is not None else None
+        return self._raw_model.predict(
+            model_input, python_model.apply_params_schema(params, params_schema)
+        )
 
     def unwrap_python_model(self) -> Any:
         """The underlying model object (sklearn: the estimator; a custom model: its instance)."""

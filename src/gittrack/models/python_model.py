@@ -394,10 +394,8 @@ def _check_artifacts(artifacts: Mapping[str, Any] | None) -> dict[str, str]:
         )
     checked = {}
     for name, uri in artifacts.items():
-        if not isinstance(name, str) or not name or "/" in name:
-            raise InvalidInputError(
-                f"artifact name {name!r} must be a non-empty string without '/'"
-            )
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"artifact name {name!r} must be a non-empty string")
         if not isinstance(uri, (str, os.PathLike)) or not os.fspath(uri):
             raise InvalidInputError(
                 f"artifact {name!r}: {uri!r} is not a path or URI; use a local path, file://, "
