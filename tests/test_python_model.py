@@ -310,6 +310,22 @@ def test_a_missing_artifact_is_reported_before_anything_is_written(tmp_path: Pat
     assert not (tmp_path / "model").exists()
 
 
+class HoldsALock(gittrack.pyfunc.PythonModel):
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+
+    def predict(self, model_input):
+        return model_input
+
+
+def test_a_model_cloudpickle_cannot_store_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="cannot serialize python_model HoldsALock"):
+        gittrack.pyfunc.save_model(tmp_path / "model", python_model=HoldsALock())
+    assert not (tmp_path / "model").exists()
+
+
 def test_saving_into_a_non_empty_directory_fails_as_in_mlflow(tmp_path: Path) -> None:
     target = tmp_path / "model"
     target.mkdir()

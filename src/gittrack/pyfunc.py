@@ -92,13 +92,20 @@ def save_model(
     extra_pip_requirements: Iterable[str] | str | os.PathLike[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
     model_config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
-    **_ignored: Any,
+    streamable: bool | None = None,
+    resources: Any = None,
+    auth_policy: Any = None,
+    uv_project_path: Any = None,
+    uv_groups: Any = None,
+    uv_extras: Any = None,
 ) -> ModelInfo:
     """Save a custom ``python_model`` as an MLflow-format model directory at ``path``.
 
     ``artifacts`` map names to local paths, ``file://``, ``runs:/`` or ``models:/`` URIs
     (resolved in the tracking repository); each is copied into the model. The other
-    arguments are those of :func:`gittrack.models.python_model.save_model`.
+    arguments are those of :func:`gittrack.models.python_model.save_model`; MLflow's
+    ``conda_env``, ``mlflow_model``, ``infer_code_paths``, ``streamable``, ``resources``,
+    ``auth_policy`` and ``uv_*`` are accepted and ignored.
 
     Returns:
         The saved model's ``ModelInfo``.

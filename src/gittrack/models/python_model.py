@@ -364,8 +364,8 @@ def check_python_model(python_model: Any) -> Any:
             "supported; pass a PythonModel instance or a function of one argument"
         )
     if callable(python_model):
-        count = len(inspect.signature(python_model).parameters)
-        if count != 1:
+        count = _parameter_count(python_model)
+        if count not in (1, None):
             raise InvalidInputError(
                 f"python_model {getattr(python_model, '__name__', python_model)!r} is a callable "
                 f"taking {count} arguments; a function used as a model takes exactly one"
@@ -375,6 +375,13 @@ def check_python_model(python_model: Any) -> Any:
         f"python_model must be a gittrack.pyfunc.PythonModel instance or a function of one "
         f"argument, not {type(python_model).__name__}"
     )
+
+
+def _parameter_count(func: Callable[..., Any]) -> int | None:
+    try:
+        return len(inspect.signature(func).parameters)
+    except (TypeError, ValueError):  # some builtins have no signature to read
+        return None
 
 
 def _is_python_model(obj: Any) -> bool:
