@@ -34,6 +34,7 @@ class AddOffset(gittrack.pyfunc.PythonModel):
 
     def load_context(self, context):
         self.offset = float(Path(context.artifacts["offset"]).read_text())
+        self.artifacts = dict(context.artifacts)
         self.config = context.model_config
 
     def predict(self, context, model_input, params=None):
@@ -154,7 +155,9 @@ def test_load_context_gets_absolute_paths_of_the_copies_and_the_model_config(
     loaded = gittrack.pyfunc.load_model(str(target))
     model = loaded.unwrap_python_model()
     assert isinstance(model, AddOffset) and model.offset == 10.0
+    assert model.artifacts == {"offset": str(target.resolve() / "artifacts" / "offset.txt")}
     assert model.config == {"threshold": 0.5}
+    assert loaded.get_raw_model() is model and "AddOffset" in repr(loaded)
     assert list(loaded.predict(frame(1, 2))) == [11.0, 12.0]
 
 

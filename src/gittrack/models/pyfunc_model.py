@@ -110,12 +110,13 @@ class PyFuncModel:
         return self._raw_model
 
     def get_raw_model(self) -> Any:
-        """The underlying model object (for sklearn: the estimator)."""
-        return self._raw_model
+        """The underlying model object (sklearn: the estimator; a custom model: its instance)."""
+        return self.unwrap_python_model()
 
     def __repr__(self) -> str:
         where = f" from {self._model_dir}" if self._model_dir else ""
-        return f"<PyFuncModel {type(self._raw_model).__name__} ({self.loader_module}){where}>"
+        name = type(self.unwrap_python_model()).__name__
+        return f"<PyFuncModel {name} ({self.loader_module}){where}>"
 
 
 def load_model(
