@@ -254,6 +254,32 @@ def test_sources_sharing_a_file_name_are_kept_apart_and_a_shared_source_is_store
     assert (tmp_path / "model" / "artifacts" / "1" / "weights.txt").read_text() == "b"
 
 
+class ReadsADirectory(gittrack.pyfunc.PythonModel):
+    def load_context(self, context):
+        folder = Path(context.artifacts["folder"])
+        self.total = sum(float(p.read_text()) for p in sorted(folder.iterdir()))
+        self.offset = float(Path(context.artifacts["offset"]).read_text())
+
+    def predict(self, model_input):
+        return model_input["x"] + self.total + self.offset
+
+
+def test_a_directory_and_a_file_uri_are_artifacts_too(tmp_path: Path, offset_file) -> None:
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for index in range(3):
+        (folder / f"w{index}.txt").write_text(str(index))
+    gittrack.pyfunc.save_model(
+        tmp_path / "model",
+        python_model=ReadsADirectory(),
+        artifacts={"folder": str(folder), "offset": offset_file.as_uri()},
+    )
+    conf = mlmodel(tmp_path / "model")["flavors"]["python_function"]["artifacts"]
+    assert conf["folder"]["path"] == "artifacts/weights"
+    assert conf["offset"] == {"path": "artifacts/offset.txt", "uri": offset_file.as_uri()}
+    assert list(gittrack.pyfunc.load_model(str(tmp_path / "model")).predict(frame(1))) == [14.0]
+
+
 def test_code_paths_are_importable_when_the_model_loads_in_a_new_process(tmp_path: Path) -> None:
     helpers = tmp_path / "src" / "offset_helpers.py"
     helpers.parent.mkdir()
@@ -639,6 +665,21 @@ def test_mlflow_and_gittrack_lay_out_the_same_artifacts_and_signature(
     assert {k: json.loads(v) for k, v in ours["signature"].items() if v} == {
         k: json.loads(v) for k, v in theirs["signature"].items() if v
     }
+
+
+def test_an_mlflow_python_model_saved_by_gittrack_lists_mlflow_and_loads_in_both(
+    tmp_path: Path, real_mlflow
+) -> None:
+    class MlflowDouble(real_mlflow.pyfunc.PythonModel):
+        def predict(self, model_input, params=None):
+            return model_input["x"] * 2
+
+    gittrack.pyfunc.save_model(tmp_path / "model", python_model=MlflowDouble())
+    requirements = (tmp_path / "model" / "requirements.txt").read_text().splitlines()
+    assert [line.split("==")[0] for line in requirements] == ["cloudpickle", "mlflow"]
+    ours = gittrack.pyfunc.load_model(str(tmp_path / "model")).predict(frame(2))
+    theirs = real_mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(frame(2))
+    assert list(ours) == list(theirs) == [4.0]
 
 
 def test_a_model_saved_with_mlflow_needs_mlflow_installed_to_load(
