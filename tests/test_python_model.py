@@ -630,6 +630,60 @@ def test_mlflow_and_gittrack_pass_params_the_same_way(
                 ), (label, params)
 
 
+class EchoParams(gittrack.pyfunc.PythonModel):
+    def predict(self, model_input, params=None):
+        return repr(sorted((k, type(v).__name__, v) for k, v in (params or {}).items()))
+
+
+PARAM_CASES = [
+    {},
+    {"n": 2},
+    {"n": 2.5},
+    {"n": True},
+    {"n": np.int64(3)},
+    {"f": 3},
+    {"f": np.float32(1.5)},
+    {"f": "1.5"},
+    {"s": 5},
+    {"b": 1},
+    {"b": False},
+    {"xs": [3, 4]},
+    {"xs": 3},
+    {"xs": [1.5]},
+    {"when": "2021-02-03"},
+    {"when": "not a date"},
+]
+
+
+def test_params_are_converted_and_refused_as_mlflow_does(tmp_path: Path, real_mlflow) -> None:
+    import datetime as dt
+
+    defaults = {
+        "n": 1,
+        "f": 0.5,
+        "s": "a",
+        "b": True,
+        "xs": [1, 2],
+        "when": dt.datetime(2020, 1, 1),
+    }
+    mlflow_signature = real_mlflow.models.infer_signature(frame(1), ["out"], params=defaults)
+    gittrack.pyfunc.save_model(
+        tmp_path / "model",
+        python_model=EchoParams(),
+        signature=ModelSignature.from_dict(mlflow_signature.to_dict()),
+    )
+    theirs = real_mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    ours = gittrack.pyfunc.load_model(str(tmp_path / "model"))
+    for params in PARAM_CASES:
+        try:
+            expected = theirs.predict(frame(1), params=params)
+        except real_mlflow.exceptions.MlflowException:
+            with pytest.raises(InvalidInputError, match="invalid params"):
+                ours.predict(frame(1), params=params)
+        else:
+            assert ours.predict(frame(1), params=params) == expected, params
+
+
 def test_mlflow_and_gittrack_lay_out_the_same_artifacts_and_signature(
     tmp_path: Path, real_mlflow, offset_file
 ) -> None:

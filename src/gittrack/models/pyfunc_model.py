@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from gittrack.errors import CorruptDataError, InvalidInputError
 from gittrack.models import python_model, sklearn_flavor
+from gittrack.models.inference_params import apply_params_schema
 from gittrack.models.model_format import (
     MLMODEL_FILE_NAME,
     PYFUNC_FLAVOR,
@@ -80,7 +81,7 @@ class PyFuncModel:
         """Predict on a DataFrame, an ndarray, a dict of columns or a list of rows/records.
 
         ``params`` reach a custom ``PythonModel`` whose ``predict`` takes them, as its
-        signature's params schema allows (``apply_params_schema``); other models take none,
+        signature's params schema allows (see ``inference_params``); other models take none,
         and a warning says they were ignored.
         """
         if isinstance(self._raw_model, python_model.PythonModelPredictor):
@@ -99,9 +100,7 @@ class PyFuncModel:
         model_input = data if schema is None else prepare_input(data, schema)
         signature = self._metadata.signature
         params_schema = signature.params if signature is not None else None
-        return self._raw_model.predict(
-            model_input, python_model.apply_params_schema(params, params_schema)
-        )
+        return self._raw_model.predict(model_input, apply_params_schema(params, params_schema))
 
     def unwrap_python_model(self) -> Any:
         """The underlying model object (sklearn: the estimator; a custom model: its instance)."""

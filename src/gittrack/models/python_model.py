@@ -30,7 +30,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import inspect
-import json
 import lzma
 import os
 import pickle
@@ -199,54 +198,6 @@ class PythonModelPredictor:
         if takes_context(parameters):
             return method(self.context, model_input, **kwargs)
         return method(model_input, **kwargs)
-
-
-def apply_params_schema(
-    params: Mapping[str, Any] | None, params_schema: str | None
-) -> dict[str, Any] | None:
-    """The inference ``params`` a model receives, given its signature's params schema (JSON).
-
-    As MLflow: without a schema, given params are dropped with a warning; with one, names it
-    does not list are dropped with a warning and missing ones take their defaults. Values are
-    passed as given (MLflow also converts them to the declared type).
-
-    Raises:
-        InvalidInputError: ``params`` is not a mapping, or the schema is not valid JSON.
-    """
-    if params is not None and not isinstance(params, Mapping):
-        raise InvalidInputError(f"params must be a dict, not {type(params).__name__}")
-    if params_schema is None:
-        if params:
-            warnings.warn(
-                f"params {sorted(map(str, params))} are ignored: the model's signature defines "
-                "no params schema",
-                stacklevel=3,
-            )
-            return {}
-        return None if params is None else {}
-    specs = _param_specs(params_schema)
-    given = {str(key): value for key, value in (params or {}).items()}
-    if unknown := sorted(set(given) - set(specs)):
-        warnings.warn(
-            f"params {unknown} are ignored: the model's signature lists {sorted(specs)}",
-            stacklevel=3,
-        )
-    return {name: given.get(name, default) for name, default in specs.items()}
-
-
-def _param_specs(params_schema: str) -> dict[str, Any]:
-    try:
-        specs = json.loads(params_schema)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"the signature's params schema is not JSON: {exc}") from exc
-    if not isinstance(specs, list) or not all(
-        isinstance(spec, Mapping) and "name" in spec for spec in specs
-    ):
-        raise InvalidInputError(
-            f"the signature's params schema must be a list of {{name, type, default}}, not "
-            f"{params_schema[:80]!r}"
-        )
-    return {str(spec["name"]): spec.get("default") for spec in specs}
 
 
 def takes_context(parameters: Mapping[str, inspect.Parameter]) -> bool:
