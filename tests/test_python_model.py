@@ -197,6 +197,10 @@ def test_model_config_at_load_overrides_only_keys_saved_with_the_model(
             str(target), model_config={"threshold": 0.9, "unknown": 1}
         )
     assert loaded.unwrap_python_model().config == {"threshold": 0.9, "mode": "fast"}
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text("mode: slow\n")
+    from_file = gittrack.pyfunc.load_model(str(target), model_config=str(overrides))
+    assert from_file.unwrap_python_model().config == {"threshold": 0.5, "mode": "slow"}
 
 
 def test_params_reach_predict_as_the_signature_params_schema_allows(

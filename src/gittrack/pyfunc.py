@@ -56,7 +56,7 @@ def load_model(
     model_uri: str | os.PathLike[str],
     suppress_warnings: bool = False,
     dst_path: str | os.PathLike[str] | None = None,
-    model_config: Mapping[str, Any] | None = None,
+    model_config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
 ) -> PyFuncModel:
     """Load the model ``model_uri`` names as a ``PyFuncModel`` with one ``predict``.
 
@@ -65,7 +65,7 @@ def load_model(
         suppress_warnings: accepted for MLflow compatibility.
         dst_path: where a run's artifacts are copied (default: a cache or temporary directory).
         model_config: overrides of the keys a custom ``PythonModel`` saved in its
-            ``model_config``.
+            ``model_config``: a mapping or a YAML/JSON file.
 
     Returns:
         The loaded model.

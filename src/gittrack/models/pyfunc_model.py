@@ -34,7 +34,7 @@ from gittrack.models.signature import (
     to_dataframe,
 )
 
-Loader = Callable[[Path, ModelConfig, Mapping[str, Any] | None], Any]
+Loader = Callable[[Path, ModelConfig, python_model.ModelConfigSource | None], Any]
 """(model directory, its ``MLmodel``, ``model_config`` overrides) -> the loaded model."""
 
 LOADERS: Mapping[str, Loader] = MappingProxyType(
@@ -119,7 +119,8 @@ class PyFuncModel:
 
 
 def load_model(
-    model_uri: str | os.PathLike[str], model_config: Mapping[str, Any] | None = None
+    model_uri: str | os.PathLike[str],
+    model_config: python_model.ModelConfigSource | None = None,
 ) -> PyFuncModel:
     """Load the model in a local directory (a path or a ``file://`` URI) as a ``PyFuncModel``.
 

@@ -83,6 +83,9 @@ _OPENERS: Mapping[str, Callable[..., Any]] = {
 }
 """How MLflow's ``compression`` values of ``python_model.pkl`` are opened."""
 
+ModelConfigSource = Mapping[str, Any] | str | os.PathLike[str]
+"""A ``model_config``: a mapping, or the path of a YAML or JSON file holding one."""
+
 ArtifactFetcher = Callable[[str, Path], Path]
 """Copies the artifact a ``runs:/`` or ``models:/`` URI names into a directory; returns its path."""
 
@@ -242,7 +245,7 @@ def save_model(
     pip_requirements: Iterable[str] | str | os.PathLike[str] | None = None,
     extra_pip_requirements: Iterable[str] | str | os.PathLike[str] | None = None,
     code_paths: Iterable[str | os.PathLike[str]] | None = None,
-    model_config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    model_config: ModelConfigSource | None = None,
     metadata: Mapping[str, Any] | None = None,
     run_id: str | None = None,
     artifact_path: str | None = None,
@@ -399,9 +402,7 @@ def _is_mlflow_model(python_model: Any) -> bool:
     return _is_python_model(python_model) and not isinstance(python_model, PythonModel)
 
 
-def _check_model_config(
-    model_config: Mapping[str, Any] | str | os.PathLike[str] | None,
-) -> dict[str, Any] | None:
+def _check_model_config(model_config: ModelConfigSource | None) -> dict[str, Any] | None:
     if model_config is None:
         return None
     if isinstance(model_config, (str, os.PathLike)):
@@ -583,15 +584,15 @@ def _resolve_signature(
 
 
 def load_pyfunc(
-    model_dir: Path, config: ModelConfig, model_config: Mapping[str, Any] | None = None
+    model_dir: Path, config: ModelConfig, model_config: ModelConfigSource | None = None
 ) -> PythonModelPredictor:
     """Loader behind ``loader_module: mlflow.pyfunc.model``: unpickle, then ``load_context``.
 
     Args:
         model_dir: the local model directory.
         config: its parsed ``MLmodel``.
-        model_config: overrides of the saved ``model_config`` (only keys it has; others are
-            ignored with a warning, as MLflow does).
+        model_config: overrides of the saved ``model_config``, a mapping or a YAML/JSON file
+            (only keys it has; others are ignored with a warning, as MLflow does).
 
     Returns:
         The model with its context, ready to predict.
@@ -604,7 +605,8 @@ def load_pyfunc(
     _add_code_to_path(model_dir, conf)
     python_model = _unpickle(model_dir, conf)
     context = PythonModelContext(
-        _saved_artifacts(model_dir, conf), _overridden_config(conf.get("config"), model_config)
+        _saved_artifacts(model_dir, conf),
+        _overridden_config(conf.get("config"), _check_model_config(model_config)),
     )
     python_model.load_context(context=context)
     return PythonModelPredictor(python_model, context)

@@ -185,9 +185,7 @@ def load_estimator(model_dir: Path, config: ModelConfig) -> Any:
     return _deserialize(model_dir / str(file_name), fmt, conf.get("skops_trusted_types"))
 
 
-def load_pyfunc_estimator(
-    model_dir: Path, config: ModelConfig, model_config: Mapping[str, Any] | None = None
-) -> Any:
+def load_pyfunc_estimator(model_dir: Path, config: ModelConfig, model_config: Any = None) -> Any:
     """Loader behind ``loader_module: mlflow.sklearn`` of the ``python_function`` flavor.
 
     ``model_config`` is accepted and ignored, as MLflow's sklearn loader does.
