@@ -7,6 +7,7 @@ the same inputs where gittrack claims its behaviour.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import warnings
 from pathlib import Path
@@ -515,6 +516,32 @@ def test_a_python_model_with_artifacts_round_trips_through_models_uris_after_reg
         loaded = run_script(ACCEPTANCE_LOAD.replace("{uri}", uri), repo)
         assert loaded.returncode == 0, loaded.stderr
         assert loaded.stdout.strip() == expected
+    assert without_registry_tags(tree_fingerprint(repo)) == without_registry_tags(before)
+
+
+def test_the_custom_model_example_registers_and_loads_its_model_by_alias(repo: Path) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import SRC
+
+    before = tree_fingerprint(repo)
+    example = Path(__file__).resolve().parents[1] / "examples" / "custom_python_model.py"
+    proc = subprocess.run(
+        [sys.executable, str(example)],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "registered IrisScaled version 1 as @champion" in proc.stdout
+    accuracy = float(proc.stdout.split("accuracy=")[1].split()[0])
+    assert accuracy > 0.9
+    assert "probability rows sum to one: True" in proc.stdout
+    assert Client().get_model_version_by_alias("IrisScaled", "champion").version in (1, "1")
     assert without_registry_tags(tree_fingerprint(repo)) == without_registry_tags(before)
 
 
