@@ -224,7 +224,7 @@ class _Artifact:
 
 
 @dataclass
-class PythonModelSave:
+class _SavePlan:
     """Everything ``save_model`` needs besides the target, checked before anything is written."""
 
     python_model: Any
@@ -279,7 +279,7 @@ def save_model(
             cloudpickle cannot serialize; nothing is written.
         ConflictError: ``path`` exists and is not an empty directory.
     """
-    plan = PythonModelSave(
+    plan = _SavePlan(
         python_model=check_python_model(python_model),
         artifacts=_check_artifacts(artifacts),
         code_paths=_check_code_paths(code_paths),
@@ -489,7 +489,7 @@ def _place(collected: list[_Artifact]) -> None:
 def _write_model_dir(
     model_dir: Path,
     config: ModelConfig,
-    plan: PythonModelSave,
+    plan: _SavePlan,
     collected: list[_Artifact],
     signature: Any,
     example: Any,
@@ -509,7 +509,7 @@ def _write_model_dir(
 
 
 def _flavor_conf(
-    plan: PythonModelSave, collected: list[_Artifact], env: dict[str, str]
+    plan: _SavePlan, collected: list[_Artifact], env: dict[str, str]
 ) -> dict[str, Any]:
     conf: dict[str, Any] = {
         "loader_module": LOADER_MODULE,
