@@ -661,6 +661,25 @@ def test_mlflow_and_gittrack_pass_params_the_same_way(
                 ), (label, params)
 
 
+class DescribeInput(gittrack.pyfunc.PythonModel):
+    def predict(self, model_input):
+        return [f"{column}:{model_input[column].dtype}" for column in model_input.columns]
+
+
+def test_the_input_is_fitted_to_the_signature_as_mlflow_fits_it(
+    tmp_path: Path, real_mlflow
+) -> None:
+    example = pd.DataFrame({"a": [1.5], "b": [2.5]})
+    gittrack.pyfunc.save_model(
+        tmp_path / "model", python_model=DescribeInput(), input_example=example
+    )
+    theirs = real_mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    ours = gittrack.pyfunc.load_model(str(tmp_path / "model"))
+    reordered = pd.DataFrame({"b": [2.0], "a": [1.0]})
+    expected = ["a:float64", "b:float64"]
+    assert ours.predict(reordered) == theirs.predict(reordered) == expected
+
+
 class EchoParams(gittrack.pyfunc.PythonModel):
     def predict(self, model_input, params=None):
         return repr(sorted((k, type(v).__name__, v) for k, v in (params or {}).items()))
