@@ -1,0 +1,148 @@
+"""The Starlette application of ``gittrack ui``: routes, error mapping and static files.
+
+Errors are JSON ``{"error": message, "error_code": code}`` with the status of the
+``GittrackError`` (400 bad input, 404 not found, 403 policy); a malformed request never
+becomes a 500. The charting library is plotly's bundled ``plotly.min.js``, served from the
+installed ``plotly`` package, so the UI works offline.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.schemas import SchemaGenerator
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gittrack.client import Client
+from gittrack.errors import GittrackError
+from gittrack.ui.api import Api
+from gittrack.ui.security import SECURITY_HEADERS, allowed_hosts, new_csrf_token
+
+STATIC = Path(__file__).parent / "static"
+RUN_ID = "{run_id}"
+
+
+def plotly_js() -> Path:
+    """The ``plotly.min.js`` bundled in the installed ``plotly`` package.
+
+    Raises: ``ModuleNotFoundError`` when plotly is not installed (``pip install "gittrack[ui]"``).
+    """
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("plotly is not installed", name="plotly")
+    return Path(next(iter(spec.submodule_search_locations))) / "package_data" / "plotly.min.js"
+
+
+class SecurityHeaders:
+    """Adds the headers of ``security.SECURITY_HEADERS`` to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in SECURITY_HEADERS.items():
+                    if name.lower().encode() not in present:
+                        headers.append((name.lower().encode(), value.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _gittrack_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GittrackError)
+    return JSONResponse(
+        {"error": str(exc), "error_code": exc.error_code}, status_code=exc.get_http_status_code()
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail, "error_code": "HTTP"}, status_code=exc.status_code)
+
+
+def create_app(client: Client, *, host: str = "127.0.0.1", allow_write: bool = False) -> Starlette:
+    """The web application over one tracking repository.
+
+    Args:
+        client: the repository to show.
+        host: the host the server is bound to (also served in the ``Host`` header check).
+        allow_write: whether write endpoints may act (still only with the CSRF token).
+    Returns:
+        A Starlette ASGI application.
+    Raises:
+        ModuleNotFoundError: when plotly is missing.
+    """
+    token = new_csrf_token()
+    api = Api(client, allow_write, token)
+    chart_js = plotly_js()
+    index_html = (STATIC / "index.html").read_text(encoding="utf-8")
+    page = index_html.replace("{{csrf_token}}", html.escape(token)).replace(
+        "{{allow_write}}", "true" if allow_write else "false"
+    )
+    schemas = SchemaGenerator(
+        {"openapi": "3.0.0", "info": {"title": "gittrack ui API", "version": "1"}}
+    )
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    async def plotly(request: Request) -> Response:
+        return FileResponse(chart_js, media_type="text/javascript")
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(schemas.get_schema(routes=routes))
+
+    async def not_found(request: Request) -> Response:
+        return JSONResponse({"error": f"no endpoint {request.url.path}", "error_code": "HTTP"}, 404)
+
+    run = f"/api/runs/{RUN_ID}"
+    routes = [
+        Route("/", index, include_in_schema=False),
+        Route("/api/openapi.json", openapi, include_in_schema=False),
+        Route("/api/info", api.info),
+        Route("/api/version", api.version),
+        Route("/api/experiments", api.experiments),
+        Route("/api/runs", api.runs),
+        Route("/api/runs.csv", api.runs_csv),
+        Route(run, api.run),
+        Route(f"{run}/metric", api.metric),
+        Route(f"{run}/artifacts", api.artifacts),
+        Route(f"{run}/artifact", api.artifact),
+        Route(f"{run}/image", api.artifact_image),
+        Route(f"{run}/diff", api.diff),
+        Route(f"{run}/tags", api.set_tag, methods=["POST"]),
+        Route("/api/compare", api.compare),
+        Route("/api/commits", api.commits),
+        Route("/api/models", api.models),
+        Route("/api/models/{name:path}", api.model),
+        Route("/api/{rest:path}", not_found, include_in_schema=False),
+        Route("/vendor/plotly.min.js", plotly, include_in_schema=False),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host)),
+            Middleware(SecurityHeaders),
+        ],
+        exception_handlers={GittrackError: _gittrack_error, HTTPException: _http_error},
+    )
