@@ -111,6 +111,9 @@ def create_app(client: Client, *, host: str = "127.0.0.1", allow_write: bool = F
     async def openapi(request: Request) -> Response:
         return JSONResponse(schemas.get_schema(routes=routes))
 
+    async def no_icon(request: Request) -> Response:
+        return Response(status_code=204)
+
     async def not_found(request: Request) -> Response:
         return JSONResponse({"error": f"no endpoint {request.url.path}", "error_code": "HTTP"}, 404)
 
@@ -136,6 +139,7 @@ def create_app(client: Client, *, host: str = "127.0.0.1", allow_write: bool = F
         Route("/api/models/{name:path}", api.model),
         Route("/api/{rest:path}", not_found, include_in_schema=False),
         Route("/vendor/plotly.min.js", plotly, include_in_schema=False),
+        Route("/favicon.ico", no_icon, include_in_schema=False),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(

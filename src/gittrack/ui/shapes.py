@@ -11,6 +11,7 @@ from typing import Any
 from gittrack.entities import ModelVersion, RegisteredModel, Run
 
 DESCRIPTION_TAG = "mlflow.note.content"
+PARENT_TAG = "mlflow.parentRunId"
 
 
 def jsonable(value: Any) -> Any:
@@ -44,7 +45,7 @@ def run_row(run: Run) -> dict[str, Any]:
         "start_time": info.start_time,
         "end_time": end,
         "duration_ms": None if end is None else end - info.start_time,
-        "parent_run_id": run.parent_run_id,
+        "parent_run_id": run.parent_run_id or run.data.tags.get(PARENT_TAG),
         "commit": run.source.commit,
         "branch": run.source.branch,
         "dirty": run.source.dirty,
