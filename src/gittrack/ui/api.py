@@ -237,7 +237,7 @@ class Api:
                 {"run_id": c.info.run_id, "run_name": c.info.run_name, "status": c.info.status}
                 for c in children.runs
             ]
-            parent = run.parent_run_id
+            parent = out["parent_run_id"]
             out["parent"] = None
             if parent and self.client.run_exists(parent):
                 p = self.client.get_run(parent)
