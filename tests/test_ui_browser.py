@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("starlette", reason="the ui extra is not installed")
-pytest.importorskip("plotly", reason="the ui extra is not installed")
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
 )

@@ -11,6 +11,7 @@ import csv
 import io
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,7 @@ MAX_PAGE = 1000
 DEFAULT_POINTS = 2000
 MAX_POINTS = 20_000
 X_AXES = ("step", "time", "relative")
+SERIES_CACHE = 64  # downsampled series kept, keyed by the data version they were read at
 _VIEWS = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
 
 
@@ -85,6 +87,7 @@ class Api:
         self.allow_write = allow_write
         self.csrf_token = csrf_token
         self._lock = threading.Lock()
+        self._series: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
 
     async def _serial(self, work: Callable[[], Any]) -> Any:
         def locked() -> Any:
@@ -270,8 +273,15 @@ class Api:
             run = self._run(request)
             if key not in run.metric_summaries and key not in run.data.metrics:
                 raise NotFoundError(f"run {run.info.run_id} has no metric {key!r}")
-            frame = self.client.get_metric_history_frame(run.info.run_id, key)
-            return _series(frame, key, axis, n_out, run.info.start_time)
+            cache_key = (self.client.data_version(), run.info.run_id, key, axis, n_out)
+            series = self._series.get(cache_key)
+            if series is None:
+                frame = self.client.get_metric_history_frame(run.info.run_id, key)
+                series = _series(frame, key, axis, n_out, run.info.start_time)
+                self._series[cache_key] = series
+                while len(self._series) > SERIES_CACHE:
+                    self._series.popitem(last=False)
+            return series
 
         return JSON(await self._serial(work))
 

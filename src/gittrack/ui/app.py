@@ -2,14 +2,14 @@
 
 Errors are JSON ``{"error": message, "error_code": code}`` with the status of the
 ``GittrackError`` (400 bad input, 404 not found, 403 policy); a malformed request never
-becomes a 500. The charting library is plotly's bundled ``plotly.min.js``, served from the
-installed ``plotly`` package, so the UI works offline.
+becomes a 500. The charting library is plotly.js's basic bundle from the npm registry, kept at a pinned
+version with its licence in ``static/vendor/`` (``scripts/refresh_plotly.sh`` refreshes it) and
+served from there, so the UI works offline.
 """
 
 from __future__ import annotations
 
 import html
-import importlib.util
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -29,18 +29,8 @@ from gittrack.ui.api import Api
 from gittrack.ui.security import SECURITY_HEADERS, allowed_hosts, new_csrf_token
 
 STATIC = Path(__file__).parent / "static"
+CHART_JS = STATIC / "vendor" / "plotly-basic.min.js"
 RUN_ID = "{run_id}"
-
-
-def plotly_js() -> Path:
-    """The ``plotly.min.js`` bundled in the installed ``plotly`` package.
-
-    Raises: ``ModuleNotFoundError`` when plotly is not installed (``pip install "gittrack[ui]"``).
-    """
-    spec = importlib.util.find_spec("plotly")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("plotly is not installed", name="plotly")
-    return Path(next(iter(spec.submodule_search_locations))) / "package_data" / "plotly.min.js"
 
 
 class SecurityHeaders:
@@ -88,12 +78,9 @@ def create_app(client: Client, *, host: str = "127.0.0.1", allow_write: bool = F
         allow_write: whether write endpoints may act (still only with the CSRF token).
     Returns:
         A Starlette ASGI application.
-    Raises:
-        ModuleNotFoundError: when plotly is missing.
     """
     token = new_csrf_token()
     api = Api(client, allow_write, token)
-    chart_js = plotly_js()
     index_html = (STATIC / "index.html").read_text(encoding="utf-8")
     page = index_html.replace("{{csrf_token}}", html.escape(token)).replace(
         "{{allow_write}}", "true" if allow_write else "false"
@@ -106,7 +93,9 @@ def create_app(client: Client, *, host: str = "127.0.0.1", allow_write: bool = F
         return HTMLResponse(page)
 
     async def plotly(request: Request) -> Response:
-        return FileResponse(chart_js, media_type="text/javascript")
+        return FileResponse(
+            CHART_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"}
+        )
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(schemas.get_schema(routes=routes))
@@ -138,7 +127,7 @@ def create_app(client: Client, *, host: str = "127.0.0.1", allow_write: bool = F
         Route("/api/models", api.models),
         Route("/api/models/{name:path}", api.model),
         Route("/api/{rest:path}", not_found, include_in_schema=False),
-        Route("/vendor/plotly.min.js", plotly, include_in_schema=False),
+        Route("/vendor/plotly-basic.min.js", plotly, include_in_schema=False),
         Route("/favicon.ico", no_icon, include_in_schema=False),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -1,7 +1,22 @@
-// Metric charts on plotly (served from the installed plotly package, no CDN).
+// Metric charts on plotly.js (its basic bundle, served by this server: no CDN).
 import { api, query } from "./dom.js";
 
-const Plotly = window.Plotly;
+let loading = null;
+
+export function plotly() {
+  // The chart library is the largest file: it is loaded when the first chart is drawn.
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!loading) {
+    loading = new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = "/vendor/plotly-basic.min.js";
+      script.onload = () => resolve(window.Plotly);
+      script.onerror = () => { loading = null; reject(new Error("the chart library could not be loaded")); };
+      document.head.append(script);
+    });
+  }
+  return loading;
+}
 
 export function smooth(values, weight) {
   // TensorBoard's debiased exponential moving average; weight 0 draws the raw series.
@@ -27,7 +42,8 @@ function xValues(series) {
 
 const AXIS_TITLES = { step: "step", time: "wall time", relative: "seconds since start" };
 
-export function drawChart(node, title, seriesList, { xAxis = "step", logY = false, smoothing = 0 } = {}) {
+export async function drawChart(node, title, seriesList, { xAxis = "step", logY = false, smoothing = 0 } = {}) {
+  const Plotly = await plotly();
   const traces = [];
   for (const { name, series } of seriesList) {
     const x = xValues(series);
@@ -49,5 +65,5 @@ export function drawChart(node, title, seriesList, { xAxis = "step", logY = fals
 }
 
 export function purge(node) {
-  if (Plotly && node) Plotly.purge(node);
+  if (window.Plotly && node) window.Plotly.purge(node);
 }

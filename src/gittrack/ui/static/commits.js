@@ -1,12 +1,13 @@
 // Commits: one metric along the first-parent history of a branch, one point per commit that
 // has runs (the best, latest or mean of its runs).
+import { plotly } from "./charts.js";
 import { api, clear, el, fmtValue, hashParams, query, runLink } from "./dom.js";
 
-const Plotly = window.Plotly;
 const AGGREGATES = { min: (v) => Math.min(...v), max: (v) => Math.max(...v), mean: (v) => v.reduce((a, b) => a + b, 0) / v.length, latest: (v) => v[0] };
 const state = { rev: "HEAD", metric: null, agg: "min" };
 
 export async function commitsPage(main) {
+  const Plotly = await plotly();
   const wanted = hashParams().get("rev");
   if (wanted) state.rev = wanted;
   const error = el("div", { class: "error", id: "commits-error" });

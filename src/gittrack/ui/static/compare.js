@@ -1,9 +1,8 @@
 // Compare: fields side by side with "differences only", overlaid metric curves,
 // parallel coordinates (SVG, one line per run) and a scatter of any two fields.
-import { drawChart, fetchSeries } from "./charts.js";
+import { drawChart, fetchSeries, plotly } from "./charts.js";
 import { api, clear, el, fmtTime, fmtValue, hashParams, query, runLink } from "./dom.js";
 
-const Plotly = window.Plotly;
 const state = { diffOnly: false, metric: null, x: null, y: null, xAxis: "step" };
 
 export async function comparePage(main) {
@@ -12,7 +11,7 @@ export async function comparePage(main) {
     clear(main, el("h1", {}, "Compare"), el("p", { class: "muted" }, "Select two or more runs in the ", el("a", { href: "#/runs" }, "runs table"), " and press Compare."));
     return {};
   }
-  const all = await api("/api/compare?" + query({ run_id: ids }));
+  const [all, Plotly] = await Promise.all([api("/api/compare?" + query({ run_id: ids })), plotly()]);
   const names = all.runs.map((r) => r.run_name);
   const numeric = all.rows.filter((r) => /^(metrics|params)\./.test(r.field));
   const metrics = all.rows.filter((r) => r.field.startsWith("metrics.")).map((r) => r.field.slice(8));

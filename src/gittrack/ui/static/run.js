@@ -1,11 +1,12 @@
 // The run page: params, metric summary, tags, description, parent and children, charts,
 // artifacts with previews, and the source (commit, branch, uncommitted diff).
-import { drawChart, fetchSeries, purge } from "./charts.js";
+import { drawChart, fetchSeries, plotly, purge } from "./charts.js";
 import { api, clear, el, fmtDuration, fmtTime, fmtValue, keyValueTable, runLink, table } from "./dom.js";
 
 const chartState = { xAxis: "step", logY: false, smoothing: 0 };
 
 export async function runPage(main, runId) {
+  plotly().catch(() => {}); // start loading the chart library while the run is fetched
   const run = await api(`/api/runs/${encodeURIComponent(runId)}`);
   const charts = el("div", { class: "grid", id: "charts" });
   const summaryKeys = Object.keys(run.metric_summaries).sort();
