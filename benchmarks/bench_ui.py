@@ -28,8 +28,14 @@ from gittrack import Client
 from gittrack.entities import Metric, Param
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -37,8 +43,11 @@ def build(path: Path, runs: int, points: int) -> str:
     """A repository with ``runs`` runs and one run with a ``points``-point series."""
     path.mkdir(parents=True, exist_ok=True)
     if not (path / ".git").exists():
-        for args in (["init", "-q", "-b", "main"], ["config", "user.name", "Bench"],
-                     ["config", "user.email", "bench@example.com"]):
+        for args in (
+            ["init", "-q", "-b", "main"],
+            ["config", "user.name", "Bench"],
+            ["config", "user.email", "bench@example.com"],
+        ):
             subprocess.run(["git", *args], cwd=path, check=True)
         (path / "train.py").write_text("print('train')\n")
         subprocess.run(["git", "add", "."], cwd=path, check=True)
@@ -84,7 +93,9 @@ def serving(path: Path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(create_app(Client(str(path))), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(Client(str(path))), host="127.0.0.1", port=port, log_level="warning"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -166,7 +177,10 @@ def main() -> None:
         (f"chart of a {args.points}-point series: page load to chart", chart, 500),
         ("  the same, fetch + draw reported by the chart", chart_app, 500),
     ):
-        print(f"| {what} | {statistics.median(samples):.0f} ms | {max(samples):.0f} ms | {target} ms |")
+        print(
+            f"| {what} | {statistics.median(samples):.0f} ms | {max(samples):.0f} ms | {target} ms |"
+        )
+
 
 if __name__ == "__main__":
     main()

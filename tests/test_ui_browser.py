@@ -205,6 +205,17 @@ def test_two_selected_runs_are_compared_side_by_side(page, ui):
     shot(page, "compare")
 
 
+def test_markup_in_run_names_and_values_stays_text_inside_charts(page, ui):
+    page.goto(f"{page.base}/#/compare?run_id={ui.parent}&run_id={ui.markup}")
+    page.wait_for_selector("#parallel g.legend text.legendtext >> nth=1")
+    legend = page.locator("#parallel g.legend text.legendtext").all_text_contents()
+    assert MARKUP_NAME in legend
+    page.locator("#scatter-x").select_option("params.alpha")
+    expect(page.locator("#scatter .xaxislayer-above")).to_contain_text("<b>0.9</b>")
+    assert page.locator("#parallel b, #scatter b, main img").count() == 0
+    assert page.evaluate("window.__xss") is None
+
+
 def test_the_registry_shows_versions_stages_aliases_and_history(page, ui):
     page.goto(page.base + "/#/registry")
     page.locator("main a", has_text=ui.model).click()

@@ -18,6 +18,12 @@ export function plotly() {
   return loading;
 }
 
+export function plotText(value) {
+  // Plotly reads a few HTML tags in names, titles, labels and hover text; user data must show
+  // as typed, so its markup characters go in as entities (which plotly shows as characters).
+  return String(value ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 export function smooth(values, weight) {
   // TensorBoard's debiased exponential moving average; weight 0 draws the raw series.
   if (!weight) return values;
@@ -45,15 +51,16 @@ const AXIS_TITLES = { step: "step", time: "wall time", relative: "seconds since 
 export async function drawChart(node, title, seriesList, { xAxis = "step", logY = false, smoothing = 0 } = {}) {
   const Plotly = await plotly();
   const traces = [];
-  for (const { name, series } of seriesList) {
+  for (let { name, series } of seriesList) {
     const x = xValues(series);
+    name = plotText(name);
     if (smoothing > 0) {
       traces.push({ x, y: series.y, name: `${name} (raw)`, mode: "lines", opacity: 0.25, showlegend: false, hoverinfo: "skip" });
     }
     traces.push({ x, y: smooth(series.y, smoothing), name, mode: series.y.length > 1 ? "lines" : "markers", type: "scatter" });
   }
   const layout = {
-    title: { text: title, font: { size: 14 } },
+    title: { text: plotText(title), font: { size: 14 } },
     margin: { l: 55, r: 15, t: 35, b: 40 },
     xaxis: { title: { text: AXIS_TITLES[xAxis] } },
     yaxis: { type: logY ? "log" : "linear" },

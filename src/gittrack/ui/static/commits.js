@@ -1,6 +1,6 @@
 // Commits: one metric along the first-parent history of a branch, one point per commit that
 // has runs (the best, latest or mean of its runs).
-import { plotly } from "./charts.js";
+import { plotText, plotly } from "./charts.js";
 import { api, clear, el, fmtValue, hashParams, query, runLink } from "./dom.js";
 
 const AGGREGATES = { min: (v) => Math.min(...v), max: (v) => Math.max(...v), mean: (v) => v.reduce((a, b) => a + b, 0) / v.length, latest: (v) => v[0] };
@@ -35,11 +35,11 @@ export async function commitsPage(main) {
     history.forEach((c, i) => {
       const v = c.runs.map((r) => r.metrics[state.metric]).filter((x) => typeof x === "number");
       if (!v.length) return;
-      xs.push(i); ys.push(AGGREGATES[state.agg](v)); texts.push(`${c.commit.slice(0, 8)} ${c.subject} (${v.length} runs)`);
+      xs.push(i); ys.push(AGGREGATES[state.agg](v)); texts.push(plotText(`${c.commit.slice(0, 8)} ${c.subject} (${v.length} runs)`));
     });
     Plotly.react(chart, [{ x: xs, y: ys, text: texts, mode: "lines+markers", type: "scatter", hoverinfo: "text+y" }], {
-      margin: { l: 55, r: 20, t: 20, b: 60 }, height: 340, yaxis: { title: { text: state.metric || "" } },
-      xaxis: { title: { text: `first-parent history of ${state.rev} (oldest → newest)` }, tickvals: xs, ticktext: xs.map((i) => history[i].commit.slice(0, 7)) },
+      margin: { l: 55, r: 20, t: 20, b: 60 }, height: 340, yaxis: { title: { text: plotText(state.metric) } },
+      xaxis: { title: { text: plotText(`first-parent history of ${state.rev} (oldest → newest)`) }, tickvals: xs, ticktext: xs.map((i) => history[i].commit.slice(0, 7)) },
     }, { displaylogo: false, responsive: true });
     clear(list, el("table", {}, el("thead", {}, el("tr", {}, ["commit", "subject", "runs"].map((h) => el("th", {}, h)))),
       el("tbody", {}, data.commits.map((c) => el("tr", {}, el("td", {}, c.commit.slice(0, 10)), el("td", { class: "wrap" }, c.subject),

@@ -1,6 +1,6 @@
 // Compare: fields side by side with "differences only", overlaid metric curves,
 // parallel coordinates (SVG, one line per run) and a scatter of any two fields.
-import { drawChart, fetchSeries, plotly } from "./charts.js";
+import { drawChart, fetchSeries, plotText, plotly } from "./charts.js";
 import { api, clear, el, fmtTime, fmtValue, hashParams, query, runLink } from "./dom.js";
 
 const state = { diffOnly: false, metric: null, x: null, y: null, xAxis: "step" };
@@ -12,7 +12,7 @@ export async function comparePage(main) {
     return {};
   }
   const [all, Plotly] = await Promise.all([api("/api/compare?" + query({ run_id: ids })), plotly()]);
-  const names = all.runs.map((r) => r.run_name);
+  const names = all.runs.map((r) => plotText(r.run_name));
   const numeric = all.rows.filter((r) => /^(metrics|params)\./.test(r.field));
   const metrics = all.rows.filter((r) => r.field.startsWith("metrics.")).map((r) => r.field.slice(8));
   state.metric = metrics.includes(state.metric) ? state.metric : metrics[0];
@@ -68,13 +68,31 @@ export async function comparePage(main) {
   function drawParallel() {
     const dims = fields.slice(0, 12);
     const traces = all.runs.map((r, i) => ({
-      x: dims.map((_, d) => d), y: dims.map((f) => scaled(f)[i]), name: r.run_name, mode: "lines+markers", type: "scatter",
-      text: dims.map((f) => `${f}: ${fmtValue(values(f)[i])}`), hoverinfo: "text+name",
+      x: dims.map((_, d) => d), y: dims.map((f) => scaled(f)[i]), name: names[i], mode: "lines+markers", type: "scatter",
+      text: dims.map((f) => plotText(`${f}: ${fmtValue(values(f)[i])}`)), hoverinfo: "text+name",
     }));
+    const ends = dims.flatMap((f, d) => axisEnds(f).map(([y, text]) => ({
+      x: d, y, text: plotText(text), showarrow: false, font: { size: 10, color: "#656d76" }, yshift: y > 0.5 ? 10 : -10,
+    })));
     Plotly.react(parallel, traces, {
-      margin: { l: 40, r: 20, t: 20, b: 90 }, height: 340, yaxis: { range: [-0.05, 1.05], showticklabels: false, zeroline: false },
-      xaxis: { tickvals: dims.map((_, d) => d), ticktext: dims, tickangle: -30 }, legend: { orientation: "h", y: -0.45 },
+      annotations: ends,
+      margin: { l: 40, r: 20, t: 25, b: 90 }, height: 360, yaxis: { range: [-0.1, 1.1], showticklabels: false, zeroline: false },
+      xaxis: { tickvals: dims.map((_, d) => d), ticktext: dims.map(plotText), tickangle: -30 }, legend: { orientation: "h", y: -0.45 },
     }, { displaylogo: false, responsive: true });
+  }
+
+  function axisType(list) {
+    // Numbers (or numeric strings, as params are) on a linear axis; anything else as categories.
+    return list.every((v) => v === null || Number.isFinite(Number(v))) ? "linear" : "category";
+  }
+
+  function axisEnds(field) {
+    // The values at the bottom and top of one axis (lowest and highest, or first and last level).
+    const raw = values(field);
+    const nums = raw.map((v) => (typeof v === "number" ? v : Number(v)));
+    if (nums.every((n) => Number.isFinite(n))) return [[0, fmtValue(Math.min(...nums))], [1, fmtValue(Math.max(...nums))]];
+    const levels = [...new Set(raw.map(String))].sort();
+    return [[0, levels[0]], [1, levels[levels.length - 1]]];
   }
 
   function scaled(field) {
@@ -89,9 +107,10 @@ export async function comparePage(main) {
   }
 
   function drawScatter() {
-    const xs = values(state.x), ys = values(state.y);
+    const shown = (v) => (typeof v === "string" ? plotText(v) : v);
+    const xs = values(state.x).map(shown), ys = values(state.y).map(shown);
     Plotly.react(scatter, [{ x: xs, y: ys, text: names, mode: "markers+text", textposition: "top center", type: "scatter", marker: { size: 10 } }], {
-      margin: { l: 55, r: 20, t: 20, b: 45 }, height: 340, xaxis: { title: { text: state.x } }, yaxis: { title: { text: state.y } },
+      margin: { l: 55, r: 20, t: 20, b: 45 }, height: 340, xaxis: { title: { text: plotText(state.x) }, type: axisType(xs) }, yaxis: { title: { text: plotText(state.y) }, type: axisType(ys) },
     }, { displaylogo: false, responsive: true });
   }
 
