@@ -610,3 +610,52 @@ def test_every_answer_is_strict_json_even_with_nan_metrics(server, ui):
         f"/api/compare?run_id={ui.markup}&run_id={ui.parent}",
     ):
         json.loads(call(server + endpoint).body, parse_constant=refuse)
+
+
+# ------------------------------------------------------------ MLflow, side by side
+@pytest.mark.slow
+def test_the_runs_page_and_csv_match_mlflows_search_of_the_same_runs(tmp_path, monkeypatch):
+    """The UI's table pages and its CSV say what ``mlflow.search_runs`` says of the same runs:
+    which runs a filter keeps, their order, and MLflow's columns (gittrack adds four after)."""
+    mlflow = pytest.importorskip("mlflow")
+    from .conftest import make_repo
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
+    theirs_exp = mlflow.create_experiment("side-by-side")
+    repo = make_repo(tmp_path / "ours")
+    monkeypatch.chdir(repo)
+    ours = Client(str(repo))
+    our_exp = ours.create_experiment("side-by-side")
+    runs = [("a", 0.5, "x", 3), ("b", 0.25, "y", 1), ("c", 0.75, "x", 2), ("d", 0.25, "z", 4)]
+    for name, rmse, kind, depth in runs:
+        with mlflow.start_run(experiment_id=theirs_exp, run_name=name):
+            mlflow.log_metric("rmse", rmse)
+            mlflow.log_params({"kind": kind, "depth": depth})
+            mlflow.set_tag("team", kind.upper())
+        run_id = ours.create_run(our_exp, run_name=name).info.run_id
+        ours.log_metric(run_id, "rmse", rmse)
+        ours.log_param(run_id, "kind", kind)
+        ours.log_param(run_id, "depth", depth)
+        ours.set_tag(run_id, "team", kind.upper())
+        ours.set_terminated(run_id)
+    search = {"filter": "params.kind != 'y' and metrics.rmse <= 0.5", "order": "metrics.rmse DESC"}
+    expected = mlflow.search_runs(
+        [theirs_exp], search["filter"], order_by=[search["order"], "attributes.run_name ASC"]
+    )
+    with serving(create_app(ours)) as url:
+        params = {
+            "experiment_id": our_exp,
+            "filter": search["filter"],
+            "order_by": [search["order"], "attributes.run_name ASC"],
+        }
+        page = get(url, "/api/runs", **params).json()
+        table = list(csv.reader(io.StringIO(get(url, "/api/runs.csv", **params).body.decode())))
+    assert [r["run_name"] for r in page["runs"]] == list(expected["tags.mlflow.runName"])
+    assert page["total"] == len(expected)
+    extras = ["run_name", "user_id", "lifecycle_stage", "parent_run_id"]
+    ours_columns = [c for c in table[0] if c not in extras]
+    theirs_columns = [c for c in expected.columns if not c.startswith("tags.mlflow.")]
+    assert [c for c in ours_columns if not c.startswith("tags.mlflow.")] == theirs_columns
+    assert [row[table[0].index("params.depth")] for row in table[1:]] == list(
+        expected["params.depth"]
+    )
