@@ -655,7 +655,36 @@ def test_the_runs_page_and_csv_match_mlflows_search_of_the_same_runs(tmp_path, m
     extras = ["run_name", "user_id", "lifecycle_stage", "parent_run_id"]
     ours_columns = [c for c in table[0] if c not in extras]
     theirs_columns = [c for c in expected.columns if not c.startswith("tags.mlflow.")]
-    assert [c for c in ours_columns if not c.startswith("tags.mlflow.")] == theirs_columns
+    ours_columns = [c for c in ours_columns if not c.startswith("tags.mlflow.")]
+    # MLflow's order of keys within metrics/params/tags follows its database's row order.
+    assert ours_columns[:6] == theirs_columns[:6]
+    assert sorted(ours_columns) == sorted(theirs_columns)
+    groups = [c.split(".")[0] for c in ours_columns[6:]]
+    assert groups == sorted(groups, key=["metrics", "params", "tags"].index)
     assert [row[table[0].index("params.depth")] for row in table[1:]] == list(
         expected["params.depth"]
     )
+
+
+# ------------------------------------------------------------------ one bad run
+def test_a_corrupt_run_is_reported_on_its_page_and_skipped_everywhere_else(tmp_path, monkeypatch):
+    from .conftest import make_repo
+    from .hostile_branch import put_file
+
+    repo = make_repo(tmp_path / "p")
+    monkeypatch.chdir(repo)
+    client = Client(str(repo))
+    good, bad = (client.create_run("0", run_name=n).info.run_id for n in ("good", "bad"))
+    for run_id in (good, bad):
+        client.log_metric(run_id, "loss", 0.5)
+        client.set_terminated(run_id)
+    meta = f".tracking/runs/{bad[:2]}/{bad[2:4]}/{bad}/meta.yaml"
+    put_file(repo, meta, b"status: [unclosed\nrun_id: x\n")
+    with pytest.warns(Warning), serving(create_app(Client(str(repo)))) as url:
+        page = get(url, "/api/runs").json()
+        assert [r["run_id"] for r in page["runs"]] == [good]
+        assert get(url, "/api/experiments").status == 200
+        assert get(url, f"/api/runs/{good}/metric", key="loss").json()["y"] == [0.5]
+        reply = get(url, f"/api/runs/{bad}")
+        assert reply.headers["content-type"].startswith("application/json")
+        assert meta in reply.json()["error"]

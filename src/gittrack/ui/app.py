@@ -69,6 +69,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.detail, "error_code": "HTTP"}, status_code=exc.status_code)
 
 
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    """A bug, not bad input: still one JSON line for the page to show (the server logs it)."""
+    return JSONResponse(
+        {"error": f"internal error: {type(exc).__name__}: {exc}", "error_code": "INTERNAL_ERROR"},
+        status_code=500,
+    )
+
+
 def create_app(client: Client, *, host: str = "127.0.0.1", allow_write: bool = False) -> Starlette:
     """The web application over one tracking repository.
 
@@ -137,5 +145,9 @@ def create_app(client: Client, *, host: str = "127.0.0.1", allow_write: bool = F
             Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host)),
             Middleware(SecurityHeaders),
         ],
-        exception_handlers={GittrackError: _gittrack_error, HTTPException: _http_error},
+        exception_handlers={
+            GittrackError: _gittrack_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
     )
