@@ -812,6 +812,117 @@ class Client:
             page_token=page_token,
         )
 
+    def search_runs_page(
+        self,
+        experiment_ids: Sequence[str] | str | None = None,
+        filter_string: str = "",
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        order_by: list[str] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Any:
+        """One page of a search for a table that pages by position.
+
+        Args: as ``search_runs``; ``offset`` is the position of the page's first run and
+        ``limit`` the page size (at most 50,000).
+        Returns: a ``RunPage`` with ``runs``, ``total`` (every matching run) and the
+        ``metric_keys``, ``param_keys`` and ``tag_keys`` the matching runs have.
+        Raises: ``InvalidInputError`` for a malformed filter or order, or a bad offset/limit.
+        """
+        from gittrack.query.search import search_run_page
+
+        return search_run_page(
+            self.repository,
+            experiment_ids=experiment_ids,
+            filter_string=filter_string,
+            run_view_type=run_view_type,
+            order_by=order_by,
+            offset=offset,
+            limit=limit,
+        )
+
+    def search_runs_table(
+        self,
+        experiment_ids: Sequence[str] | str | None = None,
+        filter_string: str = "",
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        order_by: list[str] | None = None,
+    ) -> Any:
+        """Every matching run as a DataFrame row: MLflow's ``search_runs`` columns plus
+        ``run_name``, ``user_id``, ``lifecycle_stage`` and ``parent_run_id`` (for CSV export).
+
+        Raises: ``InvalidInputError`` for a malformed filter or order.
+        """
+        from gittrack.query.search import search_runs_table
+
+        return search_runs_table(
+            self.repository,
+            experiment_ids=experiment_ids,
+            filter_string=filter_string,
+            run_view_type=run_view_type,
+            order_by=order_by,
+        )
+
+    def read_artifact(self, run_id: str, path: str, max_bytes: int = 1 << 20) -> tuple[bytes, int]:
+        """The first ``max_bytes`` of one artifact file of a run, and the file's full size.
+
+        Args: ``path`` is relative to the run's artifact root; ``..``, absolute paths and
+        unsafe names are refused as on every artifact read.
+        Returns: ``(data, size)``; ``len(data) < size`` when the file was cut.
+        Raises: ``InvalidInputError`` for a bad run id or path, ``NotFoundError`` when the run
+        or the file is missing or the path names a directory.
+        """
+        validation.check_run_id(run_id)
+        rel = validation.check_artifact_path(path)
+        if not rel:
+            raise InvalidInputError("artifact path '' names the artifact root, not a file")
+        parent = rel.rpartition("/")[0]
+        entry = next(
+            (f for f in self.list_artifacts(run_id, parent or None) if f.path == rel), None
+        )
+        if entry is None or entry.is_dir:
+            raise NotFoundError(f"run {run_id} has no artifact file {rel!r}")
+        with tempfile.TemporaryDirectory(prefix="gittrack-") as scratch:
+            copied = Path(self.download_artifacts(run_id, rel, scratch))
+            with copied.open("rb") as handle:
+                return handle.read(max_bytes), copied.stat().st_size
+
+    def get_source_diff(self, run_id: str) -> str | None:
+        """The uncommitted change a run was made with: ``git diff <commit> <snapshot>``.
+
+        Returns: the diff text, or None when the run was made on a clean tree (or its
+        snapshot was not kept).
+        Raises: ``InvalidInputError`` for a bad run id, ``NotFoundError`` for an unknown run.
+        """
+        run = self.get_run(validation.check_run_id(run_id))
+        source = run.source
+        if not (source.dirty and source.commit and source.snapshot):
+            return None
+        repo = self.repository.repo
+        if not (repo.has_object(source.commit) and repo.has_object(source.snapshot)):
+            return None
+        return repo.git_text("diff", "--no-color", "--no-ext-diff", source.commit, source.snapshot)
+
+    def commit_history(self, rev: str = "HEAD", limit: int = 50) -> list[Any]:
+        """The first-parent history of the code from ``rev`` with each commit's runs.
+
+        Unlike ``gittrack log`` this writes nothing (no notes refresh), so read-only readers
+        such as the web UI can call it.
+        Returns: ``CommitRuns`` (commit, subject, runs with their latest metrics), newest first.
+        Raises: ``InvalidInputError`` for a bad limit, ``NotFoundError`` for an unknown rev.
+        """
+        from gittrack.gitflow.commit_runs import first_parent_log
+
+        return first_parent_log(self.repository, rev, limit, refresh=False)
+
+    def data_version(self) -> str:
+        """A token that changes whenever the tracking branch moves or a live run logs,
+        starts or ends (for readers that refresh, such as the web UI)."""
+        from gittrack.query.live_runs import live_stamp
+
+        repository = self.repository
+        return f"{repository.branch.tip() or '-'}:{live_stamp(repository.staging)}"
+
     def doctor(self) -> list[Any]:
         """Problems of the tracking branch's files (schema, YAML, metric lines), with paths.
 

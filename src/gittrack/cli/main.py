@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "gittrack.cli.hooks_cmd",
     "gittrack.cli.reproduce_cmd",
     "gittrack.cli.bisect_cmd",
+    "gittrack.cli.ui_cmd",
 )
 # Commands of later domains register here too when their module is present.
 OPTIONAL_COMMAND_MODULES = (

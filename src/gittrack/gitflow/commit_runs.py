@@ -205,8 +205,11 @@ def _json_list(raw: object) -> list[str]:
     return list(json.loads(raw))
 
 
-def first_parent_log(repository: TrackingRepository, rev: str, limit: int) -> list[CommitRuns]:
-    """``git log --first-parent -n limit rev`` with each commit's runs; notes refreshed."""
+def first_parent_log(
+    repository: TrackingRepository, rev: str, limit: int, refresh: bool = True
+) -> list[CommitRuns]:
+    """``git log --first-parent -n limit rev`` with each commit's runs; notes refreshed
+    unless ``refresh`` is False (a read-only reader such as the web UI writes no ref)."""
     if limit < 1:
         raise InvalidInputError(f"-n {limit}: the number of commits must be at least 1")
     start = resolve_commit(repository, rev)
@@ -220,7 +223,7 @@ def first_parent_log(repository: TrackingRepository, rev: str, limit: int) -> li
     runs = runs_of_commits(repository, commits)
     done = set() if live else _notes_done(repository, tip)
     stale = [commit for commit in commits if commit not in done]
-    if stale:
+    if stale and refresh:
         with contextlib.suppress(GittrackError):  # notes are derived: a busy ref is left alone
             refresh_notes(repository, stale, runs, attempts=3)
             if not live:
