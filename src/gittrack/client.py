@@ -823,11 +823,20 @@ class Client:
     ) -> Any:
         """One page of a search for a table that pages by position.
 
-        Args: as ``search_runs``; ``offset`` is the position of the page's first run and
-        ``limit`` the page size (at most 50,000).
-        Returns: a ``RunPage`` with ``runs``, ``total`` (every matching run) and the
-        ``metric_keys``, ``param_keys`` and ``tag_keys`` the matching runs have.
-        Raises: ``InvalidInputError`` for a malformed filter or order, or a bad offset/limit.
+        Args:
+            experiment_ids: the experiments to search.
+            filter_string: a filter in MLflow's grammar.
+            run_view_type: active, deleted or all runs.
+            order_by: sort keys, each ``<column> [ASC|DESC]``.
+            offset: the position of the page's first run.
+            limit: the page size (at most 50,000).
+
+        Returns:
+            A ``RunPage`` with ``runs``, ``total`` (every matching run) and the ``metric_keys``,
+            ``param_keys`` and ``tag_keys`` the matching runs have.
+
+        Raises:
+            InvalidInputError: a malformed filter or order, or a bad offset or limit.
         """
         from gittrack.query.search import search_run_page
 
@@ -851,7 +860,17 @@ class Client:
         """Every matching run as a DataFrame row: MLflow's ``search_runs`` columns plus
         ``run_name``, ``user_id``, ``lifecycle_stage`` and ``parent_run_id`` (for CSV export).
 
-        Raises: ``InvalidInputError`` for a malformed filter or order.
+        Args:
+            experiment_ids: the experiments to search.
+            filter_string: a filter in MLflow's grammar.
+            run_view_type: active, deleted or all runs.
+            order_by: sort keys, each ``<column> [ASC|DESC]``.
+
+        Returns:
+            The DataFrame.
+
+        Raises:
+            InvalidInputError: a malformed filter or order.
         """
         from gittrack.query.search import search_runs_table
 
@@ -866,11 +885,18 @@ class Client:
     def read_artifact(self, run_id: str, path: str, max_bytes: int = 1 << 20) -> tuple[bytes, int]:
         """The first ``max_bytes`` of one artifact file of a run, and the file's full size.
 
-        Args: ``path`` is relative to the run's artifact root; ``..``, absolute paths and
-        unsafe names are refused as on every artifact read.
-        Returns: ``(data, size)``; ``len(data) < size`` when the file was cut.
-        Raises: ``InvalidInputError`` for a bad run id or path, ``NotFoundError`` when the run
-        or the file is missing or the path names a directory.
+        Args:
+            run_id: the run's id.
+            path: the file's path relative to the run's artifact root; ``..``, absolute paths
+                and unsafe names are refused as on every artifact read.
+            max_bytes: read at most this much.
+
+        Returns:
+            ``(data, size)``; ``len(data) < size`` when the file was cut.
+
+        Raises:
+            InvalidInputError: a bad run id or path.
+            NotFoundError: the run or the file is missing, or the path names a directory.
         """
         validation.check_run_id(run_id)
         rel = validation.check_artifact_path(path)
@@ -890,9 +916,16 @@ class Client:
     def get_source_diff(self, run_id: str) -> str | None:
         """The uncommitted change a run was made with: ``git diff <commit> <snapshot>``.
 
-        Returns: the diff text, or None when the run was made on a clean tree (or its
-        snapshot was not kept).
-        Raises: ``InvalidInputError`` for a bad run id, ``NotFoundError`` for an unknown run.
+        Args:
+            run_id: the run's id.
+
+        Returns:
+            The diff text, or None when the run was made on a clean tree (or its snapshot was
+            not kept).
+
+        Raises:
+            InvalidInputError: a bad run id.
+            NotFoundError: no such run.
         """
         run = self.get_run(validation.check_run_id(run_id))
         source = run.source
@@ -906,18 +939,31 @@ class Client:
     def commit_history(self, rev: str = "HEAD", limit: int = 50) -> list[Any]:
         """The first-parent history of the code from ``rev`` with each commit's runs.
 
-        Unlike ``gittrack log`` this writes nothing (no notes refresh), so read-only readers
-        such as the web UI can call it.
-        Returns: ``CommitRuns`` (commit, subject, runs with their latest metrics), newest first.
-        Raises: ``InvalidInputError`` for a bad limit, ``NotFoundError`` for an unknown rev.
+        Unlike ``gittrack log`` this writes nothing (no notes refresh), so read-only readers such
+        as the web UI can call it.
+
+        Args:
+            rev: the revision to start from.
+            limit: at most this many commits.
+
+        Returns:
+            ``CommitRuns`` (commit, subject, runs with their latest metrics), newest first.
+
+        Raises:
+            InvalidInputError: a bad limit.
+            NotFoundError: an unknown revision.
         """
         from gittrack.gitflow.commit_runs import first_parent_log
 
         return first_parent_log(self.repository, rev, limit, refresh=False)
 
     def data_version(self) -> str:
-        """A token that changes whenever the tracking branch moves or a live run logs,
-        starts or ends (for readers that refresh, such as the web UI)."""
+        """A token that changes whenever the tracking branch moves or a live run logs, starts or
+        ends (for readers that refresh, such as the web UI).
+
+        Returns:
+            The token, an opaque string.
+        """
         from gittrack.query.live_runs import live_stamp
 
         repository = self.repository
@@ -946,21 +992,37 @@ class Client:
 
     # ------------------------------------------------------- code of runs (DESIGN §13)
     def get_run_code(self, run_id: str) -> RunCode:
-        """Where a run's code is: the commit it started on and the commit holding its exact
-        code (its snapshot when the tree was dirty).
+        """Where a run's code is: the commit it started on and the commit holding its exact code
+        (its snapshot when the tree was dirty).
 
-        :raises NotFoundError: no such run, or its code is not in this repository.
-        :raises InvalidStateError: the run recorded no source commit.
+        Args:
+            run_id: the run's id.
+
+        Returns:
+            A ``RunCode`` with the base commit, the code commit and what was left out.
+
+        Raises:
+            NotFoundError: no such run, or its code is not in this repository.
+            InvalidStateError: the run recorded no source commit.
         """
         from gittrack.gitflow.checkout import run_code
 
         return run_code(self.repository, self.get_run(run_id))
 
     def get_code_diff(self, run_id: str, other_run_id: str | None = None) -> bytes:
-        """A patch: ``run_id``'s uncommitted change against the commit it started on, or,
-        with ``other_run_id``, from ``run_id``'s code to the other run's. Empty when equal.
+        """A patch: ``run_id``'s uncommitted change against the commit it started on, or, with
+        ``other_run_id``, from ``run_id``'s code to the other run's. Empty when equal.
 
-        :raises NotFoundError, InvalidStateError: as ``get_run_code``, for either run.
+        Args:
+            run_id: the run's id.
+            other_run_id: a second run to compare the code with.
+
+        Returns:
+            The patch, as bytes.
+
+        Raises:
+            NotFoundError: no such run, or its code is not in this repository.
+            InvalidStateError: a run recorded no source commit.
         """
         from gittrack.gitflow.checkout import code_diff
 
@@ -973,9 +1035,17 @@ class Client:
         """Add a linked worktree holding the run's exact code, with its params in
         ``.gittrack-run.yaml``; the user's work tree, index, HEAD and branch are untouched.
 
-        :param path: where (default: ``<repository>-run-<id>`` beside the repository).
-        :raises ConflictError: ``path`` exists. Nothing is written on any error.
-        :raises NotFoundError, InvalidStateError: as ``get_run_code``.
+        Args:
+            run_id: the run's id.
+            path: where (default: ``<repository>-run-<id>`` beside the repository).
+
+        Returns:
+            A ``Checkout`` naming the worktree and the commit it holds.
+
+        Raises:
+            ConflictError: ``path`` exists. Nothing is written on any error.
+            NotFoundError: no such run, or its code is not in this repository.
+            InvalidStateError: the run recorded no source commit.
         """
         from gittrack.gitflow.checkout import checkout_run
 
@@ -987,12 +1057,22 @@ class Client:
         command: Sequence[str],
         path: str | os.PathLike[str] | None = None,
     ) -> Reproduction:
-        """Run ``command`` on a run's exact code as a new run tagged
-        ``gittrack.reproduces=<run_id>``, with the run's params (``gitflow/reproduce.py``).
+        """Run ``command`` on a run's exact code as a new run tagged ``gittrack.reproduces=<run_id>``,
+        with the run's params in the environment (``gitflow/reproduce.py``).
 
-        :param path: keep the worktree there (default: a temporary one, removed after).
-        :raises InvalidInputError: the command is empty or not found.
-        :raises ConflictError, NotFoundError, InvalidStateError: as ``checkout_run``.
+        Args:
+            run_id: the run to reproduce.
+            command: the program and its arguments.
+            path: keep the worktree there (default: a temporary one, removed after).
+
+        Returns:
+            A ``Reproduction`` with the new run, the command's exit code and the metric diff.
+
+        Raises:
+            InvalidInputError: the command is empty or not found.
+            ConflictError: ``path`` exists.
+            NotFoundError: no such run, or its code is not in this repository.
+            InvalidStateError: the run recorded no source commit.
         """
         from gittrack.gitflow.reproduce import reproduce_run
 
@@ -1011,13 +1091,26 @@ class Client:
         experiment_ids: Sequence[str] | None = None,
         command: Sequence[str] | None = None,
     ) -> BisectResult:
-        """The first first-parent commit after ``good`` up to ``bad`` whose metric crossed
-        the threshold, from the runs logged on those commits (``gitflow/bisect.py``).
+        """The first first-parent commit after ``good`` up to ``bad`` whose metric crossed the
+        threshold, from the runs logged on those commits (``gitflow/bisect.py``).
 
-        :param command: run it in a temporary worktree on each probed commit that lacks
-            runs, to log them; None uses only the runs already logged.
-        :raises InvalidInputError: bad options, or ``good`` is not on ``bad``'s first-parent
-            history; NotFoundError: a revision names no commit.
+        Args:
+            metric: the metric's name.
+            good: a revision where the metric is good.
+            bad: a later revision where it is bad.
+            threshold: the value that separates good from bad (default: midway).
+            direction: ``up`` or ``down``, the way a bad value moved (default: as observed).
+            select: which value stands for a commit with several runs (latest, min, max, mean).
+            experiment_ids: count only runs of these experiments.
+            command: run it in a temporary worktree on each probed commit that lacks runs, to
+                log them; None uses only the runs already logged.
+
+        Returns:
+            A ``BisectResult``: the first bad commit or the commits lacking runs, and the steps.
+
+        Raises:
+            InvalidInputError: bad options, or ``good`` is not on ``bad``'s first-parent history.
+            NotFoundError: a revision names no commit.
         """
         from gittrack.gitflow.bisect import bisect_metric, run_in_worktree
         from gittrack.gitflow.reproduce import check_command
