@@ -31,6 +31,7 @@ from gittrack.fluent import (
     get_tracking_uri,
     is_tracking_uri_set,
     last_active_run,
+    last_logged_model,
     log_artifact,
     log_artifacts,
     log_dict,
@@ -60,7 +61,7 @@ __version__ = "0.1.0"
 MlflowClient = Client
 
 # Flavor and registry modules pull in scikit-learn or pandas: loaded on first attribute access.
-_LAZY_MODULES = {"sklearn", "pyfunc", "models", "registry", "query", "utils"}
+_LAZY_MODULES = {"sklearn", "pyfunc", "models", "registry", "query", "types", "utils"}
 _LAZY_ATTRIBUTES = {
     "register_model": "gittrack.registry.fluent",
     "autolog": "gittrack.autologging",
@@ -112,6 +113,7 @@ __all__ = [
     "get_tracking_uri",
     "is_tracking_uri_set",
     "last_active_run",
+    "last_logged_model",
     "log_artifact",
     "log_artifacts",
     "log_dict",

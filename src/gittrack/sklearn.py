@@ -8,10 +8,10 @@ takes the same URIs as ``gittrack.pyfunc.load_model``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,8 @@ DEFAULT_ARTIFACT_PATH = "model"
 __all__ = ["LoggedModelInfo", "autolog", "load_model", "log_model", "save_model"]
 
 
-@dataclass(frozen=True)
-class LoggedModelInfo(ModelInfo):
-    """What ``log_model`` produced; ``registered_model_version`` is set when it registered."""
-
-    registered_model_version: int | None = None
+LoggedModelInfo = ModelInfo
+"""Former name of what ``log_model`` returns, kept for existing imports."""
 
 
 def save_model(
@@ -87,12 +84,22 @@ def log_model(
     skops_trusted_types: Iterable[str] | None = None,
     run_id: str | None = None,
     **_ignored: Any,
-) -> LoggedModelInfo:
+) -> ModelInfo:
     """Log ``sk_model`` into the active run (one is started when none is) under ``name``.
 
     ``name`` is MLflow 3's spelling of ``artifact_path``; either may be given (default
     ``"model"``). With ``registered_model_name`` the logged model is registered as a new
-    version of that model, which is created if needed.
+    version of that model, which is created if needed. ``signature`` and ``input_example``
+    are stored in ``MLmodel`` as MLflow stores them, and ``predict`` enforces the signature.
+
+    Returns:
+        The ``ModelInfo``: ``model_id`` (``models:/<model_id>`` loads the model),
+        ``model_uri`` (``runs:/<run_id>/<name>``), ``registered_model_version`` when it
+        registered. ``gittrack.last_logged_model()`` names the same model.
+
+    Raises:
+        InvalidInputError: both ``name`` and ``artifact_path`` given and different, or a bad
+            serialization format, signature or input example (nothing is logged).
     """
     from gittrack import fluent
     from gittrack.client import Client
@@ -130,9 +137,10 @@ def log_model(
         from gittrack.registry.fluent import register_model
 
         version = int(register_model(model_uri, registered_model_name).version)
-    values = {f.name: getattr(info, f.name) for f in fields(ModelInfo)}
-    values.update(path=model_uri, model_uri=model_uri)
-    return LoggedModelInfo(**values, registered_model_version=version)
+    fluent.record_logged_model(info.model_id, where, run_id)
+    return dataclasses.replace(
+        info, path=model_uri, model_uri=model_uri, registered_model_version=version
+    )
 
 
 def load_model(

@@ -168,7 +168,7 @@ def _enforce_text(column: Any, spec: ColumnSpec) -> Any:
 
 
 def _enforce_boolean(column: Any, spec: ColumnSpec) -> Any:
-    if column.dtype.kind in "bO":  # object: None stays None rather than becoming False
+    if column.dtype.kind == "b" or _is_object(column.dtype):  # None stays None, not False
         return column
     raise _incompatible(column, spec)
 
@@ -192,6 +192,8 @@ def _enforce_number(column: Any, spec: ColumnSpec) -> Any:
 
     target = np.dtype(COLUMN_NUMPY_DTYPES[spec.type])
     dtype = column.dtype
+    if dtype.kind not in "iuf":  # text, bool, object: never a number silently
+        raise _incompatible(column, spec)
     if dtype == target:
         return column
     if _widens(dtype, target) or _converts_exactly(column, target):
@@ -219,7 +221,7 @@ def _converts_exactly(column: Any, target: Any) -> bool:
 def _incompatible(column: Any, spec: ColumnSpec) -> InvalidInputError:
     dtype = column.dtype
     shown = str(dtype)
-    if dtype.kind == "O":
+    if _is_object(dtype):
         kinds = sorted({type(v).__name__ for v in column.dropna().tolist()[:100]})
         shown = f"object ({', '.join(kinds) or 'empty'} values)"
     hint = ""
@@ -233,6 +235,12 @@ def _incompatible(column: Any, spec: ColumnSpec) -> InvalidInputError:
         f"column {spec.name!r}: cannot safely convert {shown} to the signature's type "
         f"{spec.type!r}; allowed: {allowed}{hint}"
     )
+
+
+def _is_object(dtype: Any) -> bool:
+    import numpy as np
+
+    return isinstance(dtype, np.dtype) and dtype.kind == "O"
 
 
 _ALLOWED = {

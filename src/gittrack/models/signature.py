@@ -12,6 +12,7 @@ module stays cheap.
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,19 @@ COLUMN_NUMPY_DTYPES = {
 """numpy dtype of each scalar column type that has a fixed-width one."""
 
 TENSOR_TYPE = "tensor"
+
+
+class DataType(str, enum.Enum):
+    """MLflow's column types by name: ``ColumnSpec(DataType.double, "x")`` stores ``double``."""
+
+    boolean = "boolean"
+    integer = "integer"
+    long = "long"
+    float = "float"
+    double = "double"
+    string = "string"
+    binary = "binary"
+    datetime = "datetime"
 
 
 @dataclass(frozen=True)
