@@ -18,7 +18,7 @@ import gittrack as gt
 from gittrack.exceptions import MlflowException as GittrackMlflowException
 
 pytest.importorskip("sklearn")
-mlflow = pytest.importorskip("mlflow")
+pytest.importorskip("mlflow")
 
 import mlflow.pyfunc  # noqa: E402
 import mlflow.sklearn  # noqa: E402
@@ -109,7 +109,9 @@ def test_an_mlflow_model_with_a_signature_loads_in_gittrack(saved_by_both, wine,
     model = Model.load(path)
 
     np.testing.assert_allclose(loaded.predict(X), regressor.predict(X))
-    assert parsed(model.signature.to_dict()) == parsed(MlflowModel.load(str(path)).signature.to_dict())
+    assert parsed(model.signature.to_dict()) == parsed(
+        MlflowModel.load(str(path)).signature.to_dict()
+    )
     assert model.mlflow_version == mlflow.__version__
 
 
