@@ -218,6 +218,25 @@ def test_an_unknown_model_id_is_a_not_found_error_naming_it(repo: Path, regresso
     assert caught.value.error_code == "RESOURCE_DOES_NOT_EXIST"
 
 
+def test_an_unreadable_mlmodel_is_reported_and_skipped_by_the_id_lookup(
+    repo: Path, regressor
+) -> None:
+    from gittrack.errors import CorruptDataWarning
+
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(regressor, name="model")
+        mlflow.log_text(f"model_id: {info.model_id}\nflavors: [unclosed\n", "broken/MLmodel")
+
+        with pytest.warns(CorruptDataWarning, match="broken/MLmodel"):
+            model = Model.load(f"models:/{info.model_id}")
+
+    assert model.run_id == run.info.run_id
+    assert model.artifact_path == "model"
+    with pytest.warns(CorruptDataWarning, match="broken/MLmodel"):
+        committed = Model.load(f"models:/{info.model_id}")
+    assert committed.artifact_path == "model"
+
+
 def test_registering_a_models_uri_with_a_model_id_points_at_the_run(repo: Path, regressor) -> None:
     with mlflow.start_run() as run:
         info = mlflow.sklearn.log_model(regressor, name="model")

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from gittrack.errors import InvalidInputError
 from gittrack.models import uris
 from gittrack.models.model_format import (
     MLMODEL_FILE_NAME,
@@ -63,8 +64,6 @@ class Model(ModelConfig):
             InvalidInputError: no ``path`` for a model not loaded from a directory.
             CorruptDataError: the example file is missing or unreadable.
         """
-        from gittrack.errors import InvalidInputError
-
         directory = Path(path) if path is not None else self.model_dir
         if directory is None:
             raise InvalidInputError(

@@ -85,13 +85,21 @@ def model_id_at(repository: TrackingRepository, run_id: str, artifact_path: str)
 def _find_in_live_runs(repository: TrackingRepository, model_id: str) -> LoggedModelLocation | None:
     staging = repository.staging
     for run_id in staging.run_ids():
-        if not staging.exists(run_id):
+        try:
+            artifacts = staging.open(run_id).artifacts_dir
+            found = _find_in_directory(artifacts, model_id)
+        except (NotFoundError, OSError):  # not a run, or committed while it was read
             continue
-        artifacts = staging.open(run_id).artifacts_dir
-        for mlmodel in sorted(artifacts.rglob(MLMODEL_FILE_NAME)):
-            if _records_id(mlmodel, model_id):
-                rel = mlmodel.parent.relative_to(artifacts).as_posix()
-                return LoggedModelLocation(model_id, run_id, rel)
+        if found is not None:
+            return LoggedModelLocation(model_id, run_id, found)
+    return None
+
+
+def _find_in_directory(artifacts: Path, model_id: str) -> str | None:
+    """The artifact path of the model recording ``model_id`` under ``artifacts``, else None."""
+    for mlmodel in sorted(artifacts.rglob(MLMODEL_FILE_NAME)):
+        if _records_id(mlmodel.read_bytes(), model_id, mlmodel):
+            return mlmodel.parent.relative_to(artifacts).as_posix()
     return None
 
 
@@ -102,18 +110,21 @@ def _find_on_branch(repository: TrackingRepository, model_id: str) -> LoggedMode
     proc = repository.repo.git(
         "grep",
         "-l",
-        "-F",
         "-e",
-        f"model_id: {model_id}",
+        f"^model_id: {model_id}$",  # the id is hex digits and a dash: nothing to escape
         commit,
         "--",
         f"{layout.RUNS_DIR}/*/{MLMODEL_FILE_NAME}",
         check=False,
     )
+    snapshot = repository.branch.snapshot(commit)
     for line in proc.stdout.decode("utf-8", "replace").splitlines():
         path = line.partition(":")[2]
         location = _location_from_path(model_id, path)
-        if location is not None:
+        entry = snapshot.entry(path)
+        if location is None or entry is None:
+            continue
+        if _records_id(repository.repo.read_blob(entry.sha), model_id, f"{commit[:12]}:{path}"):
             return location
     return None
 
@@ -127,13 +138,13 @@ def _location_from_path(model_id: str, path: str) -> LoggedModelLocation | None:
     return LoggedModelLocation(model_id, run_id, artifact_path)
 
 
-def _records_id(mlmodel: Path, model_id: str) -> bool:
-    text = mlmodel.read_bytes()
+def _records_id(text: bytes, model_id: str, where: str | Path) -> bool:
+    """Whether an ``MLmodel``'s ``model_id`` is ``model_id``; one that is not YAML is skipped."""
     if model_id.encode() not in text:
         return False
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        warn_skipped(f"{mlmodel}: not valid YAML, skipped while looking for {model_id}: {exc}")
+        warn_skipped(f"{where}: not valid YAML, skipped while looking for {model_id}: {exc}")
         return False
     return isinstance(data, dict) and data.get("model_id") == model_id

@@ -64,7 +64,7 @@ class ColumnSpec:
 
     def __post_init__(self) -> None:
         # MLflow scripts pass a ``DataType`` member (``DataType.double``); its name is the type.
-        if not isinstance(self.type, str) or type(self.type) is not str:
+        if type(self.type) is not str:
             object.__setattr__(self, "type", str(getattr(self.type, "name", self.type)))
 
     def to_dict(self) -> dict[str, Any]:
