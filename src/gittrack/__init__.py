@@ -32,6 +32,7 @@ from gittrack.fluent import (
     get_tracking_uri,
     is_tracking_uri_set,
     last_active_run,
+    last_logged_model,
     log_artifact,
     log_artifacts,
     log_dict,
@@ -81,7 +82,7 @@ def _mlflow_client_paths() -> None:
 _mlflow_client_paths()
 
 # Flavor and registry modules pull in scikit-learn or pandas: loaded on first attribute access.
-_LAZY_MODULES = {"sklearn", "pyfunc", "models", "registry", "query", "utils"}
+_LAZY_MODULES = {"sklearn", "pyfunc", "models", "registry", "query", "types", "utils"}
 _LAZY_ATTRIBUTES = {
     "register_model": "gittrack.registry.fluent",
     "autolog": "gittrack.autologging",
@@ -133,6 +134,7 @@ __all__ = [
     "get_tracking_uri",
     "is_tracking_uri_set",
     "last_active_run",
+    "last_logged_model",
     "log_artifact",
     "log_artifacts",
     "log_dict",

@@ -13,6 +13,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from gittrack.client import Client, run_operations
 from gittrack.entities import (
     Experiment,
     LifecycleStage,
+    LoggedModel,
     ModelVersion,
     RegisteredModel,
     Run,
@@ -65,6 +67,7 @@ class _ThreadRuns(threading.local):
     def __init__(self) -> None:
         self.stack: list[ActiveRun] = []
         self.last_run_id: str | None = None
+        self.last_model: LoggedModel | None = None
 
 
 class _FluentState:
@@ -472,6 +475,38 @@ def last_active_run() -> Run | None:
     if _state.runs.last_run_id is None:
         return None
     return get_run(_state.runs.last_run_id)
+
+
+def last_logged_model() -> LoggedModel | None:
+    """The model this thread logged last (``log_model``), or None if it logged none.
+
+    Returns:
+        A ``LoggedModel`` with MLflow 3's ``model_id``, ``name``, ``source_run_id``,
+        ``model_uri`` (``models:/<model_id>``), ``artifact_location`` and ``experiment_id``
+        (a subset of MLflow's ``LoggedModel``: no status, metrics or params of its own).
+    """
+    return _state.runs.last_model
+
+
+def record_logged_model(model_id: str | None, name: str, run_id: str) -> None:
+    """Remember a model just logged into ``run_id`` for ``last_logged_model`` (flavors call it).
+
+    Args:
+        model_id: the id ``log_model`` wrote into ``MLmodel``; None records nothing.
+        name: the model's artifact path in the run.
+        run_id: the run the model was logged into.
+    """
+    if model_id is None:
+        return
+    run = _client().get_run(run_id)
+    _state.runs.last_model = LoggedModel(
+        model_id=model_id,
+        name=name,
+        source_run_id=run_id,
+        experiment_id=run.info.experiment_id,
+        artifact_location=f"runs:/{run_id}/{name}",
+        creation_timestamp=int(time.time() * 1000),
+    )
 
 
 def get_run(run_id: str) -> Run:

@@ -10,11 +10,11 @@ is the one path by which every flavor's ``log_model`` puts a model into a run an
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +45,8 @@ __all__ = [
 DEFAULT_ARTIFACT_PATH = "model"
 
 
-@dataclass(frozen=True)
-class LoggedModelInfo(ModelInfo):
-    """What ``log_model`` produced; ``registered_model_version`` is set when it registered."""
-
-    registered_model_version: int | None = None
+LoggedModelInfo = ModelInfo
+"""Former name of what ``log_model`` returns, kept for existing imports."""
 
 
 def load_model(
@@ -240,9 +237,10 @@ def log_saved_model(
         from gittrack.registry.fluent import register_model
 
         version = int(register_model(model_uri, registered_model_name).version)
-    values = {f.name: getattr(info, f.name) for f in fields(ModelInfo)}
-    values.update(path=model_uri, model_uri=model_uri)
-    return LoggedModelInfo(**values, registered_model_version=version)
+    fluent.record_logged_model(info.model_id, where, run_id)
+    return dataclasses.replace(
+        info, path=model_uri, model_uri=model_uri, registered_model_version=version
+    )
 
 
 def _check_custom_model_only(

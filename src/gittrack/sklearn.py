@@ -77,12 +77,22 @@ def log_model(
     skops_trusted_types: Iterable[str] | None = None,
     run_id: str | None = None,
     **_ignored: Any,
-) -> LoggedModelInfo:
+) -> ModelInfo:
     """Log ``sk_model`` into the active run (one is started when none is) under ``name``.
 
     ``name`` is MLflow 3's spelling of ``artifact_path``; either may be given (default
     ``"model"``). With ``registered_model_name`` the logged model is registered as a new
-    version of that model, which is created if needed.
+    version of that model, which is created if needed. ``signature`` and ``input_example``
+    are stored in ``MLmodel`` as MLflow stores them, and ``predict`` enforces the signature.
+
+    Returns:
+        The ``ModelInfo``: ``model_id`` (``models:/<model_id>`` loads the model),
+        ``model_uri`` (``runs:/<run_id>/<name>``), ``registered_model_version`` when it
+        registered. ``gittrack.last_logged_model()`` names the same model.
+
+    Raises:
+        InvalidInputError: both ``name`` and ``artifact_path`` given and different, or a bad
+            serialization format, signature or input example (nothing is logged).
     """
 
     def save(local: Path, run: str, where: str) -> ModelInfo:

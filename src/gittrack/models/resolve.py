@@ -1,6 +1,7 @@
 """Resolve model URIs to local model directories.
 
-``models:/`` URIs go through the registry to the version's source; a ``runs:/`` source is a
+``models:/<model_id>`` URIs go to the run that logged the model (see ``model_ids``), other
+``models:/`` URIs through the registry to the version's source; a ``runs:/`` source is a
 directory of the run's artifacts. For a committed run that directory is a git tree, so it is
 materialized once under ``$GIT_DIR/gittrack/cache/models/<tree id>`` and reused by every later
 load (the id changes whenever a byte changes). A live run's artifacts, a ``dst_path`` request
@@ -25,7 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from gittrack.errors import InvalidInputError, NotFoundError
-from gittrack.models import uris
+from gittrack.models import model_ids, uris
 from gittrack.models.model_format import MLMODEL_FILE_NAME, PYFUNC_FLAVOR, read_model_config
 from gittrack.registry.service import RegistryService
 from gittrack.store import layout
@@ -68,6 +69,10 @@ def resolve_model_uri(
     text = os.fspath(uri)
     current = text
     for _ in range(MAX_INDIRECTIONS):
+        model_id = uris.model_id_of(current)
+        if model_id is not None:
+            current = model_ids.find_logged_model(repository, model_id).runs_uri
+            continue
         if uris.is_models_uri(current):
             version = RegistryService(repository).version_for_uri(uris.parse_models_uri(current))
             if not version.source:
