@@ -452,6 +452,10 @@ class Client:
         *,
         at: str | None = None,
     ) -> list[RegisteredModel]:
+        if validation.asks_for_no_results(max_results):
+            from gittrack.registry.search import PagedList
+
+            return PagedList([])  # MLflow's client answers 0 or less with no models
         return self.registry.search_registered_models(
             filter_string, max_results, order_by, page_token, at
         )

@@ -178,6 +178,8 @@ def search_experiments(
     filter_string: str | None = None,
     order_by: list[str] | None = None,
 ) -> list[Experiment]:
+    if validation.asks_for_no_results(max_results):
+        return []  # as MLflow's fluent search, where Client.search_experiments refuses it
     return _client().search_experiments(view_type, max_results, filter_string, order_by)
 
 
@@ -416,7 +418,10 @@ def search_registered_models(
     filter_string: str | None = None,
     order_by: list[str] | None = None,
 ) -> list[RegisteredModel]:
-    """Every registered model matching the filter (all pages, unlike ``Client``'s)."""
+    """Every registered model matching the filter (all pages, unlike ``Client``'s); none
+    for a ``max_results`` of 0 or less, as in MLflow."""
+    if validation.asks_for_no_results(max_results):
+        return []
     return list(_client().registry.search_registered_models(filter_string, max_results, order_by))
 
 
@@ -425,7 +430,10 @@ def search_model_versions(
     filter_string: str | None = None,
     order_by: list[str] | None = None,
 ) -> list[ModelVersion]:
-    """Every model version matching the filter (all pages, unlike ``Client``'s)."""
+    """Every model version matching the filter (all pages, unlike ``Client``'s); none for a
+    ``max_results`` of 0 or less, as in MLflow (whose ``Client`` refuses it)."""
+    if validation.asks_for_no_results(max_results):
+        return []
     return list(_client().registry.search_model_versions(filter_string, max_results, order_by))
 
 
@@ -434,7 +442,7 @@ def search_runs(
     experiment_ids: Sequence[str] | str | None = None,
     filter_string: str = "",
     run_view_type: ViewType = ViewType.ACTIVE_ONLY,
-    max_results: int = 100_000,
+    max_results: int | None = 100_000,
     order_by: list[str] | None = None,
     output_format: str = "pandas",
     search_all_experiments: bool = False,

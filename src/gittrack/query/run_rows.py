@@ -315,6 +315,27 @@ def nan_metric_keys(cells: pd.Series) -> set[str]:
     return keys
 
 
+def logged_as_nan(frame: pd.DataFrame, metric: str, candidates: np.ndarray) -> np.ndarray:
+    """Of the rows where ``candidates`` is True, those whose latest value of ``metric`` is NaN
+    (the run has the metric), as opposed to runs without it: read from ``_nan_metrics``.
+
+    Args:
+        frame: rows of the run frame.
+        metric: the metric's key (without ``metrics.``).
+        candidates: one bool per row, True where the metric column holds NaN.
+
+    Returns:
+        One bool per row of ``frame``.
+    """
+    found = np.zeros(len(frame), dtype=bool)
+    cells = frame.get("_nan_metrics")
+    if cells is None or not candidates.any():
+        return found
+    for position in np.flatnonzero(candidates & cells.notna().to_numpy(dtype=bool)):
+        found[position] = metric in json.loads(cells.iloc[position])
+    return found
+
+
 def details(raw: str | None) -> tuple[dict, dict[str, list]]:
     """(source, summaries) from a ``_details`` cell."""
     if not raw:

@@ -180,12 +180,15 @@ class ExperimentStore:
             while (experiment_id := derive_experiment_id(name, attempt)) in taken:
                 attempt += 1
             created[:] = [experiment_id]
+            # Later than every experiment already there (the Default one may share this
+            # millisecond), so creation_time DESC lists experiments newest first, as MLflow.
+            created_at = max([now, *(e.creation_time + 1 for e in existing if e.creation_time)])
             experiment = Experiment(
                 experiment_id,
                 name,
                 "",
-                creation_time=now,
-                last_update_time=now,
+                creation_time=created_at,
+                last_update_time=created_at,
                 tags=checked_tags,
             )
             return {layout.experiment_path(experiment_id): self._blob(experiment)}
