@@ -256,9 +256,10 @@ def check_metric_value(value: object, key: str) -> float:
             raise InvalidInputError(
                 f"metric {key!r} got value {_short(value)} that is not a 64-bit float ({exc})"
             ) from exc
-    if isinstance(value, str) or _is_one_element_array(value):
+    scalar = _single_item(value)
+    if isinstance(scalar, (str, numbers.Real)):
         try:
-            return float(value)  # type: ignore[arg-type]
+            return float(scalar)
         except (OverflowError, ValueError, TypeError):
             pass
     raise InvalidInputError(
@@ -267,9 +268,16 @@ def check_metric_value(value: object, key: str) -> float:
     )
 
 
-def _is_one_element_array(value: object) -> bool:
-    """A numpy array (or array-like with ``size``) holding exactly one number."""
-    return getattr(value, "size", None) == 1 and hasattr(value, "dtype")
+def _single_item(value: object) -> object:
+    """The one number an array or tensor of one element holds (its ``item()``), else
+    ``value`` itself."""
+    item = getattr(value, "item", None)
+    if isinstance(value, str) or not callable(item):
+        return value
+    try:
+        return item()
+    except (ValueError, TypeError, RuntimeError):
+        return value
 
 
 def check_step(step: object, key: str) -> int:
