@@ -427,6 +427,63 @@ def test_the_status_filter_sees_statuses_set_after_the_run_as_in_mlflow(differen
     assert ours["FINISHED"][0] == ["ended", "updated"]
 
 
+# ------------------------------------------------------ artifact_location (item 1)
+def _artifact_location_scenario(m: Any, base: Path) -> dict[str, Any]:
+    """Runs of experiments with a local path and a ``file://`` artifact_location; every
+    path is given relative to ``base`` with the run id as ``<run>``."""
+    client = m.MlflowClient()
+    result = {}
+    for kind, folder in (("path", "plain"), ("uri", "uri")):
+        location = str(base / folder) if kind == "path" else (base / folder).as_uri()
+        experiment_id = m.create_experiment(f"stored {kind}", artifact_location=location)
+        with m.start_run(experiment_id=experiment_id) as run:
+            m.log_text("hello", "notes/hello.txt")
+            m.log_dict({"a": 1}, "config.json")
+        run_id = run.info.run_id
+        client.log_text(run_id, "late", "late.txt")  # to the finished run
+
+        def relative(text: str, run_id: str = run_id) -> str:
+            return (
+                text.replace(base.as_uri(), "<base-uri>")
+                .replace(str(base), "<base>")
+                .replace(run_id, "<run>")
+            )
+
+        download = client.download_artifacts(run_id, "notes/hello.txt", str(base / f"dl-{kind}"))
+        result[kind] = {
+            "experiment": relative(m.get_experiment(experiment_id).artifact_location),
+            "artifact_uri": relative(client.get_run(run_id).info.artifact_uri),
+            "files": sorted(
+                relative(str(f.relative_to(base)))
+                for f in (base / folder).rglob("*")
+                if f.is_file()
+            ),
+            "listed": [(f.path, f.is_dir) for f in client.list_artifacts(run_id)],
+            "downloaded": Path(download).read_text(),
+            "status": client.get_run(run_id).info.status,
+        }
+    result["remote"] = outcome(
+        lambda: m.create_experiment("remote", artifact_location="s3://b/p"), m
+    )
+    return result
+
+
+def test_artifact_location_stores_run_artifacts_in_mlflows_layout(
+    differential, tmp_path: Path
+) -> None:
+    def scenario(m: Any) -> Any:
+        base = tmp_path / f"artifacts-{m.__name__}"
+        base.mkdir()
+        return _artifact_location_scenario(m, base)
+
+    ours, theirs = differential(scenario)
+    assert ours["remote"] == "refused" and theirs["remote"] != "refused"
+    ours.pop("remote"), theirs.pop("remote")
+    assert ours == theirs
+    assert ours["path"]["artifact_uri"] == "<base>/plain/<run>/artifacts"
+    assert ours["uri"]["artifact_uri"] == "<base-uri>/uri/<run>/artifacts"
+
+
 # ------------------------------------------- run state (items 1-3, test_run_state.py)
 @pytest.mark.parametrize(
     "scenario",

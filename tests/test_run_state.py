@@ -444,24 +444,3 @@ def test_a_run_is_named_by_run_name_and_create_run_refuses_a_disagreeing_tag(
     assert result["named"] == ("a", "a") and result["renamed"] == ("c", "c")
     with pytest.raises(InvalidInputError, match="disagree"):
         Client().create_run("0", run_name="x", tags={"mlflow.runName": "y"})
-
-
-@pytest.mark.parametrize(
-    "location", ["s3://bucket/path", "gs://b/p", "https://host/artifacts", "mlflow-artifacts:/x"]
-)
-def test_an_artifact_location_in_a_remote_store_is_refused_before_anything_is_written(
-    repo: Path, location: str
-) -> None:
-    Client().init()
-    tip = git(repo, "rev-parse", "gittrack").strip()
-    with pytest.raises(InvalidInputError, match="only a local path or a file:// URI"):
-        mlflow.create_experiment("remote", artifact_location=location)
-    assert git(repo, "rev-parse", "gittrack").strip() == tip
-    assert mlflow.get_experiment_by_name("remote") is None
-
-
-def test_a_local_artifact_location_is_not_ignored_silently(repo: Path, tmp_path: Path) -> None:
-    for location in (str(tmp_path / "store"), (tmp_path / "store").as_uri()):
-        with pytest.warns(UserWarning, match="not honoured"):
-            experiment_id = mlflow.create_experiment(f"local {location}", location)
-        assert mlflow.get_experiment(experiment_id).name == f"local {location}"

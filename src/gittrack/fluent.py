@@ -408,8 +408,14 @@ def log_image(
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:
+    """The URI of the active run's artifacts (or of ``artifact_path`` among them):
+    ``runs:/<run_id>``, or the run's directory outside git when its experiment has an
+    ``artifact_location``."""
     run_id = _run_id()
-    return f"runs:/{run_id}/{artifact_path}" if artifact_path else f"runs:/{run_id}"
+    uri = _client().get_run(run_id).info.artifact_uri
+    if uri.startswith("runs:/"):
+        uri = f"runs:/{run_id}"
+    return f"{uri}/{artifact_path}" if artifact_path else uri
 
 
 # --------------------------------------------------------------------- registry

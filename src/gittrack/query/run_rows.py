@@ -138,7 +138,7 @@ class FrameBuilder:
         info["run_name"].append(meta["run_name"])
         info["user_id"].append(meta["user"])
         info["status"].append(meta["status"])
-        info["artifact_uri"].append(ARTIFACT_URI_PREFIX + run_id)
+        info["artifact_uri"].append(meta.get("artifact_uri") or ARTIFACT_URI_PREFIX + run_id)
         info["lifecycle_stage"].append(meta["lifecycle"])
         info["parent_run_id"].append(meta.get("parent_run_id"))
         info["_details"].append(details)

@@ -7,7 +7,10 @@ import numbers
 import os
 import posixpath
 import re
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
+from pathlib import Path
 
 from gittrack.entities import RunStatus
 from gittrack.errors import InvalidInputError
@@ -345,9 +348,20 @@ _URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 
 
 def check_artifact_location(location: object) -> str | None:
-    """An experiment's ``artifact_location``: a local path or ``file://`` URI; None or ""
-    when not given. A remote store's URI (``s3://``, ``gs://``, ``http://``...) is refused:
-    gittrack keeps artifacts in the repository, and would otherwise ignore it silently."""
+    """An experiment's ``artifact_location``, checked before anything is written.
+
+    Args:
+        location: a local path (relative ones are made absolute, as MLflow does) or a
+            ``file://`` URI; None or "" when not given.
+
+    Returns:
+        The location as stored (an absolute path, or a ``file://`` URI of one), or None.
+
+    Raises:
+        InvalidInputError: another scheme (``s3://``, ``gs://``, ``http(s)://``...: gittrack
+            has no remote artifact store), a ``file://`` URI naming another host, or a
+            directory that cannot be created or written.
+    """
     if location is None or location == "":
         return None
     if not isinstance(location, str):
@@ -360,10 +374,47 @@ def check_artifact_location(location: object) -> str | None:
     if scheme and len(scheme.group(1)) > 1 and scheme.group(1).lower() != "file":
         raise InvalidInputError(
             f"artifact_location {location!r} uses the scheme {scheme.group(1)!r}: gittrack "
-            "stores artifacts in the git repository, so only a local path or a file:// URI "
-            "is allowed"
+            "has no remote artifact store, so only a local path or a file:// URI is allowed"
         )
-    return location
+    if scheme and len(scheme.group(1)) > 1:
+        parsed = urllib.parse.urlparse(location)
+        if parsed.netloc not in ("", "localhost"):
+            raise InvalidInputError(
+                f"artifact_location {location!r} names the host {parsed.netloc!r}: a file:// "
+                "URI must name a local directory (file:///path)"
+            )
+        directory = Path(urllib.request.url2pathname(parsed.path)).absolute()
+        stored = directory.as_uri()
+    else:
+        directory = Path(location).absolute()
+        stored = str(directory)
+    _check_writable(directory, location)
+    return stored
+
+
+def artifact_location_path(location: str) -> Path:
+    """The local directory of an ``artifact_location`` or artifact URI (a path or a
+    ``file://`` URI, as ``check_artifact_location`` stores it)."""
+    if location.lower().startswith("file:"):
+        return Path(urllib.request.url2pathname(urllib.parse.urlparse(location).path))
+    return Path(location)
+
+
+def _check_writable(directory: Path, location: str) -> None:
+    """Refuse a directory that this process could not create or write into: its nearest
+    existing ancestor must be a writable directory."""
+    existing = directory
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InvalidInputError(
+            f"artifact_location {location!r} cannot be a directory: {str(existing)!r} is a file"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"artifact_location {location!r} is not writable: this user may not write in "
+            f"{str(existing)!r}"
+        )
 
 
 def _unprintable(value: object) -> str:
