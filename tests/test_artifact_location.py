@@ -46,6 +46,10 @@ def test_a_runs_artifacts_go_under_the_location_and_not_into_git(repo: Path, sto
     )
     assert f'artifact_uri: "{root}"' in meta
     assert mlflow.get_run(run_id).info.artifact_uri == str(root)
+    assert mlflow.search_runs([experiment_id])["artifact_uri"].tolist() == [str(root)]
+    assert (
+        mlflow.search_runs([experiment_id], filter_string=f"artifact_uri = '{root}'").shape[0] == 1
+    )
     assert mlflow.get_experiment(experiment_id).artifact_location == str(store)
     assert Client().doctor() == []
     assert tree_fingerprint(repo) == before

@@ -676,8 +676,9 @@ class RunStore:
 
     # ------------------------------------------------------------ artifacts
     def artifact_target(self, run_id: str, artifact_path: str | None, name: str) -> Path:
-        """Where a file named ``name`` logged under ``artifact_path`` goes in the live run
-        (``RunEndedError`` when the run is committed: see ``write_artifact``)."""
+        """Where a file named ``name`` logged under ``artifact_path`` goes: in the run's
+        directory outside git when its experiment has an ``artifact_location``, else in the
+        live run (``RunEndedError`` when the run is committed: see ``write_artifact``)."""
         rel = _artifact_rel(artifact_path, name)
         external = self.external_artifacts(run_id, writing=True)
         if external is not None:
