@@ -585,7 +585,7 @@ def test_registry_text_with_lone_surrogates_is_rejected_before_any_commit(repo: 
         {"metrics": [Metric("bad*key", 1.0, 1, 0)]},
         {"tags": [RunTag("t2", "\ud800")]},
         {"tags": [RunTag("mlflow.runName", "x" * (NAME_LIMIT + 1))]},
-        {"params": [Param("p2", "x" * 6001)]},
+        {"params": [Param("p2/../p", "1")]},
         {"params": [Param("p2", "1"), Param("p2", "2")]},
     ],
     ids=["value", "step", "key", "tag", "run name", "param", "duplicate param"],

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import tempfile
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,31 +96,43 @@ class Client:
     ) -> str:
         """Create an experiment.
 
-        ``artifact_location`` is checked before anything is written: a remote store's URI
-        is refused.
-
         Args:
             name: the experiment's name, unique among active and deleted experiments.
-            artifact_location: a local path or ``file://`` URI for its runs' artifacts.
+            artifact_location: a local directory (path or ``file://`` URI) for the artifacts
+                of the experiment's runs, each under ``<location>/<run_id>/artifacts`` as in
+                MLflow. They are kept there, not in git, so ``git push`` does not share them.
+                By default artifacts are committed with their runs.
             tags: tags of the experiment.
 
         Returns:
             The new experiment's id.
 
         Raises:
-            InvalidInputError: a bad name, tag or artifact location.
+            InvalidInputError: a remote store's URI (``s3://``, ``http(s)://``, ...), a
+                directory that cannot be written, or a bad name or tag; nothing is written.
+            ConflictError: an experiment of that name exists.
             ConflictError: an experiment of that name exists.
         """
         location = validation.check_artifact_location(artifact_location)
-        experiment_id = self.repository.experiments.create(name, tags)
         if location is not None:
-            warnings.warn(
-                f"artifact_location {location!r} of experiment {name!r} is not honoured: "
-                "gittrack stores the artifacts of its runs in the runs, on the tracking branch",
-                UserWarning,
-                stacklevel=2,
-            )
-        return experiment_id
+            self._check_outside_repository(location)
+        return self.repository.experiments.create(name, tags, artifact_location=location)
+
+    def _check_outside_repository(self, location: str) -> None:
+        """Refuse an artifact_location in the repository's working tree or git directory:
+        artifacts written there would change the user's files (or git's)."""
+        directory = validation.artifact_location_path(location).resolve()
+        repo = self.repository.repo
+        for inside, what in ((repo.work_tree, "working tree"), (repo.common_dir, "git directory")):
+            if inside is not None and (
+                directory == inside or inside.resolve() in directory.parents
+            ):
+                raise InvalidInputError(
+                    f"artifact_location {location!r} is inside the repository's {what} "
+                    f"({inside}): gittrack never writes there; choose a directory outside it, "
+                    "or leave artifact_location unset to keep artifacts in the runs on the "
+                    "tracking branch"
+                )
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         """The experiment with id ``experiment_id``.
@@ -292,6 +303,7 @@ class Client:
         )
         return repository.runs.create(
             experiment.experiment_id,
+            artifact_location=repository.experiments.external_location(experiment),
             run_name=run_name,
             start_time=start_time,
             tags=tags,
@@ -1217,7 +1229,7 @@ class Client:
 
         Args:
             filter_string: a filter such as ``name LIKE 'wine%'`` or ``tags.team = 'x'``.
-            max_results: the page size.
+            max_results: the page size (0 or less: an empty page, as MLflow's client).
             order_by: sort keys, each ``<field> [ASC|DESC]``.
             page_token: the token of the previous page.
             at: a revision or date: the registry as it was then.
@@ -1228,6 +1240,10 @@ class Client:
         Raises:
             InvalidInputError: a malformed filter, order or page token.
         """
+        if validation.asks_for_no_results(max_results):
+            from gittrack.registry.search import PagedList
+
+            return PagedList([])  # MLflow's client answers 0 or less with no models
         return self.registry.search_registered_models(
             filter_string, max_results, order_by, page_token, at
         )

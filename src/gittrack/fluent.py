@@ -264,7 +264,8 @@ def search_experiments(
 
     Args:
         view_type: active, deleted or all experiments.
-        max_results: at most this many (None: all).
+        max_results: at most this many (None: all; 0 or less: none, as MLflow's fluent
+            search).
         filter_string: a filter in the query grammar (``name LIKE 'a%'``, ``tags.team = 'x'``).
         order_by: sort keys, each ``<field> [ASC|DESC]``.
 
@@ -274,6 +275,8 @@ def search_experiments(
     Raises:
         InvalidInputError: a malformed filter or order, or a bad ``max_results``.
     """
+    if validation.asks_for_no_results(max_results):
+        return []  # as MLflow's fluent search, where Client.search_experiments refuses it
     return _client().search_experiments(view_type, max_results, filter_string, order_by)
 
 
@@ -815,16 +818,20 @@ def log_image(
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:
-    """The ``runs:/`` URI of the active run's artifacts, or of one artifact path in them.
+    """The URI of the active run's artifacts, or of one artifact path in them.
 
     Args:
         artifact_path: a path inside the artifacts.
 
     Returns:
-        ``runs:/<run_id>`` or ``runs:/<run_id>/<artifact_path>``.
+        ``runs:/<run_id>[/<artifact_path>]``, or the run's directory outside git when its
+        experiment has an ``artifact_location``.
     """
     run_id = _run_id()
-    return f"runs:/{run_id}/{artifact_path}" if artifact_path else f"runs:/{run_id}"
+    uri = _client().get_run(run_id).info.artifact_uri
+    if uri.startswith("runs:/"):
+        uri = f"runs:/{run_id}"
+    return f"{uri}/{artifact_path}" if artifact_path else uri
 
 
 # --------------------------------------------------------------------- registry
@@ -836,7 +843,7 @@ def search_registered_models(
     """Every registered model matching the filter (all pages, unlike ``Client``'s).
 
     Args:
-        max_results: at most this many (None: all).
+        max_results: at most this many (None: all; 0 or less: none, as in MLflow).
         filter_string: a filter such as ``name LIKE 'wine%'`` or ``tags.team = 'x'``.
         order_by: sort keys, each ``<field> [ASC|DESC]``.
 
@@ -846,6 +853,8 @@ def search_registered_models(
     Raises:
         InvalidInputError: a malformed filter or order.
     """
+    if validation.asks_for_no_results(max_results):
+        return []
     return list(_client().registry.search_registered_models(filter_string, max_results, order_by))
 
 
@@ -857,7 +866,7 @@ def search_model_versions(
     """Every model version matching the filter (all pages, unlike ``Client``'s).
 
     Args:
-        max_results: at most this many (None: all).
+        max_results: at most this many (None: all; 0 or less: none, as in MLflow).
         filter_string: a filter such as ``name = 'wine'`` or ``run_id = '...'``.
         order_by: sort keys, each ``<field> [ASC|DESC]``.
 
@@ -867,6 +876,8 @@ def search_model_versions(
     Raises:
         InvalidInputError: a malformed filter or order.
     """
+    if validation.asks_for_no_results(max_results):
+        return []
     return list(_client().registry.search_model_versions(filter_string, max_results, order_by))
 
 
@@ -875,7 +886,7 @@ def search_runs(
     experiment_ids: Sequence[str] | str | None = None,
     filter_string: str = "",
     run_view_type: ViewType = ViewType.ACTIVE_ONLY,
-    max_results: int = 100_000,
+    max_results: int | None = 100_000,
     order_by: list[str] | None = None,
     output_format: str = "pandas",
     search_all_experiments: bool = False,

@@ -97,10 +97,11 @@ def _resolve_run_artifacts(
     tree = None
     if not repository.staging.exists(run_id):
         entry = repository.branch.snapshot().entry(_artifact_path_on_branch(run_id, path))
-        if entry is None:
+        # A run of an experiment with an artifact_location keeps its artifacts outside git.
+        if entry is None and runs.external_artifacts(run_id) is None:
             runs.get(run_id)  # a missing run says so; a missing path is reported below
             raise NotFoundError(f"run {run_id} has no artifact {path!r} (from {uri!r})")
-        tree = entry.sha if entry.is_tree else None
+        tree = entry.sha if entry is not None and entry.is_tree else None
     if tree is not None and dst_path is None:
         cached = _cached_tree(repository, run_id, path, tree)
         return ResolvedModel(uri, cached, run_id, path, tree)

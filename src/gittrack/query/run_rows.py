@@ -127,7 +127,7 @@ class FrameBuilder:
         info["run_name"].append(meta["run_name"])
         info["user_id"].append(meta["user"])
         info["status"].append(meta["status"])
-        info["artifact_uri"].append(ARTIFACT_URI_PREFIX + run_id)
+        info["artifact_uri"].append(meta.get("artifact_uri") or ARTIFACT_URI_PREFIX + run_id)
         info["lifecycle_stage"].append(meta["lifecycle"])
         info["parent_run_id"].append(meta.get("parent_run_id"))
         info["_details"].append(details)
@@ -302,6 +302,27 @@ def nan_metric_keys(cells: pd.Series) -> set[str]:
         for raw in cells[present]:
             keys.update(json.loads(raw))
     return keys
+
+
+def logged_as_nan(frame: pd.DataFrame, metric: str, candidates: np.ndarray) -> np.ndarray:
+    """Of the rows where ``candidates`` is True, those whose latest value of ``metric`` is NaN
+    (the run has the metric), as opposed to runs without it: read from ``_nan_metrics``.
+
+    Args:
+        frame: rows of the run frame.
+        metric: the metric's key (without ``metrics.``).
+        candidates: one bool per row, True where the metric column holds NaN.
+
+    Returns:
+        One bool per row of ``frame``.
+    """
+    found = np.zeros(len(frame), dtype=bool)
+    cells = frame.get("_nan_metrics")
+    if cells is None or not candidates.any():
+        return found
+    for position in np.flatnonzero(candidates & cells.notna().to_numpy(dtype=bool)):
+        found[position] = metric in json.loads(cells.iloc[position])
+    return found
 
 
 def details(raw: str | None) -> tuple[dict, dict[str, list]]:

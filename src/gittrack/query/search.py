@@ -216,18 +216,21 @@ def search_runs(
     experiment_ids: Sequence[str] | str | None = None,
     filter_string: str | None = "",
     run_view_type: ViewType = ViewType.ACTIVE_ONLY,
-    max_results: int = 100_000,
+    max_results: int | None = 100_000,
     order_by: list[str] | None = None,
     output_format: str = "pandas",
 ) -> Any:
-    """Matching runs as MLflow's DataFrame (``output_format="pandas"``) or a list of ``Run``."""
+    """Matching runs as MLflow's DataFrame (``output_format="pandas"``) or a list of ``Run``;
+    every match for a ``max_results`` of None, none for 0 or less (as MLflow's fluent API)."""
     if output_format not in ("pandas", "list"):
         raise InvalidInputError(
             f"output_format {output_format!r} is not supported: use 'pandas' or 'list'"
         )
-    max_results = _check_max_results(max_results)
     frame = select_runs(repository, experiment_ids, filter_string, run_view_type, order_by)
-    frame = frame.iloc[:max_results]
+    if validation.asks_for_no_results(max_results):
+        frame = frame.iloc[:0]  # MLflow's fluent search_runs answers 0 or less with no runs
+    elif max_results is not None:
+        frame = frame.iloc[: _check_max_results(max_results)]
     if output_format == "list":
         return runs_from_frame(frame)
     return public_frame(frame)

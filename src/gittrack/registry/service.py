@@ -210,9 +210,11 @@ class RegistryService:
                     continue
                 if matches(conditions, lambda k, e=entity: _version_field(e, k)):
                     found.append(entity)
+        # MLflow's default: most recently updated first; any order_by is then broken by name
+        # and the highest version first.
         found = order(
             found,
-            order_by,
+            order_by or ["last_updated_timestamp DESC"],
             _version_sort_key,
             ["name ASC", "version_number DESC"],
             VERSION_ATTRIBUTES,
