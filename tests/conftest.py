@@ -66,7 +66,10 @@ def gittrack_cli(
     for the smoke test of the installed entry point and for tests that need a process of
     their own.
     """
-    if fresh_process:
+    # A command that runs the user's program (reproduce, bisect --run) lets that program print
+    # through the process's own file descriptors, which only a separate process captures.
+    runs_a_program = bool(args) and (args[0] == "reproduce" or "--run" in args)
+    if fresh_process or runs_a_program:
         return subprocess.run(
             [sys.executable, "-m", "gittrack", *args],
             cwd=cwd,
@@ -78,7 +81,10 @@ def gittrack_cli(
         )
     from gittrack.cli.main import main
 
-    stdout, stderr = io.StringIO(), io.StringIO()
+    # Text streams over bytes, as sys.stdout is: commands that print patches write bytes to
+    # ``sys.stdout.buffer``.
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", newline="")
+    stderr = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", newline="")
     previous_dir = os.getcwd()
     previous_warning = warnings.showwarning
     try:
@@ -93,9 +99,11 @@ def gittrack_cli(
     finally:
         os.chdir(previous_dir)
         warnings.showwarning = previous_warning
-    return subprocess.CompletedProcess(
-        ["gittrack", *args], code, stdout.getvalue(), stderr.getvalue()
-    )
+    outputs = []
+    for stream in (stdout, stderr):
+        stream.flush()
+        outputs.append(stream.buffer.getvalue().decode("utf-8", errors="replace"))  # type: ignore[attr-defined]
+    return subprocess.CompletedProcess(["gittrack", *args], code, *outputs)
 
 
 def tree_fingerprint(repo: Path) -> dict[str, str]:
