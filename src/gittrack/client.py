@@ -35,6 +35,8 @@ from gittrack.tracking.runs import RecoveredRun, check_new_run
 from gittrack.tracking.source import default_entry_point
 
 if TYPE_CHECKING:
+    from gittrack.query.budgets import Budget
+    from gittrack.query.commit_diff import CommitDiff
     from gittrack.registry.policy import Violation as PolicyViolation
     from gittrack.registry.service import RegistryService
     from gittrack.registry.state import Event as RegistryEvent
@@ -401,6 +403,82 @@ class Client:
             order_by=order_by,
             page_token=page_token,
         )
+
+    # ------------------------------------------------------- commits, budgets
+    def diff_commits(
+        self,
+        base: str | None = None,
+        head: str = "HEAD",
+        *,
+        experiments: Sequence[str] = (),
+        select: str = "latest",
+        goal: str | None = None,
+        metrics: Sequence[str] = (),
+        show_all: bool = False,
+        nearest: bool = False,
+        include_nested: bool = False,
+        budgets_file: str | None = None,
+    ) -> CommitDiff:
+        """Compare the runs of two code commits per experiment (``gittrack diff``).
+
+        :param base: a revision; None for the merge-base of origin/HEAD (else main) and HEAD.
+        :param head: a revision (default HEAD).
+        :param experiments: names or ids to compare (empty: every experiment with runs).
+        :param select: which run stands for a commit: ``latest`` or ``best:metrics.X``.
+        :param goal: ``maximize`` or ``minimize``: X's direction for ``best:`` (else its
+            budget's goal).
+        :param metrics: glob patterns of the metrics to show (empty: all).
+        :param show_all: keep metrics and params that did not change.
+        :param nearest: a side without runs takes its closest first-parent ancestor with runs.
+        :param include_nested: child runs may stand for a commit too.
+        :param budgets_file: a YAML file whose ``budgets:`` replace config.yaml's.
+        :returns: a ``CommitDiff``; its ``broken`` lists the budget rules HEAD breaks.
+        :raises InvalidInputError: a bad option or budgets file. :raises NotFoundError: an
+            unknown revision or experiment, or a side without runs.
+        :raises CorruptDataError: the budgets are invalid (file and field named).
+        """
+        from gittrack.query.budgets import budgets_from_file, configured_budgets
+        from gittrack.query.commit_diff import DiffOptions, diff_commits
+
+        options = DiffOptions(
+            tuple(experiments), select, goal, tuple(metrics), show_all, nearest, include_nested
+        )
+        budgets = (
+            budgets_from_file(budgets_file)
+            if budgets_file is not None
+            else configured_budgets(self.repository)
+        )
+        return diff_commits(self.repository, base, head, options, budgets)
+
+    def get_budgets(self) -> dict[str, Budget]:
+        """The metric budgets in ``.tracking/config.yaml`` (metric -> ``Budget``).
+
+        :raises CorruptDataError: the section is invalid (field named)."""
+        from gittrack.query.budgets import configured_budgets
+
+        return configured_budgets(self.repository)
+
+    def set_budget(
+        self, metric: str, goal: str | None = None, limits: dict[str, float] | None = None
+    ) -> Budget:
+        """Add or change a metric's budget in config.yaml; the given rules replace its own.
+
+        :param limits: rule -> number, rules among min, max, max_decrease, max_increase,
+            max_decrease_pct, max_increase_pct.
+        :returns: the stored budget. :raises InvalidInputError: a bad key, goal or limit
+            (nothing is written)."""
+        from gittrack.query.budgets import set_budget
+
+        return set_budget(self.repository, metric, goal, limits)
+
+    def delete_budget(self, metric: str) -> None:
+        """Remove a metric's budget from config.yaml.
+
+        :raises NotFoundError: the metric has no budget."""
+        from gittrack.query.budgets import remove_budget
+
+        if not remove_budget(self.repository, metric):
+            raise NotFoundError(f"metric {metric!r} has no budget in .tracking/config.yaml")
 
     def doctor(self) -> list[Any]:
         """Problems of the tracking branch's files (schema, YAML, metric lines), with paths."""

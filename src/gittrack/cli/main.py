@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "gittrack.cli.sync_cmd",
     "gittrack.cli.log_cmd",
     "gittrack.cli.hooks_cmd",
+    "gittrack.cli.diff_cmd",
+    "gittrack.cli.budgets_cmd",
 )
 # Commands of later domains register here too when their module is present.
 OPTIONAL_COMMAND_MODULES = (
