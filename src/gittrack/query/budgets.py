@@ -131,7 +131,7 @@ def budgets_from_file(path: str | Path) -> dict[str, Budget]:
     except OSError as exc:
         raise InvalidInputError(f"budgets file {str(path)!r}: {exc.strerror or exc}") from exc
     doc = load_yaml(data, str(path))
-    if not isinstance(doc, dict) or not isinstance(doc.get(SECTION), dict):
+    if not isinstance(doc, dict) or SECTION not in doc:
         raise InvalidInputError(
             f"budgets file {str(path)!r} has no '{SECTION}:' mapping (shaped like config.yaml: "
             f"'{SECTION}: {{accuracy: {{min: 0.9}}}}')"
