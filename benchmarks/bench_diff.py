@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     dvc = args.dvc or shutil.which("dvc")
     env = clean_env({"PYTHONPATH": str(SRC)})
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode cached
     with tempfile.TemporaryDirectory(prefix="gittrack-bench-diff-") as tmp:
         repo, dvc_repo = Path(tmp) / "project", Path(tmp) / "dvc-project"
         _project(repo)

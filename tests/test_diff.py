@@ -10,7 +10,7 @@ import gittrack as mlflow
 from gittrack.cli.main import main
 from gittrack.tracking.repository import forget_repositories
 
-from .conftest import git, gittrack_cli, tree_fingerprint
+from .conftest import git, gittrack_cli, run_script, tree_fingerprint
 
 
 def commit(repo: Path, name: str, text: str = "") -> str:
@@ -347,3 +347,19 @@ def test_terminal_table_is_the_default_format(repo: Path, capsys) -> None:
     assert code == 0
     assert "== iris" in out and "accuracy  0.9   0.95  ↑ +0.05  +5.56%" in out
     assert out.rstrip().endswith("budgets: all kept")
+
+
+def test_diff_reads_the_saved_index_without_importing_pandas(repo: Path, capsys) -> None:
+    made = two_commits(repo)
+    assert cli(capsys, "runs", "list")[0] == 0  # any query saves the index
+
+    proc = run_script(
+        "import io, sys, contextlib\n"
+        "from gittrack.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    code = main(['diff', '{made['base']}', 'HEAD', '--md'])\n"
+        "print(code, 'pandas' in sys.modules, '| accuracy | 0.9 | 0.95 |' in out.getvalue())\n",
+        repo,
+    )
+
+    assert proc.stdout.split() == ["0", "False", "True"], proc.stderr

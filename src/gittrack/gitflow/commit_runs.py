@@ -90,6 +90,8 @@ _COLUMNS = (
     "lifecycle_stage",
     COMMIT_COLUMN,
     "_nan_metrics",
+    "start_time",
+    "parent_run_id",
 )
 
 
@@ -104,9 +106,8 @@ def _runs_from_columns(
     ]
     found: dict[str, list[RunSummary]] = {}
     rows = zip(*(columns[name] for name in _COLUMNS))
-    for row, (run_id, experiment_id, run_name, status, lifecycle, commit, nan_raw) in enumerate(
-        rows
-    ):
+    for row, record in enumerate(rows):
+        run_id, experiment_id, run_name, status, lifecycle, commit, nan_raw, *more = record
         if commit not in wanted or lifecycle != LifecycleStage.ACTIVE:
             continue
         metrics = {}
@@ -114,7 +115,8 @@ def _runs_from_columns(
             value = values[row]
             if value is not None and value == value:  # None or NaN: not logged
                 metrics[name] = float(value)
-        _add_summary(found, commit, (run_id, experiment_id, run_name, status), metrics, nan_raw)
+        info = (run_id, experiment_id, run_name, status, *more)
+        _add_summary(found, commit, info, metrics, nan_raw)
     return _sorted_by_run_id(found)
 
 
@@ -136,27 +138,45 @@ def _runs_from_frame(
     names = [column[len("metrics.") :] for column in metric_columns]
     values = rows[metric_columns].to_numpy(dtype=float, na_value=math.nan)
     present = ~np.isnan(values)
-    columns = ("run_id", "experiment_id", "run_name", "status", COMMIT_COLUMN, "_nan_metrics")
+    columns = (
+        "run_id",
+        "experiment_id",
+        "run_name",
+        "status",
+        COMMIT_COLUMN,
+        "_nan_metrics",
+        "start_time",
+        "parent_run_id",
+    )
     found: dict[str, list[RunSummary]] = {}
     records = zip(*(rows[column].tolist() for column in columns))
-    for row, (run_id, experiment_id, run_name, status, commit, nan_raw) in enumerate(records):
+    for row, (run_id, experiment_id, name, status, commit, nan_raw, *more) in enumerate(records):
         metrics = {names[i]: float(values[row, i]) for i in np.flatnonzero(present[row])}
-        _add_summary(found, commit, (run_id, experiment_id, run_name, status), metrics, nan_raw)
+        _add_summary(found, commit, (run_id, experiment_id, name, status, *more), metrics, nan_raw)
     return _sorted_by_run_id(found)
 
 
 def _add_summary(
     found: dict[str, list[RunSummary]],
     commit: str,
-    info: tuple[object, object, object, object],
+    info: tuple[object, ...],
     metrics: dict[str, float],
     nan_raw: object,
 ) -> None:
-    """Add one run (``info``: id, experiment, name, status) to its commit's list."""
+    """Add one run (``info``: id, experiment, name, status, start time in ms, parent run id)
+    to its commit's list."""
     for key in _json_list(nan_raw):  # a NaN the run logged, not a missing metric
         metrics[key] = math.nan
-    run_id, experiment_id, run_name, status = info
-    summary = RunSummary(str(run_id), str(experiment_id), str(run_name), str(status), metrics)
+    run_id, experiment_id, run_name, status, start, parent = info
+    summary = RunSummary(
+        str(run_id),
+        str(experiment_id),
+        str(run_name),
+        str(status),
+        metrics,
+        int(start),  # type: ignore[call-overload]
+        parent if isinstance(parent, str) else None,
+    )
     found.setdefault(commit, []).append(summary)
 
 

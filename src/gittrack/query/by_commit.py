@@ -1,11 +1,12 @@
 """Runs by code commit, for commands that compare or search commits (DESIGN §11).
 
 A run belongs to the commit its ``mlflow.source.git.commit`` tag names (``source.commit``;
-the post-commit hook moves both when it relabels a dirty run). The runs of a commit are read
-from the query index, which holds that tag as a column and is current for every run on the
-tracking branch, live ones included. ``gittrack log`` (``gitflow/commit_runs.py``) reads the
-same column through its pandas-free fast path; this module returns whole ``Run`` objects
-(params, source snapshot, parent), which comparing two commits needs.
+the post-commit hook moves both when it relabels a dirty run). The runs of commits are read by
+``gitflow.commit_runs.runs_of_commits``, the one reader of that column of the query index
+(``gittrack log`` uses it too): the saved index's columns through pyarrow when it is current,
+so a lookup does not pay for importing pandas, else the refreshed index (live runs included).
+Each run comes as a ``RunSummary`` (id, experiment, name, status, latest metrics, start time,
+parent run); ``get_run`` gives the whole run of the few a caller keeps.
 
 History is walked along first parents only, as ``git log --first-parent`` does: on a branch
 that merges pull requests, those are the commits the branch itself was at.
@@ -13,17 +14,15 @@ that merges pull requests, those are the commits the branch itself was at.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gittrack.entities import LifecycleStage, Run
 from gittrack.errors import InvalidInputError
-from gittrack.gitflow.commit_runs import COMMIT_COLUMN, resolve_commit
+from gittrack.gitflow.commit_runs import resolve_commit, runs_of_commits
+from gittrack.gitflow.notes import RunSummary
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from gittrack.tracking.repository import TrackingRepository
 
 DEFAULT_WALK = 1000
@@ -57,66 +56,68 @@ def first_parent_commits(
     return repository.repo.git_text("rev-list", "--first-parent", *count, start, "--").split()
 
 
-def commit_runs_frame(repository: TrackingRepository) -> pd.DataFrame:
-    """The index rows of active runs that name a source commit (the query index's frame)."""
-    from gittrack.query.index import run_index
+def runs_for_commits(
+    repository: TrackingRepository,
+    commits: Collection[str],
+    experiment_ids: Collection[str] | None = None,
+    keep: Callable[[RunSummary], bool] | None = None,
+) -> dict[str, list[RunSummary]]:
+    """The active runs of each of ``commits`` (full hashes), oldest first.
 
-    frame = run_index(repository).frame()
-    if frame.empty or COMMIT_COLUMN not in frame.columns:
-        return frame.iloc[0:0]
-    keep = frame[COMMIT_COLUMN].notna() & (frame["lifecycle_stage"] == LifecycleStage.ACTIVE)
-    return frame[keep]
+    :param experiment_ids: only runs of these experiments (None: every experiment).
+    :param keep: only the runs it accepts (e.g. finished top-level runs).
+    :returns: commit -> its runs ordered by start time, then run id; commits without such
+        runs are left out. Deleted runs never count.
+    """
+    found = {}
+    for commit, runs in runs_of_commits(repository, commits).items():
+        kept = [
+            run
+            for run in runs
+            if (experiment_ids is None or run.experiment_id in experiment_ids)
+            and (keep is None or keep(run))
+        ]
+        if kept:
+            found[commit] = sorted(kept, key=lambda run: (run.start_time, run.run_id))
+    return found
 
 
 def runs_for_commit(
     repository: TrackingRepository,
-    commit: str,
+    rev: str,
     experiment_ids: Collection[str] | None = None,
-    frame: pd.DataFrame | None = None,
-) -> list[Run]:
-    """The active runs whose source commit is ``commit``, oldest first.
+    keep: Callable[[RunSummary], bool] | None = None,
+) -> list[RunSummary]:
+    """The active runs whose source commit is the one ``rev`` names, oldest first.
 
-    :param commit: a revision; it is resolved to its commit first.
+    :param rev: a revision; it is resolved to its commit first.
     :param experiment_ids: only runs of these experiments (None: every experiment).
-    :param frame: the rows of ``commit_runs_frame``, when the caller already holds them.
-    :returns: ``Run`` objects, ordered by start time then run id; deleted runs are left out.
-    :raises NotFoundError: ``commit`` names no commit.
+    :param keep: only the runs it accepts.
+    :raises NotFoundError: ``rev`` names no commit.
     """
-    from gittrack.query.search import runs_from_frame
-
-    sha = resolve_commit(repository, commit)
-    rows = commit_runs_frame(repository) if frame is None else frame
-    if rows.empty:
-        return []
-    rows = rows[rows[COMMIT_COLUMN] == sha]
-    if experiment_ids is not None:
-        rows = rows[rows["experiment_id"].isin(list(experiment_ids))]
-    rows = rows.sort_values(["start_time", "run_id"], kind="stable")
-    return runs_from_frame(rows)
+    commit = resolve_commit(repository, rev)
+    return runs_for_commits(repository, [commit], experiment_ids, keep).get(commit, [])
 
 
 def nearest_commit_with_runs(
     repository: TrackingRepository,
     rev: str,
     experiment_ids: Collection[str] | None = None,
+    keep: Callable[[RunSummary], bool] | None = None,
     limit: int = DEFAULT_WALK,
-    frame: pd.DataFrame | None = None,
 ) -> NearestCommit | None:
     """The first commit, walking back from ``rev`` along first parents, that has active runs.
 
     :param rev: where the walk starts (that commit counts, at distance 0).
     :param experiment_ids: only runs of these experiments count (None: any experiment).
+    :param keep: only the runs it accepts count.
     :param limit: how many commits to look at before giving up.
-    :param frame: the rows of ``commit_runs_frame``, when the caller already holds them.
     :returns: the commit and how far back it is, or None when none of the ``limit`` commits
         has runs.
     :raises NotFoundError: ``rev`` names no commit.
     """
-    rows = commit_runs_frame(repository) if frame is None else frame
-    if experiment_ids is not None and not rows.empty:
-        rows = rows[rows["experiment_id"].isin(list(experiment_ids))]
-    with_runs = set(rows[COMMIT_COLUMN].tolist()) if not rows.empty else set()
     commits = first_parent_commits(repository, rev, limit)
+    with_runs = runs_for_commits(repository, commits, experiment_ids, keep)
     for distance, commit in enumerate(commits):
         if commit in with_runs:
             return NearestCommit(commits[0], commit, distance)

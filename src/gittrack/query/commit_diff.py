@@ -19,24 +19,18 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gittrack.entities import Run, RunStatus
 from gittrack.errors import InvalidInputError, NotFoundError
 from gittrack.gitflow.commit_runs import COMMIT_COLUMN, resolve_commit
+from gittrack.gitflow.notes import RunSummary
 from gittrack.query.budgets import GOALS, BrokenRule, Budget, judge
-from gittrack.query.by_commit import (
-    DEFAULT_WALK,
-    commit_runs_frame,
-    nearest_commit_with_runs,
-    runs_for_commit,
-)
+from gittrack.query.by_commit import DEFAULT_WALK, nearest_commit_with_runs, runs_for_commits
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from gittrack.tracking.repository import TrackingRepository
 
 DEFAULT_UPSTREAMS = ("origin/HEAD", "main")
@@ -49,16 +43,14 @@ class Selector:
     metric: str | None = None
     goal: str | None = None
 
-    def pick(self, runs: Sequence[Run]) -> Run:
-        """The chosen run of ``runs`` (ordered oldest first; never empty)."""
+    def pick(self, runs: Sequence[RunSummary]) -> RunSummary:
+        """The chosen run of ``runs`` (never empty)."""
         if self.metric is not None:
-            scored = [
-                run for run in runs if not math.isnan(run.data.metrics.get(self.metric, math.nan))
-            ]
+            scored = [run for run in runs if not math.isnan(run.metrics.get(self.metric, math.nan))]
             if scored:
                 sign = 1 if self.goal == "maximize" else -1
-                return max(scored, key=lambda run: sign * run.data.metrics[self.metric])
-        return max(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+                return max(scored, key=lambda run: sign * run.metrics[self.metric])
+        return max(runs, key=lambda run: (run.start_time, run.run_id))
 
 
 @dataclass(frozen=True)
@@ -240,31 +232,32 @@ def experiment_ids(repository: TrackingRepository, names: Sequence[str]) -> list
     return ids
 
 
-def _eligible(frame: pd.DataFrame, include_nested: bool) -> pd.DataFrame:
-    """The rows of runs that may stand for a commit: finished, top-level unless asked."""
-    if frame.empty:
-        return frame
-    keep = frame["status"] == RunStatus.FINISHED
-    if not include_nested:
-        keep &= frame["parent_run_id"].isna()
-    return frame[keep]
+def _standing(include_nested: bool) -> Callable[[RunSummary], bool]:
+    """Which runs may stand for a commit: finished ones, top-level unless asked."""
+
+    def keep(run: RunSummary) -> bool:
+        return run.status == RunStatus.FINISHED and (include_nested or not run.parent_run_id)
+
+    return keep
 
 
 def _side(
     repository: TrackingRepository,
     rev: str,
     commit: str,
-    frame: pd.DataFrame,
+    found: dict[str, list[RunSummary]],
     ids: list[str] | None,
+    keep: Callable[[RunSummary], bool],
     nearest: bool,
-) -> Side:
-    rows = frame if ids is None or frame.empty else frame[frame["experiment_id"].isin(ids)]
-    if not rows.empty and (rows[COMMIT_COLUMN] == commit).any():
-        return Side(rev, commit, commit)
+) -> tuple[Side, list[RunSummary]]:
+    """The side ``rev`` names and the runs that may stand for it."""
+    if commit in found:
+        return Side(rev, commit, commit), found[commit]
     if nearest:
-        found = nearest_commit_with_runs(repository, commit, ids, DEFAULT_WALK, rows)
-        if found is not None:
-            return Side(rev, commit, found.commit, found.distance)
+        near = nearest_commit_with_runs(repository, commit, ids, keep, DEFAULT_WALK)
+        if near is not None:
+            runs = runs_for_commits(repository, [near.commit], ids, keep)[near.commit]
+            return Side(rev, commit, near.commit, near.distance), runs
         raise NotFoundError(
             f"{rev} ({commit[:7]}) and its {DEFAULT_WALK - 1} first-parent ancestors have no "
             "finished runs"
@@ -312,30 +305,30 @@ def diff_commits(
     else:
         base_commit = resolve_commit(repository, base)
     revs = [(base, base_commit), (head, resolve_commit(repository, head))]
-    frame = _eligible(commit_runs_frame(repository), options.include_nested)
-    sides = [_side(repository, *rev, frame, ids, options.nearest) for rev in revs]
-    picked = [_pick(repository, side, ids, frame, selector) for side in sides]
+    keep = _standing(options.include_nested)
+    found = runs_for_commits(repository, [commit for _, commit in revs], ids, keep)
+    sides = [_side(repository, *rev, found, ids, keep, options.nearest) for rev in revs]
+    picked = [_pick(repository, runs, selector) for _, runs in sides]
     diffs = [
         _experiment_diff(repository, exp_id, picked[0].get(exp_id), picked[1].get(exp_id))
         for exp_id in sorted(picked[0].keys() | picked[1].keys())
     ]
     diffs = [_filtered(diff, options, budgets) for diff in diffs]
     diffs.sort(key=lambda diff: (diff.experiment_name, diff.experiment_id))
-    return CommitDiff(sides[0], sides[1], diffs)
+    return CommitDiff(sides[0][0], sides[1][0], diffs)
 
 
 def _pick(
-    repository: TrackingRepository,
-    side: Side,
-    ids: list[str] | None,
-    frame: pd.DataFrame,
-    selector: Selector,
+    repository: TrackingRepository, runs: list[RunSummary], selector: Selector
 ) -> dict[str, Run]:
-    """experiment id -> the run that stands for ``side`` in it."""
-    by_experiment: dict[str, list[Run]] = {}
-    for run in runs_for_commit(repository, side.runs_commit, ids, frame):
-        by_experiment.setdefault(run.info.experiment_id, []).append(run)
-    return {exp_id: selector.pick(runs) for exp_id, runs in by_experiment.items()}
+    """experiment id -> the whole run that stands for the commit in it."""
+    by_experiment: dict[str, list[RunSummary]] = {}
+    for run in runs:
+        by_experiment.setdefault(run.experiment_id, []).append(run)
+    return {
+        exp_id: repository.runs.get(selector.pick(candidates).run_id)
+        for exp_id, candidates in by_experiment.items()
+    }
 
 
 def _experiment_diff(
