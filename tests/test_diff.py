@@ -8,7 +8,8 @@ from pathlib import Path
 
 import gittrack as mlflow
 from gittrack.cli.main import main
-from gittrack.tracking.repository import forget_repositories
+from gittrack.store.branch import Blob
+from gittrack.tracking.repository import forget_repositories, open_repository
 
 from .conftest import git, gittrack_cli, run_script, tree_fingerprint
 
@@ -363,3 +364,20 @@ def test_diff_reads_the_saved_index_without_importing_pandas(repo: Path, capsys)
     )
 
     assert proc.stdout.split() == ["0", "False", "True"], proc.stderr
+
+
+def test_an_unreadable_experiment_file_is_reported_and_its_runs_still_compared(
+    repo: Path, capsys
+) -> None:
+    made = two_commits(repo)
+    wine = mlflow.get_experiment_by_name("wine").experiment_id
+    forget_repositories()
+    path = f".tracking/experiments/{wine}.yaml"
+    open_repository().branch.commit(lambda snap: {path: Blob(b"name: [unclosed\n")}, "break")
+
+    code, out, err = cli(capsys, "diff", made["base"], "--json")
+
+    assert code == 0
+    names = [e["experiment_name"] for e in json.loads(out)["experiments"]]
+    assert sorted(names) == sorted(["iris", wine])
+    assert "skipped" in err and path in err

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gittrack.entities import Run, RunStatus
-from gittrack.errors import InvalidInputError, NotFoundError
+from gittrack.errors import GittrackError, InvalidInputError, NotFoundError, warn_skipped
 from gittrack.gitflow.commit_runs import COMMIT_COLUMN, resolve_commit
 from gittrack.gitflow.notes import RunSummary
 from gittrack.query.budgets import GOALS, BrokenRule, Budget, judge
@@ -334,7 +334,11 @@ def _pick(
 def _experiment_diff(
     repository: TrackingRepository, experiment_id: str, base: Run | None, head: Run | None
 ) -> ExperimentDiff:
-    name = repository.experiments.get(experiment_id).name
+    try:
+        name = repository.experiments.get(experiment_id).name
+    except GittrackError as exc:  # an unreadable experiment file: its id still says which
+        warn_skipped(exc.message)
+        name = experiment_id
     base_metrics = base.data.metrics if base else {}
     head_metrics = head.data.metrics if head else {}
     metrics = [
