@@ -87,12 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commits", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dvc", help="the dvc executable (default: dvc on PATH, if any)")
+    parser.add_argument("--keep", type=Path, help="build in this new directory and keep it")
     args = parser.parse_args(argv)
     dvc = args.dvc or shutil.which("dvc")
     env = clean_env({"PYTHONPATH": str(SRC)})
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode cached
     with tempfile.TemporaryDirectory(prefix="gittrack-bench-diff-") as tmp:
-        repo, dvc_repo = Path(tmp) / "project", Path(tmp) / "dvc-project"
+        where = args.keep or Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        repo, dvc_repo = where / "project", where / "dvc-project"
         _project(repo)
         if dvc:
             _dvc_project(dvc_repo, dvc, env)
@@ -114,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             f"built {args.runs} runs over {args.commits} commits in {time.perf_counter() - start:.0f} s"
         )
         base = f"HEAD~{args.commits // 2}"
+        startup = [sys.executable, "-c", "import gittrack.cli.main"]
+        _timed(startup, repo, env)
+        startup_s = statistics.median(_timed(startup, repo, env)[0] for _ in range(args.repeats))
+        print(f"interpreter start and gittrack's CLI import alone: median {startup_s:.3f} s")
         command = [sys.executable, "-m", "gittrack", "diff", base, "HEAD", "--md"]
         _timed(command, repo, env)  # warm-up: builds the index cache, as any earlier query does
         times, out = [], ""

@@ -60,7 +60,7 @@ def runs_of_commits(
 
     When the saved query index is current and no run is live, its few columns are read
     without pandas (``_saved_columns``); otherwise the index is refreshed as a DataFrame."""
-    saved = _saved_columns(repository)
+    saved = _saved_columns(repository, commits)
     if saved is None:
         return _runs_from_frame(repository, commits)
     for message in saved.skipped.values():
@@ -68,15 +68,21 @@ def runs_of_commits(
     return _runs_from_columns(saved.columns, commits)
 
 
-def _saved_columns(repository: TrackingRepository) -> SavedColumns | None:
-    """The saved index's columns ``runs_of_commits`` needs, or None when only the frame can
-    say (the index is behind the branch, runs are live, or the cache is not there)."""
+def _saved_columns(
+    repository: TrackingRepository, commits: Collection[str] | None = None
+) -> SavedColumns | None:
+    """The saved index's columns ``runs_of_commits`` needs (only the rows of ``commits``
+    when given), or None when only the frame can say (the index is behind the branch, runs
+    are live, or the cache is not there)."""
     tip = repository.branch.tip()
     live = LiveRuns(repository.staging)
     if tip is None or live.records() or live.skipped:
         return None
     cache = IndexCache(repository.repo.gittrack_dir / "cache", repository.branch.ref)
-    saved = cache.read_columns(tip, lambda name: name in _COLUMNS or name.startswith("metrics."))
+    where = (COMMIT_COLUMN, commits) if commits is not None else None
+    saved = cache.read_columns(
+        tip, lambda name: name in _COLUMNS or name.startswith("metrics."), where
+    )
     if saved is None or not all(name in saved.columns for name in _COLUMNS):
         return None
     return saved
