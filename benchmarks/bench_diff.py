@@ -81,13 +81,30 @@ def _dvc_project(path: Path, dvc: str, env: dict[str, str]) -> None:
     git(path, "commit", "-qm", "dvc init")
 
 
+def _build(
+    repo: Path, dvc_repo: Path | None, dvc: str | None, args: argparse.Namespace, env: dict
+) -> None:
+    _project(repo)
+    if dvc_repo is not None and dvc:
+        _dvc_project(dvc_repo, dvc, env)
+    start = time.perf_counter()
+    command = [sys.executable, "-c", BUILD, str(args.runs), str(args.commits)]
+    subprocess.run([*command, str(dvc_repo or "-")], cwd=repo, env=env, check=True)
+    elapsed = time.perf_counter() - start
+    print(f"built {args.runs} runs over {args.commits} commits in {elapsed:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--commits", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dvc", help="the dvc executable (default: dvc on PATH, if any)")
-    parser.add_argument("--keep", type=Path, help="build in this new directory and keep it")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="build here and keep it; measure again what an earlier --keep built",
+    )
     args = parser.parse_args(argv)
     dvc = args.dvc or shutil.which("dvc")
     env = clean_env({"PYTHONPATH": str(SRC)})
@@ -96,26 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         where = args.keep or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
         repo, dvc_repo = where / "project", where / "dvc-project"
-        _project(repo)
-        if dvc:
-            _dvc_project(dvc_repo, dvc, env)
-        start = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                BUILD,
-                str(args.runs),
-                str(args.commits),
-                str(dvc_repo) if dvc else "-",
-            ],
-            cwd=repo,
-            env=env,
-            check=True,
-        )
-        print(
-            f"built {args.runs} runs over {args.commits} commits in {time.perf_counter() - start:.0f} s"
-        )
+        if repo.exists():  # kept from an earlier --keep run: measure it again
+            dvc = dvc if dvc_repo.exists() else None
+        else:
+            _build(repo, dvc_repo if dvc else None, dvc, args, env)
         base = f"HEAD~{args.commits // 2}"
         startup = [sys.executable, "-c", "import gittrack.cli.main"]
         _timed(startup, repo, env)
