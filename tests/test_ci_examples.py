@@ -284,65 +284,128 @@ def test_an_error_of_the_diff_is_posted_as_the_comment_and_fails_the_job(
     assert "'no-such-rev'" in body
 
 
+class FakeGitLab:
+    """Notes of one merge request (project 42, MR 3), as GitLab's REST API serves them."""
+
+    def __init__(self) -> None:
+        self.notes: list[dict] = []
+        self.requests: list[tuple[str, str]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                fake.requests.append((self.command, self.path.split("?")[0]))
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                assert self.headers.get("PRIVATE-TOKEN") == "gl-token"
+                if self.command == "POST":
+                    fake.notes.append({"id": 5 + len(fake.notes), "body": body["body"]})
+                    reply: object = fake.notes[-1]
+                elif self.command == "PUT":
+                    note_id = int(self.path.rsplit("/", 1)[1])
+                    (reply,) = [note for note in fake.notes if note["id"] == note_id]
+                    reply["body"] = body["body"]
+                else:
+                    reply = fake.notes if page(self.path) == 1 else []
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = _handle
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/v4"
+        self.env = {
+            "CI_API_V4_URL": self.url,
+            "CI_PROJECT_ID": "42",
+            "CI_MERGE_REQUEST_IID": "3",
+            "GITLAB_TOKEN": "gl-token",
+        }
+
+    def __enter__(self) -> FakeGitLab:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def test_the_comment_poster_updates_a_gitlab_merge_request_note_too(tmp_path: Path) -> None:
-    notes: list[dict] = []
-    seen: list[tuple[str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def _handle(self) -> None:
-            seen.append((self.command, self.path.split("?")[0]))
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            assert self.headers.get("PRIVATE-TOKEN") == "gl-token"
-            if self.command == "POST":
-                notes.append({"id": 5, "body": body["body"]})
-                reply: object = notes[-1]
-            elif self.command == "PUT":
-                notes[0]["body"] = body["body"]
-                reply = notes[0]
-            else:
-                reply = notes if page(self.path) == 1 else []
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = _handle
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     table = tmp_path / "gittrack-diff.md"
-    env = {
-        **os.environ,
-        "CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4",
-        "CI_PROJECT_ID": "42",
-        "CI_MERGE_REQUEST_IID": "3",
-        "GITLAB_TOKEN": "gl-token",
-    }
-    try:
-        outputs = []
+    outputs = []
+    with FakeGitLab() as api:
         for text in ("## gittrack diff a...b\n\nfirst\n", "## gittrack diff a...c\n\nsecond\n"):
             table.write_text(text)
             proc = subprocess.run(
                 [sys.executable, str(POSTER), "gitlab", str(table)],
-                env=env,
+                env={**os.environ, **api.env},
                 capture_output=True,
                 text=True,
                 timeout=60,
                 check=False,
             )
             outputs.append(proc.stdout.strip())
-    finally:
-        server.shutdown()
-        server.server_close()
 
     assert outputs == ["created 5", "updated 5"]
-    assert notes == [{"id": 5, "body": "## gittrack diff a...c\n\nsecond\n"}]
-    assert [call for call in seen if call[0] != "GET"] == [
+    assert api.notes == [{"id": 5, "body": "## gittrack diff a...c\n\nsecond\n"}]
+    assert [call for call in api.requests if call[0] != "GET"] == [
         ("POST", "/api/v4/projects/42/merge_requests/3/notes"),
         ("PUT", "/api/v4/projects/42/merge_requests/3/notes/5"),
     ]
+
+
+def test_the_gitlab_jobs_script_runs_on_a_merge_request_and_posts_one_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's script lines, run in one bash as GitLab's runner does, after its two
+    installation lines (pip and the download of post_comment.py) are done here instead."""
+    made = pull_request(tmp_path, monkeypatch)
+    checkout = made["checkout"]
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    (shims / "gittrack").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m gittrack "$@"\n')
+    (shims / "gittrack").chmod(0o755)
+    (shims / "python").symlink_to(sys.executable)
+    (checkout / "post_comment.py").write_bytes(POSTER.read_bytes())
+    job = load(GITLAB_CI)["gittrack-diff"]
+    lines = [
+        line
+        for line in job["script"]
+        if not line.startswith("python -m pip") and "urlretrieve" not in line
+    ]
+    assert len(lines) == len(job["script"]) - 2
+
+    with FakeGitLab() as api:
+        env = {
+            **os.environ,
+            **job["variables"],
+            **api.env,
+            "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
+            "PYTHONPATH": str(SRC),
+            "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+            "CI_COMMIT_SHA": str(made["head"]),
+        }
+        runs = [
+            subprocess.run(
+                ["bash", "-eo", "pipefail", "-c", "\n".join(lines)],
+                cwd=checkout,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            for _ in range(2)
+        ]
+
+    assert [proc.returncode for proc in runs] == [0, 0], runs[0].stderr
+    markdown = (checkout / "gittrack-diff.md").read_text()
+    assert "| accuracy | 0.9 | 0.8 | ↓ -0.1 | -11.11% |" in markdown
+    assert api.notes == [{"id": 5, "body": markdown}]
+    assert "created 5" in runs[0].stdout and "updated 5" in runs[1].stdout
