@@ -208,3 +208,20 @@ def test_a_corrupt_budgets_file_names_the_file_and_field(
 
     assert str(path) in str(raised.value) and named in str(raised.value)
     assert isinstance(raised.value, (CorruptDataError, ValueError))
+
+
+def test_a_corrupt_budgets_file_given_to_diff_is_one_line_and_nothing_is_written(
+    repo: Path, capsys, tmp_path: Path
+) -> None:
+    made = two_commits(repo)
+    bad = tmp_path / "ci-budgets.yaml"
+    bad.write_text("budgets:\n  accuracy: {max_increase_pct: -3}\n")
+    refs = git(repo, "for-each-ref")
+    before = tree_fingerprint(repo)
+
+    code, out, err = cli(capsys, "diff", made["base"], "--md", "--budgets", str(bad))
+
+    assert code != 0 and out == ""
+    assert err.startswith(f"gittrack: error: {bad}: budgets.accuracy.max_increase_pct: ")
+    assert len(err.strip().splitlines()) == 1
+    assert git(repo, "for-each-ref") == refs and tree_fingerprint(repo) == before
