@@ -30,6 +30,7 @@ _MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*|<>[]"})
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``gittrack diff`` to the command line's sub-commands."""
     parser = sub.add_parser(
         "diff",
         help="compare the runs of two code commits: metrics, params, code, budgets",
@@ -72,6 +73,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def show_diff(args: argparse.Namespace) -> int:
+    """Print the diff in the chosen format.
+
+    :returns: 1 when ``--fail-on budgets`` and a budget is broken (each broken rule is also
+        a line on stderr), else 0. Errors are ``GittrackError`` (one line, from ``main``).
+    """
     diff = Client(args.repo).diff_commits(
         args.base,
         args.head,

@@ -49,12 +49,6 @@ class Budget:
     goal: str | None
     limits: Mapping[str, float]
 
-    def document(self) -> dict[str, Any]:
-        """The budget as config.yaml holds it."""
-        doc: dict[str, Any] = {"goal": self.goal} if self.goal else {}
-        doc.update((rule, self.limits[rule]) for rule in LIMITS if rule in self.limits)
-        return doc
-
 
 @dataclass(frozen=True)
 class BrokenRule:
