@@ -232,7 +232,10 @@ def test_a_process_that_passed_a_bad_end_time_leaves_a_usable_repository(repo: P
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.strip()
     after = run_script(
-        f"from gittrack import Client\nprint(Client().get_run('{run_id}').info.status)\n",
+        "from gittrack import Client\n"
+        "client = Client()\n"
+        "client.create_experiment('a write')  # the first write recovers the orphan\n"
+        f"print(client.get_run('{run_id}').info.status)\n",
         cwd=repo,
     )
     assert after.returncode == 0, after.stderr

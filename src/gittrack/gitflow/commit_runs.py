@@ -180,10 +180,20 @@ def _add_summary(
         str(run_name),
         str(status),
         metrics,
-        int(start),  # type: ignore[call-overload]
+        _milliseconds(start),
         parent if isinstance(parent, str) else None,
     )
     found.setdefault(commit, []).append(summary)
+
+
+def _milliseconds(value: object) -> int:
+    """A start time as the index holds it (milliseconds, or a pandas/datetime time) in ms."""
+    if hasattr(value, "timestamp"):
+        return int(value.timestamp() * 1000)  # type: ignore[union-attr]
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
 
 
 def _sorted_by_run_id(found: dict[str, list[RunSummary]]) -> dict[str, list[RunSummary]]:
@@ -198,8 +208,11 @@ def _json_list(raw: object) -> list[str]:
     return list(json.loads(raw))
 
 
-def first_parent_log(repository: TrackingRepository, rev: str, limit: int) -> list[CommitRuns]:
-    """``git log --first-parent -n limit rev`` with each commit's runs; notes refreshed."""
+def first_parent_log(
+    repository: TrackingRepository, rev: str, limit: int, refresh: bool = True
+) -> list[CommitRuns]:
+    """``git log --first-parent -n limit rev`` with each commit's runs; notes refreshed
+    unless ``refresh`` is False (a read-only reader such as the web UI writes no ref)."""
     if limit < 1:
         raise InvalidInputError(f"-n {limit}: the number of commits must be at least 1")
     start = resolve_commit(repository, rev)
@@ -213,7 +226,7 @@ def first_parent_log(repository: TrackingRepository, rev: str, limit: int) -> li
     runs = runs_of_commits(repository, commits)
     done = set() if live else _notes_done(repository, tip)
     stale = [commit for commit in commits if commit not in done]
-    if stale:
+    if stale and refresh:
         with contextlib.suppress(GittrackError):  # notes are derived: a busy ref is left alone
             refresh_notes(repository, stale, runs, attempts=3)
             if not live:

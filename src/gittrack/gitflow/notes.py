@@ -39,8 +39,8 @@ class RunSummary:
     run_name: str
     status: str
     metrics: Mapping[str, float]
-    start_time: int = 0  # what picks a commit's latest run; not part of the note
-    parent_run_id: str | None = None
+    start_time: int = 0  # milliseconds; orders a commit's runs, not part of the note
+    parent_run_id: str | None = None  # top-level runs stand for a commit in diff
 
     def line(self) -> str:
         """``run <id> <status> <experiment>/<name> key=value …`` with the first metrics by key."""

@@ -18,7 +18,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from gittrack.errors import CorruptDataError, InvalidInputError
-from gittrack.models import sklearn_flavor
+from gittrack.models import python_model, sklearn_flavor
+from gittrack.models.inference_params import apply_params_schema
 from gittrack.models.model_format import (
     MLMODEL_FILE_NAME,
     PYFUNC_FLAVOR,
@@ -33,10 +34,14 @@ from gittrack.models.signature import (
     to_dataframe,
 )
 
-Loader = Callable[[Path, ModelConfig], Any]
+Loader = Callable[[Path, ModelConfig, python_model.ModelConfigSource | None], Any]
+"""(model directory, its ``MLmodel``, ``model_config`` overrides) -> the loaded model."""
 
 LOADERS: Mapping[str, Loader] = MappingProxyType(
-    {sklearn_flavor.LOADER_MODULE: sklearn_flavor.load_pyfunc_estimator}
+    {
+        sklearn_flavor.LOADER_MODULE: sklearn_flavor.load_pyfunc_estimator,
+        python_model.LOADER_MODULE: python_model.load_pyfunc,
+    }
 )
 """``python_function`` loader modules gittrack can load, and the function that loads each."""
 
@@ -73,30 +78,54 @@ class PyFuncModel:
         return self._model_dir
 
     def predict(self, data: Any, params: Mapping[str, Any] | None = None) -> Any:
-        """Predict on a DataFrame, an ndarray, a dict of columns or a list of rows/records."""
+        """Predict on a DataFrame, an ndarray, a dict of columns or a list of rows/records.
+
+        ``params`` reach a custom ``PythonModel`` whose ``predict`` takes them, as its
+        signature's params schema allows (see ``inference_params``); other models take none,
+        and a warning says they were ignored.
+        """
+        if isinstance(self._raw_model, python_model.PythonModelPredictor):
+            return self._predict_python_model(data, params)
+        model_input = prepare_input(data, self._metadata.get_input_schema())
         if params:
             warnings.warn(
                 f"params {sorted(params)} are ignored: {self.loader_module} models take none",
                 stacklevel=2,
             )
-        model_input = prepare_input(data, self._metadata.get_input_schema())
         return getattr(self._raw_model, self._predict_fn)(model_input)
 
+    def _predict_python_model(self, data: Any, params: Mapping[str, Any] | None) -> Any:
+        # As MLflow: without an input schema a custom model gets the input untouched.
+        schema = self._metadata.get_input_schema()
+        model_input = data if schema is None else prepare_input(data, schema)
+        signature = self._metadata.signature
+        params_schema = signature.params if signature is not None else None
+        return self._raw_model.predict(model_input, apply_params_schema(params, params_schema))
+
     def unwrap_python_model(self) -> Any:
-        """The underlying model object (for sklearn: the estimator)."""
+        """The underlying model object (sklearn: the estimator; a custom model: its instance)."""
+        if isinstance(self._raw_model, python_model.PythonModelPredictor):
+            return self._raw_model.python_model
         return self._raw_model
 
     def get_raw_model(self) -> Any:
-        """The underlying model object (for sklearn: the estimator)."""
-        return self._raw_model
+        """The underlying model object (sklearn: the estimator; a custom model: its instance)."""
+        return self.unwrap_python_model()
 
     def __repr__(self) -> str:
         where = f" from {self._model_dir}" if self._model_dir else ""
-        return f"<PyFuncModel {type(self._raw_model).__name__} ({self.loader_module}){where}>"
+        name = type(self.unwrap_python_model()).__name__
+        return f"<PyFuncModel {name} ({self.loader_module}){where}>"
 
 
-def load_model(model_uri: str | os.PathLike[str]) -> PyFuncModel:
-    """Load the model in a local directory (a path or a ``file://`` URI) as a ``PyFuncModel``."""
+def load_model(
+    model_uri: str | os.PathLike[str],
+    model_config: python_model.ModelConfigSource | None = None,
+) -> PyFuncModel:
+    """Load the model in a local directory (a path or a ``file://`` URI) as a ``PyFuncModel``.
+
+    ``model_config`` overrides keys of a custom model's saved configuration.
+    """
     model_dir = _local_directory(model_uri)
     config = read_model_config(model_dir)
     conf = config.flavor(PYFUNC_FLAVOR, model_dir=model_dir)
@@ -108,7 +137,7 @@ def load_model(model_uri: str | os.PathLike[str]) -> PyFuncModel:
             f"which gittrack cannot load; supported: {', '.join(sorted(LOADERS))}"
         )
     predict_fn = str(conf.get("predict_fn") or "predict")
-    raw_model = loader(model_dir, config)
+    raw_model = loader(model_dir, config, model_config)
     if not callable(getattr(raw_model, predict_fn, None)):
         raise CorruptDataError(
             f"{model_dir / MLMODEL_FILE_NAME}: predict_fn {predict_fn!r} is not a method of "

@@ -153,7 +153,10 @@ def is_pickle_based(model_dir: Path) -> bool:
     sklearn_conf = config.flavors.get("sklearn")
     if sklearn_conf is not None:
         return (sklearn_conf.get("serialization_format") or "pickle") in ("pickle", "cloudpickle")
-    model_path = str(config.flavors.get(PYFUNC_FLAVOR, {}).get("model_path") or "")
+    pyfunc_conf = config.flavors.get(PYFUNC_FLAVOR, {})
+    if pyfunc_conf.get("python_model"):  # a cloudpickled custom PythonModel
+        return True
+    model_path = str(pyfunc_conf.get("model_path") or "")
     return model_path.endswith(_PICKLE_SUFFIXES)
 
 

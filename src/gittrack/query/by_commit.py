@@ -1,59 +1,58 @@
-"""Runs by code commit, for commands that compare or search commits (DESIGN §11).
+"""Runs by code commit, for the commands that walk or compare the code's history
+(``diff``, ``bisect``; DESIGN §11, §13).
 
 A run belongs to the commit its ``mlflow.source.git.commit`` tag names (``source.commit``;
 the post-commit hook moves both when it relabels a dirty run). The runs of commits are read by
 ``gitflow.commit_runs.runs_of_commits``, the one reader of that column of the query index
-(``gittrack log`` uses it too): the saved index's columns through pyarrow when it is current,
-so a lookup does not pay for importing pandas, else the refreshed index (live runs included).
-Each run comes as a ``RunSummary`` (id, experiment, name, status, latest metrics, start time,
-parent run); ``get_run`` gives the whole run of the few a caller keeps.
+(``gittrack log`` uses it too): the saved index's rows of those commits through pyarrow when it
+is current, so a lookup does not pay for importing pandas, else the refreshed index (live runs
+included). Each run comes as a ``RunSummary`` (id, experiment, name, status, latest metrics,
+start time, parent run); ``get_run`` gives the whole run of the few a caller keeps. These
+lookups never write.
 
 History is walked along first parents only, as ``git log --first-parent`` does: on a branch
 that merges pull requests, those are the commits the branch itself was at.
+
+(``query`` reaching ``gitflow.commit_runs`` is allowed: they are sibling domains.)
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from gittrack.errors import InvalidInputError
 from gittrack.gitflow.commit_runs import resolve_commit, runs_of_commits
 from gittrack.gitflow.notes import RunSummary
-
-if TYPE_CHECKING:
-    from gittrack.tracking.repository import TrackingRepository
+from gittrack.tracking.repository import TrackingRepository
 
 DEFAULT_WALK = 1000
+_FULL_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
-
-@dataclass(frozen=True)
-class NearestCommit:
-    """The closest first-parent ancestor of ``start`` (itself included) that has runs;
-    ``distance`` counts the commits walked back (0: ``start`` itself)."""
-
-    start: str
-    commit: str
-    distance: int
+resolve_revision = resolve_commit  # the commit a revision names (one owner: commit_runs)
 
 
 def first_parent_commits(
-    repository: TrackingRepository, rev: str, limit: int | None = None
+    repository: TrackingRepository, head: str, base: str | None = None, limit: int | None = None
 ) -> list[str]:
-    """The commits of ``git log --first-parent rev``, newest first (``rev`` itself first).
+    """The first-parent history of ``head`` down to, not including, ``base``; newest first.
 
-    :param rev: any revision git understands (``HEAD``, ``main``, a hash).
-    :param limit: at most this many commits (None: the whole history).
+    :param head: a revision (resolved here); it is the first commit returned.
+    :param base: a revision whose first-parent history is left out; None walks to the root.
+    :param limit: at most this many commits.
     :returns: full commit hashes.
-    :raises InvalidInputError: ``rev`` is not a revision name or ``limit`` is below 1.
-    :raises NotFoundError: ``rev`` names no commit.
+    :raises InvalidInputError: a revision is not a revision name, or ``limit`` is below 1.
+    :raises NotFoundError: a revision names no commit.
     """
     if limit is not None and limit < 1:
         raise InvalidInputError(f"the number of commits must be at least 1, not {limit}")
-    start = resolve_commit(repository, rev)
-    count = [f"--max-count={limit}"] if limit is not None else []
-    return repository.repo.git_text("rev-list", "--first-parent", *count, start, "--").split()
+    args = ["rev-list", "--first-parent"]
+    if limit is not None:
+        args.append(f"--max-count={int(limit)}")
+    args.append(resolve_commit(repository, head))
+    if base is not None:
+        args.append(f"^{resolve_commit(repository, base)}")
+    return repository.repo.git_text(*args, "--").split()
 
 
 def runs_for_commits(
@@ -62,7 +61,7 @@ def runs_for_commits(
     experiment_ids: Collection[str] | None = None,
     keep: Callable[[RunSummary], bool] | None = None,
 ) -> dict[str, list[RunSummary]]:
-    """The active runs of each of ``commits`` (full hashes), oldest first.
+    """The active runs of each of ``commits`` (full hashes), oldest start first.
 
     :param experiment_ids: only runs of these experiments (None: every experiment).
     :param keep: only the runs it accepts (e.g. finished top-level runs).
@@ -84,41 +83,42 @@ def runs_for_commits(
 
 def runs_for_commit(
     repository: TrackingRepository,
-    rev: str,
+    commit: str,
     experiment_ids: Collection[str] | None = None,
     keep: Callable[[RunSummary], bool] | None = None,
 ) -> list[RunSummary]:
-    """The active runs whose source commit is the one ``rev`` names, oldest first.
+    """The active runs made on ``commit``, oldest start first, each with its latest metrics.
 
-    :param rev: a revision; it is resolved to its commit first.
+    :param commit: a full commit id (used as it is), or a revision (resolved first).
     :param experiment_ids: only runs of these experiments (None: every experiment).
     :param keep: only the runs it accepts.
-    :raises NotFoundError: ``rev`` names no commit.
+    :raises InvalidInputError, NotFoundError: a revision that names no commit.
     """
-    commit = resolve_commit(repository, rev)
+    if not _FULL_ID.fullmatch(commit or ""):
+        commit = resolve_commit(repository, commit)
     return runs_for_commits(repository, [commit], experiment_ids, keep).get(commit, [])
 
 
 def nearest_commit_with_runs(
     repository: TrackingRepository,
     rev: str,
+    limit: int = DEFAULT_WALK,
     experiment_ids: Collection[str] | None = None,
     keep: Callable[[RunSummary], bool] | None = None,
-    limit: int = DEFAULT_WALK,
-) -> NearestCommit | None:
-    """The first commit, walking back from ``rev`` along first parents, that has active runs.
+) -> tuple[str, list[RunSummary]] | None:
+    """The closest commit to ``rev`` back along its first parents (``rev`` itself first)
+    that has runs, with those runs (the index is read once for all the commits walked).
 
-    :param rev: where the walk starts (that commit counts, at distance 0).
+    :param limit: how many commits to look at before giving up.
     :param experiment_ids: only runs of these experiments count (None: any experiment).
     :param keep: only the runs it accepts count.
-    :param limit: how many commits to look at before giving up.
-    :returns: the commit and how far back it is, or None when none of the ``limit`` commits
+    :returns: (commit, its runs oldest first), or None when none of the ``limit`` commits
         has runs.
     :raises NotFoundError: ``rev`` names no commit.
     """
-    commits = first_parent_commits(repository, rev, limit)
+    commits = first_parent_commits(repository, rev, limit=limit)
     with_runs = runs_for_commits(repository, commits, experiment_ids, keep)
-    for distance, commit in enumerate(commits):
+    for commit in commits:
         if commit in with_runs:
-            return NearestCommit(commits[0], commit, distance)
+            return commit, with_runs[commit]
     return None

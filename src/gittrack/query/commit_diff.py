@@ -28,7 +28,12 @@ from gittrack.errors import GittrackError, InvalidInputError, NotFoundError, war
 from gittrack.gitflow.commit_runs import COMMIT_COLUMN, resolve_commit
 from gittrack.gitflow.notes import RunSummary
 from gittrack.query.budgets import GOALS, BrokenRule, Budget, judge
-from gittrack.query.by_commit import DEFAULT_WALK, nearest_commit_with_runs, runs_for_commits
+from gittrack.query.by_commit import (
+    DEFAULT_WALK,
+    first_parent_commits,
+    nearest_commit_with_runs,
+    runs_for_commits,
+)
 
 if TYPE_CHECKING:
     from gittrack.tracking.repository import TrackingRepository
@@ -254,10 +259,10 @@ def _side(
     if commit in found:
         return Side(rev, commit, commit), found[commit]
     if nearest:
-        near = nearest_commit_with_runs(repository, commit, ids, keep, DEFAULT_WALK)
+        near = nearest_commit_with_runs(repository, commit, DEFAULT_WALK, ids, keep)
         if near is not None:
-            runs = runs_for_commits(repository, [near.commit], ids, keep)[near.commit]
-            return Side(rev, commit, near.commit, near.distance), runs
+            distance = len(first_parent_commits(repository, commit, base=near[0]))
+            return Side(rev, commit, near[0], distance), near[1]
         raise NotFoundError(
             f"{rev} ({commit[:7]}) and its {DEFAULT_WALK - 1} first-parent ancestors have no "
             "finished runs"

@@ -64,6 +64,7 @@ from gittrack.store.codecs import (
     metric_line,
     parse_metric_lines,
     parse_time,
+    stored_metric_value,
 )
 from gittrack.store.files import copy_file, replace_file, storage_error
 from gittrack.store.git import message_field
@@ -159,14 +160,7 @@ def summarize_metrics(points: list[tuple[str, float, int, int]]) -> dict[str, di
 
 def _encode_summary(summary: dict[str, dict]) -> dict[str, dict]:
     """Summary values as stored: NaN/±inf spelled as strings (DESIGN §3)."""
-
-    def encode(v: float) -> float | str:
-        if math.isnan(v):
-            return "NaN"
-        if math.isinf(v):
-            return "Infinity" if v > 0 else "-Infinity"
-        return v
-
+    encode = stored_metric_value
     return {
         k: {**e, "value": encode(e["value"]), "min": encode(e["min"]), "max": encode(e["max"])}
         for k, e in sorted(summary.items())
@@ -1016,8 +1010,9 @@ class RunStore:
     def recover_orphans(self) -> list[RecoveredRun]:
         """Commit live runs whose owning process is gone.
 
-        Runs at every client start, so one orphan that cannot be committed (a corrupt file,
-        a field the schema refuses) must not stop the others or the client: it is reported
+        Runs before a process's first write (``TrackingRepository.prepare_write``) and in
+        ``gittrack recover``, so one orphan that cannot be committed (a corrupt file, a field
+        the schema refuses) must not stop the others or that write: it is reported
         with ``committed=False``, left in place with every file it has, and retried by the
         next recovery (once fixed by hand, or by a version that accepts it).
         """
