@@ -86,9 +86,11 @@ def test_runs_read_from_the_saved_index_equal_the_runs_read_from_the_frame(
     assert [r.run_id for r in fast[second]] == [other]
     assert fast.keys() == slow.keys()
     for sha in fast:
-        assert [(r.run_id, r.run_name, r.status, r.experiment_id) for r in fast[sha]] == [
-            (r.run_id, r.run_name, r.status, r.experiment_id) for r in slow[sha]
+        fields = ("run_id", "run_name", "status", "experiment_id", "start_time", "parent_run_id")
+        assert [[getattr(r, f) for f in fields] for r in fast[sha]] == [
+            [getattr(r, f) for f in fields] for r in slow[sha]
         ]
+        assert all(r.start_time > 0 for r in fast[sha])
         for quick, full in zip(fast[sha], slow[sha]):
             assert quick.metrics.keys() == full.metrics.keys()
     by_id = {r.run_id: r for r in fast[first]}

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from gittrack.gitflow.bisect import BisectResult
     from gittrack.gitflow.checkout import Checkout, RunCode
     from gittrack.gitflow.reproduce import Reproduction
+    from gittrack.query.budgets import Budget
+    from gittrack.query.commit_diff import CommitDiff
     from gittrack.registry.policy import Violation as PolicyViolation
     from gittrack.registry.service import RegistryService
     from gittrack.registry.state import Event as RegistryEvent
@@ -823,6 +825,108 @@ class Client:
             order_by=order_by,
             page_token=page_token,
         )
+
+    # ------------------------------------------------------- commits, budgets
+    def diff_commits(
+        self,
+        base: str | None = None,
+        head: str = "HEAD",
+        *,
+        experiments: Sequence[str] = (),
+        select: str = "latest",
+        goal: str | None = None,
+        metrics: Sequence[str] = (),
+        show_all: bool = False,
+        nearest: bool = False,
+        include_nested: bool = False,
+        budgets_file: str | None = None,
+    ) -> CommitDiff:
+        """Compare the runs of two code commits per experiment (``gittrack diff``,
+        ``query/commit_diff.py``).
+
+        Args:
+            base: a revision; None for the merge-base of origin/HEAD (else main) and HEAD.
+            head: a revision (default HEAD).
+            experiments: names or ids to compare (empty: every experiment with runs).
+            select: which run stands for a commit: ``latest`` or ``best:metrics.X``.
+            goal: ``maximize`` or ``minimize``, X's direction for ``best:`` (default: the
+                goal of X's budget).
+            metrics: glob patterns of the metrics to show (empty: all).
+            show_all: keep metrics and params that did not change.
+            nearest: a side without runs takes its closest first-parent ancestor with runs.
+            include_nested: child runs may stand for a commit too.
+            budgets_file: a YAML file whose ``budgets:`` replace config.yaml's.
+
+        Returns:
+            A ``CommitDiff``: both sides, one comparison per experiment, and in ``broken``
+            the budget rules HEAD's runs break.
+
+        Raises:
+            InvalidInputError: a bad option or budgets file.
+            NotFoundError: an unknown revision or experiment, or a side without runs.
+            CorruptDataError: the budgets are invalid (file and field named).
+        """
+        from gittrack.query.budgets import budgets_from_file, configured_budgets
+        from gittrack.query.commit_diff import DiffOptions, diff_commits
+
+        options = DiffOptions(
+            tuple(experiments), select, goal, tuple(metrics), show_all, nearest, include_nested
+        )
+        budgets = (
+            budgets_from_file(budgets_file)
+            if budgets_file is not None
+            else configured_budgets(self.repository)
+        )
+        return diff_commits(self.repository, base, head, options, budgets)
+
+    def get_budgets(self) -> dict[str, Budget]:
+        """The metric budgets in ``.tracking/config.yaml``.
+
+        Returns:
+            metric -> ``Budget`` (its goal and limits).
+
+        Raises:
+            CorruptDataError: the section is invalid (field named).
+        """
+        from gittrack.query.budgets import configured_budgets
+
+        return configured_budgets(self.repository)
+
+    def set_budget(
+        self, metric: str, goal: str | None = None, limits: dict[str, float] | None = None
+    ) -> Budget:
+        """Add or change a metric's budget in config.yaml (one tracking commit); the given
+        rules replace the budget's own, the others stay.
+
+        Args:
+            metric: the metric's key.
+            goal: ``maximize`` or ``minimize`` (None: unchanged).
+            limits: rule -> number, rules among min, max, max_decrease, max_increase,
+                max_decrease_pct, max_increase_pct.
+
+        Returns:
+            The budget as stored.
+
+        Raises:
+            InvalidInputError: a bad key, goal or limit; nothing is written.
+        """
+        from gittrack.query.budgets import set_budget
+
+        return set_budget(self.repository, metric, goal, limits)
+
+    def delete_budget(self, metric: str) -> None:
+        """Remove a metric's budget from config.yaml.
+
+        Args:
+            metric: the metric's key.
+
+        Raises:
+            NotFoundError: the metric has no budget.
+        """
+        from gittrack.query.budgets import remove_budget
+
+        if not remove_budget(self.repository, metric):
+            raise NotFoundError(f"metric {metric!r} has no budget in .tracking/config.yaml")
 
     def search_runs_page(
         self,

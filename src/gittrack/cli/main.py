@@ -29,6 +29,8 @@ COMMAND_MODULES = (
     "gittrack.cli.reproduce_cmd",
     "gittrack.cli.bisect_cmd",
     "gittrack.cli.ui_cmd",
+    "gittrack.cli.diff_cmd",
+    "gittrack.cli.budgets_cmd",
 )
 # Commands of later domains register here too when their module is present.
 OPTIONAL_COMMAND_MODULES = (

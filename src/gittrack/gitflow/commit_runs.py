@@ -60,7 +60,7 @@ def runs_of_commits(
 
     When the saved query index is current and no run is live, its few columns are read
     without pandas (``_saved_columns``); otherwise the index is refreshed as a DataFrame."""
-    saved = _saved_columns(repository)
+    saved = _saved_columns(repository, commits)
     if saved is None:
         return _runs_from_frame(repository, commits)
     for message in saved.skipped.values():
@@ -68,15 +68,21 @@ def runs_of_commits(
     return _runs_from_columns(saved.columns, commits)
 
 
-def _saved_columns(repository: TrackingRepository) -> SavedColumns | None:
-    """The saved index's columns ``runs_of_commits`` needs, or None when only the frame can
-    say (the index is behind the branch, runs are live, or the cache is not there)."""
+def _saved_columns(
+    repository: TrackingRepository, commits: Collection[str] | None = None
+) -> SavedColumns | None:
+    """The saved index's columns ``runs_of_commits`` needs (only the rows of ``commits``
+    when given), or None when only the frame can say (the index is behind the branch, runs
+    are live, or the cache is not there)."""
     tip = repository.branch.tip()
     live = LiveRuns(repository.staging)
     if tip is None or live.records() or live.skipped:
         return None
     cache = IndexCache(repository.repo.gittrack_dir / "cache", repository.branch.ref)
-    saved = cache.read_columns(tip, lambda name: name in _COLUMNS or name.startswith("metrics."))
+    where = (COMMIT_COLUMN, commits) if commits is not None else None
+    saved = cache.read_columns(
+        tip, lambda name: name in _COLUMNS or name.startswith("metrics."), where
+    )
     if saved is None or not all(name in saved.columns for name in _COLUMNS):
         return None
     return saved
@@ -91,6 +97,7 @@ _COLUMNS = (
     COMMIT_COLUMN,
     "_nan_metrics",
     "start_time",
+    "parent_run_id",
 )
 
 
@@ -105,16 +112,8 @@ def _runs_from_columns(
     ]
     found: dict[str, list[RunSummary]] = {}
     rows = zip(*(columns[name] for name in _COLUMNS))
-    for row, (
-        run_id,
-        experiment_id,
-        run_name,
-        status,
-        lifecycle,
-        commit,
-        nan_raw,
-        start,
-    ) in enumerate(rows):
+    for row, record in enumerate(rows):
+        run_id, experiment_id, run_name, status, lifecycle, commit, nan_raw, *more = record
         if commit not in wanted or lifecycle != LifecycleStage.ACTIVE:
             continue
         metrics = {}
@@ -122,7 +121,7 @@ def _runs_from_columns(
             value = values[row]
             if value is not None and value == value:  # None or NaN: not logged
                 metrics[name] = float(value)
-        info = (run_id, experiment_id, run_name, status, start)
+        info = (run_id, experiment_id, run_name, status, *more)
         _add_summary(found, commit, info, metrics, nan_raw)
     return _sorted_by_run_id(found)
 
@@ -153,32 +152,36 @@ def _runs_from_frame(
         COMMIT_COLUMN,
         "_nan_metrics",
         "start_time",
+        "parent_run_id",
     )
     found: dict[str, list[RunSummary]] = {}
     records = zip(*(rows[column].tolist() for column in columns))
-    for row, (run_id, experiment_id, run_name, status, commit, nan_raw, start) in enumerate(
-        records
-    ):
+    for row, (run_id, experiment_id, name, status, commit, nan_raw, *more) in enumerate(records):
         metrics = {names[i]: float(values[row, i]) for i in np.flatnonzero(present[row])}
-        info = (run_id, experiment_id, run_name, status, start)
-        _add_summary(found, commit, info, metrics, nan_raw)
+        _add_summary(found, commit, (run_id, experiment_id, name, status, *more), metrics, nan_raw)
     return _sorted_by_run_id(found)
 
 
 def _add_summary(
     found: dict[str, list[RunSummary]],
     commit: str,
-    info: tuple[object, object, object, object, object],
+    info: tuple[object, ...],
     metrics: dict[str, float],
     nan_raw: object,
 ) -> None:
-    """Add one run (``info``: id, experiment, name, status, start time) to its commit's list."""
+    """Add one run (``info``: id, experiment, name, status, start time in ms, parent run id)
+    to its commit's list."""
     for key in _json_list(nan_raw):  # a NaN the run logged, not a missing metric
         metrics[key] = math.nan
-    run_id, experiment_id, run_name, status, start = info
-    started = _milliseconds(start)
+    run_id, experiment_id, run_name, status, start, parent = info
     summary = RunSummary(
-        str(run_id), str(experiment_id), str(run_name), str(status), metrics, started
+        str(run_id),
+        str(experiment_id),
+        str(run_name),
+        str(status),
+        metrics,
+        _milliseconds(start),
+        parent if isinstance(parent, str) else None,
     )
     found.setdefault(commit, []).append(summary)
 

@@ -40,6 +40,7 @@ class RunSummary:
     status: str
     metrics: Mapping[str, float]
     start_time: int = 0  # milliseconds; orders a commit's runs, not part of the note
+    parent_run_id: str | None = None  # top-level runs stand for a commit in diff
 
     def line(self) -> str:
         """``run <id> <status> <experiment>/<name> key=value …`` with the first metrics by key."""

@@ -21,7 +21,7 @@ import json
 import os
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +31,7 @@ from gittrack.store.files import replace_file
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 CACHE_FORMAT = 4
 _STORAGE = "arrow"
@@ -98,9 +99,16 @@ class IndexCache:
             self.problem = f"{type(exc).__name__}: {exc}"
             return None
 
-    def read_columns(self, tip: str, wanted: Callable[[str], bool]) -> SavedColumns | None:
+    def read_columns(
+        self,
+        tip: str,
+        wanted: Callable[[str], bool],
+        where: tuple[str, Collection[str]] | None = None,
+    ) -> SavedColumns | None:
         """The columns of the saved index that ``wanted`` accepts, as Python lists, read
         through pyarrow alone (no pandas), when the saved index describes ``tip``; else None.
+        ``where`` (a column and values) keeps only the rows whose value is one of those:
+        only that column is turned into Python objects in full.
 
         This is the fast path of commands that only read a few columns of a current index
         (``gittrack log``): importing pandas costs more than the whole read. Anything else
@@ -119,9 +127,11 @@ class IndexCache:
             skipped = manifest.get("skipped") or {}
             if table.num_rows != manifest["rows"] or not isinstance(skipped, dict):
                 return None
-            columns = {
-                name: table.column(name).to_pylist() for name in table.column_names if wanted(name)
-            }
+            names = [name for name in table.column_names if wanted(name)]
+            if where is None:
+                columns = {name: table.column(name).to_pylist() for name in names}
+            else:
+                columns = _rows_where(table, names, *where)
             return SavedColumns(columns, {str(k): str(v) for k, v in skipped.items()})
         except Exception:  # a derived file: whatever is wrong, the frame path rebuilds it
             return None
@@ -198,6 +208,21 @@ class IndexCache:
             with contextlib.suppress(OSError):
                 if now - path.stat().st_mtime > _STALE_SECONDS:
                     path.unlink()
+
+
+def _rows_where(
+    table: pa.Table, names: list[str], key: str, values: Collection[str]
+) -> dict[str, list]:
+    """The ``names`` columns of the rows whose ``key`` is one of ``values``. Cells are read
+    one by one: building an Arrow array from Python (``pa.array``, a filter's value set)
+    makes pyarrow import pandas, which this path exists to avoid."""
+    wanted = set(values)
+    rows = [row for row, value in enumerate(table.column(key).to_pylist()) if value in wanted]
+    columns = {}
+    for name in names:
+        column = table.column(name)
+        columns[name] = [column[row].as_py() for row in rows]
+    return columns
 
 
 def _encode(frame: pd.DataFrame) -> bytes:
