@@ -405,6 +405,87 @@ def log_image(
     _client().log_image(_run_id(), image, artifact_file)
 
 
+def log_input(
+    dataset: Any = None,
+    context: str | None = None,
+    tags: dict[str, str] | None = None,
+    model: Any = None,
+) -> None:
+    """Record a dataset the active run read (``mlflow.log_input``).
+
+    :param dataset: a ``gittrack.data`` dataset (``from_pandas``, ``from_numpy``).
+    :param context: how it was used (``"training"``): the ``mlflow.data.context`` input tag.
+    :param tags: more input tags.
+    :param model: an MLflow 3 logged-model input: not supported (models are run artifacts).
+    :raises InvalidInputError: context or tags without a dataset, or a bad dataset.
+    """
+    if dataset is None and (context or tags):
+        raise InvalidInputError("log_input: a context or tags need a dataset")
+    log_inputs(
+        [dataset] if dataset is not None else None,
+        [context] if dataset is not None else None,
+        [tags] if dataset is not None else None,
+        [model] if model is not None else None,
+    )
+
+
+def log_inputs(
+    datasets: list[Any] | None = None,
+    contexts: list[str | None] | None = None,
+    tags_list: list[dict[str, str] | None] | None = None,
+    models: list[Any] | None = None,
+) -> None:
+    """Record several datasets of the active run (``mlflow.log_inputs``): the three lists
+    go together, entry by entry (an entry may be None).
+
+    :raises InvalidInputError: lists of different lengths, or a context or tags without a
+        dataset.
+    """
+    from gittrack.entities import DatasetInput, InputTag
+    from gittrack.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    datasets = list(datasets or [])
+    contexts = list(contexts) if contexts is not None else [None] * len(datasets)
+    tags_list = list(tags_list) if tags_list is not None else [None] * len(datasets)
+    if not (len(datasets) == len(contexts) == len(tags_list)) and datasets:
+        raise InvalidInputError(
+            f"log_inputs: datasets ({len(datasets)}), contexts ({len(contexts)}) and "
+            f"tags_list ({len(tags_list)}) must have the same length"
+        )
+    inputs = []
+    for dataset, context, tags in zip(datasets, contexts, tags_list):
+        if dataset is None:
+            if context or tags:
+                raise InvalidInputError("log_inputs: a context or tags need a dataset")
+            continue
+        if not hasattr(dataset, "to_entity"):
+            raise InvalidInputError(
+                f"log_input takes a gittrack.data dataset (from_pandas, from_numpy), "
+                f"not {type(dataset).__name__}"
+            )
+        input_tags = [InputTag(str(k), v) for k, v in (tags or {}).items()]
+        if context:
+            input_tags.append(InputTag(MLFLOW_DATASET_CONTEXT, context))
+        inputs.append(DatasetInput(dataset.to_entity(), input_tags))
+    if inputs or models:
+        _client().log_inputs(_run_id(), inputs, models)
+
+
+def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a table to the active run (``mlflow.log_table``); see ``Client.log_table``."""
+    _client().log_table(_run_id(run_id), data, artifact_file)
+
+
+def load_table(
+    artifact_file: str,
+    run_ids: list[str] | None = None,
+    extra_columns: list[str] | None = None,
+) -> Any:
+    """The table ``artifact_file`` of the runs of the current experiment that logged it
+    (``mlflow.load_table``); see ``Client.load_table``."""
+    return _client().load_table(_current_experiment_id(), artifact_file, run_ids, extra_columns)
+
+
 def get_artifact_uri(artifact_path: str | None = None) -> str:
     run_id = _run_id()
     return f"runs:/{run_id}/{artifact_path}" if artifact_path else f"runs:/{run_id}"

@@ -32,7 +32,7 @@ import gittrack
 if TYPE_CHECKING:
     import pandas as pd
 
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 _STORAGES = ("arrow", "pickle")
 _STALE_SECONDS = 120
 
