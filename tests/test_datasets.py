@@ -328,3 +328,17 @@ def test_inputs_logged_to_one_run_in_two_clones_are_merged_as_a_union(tmp_path: 
         doc = yaml.safe_load(files[path])
         results.append(sorted(e["dataset"]["name"] for e in doc["inputs"]))
     assert results == [["a", "b", "c"], ["a", "b", "c"]]
+
+
+def test_the_fast_reader_reads_a_meta_yaml_with_inputs_without_falling_back(repo: Path) -> None:
+    import yaml
+
+    from gittrack.store.fast_yaml import parse_subset
+
+    with gittrack.start_run() as run:
+        gittrack.log_input(gittrack.data.from_pandas(_wine(), name="wine"), context="training")
+        gittrack.log_input(gittrack.data.from_numpy(np.ones((2, 2)), name="ones"))
+    rid = run.info.run_id
+    data = git(repo, "show", f"gittrack:.tracking/runs/{rid[:2]}/{rid[2:4]}/{rid}/meta.yaml")
+    assert "inputs:\n- dataset:" in data
+    assert parse_subset(data.encode()) == yaml.safe_load(data)  # raises if it would fall back
