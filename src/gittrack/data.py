@@ -121,6 +121,7 @@ class Dataset:
         self._digest = digest or self._compute_digest()
 
     def _compute_digest(self) -> str:
+        """The digest of the data, when none was given (each kind defines its own)."""
         raise NotImplementedError
 
     @property
@@ -145,9 +146,11 @@ class Dataset:
 
     @property
     def profile(self) -> dict[str, Any] | None:
+        """Summary counts of the data (each kind of dataset defines its own)."""
         raise NotImplementedError
 
     def _schema_json(self) -> str | None:
+        """The schema as the JSON text MLflow records (each kind defines its own)."""
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, str | None]:
