@@ -86,11 +86,11 @@ def decode_table(data: bytes, artifact_file: str, infer_dtypes: bool = True) -> 
     try:
         if artifact_file.endswith(".parquet"):
             return pd.read_parquet(io.BytesIO(data))
-        text = io.StringIO(data.decode())
         if infer_dtypes:
-            return pd.read_json(text, orient="split")
-        return pd.read_json(text, orient="split", dtype=False, convert_dates=False)
-    except (ValueError, UnicodeDecodeError, ImportError) as exc:
+            return pd.read_json(io.StringIO(data.decode()), orient="split")
+        table = json.loads(data)  # the values exactly as stored: "02108" stays a string
+        return pd.DataFrame(table["data"], columns=table["columns"])
+    except (ValueError, UnicodeDecodeError, ImportError, TypeError, KeyError) as exc:
         raise InvalidInputError(f"{artifact_file!r} is not a table: {exc}") from exc
 
 
