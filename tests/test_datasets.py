@@ -342,3 +342,13 @@ def test_the_fast_reader_reads_a_meta_yaml_with_inputs_without_falling_back(repo
     data = git(repo, "show", f"gittrack:.tracking/runs/{rid[:2]}/{rid[2:4]}/{rid}/meta.yaml")
     assert "inputs:\n- dataset:" in data
     assert parse_subset(data.encode()) == yaml.safe_load(data)  # raises if it would fall back
+
+
+def test_gittrack_search_filters_on_datasets_from_the_command_line(repo: Path) -> None:
+    runs = _scenario_log_inputs(gittrack)
+    found = gittrack_cli(repo, "search", "dataset.context = 'training'", "--json")
+    assert found.returncode == 0, found.stderr
+    assert [row["run_id"] for row in json.loads(found.stdout)] == [runs["train"]]
+    bad = gittrack_cli(repo, "search", "dataset.size = '1'")
+    assert bad.returncode != 0
+    assert len(bad.stderr.strip().splitlines()) == 1 and "dataset.size" in bad.stderr

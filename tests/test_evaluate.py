@@ -187,3 +187,21 @@ def test_evaluating_leaves_the_users_repository_alone(repo: Path) -> None:
     before = tree_fingerprint(repo)
     gittrack.evaluate(model, df, targets="label", model_type="classifier")
     assert tree_fingerprint(repo) == before
+
+
+def test_predictions_in_the_data_are_evaluated_without_a_model(repo: Path, real_mlflow) -> None:
+    model, df = _binary()
+    scored = df.assign(pred=model.predict(df.drop(columns="label")))
+    ours = gittrack.evaluate(
+        data=scored, targets="label", predictions="pred", model_type="classifier"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with real_mlflow.start_run():
+            theirs = real_mlflow.models.evaluate(
+                data=scored, targets="label", predictions="pred", model_type="classifier"
+            )
+    assert set(ours.metrics) == set(theirs.metrics)
+    for name, value in theirs.metrics.items():
+        assert ours.metrics[name] == pytest.approx(float(value)), name
+    assert set(ours.artifacts) == set(theirs.artifacts)
