@@ -236,17 +236,42 @@ def _pipeline_scenario(ml) -> dict:
             "tags": {k: tags[k] for k in tags if k in ("mlflow.autologging", "team")},
             "tag_keys": {k for k in tags if not k.startswith(("mlflow.source", "mlflow.user"))},
             "artifacts": {f.path for f in client.list_artifacts(run_id)} - {"model"},
+            "inputs": [
+                (
+                    d.dataset.name,
+                    d.dataset.digest,
+                    d.dataset.source_type,
+                    d.dataset.profile,
+                    [(t.key, t.value) for t in d.tags],
+                )
+                for d in ml.get_run(run_id).inputs.dataset_inputs
+            ],
         }
     return out
 
 
-def test_autologged_runs_carry_mlflows_autologging_tag_and_estimator_html(
+def test_autologged_runs_carry_mlflows_tag_estimator_html_and_training_dataset(
     repo: Path, real_mlflow
 ) -> None:
     ours, theirs = _pipeline_scenario(mlflow), _pipeline_scenario(real_mlflow)
     assert ours == theirs
     assert ours["managed"]["tags"] == {"mlflow.autologging": "sklearn", "team": "vision"}
     assert ours["managed"]["artifacts"] == {"estimator.html"}
+    assert [i[4] for i in ours["managed"]["inputs"]] == [[("mlflow.data.context", "train")]]
+
+
+def test_a_training_dataframe_is_logged_as_the_train_input(repo: Path, iris) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = iris
+    mlflow.sklearn.autolog(log_models=False)
+    DecisionTreeClassifier(max_depth=2).fit(X, y)
+    mlflow.sklearn.autolog(log_models=False, log_datasets=False)
+    DecisionTreeClassifier(max_depth=3).fit(X, y)
+    runs = {r.data.params["max_depth"]: r for r in all_runs()}
+    [logged] = runs["2"].inputs.dataset_inputs
+    assert logged.dataset.digest == mlflow.data.from_pandas(X).digest
+    assert runs["3"].inputs.dataset_inputs == []
 
 
 def test_estimator_html_is_sklearns_diagram_of_the_fitted_pipeline(repo: Path, iris) -> None:

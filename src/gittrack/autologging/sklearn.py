@@ -4,7 +4,8 @@ estimator so that training logs itself.
 On the outermost ``fit`` call the run (the active one, or one started for the call and ended
 after it) receives the estimator's ``get_params(deep=True)``, the tags ``estimator_name`` and
 ``estimator_class``, training metrics on the training data, ``estimator.html`` (scikit-learn's
-HTML diagram of the estimator, in MLflow's page) and the fitted model. As in MLflow, a run
+HTML diagram of the estimator, in MLflow's page), the training data as a dataset input with
+context ``train`` (``log_datasets``) and the fitted model. As in MLflow, a run
 autologging starts is tagged ``mlflow.autologging = sklearn`` (and with ``extra_tags``); a run
 the user started is not. Inner fits, of
 a pipeline's steps or a search's candidates, are not logged on their own: a meta-estimator logs
@@ -30,7 +31,7 @@ from typing import Any
 
 from gittrack.entities import Metric, Param, RunStatus
 from gittrack.tracking.validation import MAX_VALUE_LENGTH
-from gittrack.utils.mlflow_tags import MLFLOW_AUTOLOGGING
+from gittrack.utils.mlflow_tags import MLFLOW_AUTOLOGGING, MLFLOW_DATASET_CONTEXT
 
 AUTOLOGGING_INTEGRATION = "sklearn"  # the value of the ``mlflow.autologging`` tag
 
@@ -48,6 +49,7 @@ class Options:
     log_input_examples: bool = False
     log_model_signatures: bool = True
     log_models: bool = True
+    log_datasets: bool = True
     silent: bool = False
     max_tuning_runs: int | None = None
     serialization_format: str = "cloudpickle"
@@ -88,6 +90,7 @@ def autolog(
     disable: bool = False,
     silent: bool = False,
     max_tuning_runs: int | None = None,
+    log_datasets: bool = True,
     serialization_format: str = "cloudpickle",
     registered_model_name: str | None = None,
     pos_label: Any = None,
@@ -101,6 +104,7 @@ def autolog(
         log_input_examples=log_input_examples,
         log_model_signatures=log_model_signatures,
         log_models=log_models,
+        log_datasets=log_datasets,
         silent=silent,
         max_tuning_runs=max_tuning_runs,
         serialization_format=serialization_format,
@@ -203,6 +207,8 @@ def _logged_fit(estimator: Any, original: Callable[..., Any], args: tuple, kwarg
         data = _training_data(original, estimator, args, kwargs)
         _guard(options, "training metrics", lambda: _log_training_metrics(run_id, estimator, data))
         _guard(options, "estimator.html", lambda: _log_estimator_html(run_id, estimator))
+        if options.log_datasets:
+            _guard(options, "the training dataset", lambda: _log_training_dataset(run_id, data))
         if _is_search(estimator):
             _guard(options, "search results", lambda: _log_search(run, estimator, options))
         if options.log_models:
@@ -259,6 +265,30 @@ def _log_estimator_html(run_id: str, estimator: Any) -> None:
         f"  </head>\n  <body>\n    {estimator_html_repr(estimator)}\n  </body>\n</html>\n"
     )
     _client().log_text(run_id, page, "estimator.html")
+
+
+def _log_training_dataset(run_id: str, data: _TrainingData) -> None:
+    """The training data as the run's ``train`` input, described as MLflow's autolog does:
+    a DataFrame alone, an array (a sparse matrix made dense) with the targets."""
+    import numpy as np
+    import pandas as pd
+
+    from gittrack import data as datasets
+    from gittrack.entities import DatasetInput, InputTag
+
+    X, y = data.X, data.y
+    if isinstance(X, pd.DataFrame):
+        dataset = datasets.from_pandas(X)
+    else:
+        if hasattr(X, "toarray"):
+            X = X.toarray()
+        if not isinstance(X, np.ndarray):
+            return  # MLflow skips other kinds of data too
+        if y is not None and hasattr(y, "toarray"):
+            y = y.toarray()
+        dataset = datasets.from_numpy(X, targets=None if y is None else np.asarray(y))
+    context = InputTag(MLFLOW_DATASET_CONTEXT, "train")
+    _client().log_inputs(run_id, [DatasetInput(dataset.to_entity(), [context])])
 
 
 def _tag(key: str, value: str) -> Any:
