@@ -69,10 +69,15 @@ class DatasetSource:
 def resolve_source(source: str | DatasetSource | Any | None) -> DatasetSource:
     """The ``DatasetSource`` of a raw source, as MLflow resolves it.
 
-    :param source: None (the code running now), a ``DatasetSource``, a local path or
-        ``file://`` URI, an ``http(s)://`` URL or an ``s3://`` URI.
-    :returns: the source.
-    :raises InvalidInputError: any other kind of source, named.
+    Args:
+        source: None (the code running now), a ``DatasetSource``, a local path or
+            ``file://`` URI, an ``http(s)://`` URL or an ``s3://`` URI.
+
+    Returns:
+        The source: type ``code``, ``local``, ``http`` or ``s3``.
+
+    Raises:
+        InvalidInputError: any other kind of source, named.
     """
     if source is None:
         return _code_source()
@@ -359,7 +364,11 @@ def pandas_digest(df: pd.DataFrame) -> str:
     """MLflow's digest of a DataFrame: string and numeric columns of the first 10,000 rows
     hashed row by row with pandas, then the row count and the column names.
 
-    :param df: the data. :returns: 8 hex digits.
+    Args:
+        df: the data.
+
+    Returns:
+        8 hex digits.
     """
     head = df.head(MAX_ROWS)
     strings = head.columns[
@@ -384,7 +393,12 @@ def numpy_digest(
     """MLflow's digest of arrays: the first 10,000 flattened values of each (or its size when
     the values cannot be hashed) and its shape.
 
-    :returns: 8 hex digits.
+    Args:
+        features: an array or a dict of arrays (hashed in key order).
+        targets: the same, or None.
+
+    Returns:
+        8 hex digits.
     """
     parts: list[Any] = []
     for item in (features, targets):
@@ -418,14 +432,20 @@ def from_pandas(
 ) -> PandasDataset:
     """A dataset of a DataFrame (``mlflow.data.from_pandas``).
 
-    :param df: the data.
-    :param source: where it came from (see ``resolve_source``); None: the running code.
-    :param targets: the name of the target column. :param predictions: the predictions column.
-    :param name: the dataset's name (default ``"dataset"``).
-    :param digest: a fingerprint to record instead of the computed one.
-    :returns: a ``PandasDataset``.
-    :raises InvalidInputError: ``df`` is no DataFrame, a named column is missing, or the
-        source is of an unsupported kind.
+    Args:
+        df: the data.
+        source: where it came from (see ``resolve_source``); None: the running code.
+        targets: the name of the target column.
+        name: the dataset's name (default ``"dataset"``).
+        digest: a fingerprint to record instead of the computed one.
+        predictions: the name of the predictions column.
+
+    Returns:
+        A ``PandasDataset``.
+
+    Raises:
+        InvalidInputError: ``df`` is no DataFrame, a named column is missing, or the source
+            is of an unsupported kind.
     """
     return PandasDataset(df, resolve_source(source), targets, name, digest, predictions)
 
@@ -439,11 +459,17 @@ def from_numpy(
 ) -> NumpyDataset:
     """A dataset of arrays (``mlflow.data.from_numpy``).
 
-    :param features: an array or a dict of arrays. :param targets: the same, optional.
-    :param source: where it came from (see ``resolve_source``); None: the running code.
-    :param name: the dataset's name (default ``"dataset"``).
-    :param digest: a fingerprint to record instead of the computed one.
-    :returns: a ``NumpyDataset``.
-    :raises InvalidInputError: features that are no array, or an unsupported source.
+    Args:
+        features: an array or a dict of arrays.
+        source: where it came from (see ``resolve_source``); None: the running code.
+        targets: an array or a dict of arrays, or None.
+        name: the dataset's name (default ``"dataset"``).
+        digest: a fingerprint to record instead of the computed one.
+
+    Returns:
+        A ``NumpyDataset``.
+
+    Raises:
+        InvalidInputError: features that are no array, or an unsupported source.
     """
     return NumpyDataset(features, resolve_source(source), targets, name, digest)

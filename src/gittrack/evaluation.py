@@ -70,22 +70,31 @@ def evaluate(
     evaluator_config: dict[str, Any] | None = None,
     **unsupported: Any,
 ) -> EvaluationResult:
-    """Evaluate a model on data as MLflow's default evaluator does, logging to the active run.
+    """Evaluate a model on data as MLflow's default evaluator does, logging to the active run
+    (or to a new run, ended afterwards).
 
-    :param model: a fitted scikit-learn estimator, a pyfunc model, a model URI
-        (``runs:/``, ``models:/``, a path), or None with ``predictions``.
-    :param data: a DataFrame (``targets`` names the label column), an array or list
-        (``targets`` holds the labels), or a ``gittrack.data`` pandas dataset (recorded as an
-        input of the run; its ``targets`` apply).
-    :param model_type: ``"classifier"`` or ``"regressor"``.
-    :param predictions: the column of ``data`` holding predictions, when ``model`` is None.
-    :param feature_names: column names for array data.
-    :param evaluators: None, ``"default"`` or ``["default"]``.
-    :param evaluator_config: ``pos_label``, ``label_list``, ``average`` (multiclass,
-        ``"weighted"`` by default), ``max_classes_for_multiclass_roc_pr`` (10).
-    :returns: an ``EvaluationResult``.
-    :raises InvalidInputError: an unknown model type or evaluator, a missing target, fewer than
-        two classes, or an option gittrack does not support; nothing is logged then.
+    Args:
+        model: a fitted scikit-learn estimator, a pyfunc model, a model URI (``runs:/``,
+            ``models:/``, a path), or None with ``predictions``.
+        data: a DataFrame (``targets`` names the label column), an array or list (``targets``
+            holds the labels), or a ``gittrack.data`` pandas dataset (recorded as an input of
+            the run; its ``targets`` and ``predictions`` apply).
+        model_type: ``"classifier"`` or ``"regressor"``.
+        targets: the label column of a DataFrame, or the labels of array data.
+        predictions: the column of ``data`` holding predictions, when ``model`` is None.
+        feature_names: column names for array data.
+        evaluators: None, ``"default"`` or ``["default"]``.
+        evaluator_config: ``pos_label``, ``label_list``, ``average`` (multiclass,
+            ``"weighted"`` by default), ``max_classes_for_multiclass_roc_pr`` (10).
+        **unsupported: MLflow's other options (``extra_metrics``, ``custom_artifacts``...):
+            refused when given.
+
+    Returns:
+        An ``EvaluationResult`` with ``metrics``, ``artifacts`` and ``run_id``.
+
+    Raises:
+        InvalidInputError: an unknown model type or evaluator, a missing target, fewer than
+            two classes, or an option gittrack does not support; nothing is logged then.
     """
     _check_options(model_type, evaluators, unsupported)
     config = dict(evaluator_config or {})
