@@ -188,3 +188,112 @@ def test_outside_a_git_repository_the_fit_still_runs(tmp_path: Path, monkeypatch
     with pytest.warns(RuntimeWarning, match="could not log anything"):
         model = DecisionTreeClassifier(max_depth=1).fit(X, y)
     assert model.predict(X[:1]).shape == (1,)
+
+
+# ------------------------------------------------------------- MLflow's autolog details
+@pytest.fixture
+def real_mlflow(tmp_path: Path):
+    """The installed MLflow on a sqlite store in tmp_path; autolog off and state clean after."""
+    import logging
+    import os
+
+    ml = pytest.importorskip("mlflow")
+    ml.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    yield ml
+    ml.sklearn.autolog(disable=True)
+    while ml.active_run() is not None:
+        ml.end_run()
+    ml.set_tracking_uri("")
+    ml.tracking.fluent._active_experiment_id = None
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+
+
+def _pipeline_scenario(ml) -> dict:
+    """MLflow's autolog pipeline example: a managed run, then a fit inside the user's run."""
+    import warnings
+
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.array([[1, 1], [1, 2], [2, 2], [2, 3]])
+    y = np.dot(X, np.array([1, 2])) + 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ml.sklearn.autolog(extra_tags={"team": "vision"})
+        Pipeline([("scaler", StandardScaler()), ("lr", LinearRegression())]).fit(X, y)
+        managed = ml.last_active_run()
+        with ml.start_run() as own:
+            LinearRegression().fit(X, y)
+        ml.sklearn.autolog(disable=True)
+    client = ml.MlflowClient()
+    out = {}
+    for name, run_id in (("managed", managed.info.run_id), ("own", own.info.run_id)):
+        tags = ml.get_run(run_id).data.tags
+        out[name] = {
+            "tags": {k: tags[k] for k in tags if k in ("mlflow.autologging", "team")},
+            "tag_keys": {k for k in tags if not k.startswith(("mlflow.source", "mlflow.user"))},
+            "artifacts": {f.path for f in client.list_artifacts(run_id)} - {"model"},
+            "inputs": [
+                (
+                    d.dataset.name,
+                    d.dataset.digest,
+                    d.dataset.source_type,
+                    d.dataset.profile,
+                    [(t.key, t.value) for t in d.tags],
+                )
+                for d in ml.get_run(run_id).inputs.dataset_inputs
+            ],
+        }
+    return out
+
+
+def test_autologged_runs_carry_mlflows_tag_estimator_html_and_training_dataset(
+    repo: Path, real_mlflow
+) -> None:
+    ours, theirs = _pipeline_scenario(mlflow), _pipeline_scenario(real_mlflow)
+    assert ours == theirs
+    assert ours["managed"]["tags"] == {"mlflow.autologging": "sklearn", "team": "vision"}
+    assert ours["managed"]["artifacts"] == {"estimator.html"}
+    assert [i[4] for i in ours["managed"]["inputs"]] == [[("mlflow.data.context", "train")]]
+
+
+def test_a_training_dataframe_is_logged_as_the_train_input(repo: Path, iris) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = iris
+    mlflow.sklearn.autolog(log_models=False)
+    DecisionTreeClassifier(max_depth=2).fit(X, y)
+    mlflow.sklearn.autolog(log_models=False, log_datasets=False)
+    DecisionTreeClassifier(max_depth=3).fit(X, y)
+    runs = {r.data.params["max_depth"]: r for r in all_runs()}
+    [logged] = runs["2"].inputs.dataset_inputs
+    assert logged.dataset.digest == mlflow.data.from_pandas(X).digest
+    assert runs["3"].inputs.dataset_inputs == []
+
+
+def test_estimator_html_is_sklearns_diagram_of_the_fitted_pipeline(repo: Path, iris) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = iris
+    mlflow.sklearn.autolog(log_models=False)
+    Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]).fit(X, y)
+    [run] = all_runs()
+    path = Path(Client().download_artifacts(run.info.run_id, "estimator.html"))
+    page = path.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and '<meta charset="UTF-8"/>' in page
+    assert "StandardScaler" in page and "LogisticRegression" in page
+
+
+def test_an_extra_tag_cannot_replace_the_autologging_tag(repo: Path, iris) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = iris
+    mlflow.sklearn.autolog(log_models=False, extra_tags={"mlflow.autologging": "mine"})
+    DecisionTreeClassifier(max_depth=2).fit(X, y)
+    [run] = all_runs()
+    assert run.data.tags["mlflow.autologging"] == "sklearn"

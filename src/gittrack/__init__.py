@@ -33,15 +33,19 @@ from gittrack.fluent import (
     is_tracking_uri_set,
     last_active_run,
     last_logged_model,
+    load_table,
     log_artifact,
     log_artifacts,
     log_dict,
     log_figure,
     log_image,
+    log_input,
+    log_inputs,
     log_metric,
     log_metrics,
     log_param,
     log_params,
+    log_table,
     log_text,
     search_experiments,
     search_model_versions,
@@ -82,11 +86,12 @@ def _mlflow_client_paths() -> None:
 _mlflow_client_paths()
 
 # Flavor and registry modules pull in scikit-learn or pandas: loaded on first attribute access.
-_LAZY_MODULES = {"sklearn", "pyfunc", "models", "registry", "query", "types", "utils"}
+_LAZY_MODULES = {"sklearn", "pyfunc", "models", "registry", "query", "types", "utils", "data"}
 _LAZY_ATTRIBUTES = {
     "register_model": "gittrack.registry.fluent",
     "autolog": "gittrack.autologging",
     "compare_runs": "gittrack.query.compare",
+    "evaluate": "gittrack.evaluation",
 }
 
 
@@ -140,11 +145,15 @@ __all__ = [
     "log_dict",
     "log_figure",
     "log_image",
+    "log_input",
+    "log_inputs",
     "log_metric",
     "log_metrics",
     "log_param",
     "log_params",
+    "log_table",
     "log_text",
+    "load_table",
     "search_experiments",
     "search_model_versions",
     "search_registered_models",

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from gittrack.entities import (
+    DatasetInput,
     Experiment,
     FileInfo,
     LifecycleStage,
@@ -32,6 +34,7 @@ from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository, open_repository
 from gittrack.tracking.runs import RecoveredRun, check_new_run
 from gittrack.tracking.source import default_entry_point
+from gittrack.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
 if TYPE_CHECKING:
     from gittrack.gitflow.bisect import BisectResult
@@ -537,7 +540,138 @@ class Client:
         )
         return run_operations(synchronous)
 
+    def log_inputs(
+        self,
+        run_id: str,
+        datasets: Sequence[DatasetInput] | None = None,
+        models: Sequence[Any] | None = None,
+    ) -> None:
+        """Record the datasets a run took as input (``MlflowClient.log_inputs``).
+
+        Args:
+            run_id: a live or ended run (an ended run takes one commit; its status stays).
+            datasets: ``DatasetInput`` entities; a dataset (name, digest) the run already has
+                is not recorded again, as in MLflow.
+            models: MLflow 3 logged-model inputs; gittrack keeps models as run artifacts, so
+                none can be given.
+
+        Raises:
+            InvalidInputError: a model input, or an input over MLflow's limits (nothing is
+                written then).
+            NotFoundError: no run has ``run_id``.
+            InvalidStateError: the run is deleted.
+        """
+        if models:
+            raise InvalidInputError(
+                "log_inputs(models=...) is not supported: gittrack keeps models as run "
+                "artifacts (log them with gittrack.sklearn.log_model), not as logged-model inputs"
+            )
+        self.repository.runs.log_inputs(run_id, list(datasets or []))
+
     # ------------------------------------------------------------- artifacts
+    def log_table(self, run_id: str, data: Any, artifact_file: str) -> None:
+        """Log a table as a JSON (or Parquet) artifact in MLflow's format.
+
+        Rows logged to a file that is already there are appended to it, and the run's
+        ``mlflow.loggedArtifacts`` tag lists the file as a table.
+
+        Args:
+            run_id: the run's id.
+            data: a pandas DataFrame, or a dict of columns (of single values: one row).
+            artifact_file: the table's path in the run, ending in ``.json`` or ``.parquet``.
+
+        Raises:
+            InvalidInputError: another file name, data of another type, or values the format
+                cannot hold (nothing is written then).
+            NotFoundError: no run has ``run_id``.
+        """
+        import pandas as pd
+
+        from gittrack.tracking import tables
+
+        tables.check_table_file(validation.check_artifact_path(artifact_file))
+        frame = tables.as_frame(data)
+        existing = self._read_artifact(run_id, artifact_file)
+        if existing is not None:
+            stored = tables.decode_table(existing, artifact_file, infer_dtypes=False)
+            frame = pd.concat([stored, frame], ignore_index=True)
+        self.repository.runs.write_artifact(
+            run_id, artifact_file, tables.encode_table(frame, artifact_file)
+        )
+        tag = tables.logged_artifacts_tag(
+            self.get_run(run_id).data.tags.get(MLFLOW_LOGGED_ARTIFACTS), artifact_file
+        )
+        if tag is not None:
+            self.set_tag(run_id, MLFLOW_LOGGED_ARTIFACTS, tag)
+
+    def load_table(
+        self,
+        experiment_id: str,
+        artifact_file: str,
+        run_ids: list[str] | None = None,
+        extra_columns: list[str] | None = None,
+    ) -> Any:
+        """Load a table logged with ``log_table`` from the runs of an experiment.
+
+        Args:
+            experiment_id: the experiment whose runs are read.
+            artifact_file: the table's path in the runs.
+            run_ids: only these runs (a run without the table is skipped with a warning).
+            extra_columns: columns of ``search_runs`` (``run_id``, ``tags.x``...) added to
+                each run's rows (a name the table has already gets a trailing ``_``).
+
+        Returns:
+            A pandas DataFrame: the rows of every run that logged the table, in search order.
+
+        Raises:
+            NotFoundError: no run has the table.
+            InvalidInputError: ``artifact_file`` is not a table's name.
+        """
+        import pandas as pd
+
+        from gittrack.query.search import search_runs
+        from gittrack.tracking import tables
+
+        tables.check_table_file(validation.check_artifact_path(artifact_file))
+        flt = ""
+        if run_ids:
+            flt = "attributes.run_id IN (" + ", ".join(repr(str(r)) for r in run_ids) + ")"
+        runs = search_runs(self.repository, experiment_ids=[str(experiment_id)], filter_string=flt)
+        tag_column = f"tags.{MLFLOW_LOGGED_ARTIFACTS}"
+        if tag_column not in runs:
+            runs = runs.iloc[0:0]
+        else:
+            keep = [tables.lists_table(v, artifact_file) for v in runs[tag_column]]
+            runs = runs[keep]
+        if runs.empty:
+            raise NotFoundError(
+                f"no run of experiment {experiment_id} has the table {artifact_file!r}"
+            )
+        if run_ids and len(runs) != len(set(run_ids)):
+            warnings.warn(
+                "not every run given has the table artifact; the others are skipped", stacklevel=2
+            )
+        parts = []
+        for _, run in runs.iterrows():
+            data = self._read_artifact(run["run_id"], artifact_file)
+            if data is None:
+                raise NotFoundError(f"artifact {artifact_file} not found for run {run['run_id']}")
+            part = tables.decode_table(data, artifact_file)
+            for column in extra_columns or []:
+                part[f"{column}_" if column in part else column] = run[column]
+            parts.append(part)
+        return pd.concat(parts, ignore_index=True)
+
+    def _read_artifact(self, run_id: str, artifact_file: str) -> bytes | None:
+        """The bytes of one artifact file of a run, or None when it has no such file."""
+        parent = artifact_file.rpartition("/")[0] or None
+        listed = {f.path for f in self.list_artifacts(run_id, parent) if not f.is_dir}
+        if artifact_file not in listed:
+            return None
+        with tempfile.TemporaryDirectory(prefix="gittrack-") as scratch:
+            path = self.download_artifacts(run_id, artifact_file, scratch)
+            return Path(path).read_bytes()
+
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
     ) -> None:

@@ -817,6 +817,116 @@ def log_image(
     _client().log_image(_run_id(), image, artifact_file)
 
 
+def log_input(
+    dataset: Any = None,
+    context: str | None = None,
+    tags: dict[str, str] | None = None,
+    model: Any = None,
+) -> None:
+    """Record a dataset the active run read (``mlflow.log_input``); starts a run if none is.
+
+    Args:
+        dataset: a ``gittrack.data`` dataset (``from_pandas``, ``from_numpy``).
+        context: how it was used (``"training"``): the ``mlflow.data.context`` input tag.
+        tags: more input tags.
+        model: an MLflow 3 logged-model input: not supported (models are run artifacts).
+
+    Raises:
+        InvalidInputError: context or tags without a dataset, a model, or a bad dataset.
+    """
+    if dataset is None and (context or tags):
+        raise InvalidInputError("log_input: a context or tags need a dataset")
+    log_inputs(
+        [dataset] if dataset is not None else None,
+        [context] if dataset is not None else None,
+        [tags] if dataset is not None else None,
+        [model] if model is not None else None,
+    )
+
+
+def log_inputs(
+    datasets: list[Any] | None = None,
+    contexts: list[str | None] | None = None,
+    tags_list: list[dict[str, str] | None] | None = None,
+    models: list[Any] | None = None,
+) -> None:
+    """Record several datasets of the active run (``mlflow.log_inputs``).
+
+    Args:
+        datasets: ``gittrack.data`` datasets (an entry may be None).
+        contexts: the context of each dataset, or None.
+        tags_list: the input tags of each dataset, or None.
+        models: MLflow 3 logged-model inputs: not supported (models are run artifacts).
+
+    Raises:
+        InvalidInputError: lists of different lengths, a context or tags without a dataset,
+            a model, or a bad dataset.
+    """
+    from gittrack.entities import DatasetInput, InputTag
+    from gittrack.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    datasets = list(datasets or [])
+    contexts = list(contexts) if contexts is not None else [None] * len(datasets)
+    tags_list = list(tags_list) if tags_list is not None else [None] * len(datasets)
+    if not (len(datasets) == len(contexts) == len(tags_list)) and datasets:
+        raise InvalidInputError(
+            f"log_inputs: datasets ({len(datasets)}), contexts ({len(contexts)}) and "
+            f"tags_list ({len(tags_list)}) must have the same length"
+        )
+    inputs = []
+    for dataset, context, tags in zip(datasets, contexts, tags_list):
+        if dataset is None:
+            if context or tags:
+                raise InvalidInputError("log_inputs: a context or tags need a dataset")
+            continue
+        if not hasattr(dataset, "to_entity"):
+            raise InvalidInputError(
+                f"log_input takes a gittrack.data dataset (from_pandas, from_numpy), "
+                f"not {type(dataset).__name__}"
+            )
+        input_tags = [InputTag(str(k), v) for k, v in (tags or {}).items()]
+        if context:
+            input_tags.append(InputTag(MLFLOW_DATASET_CONTEXT, context))
+        inputs.append(DatasetInput(dataset.to_entity(), input_tags))
+    if inputs or models:
+        _client().log_inputs(_run_id(), inputs, models)
+
+
+def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a table to a run (``mlflow.log_table``); see ``Client.log_table``.
+
+    Args:
+        data: a pandas DataFrame, or a dict of columns.
+        artifact_file: the table's path in the run, ending in ``.json`` or ``.parquet``.
+        run_id: the run (default: the active run, started if there is none).
+
+    Raises:
+        InvalidInputError: a bad file name or data (nothing is written then).
+    """
+    _client().log_table(_run_id(run_id), data, artifact_file)
+
+
+def load_table(
+    artifact_file: str,
+    run_ids: list[str] | None = None,
+    extra_columns: list[str] | None = None,
+) -> Any:
+    """Load a table from the runs of the current experiment (``mlflow.load_table``).
+
+    Args:
+        artifact_file: the table's path in the runs.
+        run_ids: only these runs.
+        extra_columns: ``search_runs`` columns (``run_id``...) to add to each run's rows.
+
+    Returns:
+        A pandas DataFrame of the rows of every run that logged the table.
+
+    Raises:
+        NotFoundError: no run has the table.
+    """
+    return _client().load_table(_current_experiment_id(), artifact_file, run_ids, extra_columns)
+
+
 def get_artifact_uri(artifact_path: str | None = None) -> str:
     """The URI of the active run's artifacts, or of one artifact path in them.
 

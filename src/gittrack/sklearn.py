@@ -154,6 +154,7 @@ def autolog(
         log_input_examples=log_input_examples,
         log_model_signatures=log_model_signatures,
         log_models=log_models,
+        log_datasets=log_datasets,
         disable=disable,
         silent=silent,
         max_tuning_runs=max_tuning_runs,

@@ -3,7 +3,11 @@ estimator so that training logs itself.
 
 On the outermost ``fit`` call the run (the active one, or one started for the call and ended
 after it) receives the estimator's ``get_params(deep=True)``, the tags ``estimator_name`` and
-``estimator_class``, training metrics on the training data and the fitted model. Inner fits, of
+``estimator_class``, training metrics on the training data, ``estimator.html`` (scikit-learn's
+HTML diagram of the estimator, in MLflow's page), the training data as a dataset input with
+context ``train`` (``log_datasets``) and the fitted model. As in MLflow, a run
+autologging starts is tagged ``mlflow.autologging = sklearn`` (and with ``extra_tags``); a run
+the user started is not. Inner fits, of
 a pipeline's steps or a search's candidates, are not logged on their own: a meta-estimator logs
 once. A hyperparameter search (``GridSearchCV``, ``RandomizedSearchCV``) also logs the best
 parameters as ``best_<param>``, ``best_cv_score``, its ``cv_results.csv`` and one child run per
@@ -27,6 +31,9 @@ from typing import Any
 
 from gittrack.entities import Metric, Param, RunStatus
 from gittrack.tracking.validation import MAX_VALUE_LENGTH
+from gittrack.utils.mlflow_tags import MLFLOW_AUTOLOGGING, MLFLOW_DATASET_CONTEXT
+
+AUTOLOGGING_INTEGRATION = "sklearn"  # the value of the ``mlflow.autologging`` tag
 
 PATCHED_METHODS = ("fit", "fit_transform", "fit_predict")
 SEARCH_CLASSES = (
@@ -42,6 +49,7 @@ class Options:
     log_input_examples: bool = False
     log_model_signatures: bool = True
     log_models: bool = True
+    log_datasets: bool = True
     silent: bool = False
     max_tuning_runs: int | None = None
     serialization_format: str = "cloudpickle"
@@ -82,6 +90,7 @@ def autolog(
     disable: bool = False,
     silent: bool = False,
     max_tuning_runs: int | None = None,
+    log_datasets: bool = True,
     serialization_format: str = "cloudpickle",
     registered_model_name: str | None = None,
     pos_label: Any = None,
@@ -95,6 +104,7 @@ def autolog(
         log_input_examples=log_input_examples,
         log_model_signatures=log_model_signatures,
         log_models=log_models,
+        log_datasets=log_datasets,
         silent=silent,
         max_tuning_runs=max_tuning_runs,
         serialization_format=serialization_format,
@@ -181,7 +191,7 @@ def _logged_fit(estimator: Any, original: Callable[..., Any], args: tuple, kwarg
     options = _session.options
     started = fluent.active_run() is None
     try:
-        run = fluent.active_run() or fluent.start_run()
+        run = fluent.active_run() or fluent.start_run(tags=_managed_run_tags(options))
     except Exception as exc:  # e.g. not inside a git repository: train anyway, log nothing
         _warn(options, f"gittrack autologging could not log anything (no run started): {exc}")
         return original(estimator, *args, **kwargs)
@@ -196,6 +206,9 @@ def _logged_fit(estimator: Any, original: Callable[..., Any], args: tuple, kwarg
     try:
         data = _training_data(original, estimator, args, kwargs)
         _guard(options, "training metrics", lambda: _log_training_metrics(run_id, estimator, data))
+        _guard(options, "estimator.html", lambda: _log_estimator_html(run_id, estimator))
+        if options.log_datasets:
+            _guard(options, "the training dataset", lambda: _log_training_dataset(run_id, data))
         if _is_search(estimator):
             _guard(options, "search results", lambda: _log_search(run, estimator, options))
         if options.log_models:
@@ -225,6 +238,12 @@ def _client() -> Any:
     return Client(fluent.get_tracking_uri())
 
 
+def _managed_run_tags(options: Options) -> dict[str, str]:
+    """The tags of a run autologging starts: ``extra_tags``, then ``mlflow.autologging``
+    (reserved: an extra tag of that name does not replace it)."""
+    return {**options.extra_tags, MLFLOW_AUTOLOGGING: AUTOLOGGING_INTEGRATION}
+
+
 def _log_params_and_tags(run_id: str, estimator: Any, options: Options) -> None:
     client = _client()
     params = _params(estimator.get_params(deep=True))
@@ -232,10 +251,44 @@ def _log_params_and_tags(run_id: str, estimator: Any, options: Options) -> None:
     tags = {
         "estimator_name": cls.__name__,
         "estimator_class": f"{cls.__module__}.{cls.__qualname__}",
-        **options.extra_tags,
     }
     client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
     client.log_batch(run_id, tags=[_tag(k, v) for k, v in tags.items()])
+
+
+def _log_estimator_html(run_id: str, estimator: Any) -> None:
+    """``estimator.html``: scikit-learn's diagram of the fitted estimator in a UTF-8 page."""
+    from sklearn.utils import estimator_html_repr
+
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n  <head>\n    <meta charset="UTF-8"/>\n'
+        f"  </head>\n  <body>\n    {estimator_html_repr(estimator)}\n  </body>\n</html>\n"
+    )
+    _client().log_text(run_id, page, "estimator.html")
+
+
+def _log_training_dataset(run_id: str, data: _TrainingData) -> None:
+    """The training data as the run's ``train`` input, described as MLflow's autolog does:
+    a DataFrame alone, an array (a sparse matrix made dense) with the targets."""
+    import numpy as np
+    import pandas as pd
+
+    from gittrack import data as datasets
+    from gittrack.entities import DatasetInput, InputTag
+
+    X, y = data.X, data.y
+    if isinstance(X, pd.DataFrame):
+        dataset = datasets.from_pandas(X)
+    else:
+        if hasattr(X, "toarray"):
+            X = X.toarray()
+        if not isinstance(X, np.ndarray):
+            return  # MLflow skips other kinds of data too
+        if y is not None and hasattr(y, "toarray"):
+            y = y.toarray()
+        dataset = datasets.from_numpy(X, targets=None if y is None else np.asarray(y))
+    context = InputTag(MLFLOW_DATASET_CONTEXT, "train")
+    _client().log_inputs(run_id, [DatasetInput(dataset.to_entity(), [context])])
 
 
 def _tag(key: str, value: str) -> Any:

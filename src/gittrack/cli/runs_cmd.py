@@ -13,6 +13,7 @@ from gittrack.client import Client
 from gittrack.entities import Run, ViewType
 from gittrack.errors import NotFoundError
 from gittrack.store.codecs import format_time
+from gittrack.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -129,6 +130,10 @@ def _run_record(run: Run) -> dict[str, Any]:
             "untracked_skipped": list(run.source.untracked_skipped),
             "entry_point": run.source.entry_point,
         },
+        "inputs": [
+            {**item.dataset.to_dictionary(), "tags": {t.key: t.value for t in item.tags}}
+            for item in run.inputs.dataset_inputs
+        ],
     }
 
 
@@ -141,12 +146,19 @@ def show_run(args: argparse.Namespace) -> int:
     if args.format != "table":
         emit(record, fmt=args.format)
         return 0
-    info = {k: v for k, v in record.items() if not isinstance(v, dict)}
+    info = {k: v for k, v in record.items() if not isinstance(v, (dict, list))}
     emit(info)
     for section in ("source", "params", "metrics", "tags"):
         print(f"\n[{section}]")
         if record[section]:
             emit(record[section])
+    if record["inputs"]:
+        print("\n[inputs]")
+        rows = [
+            {**item, "context": item["tags"].get(MLFLOW_DATASET_CONTEXT, "")}
+            for item in record["inputs"]
+        ]
+        emit(rows, ["name", "digest", "source_type", "source", "context"])
     artifacts = client.list_artifacts(run.info.run_id)
     if artifacts:
         print("\n[artifacts]")

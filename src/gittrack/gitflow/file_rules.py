@@ -15,6 +15,7 @@ from typing import Any
 
 from gittrack.errors import CorruptDataError
 from gittrack.store.codecs import dump_yaml, load_yaml, parse_metric_lines
+from gittrack.tracking.inputs import merge_inputs
 from gittrack.tracking.runs import encode_summary, summarize_metrics
 
 TERMINAL_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED"})
@@ -138,13 +139,20 @@ def merge_run_meta(
     base: bytes | None, ours: Side, theirs: Side, where: str, metrics: bytes | None
 ) -> FileMerge:
     """Tags union (later per key), lifecycle the later change, a terminal status beats
-    RUNNING (with its end time), and the metric summary recomputed from ``metrics``."""
+    RUNNING (with its end time), dataset inputs the union (one per name and digest), and the
+    metric summary recomputed from ``metrics``."""
     b, o, t = _load(base, where), _load(ours.data, where) or {}, _load(theirs.data, where) or {}
     merged = merge_documents(b, o, t, theirs.later, mappings=("tags",))
     o_done, t_done = o.get("status") in TERMINAL_STATUSES, t.get("status") in TERMINAL_STATUSES
     if o.get("status") != t.get("status") or o.get("end_time") != t.get("end_time"):
         winner = t if (t_done and not o_done) or (t_done == o_done and theirs.later) else o
         merged["status"], merged["end_time"] = winner.get("status"), winner.get("end_time")
+    if o.get("inputs") or t.get("inputs"):
+        later, earlier = (t, o) if theirs.later else (o, t)
+        merged["inputs"] = merge_inputs(
+            merge_inputs((b or {}).get("inputs") or [], later.get("inputs") or []),
+            earlier.get("inputs") or [],
+        )
     if metrics is not None:
         points, _torn = parse_metric_lines(metrics, where.rsplit("/", 1)[0] + "/metrics.jsonl")
         merged["metrics"] = encode_summary(summarize_metrics(points))

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 _STORAGE = "arrow"
 _STALE_SECONDS = 120
 

@@ -16,6 +16,8 @@ Semantics that follow MLflow:
   ``IS NULL`` selects it;
 * ``LIKE`` is case-sensitive, ``ILIKE`` is not; ``%`` matches any sequence, ``_`` one character,
   and there is no escape character;
+* ``dataset.name``, ``dataset.digest`` and ``dataset.context`` match a run when one of its
+  dataset inputs matches (``=``, ``!=``, ``LIKE``, ``ILIKE``, ``IN``, ``NOT IN``);
 * metric and time comparisons are numeric, param, tag and other attribute comparisons are
   exact string comparisons.
 
@@ -27,6 +29,7 @@ Semantics that follow MLflow:
 from __future__ import annotations
 
 import functools
+import json
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ import pandas as pd
 
 from gittrack.errors import InvalidInputError
 from gittrack.query.run_rows import logged_as_nan
+from gittrack.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT as DATASET_CONTEXT_TAG
 
 __all__ = [
     "And",
@@ -57,7 +61,7 @@ __all__ = [
     "tokenize",
 ]
 
-KeyKind: TypeAlias = Literal["metric", "param", "tag", "attribute"]
+KeyKind: TypeAlias = Literal["metric", "param", "tag", "attribute", "dataset"]
 
 _PREFIXES: dict[str, KeyKind] = {
     "metric": "metric",
@@ -75,6 +79,10 @@ _PREFIXES: dict[str, KeyKind] = {
 }
 _COLUMN_PREFIX: dict[KeyKind, str] = {"metric": "metrics.", "param": "params.", "tag": "tags."}
 
+# ``dataset.<attr>`` compares the run's dataset inputs: a run matches when one of them does.
+DATASET_PREFIXES = frozenset({"dataset", "datasets"})
+DATASET_ATTRIBUTES = ("name", "digest", "context")
+DATASET_COLUMN = "_inputs"
 STRING_ATTRIBUTES = frozenset({"run_id", "run_name", "status", "user_id", "artifact_uri"})
 NUMERIC_ATTRIBUTES = frozenset({"start_time", "end_time"})
 _ATTRIBUTE_ALIASES = {
@@ -117,6 +125,8 @@ class Key:
         """The run-frame column that holds this key."""
         if self.kind == "attribute":
             return self.name
+        if self.kind == "dataset":
+            return DATASET_COLUMN
         return _COLUMN_PREFIX[self.kind] + self.name
 
     @property
@@ -406,6 +416,18 @@ def _attribute_key(name: str, token: Token, source: str) -> Key:
     return Key("attribute", name)
 
 
+def _dataset_key(token: Token, source: str) -> Key:
+    name = prefixed_key_name(token, source) if len(token.segments) > 1 else ""
+    if name not in DATASET_ATTRIBUTES:
+        raise FilterSyntaxError(
+            f"unknown dataset attribute {name!r} in {token.text!r}; expected one of "
+            f"{', '.join('dataset.' + a for a in DATASET_ATTRIBUTES)}",
+            token.position,
+            source,
+        )
+    return Key("dataset", name)
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -506,6 +528,8 @@ class FilterParser:
                 "first, e.g. params.optimizer = 'adam'",
                 token,
             )
+        if token.kind == "name" and token.segments[0][0].lower() in DATASET_PREFIXES:
+            return _dataset_key(token, self.text)
         return parse_key(token, self.text)
 
     def check_comparator(self, key: Key, key_token: Token, op: str, op_token: Token) -> None:
@@ -609,7 +633,7 @@ def _string_value_problem(key: Key, token: Token) -> str:
 def _check_comparator(key: Key, op: str, token: Token, source: str) -> None:
     if key.is_numeric:
         allowed, what = _NUMERIC_COMPARATORS, "numbers"
-    elif key.kind == "attribute":
+    elif key.kind in ("attribute", "dataset"):
         allowed, what = _STRING_ATTRIBUTE_COMPARATORS, "strings"
     else:
         allowed, what = _PARAM_TAG_COMPARATORS, "strings"
@@ -698,12 +722,39 @@ def _mask(expr: FilterExpr, df: pd.DataFrame) -> np.ndarray:
 
 
 def _comparison_mask(comparison: Comparison, df: pd.DataFrame) -> np.ndarray:
+    if comparison.key.kind == "dataset":
+        return _dataset_mask(comparison, df)
     column = df.get(comparison.key.column)
     if column is None:
         return np.full(len(df), comparison.op == "IS NULL", dtype=bool)
     if comparison.key.is_numeric:
         return _numeric_mask(comparison, column, df)
     return _string_mask(comparison, column)
+
+
+def _dataset_mask(comparison: Comparison, df: pd.DataFrame) -> np.ndarray:
+    """Runs one of whose dataset inputs matches: the inputs of the runs that have any are
+    laid out as one long column, compared as strings, and folded back to their runs."""
+    result = np.zeros(len(df), dtype=bool)
+    column = df.get(DATASET_COLUMN)
+    if column is None:
+        return result
+    cells = column.to_numpy(dtype=object)
+    field = DATASET_ATTRIBUTES.index(comparison.key.name)
+    rows, values = [], []
+    for position in np.flatnonzero(column.notna().to_numpy(dtype=bool)):
+        for entry in json.loads(cells[position]):
+            if field == 2:
+                value = (entry.get("tags") or {}).get(DATASET_CONTEXT_TAG)
+            else:
+                value = entry["dataset"][DATASET_ATTRIBUTES[field]]
+            rows.append(position)
+            values.append(value)
+    if rows:
+        long = pd.Series(values, dtype=object)
+        matched = _string_mask(comparison, long)
+        result[np.asarray(rows)[matched]] = True
+    return result
 
 
 def _numeric_mask(comparison: Comparison, column: pd.Series, df: pd.DataFrame) -> np.ndarray:

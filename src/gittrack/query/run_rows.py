@@ -5,7 +5,8 @@ per key, ``metrics.<key>`` (latest value, float), ``params.<key>`` and ``tags.<k
 (strings, missing as NaN). ``parent_run_id`` and ``_details`` (JSON: source and the metric
 summaries' step, timestamp, min, max and count) complete what a ``Run`` object needs;
 ``_nan_metrics`` (JSON list, missing when empty) names the metrics whose latest value is NaN,
-which the frame cannot tell from absent ones.
+which the frame cannot tell from absent ones. ``_inputs`` (JSON, missing when the run has
+none) holds the run's dataset inputs as stored, for ``dataset.*`` filters and ``Run.inputs``.
 
 Documents are checked field by field as they are turned into rows; a document that fails is
 checked against its JSON Schema so that the error names the file and the field. A run that
@@ -26,6 +27,7 @@ from gittrack.entities import LifecycleStage, RunStatus
 from gittrack.errors import CorruptDataError
 from gittrack.store.codecs import decode_metric_value
 from gittrack.store.schemas import check_stored
+from gittrack.tracking.inputs import search_triples
 
 ARTIFACT_URI_PREFIX = "runs:/"  # as RunStore builds artifact URIs
 INFO_COLUMNS = (
@@ -41,6 +43,7 @@ INFO_COLUMNS = (
     "parent_run_id",
     "_details",
     "_nan_metrics",
+    "_inputs",
 )
 KEY_PREFIXES = ("metrics.", "params.", "tags.")
 _STATUSES = frozenset(RunStatus.ALL)
@@ -119,6 +122,7 @@ class FrameBuilder:
         if summaries is None:
             summaries = stored_summaries(meta, f"{where}/meta.yaml")
         details = _details(meta, summaries, f"{where}/meta.yaml")
+        inputs = _inputs_cell(meta, f"{where}/meta.yaml")
         row = self._count
         info = self._info
         run_id = meta["run_id"]
@@ -134,6 +138,7 @@ class FrameBuilder:
         self._where.append(where)
         nan_keys = [k for k, s in summaries.items() if s["value"] != s["value"]]
         info["_nan_metrics"].append(json.dumps(nan_keys) if nan_keys else None)
+        info["_inputs"].append(inputs)
         self._start.append(meta["start_time"])
         self._end.append(meta.get("end_time"))
         keys = self._keys
@@ -223,6 +228,19 @@ def _details(meta: dict, summaries: Mapping[str, Mapping[str, Any]], where: str)
     except (TypeError, ValueError):
         check_stored(meta, "meta", where)
         raise CorruptDataError(f"{where}: source: not readable as JSON") from None
+
+
+def _inputs_cell(meta: dict, where: str) -> str | None:
+    """The ``_inputs`` cell: the stored inputs list as JSON (None when there is none)."""
+    entries = meta.get("inputs")
+    if entries is None:
+        return None
+    try:
+        search_triples(entries)  # the fields filters read are there
+        return json.dumps(entries, separators=(",", ":"))
+    except (TypeError, KeyError, AttributeError, ValueError):
+        check_stored(meta, "meta", where)
+        raise CorruptDataError(f"{where}: inputs: not a list of dataset inputs") from None
 
 
 def _column_order(column: str) -> tuple[int, str]:

@@ -33,6 +33,7 @@ from gittrack.query.index import run_index
 from gittrack.query.ordering import parse_order_by, sort_runs
 from gittrack.query.run_rows import details, key_columns, nan_metric_keys
 from gittrack.tracking import validation
+from gittrack.tracking.inputs import run_inputs
 
 if TYPE_CHECKING:
     from gittrack.tracking.repository import TrackingRepository
@@ -304,8 +305,11 @@ def runs_from_frame(frame: pd.DataFrame) -> list[Run]:
         frame["lifecycle_stage"].to_numpy(dtype=object),
         frame["parent_run_id"].to_numpy(dtype=object),
         frame["_details"].to_numpy(dtype=object),
+        _column_or_none(frame, "_inputs"),
     )
-    for position, (info, (start, end, lifecycle, parent, raw)) in enumerate(zip(infos, rest)):
+    for position, (info, (start, end, lifecycle, parent, raw, inputs)) in enumerate(
+        zip(infos, rest)
+    ):
         source, summaries = details(raw)
         run_metrics = metrics[position]
         for key in summaries.keys() - run_metrics.keys():
@@ -329,9 +333,17 @@ def runs_from_frame(frame: pd.DataFrame) -> list[Run]:
                     k: MetricSummary(k, float(run_metrics[k]), *summary)
                     for k, summary in sorted(summaries.items())
                 },
+                inputs=run_inputs(json.loads(inputs) if isinstance(inputs, str) else None),
             )
         )
     return runs
+
+
+def _column_or_none(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A column's cells, or None for each row of a frame built without it."""
+    if column in frame:
+        return frame[column].to_numpy(dtype=object)
+    return np.full(len(frame), None, dtype=object)
 
 
 def _source(doc: dict) -> SourceInfo:

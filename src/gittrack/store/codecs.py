@@ -22,7 +22,8 @@ _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 def dump_yaml(doc: Any) -> bytes:
     """YAML as people diff it: block style, keys in the given order, unicode kept.
 
-    The documents gittrack writes are mappings of plain scalars, lists and mappings; they are
+    The documents gittrack writes are mappings of plain scalars, lists (of scalars or of
+    mappings) and mappings; they are
     emitted directly (PyYAML's representer costs ~0.3 ms a document, a quarter of a run's
     commit). Strings that could read as anything but themselves are double-quoted with JSON
     escapes, which YAML reads back verbatim. Anything else goes through PyYAML.
@@ -171,6 +172,11 @@ def _emit_entry(prefix: str, value: Any, indent: int, lines: list[str]) -> None:
             return
         lines.append(prefix)
         for item in value:
+            if isinstance(item, dict) and item:  # a mapping item (a run's dataset inputs)
+                first = len(lines)
+                _emit(item, indent + 2, lines)
+                lines[first] = f"{' ' * indent}- {lines[first][indent + 2 :]}"
+                continue
             if isinstance(item, (dict, list)):
                 raise _Unsupported("nested collection in a list")
             lines.append(f"{' ' * indent}- {_scalar(item)}")

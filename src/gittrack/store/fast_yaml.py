@@ -3,7 +3,8 @@
 Reading a run's ``meta.yaml`` through PyYAML costs ~0.4 ms even with libyaml, most of it in
 the Python-level construction of nodes, and an index build reads tens of thousands of them.
 The documents gittrack writes use a small subset of YAML: nested block mappings, block
-sequences of scalars, ``{}`` and ``[]``, plain scalars and quoted scalars on one line.
+sequences of scalars or of mappings (a run's dataset inputs), ``{}`` and ``[]``, plain scalars
+and quoted scalars on one line.
 ``load_yaml_fast`` reads exactly that subset, resolving plain scalars with PyYAML's own
 YAML 1.1 rules, and hands anything else (comments, anchors, multi-line scalars, escapes only
 YAML knows, tabs, ...) to ``codecs.load_yaml``. The result is always what PyYAML returns.
@@ -87,7 +88,7 @@ def parse_subset(data: bytes | str) -> Any:
 # their parsed form is kept. Entries are immutable: (indent, kind, key, value).
 _LINE_CACHE: dict[str, tuple[int, int, str, Any]] = {}
 _LINE_CACHE_SIZE = 50_000
-_KEY_VALUE, _KEY_ONLY, _ITEM, _EMPTY_MAP, _EMPTY_LIST = range(5)
+_KEY_VALUE, _KEY_ONLY, _ITEM, _EMPTY_MAP, _EMPTY_LIST, _ITEM_MAP = range(6)
 
 
 def _key_value_line(line: str) -> tuple[int, int, str, Any] | None:
@@ -122,7 +123,12 @@ def _parse_line(line: str) -> tuple[int, int, str, Any]:
         text = body[2:]
         if text in ("{}", "[]"):
             raise _Unsupported
-        return indent, _ITEM, "", _scalar(text)
+        try:
+            return indent, _ITEM, "", _scalar(text)
+        except _Unsupported:
+            # ``- key: value`` or ``- key:``: the first entry of a mapping item, whose other
+            # entries follow two columns in.
+            return indent, _ITEM_MAP, "", _parse_line(" " * (indent + 2) + text)
     key, rest = _split_key(body)
     if rest is None:
         return indent, _KEY_ONLY, key, None
@@ -142,7 +148,7 @@ def _mapping(entries: list, pos: int, indent: int) -> tuple[dict, int]:
             if level < indent:
                 break
             raise _Unsupported
-        if kind == _ITEM or key in result:
+        if kind in _ITEMS or key in result:
             raise _Unsupported
         pos += 1
         if kind == _KEY_VALUE:
@@ -151,13 +157,16 @@ def _mapping(entries: list, pos: int, indent: int) -> tuple[dict, int]:
             result[key] = {}
         elif kind == _EMPTY_LIST:
             result[key] = []
-        elif pos < n and entries[pos][1] == _ITEM and entries[pos][0] >= indent:
+        elif pos < n and entries[pos][1] in _ITEMS and entries[pos][0] >= indent:
             result[key], pos = _sequence(entries, pos, entries[pos][0])
         elif pos < n and entries[pos][0] > indent:
             result[key], pos = _mapping(entries, pos, entries[pos][0])
         else:
             result[key] = None
     return result, pos
+
+
+_ITEMS = (_ITEM, _ITEM_MAP)
 
 
 def _sequence(entries: list, pos: int, indent: int) -> tuple[list, int]:
@@ -167,10 +176,21 @@ def _sequence(entries: list, pos: int, indent: int) -> tuple[list, int]:
         level, kind, _key, value = entries[pos]
         if level > indent:
             raise _Unsupported
-        if level < indent or kind != _ITEM:
+        if level < indent or kind not in _ITEMS:
             break
-        items.append(value)
-        pos += 1
+        if kind == _ITEM:
+            items.append(value)
+            pos += 1
+            continue
+        # A mapping item: its first entry sits on the item's line, the rest two columns in.
+        end = pos + 1
+        while end < n and entries[end][0] > indent:
+            end += 1
+        item, used = _mapping([value, *entries[pos + 1 : end]], 0, indent + 2)
+        if used != end - pos:
+            raise _Unsupported
+        items.append(item)
+        pos = end
     return items, pos
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gittrack.entities import (
+    DatasetInput,
     LifecycleStage,
     Metric,
     MetricSummary,
@@ -71,6 +72,7 @@ from gittrack.store.git import message_field
 from gittrack.store.lfs import MAX_POINTER_SIZE, LfsPointer, LfsStore, parse_pointer
 from gittrack.store.schemas import check_outgoing, check_stored
 from gittrack.store.staging import ARTIFACTS, META, METRICS, PARAMS, LiveRun, Staging
+from gittrack.tracking import inputs as run_inputs
 from gittrack.tracking import validation
 from gittrack.tracking.run_names import generate_run_name
 from gittrack.tracking.validation import INT64_MAX, INT64_MIN
@@ -185,6 +187,7 @@ META_ORDER = (
     "tags",
     "source",
     "metrics",
+    "inputs",
 )
 
 
@@ -662,6 +665,37 @@ class RunStore:
             except RunEndedError:
                 pass  # committed meanwhile: changed on the branch below
         self._update_committed_meta(run_id, drop, "Delete tag of")
+
+    def log_inputs(self, run_id: str, dataset_inputs: list[DatasetInput]) -> None:
+        """Record datasets a run took as input (``MlflowClient.log_inputs``).
+
+        :param run_id: a live or ended run.
+        :param dataset_inputs: the inputs; one whose dataset (name, digest) the run already
+            has changes nothing, as in MLflow.
+        :raises InvalidInputError: an input breaks MLflow's rules (nothing is written).
+        :raises NotFoundError: no such run. ``InvalidStateError``: the run is deleted.
+        """
+        entries = run_inputs.check_dataset_inputs(dataset_inputs)
+        if not entries:
+            return
+
+        def add(meta: dict) -> bool:
+            merged = run_inputs.merge_inputs(meta.get("inputs") or [], entries)
+            if len(merged) == len(meta.get("inputs") or []):
+                return False
+            meta["inputs"] = merged
+            return True
+
+        if self._is_live(run_id):
+            try:
+                opened = self._writable(run_id)
+                self._refresh(opened, META)
+                if add(opened.meta):
+                    self._write_meta(opened)
+                return
+            except RunEndedError:
+                pass  # committed meanwhile: recorded on the branch below
+        self._update_committed_meta(run_id, add, "Log inputs to")
 
     def _is_live(self, run_id: str) -> bool:
         if run_id in self._open and self._open[run_id].live.owner:
@@ -1257,7 +1291,8 @@ class RunStore:
             meta = self._committed_meta(run_id, snap)
             if meta["lifecycle"] == LifecycleStage.DELETED and verb not in ("Delete", "Restore"):
                 raise InvalidStateError(f"run {run_id} is deleted; restore it before changing it")
-            change(meta)
+            if change(meta) is False:  # nothing to change: no commit
+                return {}
             check_outgoing(meta, "meta", where)
             return {where: Blob(dump_yaml(meta))}
 
@@ -1423,4 +1458,5 @@ class RunStore:
                 entry_point=source.get("entry_point"),
             ),
             metric_summaries=summaries,
+            inputs=run_inputs.run_inputs(meta.get("inputs"), f"run {run_id}: meta.yaml"),
         )
