@@ -50,6 +50,7 @@ from gittrack.registry.state import (
     DEFAULT_STAGES,
     NO_STAGE,
     Event,
+    StateBuilder,
     Version,
     format_registration_message,
     model_history,
@@ -93,6 +94,7 @@ class RegistryService:
         self.branch = repository.branch
         self.tags = TagStore(self.repo)
         self.writer = TagWriter(self.tags)
+        self._states = StateBuilder()
         self._report = report
 
     # ================================================================== configuration
@@ -139,7 +141,7 @@ class RegistryService:
         """
         if at is None:
             listing = self.tags.read(model)
-            return RegistryView(listing, self.branch.snapshot(), self.stages())
+            return RegistryView(listing, self.branch.snapshot(), self.stages(), self._states)
         listing = self.tags.read()
         moment = resolve_moment(self.repo, self.branch.ref, at, listing)
         snapshot = BranchSnapshot(self.repo, moment.commit)

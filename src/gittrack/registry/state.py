@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
@@ -251,13 +251,7 @@ def build_registry_state(
     tags: Iterable[TagRecord], stages: Sequence[str] = DEFAULT_STAGES
 ) -> RegistryState:
     """Compute the registry from its tags (rules in the module docstring)."""
-    stage_set = _validate_stages(stages)
-    by_model = _registry_tags_by_model(tags)
-    models = {
-        name: _ModelBuilder(name, events, stage_set).build()
-        for name, events in sorted(by_model.items())
-    }
-    return RegistryState(models=models, stages=tuple(stages))
+    return StateBuilder().build(tags, stages)
 
 
 def model_history(
@@ -419,23 +413,56 @@ def _resolve_version(
 
 
 class _ModelBuilder:
-    """Replays one model's tag events, oldest first."""
+    """Replays one model's tag events, oldest first, and can be extended by later events.
 
-    def __init__(self, name: str, events: list[_TagEvent], stages: frozenset[str]) -> None:
+    Which version an assignment refers to is decided by the registrations on its commit, so
+    events can be appended only while no new registration lands on a commit an earlier event
+    already named (``can_extend``); otherwise the model is replayed from the start.
+    """
+
+    def __init__(self, name: str, stages: frozenset[str]) -> None:
         self.name = name
-        self.events = events
         self.stages = stages
-        self.by_commit = _registrations_by_commit(events)
+        self.events: list[_TagEvent] = []
+        self.by_commit: dict[str, list[ParsedTag]] = {}
         self.versions: dict[int, Version] = {}
         # Labels each version holds now, with the position of the event that gave them.
         self.labels: dict[int, dict[str, tuple[int, Assignment]]] = {}
         self.deprecated = False
-        for parsed, record in events:
-            if parsed.kind is TagKind.REGISTRATION and parsed.version_number is not None:
-                self.versions.setdefault(parsed.version_number, _new_version(name, parsed, record))
+        self._named_commits: set[str] = set()  # commits that events other than registrations name
+        self._built: dict[int, Version] = {}  # the last state's versions, reused when untouched
+        self._touched: set[int] = set()
 
-    def build(self) -> ModelState:
-        for position, (parsed, record) in enumerate(self.events):
+    def can_extend(self, events: list[_TagEvent]) -> bool:
+        """Whether ``events`` are the events replayed so far followed by new ones that do not
+        change how the earlier ones resolve."""
+        done = len(self.events)
+        if len(events) < done or events[:done] != self.events:
+            return False
+        return all(
+            record.commit not in self._named_commits
+            for parsed, record in events[done:]
+            if parsed.kind is TagKind.REGISTRATION
+        )
+
+    def extend(self, events: list[_TagEvent]) -> ModelState:
+        """Replay ``events[len(replayed):]`` and return the model's state."""
+        new = events[len(self.events) :]
+        for parsed, record in new:
+            if parsed.kind is TagKind.REGISTRATION:
+                registered = self.by_commit.setdefault(record.commit, [])
+                if all(p.version != parsed.version for p in registered):
+                    registered.append(parsed)
+                if parsed.version_number is not None:
+                    number = parsed.version_number
+                    if number not in self.versions:
+                        self.versions[number] = _new_version(self.name, parsed, record)
+                        self._touched.add(number)
+            else:
+                self._named_commits.add(record.commit)
+        for parsed, record in new:
+            position = len(self.events)
+            self.events.append((parsed, record))
             self.deprecated = parsed.kind is TagKind.DEPRECATION
             if parsed.kind is TagKind.DEREGISTRATION:
                 self._deregister(parsed, record)
@@ -443,18 +470,29 @@ class _ModelBuilder:
                 self._assign(parsed, record, position)
             elif parsed.kind is TagKind.UNASSIGNMENT:
                 self._unassign(parsed, record)
-        for number, version in self.versions.items():
+        return self._state()
+
+    def _state(self) -> ModelState:
+        """The state now: versions no event touched since the last state are shared with it
+        (nobody changes a built ``Version``), the others are built afresh."""
+        for number in self._touched:
+            version = self.versions[number]
             held = self.labels.get(number, {})
             stages = [(pos, a) for pos, a in held.values() if a.is_stage]
-            version.stage_assignment = max(stages, key=lambda item: item[0])[1] if stages else None
-            version.alias_assignments = {a.label: a for _, a in held.values() if not a.is_stage}
-        return ModelState(self.name, dict(sorted(self.versions.items())), self.deprecated)
+            self._built[number] = replace(
+                version,
+                stage_assignment=max(stages, key=lambda item: item[0])[1] if stages else None,
+                alias_assignments={a.label: a for _, a in held.values() if not a.is_stage},
+            )
+        self._touched.clear()
+        return ModelState(self.name, dict(sorted(self._built.items())), self.deprecated)
 
     def _deregister(self, parsed: ParsedTag, record: TagRecord) -> None:
         version = self.versions.get(parsed.version_number or 0)
         if version is not None and version.commit == record.commit:
             version.deregistered = True
             self.labels.pop(version.number, None)
+            self._touched.add(version.number)
 
     def _assign(self, parsed: ParsedTag, record: TagRecord, position: int) -> None:
         number = self._active_version(record)
@@ -463,8 +501,9 @@ class _ModelBuilder:
         label = parsed.label
         is_stage = label in self.stages
         if not is_stage:
-            for held in self.labels.values():
-                held.pop(label, None)
+            for holder, held in self.labels.items():
+                if held.pop(label, None) is not None:
+                    self._touched.add(holder)
         assignment = Assignment(
             model=self.name,
             version=number,
@@ -478,17 +517,44 @@ class _ModelBuilder:
             message=record.message,
         )
         self.labels.setdefault(number, {})[label] = (position, assignment)
+        self._touched.add(number)
 
     def _unassign(self, parsed: ParsedTag, record: TagRecord) -> None:
         number = self._active_version(record)
         if number is not None and parsed.label is not None:
             self.labels.get(number, {}).pop(parsed.label, None)
+            self._touched.add(number)
 
     def _active_version(self, record: TagRecord) -> int | None:
         number = _resolve_version(record, self.name, self.by_commit)
         if number is None or self.versions[number].deregistered:
             return None
         return number
+
+
+class StateBuilder:
+    """Computes registry states one after another, replaying for each model only the tags
+    added since the previous state (a model whose earlier tags changed is replayed whole).
+
+    The result is the one ``build_registry_state`` gives for the same tags; a service keeps
+    one builder so that an operation on a model with thousands of tags costs its new tags.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[str, _ModelBuilder] = {}
+
+    def build(
+        self, tags: Iterable[TagRecord], stages: Sequence[str] = DEFAULT_STAGES
+    ) -> RegistryState:
+        """The registry state of ``tags`` (rules in the module docstring)."""
+        stage_set = _validate_stages(stages)
+        models = {}
+        for name, events in sorted(_registry_tags_by_model(tags).items()):
+            builder = self._models.get(name)
+            if builder is None or builder.stages != stage_set or not builder.can_extend(events):
+                builder = self._models[name] = _ModelBuilder(name, stage_set)
+            models[name] = builder.extend(events)
+        return RegistryState(models=models, stages=tuple(stages))
 
 
 def _new_version(model: str, parsed: ParsedTag, record: TagRecord) -> Version:
