@@ -431,7 +431,30 @@ class _ModelBuilder:
         self.deprecated = False
         self._named_commits: set[str] = set()  # commits that events other than registrations name
         self._built: dict[int, Version] = {}  # the last state's versions, reused when untouched
+        self._records: dict[str, TagRecord] = {}  # the replayed tags by name
         self._touched: set[int] = set()
+
+    def appended(self, events: list[_TagEvent]) -> list[_TagEvent] | None:
+        """The replayed events followed by the new ones among ``events`` (unordered), sorted;
+        ``None`` unless ``events`` are the replayed ones, unchanged, plus new ones that all
+        sort after them."""
+        known = self._records
+        new = []
+        kept = 0
+        for event in events:
+            record = known.get(event[1].name)
+            if record is None:
+                new.append(event)
+            elif record is event[1]:
+                kept += 1
+            else:
+                return None
+        if kept != len(self.events):
+            return None
+        new.sort(key=_order_key)
+        if new and self.events and _order_key(new[0]) <= _order_key(self.events[-1]):
+            return None
+        return self.events + new
 
     def can_extend(self, events: list[_TagEvent]) -> bool:
         """Whether ``events`` are the events replayed so far followed by new ones that do not
@@ -463,6 +486,7 @@ class _ModelBuilder:
         for parsed, record in new:
             position = len(self.events)
             self.events.append((parsed, record))
+            self._records[record.name] = record
             self.deprecated = parsed.kind is TagKind.DEPRECATION
             if parsed.kind is TagKind.DEREGISTRATION:
                 self._deregister(parsed, record)
@@ -548,10 +572,19 @@ class StateBuilder:
     ) -> RegistryState:
         """The registry state of ``tags`` (rules in the module docstring)."""
         stage_set = _validate_stages(stages)
+        grouped: dict[str, list[_TagEvent]] = {}
+        for record in tags:
+            parsed = parse_tag(record.name)
+            if parsed is not None and record.annotated:
+                grouped.setdefault(parsed.model, []).append((parsed, record))
         models = {}
-        for name, events in sorted(_registry_tags_by_model(tags).items()):
+        for name in sorted(grouped):
             builder = self._models.get(name)
-            if builder is None or builder.stages != stage_set or not builder.can_extend(events):
+            events = None
+            if builder is not None and builder.stages == stage_set:
+                events = builder.appended(grouped[name])
+            if builder is None or events is None or not builder.can_extend(events):
+                events = sorted(grouped[name], key=_order_key)
                 builder = self._models[name] = _ModelBuilder(name, stage_set)
             models[name] = builder.extend(events)
         return RegistryState(models=models, stages=tuple(stages))

@@ -109,6 +109,7 @@ class TagStore:
         self._tags: dict[str, _Tag] = {}  # every tag now
         self._by_model: dict[str, set[str]] = {}  # registry model -> its tag names
         self._listing: TagListing | None = None
+        self._model_listings: dict[str, TagListing] = {}  # until a tag of the model changes
         self._unsaved = 0
 
     def read(self, model: str | None = None) -> TagListing:
@@ -125,8 +126,13 @@ class TagStore:
             if self._listing is None:
                 self._listing = _listing_of(self._tags[n] for n in sorted(self._tags))
             return self._listing
-        names = self._by_model.get(model, ())
-        return _listing_of(self._tags[n] for n in sorted(names))
+        listing = self._model_listings.get(model)
+        if listing is None:
+            names = self._by_model.get(model, ())
+            listing = self._model_listings[model] = _listing_of(
+                self._tags[n] for n in sorted(names)
+            )
+        return listing
 
     def _for_each_ref_listing(self, model: str | None) -> TagListing:
         if model is None:
@@ -214,6 +220,7 @@ class TagStore:
         parsed = parse_tag(tag.record.name)
         if parsed is not None:
             self._by_model.setdefault(parsed.model, set()).add(tag.record.name)
+            self._model_listings.pop(parsed.model, None)
 
     def _forget(self, name: str) -> None:
         if self._tags.pop(name, None) is None:
@@ -221,6 +228,7 @@ class TagStore:
         parsed = parse_tag(name)
         if parsed is not None:
             self._by_model.get(parsed.model, set()).discard(name)
+            self._model_listings.pop(parsed.model, None)
 
     # ------------------------------------------------------------------ saved state
     @property
