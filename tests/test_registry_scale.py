@@ -207,8 +207,10 @@ def test_a_registration_on_a_commit_an_earlier_tag_named_replays_the_model_whole
     assignment_first = [_record("m#Staging#1", commit, 0)]  # names a commit not registered yet
     builder = StateBuilder()
     _states_match(assignment_first, builder)
+    replay = builder._models["m"]
     later = [*assignment_first, _record("m@v1.0.0", commit, 1)]
     _states_match(later, builder)
+    assert builder._models["m"] is not replay
     assert builder.build(later).models["m"].versions[1].stage == "Staging"
 
 
@@ -221,3 +223,33 @@ def test_a_tag_inserted_before_others_replays_the_model_whole() -> None:
     _states_match(earlier, builder)
     removed = tags[:1]
     _states_match(removed, builder)
+
+
+def test_new_tags_dated_after_the_others_are_replayed_on_top_without_a_full_replay() -> None:
+    commits = [f"{n:040x}" for n in range(1, 4)]
+    tags = [_record("m@v1.0.0", commits[0], 0), _record("m#Staging#1", commits[0], 1)]
+    builder = StateBuilder()
+    _states_match(tags, builder)
+    replay = builder._models["m"]
+    tags += [_record("m@v2.0.0", commits[1], 2), _record("m#Staging#2", commits[1], 3)]
+    _states_match(tags, builder)
+    assert builder._models["m"] is replay
+    assert builder.build(tags).models["m"].versions[2].stage == "Staging"
+
+
+def test_a_registration_sorting_before_a_same_second_assignment_is_inserted_in_place() -> None:
+    commits = [f"{n:040x}" for n in range(1, 4)]
+    tags = [
+        _record("m@v1.0.0", commits[0], 0),
+        _record("m#Production#1", commits[0], 5),
+        _record("m#champion#2", commits[0], 5),
+    ]
+    builder = StateBuilder()
+    _states_match(tags, builder)
+    replay = builder._models["m"]
+    tags.append(_record("m@v2.0.0", commits[1], 5))  # same second: sorts before the counters
+    _states_match(tags, builder)
+    assert builder._models["m"] is replay
+    tags.append(_record("m#champion#3", commits[1], 6))
+    _states_match(tags, builder)
+    assert builder.build(tags).models["m"].aliases == {"champion": 2}

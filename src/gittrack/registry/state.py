@@ -355,6 +355,7 @@ def parse_registration_message(text: str, tag: str) -> RegistrationMessage:
 # ----------------------------------------------------------------------------- internals
 
 _TagEvent = tuple[ParsedTag, TagRecord]
+_Plan = tuple[list[_TagEvent], list[_TagEvent], int]
 
 
 def _validate_stages(stages: Sequence[str]) -> frozenset[str]:
@@ -416,8 +417,8 @@ class _ModelBuilder:
     """Replays one model's tag events, oldest first, and can be extended by later events.
 
     Which version an assignment refers to is decided by the registrations on its commit, so
-    events can be appended only while no new registration lands on a commit an earlier event
-    already named (``can_extend``); otherwise the model is replayed from the start.
+    events can be added only while no new registration lands on a commit an earlier event
+    already named (``appended``); otherwise the model is replayed from the start.
     """
 
     def __init__(self, name: str, stages: frozenset[str]) -> None:
@@ -434,10 +435,15 @@ class _ModelBuilder:
         self._records: dict[str, TagRecord] = {}  # the replayed tags by name
         self._touched: set[int] = set()
 
-    def appended(self, events: list[_TagEvent]) -> list[_TagEvent] | None:
-        """The replayed events followed by the new ones among ``events`` (unordered), sorted;
-        ``None`` unless ``events`` are the replayed ones, unchanged, plus new ones that all
-        sort after them."""
+    def appended(self, events: list[_TagEvent]) -> _Plan | None:
+        """``(all events in order, the new ones, where replaying starts)`` when ``events`` are the replayed events,
+        unchanged, plus new ones that can be replayed on top of them; ``None`` when the model
+        must be replayed whole.
+
+        New events must sort after the replayed ones, except registrations, which only add a
+        version (a registration dated in the second of an assignment sorts before it): those
+        may fall anywhere when their number and commit are new to the model.
+        """
         known = self._records
         new = []
         kept = 0
@@ -451,27 +457,35 @@ class _ModelBuilder:
                 return None
         if kept != len(self.events):
             return None
+        if any(p.kind is TagKind.REGISTRATION and r.commit in self._named_commits for p, r in new):
+            return None  # an earlier assignment may now name this version
         new.sort(key=_order_key)
-        if new and self.events and _order_key(new[0]) <= _order_key(self.events[-1]):
-            return None
-        return self.events + new
-
-    def can_extend(self, events: list[_TagEvent]) -> bool:
-        """Whether ``events`` are the events replayed so far followed by new ones that do not
-        change how the earlier ones resolve."""
         done = len(self.events)
-        if len(events) < done or events[:done] != self.events:
-            return False
-        return all(
-            record.commit not in self._named_commits
-            for parsed, record in events[done:]
-            if parsed.kind is TagKind.REGISTRATION
+        if not new or not self.events:
+            return self.events + new, new, done
+        last = _order_key(self.events[-1])
+        early = [event for event in new if _order_key(event) <= last]
+        if not early:
+            return self.events + new, new, done
+        if not all(self._insertable(event) for event in early):
+            return None
+        ordered = sorted(self.events + early, key=_order_key) + new[len(early) :]
+        return ordered, new, done + len(early)
+
+    def _insertable(self, event: _TagEvent) -> bool:
+        parsed, record = event
+        return (
+            parsed.kind is TagKind.REGISTRATION
+            and parsed.version_number is not None
+            and parsed.version_number not in self.versions
+            and record.commit not in self.by_commit
         )
 
-    def extend(self, events: list[_TagEvent]) -> ModelState:
-        """Replay ``events[len(replayed):]`` and return the model's state."""
-        new = events[len(self.events) :]
+    def extend(self, ordered: list[_TagEvent], new: list[_TagEvent], start: int) -> ModelState:
+        """Take ``ordered`` (every event, sorted) as replayed: note the ``new`` ones, and
+        replay ``ordered[start:]`` (before ``start``, new events are registrations only)."""
         for parsed, record in new:
+            self._records[record.name] = record
             if parsed.kind is TagKind.REGISTRATION:
                 registered = self.by_commit.setdefault(record.commit, [])
                 if all(p.version != parsed.version for p in registered):
@@ -483,17 +497,16 @@ class _ModelBuilder:
                         self._touched.add(number)
             else:
                 self._named_commits.add(record.commit)
-        for parsed, record in new:
-            position = len(self.events)
-            self.events.append((parsed, record))
-            self._records[record.name] = record
-            self.deprecated = parsed.kind is TagKind.DEPRECATION
+        self.events = ordered
+        for position in range(start, len(ordered)):
+            parsed, record = ordered[position]
             if parsed.kind is TagKind.DEREGISTRATION:
                 self._deregister(parsed, record)
             elif parsed.kind is TagKind.ASSIGNMENT:
                 self._assign(parsed, record, position)
             elif parsed.kind is TagKind.UNASSIGNMENT:
                 self._unassign(parsed, record)
+        self.deprecated = bool(ordered) and ordered[-1][0].kind is TagKind.DEPRECATION
         return self._state()
 
     def _state(self) -> ModelState:
@@ -580,13 +593,14 @@ class StateBuilder:
         models = {}
         for name in sorted(grouped):
             builder = self._models.get(name)
-            events = None
+            plan = None
             if builder is not None and builder.stages == stage_set:
-                events = builder.appended(grouped[name])
-            if builder is None or events is None or not builder.can_extend(events):
-                events = sorted(grouped[name], key=_order_key)
+                plan = builder.appended(grouped[name])
+            if builder is None or plan is None:
+                ordered = sorted(grouped[name], key=_order_key)
                 builder = self._models[name] = _ModelBuilder(name, stage_set)
-            models[name] = builder.extend(events)
+                plan = (ordered, ordered, 0)
+            models[name] = builder.extend(*plan)
         return RegistryState(models=models, stages=tuple(stages))
 
 
