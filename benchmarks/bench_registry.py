@@ -25,7 +25,8 @@ What is measured (medians over ``--repeats``; every contender runs in its own ne
 
 With ``--ops``, registry writes at scale instead (``python benchmarks/bench_registry.py --ops``):
 ``create_model_version``, a stage transition with ``archive_existing_versions=True`` and an
-alias move, each timed in one warm process, on a model with two versions in a registry of
+alias move, each timed ``--repeats`` times in a warm process, ``--rounds`` processes per
+contender taken in turn with MLflow's, on a model with two versions in a registry of
 about 10 tags and of about 10,000 tags (``--filler-models`` models of 10 tags each, written
 with ``git fast-import`` as another clone's registry would arrive), then on a model with
 1,000 versions; MLflow's sqlite store runs the same operations on the same numbers of models
@@ -396,17 +397,24 @@ def ops_case(
     if filler_models:
         fill_tags(project, filler_models, 8)
     tags = len(run(["git", "tag", "-l"], project).stdout.split())
-    log(f"{label}: {tags} tags; gittrack operations ...")
-    ours = python(OPS, project, "target", str(args.repeats), "gittrack")
-    result: dict[str, Any] = {"tags": tags, "gittrack": ours}
+    contenders = [("gittrack", project, ())]
     if not args.no_mlflow:
         store = base / f"mlflow-{label}"
         store.mkdir()
         uri = f"sqlite:///{store / 'mlflow.db'}"
         log(f"{label}: MLflow sqlite with {filler_models} models x 8 versions + target ...")
         python(MLFLOW_FILL, store, uri, str(filler_models), "8", "0", str(max(versions, 2)))
-        result["mlflow"] = python(OPS, store, "target", str(args.repeats), "mlflow", uri)
-    if filler_models and not args.no_list:
+        contenders.append(("mlflow", store, (uri,)))
+    result: dict[str, Any] = {"tags": tags}
+    # Rounds alternate the contenders, so that a machine busier at one moment slows both.
+    for round_number in range(args.rounds):
+        for engine, cwd, extra in contenders:
+            log(f"{label}: {tags} tags; {engine} operations, round {round_number + 1} ...")
+            samples = python(OPS, cwd, "target", str(args.repeats), engine, *extra)
+            merged = result.setdefault(engine, {})
+            for op, times in samples.items():
+                merged.setdefault(op, []).extend(times)
+    if filler_models > 1 and not args.no_list:
         log(f"{label}: gittrack models list ...")
         listed = python(LIST_IN_PROCESS, project, str(args.repeats))
         result["list_in_process"] = listed
@@ -418,7 +426,7 @@ def ops_case(
 
 def measure_ops(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     return {
-        "10 tags": ops_case(args, base, "small", 0, 2),
+        "10 tags": ops_case(args, base, "small", 1, 2),
         "10,000 tags": ops_case(args, base, "large", args.filler_models, 2),
         "1,000 versions": ops_case(args, base, "deep", 0, 1000),
     }
@@ -560,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow comparison")
     parser.add_argument("--no-gto", action="store_true", help="skip gto show")
     parser.add_argument("--ops", action="store_true", help="time registry writes at scale")
+    parser.add_argument("--rounds", type=int, default=3, help="--ops: rounds per contender")
     parser.add_argument("--filler-models", type=int, default=1000, help="--ops: 10 tags each")
     parser.add_argument("--no-list", action="store_true", help="--ops: skip models list")
     args = parser.parse_args(argv)

@@ -8,15 +8,18 @@ MLflow's sqlite store accepts the same filter, it returns the same items in the 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gittrack import Client
-from gittrack.errors import GittrackError, InvalidInputError
+from gittrack.errors import CorruptDataWarning, GittrackError, InvalidInputError
 from gittrack.query.filter_parser import FilterSyntaxError
 from gittrack.query.paging import decode_page_token
+
+from .hostile_branch import put_file
 
 RUN_A = "a" * 32
 RUN_B = "b" * 32
@@ -94,6 +97,22 @@ def test_a_version_without_a_run_matches_no_run_id_comparison(client: Client) ->
     client.create_model_version("solo", "s3://bucket/solo/model")
     assert ("solo", "1") not in _versions(client, f"run_id != '{RUN_A}'")
     assert ("solo", "1") in _versions(client, "name = 'solo'")
+
+
+def test_a_filter_that_pins_the_model_names_reads_only_those_models(
+    repo: Path, client: Client
+) -> None:
+    put_file(repo, ".tracking/models/churn/versions/1.yaml", b"name: [unclosed\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CorruptDataWarning)
+        assert _versions(client, "name IN ('iris-rf', 'iris-lr') AND version_number > 0") == [
+            ("iris-lr", "1"),
+            ("iris-rf", "2"),
+            ("iris-rf", "1"),
+        ]
+        assert _versions(client, "name = 'iris-lr' OR name = 'iris-x'") == [("iris-lr", "1")]
+    with pytest.warns(CorruptDataWarning, match="churn"):
+        assert ("churn", "1") not in _versions(client, "name = 'churn' OR tags.kind = 'rf'")
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ A registration tag's message is a YAML mapping (source URI, run_id, user, descri
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -182,7 +183,7 @@ class Version:
 
     def registration_info(self) -> RegistrationMessage:
         """The registration tag's message, parsed (see :func:`parse_registration_message`)."""
-        return parse_registration_message(self.message, self.tag)
+        return _remembered_registration(self.message, self.tag)
 
 
 @dataclass
@@ -318,6 +319,13 @@ def format_registration_message(
     """
     document = {"source": source, "run_id": run_id, "user": user, "description": description}
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _remembered_registration(text: str, tag: str) -> RegistrationMessage:
+    """``parse_registration_message``, remembered: a listing reads the message of every
+    version without a metadata file (GTO's), and the YAML parser is slow."""
+    return parse_registration_message(text, tag)
 
 
 def parse_registration_message(text: str, tag: str) -> RegistrationMessage:

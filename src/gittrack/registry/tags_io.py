@@ -1,4 +1,4 @@
-"""Reading and writing the registry's git tags, in process.
+"""Reading and writing the registry's git tags, in process (DESIGN §6).
 
 The tags are known from the tag refs (loose files under ``refs/tags`` and ``packed-refs``) and
 the annotated tag objects they name, read by the store's object reader; between two reads
