@@ -15,6 +15,7 @@ each read's directory scan short at any number of tags.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Iterable
@@ -155,9 +156,9 @@ class TagStore:
         return TagListing(tuple(records), frozenset(signed))
 
     # ------------------------------------------------------------------ refreshing
-    @property
-    def _tags_dir(self) -> Path:
-        return self.repo.common_dir / "refs" / "tags"
+    @functools.cached_property
+    def _tags_dir(self) -> str:
+        return f"{self.repo.common_dir}/refs/tags"
 
     def _refresh(self) -> bool:
         """Bring the known tags up to date; False when refs are not files (reftable)."""
@@ -166,7 +167,7 @@ class TagStore:
             return False
         if not self._loaded:
             self._load_saved()
-        loose = _scan_loose(str(self._tags_dir))
+        loose = _scan_loose(self._tags_dir)
         packed_source = self.repo.packed_ref_map()
         changed: set[str] = set()
         if packed_source is not self._packed_source:
