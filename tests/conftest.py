@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -52,16 +55,46 @@ def run_script(code: str, cwd: Path, env: dict[str, str] | None = None, timeout:
     )
 
 
-def gittrack_cli(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the ``gittrack`` command line in a fresh interpreter, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "gittrack", *args],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+def gittrack_cli(
+    cwd: Path, *args: str, timeout: float = 300, fresh_process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``gittrack`` command line in ``cwd`` and capture what it prints.
+
+    In process, through ``gittrack.cli.main.main(argv)``: what a user sees is decided there
+    (exit code, stdout, one-line errors on stderr), and a new interpreter per command would
+    cost most of the suite's time. ``fresh_process=True`` runs ``python -m gittrack`` instead,
+    for the smoke test of the installed entry point and for tests that need a process of
+    their own.
+    """
+    if fresh_process:
+        return subprocess.run(
+            [sys.executable, "-m", "gittrack", *args],
+            cwd=cwd,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    from gittrack.cli.main import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    previous_dir = os.getcwd()
+    previous_warning = warnings.showwarning
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            with warnings.catch_warnings():
+                warnings.simplefilter("default")
+                try:
+                    code = main(list(args))
+                except SystemExit as exc:  # argparse: usage errors and --help
+                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    finally:
+        os.chdir(previous_dir)
+        warnings.showwarning = previous_warning
+    return subprocess.CompletedProcess(
+        ["gittrack", *args], code, stdout.getvalue(), stderr.getvalue()
     )
 
 

@@ -109,3 +109,16 @@ def test_warnings_and_doctor_show_control_characters_in_file_names_as_escapes(
         shown = result.stdout + result.stderr
         assert not any(ord(c) < 0x20 and c != "\n" or c == "\u202e" for c in shown), shown
         assert "evil\\x1b]0;owned\\x07\\x1b[2J\\u202e.yaml" in shown
+
+
+def test_the_command_line_runs_as_its_own_process(tmp_path: Path) -> None:
+    """The smoke test of ``python -m gittrack``: the other command-line tests call
+    ``main(argv)`` in process."""
+    made = cli(tmp_path, "init", "smoke", fresh_process=True)
+    assert made.returncode == 0, made.stderr
+    listed = cli(tmp_path / "smoke", "runs", "list", "--json", fresh_process=True)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+    wrong = cli(tmp_path / "smoke", "runs", "show", "nope", fresh_process=True)
+    assert wrong.returncode != 0
+    assert wrong.stderr.startswith("gittrack: error:") and "Traceback" not in wrong.stderr

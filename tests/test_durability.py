@@ -109,7 +109,13 @@ def test_a_run_killed_with_sigkill_keeps_every_point_and_is_recovered_as_killed(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
 
-    client = Client()  # a new client start recovers orphaned live runs
+    client = Client()
+    tip = git(repo, "rev-parse", "gittrack")
+    # Reads never write: the orphan is still live until this process first writes.
+    assert client.get_run(run_id).info.status == RunStatus.RUNNING
+    assert client.search_runs([client.get_run(run_id).info.experiment_id])
+    assert git(repo, "rev-parse", "gittrack") == tip
+    client.create_experiment("a write")  # the first write commits the orphan first
     run = client.get_run(run_id)
     assert run.info.status == RunStatus.KILLED
     history = client.get_metric_history(run_id, "loss")
@@ -285,6 +291,7 @@ def test_a_crash_between_commit_and_cleanup_keeps_the_finished_status(repo: Path
     run_id = result.stdout.strip()
     assert (repo / ".git" / "gittrack" / "live" / run_id).exists()
     client = Client()
+    client.recover()
     assert client.get_run(run_id).info.status == RunStatus.FINISHED
     assert not (repo / ".git" / "gittrack" / "live" / run_id).exists()
     commits = git(repo, "log", "--format=%s", "gittrack").splitlines()
@@ -355,6 +362,7 @@ def test_a_torn_last_line_of_a_live_yaml_file_is_dropped(repo: Path) -> None:
     run_id = result.stdout.strip()
     with open(repo / ".git" / "gittrack" / "live" / run_id / "params.yaml", "ab") as fh:
         fh.write(b'torn: "unfinish')
+    Client().recover()
     run = Client().get_run(run_id)
     assert run.data.params == {"kept": "1"}
     assert run.info.status == RunStatus.KILLED

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,6 @@ import pytest
 import gittrack
 from gittrack import Client
 from gittrack.errors import CorruptDataError, CorruptDataWarning
-from gittrack.query import cache_file
 from gittrack.query.index import run_index
 from gittrack.query.search import search_runs
 from gittrack.store import layout
@@ -207,23 +208,42 @@ def test_a_rewritten_branch_gives_the_runs_of_the_new_tip(repo: Path) -> None:
     assert refresh(repo).rows_removed == 2
 
 
-def test_without_pyarrow_the_index_is_kept_as_a_pickle(repo: Path, monkeypatch) -> None:
-    monkeypatch.setattr(cache_file, "_storage", lambda: "pickle")
+def test_the_index_cache_holds_arrow_never_a_pickle(repo: Path) -> None:
     add_runs(repo, 2)
     search(repo)
-    assert json.loads(manifest(repo).read_text())["storage"] == "pickle"
-    fresh_process_view(repo)
-    assert search(repo) == ["run-1", "run-0"]
-    assert refresh(repo).mode == "disk"
+    saved = json.loads(manifest(repo).read_text())
+    assert saved["storage"] == "arrow"
+    data = (cache_dir(repo) / saved["file"]).read_bytes()
+    assert data.startswith(b"ARROW1")  # the Arrow IPC file magic
 
 
-def test_a_cache_written_with_pyarrow_is_rebuilt_without_it(repo: Path, monkeypatch) -> None:
+def test_a_cache_left_as_a_pickle_by_an_older_version_is_rebuilt_not_unpickled(
+    repo: Path,
+) -> None:
     add_runs(repo, 1)
     search(repo)
+    path = manifest(repo)
+    saved = json.loads(path.read_text())
+    # A crafted pickle that would leave a mark if anything loaded it.
+    marker = repo / "unpickled"
+    payload = pickle.dumps(_Mark(str(marker)))
+    (cache_dir(repo) / saved["file"]).write_bytes(payload)
+    saved.update(storage="pickle", digest=f"{zlib.crc32(payload):08x}")
+    path.write_text(json.dumps(saved))
     fresh_process_view(repo)
-    monkeypatch.setattr(cache_file, "_storage", lambda: "pickle")
     assert search(repo) == ["run-0"]
     assert refresh(repo).mode == "full"
+    assert not marker.exists()
+
+
+class _Mark:
+    """Unpickling this object creates a file: proof that a pickle was loaded."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):  # noqa: ANN204
+        return (Path.touch, (Path(self.path),))
 
 
 def test_an_unwritable_cache_directory_still_answers(repo: Path) -> None:

@@ -232,7 +232,10 @@ def test_a_process_that_passed_a_bad_end_time_leaves_a_usable_repository(repo: P
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.strip()
     after = run_script(
-        f"from gittrack import Client\nprint(Client().get_run('{run_id}').info.status)\n",
+        "from gittrack import Client\n"
+        "client = Client()\n"
+        "client.create_experiment('a write')  # the first write recovers the orphan\n"
+        f"print(client.get_run('{run_id}').info.status)\n",
         cwd=repo,
     )
     assert after.returncode == 0, after.stderr
@@ -582,7 +585,7 @@ def test_registry_text_with_lone_surrogates_is_rejected_before_any_commit(repo: 
         {"metrics": [Metric("bad*key", 1.0, 1, 0)]},
         {"tags": [RunTag("t2", "\ud800")]},
         {"tags": [RunTag("mlflow.runName", "x" * (NAME_LIMIT + 1))]},
-        {"params": [Param("p2", "x" * 6001)]},
+        {"params": [Param("p2/../p", "1")]},
         {"params": [Param("p2", "1"), Param("p2", "2")]},
     ],
     ids=["value", "step", "key", "tag", "run name", "param", "duplicate param"],

@@ -39,3 +39,15 @@ def test_a_new_upward_import_breaks_the_contract(tmp_path: Path) -> None:
     result = _lint(tmp_path / "pyproject.toml", src)
     assert result.returncode != 0
     assert "gittrack.store is not allowed to import gittrack.client" in result.stdout
+
+
+def test_the_web_ui_importing_a_domain_breaks_the_contract(tmp_path: Path) -> None:
+    """Issue 12: the UI reaches the domains only through Client."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src" / "gittrack", src / "gittrack")
+    (src / "gittrack" / "ui" / "layer_probe.py").write_text("import gittrack.query.search\n")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    result = _lint(tmp_path / "pyproject.toml", src)
+    assert result.returncode != 0
+    assert "the web UI reads through Client only BROKEN" in result.stdout
+    assert "gittrack.ui.layer_probe" in result.stdout

@@ -14,7 +14,7 @@ import yaml
 from gittrack import Client
 from gittrack.entities import RunStatus
 
-from .conftest import SRC, run_script
+from .conftest import SRC, git, run_script
 
 ORPHANS_SCRIPT = """
 import os, sys
@@ -76,7 +76,8 @@ def test_an_orphan_that_cannot_be_committed_is_kept_and_reported_while_the_other
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         client = Client()
-        recovered = client.repository.recovered  # recovery at client start must not fail
+        client.create_experiment("a write")  # recovery at the first write must not fail it
+        recovered = client.repository.recovered
 
     assert any(bad in str(w.message) for w in caught)
     for run_id in (first, last):
@@ -116,6 +117,7 @@ def test_a_file_where_a_live_run_directory_belongs_is_reported_and_the_rest_goes
         warnings.simplefilter("always")
         client = Client()
         listed = {r.info.run_id for r in client.search_runs(["0"])}
+        client.create_experiment("a write")  # the first write recovers what it can
 
     assert good in listed and bad not in listed
     assert client.get_run(good).info.status == RunStatus.KILLED
@@ -320,7 +322,8 @@ def test_points_logged_into_an_orphan_while_it_is_recovered_are_all_committed(
     owner.wait()
 
     client = Client()
-    recovered = client.repository.recovered  # the client start recovers, while it logs on
+    client.create_experiment("a write")  # the first write recovers, while it logs on
+    recovered = client.repository.recovered
     last = ""
     for _ in range(20):  # then on, into the committed run
         last = attacher.stdout.readline().strip()
@@ -399,3 +402,31 @@ def test_artifacts_another_process_logs_while_the_owner_ends_the_run_all_land_in
             assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["own.txt"]
     live = repo / ".git" / "gittrack" / "live"
     assert [p.name for p in live.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_a_search_or_listing_never_commits_the_orphans_of_dead_processes(repo: Path) -> None:
+    """Reads never write (issue: a read that writes): the command line's listings and a
+    search leave the branch and the staging area as they found them."""
+    orphans = _orphans(repo, 2)
+    tip = git(repo, "rev-parse", "gittrack")
+    for args in (["runs", "list"], ["search"], ["experiments", "list"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "gittrack", *args],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+            check=False,
+        )
+        assert result.returncode == 0, (args, result.stderr)
+    listed = run_script(
+        "import gittrack as mlflow\nprint(len(mlflow.search_runs(search_all_experiments=True)))\n",
+        repo,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert git(repo, "rev-parse", "gittrack") == tip
+    assert all(_live_dir(repo, run_id).is_dir() for run_id in orphans)
+    started = run_script("import gittrack as mlflow\nmlflow.start_run()\nmlflow.end_run()\n", repo)
+    assert started.returncode == 0, started.stderr
+    assert not any(_live_dir(repo, run_id).exists() for run_id in orphans)
+    assert all(Client().get_run(run_id).info.status == RunStatus.KILLED for run_id in orphans)

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gittrack.gitflow.merge import merge_commits
-from gittrack.store.branch import Blob, BranchSnapshot, build_tree
+from gittrack.store.branch import Blob, BranchSnapshot, apply_changes
 from gittrack.store.codecs import dump_yaml
 from gittrack.store.git import GitRepo
 
@@ -78,7 +78,8 @@ def metric_lines(*points: tuple[str, float, int, int]) -> bytes:
 
 
 def commit(repo: GitRepo, files: dict[str, bytes], parents: tuple[str, ...] = ()) -> str:
-    tree = build_tree(repo, {path: Blob(data) for path, data in files.items()})
+    changes = {tuple(path.split("/")): Blob(data) for path, data in files.items()}
+    tree = apply_changes(repo, None, changes) or repo.write_tree([])
     return repo.write_commit(tree, parents, "test\n")
 
 

@@ -658,7 +658,9 @@ def test_pyfunc_refuses_a_loader_module_it_does_not_know(tmp_path):
     flavors = {"python_function": {"loader_module": "mlflow.pytorch", "data": "data"}}
     write_model_config(tmp_path, ModelConfig(flavors=flavors))
 
-    with pytest.raises(InvalidInputError, match="'mlflow.pytorch'.*supported: mlflow.sklearn"):
+    with pytest.raises(
+        InvalidInputError, match="'mlflow.pytorch'.*supported: mlflow.pyfunc.model, mlflow.sklearn"
+    ):
         pyfunc_model.load_model(tmp_path)
 
 

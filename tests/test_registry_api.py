@@ -209,10 +209,11 @@ def test_a_deleted_version_is_gone_and_its_number_is_not_reused(repo: Path, clie
 
 def test_search_model_versions_by_name_and_run(client: Client) -> None:
     sources = registered(client, "a", versions=2) + registered(client, "b")
+    # MLflow's default order: the most recently updated version first
     assert [(v.name, v.version) for v in client.search_model_versions()] == [
+        ("b", "1"),
         ("a", "2"),
         ("a", "1"),
-        ("b", "1"),
     ]
     run_id = sources[0].split("/")[1]
     found = client.search_model_versions(f"run_id = '{run_id}'")
@@ -451,14 +452,27 @@ def test_a_fetched_version_file_named_with_a_digit_int_cannot_read_does_not_stop
 
 
 @pytest.mark.parametrize("max_results", [0, -1, 1.5, True])
-def test_a_page_size_mlflow_refuses_is_refused_by_every_search(repo: Path, max_results) -> None:
+def test_a_page_size_mlflow_refuses_is_refused_by_the_client_searches(
+    repo: Path, max_results
+) -> None:
     client = Client()
     registered(client, "IrisRF")
-    for search in (
+    searches = [
         lambda: client.search_experiments(max_results=max_results),
-        lambda: client.search_registered_models(max_results=max_results),
         lambda: client.search_model_versions("name='IrisRF'", max_results=max_results),
         lambda: client.search_runs(["0"], max_results=max_results),
-    ):
+    ]
+    if not isinstance(max_results, int) or max_results is True:
+        searches.append(lambda: client.search_registered_models(max_results=max_results))
+    for search in searches:
         with pytest.raises(InvalidInputError, match="max_results .* must be a positive integer"):
             search()
+
+
+@pytest.mark.parametrize("max_results", [0, -1])
+def test_a_page_size_of_zero_or_less_gives_no_registered_models_as_in_mlflow(
+    repo: Path, max_results: int
+) -> None:
+    client = Client()
+    registered(client, "IrisRF")
+    assert client.search_registered_models(max_results=max_results) == []

@@ -59,7 +59,22 @@ def test_invalid_keys_are_rejected_before_anything_is_written(
     mlflow.end_run()
 
 
-def test_a_param_value_over_6000_characters_is_rejected(repo: Path) -> None:
+def test_a_param_value_over_6000_characters_is_cut_to_6000_with_a_warning_as_in_mlflow(
+    repo: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with mlflow.start_run() as run:
+        mlflow.log_param("long", "x" * 6001)
+        mlflow.set_tag("long", "y" * 8001)
+    stored = mlflow.get_run(run.info.run_id).data
+    assert stored.params["long"] == "x" * 6000
+    assert stored.tags["long"] == "y" * 8000
+    assert "6001 characters: only its first 6000 are stored" in caplog.text
+
+
+def test_an_over_long_value_is_refused_when_mlflow_truncation_is_switched_off(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRUNCATE_LONG_VALUES", "false")
     with mlflow.start_run() as run:
         with pytest.raises(InvalidInputError, match="6001 characters; at most 6000"):
             mlflow.log_param("long", "x" * 6001)
@@ -77,7 +92,7 @@ def test_changing_a_param_is_rejected_and_the_old_value_kept(repo: Path) -> None
     assert mlflow.get_run(run.info.run_id).data.params == {"lr": "0.1"}
 
 
-@pytest.mark.parametrize("value", ["0.5", None, [1.0], {"a": 1}, object()])
+@pytest.mark.parametrize("value", ["abc", "", None, [1.0], {"a": 1}, object(), 1j])
 def test_non_numeric_metric_values_are_rejected(repo: Path, value: object) -> None:
     with mlflow.start_run() as run:
         with pytest.raises(InvalidInputError, match="metric 'm' got value"):

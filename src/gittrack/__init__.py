@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 from gittrack import entities, errors, exceptions
+from gittrack._version import __version__ as __version__
 from gittrack.client import Client
 from gittrack.entities import Experiment, Metric, Param, Run, RunTag, ViewType
 from gittrack.errors import GittrackError, MlflowException
@@ -31,6 +32,7 @@ from gittrack.fluent import (
     get_tracking_uri,
     is_tracking_uri_set,
     last_active_run,
+    last_logged_model,
     log_artifact,
     log_artifacts,
     log_dict,
@@ -55,12 +57,32 @@ from gittrack.fluent import (
     start_run,
 )
 
-__version__ = "0.1.0"
-
 MlflowClient = Client
 
+
+def _mlflow_client_paths() -> None:
+    """Bind the client under MLflow's module paths, ``gittrack.tracking.MlflowClient`` and
+    ``gittrack.tracking.client.MlflowClient``: the tracking domain may not import the client
+    (DESIGN §7), so the root does it, as names only."""
+    import sys
+    import types
+
+    import gittrack.tracking as tracking
+
+    module = types.ModuleType(
+        "gittrack.tracking.client", "MLflow's module path for the client: gittrack.Client."
+    )
+    module.MlflowClient = Client  # type: ignore[attr-defined]
+    module.__all__ = ["MlflowClient"]  # type: ignore[attr-defined]
+    sys.modules.setdefault("gittrack.tracking.client", module)
+    tracking.client = sys.modules["gittrack.tracking.client"]  # type: ignore[attr-defined]
+    tracking.MlflowClient = Client  # type: ignore[attr-defined]
+
+
+_mlflow_client_paths()
+
 # Flavor and registry modules pull in scikit-learn or pandas: loaded on first attribute access.
-_LAZY_MODULES = {"sklearn", "pyfunc", "models", "registry", "query", "utils"}
+_LAZY_MODULES = {"sklearn", "pyfunc", "models", "registry", "query", "types", "utils"}
 _LAZY_ATTRIBUTES = {
     "register_model": "gittrack.registry.fluent",
     "autolog": "gittrack.autologging",
@@ -112,6 +134,7 @@ __all__ = [
     "get_tracking_uri",
     "is_tracking_uri_set",
     "last_active_run",
+    "last_logged_model",
     "log_artifact",
     "log_artifacts",
     "log_dict",

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import tempfile
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,9 @@ from gittrack.tracking.runs import RecoveredRun, check_new_run
 from gittrack.tracking.source import default_entry_point
 
 if TYPE_CHECKING:
+    from gittrack.gitflow.bisect import BisectResult
+    from gittrack.gitflow.checkout import Checkout, RunCode
+    from gittrack.gitflow.reproduce import Reproduction
     from gittrack.registry.policy import Violation as PolicyViolation
     from gittrack.registry.service import RegistryService
     from gittrack.registry.state import Event as RegistryEvent
@@ -50,17 +52,39 @@ class Client:
     """Talks to one tracking repository (the one containing the working directory by default)."""
 
     def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None) -> None:
+        """A client of one tracking repository.
+
+        Args:
+            tracking_uri: a path or ``git+file://`` URI of the repository (default:
+                ``GITTRACK_TRACKING_URI``, ``MLFLOW_TRACKING_URI`` when it is a path, else the
+                repository containing the current directory). It is opened at the first call.
+            registry_uri: accepted for MLflow compatibility: the registry is always the tracking
+                repository's tags.
+        """
         self._tracking_uri = tracking_uri
         self._repository: TrackingRepository | None = None
 
     @property
     def repository(self) -> TrackingRepository:
+        """The open tracking repository (opened on first use).
+
+        Returns:
+            The process's shared handle of the repository.
+
+        Raises:
+            RepositoryError: the path is not inside a git repository.
+        """
         if self._repository is None:
             self._repository = open_repository(self._tracking_uri)
         return self._repository
 
     @property
     def tracking_uri(self) -> str:
+        """The path of the tracking repository.
+
+        Returns:
+            The repository's work-tree path, as a string.
+        """
         return str(self.repository.path)
 
     # ------------------------------------------------------------ experiments
@@ -70,28 +94,69 @@ class Client:
         artifact_location: str | None = None,
         tags: dict[str, Any] | None = None,
     ) -> str:
-        """Create an experiment; returns its id.
+        """Create an experiment.
 
-        ``artifact_location`` is checked before anything is written: a remote store's URI
-        is refused. A local path or ``file://`` URI is not honoured yet (the runs' artifacts
-        stay in the runs on the tracking branch), which a warning says rather than ignoring
-        it silently.
+        Args:
+            name: the experiment's name, unique among active and deleted experiments.
+            artifact_location: a local directory (path or ``file://`` URI) for the artifacts
+                of the experiment's runs, each under ``<location>/<run_id>/artifacts`` as in
+                MLflow. They are kept there, not in git, so ``git push`` does not share them.
+                By default artifacts are committed with their runs.
+            tags: tags of the experiment.
+
+        Returns:
+            The new experiment's id.
+
+        Raises:
+            InvalidInputError: a remote store's URI (``s3://``, ``http(s)://``, ...), a
+                directory that cannot be written, or a bad name or tag; nothing is written.
+            ConflictError: an experiment of that name exists.
+            ConflictError: an experiment of that name exists.
         """
         location = validation.check_artifact_location(artifact_location)
-        experiment_id = self.repository.experiments.create(name, tags)
         if location is not None:
-            warnings.warn(
-                f"artifact_location {location!r} of experiment {name!r} is not honoured: "
-                "gittrack stores the artifacts of its runs in the runs, on the tracking branch",
-                UserWarning,
-                stacklevel=2,
-            )
-        return experiment_id
+            self._check_outside_repository(location)
+        return self.repository.experiments.create(name, tags, artifact_location=location)
+
+    def _check_outside_repository(self, location: str) -> None:
+        """Refuse an artifact_location in the repository's working tree or git directory:
+        artifacts written there would change the user's files (or git's)."""
+        directory = validation.artifact_location_path(location).resolve()
+        repo = self.repository.repo
+        for inside, what in ((repo.work_tree, "working tree"), (repo.common_dir, "git directory")):
+            if inside is not None and (
+                directory == inside or inside.resolve() in directory.parents
+            ):
+                raise InvalidInputError(
+                    f"artifact_location {location!r} is inside the repository's {what} "
+                    f"({inside}): gittrack never writes there; choose a directory outside it, "
+                    "or leave artifact_location unset to keep artifacts in the runs on the "
+                    "tracking branch"
+                )
 
     def get_experiment(self, experiment_id: str) -> Experiment:
+        """The experiment with id ``experiment_id``.
+
+        Args:
+            experiment_id: the experiment's id.
+
+        Returns:
+            The experiment.
+
+        Raises:
+            NotFoundError: no experiment has that id.
+        """
         return self.repository.experiments.get(str(experiment_id))
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
+        """The experiment named ``name``, or None.
+
+        Args:
+            name: the experiment's name.
+
+        Returns:
+            The experiment, or None when there is none.
+        """
         return self.repository.experiments.find_by_name(name)
 
     def search_experiments(
@@ -127,20 +192,68 @@ class Client:
         return page_of(found, max_results, page_token)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """Rename an experiment; its id stays.
+
+        Args:
+            experiment_id: the experiment's id.
+            new_name: its new name.
+
+        Raises:
+            NotFoundError: no experiment has that id.
+            ConflictError: another experiment has that name.
+            InvalidInputError: a bad name.
+        """
         self.repository.experiments.rename(str(experiment_id), new_name)
 
     def delete_experiment(self, experiment_id: str) -> None:
+        """Mark an experiment deleted; its runs stay, and ``restore_experiment`` undoes it.
+
+        Args:
+            experiment_id: the experiment's id.
+
+        Raises:
+            NotFoundError: no experiment has that id.
+            InvalidInputError: the ``Default`` experiment cannot be deleted.
+        """
         self.repository.experiments.set_lifecycle(str(experiment_id), LifecycleStage.DELETED)
 
     def restore_experiment(self, experiment_id: str) -> None:
+        """Restore a deleted experiment.
+
+        Args:
+            experiment_id: the experiment's id.
+
+        Raises:
+            NotFoundError: no experiment has that id.
+        """
         self.repository.experiments.set_lifecycle(str(experiment_id), LifecycleStage.ACTIVE)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        """Set a tag on an experiment.
+
+        Args:
+            experiment_id: the experiment's id.
+            key: the tag's name.
+            value: its value, stored as a string.
+
+        Raises:
+            NotFoundError: no experiment has that id.
+            InvalidInputError: a bad key or value.
+        """
         validation.check_key(key, "experiment tag")
         value = validation.check_string_value(value, "experiment tag", key)
         self.repository.experiments.set_tag(str(experiment_id), key, value)
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        """Delete a tag of an experiment.
+
+        Args:
+            experiment_id: the experiment's id.
+            key: the tag's name.
+
+        Raises:
+            NotFoundError: no experiment has that id.
+        """
         self.repository.experiments.set_tag(str(experiment_id), key, None)
 
     # ------------------------------------------------------------------ runs
@@ -154,8 +267,26 @@ class Client:
         parent_run_id: str | None = None,
         description: str | None = None,
     ) -> Run:
+        """Start a live run in an experiment, recording the code it runs on.
+
+        Args:
+            experiment_id: the experiment's id.
+            start_time: milliseconds since the epoch (default: now).
+            tags: tags of the run (``mlflow.runName`` names it).
+            run_name: the run's name (default: a generated one).
+            parent_run_id: the run this one is nested under.
+            description: the run's description (the ``mlflow.note.content`` tag).
+
+        Returns:
+            The new run, RUNNING.
+
+        Raises:
+            InvalidInputError: a bad tag, name, time or description, or a deleted experiment.
+            NotFoundError: the experiment or the parent run does not exist.
+        """
         tags, run_name, start_time = check_new_run(tags, run_name, start_time, description)
         repository = self.repository
+        repository.prepare_write()
         snap = repository.branch.snapshot()
         if snap.commit is None:
             repository.init()
@@ -174,6 +305,7 @@ class Client:
         )
         return repository.runs.create(
             experiment.experiment_id,
+            artifact_location=repository.experiments.external_location(experiment),
             run_name=run_name,
             start_time=start_time,
             tags=tags,
@@ -184,15 +316,51 @@ class Client:
         )
 
     def resume_run(self, run_id: str) -> Run:
-        return self.repository.runs.resume(run_id)
+        """Reopen a run for logging (a dead process's live run is committed first).
+
+        Args:
+            run_id: the run's id.
+
+        Returns:
+            The run, RUNNING again.
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+        """
+        repository = self.repository
+        repository.prepare_write()  # a dead process's run is committed before it is resumed
+        return repository.runs.resume(run_id)
 
     def get_run(self, run_id: str) -> Run:
+        """The run ``run_id``, live or committed.
+
+        Args:
+            run_id: the run's id (32 hexadecimal digits).
+
+        Returns:
+            The run with its info, params, metrics (latest values) and tags.
+
+        Raises:
+            NotFoundError: no run has that id.
+            InvalidInputError: ``run_id`` is not a run id.
+        """
         return self.repository.runs.get(run_id)
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
-        """A new status and/or name for a live or ended run, as MLflow's: the end time is
-        kept, and the name is ``info.run_name`` and the ``mlflow.runName`` tag together. A
-        status that is not one of MLflow's is refused before anything changes."""
+        """A new status and/or name for a live or ended run, as MLflow's.
+
+        The end time is kept, and the name is ``info.run_name`` and the ``mlflow.runName`` tag
+        together. A status that is not one of MLflow's is refused before anything changes.
+
+        Args:
+            run_id: the run's id.
+            status: RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.
+            name: the run's new name.
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: a bad status or name.
+        """
         if status is not None:
             validation.check_run_status(status)
         if status is None and name is None:
@@ -202,23 +370,50 @@ class Client:
     def set_terminated(
         self, run_id: str, status: str | None = None, end_time: int | None = None
     ) -> None:
-        """End a live run (it is committed), or set the status and end time (default: now)
-        of an ended one, as MLflow does."""
+        """End a live run (it is committed), or set the status and end time of an ended one.
+
+        Args:
+            run_id: the run's id.
+            status: the final status (default FINISHED).
+            end_time: milliseconds since the epoch (default: now).
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: a bad status or time.
+            RepositoryError: the commit could not be written; the run stays live.
+        """
         self.repository.runs.end(run_id, status or RunStatus.FINISHED, end_time)
 
     def delete_run(self, run_id: str) -> None:
+        """Mark a run deleted; ``restore_run`` undoes it.
+
+        Args:
+            run_id: the run's id.
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+        """
         self.repository.runs.set_lifecycle(run_id, LifecycleStage.DELETED)
 
     def restore_run(self, run_id: str) -> None:
+        """Restore a deleted run.
+
+        Args:
+            run_id: the run's id.
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+        """
         self.repository.runs.set_lifecycle(run_id, LifecycleStage.ACTIVE)
 
     def recover(self) -> list[RecoveredRun]:
-        """Remove the locks a crashed writer left on the tracking branch or a registry tag,
-        and commit live runs whose process died (status KILLED).
+        """Remove the locks a crashed writer left on the tracking branch or a registry tag, and
+        commit live runs whose process died (status KILLED).
 
-        Returns one ``RecoveredRun(run_id, note, committed)`` per orphan found: ``note`` is
-        a dropped torn line of a committed run, or why a run could not be committed (it is
-        then kept in place, and the others are recovered all the same).
+        Returns:
+            One ``RecoveredRun(run_id, note, committed)`` per orphan found: ``note`` is a dropped
+            torn line of a committed run, or why a run could not be committed (it is then kept in
+            place, and the others are recovered all the same).
         """
         return self.repository.recover()
 
@@ -233,22 +428,79 @@ class Client:
         synchronous: bool | None = None,
         **_ignored: Any,
     ) -> RunOperations | None:
+        """Log one point of a metric; the point survives ``kill -9`` once the call returns.
+
+        Args:
+            run_id: the run's id (a live or an ended run).
+            key: the metric's name.
+            value: a number (NaN and the infinities are kept as such).
+            timestamp: milliseconds since the epoch (default: now).
+            step: the step (default 0).
+            synchronous: False returns a ``RunOperations``.
+
+        Returns:
+            None, or a ``RunOperations`` when ``synchronous`` is False.
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: a bad key, value, step or timestamp.
+        """
         self.repository.runs.log_metric(run_id, key, value, timestamp, step or 0)
         return run_operations(synchronous)
 
     def log_param(
         self, run_id: str, key: str, value: Any, synchronous: bool | None = None, **_ignored: Any
     ) -> Any:
+        """Log a parameter of a run.
+
+        Args:
+            run_id: the run's id.
+            key: the parameter's name.
+            value: its value, stored as a string.
+            synchronous: False returns a ``RunOperations``.
+
+        Returns:
+            ``value``, or a ``RunOperations`` when ``synchronous`` is False.
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: a bad key or value.
+            ConflictError: the parameter was logged before with another value.
+        """
         self.repository.runs.log_params(run_id, {validation.check_key(key, "param"): value})
         return run_operations(synchronous) or value
 
     def set_tag(
         self, run_id: str, key: str, value: Any, synchronous: bool | None = None, **_ignored: Any
     ) -> RunOperations | None:
+        """Set a tag on a run.
+
+        Args:
+            run_id: the run's id.
+            key: the tag's name.
+            value: its value, stored as a string.
+            synchronous: False returns a ``RunOperations``.
+
+        Returns:
+            None, or a ``RunOperations`` when ``synchronous`` is False.
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: a bad key or value.
+        """
         self.repository.runs.set_tags(run_id, {validation.check_key(key, "tag"): value})
         return run_operations(synchronous)
 
     def delete_tag(self, run_id: str, key: str) -> None:
+        """Delete a tag of a run.
+
+        Args:
+            run_id: the run's id.
+            key: the tag's name.
+
+        Raises:
+            NotFoundError: no such run, or the run has no such tag.
+        """
         self.repository.runs.delete_tag(run_id, validation.check_key(key, "tag"))
 
     def log_batch(
@@ -260,7 +512,23 @@ class Client:
         synchronous: bool | None = None,
         **_ignored: Any,
     ) -> RunOperations | None:
-        """Metrics, params and tags together: all of them or, if one is rejected, none."""
+        """Metrics, params and tags together: all of them or, if one is rejected, none.
+
+        Args:
+            run_id: the run's id.
+            metrics: metric points.
+            params: parameters (one value per key).
+            tags: tags.
+            synchronous: False returns a ``RunOperations``.
+
+        Returns:
+            None, or a ``RunOperations`` when ``synchronous`` is False.
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: a bad key or value, or one param key with two values.
+            ConflictError: a parameter was logged before with another value.
+        """
         self.repository.runs.log_batch(
             run_id,
             list(metrics),
@@ -273,14 +541,47 @@ class Client:
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
     ) -> None:
+        """Copy a local file into a run's artifacts.
+
+        Args:
+            run_id: the run's id.
+            local_path: the file to copy.
+            artifact_path: the directory inside the artifacts (default: their root).
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: the file is missing, or ``artifact_path`` would leave the run.
+        """
         self.repository.runs.log_artifact(run_id, local_path, artifact_path)
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
     ) -> None:
+        """Copy a local directory's files into a run's artifacts.
+
+        Args:
+            run_id: the run's id.
+            local_dir: the directory to copy.
+            artifact_path: the directory inside the artifacts (default: their root).
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: the directory is missing, or a path would leave the run.
+        """
         self.repository.runs.log_artifacts(run_id, local_dir, artifact_path)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Write a string as a text artifact of a run.
+
+        Args:
+            run_id: the run's id.
+            text: the text.
+            artifact_file: the artifact's path inside the run.
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: ``text`` is not a str, or the path would leave the run.
+        """
         if not isinstance(text, str):
             raise InvalidInputError(
                 f"log_text writes a str, not {type(text).__name__}: use log_dict or "
@@ -291,7 +592,17 @@ class Client:
         self.repository.runs.write_artifact(run_id, artifact_file, text.encode())
 
     def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:
-        """JSON, or YAML when the file name ends in .yaml/.yml (MLflow's rule)."""
+        """Write a dictionary as a JSON artifact, or YAML when the name ends in .yaml/.yml (MLflow's rule).
+
+        Args:
+            run_id: the run's id.
+            dictionary: the data.
+            artifact_file: the artifact's path inside the run.
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: the data cannot be serialised, or the path would leave the run.
+        """
         path = validation.check_artifact_path(artifact_file)
         try:
             if path.endswith((".yaml", ".yml")):
@@ -307,7 +618,18 @@ class Client:
     def log_figure(
         self, run_id: str, figure: Any, artifact_file: str, *, save_kwargs: dict | None = None
     ) -> None:
-        """A matplotlib figure (any format it can save), or a plotly figure as .html."""
+        """Save a matplotlib figure (any format it can save), or a plotly figure as .html.
+
+        Args:
+            run_id: the run's id.
+            figure: the figure.
+            artifact_file: the artifact's path inside the run; its suffix picks the format.
+            save_kwargs: keyword arguments for ``savefig``/``write_html``.
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: not a figure gittrack can save under that name.
+        """
         if not hasattr(figure, "savefig") and not (
             hasattr(figure, "write_html") and artifact_file.endswith(".html")
         ):
@@ -322,7 +644,17 @@ class Client:
                 figure.write_html(str(target), **(save_kwargs or {}))
 
     def log_image(self, run_id: str, image: Any, artifact_file: str) -> None:
-        """A numpy array (HxW, HxWx3, HxWx4) or PIL image, saved as PNG (or per the suffix)."""
+        """Save a numpy array (HxW, HxWx3, HxWx4) or PIL image, as PNG (or per the suffix).
+
+        Args:
+            run_id: the run's id.
+            image: the image.
+            artifact_file: the artifact's path inside the run.
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: an image that cannot be saved, or a path that would leave the run.
+        """
         with self._artifact_file(run_id, artifact_file) as target:
             self._save_image(image, target)
 
@@ -368,16 +700,55 @@ class Client:
             runs.write_artifact(run_id, artifact_file, path.read_bytes())
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        """The files and directories directly under ``path`` in a run's artifacts.
+
+        Args:
+            run_id: the run's id.
+            path: a directory inside the artifacts (default: their root).
+
+        Returns:
+            ``FileInfo(path, is_dir, file_size)`` entries.
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: ``path`` would leave the run.
+        """
         return [FileInfo(p, d, s) for p, d, s in self.repository.runs.list_artifacts(run_id, path)]
 
     def download_artifacts(
         self, run_id: str, path: str = "", dst_path: str | os.PathLike[str] | None = None
     ) -> str:
+        """Copy a run's artifact file or directory to a local directory.
+
+        Args:
+            run_id: the run's id.
+            path: the artifact path (default: all artifacts).
+            dst_path: the local directory (default: a new temporary one).
+
+        Returns:
+            The local path of the copy.
+
+        Raises:
+            NotFoundError: no such run or artifact.
+            InvalidInputError: ``path`` would leave the run.
+        """
         dst = Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="gittrack-"))
         return str(self.repository.runs.download_artifacts(run_id, path, dst))
 
     # --------------------------------------------------------------- reading
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every point of one metric of a run, in the order logged.
+
+        Args:
+            run_id: the run's id.
+            key: the metric's name.
+
+        Returns:
+            The points as ``Metric`` entities (empty when the metric was never logged).
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+        """
         from gittrack.query.history import metric_history
 
         return metric_history(self.repository, run_id, key)
@@ -385,14 +756,35 @@ class Client:
     def get_metric_history_frame(
         self, run_ids: Sequence[str] | str, keys: Sequence[str] | str | None = None
     ) -> Any:
-        """Several runs' metric histories as one long DataFrame: run_id, key, step,
-        timestamp, value (all keys unless ``keys`` names some)."""
+        """Several runs' metric histories as one long DataFrame.
+
+        Args:
+            run_ids: one run id or several.
+            keys: the metrics to read (default: all).
+
+        Returns:
+            A DataFrame with columns run_id, key, step, timestamp, value.
+
+        Raises:
+            NotFoundError: a run does not exist.
+        """
         from gittrack.query.history import metric_history_frame
 
         return metric_history_frame(self.repository, run_ids, keys)
 
     def compare_runs(self, run_ids: Sequence[str], diff_only: bool = False) -> Any:
-        """Params, metrics and tags of the runs side by side, with a ``differs`` column."""
+        """Params, metrics and tags of the runs side by side, with a ``differs`` column.
+
+        Args:
+            run_ids: the runs to compare.
+            diff_only: keep only the rows that differ.
+
+        Returns:
+            A DataFrame, one row per param/metric/tag and one column per run.
+
+        Raises:
+            NotFoundError: a run does not exist.
+        """
         from gittrack.query.compare import compare_run_ids
 
         return compare_run_ids(self.repository, run_ids, diff_only)
@@ -406,6 +798,22 @@ class Client:
         order_by: list[str] | None = None,
         page_token: str | None = None,
     ) -> Any:
+        """One page of runs matching a filter, as ``Run`` entities (MLflow's client method).
+
+        Args:
+            experiment_ids: the experiments to search (one id or several).
+            filter_string: a filter in MLflow's grammar, with OR, parentheses and IN.
+            run_view_type: active, deleted or all runs.
+            max_results: the page size.
+            order_by: sort keys, each ``<column> [ASC|DESC]``.
+            page_token: the token of the previous page's ``token``.
+
+        Returns:
+            A paged list of runs; its ``token`` names the next page (None on the last).
+
+        Raises:
+            InvalidInputError: a malformed filter, order or page token, or a bad ``max_results``.
+        """
         from gittrack.query.search import search_run_objects
 
         return search_run_objects(
@@ -418,17 +826,337 @@ class Client:
             page_token=page_token,
         )
 
+    def search_runs_page(
+        self,
+        experiment_ids: Sequence[str] | str | None = None,
+        filter_string: str = "",
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        order_by: list[str] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Any:
+        """One page of a search for a table that pages by position.
+
+        Args:
+            experiment_ids: the experiments to search.
+            filter_string: a filter in MLflow's grammar.
+            run_view_type: active, deleted or all runs.
+            order_by: sort keys, each ``<column> [ASC|DESC]``.
+            offset: the position of the page's first run.
+            limit: the page size (at most 50,000).
+
+        Returns:
+            A ``RunPage`` with ``runs``, ``total`` (every matching run) and the ``metric_keys``,
+            ``param_keys`` and ``tag_keys`` the matching runs have.
+
+        Raises:
+            InvalidInputError: a malformed filter or order, or a bad offset or limit.
+        """
+        from gittrack.query.search import search_run_page
+
+        return search_run_page(
+            self.repository,
+            experiment_ids=experiment_ids,
+            filter_string=filter_string,
+            run_view_type=run_view_type,
+            order_by=order_by,
+            offset=offset,
+            limit=limit,
+        )
+
+    def search_runs_table(
+        self,
+        experiment_ids: Sequence[str] | str | None = None,
+        filter_string: str = "",
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        order_by: list[str] | None = None,
+    ) -> Any:
+        """Every matching run as a DataFrame row: MLflow's ``search_runs`` columns plus
+        ``run_name``, ``user_id``, ``lifecycle_stage`` and ``parent_run_id`` (for CSV export).
+
+        Args:
+            experiment_ids: the experiments to search.
+            filter_string: a filter in MLflow's grammar.
+            run_view_type: active, deleted or all runs.
+            order_by: sort keys, each ``<column> [ASC|DESC]``.
+
+        Returns:
+            The DataFrame.
+
+        Raises:
+            InvalidInputError: a malformed filter or order.
+        """
+        from gittrack.query.search import search_runs_table
+
+        return search_runs_table(
+            self.repository,
+            experiment_ids=experiment_ids,
+            filter_string=filter_string,
+            run_view_type=run_view_type,
+            order_by=order_by,
+        )
+
+    def read_artifact(self, run_id: str, path: str, max_bytes: int = 1 << 20) -> tuple[bytes, int]:
+        """The first ``max_bytes`` of one artifact file of a run, and the file's full size.
+
+        Args:
+            run_id: the run's id.
+            path: the file's path relative to the run's artifact root; ``..``, absolute paths
+                and unsafe names are refused as on every artifact read.
+            max_bytes: read at most this much.
+
+        Returns:
+            ``(data, size)``; ``len(data) < size`` when the file was cut.
+
+        Raises:
+            InvalidInputError: a bad run id or path.
+            NotFoundError: the run or the file is missing, or the path names a directory.
+        """
+        validation.check_run_id(run_id)
+        rel = validation.check_artifact_path(path)
+        if not rel:
+            raise InvalidInputError("artifact path '' names the artifact root, not a file")
+        parent = rel.rpartition("/")[0]
+        entry = next(
+            (f for f in self.list_artifacts(run_id, parent or None) if f.path == rel), None
+        )
+        if entry is None or entry.is_dir:
+            raise NotFoundError(f"run {run_id} has no artifact file {rel!r}")
+        with tempfile.TemporaryDirectory(prefix="gittrack-") as scratch:
+            copied = Path(self.download_artifacts(run_id, rel, scratch))
+            with copied.open("rb") as handle:
+                return handle.read(max_bytes), copied.stat().st_size
+
+    def get_source_diff(self, run_id: str) -> str | None:
+        """The uncommitted change a run was made with: ``git diff <commit> <snapshot>``.
+
+        Args:
+            run_id: the run's id.
+
+        Returns:
+            The diff text, or None when the run was made on a clean tree (or its snapshot was
+            not kept).
+
+        Raises:
+            InvalidInputError: a bad run id.
+            NotFoundError: no such run.
+        """
+        run = self.get_run(validation.check_run_id(run_id))
+        source = run.source
+        if not (source.dirty and source.commit and source.snapshot):
+            return None
+        repo = self.repository.repo
+        if not (repo.has_object(source.commit) and repo.has_object(source.snapshot)):
+            return None
+        return repo.git_text("diff", "--no-color", "--no-ext-diff", source.commit, source.snapshot)
+
+    def commit_history(self, rev: str = "HEAD", limit: int = 50) -> list[Any]:
+        """The first-parent history of the code from ``rev`` with each commit's runs.
+
+        Unlike ``gittrack log`` this writes nothing (no notes refresh), so read-only readers such
+        as the web UI can call it.
+
+        Args:
+            rev: the revision to start from.
+            limit: at most this many commits.
+
+        Returns:
+            ``CommitRuns`` (commit, subject, runs with their latest metrics), newest first.
+
+        Raises:
+            InvalidInputError: a bad limit.
+            NotFoundError: an unknown revision.
+        """
+        from gittrack.gitflow.commit_runs import first_parent_log
+
+        return first_parent_log(self.repository, rev, limit, refresh=False)
+
+    def data_version(self) -> str:
+        """A token that changes whenever the tracking branch moves or a live run logs, starts or
+        ends (for readers that refresh, such as the web UI).
+
+        Returns:
+            The token, an opaque string.
+        """
+        from gittrack.query.live_runs import live_stamp
+
+        repository = self.repository
+        return f"{repository.branch.tip() or '-'}:{live_stamp(repository.staging)}"
+
     def doctor(self) -> list[Any]:
-        """Problems of the tracking branch's files (schema, YAML, metric lines), with paths."""
+        """Problems of the tracking branch's files (schema, YAML, metric lines), with paths.
+
+        Returns:
+            One problem per bad file (empty when every file is valid).
+        """
         from gittrack.tracking.doctor import check_snapshot
 
         return check_snapshot(self.repository.branch.snapshot())
 
     def init(self) -> str:
-        """Create the tracking branch (config and Default experiment) if it is missing."""
+        """Create the tracking branch (config and Default experiment) if it is missing.
+
+        Returns:
+            The branch's tip commit.
+
+        Raises:
+            RepositoryError: the repository cannot be written.
+        """
         return self.repository.init()
 
+    # ------------------------------------------------------- code of runs (DESIGN §13)
+    def get_run_code(self, run_id: str) -> RunCode:
+        """Where a run's code is: the commit it started on and the commit holding its exact code
+        (its snapshot when the tree was dirty).
+
+        Args:
+            run_id: the run's id.
+
+        Returns:
+            A ``RunCode`` with the base commit, the code commit and what was left out.
+
+        Raises:
+            NotFoundError: no such run, or its code is not in this repository.
+            InvalidStateError: the run recorded no source commit.
+        """
+        from gittrack.gitflow.checkout import run_code
+
+        return run_code(self.repository, self.get_run(run_id))
+
+    def get_code_diff(self, run_id: str, other_run_id: str | None = None) -> bytes:
+        """A patch: ``run_id``'s uncommitted change against the commit it started on, or, with
+        ``other_run_id``, from ``run_id``'s code to the other run's. Empty when equal.
+
+        Args:
+            run_id: the run's id.
+            other_run_id: a second run to compare the code with.
+
+        Returns:
+            The patch, as bytes.
+
+        Raises:
+            NotFoundError: no such run, or its code is not in this repository.
+            InvalidStateError: a run recorded no source commit.
+        """
+        from gittrack.gitflow.checkout import code_diff
+
+        code = self.get_run_code(run_id)
+        if other_run_id is None:
+            return code_diff(self.repository, code.base, code.commit)
+        return code_diff(self.repository, code.commit, self.get_run_code(other_run_id).commit)
+
+    def checkout_run(self, run_id: str, path: str | os.PathLike[str] | None = None) -> Checkout:
+        """Add a linked worktree holding the run's exact code, with its params in
+        ``.gittrack-run.yaml``; the user's work tree, index, HEAD and branch are untouched.
+
+        Args:
+            run_id: the run's id.
+            path: where (default: ``<repository>-run-<id>`` beside the repository).
+
+        Returns:
+            A ``Checkout`` naming the worktree and the commit it holds.
+
+        Raises:
+            ConflictError: ``path`` exists. Nothing is written on any error.
+            NotFoundError: no such run, or its code is not in this repository.
+            InvalidStateError: the run recorded no source commit.
+        """
+        from gittrack.gitflow.checkout import checkout_run
+
+        return checkout_run(self.repository, run_id, Path(path) if path is not None else None)
+
+    def reproduce_run(
+        self,
+        run_id: str,
+        command: Sequence[str],
+        path: str | os.PathLike[str] | None = None,
+    ) -> Reproduction:
+        """Run ``command`` on a run's exact code as a new run tagged ``gittrack.reproduces=<run_id>``,
+        with the run's params in the environment (``gitflow/reproduce.py``).
+
+        Args:
+            run_id: the run to reproduce.
+            command: the program and its arguments.
+            path: keep the worktree there (default: a temporary one, removed after).
+
+        Returns:
+            A ``Reproduction`` with the new run, the command's exit code and the metric diff.
+
+        Raises:
+            InvalidInputError: the command is empty or not found.
+            ConflictError: ``path`` exists.
+            NotFoundError: no such run, or its code is not in this repository.
+            InvalidStateError: the run recorded no source commit.
+        """
+        from gittrack.gitflow.reproduce import reproduce_run
+
+        target = Path(path) if path is not None else None
+        return reproduce_run(self.repository, run_id, command, target)
+
+    def bisect_metric(
+        self,
+        metric: str,
+        good: str,
+        bad: str,
+        *,
+        threshold: float | None = None,
+        direction: str | None = None,
+        select: str = "latest",
+        experiment_ids: Sequence[str] | None = None,
+        command: Sequence[str] | None = None,
+    ) -> BisectResult:
+        """The first first-parent commit after ``good`` up to ``bad`` whose metric crossed the
+        threshold, from the runs logged on those commits (``gitflow/bisect.py``).
+
+        Args:
+            metric: the metric's name.
+            good: a revision where the metric is good.
+            bad: a later revision where it is bad.
+            threshold: the value that separates good from bad (default: midway).
+            direction: ``up`` or ``down``, the way a bad value moved (default: as observed).
+            select: which value stands for a commit with several runs (latest, min, max, mean).
+            experiment_ids: count only runs of these experiments.
+            command: run it in a temporary worktree on each probed commit that lacks runs, to
+                log them; None uses only the runs already logged.
+
+        Returns:
+            A ``BisectResult``: the first bad commit or the commits lacking runs, and the steps.
+
+        Raises:
+            InvalidInputError: bad options, or ``good`` is not on ``bad``'s first-parent history.
+            NotFoundError: a revision names no commit.
+        """
+        from gittrack.gitflow.bisect import bisect_metric, run_in_worktree
+        from gittrack.gitflow.reproduce import check_command
+
+        fill = None
+        if command is not None:
+            checked = check_command(command)
+
+            def fill(commit: str) -> None:
+                run_in_worktree(self.repository, commit, checked)
+
+        return bisect_metric(
+            self.repository,
+            metric,
+            good,
+            bad,
+            threshold=threshold,
+            direction=direction,
+            select=select,
+            experiment_ids=experiment_ids,
+            fill=fill,
+        )
+
     def run_exists(self, run_id: str) -> bool:
+        """Whether a run with this id exists (live or committed).
+
+        Args:
+            run_id: the run's id.
+
+        Returns:
+            True when it exists.
+        """
         try:
             self.get_run(run_id)
         except NotFoundError:
@@ -440,6 +1168,11 @@ class Client:
     # (a revision or date) reads the registry as it was then.
     @property
     def registry(self) -> RegistryService:
+        """The model registry of this repository (git tags, DESIGN §6).
+
+        Returns:
+            The registry service the registry methods delegate to.
+        """
         service = self.__dict__.get("_registry_service")
         if service is None:
             from gittrack.registry.service import RegistryService
@@ -454,9 +1187,35 @@ class Client:
         description: str | None = None,
         **_ignored: Any,
     ) -> RegisteredModel:
+        """Register a model name.
+
+        Args:
+            name: the model's name (GTO's naming rules).
+            tags: tags of the model.
+            description: its description.
+
+        Returns:
+            The registered model.
+
+        Raises:
+            InvalidInputError: a bad name, tag or description.
+            ConflictError: a model of that name exists.
+        """
         return self.registry.create_registered_model(name, tags, description)
 
     def get_registered_model(self, name: str, *, at: str | None = None) -> RegisteredModel:
+        """A registered model with its latest versions and aliases.
+
+        Args:
+            name: the model's name.
+            at: a revision or date: the registry as it was then.
+
+        Returns:
+            The registered model.
+
+        Raises:
+            NotFoundError: no model has that name.
+        """
         return self.registry.get_registered_model(name, at)
 
     def search_registered_models(
@@ -468,6 +1227,25 @@ class Client:
         *,
         at: str | None = None,
     ) -> list[RegisteredModel]:
+        """One page of registered models matching a filter.
+
+        Args:
+            filter_string: a filter such as ``name LIKE 'wine%'`` or ``tags.team = 'x'``.
+            max_results: the page size (0 or less: an empty page, as MLflow's client).
+            order_by: sort keys, each ``<field> [ASC|DESC]``.
+            page_token: the token of the previous page.
+            at: a revision or date: the registry as it was then.
+
+        Returns:
+            A paged list; its ``token`` names the next page.
+
+        Raises:
+            InvalidInputError: a malformed filter, order or page token.
+        """
+        if validation.asks_for_no_results(max_results):
+            from gittrack.query.paging import PagedList
+
+            return PagedList([])  # MLflow's client answers 0 or less with no models
         return self.registry.search_registered_models(
             filter_string, max_results, order_by, page_token, at
         )
@@ -475,18 +1253,73 @@ class Client:
     def update_registered_model(
         self, name: str, description: str | None = None, **_ignored: Any
     ) -> RegisteredModel:
+        """Set a registered model's description.
+
+        Args:
+            name: the model's name.
+            description: the new description.
+
+        Returns:
+            The updated model.
+
+        Raises:
+            NotFoundError: no model has that name.
+        """
         return self.registry.update_registered_model(name, description)
 
     def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Rename a registered model; its versions, stages and aliases follow.
+
+        Args:
+            name: the model's name.
+            new_name: its new name.
+
+        Returns:
+            The renamed model.
+
+        Raises:
+            NotFoundError: no model has that name.
+            ConflictError: a model has the new name.
+            InvalidInputError: a bad name.
+        """
         return self.registry.rename_registered_model(name, new_name)
 
     def delete_registered_model(self, name: str) -> None:
+        """Delete a registered model and its versions (their tags are removed).
+
+        Args:
+            name: the model's name.
+
+        Raises:
+            NotFoundError: no model has that name.
+            PolicyError: the registry policy forbids it.
+        """
         self.registry.delete_registered_model(name)
 
     def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        """Set a tag on a registered model.
+
+        Args:
+            name: the model's name.
+            key: the tag's name.
+            value: its value, stored as a string.
+
+        Raises:
+            NotFoundError: no model has that name.
+            InvalidInputError: a bad key or value.
+        """
         self.registry.set_registered_model_tag(name, key, value)
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
+        """Delete a tag of a registered model.
+
+        Args:
+            name: the model's name.
+            key: the tag's name.
+
+        Raises:
+            NotFoundError: no such model or tag.
+        """
         self.registry.delete_registered_model_tag(name, key)
 
     def create_model_version(
@@ -499,11 +1332,41 @@ class Client:
         description: str | None = None,
         **_ignored: Any,
     ) -> ModelVersion:
+        """Register a new version of a model from a logged model.
+
+        Args:
+            name: the registered model's name.
+            source: the model's URI (``runs:/<run_id>/<path>``, ``models:/...`` or a path).
+            run_id: the run that logged it (read from ``source`` when it is a ``runs:/`` URI).
+            tags: tags of the version.
+            run_link: accepted for MLflow compatibility.
+            description: the version's description.
+
+        Returns:
+            The new version (number one more than the highest so far).
+
+        Raises:
+            NotFoundError: no such registered model, or the source does not exist.
+            InvalidInputError: a bad source, tag or description.
+        """
         return self.registry.create_model_version(name, source, run_id, tags, description)
 
     def get_model_version(
         self, name: str, version: int | str, *, at: str | None = None
     ) -> ModelVersion:
+        """One version of a registered model.
+
+        Args:
+            name: the model's name.
+            version: the version number.
+            at: a revision or date: the registry as it was then.
+
+        Returns:
+            The model version.
+
+        Raises:
+            NotFoundError: no such model or version.
+        """
         return self.registry.get_model_version(name, version, at)
 
     def search_model_versions(
@@ -515,6 +1378,21 @@ class Client:
         *,
         at: str | None = None,
     ) -> list[ModelVersion]:
+        """One page of model versions matching a filter.
+
+        Args:
+            filter_string: a filter such as ``name = 'wine'`` or ``run_id = '...'``.
+            max_results: the page size.
+            order_by: sort keys, each ``<field> [ASC|DESC]``.
+            page_token: the token of the previous page.
+            at: a revision or date: the registry as it was then.
+
+        Returns:
+            A paged list; its ``token`` names the next page.
+
+        Raises:
+            InvalidInputError: a malformed filter, order or page token.
+        """
         return self.registry.search_model_versions(
             filter_string, max_results, order_by, page_token, at
         )
@@ -522,9 +1400,32 @@ class Client:
     def update_model_version(
         self, name: str, version: int | str, description: str | None = None
     ) -> ModelVersion:
+        """Set a model version's description.
+
+        Args:
+            name: the model's name.
+            version: the version number.
+            description: the new description.
+
+        Returns:
+            The updated version.
+
+        Raises:
+            NotFoundError: no such model or version.
+        """
         return self.registry.update_model_version(name, version, description)
 
     def delete_model_version(self, name: str, version: int | str) -> None:
+        """Delete a model version (its tags are removed).
+
+        Args:
+            name: the model's name.
+            version: the version number.
+
+        Raises:
+            NotFoundError: no such model or version.
+            PolicyError: the registry policy forbids it.
+        """
         self.registry.delete_model_version(name, version)
 
     def set_model_version_tag(
@@ -535,6 +1436,19 @@ class Client:
         value: Any = None,
         stage: str | None = None,
     ) -> None:
+        """Set a tag on a model version, named by number or by stage.
+
+        Args:
+            name: the model's name.
+            version: the version number (exactly one of ``version`` and ``stage``).
+            key: the tag's name.
+            value: its value, stored as a string.
+            stage: the stage whose latest version is meant.
+
+        Raises:
+            NotFoundError: no such model or version, or no version in ``stage``.
+            InvalidInputError: both or neither of version and stage, or a bad key or value.
+        """
         number = self._version_or_stage(name, version, stage)
         self.registry.set_model_version_tag(name, number, _required(key, "key"), value)
 
@@ -545,6 +1459,18 @@ class Client:
         key: str | None = None,
         stage: str | None = None,
     ) -> None:
+        """Delete a tag of a model version, named by number or by stage.
+
+        Args:
+            name: the model's name.
+            version: the version number (exactly one of ``version`` and ``stage``).
+            key: the tag's name.
+            stage: the stage whose latest version is meant.
+
+        Raises:
+            NotFoundError: no such model, version or tag.
+            InvalidInputError: both or neither of version and stage.
+        """
         number = self._version_or_stage(name, version, stage)
         self.registry.delete_model_version_tag(name, number, _required(key, "key"))
 
@@ -565,31 +1491,116 @@ class Client:
         stage: str,
         archive_existing_versions: bool = False,
     ) -> ModelVersion:
+        """Move a model version to a stage (a GTO stage tag).
+
+        Args:
+            name: the model's name.
+            version: the version number.
+            stage: one of the configured stages (``None``, ``Staging``, ``Production``,
+                ``Archived`` by default).
+            archive_existing_versions: move the versions already in ``stage`` to ``Archived``.
+
+        Returns:
+            The version in its new stage.
+
+        Raises:
+            NotFoundError: no such model or version.
+            InvalidInputError: an unknown stage.
+            PolicyError: the registry policy forbids the transition.
+        """
         return self.registry.transition_model_version_stage(
             name, version, stage, archive_existing_versions
         )
 
     def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list[ModelVersion]:
+        """The latest version in each stage.
+
+        Args:
+            name: the model's name.
+            stages: the stages to look at (default: all).
+
+        Returns:
+            At most one version per stage.
+
+        Raises:
+            NotFoundError: no model has that name.
+        """
         return self.registry.get_latest_versions(name, stages)
 
     def set_registered_model_alias(self, name: str, alias: str, version: int | str) -> None:
+        """Point an alias (``champion``, say) at a model version; it moves from any other version.
+
+        Args:
+            name: the model's name.
+            alias: the alias.
+            version: the version number.
+
+        Raises:
+            NotFoundError: no such model or version.
+            InvalidInputError: a bad or reserved alias (``latest``, ``v1``).
+            PolicyError: the registry policy forbids it.
+        """
         self.registry.set_registered_model_alias(name, alias, version)
 
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        """Remove an alias of a registered model.
+
+        Args:
+            name: the model's name.
+            alias: the alias.
+
+        Raises:
+            NotFoundError: no such model or alias.
+        """
         self.registry.delete_registered_model_alias(name, alias)
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version an alias points at.
+
+        Args:
+            name: the model's name.
+            alias: the alias.
+
+        Returns:
+            The model version.
+
+        Raises:
+            NotFoundError: no such model or alias.
+        """
         return self.registry.get_model_version_by_alias(name, alias)
 
     def get_model_version_download_uri(self, name: str, version: int | str) -> str:
+        """Where a model version's files are: its source URI.
+
+        Args:
+            name: the model's name.
+            version: the version number.
+
+        Returns:
+            The source URI (``runs:/...`` for a model logged in a run).
+
+        Raises:
+            NotFoundError: no such model or version.
+        """
         return self.registry.get_model_version_download_uri(name, version)
 
     def get_registry_history(self, name: str) -> list[RegistryEvent]:
-        """Every registration, stage change, alias move and deletion of ``name``, oldest first."""
+        """Every registration, stage change, alias move and deletion of ``name``, oldest first.
+
+        Args:
+            name: the model's name.
+
+        Returns:
+            The events, read from the registry's tags.
+        """
         return self.registry.history(name)
 
     def verify_registry(self) -> list[PolicyViolation]:
-        """Every registry tag that breaks the policy in ``.tracking/config.yaml``."""
+        """Every registry tag that breaks the policy in ``.tracking/config.yaml``.
+
+        Returns:
+            The violations (empty when the registry follows its policy).
+        """
         return self.registry.verify()
 
 

@@ -267,6 +267,31 @@ class ModelVersion:
     status: str = "READY"
     tags: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+    model_id: str | None = None
+    run_link: str | None = None
+    """A link to the run on a tracking server; None, as MLflow leaves it for local stores."""
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A model logged into a run: the part of MLflow 3's ``LoggedModel`` gittrack keeps.
+
+    The model lives in its run's artifacts (``artifact_location``, a ``runs:/`` URI);
+    ``model_uri`` (``models:/<model_id>``) names the same directory. MLflow's status, model
+    params, metrics and tags of the model itself are not kept.
+    """
+
+    model_id: str
+    name: str
+    source_run_id: str
+    experiment_id: str | None = None
+    artifact_location: str | None = None
+    creation_timestamp: int | None = None
+
+    @property
+    def model_uri(self) -> str:
+        """``models:/<model_id>``, which every gittrack loader takes."""
+        return f"models:/{self.model_id}"
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,14 @@ takes the same URIs as ``gittrack.pyfunc.load_model``.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from gittrack.errors import InvalidInputError
 from gittrack.models import sklearn_flavor
 from gittrack.models.model_format import ModelInfo
 from gittrack.models.signature import ModelSignature
-from gittrack.tracking import validation
+from gittrack.pyfunc import LoggedModelInfo, log_saved_model
 
 FLAVOR_NAME = sklearn_flavor.FLAVOR_NAME
 SERIALIZATION_FORMATS = sklearn_flavor.SERIALIZATION_FORMATS
@@ -29,13 +26,6 @@ SERIALIZATION_FORMAT_SKOPS = "skops"
 DEFAULT_ARTIFACT_PATH = "model"
 
 __all__ = ["LoggedModelInfo", "autolog", "load_model", "log_model", "save_model"]
-
-
-@dataclass(frozen=True)
-class LoggedModelInfo(ModelInfo):
-    """What ``log_model`` produced; ``registered_model_version`` is set when it registered."""
-
-    registered_model_version: int | None = None
 
 
 def save_model(
@@ -87,30 +77,26 @@ def log_model(
     skops_trusted_types: Iterable[str] | None = None,
     run_id: str | None = None,
     **_ignored: Any,
-) -> LoggedModelInfo:
+) -> ModelInfo:
     """Log ``sk_model`` into the active run (one is started when none is) under ``name``.
 
     ``name`` is MLflow 3's spelling of ``artifact_path``; either may be given (default
     ``"model"``). With ``registered_model_name`` the logged model is registered as a new
-    version of that model, which is created if needed.
-    """
-    from gittrack import fluent
-    from gittrack.client import Client
+    version of that model, which is created if needed. ``signature`` and ``input_example``
+    are stored in ``MLmodel`` as MLflow stores them, and ``predict`` enforces the signature.
 
-    if artifact_path and name and artifact_path != name:
-        raise InvalidInputError(
-            f"log_model got artifact_path={artifact_path!r} and name={name!r}: give one of them"
-        )
-    where = validation.check_artifact_path(name or artifact_path or DEFAULT_ARTIFACT_PATH)
-    if not where:
-        raise InvalidInputError("log_model needs a non-empty name (artifact path) for the model")
-    if run_id is None:
-        active = fluent.active_run() or fluent.start_run()
-        run_id = active.info.run_id
-    client = Client(fluent.get_tracking_uri())
-    with tempfile.TemporaryDirectory(prefix="gittrack-model-") as scratch:
-        local = Path(scratch) / "model"
-        info = sklearn_flavor.save_model(
+    Returns:
+        The ``ModelInfo``: ``model_id`` (``models:/<model_id>`` loads the model),
+        ``model_uri`` (``runs:/<run_id>/<name>``), ``registered_model_version`` when it
+        registered. ``gittrack.last_logged_model()`` names the same model.
+
+    Raises:
+        InvalidInputError: both ``name`` and ``artifact_path`` given and different, or a bad
+            serialization format, signature or input example (nothing is logged).
+    """
+
+    def save(local: Path, run: str, where: str) -> ModelInfo:
+        return sklearn_flavor.save_model(
             sk_model,
             local,
             serialization_format=serialization_format,
@@ -118,21 +104,19 @@ def log_model(
             input_example=input_example,
             pip_requirements=pip_requirements,
             metadata=metadata,
-            run_id=run_id,
+            run_id=run,
             artifact_path=where,
             pyfunc_predict_fn=pyfunc_predict_fn,
             skops_trusted_types=skops_trusted_types,
         )
-        client.log_artifacts(run_id, local, where)
-    model_uri = f"runs:/{run_id}/{where}"
-    version = None
-    if registered_model_name is not None:
-        from gittrack.registry.fluent import register_model
 
-        version = int(register_model(model_uri, registered_model_name).version)
-    values = {f.name: getattr(info, f.name) for f in fields(ModelInfo)}
-    values.update(path=model_uri, model_uri=model_uri)
-    return LoggedModelInfo(**values, registered_model_version=version)
+    return log_saved_model(
+        save,
+        artifact_path=artifact_path,
+        name=name,
+        run_id=run_id,
+        registered_model_name=registered_model_name,
+    )
 
 
 def load_model(

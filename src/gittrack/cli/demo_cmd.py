@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from gittrack.demo import run_demo
+    from gittrack.cli.demo import run_demo
 
     run_demo(Path(args.dir) if args.dir else None)
     return 0

@@ -26,6 +26,9 @@ COMMAND_MODULES = (
     "gittrack.cli.sync_cmd",
     "gittrack.cli.log_cmd",
     "gittrack.cli.hooks_cmd",
+    "gittrack.cli.reproduce_cmd",
+    "gittrack.cli.bisect_cmd",
+    "gittrack.cli.ui_cmd",
 )
 # Commands of later domains register here too when their module is present.
 OPTIONAL_COMMAND_MODULES = (
@@ -81,9 +84,23 @@ def _one_line_warning(
     print(f"gittrack: warning: {visible(str(message))}", file=file or sys.stderr)
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """Parse ``argv``. A command that runs another one (``reproduce RUN [options] -- CMD…``)
+    sets the default ``takes_command``: everything after the first ``--`` is then its
+    ``command``, untouched (argparse alone would read CMD's options as its own)."""
+    argv = list(argv)
+    if "--" in argv:
+        cut = argv.index("--")
+        args = parser.parse_args(argv[:cut])
+        if getattr(args, "takes_command", False):
+            args.command = argv[cut + 1 :]
+            return args
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, sys.argv[1:] if argv is None else argv)
     warnings.showwarning = _one_line_warning
     try:
         return int(args.handler(args) or 0)

@@ -32,6 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     show = runs_sub.add_parser("show", help="show one run: info, params, metrics, tags, source")
     show.add_argument("run_id")
+    show.add_argument(
+        "--code",
+        action="store_true",
+        help="print the run's uncommitted change against the commit it started on (a patch)",
+    )
     add_format_options(show)
     show.set_defaults(handler=show_run)
 
@@ -129,6 +134,8 @@ def _run_record(run: Run) -> dict[str, Any]:
 
 def show_run(args: argparse.Namespace) -> int:
     client = Client(args.repo)
+    if args.code:
+        return show_code(client, args.run_id)
     run = client.get_run(args.run_id)
     record = _run_record(run)
     if args.format != "table":
@@ -145,6 +152,31 @@ def show_run(args: argparse.Namespace) -> int:
         print("\n[artifacts]")
         for item in artifacts:
             print(f"{visible(item.path)}{'/' if item.is_dir else ''}")
+    return 0
+
+
+def show_code(client: Client, run_id: str, other_run_id: str | None = None) -> int:
+    """Print the patch of one run's uncommitted change (or between two runs' code); an
+    empty change is said on stderr, so stdout stays a patch ``git apply`` takes."""
+    code = client.get_run_code(run_id)
+    if not code.captured:
+        print(
+            f"gittrack: warning: run {run_id} ran on a dirty tree whose changes were not "
+            "captured (source capture 'commit')",
+            file=sys.stderr,
+        )
+    patch = client.get_code_diff(run_id, other_run_id)
+    if not patch:
+        what = (
+            f"runs {run_id} and {other_run_id} ran on the same code"
+            if other_run_id
+            else f"run {run_id} ran on commit {code.base} with no uncommitted change"
+        )
+        print(f"gittrack: {what}", file=sys.stderr)
+        return 0
+    sys.stdout.flush()
+    sys.stdout.buffer.write(patch)
+    sys.stdout.buffer.flush()
     return 0
 
 
@@ -170,7 +202,8 @@ def recover_runs(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the kept runs are listed below instead
         opened = client.repository.recovered
-    # The client start recovered already; a run it kept is tried again, the latest word wins.
+    # A write of this process may have recovered already; a run it kept is tried again, the
+    # latest word wins.
     found = {r.run_id: r for r in [*opened, *client.recover()]}
     rows = [
         {"run_id": r.run_id, "result": "committed" if r.committed else "kept", "note": r.note or ""}

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     compare.add_argument("run_ids", nargs="+", metavar="RUN_ID")
     compare.add_argument("--diff-only", action="store_true", help="only the rows that differ")
+    compare.add_argument(
+        "--code", action="store_true", help="the diff between two runs' code (a patch), A to B"
+    )
     add_format_options(compare)
     compare.set_defaults(handler=compare_runs)
 
@@ -135,6 +138,14 @@ def search_runs(args: argparse.Namespace) -> int:
 
 def compare_runs(args: argparse.Namespace) -> int:
     client = Client(args.repo)
+    if args.code:
+        if len(args.run_ids) != 2:
+            raise InvalidInputError(
+                f"--code compares the code of exactly two runs, not {len(args.run_ids)}"
+            )
+        from gittrack.cli.runs_cmd import show_code
+
+        return show_code(client, args.run_ids[0], args.run_ids[1])
     frame = client.compare_runs(args.run_ids, diff_only=args.diff_only)
     run_ids = [c for c in frame.columns if c != "differs"]
     if args.format == "json":

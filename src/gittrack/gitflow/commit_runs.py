@@ -90,6 +90,7 @@ _COLUMNS = (
     "lifecycle_stage",
     COMMIT_COLUMN,
     "_nan_metrics",
+    "start_time",
 )
 
 
@@ -104,9 +105,16 @@ def _runs_from_columns(
     ]
     found: dict[str, list[RunSummary]] = {}
     rows = zip(*(columns[name] for name in _COLUMNS))
-    for row, (run_id, experiment_id, run_name, status, lifecycle, commit, nan_raw) in enumerate(
-        rows
-    ):
+    for row, (
+        run_id,
+        experiment_id,
+        run_name,
+        status,
+        lifecycle,
+        commit,
+        nan_raw,
+        start,
+    ) in enumerate(rows):
         if commit not in wanted or lifecycle != LifecycleStage.ACTIVE:
             continue
         metrics = {}
@@ -114,7 +122,8 @@ def _runs_from_columns(
             value = values[row]
             if value is not None and value == value:  # None or NaN: not logged
                 metrics[name] = float(value)
-        _add_summary(found, commit, (run_id, experiment_id, run_name, status), metrics, nan_raw)
+        info = (run_id, experiment_id, run_name, status, start)
+        _add_summary(found, commit, info, metrics, nan_raw)
     return _sorted_by_run_id(found)
 
 
@@ -136,28 +145,52 @@ def _runs_from_frame(
     names = [column[len("metrics.") :] for column in metric_columns]
     values = rows[metric_columns].to_numpy(dtype=float, na_value=math.nan)
     present = ~np.isnan(values)
-    columns = ("run_id", "experiment_id", "run_name", "status", COMMIT_COLUMN, "_nan_metrics")
+    columns = (
+        "run_id",
+        "experiment_id",
+        "run_name",
+        "status",
+        COMMIT_COLUMN,
+        "_nan_metrics",
+        "start_time",
+    )
     found: dict[str, list[RunSummary]] = {}
     records = zip(*(rows[column].tolist() for column in columns))
-    for row, (run_id, experiment_id, run_name, status, commit, nan_raw) in enumerate(records):
+    for row, (run_id, experiment_id, run_name, status, commit, nan_raw, start) in enumerate(
+        records
+    ):
         metrics = {names[i]: float(values[row, i]) for i in np.flatnonzero(present[row])}
-        _add_summary(found, commit, (run_id, experiment_id, run_name, status), metrics, nan_raw)
+        info = (run_id, experiment_id, run_name, status, start)
+        _add_summary(found, commit, info, metrics, nan_raw)
     return _sorted_by_run_id(found)
 
 
 def _add_summary(
     found: dict[str, list[RunSummary]],
     commit: str,
-    info: tuple[object, object, object, object],
+    info: tuple[object, object, object, object, object],
     metrics: dict[str, float],
     nan_raw: object,
 ) -> None:
-    """Add one run (``info``: id, experiment, name, status) to its commit's list."""
+    """Add one run (``info``: id, experiment, name, status, start time) to its commit's list."""
     for key in _json_list(nan_raw):  # a NaN the run logged, not a missing metric
         metrics[key] = math.nan
-    run_id, experiment_id, run_name, status = info
-    summary = RunSummary(str(run_id), str(experiment_id), str(run_name), str(status), metrics)
+    run_id, experiment_id, run_name, status, start = info
+    started = _milliseconds(start)
+    summary = RunSummary(
+        str(run_id), str(experiment_id), str(run_name), str(status), metrics, started
+    )
     found.setdefault(commit, []).append(summary)
+
+
+def _milliseconds(value: object) -> int:
+    """A start time as the index holds it (milliseconds, or a pandas/datetime time) in ms."""
+    if hasattr(value, "timestamp"):
+        return int(value.timestamp() * 1000)  # type: ignore[union-attr]
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
 
 
 def _sorted_by_run_id(found: dict[str, list[RunSummary]]) -> dict[str, list[RunSummary]]:
@@ -172,8 +205,11 @@ def _json_list(raw: object) -> list[str]:
     return list(json.loads(raw))
 
 
-def first_parent_log(repository: TrackingRepository, rev: str, limit: int) -> list[CommitRuns]:
-    """``git log --first-parent -n limit rev`` with each commit's runs; notes refreshed."""
+def first_parent_log(
+    repository: TrackingRepository, rev: str, limit: int, refresh: bool = True
+) -> list[CommitRuns]:
+    """``git log --first-parent -n limit rev`` with each commit's runs; notes refreshed
+    unless ``refresh`` is False (a read-only reader such as the web UI writes no ref)."""
     if limit < 1:
         raise InvalidInputError(f"-n {limit}: the number of commits must be at least 1")
     start = resolve_commit(repository, rev)
@@ -187,7 +223,7 @@ def first_parent_log(repository: TrackingRepository, rev: str, limit: int) -> li
     runs = runs_of_commits(repository, commits)
     done = set() if live else _notes_done(repository, tip)
     stale = [commit for commit in commits if commit not in done]
-    if stale:
+    if stale and refresh:
         with contextlib.suppress(GittrackError):  # notes are derived: a busy ref is left alone
             refresh_notes(repository, stale, runs, attempts=3)
             if not live:

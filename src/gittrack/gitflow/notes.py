@@ -39,6 +39,7 @@ class RunSummary:
     run_name: str
     status: str
     metrics: Mapping[str, float]
+    start_time: int = 0  # milliseconds; orders a commit's runs, not part of the note
 
     def line(self) -> str:
         """``run <id> <status> <experiment>/<name> key=value …`` with the first metrics by key."""

@@ -3,7 +3,8 @@
 A model directory holds:
 
 - ``MLmodel``: YAML describing the model (``ModelConfig``): its flavors, uuid, creation time,
-  signature, input example info and, when logged from a run, ``run_id``/``artifact_path``;
+  signature, input example info and, when logged from a run, ``run_id``/``artifact_path`` and
+  the ``model_id`` that ``models:/<model_id>`` resolves (``m-`` and the uuid, MLflow 3's form);
 - the serialized model file named by the flavors;
 - ``requirements.txt``, ``python_env.yaml`` and ``conda.yaml``: the environment to run it;
 - ``input_example.json`` and ``serving_input_example.json`` when an example was given.
@@ -45,6 +46,9 @@ CONDA_ENV_FILE_NAME = "conda.yaml"
 INPUT_EXAMPLE_FILE_NAME = "input_example.json"
 SERVING_INPUT_FILE_NAME = "serving_input_example.json"
 
+MODEL_ID_PREFIX = "m-"
+"""A logged model's id is this prefix and its 32-hex-digit uuid, as MLflow 3 names models."""
+
 PYFUNC_FLAVOR = "python_function"
 """The generic flavor every MLflow tool loads through; names the module that loads the model."""
 
@@ -58,6 +62,8 @@ _KNOWN_KEYS = (
     "saved_input_example_info",
     "metadata",
     "mlflow_version",
+    "gittrack_version",
+    "model_id",
 )
 
 _BUILD_DEPENDENCIES = ("pip", "setuptools", "wheel")
@@ -71,7 +77,9 @@ class ModelConfig:
     """The content of an ``MLmodel`` file.
 
     ``mlflow_version`` is optional for MLflow's loaders, so gittrack never writes it; it is kept
-    when a model saved by MLflow is read. ``extra`` holds any other top-level key.
+    when a model saved by MLflow is read. ``gittrack_version`` says which gittrack wrote the
+    model (MLflow keeps keys it does not know). ``model_id`` is set for a model logged in a run.
+    ``extra`` holds any other top-level key.
     """
 
     flavors: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -83,6 +91,8 @@ class ModelConfig:
     saved_input_example_info: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     mlflow_version: str | None = None
+    gittrack_version: str | None = None
+    model_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -93,12 +103,18 @@ class ModelConfig:
         artifact_path: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> ModelConfig:
-        """A config for a model being saved now, with a fresh uuid and creation time."""
+        """A config for a model being saved now, with a fresh uuid and creation time.
+
+        A model saved for a run (``run_id`` given) also gets its ``model_id``.
+        """
         created = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         if metadata is not None:
             _check_metadata(metadata)
+        model_uuid = uuid.uuid4().hex
         return cls(
-            model_uuid=uuid.uuid4().hex,
+            model_uuid=model_uuid,
+            model_id=f"{MODEL_ID_PREFIX}{model_uuid}" if run_id else None,
+            gittrack_version=installed_version("gittrack"),
             utc_time_created=str(created),
             run_id=run_id,
             artifact_path=artifact_path,
@@ -137,9 +153,15 @@ class ModelConfig:
             "saved_input_example_info": self.saved_input_example_info,
             "metadata": self.metadata,
             "mlflow_version": self.mlflow_version,
+            "gittrack_version": self.gittrack_version,
+            "model_id": self.model_id,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
         return data
+
+    def to_yaml(self) -> str:
+        """The ``MLmodel`` text of this config, exactly as ``write_model_config`` writes it."""
+        return _yaml_text(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = MLMODEL_FILE_NAME) -> ModelConfig:
@@ -161,6 +183,8 @@ class ModelConfig:
             saved_input_example_info=_optional_mapping(data, "saved_input_example_info", source),
             metadata=_optional_mapping(data, "metadata", source),
             mlflow_version=_optional_str(data, "mlflow_version"),
+            gittrack_version=_optional_str(data, "gittrack_version"),
+            model_id=_optional_str(data, "model_id"),
             extra={key: value for key, value in data.items() if key not in _KNOWN_KEYS},
         )
 
@@ -235,7 +259,13 @@ def _optional_mapping(data: Mapping[str, Any], key: str, source: str) -> dict[st
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What saving a model produced (MLflow's ``ModelInfo`` fields for a local save)."""
+    """What saving or logging a model produced: MLflow 3's ``ModelInfo`` fields.
+
+    ``model_uri`` is the run's URI (``runs:/<run_id>/<artifact_path>``) for a logged model,
+    the directory for a local save; ``models:/<model_id>`` names the same logged model.
+    ``mlflow_version`` is set only for models MLflow wrote; ``gittrack_version`` for gittrack's.
+    ``registered_model_version`` is the version ``registered_model_name`` created, if any.
+    """
 
     path: str
     model_uri: str
@@ -247,6 +277,10 @@ class ModelInfo:
     signature: ModelSignature | None = None
     saved_input_example_info: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
+    model_id: str | None = None
+    mlflow_version: str | None = None
+    gittrack_version: str | None = None
+    registered_model_version: int | None = None
 
     @property
     def signature_dict(self) -> dict[str, str | None] | None:
@@ -254,6 +288,7 @@ class ModelInfo:
 
     @classmethod
     def from_config(cls, model_dir: str | os.PathLike[str], config: ModelConfig) -> ModelInfo:
+        """The info of the model saved in ``model_dir`` with ``config`` (its ``MLmodel``)."""
         path = str(Path(model_dir).resolve())
         if config.run_id and config.artifact_path:
             model_uri = f"runs:/{config.run_id}/{config.artifact_path}"
@@ -270,6 +305,9 @@ class ModelInfo:
             signature=config.signature,
             saved_input_example_info=config.saved_input_example_info,
             metadata=config.metadata,
+            model_id=config.model_id,
+            mlflow_version=config.mlflow_version,
+            gittrack_version=config.gittrack_version,
         )
 
 
@@ -489,6 +527,9 @@ def _json_value(value: Any) -> Any:
 
 
 def _write_yaml(path: Path, data: Any) -> None:
+    path.write_text(_yaml_text(data), encoding="utf-8")
+
+
+def _yaml_text(data: Any) -> str:
     # A wide line keeps each signature JSON string on one line, so diffs show whole schemas.
-    text = yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=10_000)
-    path.write_text(text, encoding="utf-8")
+    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=10_000)

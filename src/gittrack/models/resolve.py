@@ -1,6 +1,7 @@
 """Resolve model URIs to local model directories.
 
-``models:/`` URIs go through the registry to the version's source; a ``runs:/`` source is a
+``models:/<model_id>`` URIs go to the run that logged the model (see ``model_ids``), other
+``models:/`` URIs through the registry to the version's source; a ``runs:/`` source is a
 directory of the run's artifacts. For a committed run that directory is a git tree, so it is
 materialized once under ``$GIT_DIR/gittrack/cache/models/<tree id>`` and reused by every later
 load (the id changes whenever a byte changes). A live run's artifacts, a ``dst_path`` request
@@ -25,7 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from gittrack.errors import InvalidInputError, NotFoundError
-from gittrack.models import uris
+from gittrack.models import model_ids, uris
 from gittrack.models.model_format import MLMODEL_FILE_NAME, PYFUNC_FLAVOR, read_model_config
 from gittrack.registry.service import RegistryService
 from gittrack.store import layout
@@ -68,6 +69,10 @@ def resolve_model_uri(
     text = os.fspath(uri)
     current = text
     for _ in range(MAX_INDIRECTIONS):
+        model_id = uris.model_id_of(current)
+        if model_id is not None:
+            current = model_ids.find_logged_model(repository, model_id).runs_uri
+            continue
         if uris.is_models_uri(current):
             version = RegistryService(repository).version_for_uri(uris.parse_models_uri(current))
             if not version.source:
@@ -92,10 +97,11 @@ def _resolve_run_artifacts(
     tree = None
     if not repository.staging.exists(run_id):
         entry = repository.branch.snapshot().entry(_artifact_path_on_branch(run_id, path))
-        if entry is None:
+        # A run of an experiment with an artifact_location keeps its artifacts outside git.
+        if entry is None and runs.external_artifacts(run_id) is None:
             runs.get(run_id)  # a missing run says so; a missing path is reported below
             raise NotFoundError(f"run {run_id} has no artifact {path!r} (from {uri!r})")
-        tree = entry.sha if entry.is_tree else None
+        tree = entry.sha if entry is not None and entry.is_tree else None
     if tree is not None and dst_path is None:
         cached = _cached_tree(repository, run_id, path, tree)
         return ResolvedModel(uri, cached, run_id, path, tree)
@@ -153,7 +159,10 @@ def is_pickle_based(model_dir: Path) -> bool:
     sklearn_conf = config.flavors.get("sklearn")
     if sklearn_conf is not None:
         return (sklearn_conf.get("serialization_format") or "pickle") in ("pickle", "cloudpickle")
-    model_path = str(config.flavors.get(PYFUNC_FLAVOR, {}).get("model_path") or "")
+    pyfunc_conf = config.flavors.get(PYFUNC_FLAVOR, {})
+    if pyfunc_conf.get("python_model"):  # a cloudpickled custom PythonModel
+        return True
+    model_path = str(pyfunc_conf.get("model_path") or "")
     return model_path.endswith(_PICKLE_SUFFIXES)
 
 

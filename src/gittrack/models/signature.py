@@ -12,6 +12,7 @@ module stays cheap.
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,19 @@ COLUMN_NUMPY_DTYPES = {
 TENSOR_TYPE = "tensor"
 
 
+class DataType(str, enum.Enum):
+    """MLflow's column types by name: ``ColumnSpec(DataType.double, "x")`` stores ``double``."""
+
+    boolean = "boolean"
+    integer = "integer"
+    long = "long"
+    float = "float"
+    double = "double"
+    string = "string"
+    binary = "binary"
+    datetime = "datetime"
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     """One column of a tabular input or output.
@@ -48,7 +62,13 @@ class ColumnSpec:
     required: bool = True
     details: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
+    def __post_init__(self) -> None:
+        # MLflow scripts pass a ``DataType`` member (``DataType.double``); its name is the type.
+        if type(self.type) is not str:
+            object.__setattr__(self, "type", str(getattr(self.type, "name", self.type)))
+
     def to_dict(self) -> dict[str, Any]:
+        """The spec as stored in a signature's JSON (MLflow's column spec keys)."""
         spec: dict[str, Any] = {**self.details, "type": self.type, "required": self.required}
         if self.name is not None:
             spec["name"] = self.name
@@ -63,7 +83,16 @@ class TensorSpec:
     shape: tuple[int, ...]
     name: str | None = None
 
+    def __post_init__(self) -> None:
+        # MLflow scripts pass a numpy dtype (``TensorSpec(np.dtype("float64"), (-1, 4))``).
+        if not isinstance(self.dtype, str):
+            import numpy as np
+
+            object.__setattr__(self, "dtype", tensor_dtype_name(np.dtype(self.dtype)))
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+
     def to_dict(self) -> dict[str, Any]:
+        """The spec as stored in a signature's JSON (``type: tensor`` with its dtype/shape)."""
         spec: dict[str, Any] = {
             "type": TENSOR_TYPE,
             "tensor-spec": {"dtype": self.dtype, "shape": list(self.shape)},
@@ -78,11 +107,21 @@ Spec = ColumnSpec | TensorSpec
 
 @dataclass(frozen=True)
 class Schema:
-    """An ordered list of specs, all columns or all tensors."""
+    """An ordered list of specs, all columns or all tensors (MLflow's ``Schema``).
+
+    ``Schema([ColSpec("double", "x")])`` builds one as MLflow scripts do; any iterable of
+    specs is kept as a tuple.
+    """
 
     specs: tuple[Spec, ...]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "specs", tuple(self.specs))
+        if not all(isinstance(spec, (ColumnSpec, TensorSpec)) for spec in self.specs):
+            raise InvalidInputError(
+                "a schema holds ColSpec/ColumnSpec or TensorSpec items only, got "
+                f"{[type(spec).__name__ for spec in self.specs]}"
+            )
         kinds = {type(spec) for spec in self.specs}
         if len(kinds) > 1:
             raise InvalidInputError(
@@ -97,11 +136,30 @@ class Schema:
     def has_names(self) -> bool:
         return bool(self.specs) and all(spec.name is not None for spec in self.specs)
 
+    @property
+    def inputs(self) -> list[Spec]:
+        """The specs as a list (MLflow's ``Schema.inputs``)."""
+        return list(self.specs)
+
     def names(self) -> list[str | None]:
+        """The name of each spec, None for unnamed ones."""
         return [spec.name for spec in self.specs]
 
+    def input_names(self) -> list[str | int]:
+        """Spec names, with the position standing in for an unnamed spec (as MLflow)."""
+        return [spec.name if spec.name is not None else i for i, spec in enumerate(self.specs)]
+
+    def input_types(self) -> list[str]:
+        """The column type or tensor dtype of each spec."""
+        return [spec.dtype if isinstance(spec, TensorSpec) else spec.type for spec in self.specs]
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        """The specs as decoded JSON (a list of mappings)."""
+        return [spec.to_dict() for spec in self.specs]
+
     def to_json(self) -> str:
-        return json.dumps([spec.to_dict() for spec in self.specs], sort_keys=True)
+        """The JSON string stored in ``MLmodel``; keys sorted so saves are reproducible."""
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | list[Any]) -> Schema:
@@ -164,10 +222,60 @@ def as_model_signature(signature: Any) -> ModelSignature:
     )
 
 
-def infer_signature(model_input: Any, model_output: Any = None) -> ModelSignature:
-    """Signature from an example input and, optionally, the model's output on it."""
+def infer_signature(
+    model_input: Any = None,
+    model_output: Any = None,
+    params: Mapping[str, Any] | None = None,
+) -> ModelSignature:
+    """A signature from an example input, the model's output on it and inference params.
+
+    Args:
+        model_input: a pandas DataFrame or Series, a numpy array, a list of records, a dict of
+            columns or a list of scalars; None leaves the inputs unset.
+        model_output: the model's prediction on ``model_input`` (same kinds), or None.
+        params: inference parameters and their default values (str, bool, int, float or a
+            list of one of them), stored as MLflow's params schema.
+
+    Returns:
+        The ``ModelSignature`` to pass to ``log_model(signature=...)``.
+
+    Raises:
+        InvalidInputError: a value whose type has no signature type (the message names it).
+    """
+    inputs = infer_schema(model_input) if model_input is not None else None
     outputs = infer_schema(model_output) if model_output is not None else None
-    return ModelSignature(inputs=infer_schema(model_input), outputs=outputs)
+    params_json = infer_params_schema(params) if params else None
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params_json)
+
+
+_PARAM_TYPES = ((bool, "boolean"), (int, "long"), (float, "double"), (str, "string"))
+
+
+def infer_params_schema(params: Mapping[str, Any]) -> str:
+    """MLflow's params schema JSON: name, type, default value and shape (``[-1]`` for lists)."""
+    if not isinstance(params, Mapping):
+        raise InvalidInputError(f"params must be a mapping, got {type(params).__name__}")
+    specs = []
+    for name, default in params.items():
+        values = default if isinstance(default, list) else [default]
+        types = {_param_type(name, value) for value in values}
+        if len(types) != 1:
+            raise InvalidInputError(
+                f"param {name!r}: a list default needs values of one type, got {default!r}"
+            )
+        shape = [-1] if isinstance(default, list) else None
+        spec = {"name": str(name), "type": types.pop(), "default": default, "shape": shape}
+        specs.append(spec)
+    return json.dumps(specs, sort_keys=True)
+
+
+def _param_type(name: Any, value: Any) -> str:
+    for python_type, param_type in _PARAM_TYPES:
+        if isinstance(value, python_type):
+            return param_type
+    raise InvalidInputError(
+        f"param {name!r}: default {value!r} is not a str, bool, int, float or a list of one"
+    )
 
 
 def infer_signature_from_example(example: Any, prediction: Any) -> ModelSignature:
@@ -183,7 +291,11 @@ def infer_signature_from_example(example: Any, prediction: Any) -> ModelSignatur
 
 
 def infer_schema(data: Any) -> Schema:
-    """Schema of a pandas DataFrame/Series, a numpy array, a dict of columns or a list."""
+    """Schema of a pandas DataFrame/Series, a numpy array, a dict of columns or a list.
+
+    A list of records or a dict of columns is a table, a list of scalars one unnamed column,
+    any other list an array. ``InvalidInputError`` names a value with no signature type.
+    """
     import numpy as np
     import pandas as pd
 
@@ -196,6 +308,8 @@ def infer_schema(data: Any) -> Schema:
         return Schema((_tensor_spec(data),))
     if isinstance(data, Mapping) or _is_list_of_mappings(data):
         return infer_schema(to_dataframe(data))
+    if isinstance(data, list) and data and all(_is_scalar(x) for x in data):
+        return infer_schema(pd.Series(data))  # one unnamed column, as MLflow infers it
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         return infer_schema(np.asarray(data))
     raise InvalidInputError(

@@ -15,13 +15,12 @@ import importlib
 import os
 import pickle
 import platform
-import shutil
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gittrack.errors import ConflictError, CorruptDataError, InvalidInputError
+from gittrack.errors import CorruptDataError, InvalidInputError
 from gittrack.models.model_format import (
     MLMODEL_FILE_NAME,
     PYFUNC_FLAVOR,
@@ -35,6 +34,7 @@ from gittrack.models.model_format import (
     write_input_example,
     write_model_config,
 )
+from gittrack.models.save_target import prepare_target, remove_partial_save
 from gittrack.models.signature import (
     ModelSignature,
     as_model_signature,
@@ -93,7 +93,7 @@ def save_model(
             f"skops_trusted_types only applies to serialization_format='skops', not {fmt!r}"
         )
     config = ModelConfig.new(run_id=run_id, artifact_path=artifact_path, metadata=metadata)
-    model_dir, created = _prepare_target(path)
+    model_dir, created = prepare_target(path)
     try:
         _write_model_dir(
             model_dir,
@@ -107,7 +107,7 @@ def save_model(
             pip_requirements=pip_requirements,
         )
     except BaseException:
-        _remove_partial_save(model_dir, created)
+        remove_partial_save(model_dir, created)
         raise
     return ModelInfo.from_config(model_dir, config)
 
@@ -185,8 +185,11 @@ def load_estimator(model_dir: Path, config: ModelConfig) -> Any:
     return _deserialize(model_dir / str(file_name), fmt, conf.get("skops_trusted_types"))
 
 
-def load_pyfunc_estimator(model_dir: Path, config: ModelConfig) -> Any:
-    """Loader behind ``loader_module: mlflow.sklearn`` of the ``python_function`` flavor."""
+def load_pyfunc_estimator(model_dir: Path, config: ModelConfig, model_config: Any = None) -> Any:
+    """Loader behind ``loader_module: mlflow.sklearn`` of the ``python_function`` flavor.
+
+    ``model_config`` is accepted and ignored, as MLflow's sklearn loader does.
+    """
     if FLAVOR_NAME in config.flavors:
         return load_estimator(model_dir, config)
     # Very old MLflow models carry only python_function: its model_path holds a plain pickle.
@@ -245,30 +248,6 @@ def _check_predict_fn(sk_model: Any, predict_fn: str) -> None:
         raise InvalidInputError(
             f"pyfunc_predict_fn {predict_fn!r}: {type(sk_model).__name__} has no such method"
         )
-
-
-def _prepare_target(path: str | os.PathLike[str]) -> tuple[Path, bool]:
-    model_dir = Path(path)
-    if model_dir.exists():
-        if not model_dir.is_dir() or any(model_dir.iterdir()):
-            raise ConflictError(
-                f"cannot save a model to {model_dir}: it already exists and is not an empty "
-                "directory"
-            )
-        return model_dir, False
-    model_dir.mkdir(parents=True)
-    return model_dir, True
-
-
-def _remove_partial_save(model_dir: Path, created: bool) -> None:
-    if created:
-        shutil.rmtree(model_dir, ignore_errors=True)
-        return
-    for child in model_dir.iterdir():
-        if child.is_dir():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
 
 
 def _sklearn_version() -> str:

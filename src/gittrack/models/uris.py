@@ -1,19 +1,23 @@
 """Parsing of the model URIs: ``runs:/<run_id>/<path>`` and ``models:/...``.
 
 ``models:/Name/3`` names a version, ``models:/Name/Production`` the latest version in a stage,
-``models:/Name/latest`` the latest version, ``models:/Name@alias`` the version holding an alias.
+``models:/Name/latest`` the latest version, ``models:/Name@alias`` the version holding an alias, and ``models:/m-<32 hex digits>`` the logged
+model with that id (MLflow 3's form, see ``model_ids``).
 Model names may contain ``/``, so the last segment decides: digits are a version, ``latest`` is
 the latest, anything else a stage.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from gittrack.errors import InvalidInputError
 
 RUNS_SCHEME = "runs:/"
 MODELS_SCHEME = "models:/"
+MODEL_ID_PATTERN = re.compile(r"m-[0-9a-f]{32}")
+"""A logged model's id: ``m-`` and 32 lowercase hex digits."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,14 @@ def is_runs_uri(uri: str) -> bool:
 
 def is_models_uri(uri: str) -> bool:
     return uri.startswith(MODELS_SCHEME)
+
+
+def model_id_of(uri: str) -> str | None:
+    """The model id a ``models:/<model_id>`` URI names; None for any other URI."""
+    if not is_models_uri(uri):
+        return None
+    rest = uri[len(MODELS_SCHEME) :].strip("/")
+    return rest if MODEL_ID_PATTERN.fullmatch(rest) else None
 
 
 def parse_runs_uri(uri: str) -> RunsUri:

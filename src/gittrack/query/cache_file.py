@@ -1,7 +1,8 @@
 """The run index on disk, in ``$GIT_DIR/gittrack/cache/``: derived data, safe to delete.
 
 One manifest per tracking branch (``runs-<branch hash>.json``) names the data file holding the
-run frame (an Arrow IPC file through pyarrow when it is installed, else a pickle), the branch
+run frame (an Arrow IPC file; pyarrow is a required dependency, and the cache never holds a
+pickle, so loading it runs no code), the branch
 tip and ``.tracking/runs`` tree the frame describes, the gittrack version and cache format that
 wrote it, and a CRC-32 of the data file. Arrow's IPC format is read without decoding (a
 100,000-run index loads in tens of milliseconds, where Parquet takes half a second), and the
@@ -18,8 +19,6 @@ import contextlib
 import hashlib
 import json
 import os
-import pickle
-import tempfile
 import time
 import zlib
 from collections.abc import Callable
@@ -27,13 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import gittrack
+from gittrack._version import __version__
+from gittrack.store.files import replace_file
 
 if TYPE_CHECKING:
     import pandas as pd
 
 CACHE_FORMAT = 4
-_STORAGES = ("arrow", "pickle")
+_STORAGE = "arrow"
 _STALE_SECONDS = 120
 
 
@@ -57,14 +57,6 @@ class SavedColumns:
     skipped: dict[str, str]
 
 
-def _storage() -> str:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return "pickle"
-    return "arrow"
-
-
 def _checksum(data: bytes) -> str:
     return f"{zlib.crc32(data):08x}"
 
@@ -79,15 +71,15 @@ class IndexCache:
         self.manifest = directory / f"{self._stem}.json"
         self.problem: str | None = None
 
-    def _expected(self, storage: str) -> dict:
+    def _expected(self) -> dict:
         import pandas as pd
 
         return {
             "cache_format": CACHE_FORMAT,
-            "gittrack": gittrack.__version__,
+            "gittrack": __version__,
             "pandas": pd.__version__,
             "ref": self.ref,
-            "storage": storage,
+            "storage": _STORAGE,
         }
 
     def load(self) -> CachedIndex | None:
@@ -112,7 +104,7 @@ class IndexCache:
 
         This is the fast path of commands that only read a few columns of a current index
         (``gittrack log``): importing pandas costs more than the whole read. Anything else
-        (another tip, a pickle, a damaged file) returns None and the caller builds the frame.
+        (another tip, another format, a damaged file) returns None and the caller builds the frame.
         """
         try:
             manifest = json.loads(self.manifest.read_text())
@@ -140,23 +132,18 @@ class IndexCache:
         name = manifest.get("file", "")
         return (
             manifest.get("cache_format") == CACHE_FORMAT
-            and manifest.get("gittrack") == gittrack.__version__
+            and manifest.get("gittrack") == __version__
             and manifest.get("ref") == self.ref
-            and manifest.get("storage") == "arrow"
-            and _storage() == "arrow"
+            and manifest.get("storage") == _STORAGE
             and isinstance(name, str)
             and "/" not in name
             and name.startswith(self._stem)
         )
 
     def _load(self, manifest: dict) -> CachedIndex | None:
-        expected = self._expected(manifest.get("storage", ""))
-        stale = [k for k, v in expected.items() if manifest.get(k) != v]
-        if stale or manifest.get("storage") not in _STORAGES:
-            self.problem = f"written by another version ({', '.join(stale) or 'storage'})"
-            return None
-        if manifest["storage"] != _storage():
-            self.problem = f"kept as {manifest['storage']}; this installation keeps {_storage()}"
+        stale = [k for k, v in self._expected().items() if manifest.get(k) != v]
+        if stale:
+            self.problem = f"written by another version ({', '.join(stale)})"
             return None
         name = manifest["file"]
         if "/" in name or not name.startswith(self._stem):
@@ -166,7 +153,7 @@ class IndexCache:
         if _checksum(data) != manifest["digest"]:
             self.problem = f"{name} does not match its digest"
             return None
-        frame = _decode(data, manifest["storage"])
+        frame = _decode(data)
         if len(frame) != manifest["rows"]:
             self.problem = f"{name} has {len(frame)} rows, the manifest says {manifest['rows']}"
             return None
@@ -178,15 +165,14 @@ class IndexCache:
 
     def save(self, index: CachedIndex) -> bool:
         """Publish an index; False when the cache directory cannot be written."""
-        storage = _storage()
         try:
-            data = _encode(index.frame, storage)
+            data = _encode(index.frame)
             digest = _checksum(data)
-            name = f"{self._stem}-{digest}-{os.urandom(4).hex()}.{storage}"
+            name = f"{self._stem}-{digest}-{os.urandom(4).hex()}.{_STORAGE}"
             self.directory.mkdir(parents=True, exist_ok=True)
-            _write_atomic(self.directory / name, data)
+            replace_file(self.directory / name, data)
             manifest = {
-                **self._expected(storage),
+                **self._expected(),
                 "tip": index.tip,
                 "runs_tree": index.runs_tree,
                 "rows": len(index.frame),
@@ -195,7 +181,7 @@ class IndexCache:
                 "digest": digest,
                 "written_at": int(time.time()),
             }
-            _write_atomic(self.manifest, json.dumps(manifest, indent=1).encode())
+            replace_file(self.manifest, json.dumps(manifest, indent=1).encode())
         except OSError:
             return False
         self._remove_stale(keep=name)
@@ -206,7 +192,7 @@ class IndexCache:
         now = time.time()
         for path in self.directory.iterdir():
             name = path.name
-            is_ours = name.startswith(self._stem + "-") or name.startswith(".tmp-")
+            is_ours = name.startswith((self._stem + "-", f"tmp_{self._stem}"))
             if not is_ours or name == keep:
                 continue
             with contextlib.suppress(OSError):
@@ -214,40 +200,19 @@ class IndexCache:
                     path.unlink()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def _encode(frame: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+
+    # Without pandas' schema metadata, reading skips rebuilding indexes from JSON (a third of
+    # the load time); column types come back the same from the Arrow types.
+    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
-def _encode(frame: pd.DataFrame, storage: str) -> bytes:
-    if storage == "arrow":
-        import pyarrow as pa
+def _decode(data: bytes) -> pd.DataFrame:
+    import pyarrow as pa
 
-        # Without pandas' schema metadata, reading skips rebuilding indexes from JSON (a
-        # third of the load time); column types come back the same from the Arrow types.
-        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        return sink.getvalue().to_pybytes()
-    return pickle.dumps(frame.reset_index(drop=True), protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _decode(data: bytes, storage: str) -> pd.DataFrame:
-    import pandas as pd
-
-    if storage == "arrow":
-        import pyarrow as pa
-
-        return pa.ipc.open_file(pa.BufferReader(data)).read_all().to_pandas()
-    frame = pickle.loads(data)
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"expected a DataFrame, found {type(frame).__name__}")
-    return frame
+    return pa.ipc.open_file(pa.BufferReader(data)).read_all().to_pandas()

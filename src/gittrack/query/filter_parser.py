@@ -19,9 +19,9 @@ Semantics that follow MLflow:
 * metric and time comparisons are numeric, param, tag and other attribute comparisons are
   exact string comparisons.
 
-One deliberate difference: the frame stores a missing metric as NaN, so a metric whose value is
-NaN is indistinguishable from a missing one and matches no comparison (MLflow's in-memory
-search lets ``metrics.x != 1`` match a NaN value).
+* a metric whose latest value is NaN matches ``!=`` (NaN differs from every number, as in
+  MLflow's sqlite store) and no other comparison. The frame holds a missing metric as NaN too;
+  ``_nan_metrics`` tells the two apart.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from gittrack.errors import InvalidInputError
+from gittrack.query.run_rows import logged_as_nan
 
 __all__ = [
     "And",
@@ -708,15 +709,18 @@ def _comparison_mask(comparison: Comparison, df: pd.DataFrame) -> np.ndarray:
     if column is None:
         return np.full(len(df), comparison.op == "IS NULL", dtype=bool)
     if comparison.key.is_numeric:
-        return _numeric_mask(comparison, column)
+        return _numeric_mask(comparison, column, df)
     return _string_mask(comparison, column)
 
 
-def _numeric_mask(comparison: Comparison, column: pd.Series) -> np.ndarray:
+def _numeric_mask(comparison: Comparison, column: pd.Series, df: pd.DataFrame) -> np.ndarray:
     values = _as_float_array(column)
     result = _NUMERIC_OPS[comparison.op](values, cast(float, comparison.value))
     if comparison.op == "!=":
-        result &= ~np.isnan(values)
+        nan = np.isnan(values)
+        result &= ~nan
+        if comparison.key.kind == "metric":
+            result |= logged_as_nan(df, comparison.key.name, nan)
     return result
 
 

@@ -7,6 +7,7 @@ search re-reads only the live runs that changed since the previous one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -84,6 +85,16 @@ class LiveRuns:
         record = LiveRecord(run_id, meta, params, summarize_metrics(points), where)
         self._known[run_id] = (stamps, record)
         return record
+
+
+def live_stamp(staging: Staging) -> str:
+    """A digest of which runs are live and the size and time of their files: it changes
+    whenever a live run starts, logs or ends, and costs a few ``stat`` calls per run."""
+    digest = hashlib.sha1()
+    for run_id in sorted(staging.run_ids()):
+        path = staging.root / run_id
+        digest.update(repr((run_id, [_stamp(os.path.join(path, n)) for n in _FILES])).encode())
+    return digest.hexdigest()
 
 
 def _stamp(path: str) -> tuple:

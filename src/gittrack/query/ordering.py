@@ -5,8 +5,9 @@ A clause is a key, written as in a filter (``metrics.loss``, ``params.`a.b```, `
 
 * runs are first put in the natural order, ``start_time`` descending then ``run_id``
   ascending, and the clauses are applied on top of it, so ties keep the natural order;
-* a missing value (a run without the key, NaN) sorts last, in ascending and descending order
-  alike;
+* a missing value sorts last, in ascending and descending order alike; of a metric, a NaN
+  latest value sorts after every number and before the runs without the metric (MLflow's
+  sqlite store, in both directions);
 * metrics and times sort as numbers, everything else as strings.
 """
 
@@ -21,6 +22,7 @@ import pandas as pd
 
 from gittrack.errors import InvalidInputError
 from gittrack.query.filter_parser import FilterSyntaxError, Key, parse_key, tokenize
+from gittrack.query.run_rows import logged_as_nan
 
 __all__ = ["DEFAULT_ORDER", "OrderKey", "parse_order_by", "sort_runs"]
 
@@ -129,6 +131,10 @@ def _sort_positions(df: pd.DataFrame, keys: Sequence[OrderKey]) -> np.ndarray:
         positions = np.flatnonzero(tied)
         rows = order[positions]
         missing, rank = _sort_values(column.iloc[rows], key)
+        if key.key.kind == "metric":
+            # A NaN the run logged sorts before a metric the run does not have.
+            logged = logged_as_nan(df.iloc[rows], key.key.name, missing)
+            missing = missing.astype(np.int8) * 2 - logged
         group = np.cumsum(starts)[positions]
         within = np.lexsort((rank, missing, group))
         order[positions] = rows[within]

@@ -16,7 +16,6 @@ message, so one corrupt run never stops a search of the others.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -25,6 +24,7 @@ import pandas as pd
 
 from gittrack.entities import LifecycleStage, RunStatus
 from gittrack.errors import CorruptDataError
+from gittrack.store.codecs import decode_metric_value
 from gittrack.store.schemas import check_stored
 
 ARTIFACT_URI_PREFIX = "runs:/"  # as RunStore builds artifact URIs
@@ -45,17 +45,6 @@ INFO_COLUMNS = (
 KEY_PREFIXES = ("metrics.", "params.", "tags.")
 _STATUSES = frozenset(RunStatus.ALL)
 _LIFECYCLES = frozenset((LifecycleStage.ACTIVE, LifecycleStage.DELETED))
-_SPECIAL_NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-def decode_number(raw: Any) -> float:
-    """A stored metric number: a YAML number or one of "NaN", "Infinity", "-Infinity"."""
-    special = _SPECIAL_NUMBERS.get(raw) if isinstance(raw, str) else None
-    if special is not None:
-        return special
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        return float(raw)
-    raise TypeError(f"not a metric number: {raw!r}")
 
 
 def stored_summaries(meta: dict, where: str) -> dict[str, dict]:
@@ -65,11 +54,11 @@ def stored_summaries(meta: dict, where: str) -> dict[str, dict]:
             raise TypeError("a metric key is not a string")
         return {
             key: {
-                "value": decode_number(entry["value"]),
+                "value": decode_metric_value(entry["value"]),
                 "step": int(entry["step"]),
                 "timestamp": int(entry["timestamp"]),
-                "min": decode_number(entry["min"]),
-                "max": decode_number(entry["max"]),
+                "min": decode_metric_value(entry["min"]),
+                "max": decode_metric_value(entry["max"]),
                 "count": int(entry["count"]),
             }
             for key, entry in meta["metrics"].items()
@@ -138,7 +127,7 @@ class FrameBuilder:
         info["run_name"].append(meta["run_name"])
         info["user_id"].append(meta["user"])
         info["status"].append(meta["status"])
-        info["artifact_uri"].append(ARTIFACT_URI_PREFIX + run_id)
+        info["artifact_uri"].append(meta.get("artifact_uri") or ARTIFACT_URI_PREFIX + run_id)
         info["lifecycle_stage"].append(meta["lifecycle"])
         info["parent_run_id"].append(meta.get("parent_run_id"))
         info["_details"].append(details)
@@ -313,6 +302,27 @@ def nan_metric_keys(cells: pd.Series) -> set[str]:
         for raw in cells[present]:
             keys.update(json.loads(raw))
     return keys
+
+
+def logged_as_nan(frame: pd.DataFrame, metric: str, candidates: np.ndarray) -> np.ndarray:
+    """Of the rows where ``candidates`` is True, those whose latest value of ``metric`` is NaN
+    (the run has the metric), as opposed to runs without it: read from ``_nan_metrics``.
+
+    Args:
+        frame: rows of the run frame.
+        metric: the metric's key (without ``metrics.``).
+        candidates: one bool per row, True where the metric column holds NaN.
+
+    Returns:
+        One bool per row of ``frame``.
+    """
+    found = np.zeros(len(frame), dtype=bool)
+    cells = frame.get("_nan_metrics")
+    if cells is None or not candidates.any():
+        return found
+    for position in np.flatnonzero(candidates & cells.notna().to_numpy(dtype=bool)):
+        found[position] = metric in json.loads(cells.iloc[position])
+    return found
 
 
 def details(raw: str | None) -> tuple[dict, dict[str, list]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -118,24 +119,91 @@ def search_run_objects(
     return PagedList(runs_from_frame(page), token)
 
 
+@dataclass(frozen=True)
+class RunPage:
+    """One page of a search with what a table around it needs: the total number of matching
+    runs and every metric, param and tag key those runs have (for a column chooser)."""
+
+    runs: list[Run]
+    total: int
+    offset: int
+    metric_keys: list[str]
+    param_keys: list[str]
+    tag_keys: list[str]
+
+
+def search_run_page(
+    repository: TrackingRepository,
+    *,
+    experiment_ids: Sequence[str] | str | None = None,
+    filter_string: str | None = "",
+    run_view_type: ViewType | int | str = ViewType.ACTIVE_ONLY,
+    order_by: Sequence[str] | str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> RunPage:
+    """Runs ``offset`` to ``offset + limit`` of a search, their total and their keys.
+
+    Only the rows of the page become ``Run`` objects, so a page of a 10,000-run search costs
+    the vectorised filter and sort plus ``limit`` rows."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidInputError(f"offset {offset!r} must be a whole number of runs, 0 or more")
+    limit = _check_max_results(limit, MAX_RESULTS_PER_PAGE)
+    frame = select_runs(repository, experiment_ids, filter_string, run_view_type, order_by)
+    keys = key_columns(frame.columns)
+    present = frame[keys].notna().to_numpy().any(axis=0) if keys and len(frame) else []
+    found = [column for column, keep in zip(keys, present) if keep]
+    by_kind: dict[str, list[str]] = {"metrics": [], "params": [], "tags": []}
+    for column in found:
+        prefix, key = column.split(".", 1)
+        by_kind[prefix].append(key)
+    return RunPage(
+        runs=runs_from_frame(frame.iloc[offset : offset + limit]),
+        total=len(frame),
+        offset=offset,
+        metric_keys=sorted(by_kind["metrics"]),
+        param_keys=sorted(by_kind["params"]),
+        tag_keys=sorted(by_kind["tags"]),
+    )
+
+
+def search_runs_table(
+    repository: TrackingRepository,
+    *,
+    experiment_ids: Sequence[str] | str | None = None,
+    filter_string: str | None = "",
+    run_view_type: ViewType | int | str = ViewType.ACTIVE_ONLY,
+    order_by: Sequence[str] | str | None = None,
+) -> pd.DataFrame:
+    """Every matching run as one row: MLflow's ``search_runs`` columns plus run name, user,
+    lifecycle and parent (the table ``gittrack runs export`` writes)."""
+    from gittrack.query.export import runs_table
+
+    frame = select_runs(repository, experiment_ids, filter_string, run_view_type, order_by)
+    return runs_table(frame)
+
+
 def search_runs(
     repository: TrackingRepository,
     *,
     experiment_ids: Sequence[str] | str | None = None,
     filter_string: str | None = "",
     run_view_type: ViewType = ViewType.ACTIVE_ONLY,
-    max_results: int = 100_000,
+    max_results: int | None = 100_000,
     order_by: list[str] | None = None,
     output_format: str = "pandas",
 ) -> Any:
-    """Matching runs as MLflow's DataFrame (``output_format="pandas"``) or a list of ``Run``."""
+    """Matching runs as MLflow's DataFrame (``output_format="pandas"``) or a list of ``Run``;
+    every match for a ``max_results`` of None, none for 0 or less (as MLflow's fluent API)."""
     if output_format not in ("pandas", "list"):
         raise InvalidInputError(
             f"output_format {output_format!r} is not supported: use 'pandas' or 'list'"
         )
-    max_results = _check_max_results(max_results)
     frame = select_runs(repository, experiment_ids, filter_string, run_view_type, order_by)
-    frame = frame.iloc[:max_results]
+    if validation.asks_for_no_results(max_results):
+        frame = frame.iloc[:0]  # MLflow's fluent search_runs answers 0 or less with no runs
+    elif max_results is not None:
+        frame = frame.iloc[: _check_max_results(max_results)]
     if output_format == "list":
         return runs_from_frame(frame)
     return public_frame(frame)

@@ -10,8 +10,6 @@ and on the way in.
 from __future__ import annotations
 
 import json
-import os
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from gittrack.store import layout
 from gittrack.store.branch import BranchSnapshot
 from gittrack.store.codecs import dump_yaml
 from gittrack.store.fast_yaml import load_yaml_fast
+from gittrack.store.files import replace_file
 from gittrack.store.schemas import check_outgoing, check_stored
 
 MODEL_FILE = "model.yaml"
@@ -184,10 +183,7 @@ class DocCache:
             return
         wanted = set(keep)
         docs = {sha: doc for sha, doc in self._load().items() if sha in wanted}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}")
-        temporary.write_text(json.dumps({"format": self.FORMAT, "docs": docs}))
-        os.replace(temporary, self.path)
+        replace_file(self.path, json.dumps({"format": self.FORMAT, "docs": docs}).encode())
         self._dirty = False
 
 

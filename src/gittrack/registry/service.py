@@ -31,7 +31,7 @@ from gittrack.errors import (
     RepositoryError,
     warn_skipped,
 )
-from gittrack.models import uris
+from gittrack.models import model_ids, uris
 from gittrack.query.paging import PagedList, page_of
 from gittrack.registry import metadata
 from gittrack.registry.notify import Notifier
@@ -205,9 +205,11 @@ class RegistryService:
                     versions.append(view.model_version(version))
                 except CorruptDataError as exc:  # one unreadable file does not stop the listing
                     warn_skipped(exc.message)
+        # MLflow's default: most recently updated first; any order_by is then broken by name
+        # and the highest version first.
         found = order(
             filter_versions(versions, expression),
-            order_by,
+            order_by or ["last_updated_timestamp DESC"],
             _sort_value,
             ["name ASC", "version_number DESC"],
             VERSION_FIELDS,
@@ -415,6 +417,7 @@ class RegistryService:
                 f"create_registered_model({name!r}) first (register_model creates it as needed)"
             )
         source, run_id = self._checked_source(source, run_id)
+        model_id = _model_id_of_source(self.repository, source)
         user = self.repo.identity().email
         now = _now_ms()
         model_doc = None if view.model_doc(name) else _model_doc_from_tags(view, name)
@@ -436,6 +439,8 @@ class RegistryService:
                 "last_update_time": format_time(now),
                 "tags": checked_tags,
             }
+            if model_id is not None:
+                doc["model_id"] = model_id
             try:
                 commit = self.branch.commit(
                     lambda snap, d=doc: self._version_changes(snap, d, model_doc),
@@ -461,6 +466,7 @@ class RegistryService:
                 source=source,
                 run_id=run_id,
                 tags=dict(checked_tags),
+                model_id=model_id,
             )
             self.notifier().send(
                 "version_registered", _payload(self, entity, tag=version_tag(name, number))
@@ -482,6 +488,8 @@ class RegistryService:
     def _checked_source(self, source: str, run_id: str | None) -> tuple[str, str | None]:
         if not isinstance(source, str) or not source.strip():
             raise InvalidInputError(f"model version source must be a URI or path, got {source!r}")
+        if (model_id := uris.model_id_of(source)) is not None:
+            source = model_ids.find_logged_model(self.repository, model_id).runs_uri
         if uris.is_models_uri(source):
             version = self.version_for_uri(uris.parse_models_uri(source))
             return version.source or source, run_id or version.run_id
@@ -775,3 +783,11 @@ def _sort_value(entity: RegisteredModel | ModelVersion, field: str) -> Any:
     if field == "source_path":
         return entity.source
     return getattr(entity, field, None)
+
+
+def _model_id_of_source(repository: TrackingRepository, source: str) -> str | None:
+    """The ``model_id`` of a gittrack-logged model at a ``runs:/`` source, else None."""
+    if not uris.is_runs_uri(source):
+        return None
+    parsed = uris.parse_runs_uri(source)
+    return model_ids.model_id_at(repository, parsed.run_id, parsed.path)

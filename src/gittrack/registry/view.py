@@ -183,6 +183,7 @@ class RegistryView:
             status="READY",
             tags=dict(doc.get("tags") or {}),
             aliases=list(version.aliases),
+            model_id=doc.get("model_id"),
         )
 
     def latest_per_stage(self, name: str) -> list[Version]:

@@ -180,13 +180,6 @@ def apply_changes(
     return repo.update_tree(tree, updates)
 
 
-def build_tree(repo: GitRepo, files: Mapping[str, Change]) -> str:
-    """A fresh tree from a mapping of relative paths (the empty tree when there are none)."""
-    return apply_changes(repo, None, _split({k: v for k, v in files.items() if v is not None})) or (
-        repo.write_tree([])
-    )
-
-
 class TrackingBranch:
     """Reads and writes ``refs/heads/<name>`` of one repository."""
 
@@ -204,6 +197,9 @@ class TrackingBranch:
         self._initial_files = initial_files
         self._exists = False  # once seen, a branch is not expected to vanish mid-process
         self._tip_hint: str | None = None  # the tip as last read or written here
+        # Called once, before this handle's first commit (the tracking layer recovers the
+        # orphaned runs of dead processes there: reads never write, DESIGN §4).
+        self.before_first_write: Callable[[], None] | None = None
 
     def tip(self) -> str | None:
         tip = self.repo.read_ref(self.ref)
@@ -279,6 +275,7 @@ class TrackingBranch:
         changes (an experiment's tags, a run's lifecycle) see the other writer's result.
         Returns the new tip (the old one when nothing changed).
         """
+        self.run_before_first_write()
         if not self._exists:
             self.ensure_exists()
         self.refuse_if_checked_out()
@@ -330,6 +327,13 @@ class TrackingBranch:
         raise self._gave_up(
             f"{self.ref} kept moving: gave up after {self.MAX_ATTEMPTS} attempts to commit"
         )
+
+    def run_before_first_write(self) -> None:
+        """Run the ``before_first_write`` hook if it has not run yet (it is dropped first, so
+        the commits the hook makes itself do not call it again)."""
+        hook, self.before_first_write = self.before_first_write, None
+        if hook is not None:
+            hook()
 
     def refuse_if_checked_out(self) -> None:
         """git never moves a branch a work tree has checked out (``git fetch`` and ``git

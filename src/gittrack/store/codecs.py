@@ -55,11 +55,8 @@ _RESERVED = {
     "null",
     "y",
     "n",
-    "~",
-    ".nan",
-    ".inf",
-    "-.inf",
 }
+"""Words YAML 1.1 reads as booleans or null; only what ``_PLAIN`` lets through is listed."""
 
 
 @functools.lru_cache(maxsize=16384)
@@ -227,7 +224,20 @@ def encode_metric_value(value: float) -> str:
     return text
 
 
+def stored_metric_value(value: float) -> float | str:
+    """A metric number as a YAML document stores it: finite numbers as they are, NaN and the
+    infinities as the strings "NaN", "Infinity", "-Infinity" (DESIGN §3)."""
+    if value != value:
+        return "NaN"
+    if value in _SPECIAL:
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
 def decode_metric_value(raw: Any) -> float:
+    """A stored metric number (a JSON/YAML number or one of "NaN", "Infinity",
+    "-Infinity") as a float; ``ValueError`` for anything else. The one reader of the
+    spelling ``encode_metric_value`` and ``stored_metric_value`` write."""
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         return float(raw)
     if raw == "NaN":

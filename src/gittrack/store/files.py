@@ -279,14 +279,6 @@ class SpareFiles:
         else:
             self._chores.submit(lambda: os.unlink(target))
 
-    def retire(self, path: str) -> None:
-        """Move a file this process no longer needs out of the way (a rename to a new
-        name), and delete it on the background thread: an unlink that frees an inode costs
-        30-50 µs on ext4."""
-        target = self._move_aside(path)
-        if target is not None:
-            self._chores.submit(lambda: os.unlink(target))
-
     def _move_aside(self, path: str) -> str | None:
         """Rename ``path`` into this process's trash directory; None when it is gone, or
         could not be moved and was deleted on the spot."""

@@ -147,7 +147,11 @@ class ObjectReader:
         kind, _, _size = header.decode().partition(" ")
         return kind, body
 
-    MISSING_RETRIES = (0.001, 0.01, 0.05)
+    # About a second in all: on a loaded machine the process that merges packs can be
+    # descheduled between writing the merged pack and removing the small ones for longer
+    # than a few milliseconds (seen with four writers on two busy cores). Only a missing
+    # object waits, and a truly missing one is an error either way.
+    MISSING_RETRIES = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5)
 
     def _read_batch(self, sha: str) -> tuple[str, bytes]:
         """One object through ``cat-file --batch``. Asked again when reported missing: git
@@ -362,6 +366,30 @@ class RefUpdater:
         self._repo = repo
         self._lock = threading.Lock()
         self._reflogs: dict[str, tuple[int, int, int]] = {}
+        self._log_all: str | None = None  # core.logAllRefUpdates, read on first use
+
+    def _autocreates_reflog(self, ref: str) -> bool:
+        """Whether git would start a reflog for ``ref`` (``core.logAllRefUpdates``).
+
+        ``always``: every ref. ``true`` (git's default in a repository with a work tree):
+        branches, remote-tracking refs, notes and HEAD. ``false`` (the default in a bare
+        repository): none. The setting is read once per handle, at the first ref update
+        that needs it (one ``git config`` call), as git reads it once per command.
+        """
+        if self._log_all is None:
+            proc = self._repo.git("config", "--get", "core.logAllRefUpdates", check=False)
+            raw = proc.stdout.decode().strip().lower() if proc.returncode == 0 else ""
+            if raw == "always":
+                self._log_all = "always"
+            elif raw in ("true", "yes", "on", "1") or (raw == "" and not self._repo.bare):
+                self._log_all = "true"
+            else:  # false, no, off, 0, or unset in a bare repository
+                self._log_all = "false"
+        if self._log_all == "always":
+            return True
+        if self._log_all == "true":
+            return ref == "HEAD" or ref.startswith(("refs/heads/", "refs/remotes/", "refs/notes/"))
+        return False
 
     def update(
         self,
@@ -376,8 +404,9 @@ class RefUpdater:
 
         ``before_swap`` runs under the lock once the ref is known to be at ``old`` (the
         objects of a commit are written there: nothing is written for an update that
-        cannot happen). ``reflog=False`` writes no reflog line, as git does for refs outside
-        ``refs/heads``, ``refs/remotes`` and ``refs/notes``. Raises ``RefMovedError`` when
+        cannot happen). The reflog line follows git's rules: ``core.logAllRefUpdates`` says
+        which refs get a new reflog (``_autocreates_reflog``), and a reflog that already
+        exists is always appended to; ``reflog=False`` writes none (a private ref). Raises ``RefMovedError`` when
         the ref moved, ``RefLockedError`` when another writer holds its lock (the caller
         rebuilds and retries), and ``RepositoryError`` when the disk refuses a write (the
         ref is then unchanged).
@@ -585,7 +614,7 @@ class RefUpdater:
         log = f"{repo.common_dir}/logs/{ref}"
         summary = message.splitlines()[0] if message else ""
         line = f"{old or repo.null_sha} {new} {repo.identity().signature()}\t{summary}\n"
-        fd = self._reflog_fd(log)
+        fd = self._reflog_fd(ref, log)
         if fd is not None:
             data = line.encode()
             try:
@@ -594,7 +623,7 @@ class RefUpdater:
                 take_back(fd, data, exc)  # no partial line: git would not read the reflog
                 raise
 
-    def _reflog_fd(self, log: str) -> int | None:
+    def _reflog_fd(self, ref: str, log: str) -> int | None:
         """An append descriptor on the reflog, kept open across commits; reopened when the
         file was replaced (``git reflog expire`` rewrites it) or this is a forked child."""
         cached = self._reflogs.get(log)
@@ -609,8 +638,8 @@ class RefUpdater:
             if pid == process.pid():
                 os.close(fd)
             del self._reflogs[log]
-        if on_disk is None and self._repo.bare:
-            return None  # git keeps no reflog in bare repositories unless one was started
+        if on_disk is None and not self._autocreates_reflog(ref):
+            return None  # git starts no reflog for this ref (core.logAllRefUpdates)
         try:
             fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         except FileNotFoundError:
@@ -691,6 +720,8 @@ class GitRepo:
             cwd=start,
             check=False,
         )
+        if proc.returncode != 0 and b"refstorage" in proc.stderr.lower():
+            raise RepositoryError(_reftable_message(str(start)))
         if proc.returncode != 0:
             raise RepositoryError(
                 f"{str(start)!r} is not inside a git repository: run `git init` (or "
@@ -703,6 +734,8 @@ class GitRepo:
         self.common_dir = common if common.is_absolute() else (start / common).resolve()
         self.object_format = lines[3]
         self.work_tree: Path | None = Path(lines[4]) if len(lines) > 4 and lines[4] else None
+        if (self.common_dir / "reftable").is_dir():
+            raise RepositoryError(_reftable_message(str(start)))
         self.objects_dir = self.common_dir / "objects"
         self.null_sha = "0" * (64 if self.object_format == "sha256" else 40)
         self._hash = hashlib.sha256 if self.object_format == "sha256" else hashlib.sha1
@@ -778,17 +811,6 @@ class GitRepo:
         digest = self._hash(f"{kind} {len(data)}\0".encode())
         digest.update(data)
         return digest.hexdigest()
-
-    @contextlib.contextmanager
-    def object_batch(self) -> Iterator[None]:
-        """Collect the objects written inside the block; write them as one pack at its end.
-
-        Objects of the batch can be read back before it is written. When the block raises,
-        nothing is written.
-        """
-        with self.collected_objects() as batch:
-            yield
-        batch.write()
 
     @property
     def _pending(self) -> dict[str, tuple[str, bytes]] | None:
@@ -1139,6 +1161,17 @@ class GitRepo:
     def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order varies
         with contextlib.suppress(Exception):
             self.close()
+
+
+def _reftable_message(where: str) -> str:
+    """Why gittrack refuses a repository whose refs are kept in git's reftable format."""
+    return (
+        f"the git repository at {where!r} keeps its refs in the reftable format "
+        "(extensions.refStorage = reftable); gittrack writes refs in process in git's files "
+        "format (DESIGN §4) and supports only that. Convert the repository with "
+        "`git refs migrate --ref-format=files` (git 2.46 or newer), or track into a "
+        "repository created without --ref-format=reftable"
+    )
 
 
 def _head_of(path: str) -> bytes | None:

@@ -116,7 +116,8 @@ class ExperimentStore:
         return Experiment(
             experiment_id=doc["experiment_id"],
             name=doc["name"],
-            artifact_location=f"{self.artifact_root}/{doc['experiment_id']}",
+            artifact_location=doc.get("artifact_location")
+            or self._default_location(doc["experiment_id"]),
             lifecycle_stage=doc["lifecycle"],
             tags=dict(doc.get("tags") or {}),
             creation_time=parse_time(doc.get("creation_time")),
@@ -146,9 +147,16 @@ class ExperimentStore:
         ]
 
     # ----------------------------------------------------------------- writes
-    def create(self, name: str, tags: dict[str, str] | None = None, exist_ok: bool = False) -> str:
+    def create(
+        self,
+        name: str,
+        tags: dict[str, str] | None = None,
+        exist_ok: bool = False,
+        artifact_location: str | None = None,
+    ) -> str:
         """Create an experiment; with ``exist_ok`` an active one of that name is returned
-        instead (atomically, so concurrent ``set_experiment`` calls agree on one)."""
+        instead (atomically, so concurrent ``set_experiment`` calls agree on one).
+        ``artifact_location``: as ``validation.check_artifact_location`` returned it."""
         name = _check_name(name)
         checked_tags = validation.check_tags(tags, "experiment tag")
         now = int(time.time() * 1000)
@@ -180,12 +188,15 @@ class ExperimentStore:
             while (experiment_id := derive_experiment_id(name, attempt)) in taken:
                 attempt += 1
             created[:] = [experiment_id]
+            # Later than every experiment already there (the Default one may share this
+            # millisecond), so creation_time DESC lists experiments newest first, as MLflow.
+            created_at = max([now, *(e.creation_time + 1 for e in existing if e.creation_time)])
             experiment = Experiment(
                 experiment_id,
                 name,
-                "",
-                creation_time=now,
-                last_update_time=now,
+                artifact_location or "",
+                creation_time=created_at,
+                last_update_time=created_at,
                 tags=checked_tags,
             )
             return {layout.experiment_path(experiment_id): self._blob(experiment)}
@@ -193,8 +204,22 @@ class ExperimentStore:
         self.branch.commit(build, f"Create experiment {message_field(name)}\n")
         return created[0]
 
+    def _default_location(self, experiment_id: str) -> str:
+        return f"{self.artifact_root}/{experiment_id}"
+
+    def external_location(self, experiment: Experiment) -> str | None:
+        """The directory outside git where the artifacts of the experiment's runs go (its
+        ``artifact_location`` given at creation), or None: in the runs, on the branch."""
+        location = experiment.artifact_location
+        if not location or location == self._default_location(experiment.experiment_id):
+            return None
+        return location
+
     def _blob(self, experiment: Experiment) -> Blob:
         doc = experiment_document(experiment)
+        location = self.external_location(experiment)
+        if location is not None:
+            doc["artifact_location"] = location
         check_outgoing(doc, "experiment", layout.experiment_path(experiment.experiment_id))
         return Blob(dump_yaml(doc))
 

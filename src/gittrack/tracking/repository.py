@@ -57,8 +57,8 @@ def tracking_path_from_uri(uri: str | None) -> Path:
 
 
 def _warn_about_kept_orphans(recovered: list[RecoveredRun]) -> None:
-    """One warning per orphaned live run the client start could not commit: the client
-    works on, and ``gittrack recover`` lists them again."""
+    """One warning per orphaned live run the first write could not commit: the write goes
+    on, and ``gittrack recover`` lists them again."""
     for found in recovered:
         if not found.committed:
             warnings.warn(
@@ -82,10 +82,24 @@ class TrackingRepository:
         self.runs = RunStore(self.branch, self.staging, lfs_threshold=self.lfs_threshold)
         self._config: tuple[str | None, dict] | None = None
         self._source: SourceCapture | None = None
-        # Orphans are committed at start, unless a lock left on the branch would make every
-        # start wait for it and fail: ``gittrack recover`` removes it first (``recover``).
-        self.recovered = [] if self.branch.lock_left_behind() else self.runs.recover_orphans()
+        # Reads never write: the orphaned runs of dead processes are committed before this
+        # process's first write (``prepare_write``) or by ``gittrack recover``, never by
+        # opening the repository for a search or a listing (DESIGN §4).
+        self.recovered: list[RecoveredRun] = []
+        self.branch.before_first_write = self._recover_at_first_write
+
+    def _recover_at_first_write(self) -> None:
+        """Commit the orphans once, unless a lock left on the branch would make every
+        start wait for it and fail: ``gittrack recover`` removes it first (``recover``)."""
+        if self.branch.lock_left_behind():
+            return
+        self.recovered = self.runs.recover_orphans()
         _warn_about_kept_orphans(self.recovered)
+
+    def prepare_write(self) -> None:
+        """Call before a write that does not commit to the branch (starting a run): the
+        orphans of dead processes are committed first, once per process and repository."""
+        self.branch.run_before_first_write()
 
     @property
     def path(self) -> Path:
@@ -95,6 +109,7 @@ class TrackingRepository:
         """Bring the repository back after a crash: remove the locks of the branch, of the
         live runs' snapshot refs and of registry tags (GTO names hold ``@`` or ``#``) when
         the writer that took them stopped, then commit the live runs whose process died."""
+        self.branch.before_first_write = None  # this is the recovery
         self.branch.clear_stale_lock()
         for lock in self.repo.ref_locks(layout.LIVE_SNAPSHOTS_PREFIX.rstrip("/")):
             self.repo.refs.clear_stale_lock(lock)

@@ -64,6 +64,7 @@ from gittrack.store.codecs import (
     metric_line,
     parse_metric_lines,
     parse_time,
+    stored_metric_value,
 )
 from gittrack.store.files import copy_file, replace_file, storage_error
 from gittrack.store.git import message_field
@@ -159,14 +160,7 @@ def summarize_metrics(points: list[tuple[str, float, int, int]]) -> dict[str, di
 
 def _encode_summary(summary: dict[str, dict]) -> dict[str, dict]:
     """Summary values as stored: NaN/±inf spelled as strings (DESIGN §3)."""
-
-    def encode(v: float) -> float | str:
-        if math.isnan(v):
-            return "NaN"
-        if math.isinf(v):
-            return "Infinity" if v > 0 else "-Infinity"
-        return v
-
+    encode = stored_metric_value
     return {
         k: {**e, "value": encode(e["value"]), "min": encode(e["min"]), "max": encode(e["max"])}
         for k, e in sorted(summary.items())
@@ -243,6 +237,52 @@ def _artifact_rel(artifact_path: str | None, name: str) -> str:
     return validation.check_artifact_path(f"{rel}/{name}" if rel else name)
 
 
+def _prepared_target(root: Path, rel: str, run_id: str) -> Path:
+    """The path of artifact ``rel`` under a run's artifact directory ``root`` (live, or
+    outside git), its parent directories made; refused when it would leave ``root``
+    (through a symbolic link) or clash with an artifact already there."""
+    target = (root / rel).resolve()
+    if root.resolve() not in target.parents:
+        raise InvalidInputError(f"artifact path {rel!r} escapes the run's artifact directory")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ConflictError(
+            f"artifact {rel!r} of run {run_id} cannot be written: a part of its path is "
+            "already an artifact file"
+        ) from exc
+    except OSError as exc:
+        raise storage_error(exc, f"could not create the directory of artifact {rel!r}") from exc
+    if target.is_dir():
+        raise ConflictError(f"artifact {rel!r} of run {run_id} is already a directory of artifacts")
+    return target
+
+
+def _list_directory(root: Path, rel: str) -> list[tuple[str, bool, int | None]]:
+    """(path, is_dir, size) of the entries of ``rel`` in an artifact directory on disk."""
+    directory = root / rel
+    if not directory.is_dir():
+        return []
+    return [
+        (f"{rel}/{p.name}" if rel else p.name, p.is_dir(), None if p.is_dir() else p.stat().st_size)
+        for p in sorted(directory.iterdir())
+    ]
+
+
+def _copy_from_directory(root: Path, rel: str, dst: Path, run_id: str) -> Path:
+    """Copy artifact ``rel`` (a file or a directory; "" for all) from an artifact directory
+    on disk into ``dst``; returns the copy's path."""
+    source = root / rel
+    if not source.exists():
+        raise NotFoundError(f"run {run_id} has no artifact {rel!r}")
+    target = dst / (source.name if rel else "")
+    if source.is_dir():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    else:
+        shutil.copyfile(source, target)
+    return target if rel else dst
+
+
 def _check_artifact_slot(snap: BranchSnapshot, run_id: str, rel: str) -> None:
     """Refuse an artifact of a committed run whose path is a directory of artifacts, or
     runs through an artifact file (the same rules as for a live run)."""
@@ -300,6 +340,7 @@ class RunStore:
         self,
         experiment_id: str,
         *,
+        artifact_location: str | None = None,
         run_name: str | None = None,
         start_time: int | None = None,
         tags: dict[str, str] | None = None,
@@ -350,6 +391,8 @@ class RunStore:
             },
             "metrics": {},
         }
+        if artifact_location:  # the experiment keeps artifacts outside git (MLflow's layout)
+            meta["artifact_uri"] = f"{artifact_location.rstrip('/')}/{run_id}/artifacts"
         if same_repo_source:
             meta["_parents"] = (
                 [source.snapshot or source.commit] if (source.snapshot or source.commit) else []
@@ -627,26 +670,58 @@ class RunStore:
 
     # ------------------------------------------------------------ artifacts
     def artifact_target(self, run_id: str, artifact_path: str | None, name: str) -> Path:
-        """Where a file named ``name`` logged under ``artifact_path`` goes in the live run
-        (``RunEndedError`` when the run is committed: see ``write_artifact``)."""
+        """Where a file named ``name`` logged under ``artifact_path`` goes: in the run's
+        directory outside git when its experiment has an ``artifact_location``, else in the
+        live run (``RunEndedError`` when the run is committed: see ``write_artifact``)."""
         rel = _artifact_rel(artifact_path, name)
+        external = self.external_artifacts(run_id, writing=True)
+        if external is not None:
+            return _prepared_target(external, rel, run_id)
         opened = self._writable(run_id)
-        target = (opened.live.artifacts_dir / rel).resolve()
-        root = opened.live.artifacts_dir.resolve()
-        if root not in target.parents:
-            raise InvalidInputError(f"artifact path {rel!r} escapes the run's artifact directory")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as exc:
-            raise ConflictError(
-                f"artifact {rel!r} of run {run_id} cannot be written: a part of its path is "
-                "already an artifact file"
-            ) from exc
-        if target.is_dir():
-            raise ConflictError(
-                f"artifact {rel!r} of run {run_id} is already a directory of artifacts"
-            )
-        return target
+        return _prepared_target(opened.live.artifacts_dir, rel, run_id)
+
+    def external_artifacts(self, run_id: str, writing: bool = False) -> Path | None:
+        """The directory outside git that holds the run's artifacts (its experiment has an
+        ``artifact_location``), or None when they are in the run itself.
+
+        Raises:
+            NotFoundError: there is no such run.
+            InvalidStateError: ``writing`` to a deleted run.
+        """
+        meta = self._run_meta(run_id)
+        uri = meta.get("artifact_uri")
+        if uri is None:
+            return None
+        if writing and meta.get("lifecycle") == LifecycleStage.DELETED:
+            raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it")
+        return validation.artifact_location_path(uri)
+
+    def _run_meta(self, run_id: str) -> dict:
+        """The run's ``meta.yaml`` as it is now: live (this process's or another's) or
+        committed."""
+        validation.check_run_id(run_id)
+        opened = self._live_handle(run_id)
+        if opened is not None:
+            return opened.meta
+        if self.staging.exists(run_id):
+            live = self.staging.open(run_id)
+            return load_yaml(live.read(META) or b"", f"{live.path}/{META}")
+        return self._committed_meta(run_id, self.branch.snapshot())
+
+    def _write_external(self, run_id: str, root: Path, files: dict[str, Path | bytes]) -> None:
+        """Write artifact files (a file to copy, or bytes) into a run's directory outside
+        git, each whole or not at all; nothing is committed."""
+        targets = {rel: _prepared_target(root, rel, run_id) for rel in files}
+        for rel, content in files.items():
+            try:
+                if isinstance(content, bytes):
+                    replace_file(targets[rel], content)
+                else:
+                    copy_file(content, targets[rel])
+            except OSError as exc:
+                raise storage_error(
+                    exc, f"could not write {rel} into the artifacts of run {run_id} at {root}"
+                ) from exc
 
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
@@ -654,6 +729,12 @@ class RunStore:
         source = Path(local_path)
         if not source.is_file():
             raise NotFoundError(f"artifact file {str(source)!r} does not exist or is not a file")
+        external = self.external_artifacts(run_id, writing=True)
+        if external is not None:
+            self._write_external(
+                run_id, external, {_artifact_rel(artifact_path, source.name): source}
+            )
+            return
         try:
             with self._adding_files(run_id):
                 self._copy_artifact(
@@ -676,6 +757,10 @@ class RunStore:
                 rel = path.relative_to(source).as_posix()
                 parent, _, name = (f"{base}/{rel}" if base else rel).rpartition("/")
                 files[_artifact_rel(parent or None, name)] = path
+        external = self.external_artifacts(run_id, writing=True)
+        if external is not None:
+            self._write_external(run_id, external, dict(files))
+            return
         try:
             with self._adding_files(run_id):
                 for rel, path in files.items():
@@ -704,6 +789,10 @@ class RunStore:
         parent, _, name = validation.check_artifact_path(artifact_file).rpartition("/")
         if not name:
             raise InvalidInputError(f"artifact file {artifact_file!r} must name a file")
+        external = self.external_artifacts(run_id, writing=True)
+        if external is not None:
+            self._write_external(run_id, external, {_artifact_rel(parent or None, name): data})
+            return
         try:
             with self._adding_files(run_id):
                 target = self.artifact_target(run_id, parent or None, name)
@@ -722,18 +811,11 @@ class RunStore:
     ) -> list[tuple[str, bool, int | None]]:
         """(path, is_dir, size) of the direct children of ``path`` in the run's artifacts."""
         rel = validation.check_artifact_path(path)
+        external = self.external_artifacts(run_id)
+        if external is not None:
+            return _list_directory(external, rel)
         if self._is_live(run_id):
-            directory = self.staging.open(run_id).artifacts_dir / rel
-            if not directory.is_dir():
-                return []
-            return [
-                (
-                    f"{rel}/{p.name}" if rel else p.name,
-                    p.is_dir(),
-                    None if p.is_dir() else p.stat().st_size,
-                )
-                for p in sorted(directory.iterdir())
-            ]
+            return _list_directory(self.staging.open(run_id).artifacts_dir, rel)
         snap = self.branch.snapshot()
         base = f"{layout.run_dir(run_id)}/{ARTIFACTS}" + (f"/{rel}" if rel else "")
         self._committed_meta(run_id, snap)
@@ -756,17 +838,12 @@ class RunStore:
 
     def download_artifacts(self, run_id: str, path: str | None, dst: Path) -> Path:
         rel = validation.check_artifact_path(path)
+        external = self.external_artifacts(run_id)
         dst.mkdir(parents=True, exist_ok=True)
+        if external is not None:
+            return _copy_from_directory(external, rel, dst, run_id)
         if self._is_live(run_id):
-            source = self.staging.open(run_id).artifacts_dir / rel
-            if not source.exists():
-                raise NotFoundError(f"run {run_id} has no artifact {rel!r}")
-            target = dst / (source.name if rel else "")
-            if source.is_dir():
-                shutil.copytree(source, target, dirs_exist_ok=True)
-            else:
-                shutil.copyfile(source, target)
-            return target if rel else dst
+            return _copy_from_directory(self.staging.open(run_id).artifacts_dir, rel, dst, run_id)
         snap = self.branch.snapshot()
         self._committed_meta(run_id, snap)
         base = f"{layout.run_dir(run_id)}/{ARTIFACTS}" + (f"/{rel}" if rel else "")
@@ -1016,8 +1093,9 @@ class RunStore:
     def recover_orphans(self) -> list[RecoveredRun]:
         """Commit live runs whose owning process is gone.
 
-        Runs at every client start, so one orphan that cannot be committed (a corrupt file,
-        a field the schema refuses) must not stop the others or the client: it is reported
+        Runs before a process's first write (``TrackingRepository.prepare_write``) and in
+        ``gittrack recover``, so one orphan that cannot be committed (a corrupt file, a field
+        the schema refuses) must not stop the others or that write: it is reported
         with ``committed=False``, left in place with every file it has, and retried by the
         next recovery (once fixed by hand, or by a version that accepts it).
         """
@@ -1318,7 +1396,7 @@ class RunStore:
             status=meta["status"],
             start_time=parse_time(meta["start_time"]) or 0,
             end_time=parse_time(meta["end_time"]),
-            artifact_uri=f"{self._artifact_prefix}{run_id}",
+            artifact_uri=meta.get("artifact_uri") or f"{self._artifact_prefix}{run_id}",
             lifecycle_stage=meta["lifecycle"],
         )
         source = meta.get("source") or {}

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import numbers
+import os
 import posixpath
 import re
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
+from pathlib import Path
 
 from gittrack.entities import RunStatus
 from gittrack.errors import InvalidInputError
@@ -41,6 +46,10 @@ _UNSAFE_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _HFS_IGNORED = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
 _valid_keys: set[tuple[str, str]] = set()
+# MLflow cuts an over-long param or run tag value to its limit (MLFLOW_TRUNCATE_LONG_VALUES,
+# on by default) but refuses an over-long experiment tag value.
+_TRUNCATED_KINDS = ("param", "tag")
+_logger = logging.getLogger(__name__)
 
 
 def check_key(key: object, kind: str) -> str:
@@ -165,15 +174,45 @@ def check_params(params: Mapping[str, object]) -> dict[str, str]:
 
 
 def check_string_value(value: object, kind: str, key: str) -> str:
-    """A param or tag value as stored: its text, within MLflow's limit for ``kind``."""
+    """A param or tag value as stored: its text, within MLflow's limit for ``kind``.
+
+    Args:
+        value: the value given; anything ``str()`` can spell.
+        kind: ``"param"``, ``"tag"`` or ``"experiment tag"`` (each has MLflow's limit).
+        key: the key, named in messages.
+
+    Returns:
+        The text to store. A param or run tag value over its limit is cut to the limit with a
+        warning, as MLflow does by default; with ``MLFLOW_TRUNCATE_LONG_VALUES=false`` (or
+        for an experiment tag) it is refused instead.
+
+    Raises:
+        InvalidInputError: the value is too long and may not be cut, or is not valid text.
+    """
     text = value if value.__class__ is str else _as_text(value, f"{kind} {key!r} value")
     limit = _VALUE_LIMITS.get(kind, MAX_VALUE_LENGTH)
     if len(text) > limit:
-        raise InvalidInputError(
-            f"{kind} {key!r} has a value of {len(text)} characters; at most {limit} are allowed"
+        if kind not in _TRUNCATED_KINDS or not _truncation_enabled():
+            raise InvalidInputError(
+                f"{kind} {key!r} has a value of {len(text)} characters; at most {limit} are allowed"
+            )
+        _logger.warning(
+            "%s %r has a value of %d characters: only its first %d are stored (as MLflow "
+            "does; set MLFLOW_TRUNCATE_LONG_VALUES=false to refuse it instead)",
+            kind,
+            key,
+            len(text),
+            limit,
         )
+        text = text[:limit]
     _check_encodable(text, f"{kind} {key!r} has a value that")
     return text
+
+
+def _truncation_enabled() -> bool:
+    """MLflow's ``MLFLOW_TRUNCATE_LONG_VALUES`` switch (on unless set to false or 0)."""
+    setting = os.environ.get("MLFLOW_TRUNCATE_LONG_VALUES", "true").strip().lower()
+    return setting not in ("false", "0")
 
 
 def check_text(value: object, what: str) -> str | None:
@@ -199,19 +238,49 @@ def _check_encodable(text: str, subject: str) -> None:
 
 
 def check_metric_value(value: object, key: str) -> float:
-    """A metric value as a float; a number a float cannot hold (``10**400``, a signaling
-    NaN) is refused rather than rounded or raised as a built-in error."""
-    if isinstance(value, numbers.Number) and not isinstance(value, (complex, bool)):
+    """A metric value as a float, converted as MLflow converts it.
+
+    Args:
+        value: a number, a bool (1.0 or 0.0), a string ``float()`` reads (``"1.5"``,
+            ``"nan"``) or a one-element array.
+        key: the metric's key, named in messages.
+
+    Returns:
+        The value as a Python float.
+
+    Raises:
+        InvalidInputError: anything else (None, ``"abc"``, a complex number, a longer array),
+            or a number a float cannot hold (``10**400``), rather than rounding it.
+    """
+    if isinstance(value, numbers.Number) and not isinstance(value, complex):
         try:
             return float(value)  # type: ignore[arg-type]
         except (OverflowError, ValueError, TypeError) as exc:
             raise InvalidInputError(
                 f"metric {key!r} got value {_short(value)} that is not a 64-bit float ({exc})"
             ) from exc
+    scalar = _single_item(value)
+    if isinstance(scalar, (str, numbers.Real)):
+        try:
+            return float(scalar)
+        except (OverflowError, ValueError, TypeError):
+            pass
     raise InvalidInputError(
         f"metric {key!r} got value {_short(value)} of type {type(value).__name__}: metric "
-        "values must be numbers (int, float, NaN or ±inf)"
+        "values must be numbers (int, float, bool, NaN or ±inf) or text that reads as one"
     )
+
+
+def _single_item(value: object) -> object:
+    """The one number an array or tensor of one element holds (its ``item()``), else
+    ``value`` itself."""
+    item = getattr(value, "item", None)
+    if isinstance(value, str) or not callable(item):
+        return value
+    try:
+        return item()
+    except (ValueError, TypeError, RuntimeError):
+        return value
 
 
 def check_step(step: object, key: str) -> int:
@@ -279,9 +348,20 @@ _URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 
 
 def check_artifact_location(location: object) -> str | None:
-    """An experiment's ``artifact_location``: a local path or ``file://`` URI; None or ""
-    when not given. A remote store's URI (``s3://``, ``gs://``, ``http://``...) is refused:
-    gittrack keeps artifacts in the repository, and would otherwise ignore it silently."""
+    """An experiment's ``artifact_location``, checked before anything is written.
+
+    Args:
+        location: a local path (relative ones are made absolute, as MLflow does) or a
+            ``file://`` URI; None or "" when not given.
+
+    Returns:
+        The location as stored (an absolute path, or a ``file://`` URI of one), or None.
+
+    Raises:
+        InvalidInputError: another scheme (``s3://``, ``gs://``, ``http(s)://``...: gittrack
+            has no remote artifact store), a ``file://`` URI naming another host, or a
+            directory that cannot be created or written.
+    """
     if location is None or location == "":
         return None
     if not isinstance(location, str):
@@ -294,10 +374,47 @@ def check_artifact_location(location: object) -> str | None:
     if scheme and len(scheme.group(1)) > 1 and scheme.group(1).lower() != "file":
         raise InvalidInputError(
             f"artifact_location {location!r} uses the scheme {scheme.group(1)!r}: gittrack "
-            "stores artifacts in the git repository, so only a local path or a file:// URI "
-            "is allowed"
+            "has no remote artifact store, so only a local path or a file:// URI is allowed"
         )
-    return location
+    if scheme and len(scheme.group(1)) > 1:
+        parsed = urllib.parse.urlparse(location)
+        if parsed.netloc not in ("", "localhost"):
+            raise InvalidInputError(
+                f"artifact_location {location!r} names the host {parsed.netloc!r}: a file:// "
+                "URI must name a local directory (file:///path)"
+            )
+        directory = Path(urllib.request.url2pathname(parsed.path)).absolute()
+        stored = directory.as_uri()
+    else:
+        directory = Path(location).absolute()
+        stored = str(directory)
+    _check_writable(directory, location)
+    return stored
+
+
+def artifact_location_path(location: str) -> Path:
+    """The local directory of an ``artifact_location`` or artifact URI (a path or a
+    ``file://`` URI, as ``check_artifact_location`` stores it)."""
+    if location.lower().startswith("file:"):
+        return Path(urllib.request.url2pathname(urllib.parse.urlparse(location).path))
+    return Path(location)
+
+
+def _check_writable(directory: Path, location: str) -> None:
+    """Refuse a directory that this process could not create or write into: its nearest
+    existing ancestor must be a writable directory."""
+    existing = directory
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InvalidInputError(
+            f"artifact_location {location!r} cannot be a directory: {str(existing)!r} is a file"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"artifact_location {location!r} is not writable: this user may not write in "
+            f"{str(existing)!r}"
+        )
 
 
 def _unprintable(value: object) -> str:
@@ -325,6 +442,27 @@ def check_max_results(max_results: object) -> int:
     if max_results <= 0:
         raise InvalidInputError(f"max_results {_short(max_results)} must be a positive integer")
     return int(max_results)
+
+
+def asks_for_no_results(max_results: object) -> bool:
+    """Whether ``max_results`` is an integer of 0 or less.
+
+    MLflow's fluent searches (``search_runs``, ``search_experiments``,
+    ``search_registered_models``, ``search_model_versions``) and
+    ``MlflowClient.search_registered_models`` answer such a page size with no results, where
+    the other client searches refuse it (``check_max_results``).
+
+    Args:
+        max_results: the page size given.
+
+    Returns:
+        True for an int (not a bool) of 0 or less; False otherwise, None included.
+    """
+    return (
+        isinstance(max_results, numbers.Integral)
+        and not isinstance(max_results, bool)
+        and max_results <= 0
+    )
 
 
 def check_run_status(status: object) -> str:
