@@ -53,9 +53,11 @@ def _models(client: Any, filter_string: str, **kwargs: Any) -> list[str]:
     return [m.name for m in client.search_registered_models(filter_string, **kwargs)]
 
 
-def _versions(client: Any, filter_string: str) -> list[tuple[str, str]]:
+def _versions(
+    client: Any, filter_string: str, order_by: list[str] | None = None
+) -> list[tuple[str, str]]:
     found = client.search_model_versions(
-        filter_string, order_by=["name ASC", "version_number DESC"]
+        filter_string, order_by=order_by or ["name ASC", "version_number DESC"]
     )
     return [(v.name, str(v.version)) for v in found]
 
@@ -238,8 +240,10 @@ def test_version_searches_return_what_mlflow_returns_in_the_same_order(
     client: Client, mlflow_client: Any
 ) -> None:
     for filter_string in VERSION_FILTERS:
-        ours = _versions(client, filter_string)
-        assert ours == _versions(mlflow_client, filter_string), filter_string
+        for order_by in (None, ["version_number ASC", "name DESC"]):
+            ours = _versions(client, filter_string, order_by)
+            theirs = _versions(mlflow_client, filter_string, order_by)
+            assert ours == theirs, (filter_string, order_by)
 
 
 def test_an_or_of_names_returns_what_mlflow_returns_for_the_same_names_in_a_list(
