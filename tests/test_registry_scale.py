@@ -253,3 +253,25 @@ def test_a_registration_sorting_before_a_same_second_assignment_is_inserted_in_p
     tags.append(_record("m#champion#3", commits[1], 6))
     _states_match(tags, builder)
     assert builder.build(tags).models["m"].aliases == {"champion": 2}
+
+
+def test_a_tag_packed_between_the_scan_and_the_read_of_its_file_is_still_seen(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = Client()
+    registered(client, "IrisRF")
+    store = TagStore(GitRepo(repo))
+    store.read()
+    git(repo, "tag", "-a", "-m", "by hand", "IrisRF#Staging#5")
+    real_read = tags_io.read_small_file
+    packed: list[bool] = []
+
+    def pack_first(path: str) -> str:  # git pack-refs runs after the scan, before the read
+        if not packed:
+            packed.append(True)
+            git(repo, "pack-refs", "--all")
+        return real_read(path)
+
+    monkeypatch.setattr(tags_io, "read_small_file", pack_first)
+    _same(store.read("IrisRF"), _for_each_ref(repo, "IrisRF"))
+    assert packed

@@ -199,7 +199,7 @@ class TagStore:
             sha = None
             if name in self._loose:
                 raw = read_small_file(f"{self._tags_dir}/{name}").strip()
-                sha = raw if _is_object_id(raw) else None
+                sha = raw if _is_object_id(raw) else self._packed_now(name)
             sha = sha or self._packed.get(name)
             if sha is None:
                 self._forget(name)
@@ -215,6 +215,14 @@ class TagStore:
         self._unsaved += len(order)
         if self._unsaved >= _SAVE_AFTER:
             self._save()
+
+    def _packed_now(self, name: str) -> str | None:
+        """The object of tag ``name`` in ``packed-refs`` as the file is now: its loose file
+        went between the scan and the read, and ``git pack-refs`` writes ``packed-refs``
+        before it removes the loose files it packed. The next read compares every packed
+        entry again."""
+        self._packed_source = None
+        return self.repo.packed_ref_map().get(f"refs/tags/{name}")
 
     def _remember(self, tag: _Tag) -> None:
         self._tags[tag.record.name] = tag
