@@ -23,6 +23,17 @@ What is measured (medians over ``--repeats``; every contender runs in its own ne
   moved to Production; the first load in a new process (gittrack's model cache emptied
   first) and warm loads.
 
+With ``--ops``, registry writes at scale instead (``python benchmarks/bench_registry.py --ops``):
+``create_model_version``, a stage transition with ``archive_existing_versions=True`` and an
+alias move, each timed ``--repeats`` times in a warm process, ``--rounds`` processes per
+contender taken in turn with MLflow's, on a model with two versions in a registry of
+about 10 tags and of about 10,000 tags (``--filler-models`` models of 10 tags each, written
+with ``git fast-import`` as another clone's registry would arrive), then on a model with
+1,000 versions; MLflow's sqlite store runs the same operations on the same numbers of models
+and versions. Also ``gittrack models list --json`` at 10,000 tags, in process through
+``main(argv)`` and as a new process. Targets: each operation <= 10 ms at both sizes, >= 2x
+faster than MLflow at 1,000 versions, ``models list`` <= 100 ms.
+
 Isolation: temporary directories, git config only in the sandbox repository
 (``GIT_CONFIG_GLOBAL=/dev/null``), MLflow telemetry off; variables starting with ``GIT_``,
 ``GITTRACK_`` or ``MLFLOW_`` are removed from the environment. Progress goes to stderr, the
@@ -256,6 +267,212 @@ def measure(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     return results
 
 
+# ------------------------------------------------------------------------------ operations
+
+OPS_TARGET_SECONDS = 0.010
+OPS_LIST_TARGET_SECONDS = 0.100
+OPS_SPEEDUP_TARGET = 2.0
+
+OPS = """
+import json, sys, time
+name, repeats, engine = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if engine == "mlflow":
+    import mlflow
+    mlflow.set_tracking_uri(sys.argv[4])
+    client = mlflow.MlflowClient()
+else:
+    from gittrack import Client
+    client = Client()
+source = "s3://bucket/model"
+def timed(call):
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+# one warm-up of each operation: the first reads what the process had not seen yet
+client.create_model_version(name, source)
+client.transition_model_version_stage(name, 1, "Production", archive_existing_versions=True)
+client.set_registered_model_alias(name, "champion", 1)
+out = {"create": [], "transition": [], "alias": []}
+for i in range(repeats):
+    out["create"].append(timed(lambda: client.create_model_version(name, source)))
+for i in range(repeats):
+    out["transition"].append(timed(lambda v=2 - i % 2: client.transition_model_version_stage(
+        name, v, "Production", archive_existing_versions=True)))
+for i in range(repeats):
+    out["alias"].append(timed(lambda v=2 - i % 2: client.set_registered_model_alias(
+        name, "champion", v)))
+print(json.dumps(out))
+"""
+
+MLFLOW_FILL = """
+import json, sys
+import mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+client = mlflow.MlflowClient()
+models, versions, target, target_versions = (int(a) for a in sys.argv[2:6])
+for m in range(models):
+    client.create_registered_model(f"f{m:05d}")
+    for _ in range(versions):
+        client.create_model_version(f"f{m:05d}", "s3://bucket/filler")
+client.create_registered_model("target")
+for _ in range(target_versions):
+    client.create_model_version("target", "s3://bucket/model")
+print(json.dumps({"ok": True}))
+"""
+
+LIST_IN_PROCESS = """
+import io, json, sys, time, contextlib
+from gittrack.cli.main import main
+times = []
+for _ in range(int(sys.argv[1]) + 1):
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        main(["models", "list", "--json"])
+    times.append(time.perf_counter() - started)
+print(json.dumps({"first": times[0], "warm": times[1:], "models": len(json.loads(out.getvalue()))}))
+"""
+
+
+def fill_tags(project: Path, models: int, versions: int, prefix: str = "f", first: int = 1) -> int:
+    """Write ``models`` x (``versions`` registrations + Staging + Production) annotated tags
+    on the tracking branch's head with ``git fast-import``; returns how many."""
+    head = run(["git", "rev-parse", "gittrack"], project).stdout.strip()
+    chunks, count = [], 0
+    committer = "Filler <filler@example.com> 1700000000 +0000"
+    for m in range(models):
+        name = f"{prefix}{m:05d}" if prefix == "f" else prefix
+        names = [f"{name}@v{n}.0.0" for n in range(first, versions + 1)]
+        for n, tag in enumerate(names):
+            # each version on its own commit (same tree as the tracking branch's head)
+            parent = f"from {head}\n" if count == 0 else ""
+            chunks.append(
+                f"commit refs/bench/filler\nmark :{count + 1}\ncommitter {committer}\n"
+                f"data 0\n{parent}\n".encode()
+            )
+            count += 1
+            labels = [tag]
+            if prefix == "f" and n == 0:
+                labels.append(f"{name}#Production#1")
+            if prefix == "f" and n == 1:
+                labels.append(f"{name}#Staging#2")
+            for label in labels:
+                message = f"Registering {label}\n".encode()
+                chunks.append(
+                    f"tag {label}\nfrom :{count}\ntagger {committer}\n"
+                    f"data {len(message)}\n".encode()
+                    + message
+                    + b"\n"
+                )
+    proc = subprocess.run(
+        ["git", "fast-import", "--quiet"],
+        cwd=project,
+        env=clean_env(),
+        input=b"".join(chunks),
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"git fast-import failed: {proc.stderr.decode()}")
+    return count
+
+
+GITTRACK_TARGET = """
+from gittrack import Client
+client = Client()
+client.create_registered_model("target")
+for _ in range(2):
+    client.create_model_version("target", "s3://bucket/model")
+print("{}")
+"""
+
+
+def ops_case(
+    args: argparse.Namespace, base: Path, label: str, filler_models: int, versions: int
+) -> dict[str, Any]:
+    """One size: the same registry in gittrack and in MLflow, and the operations timed."""
+    project = make_project(base / f"project-{label}")
+    python(GITTRACK_TARGET, project)
+    if versions > 2:
+        fill_tags(project, 1, versions, prefix="target", first=3)  # v1 and v2 exist
+    if filler_models:
+        fill_tags(project, filler_models, 8)
+    tags = len(run(["git", "tag", "-l"], project).stdout.split())
+    contenders = [("gittrack", project, ())]
+    if not args.no_mlflow:
+        store = base / f"mlflow-{label}"
+        store.mkdir()
+        uri = f"sqlite:///{store / 'mlflow.db'}"
+        log(f"{label}: MLflow sqlite with {filler_models} models x 8 versions + target ...")
+        python(MLFLOW_FILL, store, uri, str(filler_models), "8", "0", str(max(versions, 2)))
+        contenders.append(("mlflow", store, (uri,)))
+    result: dict[str, Any] = {"tags": tags}
+    # Rounds alternate the contenders, so that a machine busier at one moment slows both.
+    for round_number in range(args.rounds):
+        for engine, cwd, extra in contenders:
+            log(f"{label}: {tags} tags; {engine} operations, round {round_number + 1} ...")
+            samples = python(OPS, cwd, "target", str(args.repeats), engine, *extra)
+            merged = result.setdefault(engine, {})
+            for op, times in samples.items():
+                merged.setdefault(op, []).extend(times)
+    if filler_models > 1 and not args.no_list:
+        log(f"{label}: gittrack models list ...")
+        listed = python(LIST_IN_PROCESS, project, str(args.repeats))
+        result["list_in_process"] = listed
+        result["list_cli"] = wall(
+            [sys.executable, "-m", "gittrack", "models", "list", "--json"], project, 3
+        )
+    return result
+
+
+def measure_ops(args: argparse.Namespace, base: Path) -> dict[str, Any]:
+    return {
+        "10 tags": ops_case(args, base, "small", 1, 2),
+        "10,000 tags": ops_case(args, base, "large", args.filler_models, 2),
+        "1,000 versions": ops_case(args, base, "deep", 0, 1000),
+    }
+
+
+def print_ops(results: dict[str, Any]) -> None:
+    print("\nRegistry operations (median of the repeats, one warm process each)")
+    header = ["case", "operation", "gittrack", "mlflow sqlite", "x faster", "target", "result"]
+    rows = []
+    names = {
+        "create": "create_model_version",
+        "transition": "transition (archive_existing)",
+        "alias": "alias move",
+    }
+    for case, result in results.items():
+        for op, label in names.items():
+            ours = median(result["gittrack"][op])
+            theirs = median(result["mlflow"][op]) if "mlflow" in result else None
+            ratio = theirs / ours if theirs and ours else None
+            ok = ours <= OPS_TARGET_SECONDS
+            target = f"<= {fmt_seconds(OPS_TARGET_SECONDS)}"
+            if case == "1,000 versions":
+                target += f", >= {OPS_SPEEDUP_TARGET:.0f}x"
+                ok = ok and ratio is not None and ratio >= OPS_SPEEDUP_TARGET
+            rows.append([f"{case} ({result['tags']} tags)", label, fmt_seconds(ours),
+                         fmt_seconds(theirs), f"{ratio:.1f}x" if ratio else "-", target,
+                         "PASS" if ok else "FAIL"])  # fmt: skip
+        if "list_in_process" in result:
+            listed = result["list_in_process"]
+            warm = median(listed["warm"])
+            rows.append([f"{case} ({result['tags']} tags)",
+                         f"models list, main(argv), warm ({listed['models']} models)",
+                         fmt_seconds(warm), "-", "-", f"<= {fmt_seconds(OPS_LIST_TARGET_SECONDS)}",
+                         "PASS" if warm <= OPS_LIST_TARGET_SECONDS else "FAIL"])  # fmt: skip
+            rows.append([f"{case} ({result['tags']} tags)", "models list, main(argv), first",
+                         fmt_seconds(listed["first"]), "-", "-", "-", "-"])  # fmt: skip
+            rows.append([f"{case} ({result['tags']} tags)",
+                         "gittrack models list (new process)",
+                         fmt_seconds(median(result["list_cli"])), "-", "-", "-", "-"])  # fmt: skip
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
 # ------------------------------------------------------------------------------ report
 
 
@@ -350,7 +567,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tmpdir", type=Path, default=None)
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow comparison")
     parser.add_argument("--no-gto", action="store_true", help="skip gto show")
+    parser.add_argument("--ops", action="store_true", help="time registry writes at scale")
+    parser.add_argument("--rounds", type=int, default=3, help="--ops: rounds per contender")
+    parser.add_argument("--filler-models", type=int, default=1000, help="--ops: 10 tags each")
+    parser.add_argument("--no-list", action="store_true", help="--ops: skip models list")
     args = parser.parse_args(argv)
+    if args.ops:
+        with tempfile.TemporaryDirectory(prefix="gittrack-bench-ops-", dir=args.tmpdir) as tmp:
+            ops = measure_ops(args, Path(tmp))
+        print_ops(ops)
+        if args.json:
+            args.json.write_text(json.dumps(ops, indent=2))
+        return 0
     with tempfile.TemporaryDirectory(prefix="gittrack-bench-registry-", dir=args.tmpdir) as tmp:
         results = measure(args, Path(tmp))
     rows = report(results)

@@ -170,29 +170,31 @@ class Client:
         max_results: int | None = None,
         filter_string: str | None = None,
         order_by: list[str] | None = None,
+        page_token: str | None = None,
     ) -> list[Experiment]:
-        """Experiments matching a filter, in MLflow's default order unless ``order_by`` says otherwise.
+        """Experiments matching ``filter_string``, in ``order_by`` order, one page at a time.
 
         Args:
             view_type: active, deleted or all experiments.
-            max_results: at most this many (None: all).
-            filter_string: a filter in the query grammar (``name LIKE 'a%'``, ``tags.team = 'x'``).
-            order_by: sort keys, each ``<field> [ASC|DESC]``.
+            max_results: the page size; ``None`` returns every match.
+            filter_string: the filter language of ``search_runs`` over ``name``,
+                ``experiment_id``, ``creation_time``, ``last_update_time`` and ``tags.<key>``.
+            order_by: clauses such as ``"name ASC"``; MLflow's default order otherwise.
+            page_token: the ``token`` of the previous page, or ``None`` for the first.
 
         Returns:
-            The experiments found.
+            A ``PagedList`` of ``Experiment``; its ``token`` names the next page.
 
         Raises:
-            InvalidInputError: a malformed filter or order, or a bad ``max_results``.
+            InvalidInputError: a bad filter, order, page size or page token.
         """
         from gittrack.query.experiments import search_experiments
+        from gittrack.query.paging import page_of
 
         found = search_experiments(
             self.repository.experiments.search(view_type), filter_string, order_by
         )
-        if max_results is None:
-            return found
-        return found[: validation.check_max_results(max_results)]
+        return page_of(found, max_results, page_token)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         """Rename an experiment; its id stays.
@@ -1479,7 +1481,7 @@ class Client:
             InvalidInputError: a malformed filter, order or page token.
         """
         if validation.asks_for_no_results(max_results):
-            from gittrack.registry.search import PagedList
+            from gittrack.query.paging import PagedList
 
             return PagedList([])  # MLflow's client answers 0 or less with no models
         return self.registry.search_registered_models(

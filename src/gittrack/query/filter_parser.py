@@ -115,10 +115,15 @@ class FilterSyntaxError(InvalidInputError):
 
 @dataclass(frozen=True)
 class Key:
-    """A resolved key: its kind and its name (aliases such as ``created`` already resolved)."""
+    """A resolved key: its kind and its name (aliases such as ``created`` already resolved).
+
+    ``numeric`` marks an attribute of another search that compares as a number (a model
+    version's ``version_number``); the run attributes and metrics know it from their name.
+    """
 
     kind: KeyKind
     name: str
+    numeric: bool = False
 
     @property
     def column(self) -> str:
@@ -132,8 +137,10 @@ class Key:
     @property
     def is_numeric(self) -> bool:
         """Whether values of this key compare and sort as numbers."""
-        return self.kind == "metric" or (
-            self.kind == "attribute" and self.name in NUMERIC_ATTRIBUTES
+        return (
+            self.numeric
+            or self.kind == "metric"
+            or (self.kind == "attribute" and self.name in NUMERIC_ATTRIBUTES)
         )
 
 

@@ -7,9 +7,7 @@ MLflow's DataFrame or into ``Run`` objects.
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from gittrack.errors import InvalidInputError
 from gittrack.query.filter_parser import MatchAll, filter_mask, parse_filter
 from gittrack.query.index import run_index
 from gittrack.query.ordering import parse_order_by, sort_runs
+from gittrack.query.paging import PagedList, decode_page_token, encode_page_token
 from gittrack.query.run_rows import details, key_columns, nan_metric_keys
 from gittrack.tracking import validation
 from gittrack.tracking.inputs import run_inputs
@@ -40,14 +39,6 @@ if TYPE_CHECKING:
 
 ATTRIBUTE_COLUMNS = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
 MAX_RESULTS_PER_PAGE = 50_000  # MLflow's limit for one page of Client.search_runs
-
-
-class PagedList(list):
-    """A page of results; ``token`` continues the search (None on the last page)."""
-
-    def __init__(self, items: Sequence[Any], token: str | None) -> None:
-        super().__init__(items)
-        self.token = token
 
 
 def view_type(value: ViewType | int | str) -> ViewType:
@@ -108,24 +99,6 @@ def _check_max_results(max_results: int, limit: int | None = None) -> int:
             "use page_token to read further pages"
         )
     return int(max_results)
-
-
-def encode_page_token(offset: int) -> str:
-    return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def decode_page_token(page_token: str | None) -> int:
-    if not page_token:
-        return 0
-    try:
-        offset = json.loads(base64.b64decode(page_token, validate=True))["offset"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInputError(
-            f"page token {page_token!r} is not one search_runs returned"
-        ) from exc
-    if not isinstance(offset, int) or offset < 0:
-        raise InvalidInputError(f"page token {page_token!r} is not one search_runs returned")
-    return offset
 
 
 def search_run_objects(

@@ -32,14 +32,25 @@ from gittrack.errors import (
     warn_skipped,
 )
 from gittrack.models import model_ids, uris
+from gittrack.query.paging import PagedList, page_of
 from gittrack.registry import metadata
 from gittrack.registry.notify import Notifier
 from gittrack.registry.policy import ARCHIVE_STAGE, RegistryPolicy, Violation
-from gittrack.registry.search import PagedList, matches, order, paginate, parse_filter
+from gittrack.registry.search import (
+    MODEL_FIELDS,
+    VERSION_FIELDS,
+    filter_models,
+    filter_versions,
+    names_required,
+    order,
+    parse_model_filter,
+    parse_version_filter,
+)
 from gittrack.registry.state import (
     DEFAULT_STAGES,
     NO_STAGE,
     Event,
+    StateBuilder,
     Version,
     format_registration_message,
     model_history,
@@ -65,18 +76,6 @@ from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository
 
 MAX_ATTEMPTS = 50
-MODEL_ATTRIBUTES = ("name", "description", "creation_timestamp", "last_updated_timestamp")
-VERSION_ATTRIBUTES = (
-    "name",
-    "version_number",
-    "run_id",
-    "source_path",
-    "user_id",
-    "current_stage",
-    "description",
-    "creation_timestamp",
-    "last_updated_timestamp",
-)
 _RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
 
 
@@ -95,6 +94,7 @@ class RegistryService:
         self.branch = repository.branch
         self.tags = TagStore(self.repo)
         self.writer = TagWriter(self.tags)
+        self._states = StateBuilder()
         self._report = report
 
     # ================================================================== configuration
@@ -141,7 +141,7 @@ class RegistryService:
         """
         if at is None:
             listing = self.tags.read(model)
-            return RegistryView(listing, self.branch.snapshot(), self.stages())
+            return RegistryView(listing, self.branch.snapshot(), self.stages(), self._states)
         listing = self.tags.read()
         moment = resolve_moment(self.repo, self.branch.ref, at, listing)
         snapshot = BranchSnapshot(self.repo, moment.commit)
@@ -158,24 +158,22 @@ class RegistryService:
         page_token: str | None = None,
         at: str | datetime | None = None,
     ) -> PagedList:
-        conditions = parse_filter(filter_string, MODEL_ATTRIBUTES)
+        expression = parse_model_filter(filter_string)
         view = self.view(at)
         names = view.model_names()
         view.prefetch(
             versions=[(v.model, v.number) for n in names for v in view.latest_per_stage(n)]
         )
-        found = []
+        models = []
         for name in names:
             try:
-                if conditions and not matches(
-                    conditions, lambda k, n=name: _model_field(view, n, k)
-                ):
-                    continue
-                found.append(view.registered_model(name))
+                models.append(view.registered_model(name))
             except CorruptDataError as exc:  # one unreadable file does not stop the listing
                 warn_skipped(exc.message)
-        found = order(found, order_by, _model_sort_key, ["name ASC"], MODEL_ATTRIBUTES)
-        return paginate(found, max_results, page_token)
+        found = order(
+            filter_models(models, expression), order_by, _sort_value, ["name ASC"], MODEL_FIELDS
+        )
+        return page_of(found, max_results, page_token)
 
     def get_model_version(
         self, name: str, version: int | str, at: str | datetime | None = None
@@ -191,35 +189,32 @@ class RegistryService:
         page_token: str | None = None,
         at: str | datetime | None = None,
     ) -> PagedList:
-        conditions = parse_filter(filter_string, VERSION_ATTRIBUTES)
+        expression = parse_version_filter(filter_string)
         view = self.view(at)
         names = view.model_names()
-        wanted = {c.value for c in conditions if c.key == "name" and c.op == "="}
-        if wanted:
+        wanted = names_required(expression)
+        if wanted is not None:
             names = [n for n in names if n in wanted]
         view.prefetch(
             versions=[(n, v.number) for n in names for v in view.require_model(n).active_versions()]
         )
-        found = []
+        versions = []
         for name in names:
             for version in view.require_model(name).active_versions():
                 try:
-                    entity = view.model_version(version)
+                    versions.append(view.model_version(version))
                 except CorruptDataError as exc:  # one unreadable file does not stop the listing
                     warn_skipped(exc.message)
-                    continue
-                if matches(conditions, lambda k, e=entity: _version_field(e, k)):
-                    found.append(entity)
         # MLflow's default: most recently updated first; any order_by is then broken by name
         # and the highest version first.
         found = order(
-            found,
+            filter_versions(versions, expression),
             order_by or ["last_updated_timestamp DESC"],
-            _version_sort_key,
+            _sort_value,
             ["name ASC", "version_number DESC"],
-            VERSION_ATTRIBUTES,
+            VERSION_FIELDS,
         )
-        return paginate(found, max_results, page_token)
+        return page_of(found, max_results, page_token)
 
     def get_latest_versions(
         self, name: str, stages: Sequence[str] | None = None
@@ -781,33 +776,13 @@ def _payload(service: RegistryService, version: ModelVersion, **extra: Any) -> d
     }
 
 
-def _model_field(view: RegistryView, name: str, key: str) -> Any:
-    if key == "name":
-        return name
-    doc = view.model_doc(name) or {}
-    if key.startswith("tags."):
-        return (doc.get("tags") or {}).get(key[5:])
-    if key == "description":
-        return doc.get("description")
-    return getattr(view.registered_model(name), key, None)
-
-
-def _model_sort_key(model: RegisteredModel, field: str) -> Any:
-    return getattr(model, field, None)
-
-
-def _version_field(version: ModelVersion, key: str) -> Any:
-    if key.startswith("tags."):
-        return version.tags.get(key[5:])
-    return _version_sort_key(version, key)
-
-
-def _version_sort_key(version: ModelVersion, field: str) -> Any:
+def _sort_value(entity: RegisteredModel | ModelVersion, field: str) -> Any:
+    """The value of a registered model's or model version's field, as ``order_by`` sorts it."""
     if field == "version_number":
-        return int(version.version)
+        return int(entity.version)
     if field == "source_path":
-        return version.source
-    return getattr(version, field, None)
+        return entity.source
+    return getattr(entity, field, None)
 
 
 def _model_id_of_source(repository: TrackingRepository, source: str) -> str | None:

@@ -33,9 +33,10 @@ A registration tag's message is a YAML mapping (source URI, run_id, user, descri
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
@@ -182,7 +183,7 @@ class Version:
 
     def registration_info(self) -> RegistrationMessage:
         """The registration tag's message, parsed (see :func:`parse_registration_message`)."""
-        return parse_registration_message(self.message, self.tag)
+        return _remembered_registration(self.message, self.tag)
 
 
 @dataclass
@@ -251,13 +252,7 @@ def build_registry_state(
     tags: Iterable[TagRecord], stages: Sequence[str] = DEFAULT_STAGES
 ) -> RegistryState:
     """Compute the registry from its tags (rules in the module docstring)."""
-    stage_set = _validate_stages(stages)
-    by_model = _registry_tags_by_model(tags)
-    models = {
-        name: _ModelBuilder(name, events, stage_set).build()
-        for name, events in sorted(by_model.items())
-    }
-    return RegistryState(models=models, stages=tuple(stages))
+    return StateBuilder().build(tags, stages)
 
 
 def model_history(
@@ -326,6 +321,13 @@ def format_registration_message(
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _remembered_registration(text: str, tag: str) -> RegistrationMessage:
+    """``parse_registration_message``, remembered: a listing reads the message of every
+    version without a metadata file (GTO's), and the YAML parser is slow."""
+    return parse_registration_message(text, tag)
+
+
 def parse_registration_message(text: str, tag: str) -> RegistrationMessage:
     """Parse a registration tag's message.
 
@@ -361,6 +363,7 @@ def parse_registration_message(text: str, tag: str) -> RegistrationMessage:
 # ----------------------------------------------------------------------------- internals
 
 _TagEvent = tuple[ParsedTag, TagRecord]
+_Plan = tuple[list[_TagEvent], list[_TagEvent], int]
 
 
 def _validate_stages(stages: Sequence[str]) -> frozenset[str]:
@@ -419,42 +422,122 @@ def _resolve_version(
 
 
 class _ModelBuilder:
-    """Replays one model's tag events, oldest first."""
+    """Replays one model's tag events, oldest first, and can be extended by later events.
 
-    def __init__(self, name: str, events: list[_TagEvent], stages: frozenset[str]) -> None:
+    Which version an assignment refers to is decided by the registrations on its commit, so
+    events can be added only while no new registration lands on a commit an earlier event
+    already named (``appended``); otherwise the model is replayed from the start.
+    """
+
+    def __init__(self, name: str, stages: frozenset[str]) -> None:
         self.name = name
-        self.events = events
         self.stages = stages
-        self.by_commit = _registrations_by_commit(events)
+        self.events: list[_TagEvent] = []
+        self.by_commit: dict[str, list[ParsedTag]] = {}
         self.versions: dict[int, Version] = {}
         # Labels each version holds now, with the position of the event that gave them.
         self.labels: dict[int, dict[str, tuple[int, Assignment]]] = {}
         self.deprecated = False
-        for parsed, record in events:
-            if parsed.kind is TagKind.REGISTRATION and parsed.version_number is not None:
-                self.versions.setdefault(parsed.version_number, _new_version(name, parsed, record))
+        self._named_commits: set[str] = set()  # commits that events other than registrations name
+        self._built: dict[int, Version] = {}  # the last state's versions, reused when untouched
+        self._records: dict[str, TagRecord] = {}  # the replayed tags by name
+        self._touched: set[int] = set()
 
-    def build(self) -> ModelState:
-        for position, (parsed, record) in enumerate(self.events):
-            self.deprecated = parsed.kind is TagKind.DEPRECATION
+    def appended(self, events: list[_TagEvent]) -> _Plan | None:
+        """``(all events in order, the new ones, where replaying starts)`` when ``events`` are the replayed events,
+        unchanged, plus new ones that can be replayed on top of them; ``None`` when the model
+        must be replayed whole.
+
+        New events must sort after the replayed ones, except registrations, which only add a
+        version (a registration dated in the second of an assignment sorts before it): those
+        may fall anywhere when their number and commit are new to the model.
+        """
+        known = self._records
+        new = []
+        kept = 0
+        for event in events:
+            record = known.get(event[1].name)
+            if record is None:
+                new.append(event)
+            elif record is event[1]:
+                kept += 1
+            else:
+                return None
+        if kept != len(self.events):
+            return None
+        if any(p.kind is TagKind.REGISTRATION and r.commit in self._named_commits for p, r in new):
+            return None  # an earlier assignment may now name this version
+        new.sort(key=_order_key)
+        done = len(self.events)
+        if not new or not self.events:
+            return self.events + new, new, done
+        last = _order_key(self.events[-1])
+        early = [event for event in new if _order_key(event) <= last]
+        if not early:
+            return self.events + new, new, done
+        if not all(self._insertable(event) for event in early):
+            return None
+        ordered = sorted(self.events + early, key=_order_key) + new[len(early) :]
+        return ordered, new, done + len(early)
+
+    def _insertable(self, event: _TagEvent) -> bool:
+        parsed, record = event
+        return (
+            parsed.kind is TagKind.REGISTRATION
+            and parsed.version_number is not None
+            and parsed.version_number not in self.versions
+            and record.commit not in self.by_commit
+        )
+
+    def extend(self, ordered: list[_TagEvent], new: list[_TagEvent], start: int) -> ModelState:
+        """Take ``ordered`` (every event, sorted) as replayed: note the ``new`` ones, and
+        replay ``ordered[start:]`` (before ``start``, new events are registrations only)."""
+        for parsed, record in new:
+            self._records[record.name] = record
+            if parsed.kind is TagKind.REGISTRATION:
+                registered = self.by_commit.setdefault(record.commit, [])
+                if all(p.version != parsed.version for p in registered):
+                    registered.append(parsed)
+                if parsed.version_number is not None:
+                    number = parsed.version_number
+                    if number not in self.versions:
+                        self.versions[number] = _new_version(self.name, parsed, record)
+                        self._touched.add(number)
+            else:
+                self._named_commits.add(record.commit)
+        self.events = ordered
+        for position in range(start, len(ordered)):
+            parsed, record = ordered[position]
             if parsed.kind is TagKind.DEREGISTRATION:
                 self._deregister(parsed, record)
             elif parsed.kind is TagKind.ASSIGNMENT:
                 self._assign(parsed, record, position)
             elif parsed.kind is TagKind.UNASSIGNMENT:
                 self._unassign(parsed, record)
-        for number, version in self.versions.items():
+        self.deprecated = bool(ordered) and ordered[-1][0].kind is TagKind.DEPRECATION
+        return self._state()
+
+    def _state(self) -> ModelState:
+        """The state now: versions no event touched since the last state are shared with it
+        (nobody changes a built ``Version``), the others are built afresh."""
+        for number in self._touched:
+            version = self.versions[number]
             held = self.labels.get(number, {})
             stages = [(pos, a) for pos, a in held.values() if a.is_stage]
-            version.stage_assignment = max(stages, key=lambda item: item[0])[1] if stages else None
-            version.alias_assignments = {a.label: a for _, a in held.values() if not a.is_stage}
-        return ModelState(self.name, dict(sorted(self.versions.items())), self.deprecated)
+            self._built[number] = replace(
+                version,
+                stage_assignment=max(stages, key=lambda item: item[0])[1] if stages else None,
+                alias_assignments={a.label: a for _, a in held.values() if not a.is_stage},
+            )
+        self._touched.clear()
+        return ModelState(self.name, dict(sorted(self._built.items())), self.deprecated)
 
     def _deregister(self, parsed: ParsedTag, record: TagRecord) -> None:
         version = self.versions.get(parsed.version_number or 0)
         if version is not None and version.commit == record.commit:
             version.deregistered = True
             self.labels.pop(version.number, None)
+            self._touched.add(version.number)
 
     def _assign(self, parsed: ParsedTag, record: TagRecord, position: int) -> None:
         number = self._active_version(record)
@@ -463,8 +546,9 @@ class _ModelBuilder:
         label = parsed.label
         is_stage = label in self.stages
         if not is_stage:
-            for held in self.labels.values():
-                held.pop(label, None)
+            for holder, held in self.labels.items():
+                if held.pop(label, None) is not None:
+                    self._touched.add(holder)
         assignment = Assignment(
             model=self.name,
             version=number,
@@ -478,17 +562,54 @@ class _ModelBuilder:
             message=record.message,
         )
         self.labels.setdefault(number, {})[label] = (position, assignment)
+        self._touched.add(number)
 
     def _unassign(self, parsed: ParsedTag, record: TagRecord) -> None:
         number = self._active_version(record)
         if number is not None and parsed.label is not None:
             self.labels.get(number, {}).pop(parsed.label, None)
+            self._touched.add(number)
 
     def _active_version(self, record: TagRecord) -> int | None:
         number = _resolve_version(record, self.name, self.by_commit)
         if number is None or self.versions[number].deregistered:
             return None
         return number
+
+
+class StateBuilder:
+    """Computes registry states one after another, replaying for each model only the tags
+    added since the previous state (a model whose earlier tags changed is replayed whole).
+
+    The result is the one ``build_registry_state`` gives for the same tags; a service keeps
+    one builder so that an operation on a model with thousands of tags costs its new tags.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[str, _ModelBuilder] = {}
+
+    def build(
+        self, tags: Iterable[TagRecord], stages: Sequence[str] = DEFAULT_STAGES
+    ) -> RegistryState:
+        """The registry state of ``tags`` (rules in the module docstring)."""
+        stage_set = _validate_stages(stages)
+        grouped: dict[str, list[_TagEvent]] = {}
+        for record in tags:
+            parsed = parse_tag(record.name)
+            if parsed is not None and record.annotated:
+                grouped.setdefault(parsed.model, []).append((parsed, record))
+        models = {}
+        for name in sorted(grouped):
+            builder = self._models.get(name)
+            plan = None
+            if builder is not None and builder.stages == stage_set:
+                plan = builder.appended(grouped[name])
+            if builder is None or plan is None:
+                ordered = sorted(grouped[name], key=_order_key)
+                builder = self._models[name] = _ModelBuilder(name, stage_set)
+                plan = (ordered, ordered, 0)
+            models[name] = builder.extend(*plan)
+        return RegistryState(models=models, stages=tuple(stages))
 
 
 def _new_version(model: str, parsed: ParsedTag, record: TagRecord) -> Version:

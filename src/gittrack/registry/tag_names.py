@@ -39,6 +39,7 @@ reason: a loose ref is a file, and the longest tag gittrack writes, ``M#LABEL!#K
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -194,8 +195,14 @@ def deprecation_tag(name: str, counter: int | None = None) -> str:
     return tag if counter is None else f"{tag}#{validate_counter(counter)}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def parse_tag(tag_name: str) -> ParsedTag | None:
-    """Parse a tag name (without ``refs/tags/``); ``None`` if it is not a registry tag."""
+    """Parse a tag name (without ``refs/tags/``); ``None`` if it is not a registry tag.
+
+    Remembered (a ``ParsedTag`` is immutable): every registry read and write looks at each
+    tag of a model, so a registry of thousands of tags would parse the same names again and
+    again.
+    """
     match = _TAG_RE.fullmatch(tag_name)
     if match is None:
         return None

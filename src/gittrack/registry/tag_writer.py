@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 
 from gittrack.errors import ConflictError, RepositoryError
 from gittrack.registry.tag_names import TagKind, parse_tag
@@ -76,22 +77,28 @@ def tag_time(listing: TagListing, model: str, new_tag: str) -> int:
     new = parse_tag(new_tag)
     assert new is not None
     mine = tag_order_key(new.kind, new.counter)
+    annotated = [r for r in listing.records if r.annotated and _of_model(r.name, model)]
+    latest = max((r.date for r in annotated), default=None)
     when = int(time.time())
-    by_second: dict[int, list[tuple[TagKind, tuple[float, int]]]] = {}
-    for record in listing.records:
-        other = parse_tag(record.name)
-        if other is None or other.model != model or not record.annotated:
-            continue
-        stamp = int(record.date.timestamp())
-        when = max(when, stamp)
-        by_second.setdefault(stamp, []).append(
-            (other.kind, tag_order_key(other.kind, other.counter))
-        )
-    if new.kind is TagKind.DEPRECATION and when in by_second:
+    if latest is not None:
+        when = max(when, int(latest.timestamp()))
+    # Only the tags dated in the second the new one gets can sort around it.
+    second = datetime.fromtimestamp(when, tz=timezone.utc)
+    following = second + timedelta(seconds=1)
+    same_second = []
+    for record in annotated:
+        if second <= record.date < following:
+            other = parse_tag(record.name)
+            assert other is not None
+            same_second.append((other.kind, tag_order_key(other.kind, other.counter)))
+    if new.kind is TagKind.DEPRECATION and same_second:
         return when + 1  # GTO reads a deprecation as the model's end only when it is last
     ending = new.kind in _ENDING_KINDS
-    if any(
-        key > mine and (ending or kind in _ENDING_KINDS) for kind, key in by_second.get(when, [])
-    ):
+    if any(key > mine and (ending or kind in _ENDING_KINDS) for kind, key in same_second):
         when += 1
     return when
+
+
+def _of_model(tag: str, model: str) -> bool:
+    parsed = parse_tag(tag)
+    return parsed is not None and parsed.model == model

@@ -1,25 +1,29 @@
-"""Reading and writing the registry's git tags.
+"""Reading and writing the registry's git tags, in process (DESIGN §6).
 
-All tags are read with one ``git for-each-ref refs/tags`` call, and kept in
-``$GIT_DIR/gittrack/cache/registry-tags.json`` until a tag ref changes (derived data: deleting
-the file loses nothing). A tag is created as an annotated tag object followed by a ref update
-that succeeds only if the tag does not exist yet, so two writers racing for one name cannot
-both win: the loser gets ``ConflictError`` and picks the next number or counter. Signed tags,
-which need the user's signing setup, are made with ``git tag -s`` and fail the same way when
-the name is taken.
+The tags are known from the tag refs (loose files under ``refs/tags`` and ``packed-refs``) and
+the annotated tag objects they name, read by the store's object reader; between two reads
+only the refs that changed are looked at again (``TagStore``). A tag is created as an
+annotated tag object written by the store's object writer, then a ref update through the
+store's ref writer (git's lock protocol) that succeeds only if the tag does not exist yet,
+so two writers racing for one name cannot both win: the loser gets ``ConflictError`` and
+picks the next number or counter. Signed tags, which need the user's signing setup, are made
+with ``git tag -s`` and fail the same way when the name is taken. When many loose tag refs
+pile up, ``git pack-refs`` moves them into ``packed-refs`` (as ``git gc`` would), which keeps
+each read's directory scan short at any number of tags.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gittrack.errors import ConflictError, RepositoryError
+from gittrack.errors import ConflictError, GittrackError, RepositoryError
 from gittrack.registry.state import TagRecord
 from gittrack.registry.tag_names import (
     NAMESPACE_SEPARATOR,
@@ -28,9 +32,17 @@ from gittrack.registry.tag_names import (
     validate_model_name,
 )
 from gittrack.store.files import replace_file
-from gittrack.store.git import GitRepo
+from gittrack.store.git import GitRepo, read_small_file
 
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
+_SAVE_AFTER = 64  # tag objects parsed before what is known is saved for the next process
+LOOSE_TAGS_TO_PACK = 256  # loose tag refs above which a write packs them
+_SIGNATURE_STARTS = (
+    b"-----BEGIN PGP SIGNATURE-----",
+    b"-----BEGIN PGP MESSAGE-----",
+    b"-----BEGIN SSH SIGNATURE-----",
+    b"-----BEGIN SIGNED MESSAGE-----",
+)
 _FIELD = "\x1f"
 _RECORD = "\x1e"
 _FORMAT = (
@@ -77,30 +89,57 @@ class TagListing:
 
 
 class TagStore:
-    """The tags of one repository."""
+    """The tags of one repository, kept up to date from the tag refs that changed.
+
+    The store remembers every tag it read (name, the object its ref holds, the record and
+    whether it is signed) and, at each read, looks only at what moved: the loose tag refs
+    (one directory scan, cheap because gittrack packs them, see ``LOOSE_TAGS_TO_PACK``), and
+    ``packed-refs`` when that file changed. A ref whose file is the same (same inode: git
+    and gittrack replace a ref by renaming a new file over it) is not read again; a tag
+    object already seen is not parsed again. What it learnt is kept in
+    ``$GIT_DIR/gittrack/cache/registry-tags.json`` (derived data) for the next process.
+    A repository with another ref storage (reftable) is read with ``git for-each-ref``.
+    """
 
     def __init__(self, repo: GitRepo) -> None:
         self.repo = repo
-        self._memo: tuple[str, TagListing] | None = None
+        self._loaded = False
+        self._loose: dict[str, int] = {}  # loose tag ref -> inode at the last look
+        self._packed_source: dict[str, str] | None = None  # packed refs seen at that look
+        self._packed: dict[str, str] = {}  # packed tag -> object
+        self._tags: dict[str, _Tag] = {}  # every tag now
+        self._by_model: dict[str, set[str]] = {}  # registry model -> its tag names
+        self._listing: TagListing | None = None
+        self._model_listings: dict[str, TagListing] = {}  # until a tag of the model changes
+        self._unsaved = 0
 
     def read(self, model: str | None = None) -> TagListing:
-        """All tags (or only the registry tags of ``model``).
+        """All tags (or only the registry tags of ``model``), sorted by name.
 
-        From the tag cache when no tag ref changed since it was written, else with one
-        ``git for-each-ref`` (all tags refresh the cache; one model's are read on their own).
+        Raises:
+            InvalidInputError: ``model`` is not a valid model name.
         """
-        stamp = self._refs_stamp()
-        cached = self._cached(stamp)
-        if cached is not None:
-            return cached if model is None else cached.of_model(model)
         if model is not None:
-            in_tag = validate_model_name(model).replace(
-                NAMESPACE_SEPARATOR, NAMESPACE_SEPARATOR_IN_TAG
+            validate_model_name(model)
+        if not self._refresh():
+            return self._for_each_ref_listing(model)
+        if model is None:
+            if self._listing is None:
+                self._listing = _listing_of(self._tags[n] for n in sorted(self._tags))
+            return self._listing
+        listing = self._model_listings.get(model)
+        if listing is None:
+            names = self._by_model.get(model, ())
+            listing = self._model_listings[model] = _listing_of(
+                self._tags[n] for n in sorted(names)
             )
-            return self._for_each_ref(f"refs/tags/{in_tag}@*", f"refs/tags/{in_tag}#*")
-        listing = self._for_each_ref("refs/tags")
-        self._store(stamp, listing)
         return listing
+
+    def _for_each_ref_listing(self, model: str | None) -> TagListing:
+        if model is None:
+            return self._for_each_ref("refs/tags")
+        in_tag = model.replace(NAMESPACE_SEPARATOR, NAMESPACE_SEPARATOR_IN_TAG)
+        return self._for_each_ref(f"refs/tags/{in_tag}@*", f"refs/tags/{in_tag}#*")
 
     def _for_each_ref(self, *patterns: str) -> TagListing:
         output = self.repo.git("for-each-ref", f"--format={_FORMAT}", *patterns).stdout
@@ -116,74 +155,125 @@ class TagStore:
                 signed.add(record.name)
         return TagListing(tuple(records), frozenset(signed))
 
-    # ------------------------------------------------------------------ cache
+    # ------------------------------------------------------------------ refreshing
+    @functools.cached_property
+    def _tags_dir(self) -> str:
+        return f"{self.repo.common_dir}/refs/tags"
+
+    def _refresh(self) -> bool:
+        """Bring the known tags up to date; False when refs are not files (reftable)."""
+        common = self.repo.common_dir
+        if (common / "reftable").exists():
+            return False
+        if not self._loaded:
+            self._load_saved()
+        loose = _scan_loose(self._tags_dir)
+        packed_source = self.repo.packed_ref_map()
+        changed: set[str] = set()
+        if packed_source is not self._packed_source:
+            packed = {
+                ref[len("refs/tags/") :]: sha
+                for ref, sha in packed_source.items()
+                if ref.startswith("refs/tags/")
+            }
+            changed.update(n for n in packed.keys() ^ self._packed.keys())
+            changed.update(
+                n for n in packed.keys() & self._packed.keys() if packed[n] != self._packed[n]
+            )
+            self._packed, self._packed_source = packed, packed_source
+        if loose != self._loose:
+            changed.update(n for n in loose.keys() ^ self._loose.keys())
+            changed.update(
+                n for n in loose.keys() & self._loose.keys() if loose[n] != self._loose[n]
+            )
+            self._loose = loose
+        if changed:
+            self._apply(changed)
+        return True
+
+    def _apply(self, changed: set[str]) -> None:
+        """Re-read the tags whose refs changed (objects not seen before are parsed)."""
+        self._listing = None
+        shas: dict[str, str] = {}
+        for name in changed:
+            sha = None
+            if name in self._loose:
+                raw = read_small_file(f"{self._tags_dir}/{name}").strip()
+                sha = raw if _is_object_id(raw) else self._packed_now(name)
+            sha = sha or self._packed.get(name)
+            if sha is None:
+                self._forget(name)
+            elif name not in self._tags or self._tags[name].sha != sha:
+                shas[name] = sha
+        if not shas:
+            return
+        order = sorted(shas)
+        objects = self.repo.read_objects([shas[n] for n in order])
+        for name, (kind, body) in zip(order, objects):
+            self._forget(name)
+            self._remember(_tag_of(name, shas[name], kind, body))
+        self._unsaved += len(order)
+        if self._unsaved >= _SAVE_AFTER:
+            self._save()
+
+    def _packed_now(self, name: str) -> str | None:
+        """The object of tag ``name`` in ``packed-refs`` as the file is now: its loose file
+        went between the scan and the read, and ``git pack-refs`` writes ``packed-refs``
+        before it removes the loose files it packed. The next read compares every packed
+        entry again."""
+        self._packed_source = None
+        return self.repo.packed_ref_map().get(f"refs/tags/{name}")
+
+    def _remember(self, tag: _Tag) -> None:
+        self._tags[tag.record.name] = tag
+        parsed = parse_tag(tag.record.name)
+        if parsed is not None:
+            self._by_model.setdefault(parsed.model, set()).add(tag.record.name)
+            self._model_listings.pop(parsed.model, None)
+
+    def _forget(self, name: str) -> None:
+        if self._tags.pop(name, None) is None:
+            return
+        parsed = parse_tag(name)
+        if parsed is not None:
+            self._by_model.get(parsed.model, set()).discard(name)
+            self._model_listings.pop(parsed.model, None)
+
+    # ------------------------------------------------------------------ saved state
     @property
     def _cache_file(self) -> Path:
         return self.repo.gittrack_dir / "cache" / "registry-tags.json"
 
-    def _refs_stamp(self) -> str | None:
-        """A digest that changes whenever a tag ref is added, moved or removed, or refs are
-        packed: the name, inode, size and mtime of every loose tag ref (git rewrites a ref by
-        renaming a new file over it, so its inode changes) and of ``packed-refs``.
-        Repositories with another ref storage are not cached.
-        """
-        common = self.repo.common_dir
-        tags_dir = common / "refs" / "tags"
-        if (common / "reftable").exists() or not tags_dir.is_dir():
-            return None
-        digest = hashlib.sha1()
-        try:
-            packed = os.stat(common / "packed-refs")
-            digest.update(
-                f"packed {packed.st_ino} {packed.st_size} {packed.st_mtime_ns}\n".encode()
-            )
-        except FileNotFoundError:
-            digest.update(b"packed -\n")
-        pending = [str(tags_dir)]
-        while pending:
-            with os.scandir(pending.pop()) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(entry.path)
-                        continue
-                    info = entry.stat(follow_symlinks=False)
-                    line = f"{entry.path} {info.st_ino} {info.st_size} {info.st_mtime_ns}\n"
-                    digest.update(line.encode(errors="surrogateescape"))
-        return digest.hexdigest()
-
-    def _cached(self, stamp: str | None) -> TagListing | None:
-        if stamp is None:
-            return None
-        if self._memo is not None and self._memo[0] == stamp:
-            return self._memo[1]
+    def _load_saved(self) -> None:
+        """The tags a previous process saw: only their objects are trusted (a tag object
+        never changes); the refs are looked at again."""
+        self._loaded = True
         try:
             document = json.loads(self._cache_file.read_bytes())
-        except (FileNotFoundError, ValueError):
-            return None
-        if document.get("format") != _CACHE_FORMAT or document.get("stamp") != stamp:
-            return None
-        records = tuple(
-            TagRecord(name, commit, who, email, date, message, annotated)
-            for name, commit, who, email, date, message, annotated in document["records"]
-        )
-        listing = TagListing(records, frozenset(document["signed"]))
-        self._memo = (stamp, listing)
-        return listing
-
-    def _store(self, stamp: str | None, listing: TagListing) -> None:
-        if stamp is None:
+        except (OSError, ValueError):
             return
-        self._memo = (stamp, listing)
-        document = {
-            "format": _CACHE_FORMAT,
-            "stamp": stamp,
-            "signed": sorted(listing.signed),
-            "records": [
-                [r.name, r.commit, r.tagger_name, r.tagger_email, r.date.timestamp(), r.message,
-                 r.annotated]
-                for r in listing.records
-            ],
-        }  # fmt: skip
+        if not isinstance(document, dict) or document.get("format") != _CACHE_FORMAT:
+            return
+        try:
+            for name, sha, commit, who, email, date, message, annotated, signed in document["tags"]:
+                record = TagRecord(name, commit, who, email, date, message, annotated)
+                self._remember(_Tag(sha, record, signed))
+        except (TypeError, ValueError, KeyError, GittrackError):
+            self._tags.clear()
+            self._by_model.clear()
+            return
+        # What the saved tags' refs held: refs that still hold them are not read again.
+        self._packed = {n: t.sha for n, t in self._tags.items()}
+        self._loose = {}
+
+    def _save(self) -> None:
+        self._unsaved = 0
+        rows = [
+            [t.record.name, t.sha, t.record.commit, t.record.tagger_name, t.record.tagger_email,
+             t.record.date.timestamp(), t.record.message, t.record.annotated, t.signed]
+            for t in self._tags.values()
+        ]  # fmt: skip
+        document = {"format": _CACHE_FORMAT, "tags": rows}
         with contextlib.suppress(OSError):  # derived data: a full disk costs a re-read only
             replace_file(self._cache_file, json.dumps(document).encode())
 
@@ -204,8 +294,26 @@ class TagStore:
             )
             sha = self.repo.write_object("tag", body.encode())
             self.repo.update_ref(f"refs/tags/{name}", sha, None, f"gittrack: tag {name}")
+        self._pack_when_many()
         ident = self.repo.identity()
         return TagRecord(name, commit, ident.name, ident.email, when, message)
+
+    def _pack_when_many(self) -> None:
+        """Move the loose tag refs into ``packed-refs`` once there are many of them (git's
+        own ``pack-refs``, which locks each ref as the ref writer does); a failure leaves
+        them loose, which costs reads a little time only.
+
+        ``git pack-refs`` also folds in the loose file of any other ref that is packed
+        already; it is not run then, so that only tags move (git 2.39 has no ``--include``).
+        """
+        if len(self._loose) < LOOSE_TAGS_TO_PACK:
+            return
+        common = self.repo.common_dir
+        for ref in self.repo.packed_ref_map():
+            if not ref.startswith("refs/tags/") and os.path.lexists(f"{common}/{ref}"):
+                return
+        self.repo.git("pack-refs", check=False)
+        self._loose = {}  # looked at again, entry by entry, at the next read
 
     def _create_signed(self, name: str, commit: str, message: str, when: int) -> None:
         try:
@@ -237,3 +345,91 @@ def _parse_record(chunk: str) -> tuple[TagRecord, bool]:
     message = contents[: len(contents) - len(signature)] if signature else contents
     stamp = datetime.fromtimestamp(int(date or 0), tz=timezone.utc)
     return TagRecord(name, peeled or target, who, email, stamp, message), bool(signature)
+
+
+@dataclass(frozen=True)
+class _Tag:
+    """A tag as the store knows it: the object its ref holds, the record, and whether the
+    tag object carries a signature."""
+
+    sha: str
+    record: TagRecord
+    signed: bool = False
+
+
+def _listing_of(tags: Iterable[_Tag]) -> TagListing:
+    kept = list(tags)
+    return TagListing(
+        tuple(t.record for t in kept), frozenset(t.record.name for t in kept if t.signed)
+    )
+
+
+def _scan_loose(root: str) -> dict[str, int]:
+    """Every loose ref below ``root`` (a tag name relative to it) and its file's inode."""
+    found: dict[str, int] = {}
+    pending = [("", root)]
+    while pending:
+        prefix, directory = pending.pop()
+        try:
+            entries = os.scandir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((f"{prefix}{entry.name}/", entry.path))
+                elif not entry.name.endswith(".lock"):
+                    found[prefix + entry.name] = entry.inode()
+    return found
+
+
+def _is_object_id(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
+def _tag_of(name: str, sha: str, kind: str, body: bytes) -> _Tag:
+    """The record of tag ``name`` whose ref holds object ``sha``, as ``git for-each-ref``
+    reports it: a lightweight tag when the object is not a tag object."""
+    if kind != "tag":
+        return _Tag(sha, TagRecord(name, sha, "", "", 0, annotated=False))
+    header, _, contents = body.partition(b"\n\n")
+    fields: dict[bytes, bytes] = {}
+    for line in header.split(b"\n"):
+        key, _, value = line.partition(b" ")
+        fields.setdefault(key, value)
+    who, email, when = _tagger(fields.get(b"tagger", b""))
+    start = _signature_start(contents)
+    message = contents[:start].decode("utf-8", errors="replace")
+    target = fields.get(b"object", b"").decode("ascii", errors="replace")
+    record = TagRecord(name, target, who, email, when, message)
+    return _Tag(sha, record, start < len(contents))
+
+
+def _tagger(line: bytes) -> tuple[str, str, int]:
+    """(name, email, epoch seconds) of a ``tagger`` header, as ``%(taggername)``,
+    ``%(taggeremail:trim)`` and ``%(taggerdate:unix)`` give them."""
+    opening, closing = line.find(b"<"), line.rfind(b">")
+    if opening < 0 or closing < opening:
+        return line.decode("utf-8", errors="replace").strip(), "", 0
+    who = line[:opening].rstrip().decode("utf-8", errors="replace")
+    email = line[opening + 1 : closing].decode("utf-8", errors="replace")
+    stamp = line[closing + 1 :].split()
+    try:
+        return who, email, int(stamp[0]) if stamp else 0
+    except ValueError:
+        return who, email, 0
+
+
+def _signature_start(contents: bytes) -> int:
+    """Where the signature of a tag message starts (its length when unsigned): the last line
+    that opens a signature, as git finds it."""
+    start = len(contents)
+    position = 0
+    while position < len(contents):
+        if contents.startswith(_SIGNATURE_STARTS, position):
+            start = position
+        newline = contents.find(b"\n", position)
+        if newline < 0:
+            break
+        position = newline + 1
+    return start

@@ -19,6 +19,7 @@ from gittrack.registry.state import (
     ModelState,
     RegistrationMessage,
     RegistryState,
+    StateBuilder,
     TagRecord,
     Version,
     build_registry_state,
@@ -37,12 +38,21 @@ class RegistryView:
     """Tags, the registry state they give, and the branch snapshot holding the metadata."""
 
     def __init__(
-        self, listing: TagListing, snapshot: BranchSnapshot, stages: tuple[str, ...]
+        self,
+        listing: TagListing,
+        snapshot: BranchSnapshot,
+        stages: tuple[str, ...],
+        builder: StateBuilder | None = None,
     ) -> None:
+        """``builder``, when given, computes the state from the tags added since the state it
+        computed last (see ``StateBuilder``); the state is the same either way."""
         self.listing = listing
         self.snapshot = snapshot
         self.stages = stages
-        self.state: RegistryState = build_registry_state(listing.records, stages)
+        if builder is None:
+            self.state: RegistryState = build_registry_state(listing.records, stages)
+        else:
+            self.state = builder.build(listing.records, stages)
         self._model_docs: dict[str, dict[str, Any] | None] = {}
         self._version_docs: dict[tuple[str, int], dict[str, Any] | None] = {}
 

@@ -1086,6 +1086,12 @@ class GitRepo:
         """The refs in ``packed-refs`` (name -> id); a loose ref of the same name wins."""
         return dict(self._packed_refs())
 
+    def packed_ref_map(self) -> Mapping[str, str]:
+        """``packed-refs`` parsed (name -> id), not copied: the same mapping object until the
+        file changes, so a caller can tell by identity that nothing was packed or pruned.
+        Read-only; a loose ref of the same name wins over its entry here."""
+        return self._packed_refs()
+
     def _packed_refs(self) -> dict[str, str]:
         """``packed-refs`` parsed, re-read only when the file changed."""
         path = f"{self.common_dir}/packed-refs"
