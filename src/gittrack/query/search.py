@@ -8,6 +8,7 @@ MLflow's DataFrame or into ``Run`` objects.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
