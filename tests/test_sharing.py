@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -155,6 +157,7 @@ def git_daemon(base: Path):
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # `git daemon` runs git-daemon as a child: stop the group
     )  # fmt: skip
     try:
         url = f"git://127.0.0.1:{port}/remote.git"
@@ -165,7 +168,8 @@ def git_daemon(base: Path):
             time.sleep(0.05)
         yield url
     finally:
-        daemon.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(daemon.pid, signal.SIGKILL)
         daemon.wait()
 
 
