@@ -44,17 +44,17 @@ if TYPE_CHECKING:
     from gittrack.gitflow.bisect import BisectResult as BisectResult
     from gittrack.gitflow.checkout import Checkout as Checkout
     from gittrack.gitflow.checkout import RunCode as RunCode
+    from gittrack.gitflow.commit_diff import CommitDiff as CommitDiff
+    from gittrack.gitflow.commit_diff import ExperimentDiff as ExperimentDiff
+    from gittrack.gitflow.commit_diff import MetricChange as MetricChange
+    from gittrack.gitflow.commit_diff import ParamChange as ParamChange
+    from gittrack.gitflow.commit_diff import Side as Side
     from gittrack.gitflow.commit_runs import CommitRuns as CommitRuns
     from gittrack.gitflow.hooks import HookState as HookState
     from gittrack.gitflow.notes import RunSummary as RunSummary
     from gittrack.gitflow.reproduce import Reproduction as Reproduction
     from gittrack.gitflow.sync import SyncReport as SyncReport
     from gittrack.query.budgets import Budget as Budget
-    from gittrack.query.commit_diff import CommitDiff as CommitDiff
-    from gittrack.query.commit_diff import ExperimentDiff as ExperimentDiff
-    from gittrack.query.commit_diff import MetricChange as MetricChange
-    from gittrack.query.commit_diff import ParamChange as ParamChange
-    from gittrack.query.commit_diff import Side as Side
     from gittrack.registry.policy import Violation as PolicyViolation
     from gittrack.registry.service import RegistryService
     from gittrack.registry.state import Event as RegistryEvent
@@ -1075,7 +1075,7 @@ class Client:
         budgets_file: str | None = None,
     ) -> CommitDiff:
         """Compare the runs of two code commits per experiment (``gittrack diff``,
-        ``query/commit_diff.py``).
+        ``gitflow/commit_diff.py``).
 
         Args:
             base: a revision; None for the merge-base of origin/HEAD (else main) and HEAD.
@@ -1099,8 +1099,8 @@ class Client:
             NotFoundError: an unknown revision or experiment, or a side without runs.
             CorruptDataError: the budgets are invalid (file and field named).
         """
+        from gittrack.gitflow.commit_diff import DiffOptions, diff_commits
         from gittrack.query.budgets import budgets_from_file, configured_budgets
-        from gittrack.query.commit_diff import DiffOptions, diff_commits
 
         options = DiffOptions(
             tuple(experiments), select, goal, tuple(metrics), show_all, nearest, include_nested

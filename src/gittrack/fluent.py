@@ -10,6 +10,7 @@ are shared by every thread.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -30,7 +31,7 @@ from gittrack.entities import (
     RunStatus,
     ViewType,
 )
-from gittrack.errors import GittrackError, InvalidInputError, InvalidStateError
+from gittrack.errors import ConflictError, GittrackError, InvalidInputError, InvalidStateError
 from gittrack.store import layout
 from gittrack.tracking import validation
 
@@ -966,6 +967,36 @@ def search_registered_models(
     if validation.asks_for_no_results(max_results):
         return []
     return list(_client().registry.search_registered_models(filter_string, max_results, order_by))
+
+
+def register_model(
+    model_uri: str,
+    name: str,
+    await_registration_for: int | None = None,
+    *,
+    tags: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Register the model at ``model_uri`` as a new version of ``name``, creating the
+    registered model if it does not exist (MLflow's ``mlflow.register_model``).
+
+    Args:
+        model_uri: ``runs:/<run_id>/<path>``, ``models:/...`` or a path.
+        name: the registered model's name.
+        await_registration_for: accepted for MLflow compatibility: registration is immediate.
+        tags: tags of the new version.
+
+    Returns:
+        The new ``ModelVersion``.
+
+    Raises:
+        InvalidInputError: a bad name, URI or tag.
+        NotFoundError: ``model_uri`` names no model.
+    """
+    client = Client(get_tracking_uri())
+    # It may exist already, or another process may create it a moment before we do.
+    with contextlib.suppress(ConflictError):
+        client.create_registered_model(name)
+    return client.create_model_version(name, model_uri, tags=tags)
 
 
 def search_model_versions(
