@@ -111,6 +111,8 @@ class Client:
         name: str,
         artifact_location: str | None = None,
         tags: dict[str, Any] | None = None,
+        *,
+        exist_ok: bool = False,
     ) -> str:
         """Create an experiment.
 
@@ -121,20 +123,24 @@ class Client:
                 MLflow. They are kept there, not in git, so ``git push`` does not share them.
                 By default artifacts are committed with their runs.
             tags: tags of the experiment.
+            exist_ok: return the id of the active experiment of that name when there is one,
+                atomically (concurrent callers agree on one experiment).
 
         Returns:
-            The new experiment's id.
+            The new (or, with ``exist_ok``, the existing) experiment's id.
 
         Raises:
             InvalidInputError: a remote store's URI (``s3://``, ``http(s)://``, ...), a
                 directory that cannot be written, or a bad name or tag; nothing is written.
-            ConflictError: an experiment of that name exists.
-            ConflictError: an experiment of that name exists.
+            ConflictError: an experiment of that name exists (an active one: unless
+                ``exist_ok``).
         """
         location = validation.check_artifact_location(artifact_location)
         if location is not None:
             self._check_outside_repository(location)
-        return self.repository.experiments.create(name, tags, artifact_location=location)
+        return self.repository.experiments.create(
+            name, tags, exist_ok=exist_ok, artifact_location=location
+        )
 
     def _check_outside_repository(self, location: str) -> None:
         """Refuse an artifact_location in the repository's working tree or git directory:
@@ -506,6 +512,54 @@ class Client:
         """
         self.repository.runs.set_tags(run_id, {validation.check_key(key, "tag"): value})
         return run_operations(synchronous)
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Log several parameters of a run: all of them or, if one is rejected, none.
+
+        Args:
+            run_id: the run's id.
+            params: names and values (each stored as a string).
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: a bad key or value.
+            ConflictError: a parameter was logged before with another value.
+        """
+        self.repository.runs.log_params(run_id, params)
+
+    def log_metrics(
+        self,
+        run_id: str,
+        metrics: dict[str, float],
+        step: int | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """Log one point of each of several metrics, with the same step and timestamp.
+
+        Args:
+            run_id: the run's id (a live or an ended run).
+            metrics: names and values (NaN and the infinities are kept as such).
+            step: the step (default 0).
+            timestamp: milliseconds since the epoch (default: now).
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: a bad key, value, step or timestamp (nothing is logged).
+        """
+        self.repository.runs.log_metrics(run_id, metrics, step or 0, timestamp)
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        """Set several tags on a run: all of them or, if one is rejected, none.
+
+        Args:
+            run_id: the run's id.
+            tags: names and values (each stored as a string).
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: a bad key or value.
+        """
+        self.repository.runs.set_tags(run_id, tags)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Delete a tag of a run.
