@@ -229,7 +229,7 @@ def test_an_endpoint_without_runs_needs_both_threshold_and_direction(project: Pa
 def test_by_commit_lookups_walk_first_parents_and_find_the_nearest_commit_with_runs(
     project: Path,
 ):
-    from gittrack.query.by_commit import (
+    from gittrack.gitflow.by_commit import (
         first_parent_commits,
         nearest_commit_with_runs,
         runs_for_commit,

@@ -47,6 +47,7 @@ from gittrack.fluent import (
     log_params,
     log_table,
     log_text,
+    register_model,
     search_experiments,
     search_model_versions,
     search_registered_models,
@@ -88,7 +89,6 @@ _mlflow_client_paths()
 # Flavor and registry modules pull in scikit-learn or pandas: loaded on first attribute access.
 _LAZY_MODULES = {"sklearn", "pyfunc", "models", "registry", "query", "types", "utils", "data"}
 _LAZY_ATTRIBUTES = {
-    "register_model": "gittrack.registry.fluent",
     "autolog": "gittrack.autologging",
     "compare_runs": "gittrack.query.compare",
     "evaluate": "gittrack.evaluation",
@@ -154,6 +154,7 @@ __all__ = [
     "log_table",
     "log_text",
     "load_table",
+    "register_model",
     "search_experiments",
     "search_model_versions",
     "search_registered_models",

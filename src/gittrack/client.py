@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
@@ -37,11 +38,23 @@ from gittrack.tracking.source import default_entry_point
 from gittrack.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
 if TYPE_CHECKING:
-    from gittrack.gitflow.bisect import BisectResult
-    from gittrack.gitflow.checkout import Checkout, RunCode
-    from gittrack.gitflow.reproduce import Reproduction
-    from gittrack.query.budgets import Budget
-    from gittrack.query.commit_diff import CommitDiff
+    # The types of Client's results, named here so that the layers above (the command line)
+    # annotate with them without importing a domain: ``from gittrack.client import X`` under
+    # TYPE_CHECKING.
+    from gittrack.gitflow.bisect import BisectResult as BisectResult
+    from gittrack.gitflow.checkout import Checkout as Checkout
+    from gittrack.gitflow.checkout import RunCode as RunCode
+    from gittrack.gitflow.commit_diff import CommitDiff as CommitDiff
+    from gittrack.gitflow.commit_diff import ExperimentDiff as ExperimentDiff
+    from gittrack.gitflow.commit_diff import MetricChange as MetricChange
+    from gittrack.gitflow.commit_diff import ParamChange as ParamChange
+    from gittrack.gitflow.commit_diff import Side as Side
+    from gittrack.gitflow.commit_runs import CommitRuns as CommitRuns
+    from gittrack.gitflow.hooks import HookState as HookState
+    from gittrack.gitflow.notes import RunSummary as RunSummary
+    from gittrack.gitflow.reproduce import Reproduction as Reproduction
+    from gittrack.gitflow.sync import SyncReport as SyncReport
+    from gittrack.query.budgets import Budget as Budget
     from gittrack.registry.policy import Violation as PolicyViolation
     from gittrack.registry.service import RegistryService
     from gittrack.registry.state import Event as RegistryEvent
@@ -98,6 +111,8 @@ class Client:
         name: str,
         artifact_location: str | None = None,
         tags: dict[str, Any] | None = None,
+        *,
+        exist_ok: bool = False,
     ) -> str:
         """Create an experiment.
 
@@ -108,20 +123,24 @@ class Client:
                 MLflow. They are kept there, not in git, so ``git push`` does not share them.
                 By default artifacts are committed with their runs.
             tags: tags of the experiment.
+            exist_ok: return the id of the active experiment of that name when there is one,
+                atomically (concurrent callers agree on one experiment).
 
         Returns:
-            The new experiment's id.
+            The new (or, with ``exist_ok``, the existing) experiment's id.
 
         Raises:
             InvalidInputError: a remote store's URI (``s3://``, ``http(s)://``, ...), a
                 directory that cannot be written, or a bad name or tag; nothing is written.
-            ConflictError: an experiment of that name exists.
-            ConflictError: an experiment of that name exists.
+            ConflictError: an experiment of that name exists (an active one: unless
+                ``exist_ok``).
         """
         location = validation.check_artifact_location(artifact_location)
         if location is not None:
             self._check_outside_repository(location)
-        return self.repository.experiments.create(name, tags, artifact_location=location)
+        return self.repository.experiments.create(
+            name, tags, exist_ok=exist_ok, artifact_location=location
+        )
 
     def _check_outside_repository(self, location: str) -> None:
         """Refuse an artifact_location in the repository's working tree or git directory:
@@ -495,6 +514,54 @@ class Client:
         """
         self.repository.runs.set_tags(run_id, {validation.check_key(key, "tag"): value})
         return run_operations(synchronous)
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Log several parameters of a run: all of them or, if one is rejected, none.
+
+        Args:
+            run_id: the run's id.
+            params: names and values (each stored as a string).
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: a bad key or value.
+            ConflictError: a parameter was logged before with another value.
+        """
+        self.repository.runs.log_params(run_id, params)
+
+    def log_metrics(
+        self,
+        run_id: str,
+        metrics: dict[str, float],
+        step: int | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """Log one point of each of several metrics, with the same step and timestamp.
+
+        Args:
+            run_id: the run's id (a live or an ended run).
+            metrics: names and values (NaN and the infinities are kept as such).
+            step: the step (default 0).
+            timestamp: milliseconds since the epoch (default: now).
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: a bad key, value, step or timestamp (nothing is logged).
+        """
+        self.repository.runs.log_metrics(run_id, metrics, step or 0, timestamp)
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        """Set several tags on a run: all of them or, if one is rejected, none.
+
+        Args:
+            run_id: the run's id.
+            tags: names and values (each stored as a string).
+
+        Raises:
+            NotFoundError: no run has ``run_id``.
+            InvalidInputError: a bad key or value.
+        """
+        self.repository.runs.set_tags(run_id, tags)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Delete a tag of a run.
@@ -962,6 +1029,92 @@ class Client:
             page_token=page_token,
         )
 
+    def search_runs_frame(
+        self,
+        experiment_ids: Sequence[str] | str | None = None,
+        filter_string: str = "",
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int | None = 100_000,
+        order_by: list[str] | None = None,
+        output_format: str = "pandas",
+        *,
+        commit: str | None = None,
+    ) -> Any:
+        """Every matching run up to ``max_results``, as MLflow's fluent ``search_runs`` answers
+        (a DataFrame with its columns, or a list of ``Run``), without paging.
+
+        Args:
+            experiment_ids: the experiments to search (None: every experiment).
+            filter_string: a filter in MLflow's grammar, with OR, parentheses and IN.
+            run_view_type: active, deleted or all runs.
+            max_results: at most this many; None for every match, none for 0 or less.
+            order_by: sort keys, each ``<column> [ASC|DESC]``.
+            output_format: ``pandas`` or ``list``.
+            commit: only the runs whose source commit is the one this revision names.
+
+        Returns:
+            A DataFrame (one row a run), or a list of ``Run``.
+
+        Raises:
+            InvalidInputError: a malformed filter, order or revision, or a bad ``max_results``
+                or ``output_format``.
+            NotFoundError: ``commit`` names no commit.
+        """
+        from gittrack.query.search import search_runs
+
+        if commit is not None:
+            from gittrack.gitflow.commit_runs import commit_filter
+
+            filter_string = commit_filter(self.repository, commit, filter_string)
+        return search_runs(
+            self.repository,
+            experiment_ids=experiment_ids,
+            filter_string=filter_string,
+            run_view_type=run_view_type,
+            max_results=max_results,
+            order_by=order_by,
+            output_format=output_format,
+        )
+
+    def export_runs(
+        self,
+        directory: str | os.PathLike[str],
+        fmt: str = "parquet",
+        *,
+        experiment_ids: Sequence[str] | None = None,
+        filter_string: str = "",
+        run_view_type: ViewType = ViewType.ALL,
+        with_history: bool = True,
+    ) -> dict[str, Path]:
+        """Write the matching runs as ``runs.<fmt>`` and their metric histories as
+        ``metric_history.<fmt>`` into ``directory`` (``query/export.py``).
+
+        Args:
+            directory: where to write (created when missing).
+            fmt: ``parquet`` or ``csv``.
+            experiment_ids: the experiments to export (None: every experiment).
+            filter_string: only runs matching this filter.
+            run_view_type: active, deleted or all runs (default all).
+            with_history: also write the metric histories.
+
+        Returns:
+            The written paths, by table name (``runs``, ``metric_history``).
+
+        Raises:
+            InvalidInputError: an unknown format or a malformed filter.
+        """
+        from gittrack.query.export import export_runs
+
+        return export_runs(
+            self.repository,
+            directory,
+            fmt,
+            experiment_ids=experiment_ids,
+            filter_string=filter_string,
+            run_view_type=run_view_type,
+            with_history=with_history,
+        )
+
     # ------------------------------------------------------- commits, budgets
     def diff_commits(
         self,
@@ -978,7 +1131,7 @@ class Client:
         budgets_file: str | None = None,
     ) -> CommitDiff:
         """Compare the runs of two code commits per experiment (``gittrack diff``,
-        ``query/commit_diff.py``).
+        ``gitflow/commit_diff.py``).
 
         Args:
             base: a revision; None for the merge-base of origin/HEAD (else main) and HEAD.
@@ -1002,8 +1155,8 @@ class Client:
             NotFoundError: an unknown revision or experiment, or a side without runs.
             CorruptDataError: the budgets are invalid (file and field named).
         """
+        from gittrack.gitflow.commit_diff import DiffOptions, diff_commits
         from gittrack.query.budgets import budgets_from_file, configured_budgets
-        from gittrack.query.commit_diff import DiffOptions, diff_commits
 
         options = DiffOptions(
             tuple(experiments), select, goal, tuple(metrics), show_all, nearest, include_nested
@@ -1188,26 +1341,52 @@ class Client:
             return None
         return repo.git_text("diff", "--no-color", "--no-ext-diff", source.commit, source.snapshot)
 
-    def commit_history(self, rev: str = "HEAD", limit: int = 50) -> list[Any]:
+    def commit_history(
+        self,
+        rev: str = "HEAD",
+        limit: int = 50,
+        *,
+        metrics: Sequence[str] | None = None,
+        refresh_notes: bool = False,
+    ) -> list[CommitRuns]:
         """The first-parent history of the code from ``rev`` with each commit's runs.
 
-        Unlike ``gittrack log`` this writes nothing (no notes refresh), so read-only readers such
-        as the web UI can call it.
+        By default this writes nothing, so read-only readers such as the web UI can call it;
+        ``gittrack log`` also refreshes the commits' notes (``refs/notes/gittrack``).
 
         Args:
             rev: the revision to start from.
             limit: at most this many commits.
+            metrics: keep only these metrics of each run, in this order (None: all of them).
+            refresh_notes: write the notes of the listed commits that are out of date (a
+                busy notes ref is left alone).
 
         Returns:
             ``CommitRuns`` (commit, subject, runs with their latest metrics), newest first.
 
         Raises:
-            InvalidInputError: a bad limit.
+            InvalidInputError: a bad limit or metric key (checked before anything is read).
             NotFoundError: an unknown revision.
         """
+        for key in metrics or ():
+            validation.check_key(key, "metric")
         from gittrack.gitflow.commit_runs import first_parent_log
 
-        return first_parent_log(self.repository, rev, limit, refresh=False)
+        entries = first_parent_log(self.repository, rev, limit, refresh=refresh_notes)
+        if not metrics:
+            return entries
+        return [
+            dataclasses.replace(
+                entry,
+                runs=[
+                    dataclasses.replace(
+                        run, metrics={k: run.metrics[k] for k in metrics if k in run.metrics}
+                    )
+                    for run in entry.runs
+                ],
+            )
+            for entry in entries
+        ]
 
     def data_version(self) -> str:
         """A token that changes whenever the tracking branch moves or a live run logs, starts or
@@ -1385,6 +1564,169 @@ class Client:
             experiment_ids=experiment_ids,
             fill=fill,
         )
+
+    # ------------------------------------------------- sharing and git hooks (DESIGN §10)
+    @property
+    def tracking_ref(self) -> str:
+        """The full ref name of the tracking branch, e.g. ``refs/heads/gittrack``.
+
+        Returns:
+            The ref name.
+
+        Raises:
+            RepositoryError: the path is not inside a git repository.
+        """
+        return self.repository.branch.ref
+
+    def push(self, remote: str | None = None) -> SyncReport:
+        """Push the tracking branch, registry tags and notes to a remote, merging the remote's
+        runs first when both sides logged (``gitflow/sync.py``).
+
+        Args:
+            remote: the git remote (default: origin, or the only one).
+
+        Returns:
+            A ``SyncReport`` saying what was merged, renumbered and pushed.
+
+        Raises:
+            InvalidInputError: no such remote, or none to choose.
+            RepositoryError: the remote cannot be reached or refuses the push.
+        """
+        from gittrack.gitflow.sync import push
+
+        return push(self.repository, remote)
+
+    def pull(self, remote: str | None = None) -> SyncReport:
+        """Fetch a remote's tracking branch, registry tags and notes and merge them into the
+        local ones (``gitflow/sync.py``).
+
+        Args:
+            remote: the git remote (default: origin, or the only one).
+
+        Returns:
+            A ``SyncReport`` saying what was merged and renumbered.
+
+        Raises:
+            InvalidInputError: no such remote, or none to choose.
+            RepositoryError: the remote cannot be reached.
+        """
+        from gittrack.gitflow.sync import pull
+
+        return pull(self.repository, remote)
+
+    def sync(self, remote: str | None = None) -> SyncReport:
+        """Pull, then push: the local and the remote tracking branch end identical.
+
+        Args:
+            remote: the git remote (default: origin, or the only one).
+
+        Returns:
+            A ``SyncReport`` of both steps.
+
+        Raises:
+            InvalidInputError: no such remote, or none to choose.
+            RepositoryError: the remote cannot be reached or refuses the push.
+        """
+        from gittrack.gitflow.sync import sync
+
+        return sync(self.repository, remote)
+
+    @staticmethod
+    def hook_names() -> tuple[str, ...]:
+        """The git hooks gittrack provides (``gitflow/hooks.py``).
+
+        Returns:
+            Their names, e.g. ``post-commit``.
+        """
+        from gittrack.gitflow.hooks import HOOK_NAMES
+
+        return HOOK_NAMES
+
+    @staticmethod
+    def _hook_names(names: str | Sequence[str] | None) -> tuple[str, ...]:
+        from gittrack.gitflow.hooks import parse_hook_names
+
+        if names is None or isinstance(names, str):
+            return parse_hook_names(names)
+        return parse_hook_names(",".join(names))
+
+    def install_hooks(
+        self, names: str | Sequence[str] | None = None
+    ) -> list[tuple[HookState, str]]:
+        """Install gittrack's git hooks where git runs them (``core.hooksPath`` when set); a
+        hook already there is chained, never overwritten. Installing twice changes nothing.
+
+        Args:
+            names: the hooks, as names or one comma-separated string (None: all of them).
+
+        Returns:
+            Each hook's ``HookState`` and what was done to it.
+
+        Raises:
+            InvalidInputError: a name is not one gittrack provides (before anything is written).
+            RepositoryError: the path is not inside a git repository.
+        """
+        from gittrack.gitflow.hooks import install
+
+        wanted = self._hook_names(names)
+        return install(self.repository.repo, wanted)
+
+    def uninstall_hooks(
+        self, names: str | Sequence[str] | None = None
+    ) -> list[tuple[HookState, str]]:
+        """Remove gittrack's git hooks, putting back the hooks they chained.
+
+        Args:
+            names: the hooks, as names or one comma-separated string (None: all of them).
+
+        Returns:
+            Each hook's ``HookState`` and what was done to it.
+
+        Raises:
+            InvalidInputError: a name is not one gittrack provides (before anything is written).
+            RepositoryError: the path is not inside a git repository.
+        """
+        from gittrack.gitflow.hooks import uninstall
+
+        wanted = self._hook_names(names)
+        return uninstall(self.repository.repo, wanted)
+
+    def hook_status(self, names: str | Sequence[str] | None = None) -> list[HookState]:
+        """Which of gittrack's git hooks are installed.
+
+        Args:
+            names: the hooks, as names or one comma-separated string (None: all of them).
+
+        Returns:
+            One ``HookState`` per hook: installed, not installed or foreign.
+
+        Raises:
+            InvalidInputError: a name is not one gittrack provides.
+            RepositoryError: the path is not inside a git repository.
+        """
+        from gittrack.gitflow.hooks import status
+
+        wanted = self._hook_names(names)
+        return status(self.repository.repo, wanted)
+
+    def run_hook(self, name: str, args: Sequence[str]) -> int:
+        """Run the gittrack part of one git hook (what the installed hook scripts call).
+
+        Args:
+            name: the hook's name, one of ``hook_names()``.
+            args: the arguments git gave the hook.
+
+        Returns:
+            The hook's exit status (0 unless a strict pre-push hook failed).
+
+        Raises:
+            InvalidInputError: ``name`` is not one gittrack provides (checked first).
+        """
+        from gittrack.gitflow.hooks import HOOK_NAMES, run_hook
+
+        if name not in HOOK_NAMES:
+            self._hook_names(name)  # raises, naming the hooks there are
+        return run_hook(self.repository, name, args)
 
     def run_exists(self, run_id: str) -> bool:
         """Whether a run with this id exists (live or committed).

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from gittrack.errors import GittrackError, InvalidInputError
 from gittrack.models import python_model as _python_model
-from gittrack.models import uris
 from gittrack.models.model_format import ModelInfo
 from gittrack.models.pyfunc_model import PyFuncModel
 from gittrack.models.pyfunc_model import load_model as _load_local
 from gittrack.models.python_model import PythonModel, PythonModelContext
 from gittrack.models.signature import ModelSignature
-from gittrack.tracking import validation
+from gittrack.tracking import model_uris, validation
 
 if TYPE_CHECKING:
     from gittrack.tracking.repository import TrackingRepository
@@ -234,9 +233,7 @@ def log_saved_model(
     model_uri = f"runs:/{run_id}/{where}"
     version = None
     if registered_model_name is not None:
-        from gittrack.registry.fluent import register_model
-
-        version = int(register_model(model_uri, registered_model_name).version)
+        version = int(fluent.register_model(model_uri, registered_model_name).version)
     fluent.record_logged_model(info.model_id, where, run_id)
     return dataclasses.replace(
         info, path=model_uri, model_uri=model_uri, registered_model_version=version
@@ -279,7 +276,7 @@ def local_model_dir(
     from gittrack.models.resolve import local_path, resolve_model_uri
 
     text = os.fspath(model_uri)
-    if not (uris.is_runs_uri(text) or uris.is_models_uri(text)):
+    if not (model_uris.is_runs_uri(text) or model_uris.is_models_uri(text)):
         path = local_path(text)
         _warn_if_untrusted(path)
         return path

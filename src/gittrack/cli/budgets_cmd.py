@@ -14,7 +14,7 @@ from gittrack.cli.output import emit
 from gittrack.client import Client
 
 if TYPE_CHECKING:
-    from gittrack.query.budgets import Budget
+    from gittrack.client import Budget
 
 _LIMIT_OPTIONS = (
     "min",

@@ -16,7 +16,7 @@ from gittrack.cli.output import emit, render_table, visible
 from gittrack.client import Client
 
 if TYPE_CHECKING:
-    from gittrack.query.commit_diff import (
+    from gittrack.client import (
         CommitDiff,
         ExperimentDiff,
         MetricChange,

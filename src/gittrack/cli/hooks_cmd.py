@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import TYPE_CHECKING
 
 from gittrack.cli.main import add_format_options
 from gittrack.cli.output import emit
 from gittrack.client import Client
-from gittrack.gitflow import hooks
-from gittrack.store.git import GitRepo
 
-_HOOKS_HELP = f"comma-separated hooks (default: all of {','.join(hooks.HOOK_NAMES)})"
+if TYPE_CHECKING:
+    from gittrack.client import HookState
+
+_HOOK_NAMES = Client.hook_names()
+_HOOKS_HELP = f"comma-separated hooks (default: all of {','.join(_HOOK_NAMES)})"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,12 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_format_options(child)
         child.set_defaults(handler=handler)
     run = actions.add_parser("run", help="run a hook's gittrack part (what the hooks call)")
-    run.add_argument("hook_name", metavar="HOOK", help=", ".join(hooks.HOOK_NAMES))
+    run.add_argument("hook_name", metavar="HOOK", help=", ".join(_HOOK_NAMES))
     run.add_argument("hook_args", nargs=argparse.REMAINDER, help="the arguments git gave")
     run.set_defaults(handler=run_hook)
 
 
-def _rows(done: list[tuple[hooks.HookState, str]]) -> list[dict]:
+def _rows(done: list[tuple[HookState, str]]) -> list[dict]:
     return [
         {
             "hook": state.name,
@@ -46,27 +50,28 @@ def _rows(done: list[tuple[hooks.HookState, str]]) -> list[dict]:
     ]
 
 
+def _client(args: argparse.Namespace) -> Client:
+    """The repository the hooks go in: ``--repo``, else the current directory's (a tracking
+    URI in the environment names where runs go, not where this clone's hooks live)."""
+    return Client(args.repo if args.repo is not None else os.getcwd())
+
+
 def install(args: argparse.Namespace) -> int:
-    names = hooks.parse_hook_names(args.hooks)
-    emit(_rows(hooks.install(GitRepo(args.repo), names)), fmt=args.format)
+    emit(_rows(_client(args).install_hooks(args.hooks)), fmt=args.format)
     return 0
 
 
 def uninstall(args: argparse.Namespace) -> int:
-    names = hooks.parse_hook_names(args.hooks)
-    emit(_rows(hooks.uninstall(GitRepo(args.repo), names)), fmt=args.format)
+    emit(_rows(_client(args).uninstall_hooks(args.hooks)), fmt=args.format)
     return 0
 
 
 def show_status(args: argparse.Namespace) -> int:
-    names = hooks.parse_hook_names(args.hooks)
-    states = hooks.status(GitRepo(args.repo), names)
+    states = _client(args).hook_status(args.hooks)
     emit(_rows([(state, state.state) for state in states]), fmt=args.format)
     return 0
 
 
 def run_hook(args: argparse.Namespace) -> int:
-    if args.hook_name not in hooks.HOOK_NAMES:
-        hooks.parse_hook_names(args.hook_name)  # raises with the allowed names
     sys.stdout.flush()
-    return hooks.run_hook(Client(args.repo).repository, args.hook_name, args.hook_args)
+    return Client(args.repo).run_hook(args.hook_name, args.hook_args)

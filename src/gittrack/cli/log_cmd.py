@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING
 from gittrack.cli.main import add_format_options
 from gittrack.cli.output import emit
 from gittrack.client import Client
-from gittrack.gitflow.notes import RunSummary
-from gittrack.tracking import validation
 
 if TYPE_CHECKING:
-    from gittrack.gitflow.commit_runs import CommitRuns
+    from gittrack.client import CommitRuns, RunSummary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,9 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _metrics(run: RunSummary, wanted: list[str] | None) -> dict[str, float]:
-    if not wanted:
-        return dict(sorted(run.metrics.items()))
-    return {key: run.metrics[key] for key in wanted if key in run.metrics}
+    """The run's metrics: the ``wanted`` ones in their order (the client kept only those),
+    else all of them by name."""
+    return dict(run.metrics) if wanted else dict(sorted(run.metrics.items()))
 
 
 def _number(value: float) -> str:
@@ -40,14 +38,9 @@ def _number(value: float) -> str:
 
 
 def show_log(args: argparse.Namespace) -> int:
-    for key in args.metric or ():
-        validation.check_key(key, "metric")
-    # Imported here: it brings pyarrow (and pandas when the query index must be refreshed),
-    # which other commands (the git hooks above all) must not pay for when the parser is built.
-    from gittrack.gitflow.commit_runs import first_parent_log
-
-    client = Client(args.repo)
-    entries = first_parent_log(client.repository, args.rev, args.limit)
+    entries = Client(args.repo).commit_history(
+        args.rev, args.limit, metrics=args.metric, refresh_notes=True
+    )
     if args.format == "table":
         sys.stdout.write("".join(_entry_lines(entry, args.metric) for entry in entries))
         return 0

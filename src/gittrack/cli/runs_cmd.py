@@ -81,20 +81,13 @@ def list_runs(args: argparse.Namespace) -> int:
         if missing:
             raise NotFoundError(f"no experiment named {missing[0]!r}")
         ids = [by_name[n] for n in args.experiment]
-    from gittrack.query.search import search_runs
-
-    filter_string = args.filter
-    if args.commit is not None:
-        from gittrack.gitflow.commit_runs import commit_filter
-
-        filter_string = commit_filter(client.repository, args.commit, filter_string)
-    runs = search_runs(
-        client.repository,
+    runs = client.search_runs_frame(
         experiment_ids=ids,
-        filter_string=filter_string,
+        filter_string=args.filter,
         run_view_type=view,
         max_results=args.max,
         output_format="list",
+        commit=args.commit,
     )
     if args.format == "json":
         emit([_run_record(r) for r in runs], fmt="json")

@@ -119,11 +119,8 @@ def _columns(requested: str | None, available: list[str], fmt: str) -> list[str]
 
 
 def search_runs(args: argparse.Namespace) -> int:
-    from gittrack.query.search import search_runs as search
-
     client = Client(args.repo)
-    frame = search(
-        client.repository,
+    frame = client.search_runs_frame(
         experiment_ids=_experiment_ids(client, args.experiment),
         filter_string=args.filter,
         run_view_type=_VIEWS[args.view],
@@ -177,11 +174,8 @@ def compare_runs(args: argparse.Namespace) -> int:
 
 
 def export_runs(args: argparse.Namespace) -> int:
-    from gittrack.query.export import export_runs as export
-
     client = Client(args.repo)
-    written = export(
-        client.repository,
+    written = client.export_runs(
         args.output,
         args.format,
         experiment_ids=_experiment_ids(client, args.experiment),

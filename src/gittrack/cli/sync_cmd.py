@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from gittrack.cli.output import visible
 from gittrack.client import Client
-from gittrack.gitflow import sync
-from gittrack.gitflow.sync import SyncReport
-from gittrack.tracking.repository import TrackingRepository
 
-_COMMANDS: dict[str, tuple[str, Callable[[TrackingRepository, str | None], SyncReport]]] = {
-    "push": ("push the tracking branch, registry tags and notes (merging the remote's)", sync.push),
-    "pull": ("fetch and merge the remote's tracking branch, registry tags and notes", sync.pull),
-    "sync": ("pull, then push: local and remote end identical", sync.sync),
+# command -> its help; the command's name is the ``Client`` method that does it.
+_COMMANDS: dict[str, str] = {
+    "push": "push the tracking branch, registry tags and notes (merging the remote's)",
+    "pull": "fetch and merge the remote's tracking branch, registry tags and notes",
+    "sync": "pull, then push: local and remote end identical",
 }
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for name, (help_text, _action) in _COMMANDS.items():
+    for name, help_text in _COMMANDS.items():
         parser = sub.add_parser(name, help=help_text)
         parser.add_argument(
             "remote", nargs="?", default=None, help="git remote (default: origin, or the only one)"
@@ -28,13 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    repository = Client(args.repo).repository
-    _help, action = _COMMANDS[args.sync_command]
-    report = action(repository, args.remote)
+    client = Client(args.repo)
+    report = getattr(client, args.sync_command)(args.remote)
     for line in report.lines():
         print(visible(line))
     verb = "pushed to" if report.pushed else "up to date with"
     if args.sync_command == "pull":
         verb = "pulled from"
-    print(f"{repository.branch.ref} {verb} {report.remote}")
+    print(f"{client.tracking_ref} {verb} {report.remote}")
     return 0

@@ -4,6 +4,8 @@
 on both sides is merged; ``sync`` moves the branch, registry tags and notes to and from a
 remote, merging and retrying as needed. ``notes`` keeps per-commit summaries in
 ``refs/notes/gittrack``, ``relabel`` gives dirty-tree runs the commit their code became,
-``hooks`` installs the git hooks that call them, and ``commit_runs`` lists runs by code commit.
+``hooks`` installs the git hooks that call them, ``commit_runs`` lists runs by code commit,
+``by_commit`` looks up the runs of commits and ``commit_diff`` compares two commits' runs
+(``gittrack diff``); ``checkout``, ``reproduce`` and ``bisect`` work on a run's code.
 Nothing here touches the user's work tree, index or HEAD.
 """

@@ -19,7 +19,7 @@ direction of the regression: above it for ``up`` (a loss that rose), below it fo
   temporary linked worktree at that commit (removed afterwards), logs its runs there, and
   the commit is read again.
 
-Runs are looked up only through ``query.by_commit`` (first-parent commits, runs of a commit).
+Runs are looked up only through ``by_commit`` (first-parent commits, runs of a commit).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gittrack.errors import InvalidInputError, NotFoundError
+from gittrack.gitflow.by_commit import first_parent_commits, resolve_revision, runs_for_commit
 from gittrack.gitflow.checkout import remove_worktree
 from gittrack.gitflow.reproduce import run_user_command
-from gittrack.query.by_commit import first_parent_commits, resolve_revision, runs_for_commit
 from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository
 

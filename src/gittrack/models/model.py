@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from gittrack.errors import InvalidInputError
-from gittrack.models import uris
 from gittrack.models.model_format import (
     MLMODEL_FILE_NAME,
     ModelConfig,
@@ -22,6 +21,7 @@ from gittrack.models.model_format import (
     read_input_example,
     read_model_config,
 )
+from gittrack.tracking import model_uris
 
 
 @dataclasses.dataclass
@@ -83,7 +83,7 @@ class Model(ModelConfig):
 def _model_dir(text: str) -> Path:
     from gittrack.models.resolve import local_path
 
-    if uris.is_runs_uri(text) or uris.is_models_uri(text):
+    if model_uris.is_runs_uri(text) or model_uris.is_models_uri(text):
         from gittrack.models.resolve import resolve_model_uri
         from gittrack.tracking.repository import open_repository
 

@@ -38,8 +38,8 @@ from gittrack.models.signature import (
     Schema,
     to_dataframe,
 )
+from gittrack.store.layout import MLMODEL_FILE_NAME
 
-MLMODEL_FILE_NAME = "MLmodel"
 REQUIREMENTS_FILE_NAME = "requirements.txt"
 PYTHON_ENV_FILE_NAME = "python_env.yaml"
 CONDA_ENV_FILE_NAME = "conda.yaml"

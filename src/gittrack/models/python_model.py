@@ -47,7 +47,6 @@ from urllib.parse import unquote, urlparse
 import yaml
 
 from gittrack.errors import CorruptDataError, InvalidInputError, InvalidStateError
-from gittrack.models import uris
 from gittrack.models.model_format import (
     MLMODEL_FILE_NAME,
     PYFUNC_FLAVOR,
@@ -67,6 +66,7 @@ from gittrack.models.signature import (
     as_model_signature,
     infer_signature_from_example,
 )
+from gittrack.tracking import model_uris
 
 LOADER_MODULE = "mlflow.pyfunc.model"
 """The ``python_function`` loader module MLflow uses for custom Python models."""
@@ -447,7 +447,7 @@ def _collect_artifacts(
 
 
 def _artifact_source(name: str, uri: str, fetch: ArtifactFetcher | None, scratch: Path) -> Path:
-    if uris.is_runs_uri(uri) or uris.is_models_uri(uri):
+    if model_uris.is_runs_uri(uri) or model_uris.is_models_uri(uri):
         if fetch is None:
             raise InvalidInputError(
                 f"artifact {name!r}: {uri!r} needs a tracking repository to be resolved"

@@ -1,6 +1,6 @@
 """Resolve model URIs to local model directories.
 
-``models:/<model_id>`` URIs go to the run that logged the model (see ``model_ids``), other
+``models:/<model_id>`` URIs go to the run that logged the model (see ``logged_models``), other
 ``models:/`` URIs through the registry to the version's source; a ``runs:/`` source is a
 directory of the run's artifacts. For a committed run that directory is a git tree, so it is
 materialized once under ``$GIT_DIR/gittrack/cache/models/<tree id>`` and reused by every later
@@ -26,12 +26,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from gittrack.errors import InvalidInputError, NotFoundError
-from gittrack.models import model_ids, uris
 from gittrack.models.model_format import MLMODEL_FILE_NAME, PYFUNC_FLAVOR, read_model_config
 from gittrack.registry.service import RegistryService
 from gittrack.store import layout
 from gittrack.store.branch import BranchSnapshot
-from gittrack.tracking import validation
+from gittrack.tracking import logged_models, model_uris, validation
 from gittrack.tracking.repository import TrackingRepository
 
 MAX_INDIRECTIONS = 8
@@ -69,25 +68,29 @@ def resolve_model_uri(
     text = os.fspath(uri)
     current = text
     for _ in range(MAX_INDIRECTIONS):
-        model_id = uris.model_id_of(current)
+        model_id = model_uris.model_id_of(current)
         if model_id is not None:
-            current = model_ids.find_logged_model(repository, model_id).runs_uri
+            current = logged_models.find_logged_model(repository, model_id).runs_uri
             continue
-        if uris.is_models_uri(current):
-            version = RegistryService(repository).version_for_uri(uris.parse_models_uri(current))
+        if model_uris.is_models_uri(current):
+            version = RegistryService(repository).version_for_uri(
+                model_uris.parse_models_uri(current)
+            )
             if not version.source:
                 raise NotFoundError(f"{current!r}: model version {version.version} has no source")
             current = version.source
             continue
-        if uris.is_runs_uri(current):
-            return _resolve_run_artifacts(text, uris.parse_runs_uri(current), repository, dst_path)
+        if model_uris.is_runs_uri(current):
+            return _resolve_run_artifacts(
+                text, model_uris.parse_runs_uri(current), repository, dst_path
+            )
         return ResolvedModel(text, local_path(current))
     raise InvalidInputError(f"{text!r}: model sources refer to each other more than 8 times")
 
 
 def _resolve_run_artifacts(
     uri: str,
-    parsed: uris.RunsUri,
+    parsed: model_uris.RunsUri,
     repository: TrackingRepository,
     dst_path: str | os.PathLike[str] | None,
 ) -> ResolvedModel:

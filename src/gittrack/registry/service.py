@@ -31,7 +31,6 @@ from gittrack.errors import (
     RepositoryError,
     warn_skipped,
 )
-from gittrack.models import model_ids, uris
 from gittrack.query.paging import PagedList, page_of
 from gittrack.registry import metadata
 from gittrack.registry.notify import Notifier
@@ -72,7 +71,7 @@ from gittrack.registry.time_travel import resolve_moment
 from gittrack.registry.view import RegistryView, to_ms
 from gittrack.store.branch import Blob, BranchSnapshot, Change
 from gittrack.store.codecs import format_time
-from gittrack.tracking import validation
+from gittrack.tracking import logged_models, model_uris, validation
 from gittrack.tracking.repository import TrackingRepository
 
 MAX_ATTEMPTS = 50
@@ -242,7 +241,7 @@ class RegistryService:
             raise NotFoundError(f"Model {name!r} version {version} records no source")
         return source
 
-    def version_for_uri(self, uri: uris.ModelsUri) -> ModelVersion:
+    def version_for_uri(self, uri: model_uris.ModelsUri) -> ModelVersion:
         """The version a ``models:/`` URI names; a clear error when none holds it."""
         view = self.view(model=uri.name)
         model = view.require_model(uri.name)
@@ -488,14 +487,14 @@ class RegistryService:
     def _checked_source(self, source: str, run_id: str | None) -> tuple[str, str | None]:
         if not isinstance(source, str) or not source.strip():
             raise InvalidInputError(f"model version source must be a URI or path, got {source!r}")
-        if (model_id := uris.model_id_of(source)) is not None:
-            source = model_ids.find_logged_model(self.repository, model_id).runs_uri
-        if uris.is_models_uri(source):
-            version = self.version_for_uri(uris.parse_models_uri(source))
+        if (model_id := model_uris.model_id_of(source)) is not None:
+            source = logged_models.find_logged_model(self.repository, model_id).runs_uri
+        if model_uris.is_models_uri(source):
+            version = self.version_for_uri(model_uris.parse_models_uri(source))
             return version.source or source, run_id or version.run_id
-        if not uris.is_runs_uri(source):
+        if not model_uris.is_runs_uri(source):
             return source, run_id
-        parsed = uris.parse_runs_uri(source)
+        parsed = model_uris.parse_runs_uri(source)
         if run_id is not None and run_id != parsed.run_id:
             raise InvalidInputError(
                 f"run_id {run_id!r} does not match the run in source {source!r}"
@@ -787,7 +786,7 @@ def _sort_value(entity: RegisteredModel | ModelVersion, field: str) -> Any:
 
 def _model_id_of_source(repository: TrackingRepository, source: str) -> str | None:
     """The ``model_id`` of a gittrack-logged model at a ``runs:/`` source, else None."""
-    if not uris.is_runs_uri(source):
+    if not model_uris.is_runs_uri(source):
         return None
-    parsed = uris.parse_runs_uri(source)
-    return model_ids.model_id_at(repository, parsed.run_id, parsed.path)
+    parsed = model_uris.parse_runs_uri(source)
+    return logged_models.model_id_at(repository, parsed.run_id, parsed.path)

@@ -12,6 +12,7 @@ DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
 DEFAULT_STAGES = ["None", "Staging", "Production", "Archived"]
 FORMAT_VERSION = 1
+MLMODEL_FILE_NAME = "MLmodel"  # describes a model directory (``models/model_format.py``)
 
 
 def run_dir(run_id: str) -> str:

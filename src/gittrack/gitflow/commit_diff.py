@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING
 
 from gittrack.entities import Run, RunStatus
 from gittrack.errors import GittrackError, InvalidInputError, NotFoundError, warn_skipped
-from gittrack.gitflow.commit_runs import COMMIT_COLUMN, resolve_commit
-from gittrack.gitflow.notes import RunSummary
-from gittrack.query.budgets import GOALS, BrokenRule, Budget, judge
-from gittrack.query.by_commit import (
+from gittrack.gitflow.by_commit import (
     DEFAULT_WALK,
     first_parent_commits,
     nearest_commit_with_runs,
     runs_for_commits,
 )
+from gittrack.gitflow.commit_runs import COMMIT_COLUMN, resolve_commit
+from gittrack.gitflow.notes import RunSummary
+from gittrack.query.budgets import GOALS, BrokenRule, Budget, judge
 
 if TYPE_CHECKING:
     from gittrack.tracking.repository import TrackingRepository

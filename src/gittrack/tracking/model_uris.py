@@ -1,8 +1,12 @@
 """Parsing of the model URIs: ``runs:/<run_id>/<path>`` and ``models:/...``.
 
+The grammar sits in ``tracking``, below both ``models`` (which loads what a URI names) and
+``registry`` (which resolves ``models:/`` names to versions), so neither imports the other
+for it (DESIGN §7).
+
 ``models:/Name/3`` names a version, ``models:/Name/Production`` the latest version in a stage,
 ``models:/Name/latest`` the latest version, ``models:/Name@alias`` the version holding an alias, and ``models:/m-<32 hex digits>`` the logged
-model with that id (MLflow 3's form, see ``model_ids``).
+model with that id (MLflow 3's form, see ``logged_models``).
 Model names may contain ``/``, so the last segment decides: digits are a version, ``latest`` is
 the latest, anything else a stage.
 """

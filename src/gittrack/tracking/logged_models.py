@@ -17,9 +17,9 @@ from pathlib import Path
 import yaml
 
 from gittrack.errors import GittrackError, InvalidInputError, NotFoundError, warn_skipped
-from gittrack.models.model_format import MLMODEL_FILE_NAME, read_model_config
-from gittrack.models.uris import MODEL_ID_PATTERN
 from gittrack.store import layout
+from gittrack.store.layout import MLMODEL_FILE_NAME
+from gittrack.tracking.model_uris import MODEL_ID_PATTERN
 from gittrack.tracking.repository import TrackingRepository
 
 _ARTIFACTS = "/artifacts/"
@@ -71,15 +71,18 @@ def model_id_at(repository: TrackingRepository, run_id: str, artifact_path: str)
     """The ``model_id`` the ``MLmodel`` at ``artifact_path`` of a run records, else None.
 
     None also when there is no such file or it cannot be read: a version registered from
-    anything but a gittrack-logged model simply has no model id.
+    anything but a gittrack-logged model simply has no model id. The file is read as
+    ``find_logged_model`` reads it (its ``model_id`` field), not validated as a whole model.
     """
     rel = f"{artifact_path.strip('/')}/{MLMODEL_FILE_NAME}".lstrip("/")
     try:
         with tempfile.TemporaryDirectory(prefix="gittrack-mlmodel-") as scratch:
             local = repository.runs.download_artifacts(run_id, rel, Path(scratch))
-            return read_model_config(local.parent).model_id
-    except GittrackError:
+            data = yaml.safe_load(local.read_bytes())
+    except (GittrackError, OSError, yaml.YAMLError):
         return None
+    model_id = data.get("model_id") if isinstance(data, dict) else None
+    return model_id if isinstance(model_id, str) else None
 
 
 def _find_in_live_runs(repository: TrackingRepository, model_id: str) -> LoggedModelLocation | None:

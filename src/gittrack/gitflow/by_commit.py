@@ -12,8 +12,6 @@ lookups never write.
 
 History is walked along first parents only, as ``git log --first-parent`` does: on a branch
 that merges pull requests, those are the commits the branch itself was at.
-
-(``query`` reaching ``gitflow.commit_runs`` is allowed: they are sibling domains.)
 """
 
 from __future__ import annotations
