@@ -42,18 +42,40 @@ def test_adding_many_keys_keeps_only_the_newest_within_the_bound() -> None:
     assert [key in cache for key in range(10)] == [False] * 7 + [True] * 3
 
 
+def test_a_weighed_cache_bounds_the_sum_of_its_weights() -> None:
+    cache: BoundedCache[str, list[int]] = BoundedCache(10, weigh=len)
+    cache.put("six", [0] * 6)
+    cache.put("three", [0] * 3)
+    assert cache.size == 9
+    cache.put("four", [0] * 4)  # 13 > 10: the least recently used ("six") goes
+    assert "six" not in cache
+    assert cache.size == 7
+    cache.put("three", [0] * 1)  # replacing an entry replaces its weight
+    assert cache.size == 5
+
+
+def test_a_value_larger_than_the_whole_cache_is_not_kept() -> None:
+    cache: BoundedCache[str, list[int]] = BoundedCache(10, weigh=len)
+    cache.put("small", [0])
+    cache.put("huge", [0] * 11)
+    assert "huge" not in cache
+    assert cache.size == 0
+
+
 def test_pop_and_clear_forget_entries() -> None:
     cache: BoundedCache[str, int] = BoundedCache(3)
     cache.put("a", 1)
     cache.put("b", 2)
     assert cache.pop("a") == 1
     assert cache.pop("a") is None
+    assert cache.size == 1
     cache.clear()
     assert len(cache) == 0
+    assert cache.size == 0
 
 
 def test_a_cache_without_room_is_refused() -> None:
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="max_size must be at least 1, not 0"):
         BoundedCache(0)
 
 
@@ -83,7 +105,8 @@ def test_threads_sharing_a_cache_never_push_it_past_its_bound() -> None:
 def small_bounds(monkeypatch: pytest.MonkeyPatch) -> int:
     """Repository caches of three entries each, so a test can overflow them."""
     for module, name in (
-        (trees, "MAX_CACHED_TREES"),
+        (trees, "MAX_CACHED_TREE_ENTRIES"),
+        (trees, "MAX_CACHED_LOOKUPS"),
         (commits, "MAX_CACHED_COMMITS"),
         (objects, "MAX_KNOWN_OBJECTS"),
     ):
@@ -116,7 +139,8 @@ def test_the_repository_caches_stay_within_their_bounds_and_answer_as_git_does(
             repo.commits._commit_cache,
             repo.objects._known_objects,
         ]
-        assert [len(cache) <= small_bounds for cache in caches] == [True] * len(caches)
+        assert [cache.size <= small_bounds for cache in caches] == [True] * len(caches)
+        assert [len(cache) > 0 for cache in caches] == [True] * len(caches)
         # Forgotten answers are read again from git, and agree with it.
         for i, (tree, commit) in enumerate(zip(tree_ids, commit_ids)):
             entry = repo.tree_entry(tree, f"file{i}.txt")

@@ -16,7 +16,7 @@ from gittrack.store.bounded_cache import BoundedCache
 from gittrack.store.objects import ObjectStore
 
 # A commit's tree and parents, kept for the commits this handle reads or writes: a writer
-# asks for the branch tip's, a walk of the history for each commit once. 20,000 are a few MB.
+# asks for the branch tip's, a walk of the history for each commit once. 20,000 are 9 MB.
 MAX_CACHED_COMMITS = 20_000
 
 

@@ -15,11 +15,16 @@ from gittrack.errors import CorruptDataError
 from gittrack.store.bounded_cache import BoundedCache
 from gittrack.store.objects import ObjectStore
 
-# How many trees each cache keeps. At 100,000 runs a branch holds about 165,000 trees (a run
-# directory of a few entries, 65,536 second-level shards of one or two runs, 256 first-level
-# shards of 256 entries): 20,000 of them parsed are a few tens of MB, while a commit or a
-# merge works on a handful along one path.
-MAX_CACHED_TREES = 20_000
+# What the tree caches keep. Trees are bounded by their number of entries, not of trees: at
+# 100,000 runs a branch holds some 65,000 shard trees of one or two runs, but also 257 of
+# about 256 entries, and every commit writes new versions of those. An entry costs about
+# 350 bytes parsed and 220 bytes encoded, so 100,000 entries are at most 35 MB and 22 MB
+# (20,000 trees of any shape, the former bound, could be 1.5 GB), and still hold 20,000 run
+# directories or a commit's whole path (under 600 entries) many times over. A looked-up
+# entry ((tree, name) -> entry) costs about 400 bytes: 20,000 are 8 MB, for the few paths
+# walked on every run.
+MAX_CACHED_TREE_ENTRIES = 100_000
+MAX_CACHED_LOOKUPS = 20_000
 
 
 @dataclass(frozen=True)
@@ -47,13 +52,15 @@ class TreeStore:
         """
         self._objects = objects
         self._digest_size = objects.digest_size
-        self._tree_cache: BoundedCache[str, list[TreeEntry]] = BoundedCache(MAX_CACHED_TREES)
+        self._tree_cache: BoundedCache[str, list[TreeEntry]] = BoundedCache(
+            MAX_CACHED_TREE_ENTRIES, weigh=len
+        )
         self._tree_parts: BoundedCache[str, tuple[list[str], list[bytes]]] = BoundedCache(
-            MAX_CACHED_TREES
+            MAX_CACHED_TREE_ENTRIES, weigh=_entry_count
         )
         # (tree, name) -> entry: paths like ``.tracking/experiments`` are walked on every run.
         self._entries: BoundedCache[tuple[str, str], TreeEntry | None] = BoundedCache(
-            MAX_CACHED_TREES
+            MAX_CACHED_LOOKUPS
         )
 
     def read_trees(self, shas: Sequence[str]) -> list[list[TreeEntry]]:
@@ -155,6 +162,11 @@ class TreeStore:
 
 
 _UNKNOWN = object()
+
+
+def _entry_count(split: tuple[list[str], list[bytes]]) -> int:
+    """How many entries a tree cut into (sort keys, encoded entries) has."""
+    return len(split[0])
 
 
 def _position(keys: list[str], key: str) -> int | None:
