@@ -22,6 +22,7 @@ from pathlib import Path
 from gittrack.errors import RepositoryError
 from gittrack.store.background import Background
 from gittrack.store.commits import CommitStore, Identity
+from gittrack.store.compaction import CompactionTrigger
 from gittrack.store.files import SpareFiles
 from gittrack.store.git_process import run_git
 from gittrack.store.objects import ObjectStore, PendingObjects
@@ -89,11 +90,9 @@ class GitRepo:
 
     def _compaction_trigger(self) -> Callable[[], None] | None:
         """Delta-compresses the packs this repository's writers make, in the background
-        (``compaction.py``, which reaches git through this module: imported here)."""
+        (``compaction.py``)."""
         if self.object_format != "sha1":  # full-object packs are written in SHA-1 only
             return None
-        from gittrack.store.compaction import CompactionTrigger
-
         return CompactionTrigger(self.common_dir)
 
     # ------------------------------------------------------------------ paths

@@ -25,9 +25,10 @@ from gittrack.store.files import SpareFiles, replace_file, storage_error
 from gittrack.store.git_process import git_env
 from gittrack.store.packs import SmallPacks, deflate, pack_entries, write_pack
 
+# How many object ids are remembered as present on disk (see ``ObjectStore._known_objects``).
+MAX_KNOWN_OBJECTS = 100_000
 # A batch is written as one pack below this size, as loose objects above it: the pack index
 # written here has 32-bit offsets only (git's 64-bit offset table starts at 2 GiB).
-MAX_KNOWN_OBJECTS = 100_000
 MAX_PACKED_BATCH = 1 << 30
 
 
