@@ -109,7 +109,8 @@ def build_gittrack(path: Path, count: int) -> dict[str, str]:
     from gittrack.store import layout
     from gittrack.store.branch import Blob
     from gittrack.store.codecs import dump_yaml, format_time, metric_line
-    from gittrack.store.git import GitRepo, run_git
+    from gittrack.store.git import GitRepo
+    from gittrack.store.git_process import run_git
     from gittrack.tracking.repository import TrackingRepository
 
     path.mkdir(parents=True)

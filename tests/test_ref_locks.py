@@ -25,13 +25,13 @@ from .conftest import gittrack_cli as _gittrack
 HOLD_THE_LOCK = """
 import os, time
 import gittrack as mlflow
-from gittrack.store import git as store_git
-write = store_git.PendingObjects.write
+from gittrack.store import objects as store_objects
+write = store_objects.PendingObjects.write
 def write_then_wait(self):
     write(self)
     os.write(1, b"locked\\n")
     time.sleep(600)
-store_git.PendingObjects.write = write_then_wait
+store_objects.PendingObjects.write = write_then_wait
 run = mlflow.start_run()
 for i in range(100):
     mlflow.log_metric("loss", float(i), step=i)
@@ -126,16 +126,16 @@ HOLD_A_TAG_LOCK = """
 import os, time
 import gittrack as mlflow
 from gittrack import Client
-from gittrack.store import git as store_git
+from gittrack.store import refs as store_refs
 with mlflow.start_run() as run:
     mlflow.log_text("weights", "model/weights.txt")
 mlflow.register_model(f"runs:/{run.info.run_id}/model", "held")
-append = store_git.RefUpdater._append_reflog
+append = store_refs.RefUpdater._append_reflog
 def append_then_wait(self, ref, *rest):
     append(self, ref, *rest)
     os.write(1, (ref + "\\n").encode())
     time.sleep(600)
-store_git.RefUpdater._append_reflog = append_then_wait
+store_refs.RefUpdater._append_reflog = append_then_wait
 Client().set_registered_model_alias("held", "champion", 1)
 """
 

@@ -20,7 +20,8 @@ from gittrack.store import files, packs
 from gittrack.store.background import Background
 from gittrack.store.branch import Blob, TrackingBranch
 from gittrack.store.files import SpareFiles, replace_file
-from gittrack.store.git import GitRepo, RefMovedError
+from gittrack.store.git import GitRepo
+from gittrack.store.refs import RefMovedError
 
 from .conftest import git, make_repo
 from .hostile_branch import commit_on_branch

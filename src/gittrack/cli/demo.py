@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from gittrack.errors import InvalidInputError, RepositoryError
-from gittrack.store.git import run_git
+from gittrack.store.git_process import run_git
 
 TRAIN_SCRIPT = '''"""Demo training script committed so that every run records the code it ran on."""
 '''

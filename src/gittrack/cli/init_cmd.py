@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gittrack.client import Client
 from gittrack.errors import RepositoryError
-from gittrack.store.git import run_git
+from gittrack.store.git_process import run_git
 
 
 def register(sub: argparse._SubParsersAction) -> None:

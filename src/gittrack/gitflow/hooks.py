@@ -37,7 +37,8 @@ from types import ModuleType
 
 from gittrack.errors import ConflictError, GittrackError, InvalidInputError, RepositoryError
 from gittrack.store.files import replace_file
-from gittrack.store.git import NESTED_HOOK_ENV, GitRepo
+from gittrack.store.git import GitRepo
+from gittrack.store.git_process import NESTED_HOOK_ENV
 from gittrack.tracking.repository import TrackingRepository
 
 HOOK_NAMES = ("post-commit", "post-merge", "pre-push", "reference-transaction")

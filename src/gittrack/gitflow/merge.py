@@ -23,7 +23,8 @@ from gittrack.gitflow import file_rules
 from gittrack.gitflow.file_rules import VERSION_FILE, Side
 from gittrack.store.branch import BLOB_MODE, TREE_MODE, Blob, apply_changes
 from gittrack.store.codecs import dump_yaml, load_yaml
-from gittrack.store.git import GitRepo, TreeEntry
+from gittrack.store.git import GitRepo
+from gittrack.store.trees import TreeEntry
 
 _RUN_DIR = re.compile(r"^\.tracking/runs/[^/]+/[^/]+/[0-9a-f]{32}$")
 META, METRICS = "meta.yaml", "metrics.jsonl"

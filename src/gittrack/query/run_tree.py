@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 
 from gittrack.store import layout
-from gittrack.store.git import GitRepo, TreeEntry
+from gittrack.store.git import GitRepo
+from gittrack.store.trees import TreeEntry
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}\Z")
 _SHARD_LEVELS = 2

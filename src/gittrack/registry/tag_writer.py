@@ -10,7 +10,7 @@ from gittrack.errors import ConflictError, RepositoryError
 from gittrack.registry.tag_names import TagKind, parse_tag
 from gittrack.registry.tags_io import TagListing, TagStore
 from gittrack.registry.time_travel import tag_order_key
-from gittrack.store.git import RefLockedError
+from gittrack.store.refs import RefLockedError
 
 MAX_ATTEMPTS = 50
 _ENDING_KINDS = (TagKind.DEREGISTRATION, TagKind.DEPRECATION)

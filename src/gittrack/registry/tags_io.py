@@ -32,7 +32,8 @@ from gittrack.registry.tag_names import (
     validate_model_name,
 )
 from gittrack.store.files import replace_file
-from gittrack.store.git import GitRepo, read_small_file
+from gittrack.store.git import GitRepo
+from gittrack.store.refs import read_small_file
 
 _CACHE_FORMAT = 2
 _SAVE_AFTER = 64  # tag objects parsed before what is known is saved for the next process

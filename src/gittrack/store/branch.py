@@ -23,14 +23,10 @@ from gittrack.errors import (
     InvalidStateError,
     RepositoryError,
 )
-from gittrack.store.git import (
-    GitRepo,
-    LockState,
-    RefLockedError,
-    RefMovedError,
-    TreeEntry,
-    clean_message,
-)
+from gittrack.store.commits import clean_message
+from gittrack.store.git import GitRepo
+from gittrack.store.refs import LockState, RefLockedError, RefMovedError
+from gittrack.store.trees import TreeEntry
 
 BLOB_MODE = "100644"
 EXEC_MODE = "100755"

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gittrack.store.files import make_durable, read_file, replace_file
-from gittrack.store.git import parse_tree, run_git
+from gittrack.store.git_process import run_git
 from gittrack.store.packs import (
     TYPE_CODES,
     entry_object,
@@ -52,6 +52,7 @@ from gittrack.store.packs import (
     remove_pack,
     written_by_gittrack,
 )
+from gittrack.store.trees import parse_tree
 
 RAW_MIN_BYTES = 2 << 20  # below this, full-object packs are left as they are
 RAW_FRACTION = 0.5  # ... and below this share of the compacted bytes

@@ -10,9 +10,9 @@ from gittrack.errors import CorruptDataError
 from gittrack.store import layout
 from gittrack.store.branch import BranchSnapshot
 from gittrack.store.codecs import is_real_time, load_yaml, parse_metric_lines
-from gittrack.store.git import TreeEntry
 from gittrack.store.schemas import problems
 from gittrack.store.staging import META
+from gittrack.store.trees import TreeEntry
 
 _KIND_BY_NAME = {"meta.yaml": "meta", "params.yaml": "params"}
 _SHARD = re.compile(r"[0-9a-f]{2}")

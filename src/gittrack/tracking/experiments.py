@@ -22,7 +22,7 @@ from gittrack.errors import (
 from gittrack.store import layout
 from gittrack.store.branch import Blob, BranchSnapshot, Changes, TrackingBranch
 from gittrack.store.codecs import dump_yaml, format_time, load_yaml, parse_time
-from gittrack.store.git import message_field
+from gittrack.store.commits import message_field
 from gittrack.store.schemas import check_outgoing, check_stored
 from gittrack.tracking import validation
 

@@ -67,8 +67,8 @@ from gittrack.store.codecs import (
     parse_time,
     stored_metric_value,
 )
+from gittrack.store.commits import message_field
 from gittrack.store.files import copy_file, replace_file, storage_error
-from gittrack.store.git import message_field
 from gittrack.store.lfs import MAX_POINTER_SIZE, LfsPointer, LfsStore, parse_pointer
 from gittrack.store.schemas import check_outgoing, check_stored
 from gittrack.store.staging import ARTIFACTS, META, METRICS, PARAMS, LiveRun, Staging

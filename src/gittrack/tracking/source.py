@@ -18,7 +18,8 @@ from pathlib import Path
 
 from gittrack.entities import SourceInfo
 from gittrack.errors import RepositoryError
-from gittrack.store.git import GitRepo, read_small_file
+from gittrack.store.git import GitRepo
+from gittrack.store.refs import read_small_file
 
 CAPTURE_MODES = ("none", "commit", "snapshot")
 SNAPSHOT_MESSAGE = "gittrack: snapshot of uncommitted changes\n"
