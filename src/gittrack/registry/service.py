@@ -17,7 +17,6 @@ configured receivers after the change is stored.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -63,6 +62,7 @@ from gittrack.store.branch import Blob, BranchSnapshot, Change
 from gittrack.store.codecs import format_time
 from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository
+from gittrack.utils import clock
 
 MAX_ATTEMPTS = 50
 MODEL_ATTRIBUTES = ("name", "description", "creation_timestamp", "last_updated_timestamp")
@@ -298,7 +298,7 @@ class RegistryService:
         if view.exists(name):
             raise ConflictError(f"Registered model {name!r} already exists")
         seen = view.model_doc(name)
-        now = format_time(_now_ms())
+        now = format_time(clock.now_ms())
         doc = {
             "name": name,
             "description": description,
@@ -334,7 +334,7 @@ class RegistryService:
         def build(snap: BranchSnapshot) -> dict[str, Change]:
             doc = metadata.read_model(snap, name) or _model_doc_from_tags(view, name)
             change(doc)
-            doc["last_update_time"] = format_time(_now_ms())
+            doc["last_update_time"] = format_time(clock.now_ms())
             return {metadata.model_path(name): Blob(metadata.encode_model(doc))}
 
         return self.branch.commit(build, _message(f"{verb} registered model {name}", name))
@@ -370,7 +370,7 @@ class RegistryService:
         if view.exists(new_name):
             raise ConflictError(f"Registered model {new_name!r} already exists")
         model_doc = {**(view.model_doc(name) or _model_doc_from_tags(view, name)), "name": new_name}
-        model_doc["last_update_time"] = format_time(_now_ms())
+        model_doc["last_update_time"] = format_time(clock.now_ms())
         versions = model.active_versions()
         old_docs = {v.number: self._version_doc_for(view, v) for v in versions}
 
@@ -424,7 +424,7 @@ class RegistryService:
         source, run_id = self._checked_source(source, run_id)
         model_id = _model_id_of_source(self.repository, source)
         user = self.repo.identity().email
-        now = _now_ms()
+        now = clock.now_ms()
         model_doc = None if view.model_doc(name) else _model_doc_from_tags(view, name)
         for _ in range(MAX_ATTEMPTS):
             listing = self.tags.read(name)
@@ -537,7 +537,7 @@ class RegistryService:
         def build(snap: BranchSnapshot) -> dict[str, Change]:
             doc = metadata.read_version(snap, name, target.number) or dict(fallback)
             change(doc)
-            doc["last_update_time"] = format_time(_now_ms())
+            doc["last_update_time"] = format_time(clock.now_ms())
             return {metadata.version_path(name, target.number): Blob(metadata.encode_version(doc))}
 
         self.branch.commit(
@@ -723,10 +723,6 @@ class RegistryService:
 # ====================================================================== helpers
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _checked_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     return {
         validation.check_key(k, "tag"): validation.check_string_value(v, "tag", k)
@@ -756,7 +752,7 @@ def _model_doc_from_tags(view: RegistryView, name: str) -> dict[str, Any]:
     """A ``model.yaml`` for a model that so far exists only as tags (e.g. made with GTO)."""
     model = view.state.models.get(name)
     first = min((v.when for v in model.versions.values()), default=None) if model else None
-    stamp = format_time(to_ms(first) if first else _now_ms())
+    stamp = format_time(to_ms(first) if first else clock.now_ms())
     return {
         "name": name,
         "description": None,
@@ -776,7 +772,7 @@ def _payload(service: RegistryService, version: ModelVersion, **extra: Any) -> d
         "run_id": version.run_id,
         "user": service.repo.identity().email,
         "repository": str(service.repo.path),
-        "timestamp": format_time(_now_ms()),
+        "timestamp": format_time(clock.now_ms()),
         **extra,
     }
 

@@ -36,6 +36,7 @@ from gittrack.store.files import (
     take_back,
     write_all,
 )
+from gittrack.utils import clock
 
 META = "meta.yaml"
 PARAMS = "params.yaml"
@@ -447,7 +448,7 @@ class Staging:
                         shutil.rmtree(path, ignore_errors=True)
 
     def _lock_doc(self) -> dict:
-        return {"pid": process.pid(), "host": _hostname(), "locked_at": int(time.time() * 1000)}
+        return {"pid": process.pid(), "host": _hostname(), "locked_at": clock.now_ms()}
 
     def _sweep_spare(self, path: Path) -> None:
         """A spare whose lock can be taken belongs to a process that is gone."""
