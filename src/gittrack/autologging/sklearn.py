@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gittrack.entities import Metric, Param, RunStatus
-from gittrack.tracking.validation import MAX_VALUE_LENGTH
+from gittrack.store.validation import MAX_VALUE_LENGTH
 from gittrack.utils import clock
 from gittrack.utils.mlflow_tags import MLFLOW_AUTOLOGGING, MLFLOW_DATASET_CONTEXT
 

@@ -60,6 +60,7 @@ from gittrack.registry.time_travel import resolve_moment
 from gittrack.registry.view import RegistryView, to_ms
 from gittrack.store.branch import Blob, BranchSnapshot, Change
 from gittrack.store.codecs import format_time
+from gittrack.store.validation import check_tags, check_text
 from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository
 from gittrack.utils import clock
@@ -292,8 +293,8 @@ class RegistryService:
         description: str | None = None,
     ) -> RegisteredModel:
         validate_model_name(name)
-        checked_tags = _checked_tags(tags)
-        validation.check_text(description, "description")
+        checked_tags = check_tags(tags, "registered model tag")
+        check_text(description, "description")
         view = self.view(model=name)
         if view.exists(name):
             raise ConflictError(f"Registered model {name!r} already exists")
@@ -316,12 +317,12 @@ class RegistryService:
         return self.get_registered_model(name)
 
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
-        validation.check_text(description, "description")
+        check_text(description, "description")
         self._edit_model(name, lambda doc: doc.__setitem__("description", description), "Describe")
         return self.get_registered_model(name)
 
     def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
-        [(key, text)] = _checked_tags({key: value}).items()
+        [(key, text)] = check_tags({key: value}, "registered model tag").items()
         self._edit_model(name, lambda doc: doc.setdefault("tags", {}).__setitem__(key, text), "Tag")
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
@@ -412,9 +413,9 @@ class RegistryService:
         description: str | None = None,
     ) -> ModelVersion:
         validate_model_name(name)
-        checked_tags = _checked_tags(tags)
-        validation.check_text(description, "description")
-        validation.check_text(source, "model version source")
+        checked_tags = check_tags(tags, "model version tag")
+        check_text(description, "description")
+        check_text(source, "model version source")
         view = self.view(model=name)
         if not view.exists(name):
             raise NotFoundError(
@@ -518,12 +519,12 @@ class RegistryService:
     def update_model_version(
         self, name: str, version: int | str, description: str | None
     ) -> ModelVersion:
-        validation.check_text(description, "description")
+        check_text(description, "description")
         self._edit_version(name, version, lambda d: d.__setitem__("description", description))
         return self.get_model_version(name, version)
 
     def set_model_version_tag(self, name: str, version: int | str, key: str, value: Any) -> None:
-        [(key, text)] = _checked_tags({key: value}).items()
+        [(key, text)] = check_tags({key: value}, "model version tag").items()
         self._edit_version(name, version, lambda d: d.setdefault("tags", {}).__setitem__(key, text))
 
     def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
@@ -721,13 +722,6 @@ class RegistryService:
 
 
 # ====================================================================== helpers
-
-
-def _checked_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
-    return {
-        validation.check_key(k, "tag"): validation.check_string_value(v, "tag", k)
-        for k, v in (tags or {}).items()
-    }
 
 
 def _message(subject: str, model: str, run_id: str | None = None, number: int | None = None) -> str:
