@@ -10,6 +10,7 @@ from gittrack.cli.main import add_format_options
 from gittrack.cli.output import emit
 from gittrack.client import Client
 from gittrack.gitflow.notes import RunSummary
+from gittrack.store.codecs import format_number
 from gittrack.tracking import validation
 
 if TYPE_CHECKING:
@@ -33,10 +34,6 @@ def _metrics(run: RunSummary, wanted: list[str] | None) -> dict[str, float]:
     if not wanted:
         return dict(sorted(run.metrics.items()))
     return {key: run.metrics[key] for key in wanted if key in run.metrics}
-
-
-def _number(value: float) -> str:
-    return "NaN" if value != value else f"{value:.4g}"  # NaN alone differs from itself
 
 
 def show_log(args: argparse.Namespace) -> int:
@@ -87,7 +84,7 @@ def _csv_rows(entries: list[CommitRuns], wanted: list[str] | None) -> list[dict]
             if run is not None:
                 metrics = _metrics(run, wanted)
                 row.update(run_id=run.run_id, run_name=run.run_name, status=run.status)
-                row["metrics"] = " ".join(f"{k}={_number(v)}" for k, v in metrics.items())
+                row["metrics"] = " ".join(f"{k}={format_number(v, 4)}" for k, v in metrics.items())
             rows.append(row)
     return rows
 
@@ -95,6 +92,6 @@ def _csv_rows(entries: list[CommitRuns], wanted: list[str] | None) -> list[dict]
 def _entry_lines(entry: CommitRuns, wanted: list[str] | None) -> str:
     lines = [f"{entry.commit[:7]} {entry.subject}\n"]
     for run in entry.runs:
-        metrics = " ".join([f"{k}={_number(v)}" for k, v in _metrics(run, wanted).items()])
+        metrics = " ".join([f"{k}={format_number(v, 4)}" for k, v in _metrics(run, wanted).items()])
         lines.append(f"    {run.run_id}  {run.status:<8} {run.run_name}  {metrics}".rstrip() + "\n")
     return "".join(lines)

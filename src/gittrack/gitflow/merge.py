@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from gittrack.errors import CorruptDataError
 from gittrack.gitflow import file_rules
 from gittrack.gitflow.file_rules import VERSION_FILE, Side
+from gittrack.store import layout
 from gittrack.store.branch import BLOB_MODE, TREE_MODE, Blob, apply_changes
 from gittrack.store.codecs import dump_yaml, load_yaml
 from gittrack.store.git import GitRepo, TreeEntry
 
-_RUN_DIR = re.compile(r"^\.tracking/runs/[^/]+/[^/]+/[0-9a-f]{32}$")
+_RUN_DIR = re.compile(rf"^{re.escape(layout.RUNS_DIR)}/[^/]+/[^/]+/{layout.RUN_ID.pattern}$")
 META, METRICS = "meta.yaml", "metrics.jsonl"
 
 

@@ -8,13 +8,11 @@ A listing is a comparison with nothing.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from gittrack.store import layout
 from gittrack.store.git import GitRepo, TreeEntry
 
-_RUN_ID = re.compile(r"[0-9a-f]{32}\Z")
 _SHARD_LEVELS = 2
 _BATCH = 20_000
 
@@ -69,7 +67,7 @@ def diff_run_dirs(repo: GitRepo, old: str | None, new: str | None) -> RunDirChan
                     and after is not None
                     and not after.is_tree
                     and (before is None or before.sha != after.sha)
-                    and _RUN_ID.match(name)
+                    and layout.is_run_id(name)
                     and name.startswith(prefix)
                 ):
                     changes.not_directories.add(name)
@@ -78,7 +76,7 @@ def diff_run_dirs(repo: GitRepo, old: str | None, new: str | None) -> RunDirChan
                 if level < _SHARD_LEVELS:
                     if len(name) == 2:
                         next_pairs.append((before_sha, after_sha, prefix + name))
-                elif _RUN_ID.match(name) and name.startswith(prefix):
+                elif layout.is_run_id(name) and name.startswith(prefix):
                     if after_sha is not None:
                         changes.changed[name] = after_sha
                     else:

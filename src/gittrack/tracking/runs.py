@@ -15,7 +15,6 @@ import getpass
 import json
 import math
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -80,7 +79,6 @@ from gittrack.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
 NOTE_TAG = MLFLOW_RUN_NOTE
 MISSING_SOURCE_TAG = "gittrack.source.missing"
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class RecoveredRun(NamedTuple):
@@ -1115,7 +1113,7 @@ class RunStore:
         snap = self.branch.snapshot()
         for ref, sha in live_refs.items():
             run_id = ref[len(layout.LIVE_SNAPSHOTS_PREFIX) :]
-            if _RUN_ID.fullmatch(run_id) and snap.entry(layout.run_dir(run_id)) is not None:
+            if layout.is_run_id(run_id) and snap.entry(layout.run_dir(run_id)) is not None:
                 with contextlib.suppress(GittrackError, OSError):
                     self.repo.delete_ref(ref, sha)
 

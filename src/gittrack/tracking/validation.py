@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gittrack.entities import RunStatus
 from gittrack.errors import InvalidInputError
+from gittrack.store import layout
 from gittrack.store.validation import (
     MAX_TAG_VALUE_LENGTH,
     as_text,
@@ -322,6 +323,17 @@ def check_run_status(status: object) -> str:
 
 
 def check_run_id(run_id: object) -> str:
-    if not isinstance(run_id, str) or not re.fullmatch(r"[0-9a-f]{32}", run_id):
+    """A run id given by a caller.
+
+    Args:
+        run_id: the id given.
+
+    Returns:
+        The id itself.
+
+    Raises:
+        InvalidInputError: not a string of 32 lowercase hex digits.
+    """
+    if not layout.is_run_id(run_id):
         raise InvalidInputError(f"run id {run_id!r} is not 32 lowercase hex digits")
     return run_id
