@@ -192,6 +192,45 @@ def test_long_values_are_refused_when_truncation_is_switched_off_as_in_mlflow(
         gittrack.log_param("p", "x" * 6001)
 
 
+def _registry_tags_scenario(m: Any) -> dict[str, Any]:
+    client = m.MlflowClient()
+    registered_versions(m, ["churn"])
+
+    def model_tag(key: str, value: str) -> Any:
+        client.set_registered_model_tag("churn", key, value)
+        return len(client.get_registered_model("churn").tags[key])
+
+    def version_tag(key: str, value: str) -> Any:
+        client.set_model_version_tag("churn", "1", key, value)
+        return len(client.get_model_version("churn", "1").tags[key])
+
+    return {
+        kind: {
+            "over_8000": outcome(lambda s=setter: s("long", "x" * 9000), m),
+            "at_100000": outcome(lambda s=setter: s("longest", "y" * 100_000), m),
+            "over_100000": outcome(lambda s=setter: s("too_long", "z" * 100_001), m),
+            "bad_key": outcome(lambda s=setter: s("../up", "v"), m),
+            "long_key": outcome(lambda s=setter: s("k" * 251, "v"), m),
+        }
+        for kind, setter in (("model", model_tag), ("version", version_tag))
+    }
+
+
+def test_registry_tag_values_keep_mlflows_registry_limit_of_100000_characters(
+    differential,
+) -> None:
+    ours, theirs = differential(_registry_tags_scenario)
+    assert ours == theirs
+    assert ours["model"] == ours["version"]
+    assert ours["model"] == {
+        "over_8000": 9000,
+        "at_100000": 100_000,
+        "over_100000": "refused",
+        "bad_key": "refused",
+        "long_key": "refused",
+    }
+
+
 def _metric_values_scenario(m: Any) -> dict[str, Any]:
     with m.start_run() as run:
         m.log_metric("text", "1.5")

@@ -389,3 +389,21 @@ def test_a_write_refused_on_a_stale_tip_is_judged_again_on_the_moved_branch(repo
     experiment_id = mlflow.create_experiment("again")
     commit_on_branch(repo, {f".tracking/experiments/{experiment_id}.yaml": None})
     assert mlflow.create_experiment("again") == experiment_id
+
+
+def test_a_path_writer_replaces_the_target_only_when_it_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gittrack.store.files import replacing
+
+    monkeypatch.chdir(tmp_path)
+    Path("out.csv").write_text("old\n")
+    with pytest.raises(RuntimeError), replacing("out.csv") as tmp:
+        Path(tmp).write_text("half")
+        raise RuntimeError("the writer failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+    assert Path("out.csv").read_text() == "old\n"
+    with replacing("out.csv") as tmp:
+        Path(tmp).write_text("new\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+    assert Path("out.csv").read_text() == "new\n"

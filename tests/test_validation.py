@@ -263,3 +263,37 @@ def test_cli_errors_are_one_line_without_traceback(repo: Path) -> None:
     assert result.returncode == NotFoundError.exit_code
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("gittrack: error: ") and "f" * 32 in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("kind", "limit"),
+    [
+        ("tag", None),  # a run tag over 8,000 characters is cut, not refused
+        ("experiment tag", 20_000),
+        ("registered model tag", 100_000),
+        ("model version tag", 100_000),
+    ],
+)
+def test_each_kind_of_tag_has_mlflows_value_limit_in_the_one_validator(
+    kind: str, limit: int | None
+) -> None:
+    from gittrack.store.validation import check_tags
+
+    if limit is None:
+        assert check_tags({"k": "x" * 8001}, kind) == {"k": "x" * 8000}
+        return
+    assert check_tags({"k": "x" * limit}, kind) == {"k": "x" * limit}
+    with pytest.raises(InvalidInputError, match=rf"^{kind} 'k' has a value of {limit + 1} "):
+        check_tags({"k": "x" * (limit + 1)}, kind)
+
+
+def test_a_registry_tag_with_a_bad_key_is_refused_before_anything_is_written(repo: Path) -> None:
+    client = Client()
+    client.create_registered_model("churn")
+    before = git(repo, "for-each-ref")
+    with pytest.raises(InvalidInputError, match=r"registered model tag key 'a\\nb' contains"):
+        client.set_registered_model_tag("churn", "a\nb", "v")
+    with pytest.raises(InvalidInputError, match="registered model tag 'k' has a value of 100001"):
+        client.set_registered_model_tag("churn", "k", "v" * 100_001)
+    assert git(repo, "for-each-ref") == before
+    assert client.get_registered_model("churn").tags == {}

@@ -31,6 +31,7 @@ from gittrack.entities import (
 )
 from gittrack.errors import InvalidInputError, NotFoundError, RunEndedError
 from gittrack.store.codecs import dump_yaml
+from gittrack.store.validation import check_text
 from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository, open_repository
 from gittrack.tracking.runs import RecoveredRun, check_new_run
@@ -264,8 +265,7 @@ class Client:
             NotFoundError: no experiment has that id.
             InvalidInputError: a bad key or value.
         """
-        validation.check_key(key, "experiment tag")
-        value = validation.check_string_value(value, "experiment tag", key)
+        [(key, value)] = validation.check_tags({key: value}, "experiment tag").items()
         self.repository.experiments.set_tag(str(experiment_id), key, value)
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
@@ -791,7 +791,7 @@ class Client:
                 "log_artifact for other data"
             )
         validation.check_artifact_path(artifact_file)
-        text = validation.check_text(text, f"text for {artifact_file!r}") or ""
+        text = check_text(text, f"text for {artifact_file!r}") or ""
         self.repository.runs.write_artifact(run_id, artifact_file, text.encode())
 
     def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from gittrack.entities import (
 from gittrack.errors import ConflictError, GittrackError, InvalidInputError, InvalidStateError
 from gittrack.store import layout
 from gittrack.tracking import validation
+from gittrack.utils import clock
 
 _logger = logging.getLogger(__name__)
 
@@ -509,7 +509,7 @@ def record_logged_model(model_id: str | None, name: str, run_id: str) -> None:
         source_run_id=run_id,
         experiment_id=run.info.experiment_id,
         artifact_location=f"runs:/{run_id}/{name}",
-        creation_timestamp=int(time.time() * 1000),
+        creation_timestamp=clock.now_ms(),
     )
 
 

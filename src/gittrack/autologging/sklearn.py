@@ -23,14 +23,14 @@ import functools
 import inspect
 import math
 import threading
-import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from gittrack.entities import Metric, Param, RunStatus
-from gittrack.tracking.validation import MAX_VALUE_LENGTH
+from gittrack.store.validation import MAX_VALUE_LENGTH
+from gittrack.utils import clock
 from gittrack.utils.mlflow_tags import MLFLOW_AUTOLOGGING, MLFLOW_DATASET_CONTEXT
 
 AUTOLOGGING_INTEGRATION = "sklearn"  # the value of the ``mlflow.autologging`` tag
@@ -337,7 +337,7 @@ def _training_data(
 def _log_training_metrics(run_id: str, estimator: Any, data: _TrainingData) -> None:
     metrics = training_metrics(estimator, data.X, data.y, data.sample_weight)
     if metrics:
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
         _client().log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
 
 
@@ -441,7 +441,7 @@ def _log_search(run: Any, search: Any, options: Options) -> None:
     run_id = run.info.run_id
     best = {f"best_{k}": v for k, v in (getattr(search, "best_params_", None) or {}).items()}
     client.log_batch(run_id, params=[Param(k, v) for k, v in _params(best).items()])
-    now = int(time.time() * 1000)
+    now = clock.now_ms()
     if getattr(search, "best_score_", None) is not None:
         client.log_batch(run_id, metrics=[Metric("best_cv_score", float(search.best_score_), now)])
     results = pd.DataFrame(search.cv_results_)
@@ -458,7 +458,7 @@ def _log_candidates(client: Any, run: Any, results: Any, options: Options) -> No
         c for c in results.columns if not c.startswith("param") and results[c].dtype.kind in "iuf"
     ]
     parent_name = run.info.run_name
-    now = int(time.time() * 1000)
+    now = clock.now_ms()
     for index, row in rows.iterrows():
         child = client.create_run(
             run.info.experiment_id,

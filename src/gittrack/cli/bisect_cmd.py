@@ -6,10 +6,10 @@ import argparse
 import shlex
 from typing import Any
 
-from gittrack.cli.main import add_format_options
+from gittrack.cli.main import add_format_options, experiment_ids_named
 from gittrack.cli.output import emit, visible
 from gittrack.client import Client
-from gittrack.errors import InvalidInputError, NotFoundError
+from gittrack.errors import InvalidInputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,16 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=bisect)
 
 
-def _experiment_ids(client: Client, names: list[str] | None) -> list[str] | None:
-    if not names:
-        return None
-    found = {e.name: e.experiment_id for e in client.search_experiments()}
-    missing = [name for name in names if name not in found]
-    if missing:
-        raise NotFoundError(f"no experiment named {missing[0]!r}")
-    return [found[name] for name in names]
-
-
 def _split(command: str | None) -> list[str] | None:
     if command is None:
         return None
@@ -81,7 +71,7 @@ def bisect(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         direction=args.direction,
         select=args.select,
-        experiment_ids=_experiment_ids(client, args.experiment),
+        experiment_ids=experiment_ids_named(client, args.experiment),
         command=_split(args.run),
     )
     steps = [

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from gittrack.errors import InvalidInputError, RepositoryError
+from gittrack.store import layout
 from gittrack.store.git_process import run_git
 
 TRAIN_SCRIPT = '''"""Demo training script committed so that every run records the code it ran on."""
@@ -145,7 +146,7 @@ def run_demo(folder: Path | None = None) -> Path:
     print(log.rstrip())
     print(
         f"\nOne run's files:  git -C {target} ls-tree -r --name-only gittrack "
-        f".tracking/runs/{first[:2]}/{first[2:4]}/{first}"
+        f"{layout.run_dir(first)}"
     )
     files = subprocess.run(
         [
@@ -154,7 +155,7 @@ def run_demo(folder: Path | None = None) -> Path:
             "-r",
             "--name-only",
             "gittrack",
-            f".tracking/runs/{first[:2]}/{first[2:4]}/{first}",
+            layout.run_dir(first),
         ],
         cwd=target,
         capture_output=True,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from gittrack.cli.output import emit, render_table, visible
 from gittrack.client import Client
+from gittrack.store.codecs import format_number
 
 if TYPE_CHECKING:
     from gittrack.client import (
@@ -108,9 +109,7 @@ def show_diff(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ cells
 def _number(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return "NaN" if math.isnan(value) else f"{value:.6g}"
+    return "—" if value is None else format_number(value)
 
 
 def _change(change: MetricChange) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from gittrack.cli.main import add_format_options
 from gittrack.cli.output import emit
 from gittrack.client import Client
+from gittrack.store.codecs import format_number
 
 if TYPE_CHECKING:
     from gittrack.client import CommitRuns, RunSummary
@@ -31,10 +32,6 @@ def _metrics(run: RunSummary, wanted: list[str] | None) -> dict[str, float]:
     """The run's metrics: the ``wanted`` ones in their order (the client kept only those),
     else all of them by name."""
     return dict(run.metrics) if wanted else dict(sorted(run.metrics.items()))
-
-
-def _number(value: float) -> str:
-    return "NaN" if value != value else f"{value:.4g}"  # NaN alone differs from itself
 
 
 def show_log(args: argparse.Namespace) -> int:
@@ -80,7 +77,7 @@ def _csv_rows(entries: list[CommitRuns], wanted: list[str] | None) -> list[dict]
             if run is not None:
                 metrics = _metrics(run, wanted)
                 row.update(run_id=run.run_id, run_name=run.run_name, status=run.status)
-                row["metrics"] = " ".join(f"{k}={_number(v)}" for k, v in metrics.items())
+                row["metrics"] = " ".join(f"{k}={format_number(v, 4)}" for k, v in metrics.items())
             rows.append(row)
     return rows
 
@@ -88,6 +85,6 @@ def _csv_rows(entries: list[CommitRuns], wanted: list[str] | None) -> list[dict]
 def _entry_lines(entry: CommitRuns, wanted: list[str] | None) -> str:
     lines = [f"{entry.commit[:7]} {entry.subject}\n"]
     for run in entry.runs:
-        metrics = " ".join([f"{k}={_number(v)}" for k, v in _metrics(run, wanted).items()])
+        metrics = " ".join([f"{k}={format_number(v, 4)}" for k, v in _metrics(run, wanted).items()])
         lines.append(f"    {run.run_id}  {run.status:<8} {run.run_name}  {metrics}".rstrip() + "\n")
     return "".join(lines)

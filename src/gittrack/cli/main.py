@@ -12,10 +12,14 @@ import importlib
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from gittrack.cli.output import visible
-from gittrack.errors import GittrackError
+from gittrack.entities import ViewType
+from gittrack.errors import GittrackError, NotFoundError
+
+if TYPE_CHECKING:
+    from gittrack.client import Client
 
 COMMAND_MODULES = (
     "gittrack.cli.init_cmd",
@@ -46,6 +50,31 @@ def add_format_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--csv", dest="format", action="store_const", const="csv", help="print CSV")
     parser.set_defaults(format="table")
+
+
+def experiment_ids_named(
+    client: Client, names: list[str] | None, view_type: int = ViewType.ACTIVE_ONLY
+) -> list[str] | None:
+    """The ids of the experiments an ``--experiment NAME`` option names.
+
+    Args:
+        client: the client to look them up with.
+        names: the names given, or None.
+        view_type: which experiments a name may find (active ones by default).
+
+    Returns:
+        The ids in the order of ``names``, or None (every experiment) when none is given.
+
+    Raises:
+        NotFoundError: no experiment of ``view_type`` has one of the names.
+    """
+    if not names:
+        return None
+    found = {e.name: e.experiment_id for e in client.search_experiments(view_type=view_type)}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise NotFoundError(f"no experiment named {missing[0]!r}")
+    return [found[name] for name in names]
 
 
 def build_parser() -> argparse.ArgumentParser:

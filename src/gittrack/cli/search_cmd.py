@@ -6,11 +6,12 @@ import argparse
 import math
 from typing import Any
 
-from gittrack.cli.main import add_format_options
+from gittrack.cli.main import add_format_options, experiment_ids_named
 from gittrack.cli.output import emit
 from gittrack.client import Client
 from gittrack.entities import ViewType
-from gittrack.errors import InvalidInputError, NotFoundError
+from gittrack.errors import InvalidInputError
+from gittrack.store.codecs import format_datetime
 
 _VIEWS = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
 _TABLE_INFO = ["run_id", "tags.mlflow.runName", "status", "start_time"]
@@ -77,16 +78,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.set_defaults(handler=export_runs)
 
 
-def _experiment_ids(client: Client, names: list[str] | None) -> list[str] | None:
-    if not names:
-        return None
-    found = {e.name: e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)}
-    missing = [name for name in names if name not in found]
-    if missing:
-        raise NotFoundError(f"no experiment named {missing[0]!r}")
-    return [found[name] for name in names]
-
-
 def _plain(value: Any) -> Any:
     """Missing cells (NaN, None) as None; times as ISO-8601 UTC with milliseconds."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -94,7 +85,7 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "strftime"):
         if value != value:  # NaT
             return None
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+        return format_datetime(value)
     return value
 
 
@@ -121,7 +112,7 @@ def _columns(requested: str | None, available: list[str], fmt: str) -> list[str]
 def search_runs(args: argparse.Namespace) -> int:
     client = Client(args.repo)
     frame = client.search_runs_frame(
-        experiment_ids=_experiment_ids(client, args.experiment),
+        experiment_ids=experiment_ids_named(client, args.experiment, ViewType.ALL),
         filter_string=args.filter,
         run_view_type=_VIEWS[args.view],
         max_results=args.max if args.max is not None else 100_000,
@@ -178,7 +169,7 @@ def export_runs(args: argparse.Namespace) -> int:
     written = client.export_runs(
         args.output,
         args.format,
-        experiment_ids=_experiment_ids(client, args.experiment),
+        experiment_ids=experiment_ids_named(client, args.experiment, ViewType.ALL),
         filter_string=args.filter,
         run_view_type=_VIEWS[args.view],
         with_history=not args.no_history,

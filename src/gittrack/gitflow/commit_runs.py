@@ -22,6 +22,7 @@ from gittrack.query.cache_file import IndexCache, SavedColumns
 from gittrack.query.live_runs import LiveRuns
 from gittrack.store.files import read_file, replace_file
 from gittrack.tracking.repository import TrackingRepository
+from gittrack.utils import clock
 
 COMMIT_TAG = "mlflow.source.git.commit"
 COMMIT_COLUMN = f"tags.{COMMIT_TAG}"
@@ -189,7 +190,7 @@ def _add_summary(
 def _milliseconds(value: object) -> int:
     """A start time as the index holds it (milliseconds, or a pandas/datetime time) in ms."""
     if hasattr(value, "timestamp"):
-        return int(value.timestamp() * 1000)  # type: ignore[union-attr]
+        return clock.to_ms(value)  # type: ignore[arg-type]
     try:
         return int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gittrack.errors import CorruptDataError
+from gittrack.store import layout
 from gittrack.store.codecs import dump_yaml, load_yaml, parse_metric_lines
 from gittrack.tracking.inputs import merge_inputs
 from gittrack.tracking.runs import encode_summary, summarize_metrics
@@ -204,12 +205,13 @@ def keep_one_side(
     )
 
 
-_EXPERIMENT = re.compile(r"^\.tracking/experiments/[^/]+\.yaml$")
-_RUN_FILE = re.compile(
-    r"^\.tracking/runs/[^/]+/[^/]+/[^/]+/(meta\.yaml|params\.yaml|metrics\.jsonl)$"
-)
-_REGISTRY = re.compile(r"^\.tracking/models/.+/(model\.yaml|versions/\d+\.yaml)$")
-VERSION_FILE = re.compile(r"^\.tracking/models/(?P<model>.+)/versions/(?P<number>\d+)\.yaml$")
+_EXPERIMENTS = re.escape(layout.EXPERIMENTS_DIR)
+_RUNS = re.escape(layout.RUNS_DIR)
+_MODELS = re.escape(layout.MODELS_DIR)
+_EXPERIMENT = re.compile(rf"^{_EXPERIMENTS}/[^/]+\.yaml$")
+_RUN_FILE = re.compile(rf"^{_RUNS}/[^/]+/[^/]+/[^/]+/(meta\.yaml|params\.yaml|metrics\.jsonl)$")
+_REGISTRY = re.compile(rf"^{_MODELS}/.+/(model\.yaml|versions/\d+\.yaml)$")
+VERSION_FILE = re.compile(rf"^{_MODELS}/(?P<model>.+)/versions/(?P<number>\d+)\.yaml$")
 
 RuleFn = Callable[[bytes | None, Side, Side, str], FileMerge]
 
@@ -217,7 +219,7 @@ RuleFn = Callable[[bytes | None, Side, Side, str], FileMerge]
 def rule_for(path: str) -> RuleFn:
     """The rule that merges ``path`` (a run's ``meta.yaml`` is merged by the run's directory,
     which knows the merged metrics)."""
-    if path == ".tracking/config.yaml":
+    if path == layout.CONFIG_PATH:
         return lambda b, o, t, w: keep_one_side(b, o, t, w, prefer_ours=True)
     if _EXPERIMENT.match(path):
         return merge_timed_document

@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from gittrack.errors import CorruptDataError
 from gittrack.gitflow import file_rules
 from gittrack.gitflow.file_rules import VERSION_FILE, Side
+from gittrack.store import layout
 from gittrack.store.branch import BLOB_MODE, TREE_MODE, Blob, apply_changes
 from gittrack.store.codecs import dump_yaml, load_yaml
 from gittrack.store.git import GitRepo
 from gittrack.store.trees import TreeEntry
 
-_RUN_DIR = re.compile(r"^\.tracking/runs/[^/]+/[^/]+/[0-9a-f]{32}$")
+_RUN_DIR = re.compile(rf"^{re.escape(layout.RUNS_DIR)}/[^/]+/[^/]+/{layout.RUN_ID.pattern}$")
 META, METRICS = "meta.yaml", "metrics.jsonl"
 
 
@@ -187,8 +188,8 @@ def _renumber(
         new = max(in_use, default=0) + 1
         doc = load_yaml(repo.read_blob(blob), f"models/{model}/versions/{old}.yaml") or {}
         doc["version"] = new
-        changes[(".tracking", "models", *model.split("/"), "versions", f"{new}.yaml")] = Blob(
-            dump_yaml(doc)
+        changes[(*layout.MODELS_DIR.split("/"), *model.split("/"), "versions", f"{new}.yaml")] = (
+            Blob(dump_yaml(doc))
         )
         moved.append(Renumbered(model, old, new))
     return moved, apply_changes(repo, tree, changes) or tree
@@ -196,7 +197,7 @@ def _renumber(
 
 def _version_numbers(repo: GitRepo, tree: str, model: str) -> list[int]:
     current: str | None = tree
-    for part in (".tracking", "models", *model.split("/"), "versions"):
+    for part in (*layout.MODELS_DIR.split("/"), *model.split("/"), "versions"):
         entry = repo.tree_entry(current, part) if current else None
         current = entry.sha if entry is not None and entry.is_tree else None
     if current is None:

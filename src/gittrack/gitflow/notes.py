@@ -15,7 +15,6 @@ flat.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Iterable, Mapping
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 
 from gittrack.errors import ConflictError, RepositoryError
 from gittrack.store.branch import Blob, Change, apply_changes
+from gittrack.store.codecs import format_number
 from gittrack.store.git import GitRepo
 
 NOTES_REF = "refs/notes/gittrack"
@@ -45,15 +45,9 @@ class RunSummary:
     def line(self) -> str:
         """``run <id> <status> <experiment>/<name> key=value …`` with the first metrics by key."""
         shown = sorted(self.metrics.items())[:MAX_METRICS]
-        values = " ".join(f"{key}={_number(value)}" for key, value in shown)
+        values = " ".join(f"{key}={format_number(value)}" for key, value in shown)
         name = " ".join(self.run_name.split())  # one line, whatever the name holds
         return f"run {self.run_id} {self.status} {self.experiment_id}/{name} {values}".rstrip()
-
-
-def _number(value: float) -> str:
-    if isinstance(value, float) and math.isnan(value):
-        return "NaN"
-    return f"{value:.6g}"
 
 
 def note_text(runs: Iterable[RunSummary]) -> str:

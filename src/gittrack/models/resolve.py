@@ -18,7 +18,6 @@ else's model knows whose code is about to run.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from gittrack.tracking import logged_models, model_uris, validation
 from gittrack.tracking.repository import TrackingRepository
 
 MAX_INDIRECTIONS = 8
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 
 
@@ -207,7 +205,7 @@ def recorded_run(model_dir: Path) -> tuple[str, str] | None:
     """(run id, artifact path) the model's ``MLmodel`` records, when it was logged in a run:
     a directory copied out with ``download_artifacts`` is traced back to its run this way."""
     config = read_model_config(model_dir)
-    if config.run_id is None or not _RUN_ID.fullmatch(config.run_id):
+    if config.run_id is None or not layout.is_run_id(config.run_id):
         return None
     return config.run_id, config.artifact_path or ""
 

@@ -31,7 +31,7 @@ from typing import Any
 from gittrack.errors import CorruptDataError, InvalidInputError
 from gittrack.store import layout
 from gittrack.store.branch import Blob, BranchSnapshot, Changes
-from gittrack.store.codecs import dump_yaml, load_yaml
+from gittrack.store.codecs import dump_yaml, format_number, load_yaml
 from gittrack.store.schemas import check_outgoing, check_stored, problems
 from gittrack.tracking import validation
 from gittrack.tracking.repository import TrackingRepository
@@ -64,13 +64,11 @@ class BrokenRule:
         """One line a reviewer reads, e.g. ``accuracy: max_decrease 0.01 broken (0.05)``."""
         if self.rule == "logged":
             return f"{self.metric}: has a budget but HEAD's run did not log it"
-        shown = "NaN" if self.value is None else _number(self.value)
+        shown = format_number(self.value)
         unit = "%" if self.rule.endswith("_pct") else ""
-        return f"{self.metric}: {self.rule} {_number(self.limit)}{unit} broken ({shown}{unit})"
-
-
-def _number(value: float | None) -> str:
-    return "NaN" if value is None or math.isnan(value) else f"{value:.6g}"
+        return (
+            f"{self.metric}: {self.rule} {format_number(self.limit)}{unit} broken ({shown}{unit})"
+        )
 
 
 def parse_budgets(section: Any, where: str) -> dict[str, Budget]:

@@ -9,7 +9,6 @@ renamed, so a reader never sees half a file.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,8 @@ from gittrack.entities import ViewType
 from gittrack.errors import InvalidInputError
 from gittrack.query.history import metric_history_frame
 from gittrack.query.search import public_frame, select_runs
+from gittrack.store.codecs import format_datetime
+from gittrack.store.files import replacing
 
 if TYPE_CHECKING:
     from gittrack.tracking.repository import TrackingRepository
@@ -77,21 +78,12 @@ def _require_pyarrow() -> None:
 
 
 def _write(table: pd.DataFrame, path: Path, fmt: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with replacing(path) as tmp:
         if fmt == "parquet":
             table.to_parquet(tmp, index=False)
         else:
             csv = table.copy()
             for column in ("start_time", "end_time"):
                 if column in csv:
-                    csv[column] = csv[column].map(_iso, na_action="ignore")
+                    csv[column] = csv[column].map(format_datetime, na_action="ignore")
             csv.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def _iso(value: pd.Timestamp) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"

@@ -8,14 +8,12 @@ A listing is a comparison with nothing.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from gittrack.store import layout
 from gittrack.store.git import GitRepo
 from gittrack.store.trees import TreeEntry
 
-_RUN_ID = re.compile(r"[0-9a-f]{32}\Z")
 _SHARD_LEVELS = 2
 _BATCH = 20_000
 
@@ -70,7 +68,7 @@ def diff_run_dirs(repo: GitRepo, old: str | None, new: str | None) -> RunDirChan
                     and after is not None
                     and not after.is_tree
                     and (before is None or before.sha != after.sha)
-                    and _RUN_ID.match(name)
+                    and layout.is_run_id(name)
                     and name.startswith(prefix)
                 ):
                     changes.not_directories.add(name)
@@ -79,7 +77,7 @@ def diff_run_dirs(repo: GitRepo, old: str | None, new: str | None) -> RunDirChan
                 if level < _SHARD_LEVELS:
                     if len(name) == 2:
                         next_pairs.append((before_sha, after_sha, prefix + name))
-                elif _RUN_ID.match(name) and name.startswith(prefix):
+                elif layout.is_run_id(name) and name.startswith(prefix):
                     if after_sha is not None:
                         changes.changed[name] = after_sha
                     else:

@@ -17,7 +17,6 @@ configured receivers after the change is stored.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -71,8 +70,10 @@ from gittrack.registry.time_travel import resolve_moment
 from gittrack.registry.view import RegistryView, to_ms
 from gittrack.store.branch import Blob, BranchSnapshot, Change
 from gittrack.store.codecs import format_time
+from gittrack.store.validation import check_tags, check_text
 from gittrack.tracking import logged_models, model_uris, validation
 from gittrack.tracking.repository import TrackingRepository
+from gittrack.utils import clock
 
 MAX_ATTEMPTS = 50
 _RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
@@ -286,13 +287,13 @@ class RegistryService:
         description: str | None = None,
     ) -> RegisteredModel:
         validate_model_name(name)
-        checked_tags = _checked_tags(tags)
-        validation.check_text(description, "description")
+        checked_tags = check_tags(tags, "registered model tag")
+        check_text(description, "description")
         view = self.view(model=name)
         if view.exists(name):
             raise ConflictError(f"Registered model {name!r} already exists")
         seen = view.model_doc(name)
-        now = format_time(_now_ms())
+        now = format_time(clock.now_ms())
         doc = {
             "name": name,
             "description": description,
@@ -310,12 +311,12 @@ class RegistryService:
         return self.get_registered_model(name)
 
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
-        validation.check_text(description, "description")
+        check_text(description, "description")
         self._edit_model(name, lambda doc: doc.__setitem__("description", description), "Describe")
         return self.get_registered_model(name)
 
     def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
-        [(key, text)] = _checked_tags({key: value}).items()
+        [(key, text)] = check_tags({key: value}, "registered model tag").items()
         self._edit_model(name, lambda doc: doc.setdefault("tags", {}).__setitem__(key, text), "Tag")
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
@@ -328,7 +329,7 @@ class RegistryService:
         def build(snap: BranchSnapshot) -> dict[str, Change]:
             doc = metadata.read_model(snap, name) or _model_doc_from_tags(view, name)
             change(doc)
-            doc["last_update_time"] = format_time(_now_ms())
+            doc["last_update_time"] = format_time(clock.now_ms())
             return {metadata.model_path(name): Blob(metadata.encode_model(doc))}
 
         return self.branch.commit(build, _message(f"{verb} registered model {name}", name))
@@ -364,7 +365,7 @@ class RegistryService:
         if view.exists(new_name):
             raise ConflictError(f"Registered model {new_name!r} already exists")
         model_doc = {**(view.model_doc(name) or _model_doc_from_tags(view, name)), "name": new_name}
-        model_doc["last_update_time"] = format_time(_now_ms())
+        model_doc["last_update_time"] = format_time(clock.now_ms())
         versions = model.active_versions()
         old_docs = {v.number: self._version_doc_for(view, v) for v in versions}
 
@@ -406,9 +407,9 @@ class RegistryService:
         description: str | None = None,
     ) -> ModelVersion:
         validate_model_name(name)
-        checked_tags = _checked_tags(tags)
-        validation.check_text(description, "description")
-        validation.check_text(source, "model version source")
+        checked_tags = check_tags(tags, "model version tag")
+        check_text(description, "description")
+        check_text(source, "model version source")
         view = self.view(model=name)
         if not view.exists(name):
             raise NotFoundError(
@@ -418,7 +419,7 @@ class RegistryService:
         source, run_id = self._checked_source(source, run_id)
         model_id = _model_id_of_source(self.repository, source)
         user = self.repo.identity().email
-        now = _now_ms()
+        now = clock.now_ms()
         model_doc = None if view.model_doc(name) else _model_doc_from_tags(view, name)
         for _ in range(MAX_ATTEMPTS):
             listing = self.tags.read(name)
@@ -512,12 +513,12 @@ class RegistryService:
     def update_model_version(
         self, name: str, version: int | str, description: str | None
     ) -> ModelVersion:
-        validation.check_text(description, "description")
+        check_text(description, "description")
         self._edit_version(name, version, lambda d: d.__setitem__("description", description))
         return self.get_model_version(name, version)
 
     def set_model_version_tag(self, name: str, version: int | str, key: str, value: Any) -> None:
-        [(key, text)] = _checked_tags({key: value}).items()
+        [(key, text)] = check_tags({key: value}, "model version tag").items()
         self._edit_version(name, version, lambda d: d.setdefault("tags", {}).__setitem__(key, text))
 
     def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
@@ -531,7 +532,7 @@ class RegistryService:
         def build(snap: BranchSnapshot) -> dict[str, Change]:
             doc = metadata.read_version(snap, name, target.number) or dict(fallback)
             change(doc)
-            doc["last_update_time"] = format_time(_now_ms())
+            doc["last_update_time"] = format_time(clock.now_ms())
             return {metadata.version_path(name, target.number): Blob(metadata.encode_version(doc))}
 
         self.branch.commit(
@@ -717,17 +718,6 @@ class RegistryService:
 # ====================================================================== helpers
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _checked_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
-    return {
-        validation.check_key(k, "tag"): validation.check_string_value(v, "tag", k)
-        for k, v in (tags or {}).items()
-    }
-
-
 def _message(subject: str, model: str, run_id: str | None = None, number: int | None = None) -> str:
     trailers = [f"Model: {model}"]
     if number is not None:
@@ -750,7 +740,7 @@ def _model_doc_from_tags(view: RegistryView, name: str) -> dict[str, Any]:
     """A ``model.yaml`` for a model that so far exists only as tags (e.g. made with GTO)."""
     model = view.state.models.get(name)
     first = min((v.when for v in model.versions.values()), default=None) if model else None
-    stamp = format_time(to_ms(first) if first else _now_ms())
+    stamp = format_time(to_ms(first) if first else clock.now_ms())
     return {
         "name": name,
         "description": None,
@@ -770,7 +760,7 @@ def _payload(service: RegistryService, version: ModelVersion, **extra: Any) -> d
         "run_id": version.run_id,
         "user": service.repo.identity().email,
         "repository": str(service.repo.path),
-        "timestamp": format_time(_now_ms()),
+        "timestamp": format_time(clock.now_ms()),
         **extra,
     }
 

@@ -8,7 +8,6 @@ into ``RegisteredModel`` and ``ModelVersion`` objects. Metadata files are read l
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -28,10 +27,7 @@ from gittrack.registry.tag_names import TagKind, parse_tag
 from gittrack.registry.tags_io import TagListing
 from gittrack.store.branch import BranchSnapshot
 from gittrack.store.codecs import parse_time
-
-
-def to_ms(when: datetime) -> int:
-    return int(when.timestamp() * 1000)
+from gittrack.utils.clock import to_ms
 
 
 class RegistryView:

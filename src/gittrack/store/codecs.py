@@ -339,6 +339,34 @@ def format_time(ms: int | None) -> str | None:
 _last_second: tuple[int, str] = (-1, "")
 
 
+def format_datetime(value: datetime) -> str:
+    """A ``datetime`` (or pandas ``Timestamp``) in ``format_time``'s spelling.
+
+    Args:
+        value: the time; its own fields are written, so give it in UTC.
+
+    Returns:
+        ISO-8601 with milliseconds and a ``Z`` (``2024-05-01T12:00:00.123Z``).
+    """
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def format_number(value: float | None, digits: int = 6) -> str:
+    """A metric value as a one-line summary shows it.
+
+    Args:
+        value: the value; None (no value) is shown as NaN.
+        digits: significant digits.
+
+    Returns:
+        ``"NaN"`` for None or NaN, else the value in ``digits`` significant digits
+        (``0.912346``, ``1e+06``, ``inf``).
+    """
+    if value is None or math.isnan(value):
+        return "NaN"
+    return f"{value:.{digits}g}"
+
+
 def parse_time(text: str | None) -> int | None:
     """The inverse of ``format_time``."""
     if text is None:

@@ -14,9 +14,9 @@ import contextlib
 import errno
 import os
 import shutil
-import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,11 +169,28 @@ def copy_file(source: str | Path, target: str | Path, scratch: str | Path | None
     """Copy ``source`` to ``target`` under a temporary name renamed into place: a disk that
     fills up part way leaves no truncated copy (and ``target`` as it was). ``scratch``: as
     for ``replace_file``."""
-    target = os.fspath(target)
-    directory, _, name = target.rpartition("/")
-    tmp = _temporary_name(scratch or directory, name)
-    try:
+    with replacing(target, scratch) as tmp:
         shutil.copyfile(source, tmp)
+
+
+@contextlib.contextmanager
+def replacing(target: str | Path, scratch: str | Path | None = None) -> Iterator[str]:
+    """A temporary path to write ``target``'s new content to, for a writer that wants a path
+    (a library's ``to_parquet``, ``copyfile``) rather than bytes (``replace_file``).
+
+    Args:
+        target: the file to replace; its directory must exist.
+        scratch: as for ``replace_file``.
+
+    Yields:
+        The temporary file's path. When the block ends normally it is renamed over
+        ``target``; when it raises, it is removed and ``target`` is left as it was.
+    """
+    target = os.fspath(target)
+    directory, name = os.path.split(target)
+    tmp = _temporary_name(scratch or directory or ".", name)
+    try:
+        yield tmp
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -308,7 +325,7 @@ class SpareFiles:
         self._batches = collections.deque()
         self._kept = []
         self._filling = False
-        self._prefix = f"{socket.gethostname()}-{self._pid}-"
+        self._prefix = f"{process.host()}-{self._pid}-"
         atexit.register(self.discard)
 
     def _fill(self) -> None:
@@ -361,7 +378,7 @@ class SpareFiles:
             names = os.listdir(self.directory)
         except OSError:
             return
-        host = socket.gethostname()
+        host = process.host()
         now = time.time()
         for name in names:
             path = os.path.join(self.directory, name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 TRACKING_ROOT = ".tracking"
 CONFIG_PATH = f"{TRACKING_ROOT}/config.yaml"
 EXPERIMENTS_DIR = f"{TRACKING_ROOT}/experiments"
@@ -13,6 +15,21 @@ DEFAULT_EXPERIMENT_NAME = "Default"
 DEFAULT_STAGES = ["None", "Staging", "Production", "Archived"]
 FORMAT_VERSION = 1
 MLMODEL_FILE_NAME = "MLmodel"  # describes a model directory (``models/model_format.py``)
+
+# A run id is 32 lowercase hex digits (``uuid4().hex``, as MLflow), also its directory name.
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_run_id(name: object) -> bool:
+    """Whether ``name`` is a run id: a string of 32 lowercase hex digits.
+
+    Args:
+        name: anything; a run directory's name, or a run id given by a user.
+
+    Returns:
+        True when it is a run id.
+    """
+    return isinstance(name, str) and RUN_ID.fullmatch(name) is not None
 
 
 def run_dir(run_id: str) -> str:

@@ -14,11 +14,9 @@ import atexit
 import collections
 import contextlib
 import fcntl
-import functools
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -36,17 +34,13 @@ from gittrack.store.files import (
     take_back,
     write_all,
 )
+from gittrack.utils import clock
 
 META = "meta.yaml"
 PARAMS = "params.yaml"
 METRICS = "metrics.jsonl"
 ARTIFACTS = "artifacts"
 LOCK = "lock"
-
-
-@functools.cache
-def _hostname() -> str:
-    return socket.gethostname()
 
 
 def _inode(path: str) -> int | None:
@@ -447,7 +441,7 @@ class Staging:
                         shutil.rmtree(path, ignore_errors=True)
 
     def _lock_doc(self) -> dict:
-        return {"pid": process.pid(), "host": _hostname(), "locked_at": int(time.time() * 1000)}
+        return {"pid": process.pid(), "host": process.host(), "locked_at": clock.now_ms()}
 
     def _sweep_spare(self, path: Path) -> None:
         """A spare whose lock can be taken belongs to a process that is gone."""

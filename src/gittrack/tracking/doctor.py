@@ -16,7 +16,6 @@ from gittrack.store.trees import TreeEntry
 
 _KIND_BY_NAME = {"meta.yaml": "meta", "params.yaml": "params"}
 _SHARD = re.compile(r"[0-9a-f]{2}")
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -129,7 +128,7 @@ def _is_shard(entry: TreeEntry) -> bool:
 
 
 def _check_run_dir(snap: BranchSnapshot, path: str, run: TreeEntry) -> Iterator[Problem]:
-    if not (run.is_tree and _RUN_ID.fullmatch(run.name)):
+    if not (run.is_tree and layout.is_run_id(run.name)):
         yield Problem(path, "not a run directory (a run id is 32 lowercase hex digits)")
         return
     expected = layout.run_dir(run.name)

@@ -9,7 +9,6 @@ next derivation.
 from __future__ import annotations
 
 import hashlib
-import time
 
 from gittrack.entities import Experiment, LifecycleStage, ViewType
 from gittrack.errors import (
@@ -25,6 +24,7 @@ from gittrack.store.codecs import dump_yaml, format_time, load_yaml, parse_time
 from gittrack.store.commits import message_field
 from gittrack.store.schemas import check_outgoing, check_stored
 from gittrack.tracking import validation
+from gittrack.utils import clock
 
 
 def derive_experiment_id(name: str, attempt: int = 0) -> str:
@@ -159,7 +159,7 @@ class ExperimentStore:
         ``artifact_location``: as ``validation.check_artifact_location`` returned it."""
         name = _check_name(name)
         checked_tags = validation.check_tags(tags, "experiment tag")
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
         created: list[str] = []
 
         def build(snap: BranchSnapshot) -> Changes:
@@ -227,7 +227,7 @@ class ExperimentStore:
         def build(snap: BranchSnapshot) -> Changes:
             current = self.get(experiment_id, snap)
             updated = change(current, snap)
-            updated.last_update_time = int(time.time() * 1000)
+            updated.last_update_time = clock.now_ms()
             return {layout.experiment_path(experiment_id): self._blob(updated)}
 
         self.branch.commit(build, message)

@@ -15,7 +15,7 @@ from typing import Any
 
 from gittrack.entities import Dataset, DatasetInput, InputTag, RunInputs
 from gittrack.errors import CorruptDataError, InvalidInputError
-from gittrack.tracking import validation
+from gittrack.store.validation import check_text
 
 # MLflow's limits (``mlflow.utils.validation``), so what one store takes the other takes too.
 MAX_DATASET_NAME_SIZE = 500
@@ -90,7 +90,7 @@ def _checked_text(value: object, what: str, limit: int) -> str:
         raise InvalidInputError(
             f"{what} {value[:40]!r}... has {len(value)} characters; at most {limit} are allowed"
         )
-    validation.check_text(value, what)
+    check_text(value, what)
     return value
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import warnings
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from gittrack.store.staging import Staging
 from gittrack.tracking.experiments import ExperimentStore, default_experiment_document
 from gittrack.tracking.runs import RecoveredRun, RunStore
 from gittrack.tracking.source import CAPTURE_MODES, SourceCapture
+from gittrack.utils import clock
 
 _URI_PREFIXES = ("git+file://", "file://")
 
@@ -121,7 +121,7 @@ class TrackingRepository:
 
     @staticmethod
     def _initial_files() -> Changes:
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
         return {
             layout.CONFIG_PATH: Blob(dump_yaml(layout.initial_config())),
             layout.experiment_path(layout.DEFAULT_EXPERIMENT_ID): Blob(

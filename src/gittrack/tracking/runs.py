@@ -15,11 +15,9 @@ import getpass
 import json
 import math
 import os
-import re
 import shutil
 import stat
 import tempfile
-import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -76,11 +74,11 @@ from gittrack.tracking import inputs as run_inputs
 from gittrack.tracking import validation
 from gittrack.tracking.run_names import generate_run_name
 from gittrack.tracking.validation import INT64_MAX, INT64_MIN
+from gittrack.utils import clock
 from gittrack.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
 NOTE_TAG = MLFLOW_RUN_NOTE
 MISSING_SOURCE_TAG = "gittrack.source.missing"
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class RecoveredRun(NamedTuple):
@@ -97,10 +95,6 @@ def _problem(exc: Exception) -> str:
     if isinstance(exc, GittrackError):
         return exc.message
     return f"{type(exc).__name__}: {exc}"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -379,7 +373,7 @@ class RunStore:
             "experiment_id": str(experiment_id),
             "status": RunStatus.RUNNING,
             "lifecycle": LifecycleStage.ACTIVE,
-            "start_time": format_time(now_ms() if start_time is None else start_time),
+            "start_time": format_time(clock.now_ms() if start_time is None else start_time),
             "end_time": None,
             "parent_run_id": parent_run_id,
             "user": user,
@@ -523,7 +517,7 @@ class RunStore:
             if step.__class__ is not int or not INT64_MIN <= step <= INT64_MAX:
                 step = validation.check_step(step, key)
             if timestamp is None:
-                timestamp = int(time.time() * 1000)
+                timestamp = clock.now_ms()
             elif timestamp.__class__ is not int or not 0 <= timestamp <= INT64_MAX:
                 timestamp = validation.check_timestamp(timestamp, key)
             opened.live.append_metric(
@@ -541,7 +535,7 @@ class RunStore:
         step: int | None = 0,
         timestamp: int | None = None,
     ) -> None:
-        ts = now_ms() if timestamp is None else validation.check_timestamp(timestamp, "*")
+        ts = clock.now_ms() if timestamp is None else validation.check_timestamp(timestamp, "*")
         step = validation.check_step(step, "*")
         points = [(k, validation.check_metric_value(v, k), step, ts) for k, v in metrics.items()]
         lines = [metric_line(self._key(k), v, step, ts) for k, v, step, ts in points]  # type: ignore[arg-type]
@@ -558,7 +552,7 @@ class RunStore:
             self._log_to_ended(run_id, points=points)
 
     def _checked_points(self, metrics: list[Metric]) -> list[tuple[str, float, int, int]]:
-        now = now_ms()
+        now = clock.now_ms()
         points = []
         for m in metrics:
             self._key(m.key)
@@ -933,7 +927,7 @@ class RunStore:
             validation.check_run_id(run_id)
             if not self.staging.exists(run_id):
                 # Committed already: MLflow sets the status and end time all the same.
-                ended = format_time(now_ms() if end_time is None else end_time)
+                ended = format_time(clock.now_ms() if end_time is None else end_time)
                 self._update_committed_meta(
                     run_id,
                     lambda meta: meta.update(status=status, end_time=ended),
@@ -950,7 +944,7 @@ class RunStore:
             self._refresh(opened, META)
             self._refresh(opened, PARAMS)
             opened.meta["status"] = status
-            opened.meta["end_time"] = format_time(now_ms() if end_time is None else end_time)
+            opened.meta["end_time"] = format_time(clock.now_ms() if end_time is None else end_time)
             opened.live.mark_ending(status, opened.meta["end_time"])
             self._commit_live(opened.live, opened.meta, opened.params)
         except BaseException as exc:
@@ -1119,7 +1113,7 @@ class RunStore:
         snap = self.branch.snapshot()
         for ref, sha in live_refs.items():
             run_id = ref[len(layout.LIVE_SNAPSHOTS_PREFIX) :]
-            if _RUN_ID.fullmatch(run_id) and snap.entry(layout.run_dir(run_id)) is not None:
+            if layout.is_run_id(run_id) and snap.entry(layout.run_dir(run_id)) is not None:
                 with contextlib.suppress(GittrackError, OSError):
                     self.repo.delete_ref(ref, sha)
 
@@ -1181,7 +1175,7 @@ class RunStore:
 
     def _last_activity(self, live: LiveRun) -> int:
         stamps = [os.stat(p).st_mtime for p in live.path.iterdir() if p.is_file()]
-        return int(max(stamps, default=time.time()) * 1000)
+        return int(max(stamps) * 1000) if stamps else clock.now_ms()
 
     # -------------------------------------------------------------- reading
     def get(self, run_id: str) -> Run:

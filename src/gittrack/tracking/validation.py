@@ -1,8 +1,13 @@
-"""MLflow's rules for keys and values, checked before anything is written (DESIGN §3)."""
+"""MLflow's rules that only runs have, checked before anything is written (DESIGN §3): run
+names, metric values, steps and times, artifact paths and locations, run ids and statuses.
+
+Keys, tag values, names and free text follow the generic rules of ``store/validation.py``,
+which this module builds on (its ``check_key`` and ``check_string_value`` are the ones
+``validation.check_key`` reaches here).
+"""
 
 from __future__ import annotations
 
-import logging
 import numbers
 import os
 import posixpath
@@ -14,17 +19,19 @@ from pathlib import Path
 
 from gittrack.entities import RunStatus
 from gittrack.errors import InvalidInputError
+from gittrack.store import layout
+from gittrack.store.validation import (
+    MAX_TAG_VALUE_LENGTH,
+    as_text,
+    check_key,
+    check_name,
+    check_name_characters,
+    check_string_value,
+    shorten,
+)
+from gittrack.store.validation import check_tags as _check_tags
 from gittrack.utils.mlflow_tags import MLFLOW_RUN_NAME
 
-MAX_KEY_LENGTH = 250
-MAX_VALUE_LENGTH = 6000  # a param value (MLflow's MAX_PARAM_VAL_LENGTH)
-MAX_TAG_VALUE_LENGTH = 8000  # a run tag value (MLflow's MAX_TAG_VAL_LENGTH)
-MAX_EXPERIMENT_TAG_VALUE_LENGTH = 20000  # MLflow's MAX_EXPERIMENT_TAG_VAL_LENGTH
-_VALUE_LIMITS = {
-    "param": MAX_VALUE_LENGTH,
-    "tag": MAX_TAG_VALUE_LENGTH,
-    "experiment tag": MAX_EXPERIMENT_TAG_VALUE_LENGTH,
-}
 # A run name is the value of its ``mlflow.runName`` tag, so MLflow takes any name a tag value
 # may hold; an experiment name has its own limit (MLflow's MAX_EXPERIMENT_NAME_LENGTH).
 RUN_NAME_TAG = MLFLOW_RUN_NAME
@@ -39,51 +46,7 @@ MAX_TIME_MS = 253_402_300_799_999
 # of Linux, macOS and Windows file systems), the whole well below PATH_MAX.
 MAX_ARTIFACT_NAME_BYTES = 255
 MAX_ARTIFACT_PATH_BYTES = 1024
-_KEY_CHARS = re.compile(r"[/\w.\- :]+")  # MLflow 3 (POSIX): \w is any Unicode letter or digit
-# C0 and C1 control characters (NUL, escapes, newlines) and lone surrogates, which UTF-8
-# cannot encode: refused in every name (DESIGN §3).
-_UNSAFE_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _HFS_IGNORED = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
-_valid_keys: set[tuple[str, str]] = set()
-# MLflow cuts an over-long param or run tag value to its limit (MLFLOW_TRUNCATE_LONG_VALUES,
-# on by default) but refuses an over-long experiment tag value.
-_TRUNCATED_KINDS = ("param", "tag")
-_logger = logging.getLogger(__name__)
-
-
-def check_key(key: object, kind: str) -> str:
-    """A param, metric or tag key, or an artifact path; returns it when it is valid."""
-    if isinstance(key, str) and (kind, key) in _valid_keys:
-        return key
-    if not isinstance(key, str):
-        raise InvalidInputError(f"{kind} key {key!r} must be a string, not {type(key).__name__}")
-    if not key:
-        raise InvalidInputError(f"{kind} key must not be empty")
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidInputError(
-            f"{kind} key {key[:40]!r}... is {len(key)} characters long; at most {MAX_KEY_LENGTH} are allowed"
-        )
-    if not _KEY_CHARS.fullmatch(key):
-        bad = sorted({c for c in key if not _KEY_CHARS.fullmatch(c)})
-        raise InvalidInputError(
-            f"{kind} key {key!r} contains {''.join(bad)!r}: only letters, digits, '_', '-', '.', "
-            "'/', ':' and space are allowed (MLflow's rule; letters and digits of any script)"
-        )
-    _check_path_shape(key, f"{kind} key")
-    if len(_valid_keys) < 100_000:
-        _valid_keys.add((kind, key))
-    return key
-
-
-def _check_path_shape(path: str, what: str) -> None:
-    normalized = posixpath.normpath(path)
-    if path.startswith("/"):
-        raise InvalidInputError(f"{what} {path!r} must not start with '/'")
-    if normalized != path or normalized == "." or normalized.startswith(".."):
-        raise InvalidInputError(
-            f"{what} {path!r} must be a normalized relative path (no '..', '.', '//' or trailing '/')"
-        )
 
 
 def check_artifact_path(path: str | None) -> str:
@@ -98,7 +61,7 @@ def check_artifact_path(path: str | None) -> str:
             f"artifact path {path!r} escapes the run's artifact directory: use a relative path "
             "without '..'"
         )
-    _check_name_characters(path, "artifact path")
+    check_name_characters(path, "artifact path")
     _check_artifact_path_size(path)
     return posixpath.normpath(path).strip("/")
 
@@ -132,30 +95,6 @@ def _is_dotgit(name: str) -> bool:
     return folded in (".git", "git~1")
 
 
-def _check_name_characters(name: str, what: str) -> None:
-    bad = _UNSAFE_IN_NAME.search(name)
-    if bad is not None:
-        raise InvalidInputError(
-            f"{what} {name[:60]!r} contains {bad.group()!r} at position {bad.start()}: "
-            "control characters (NUL, newlines, escapes) and lone surrogates are not allowed "
-            "in names"
-        )
-
-
-def check_name(name: object, what: str, max_length: int) -> str:
-    """A run, experiment or other display name: a string of at most ``max_length``
-    characters without control characters, so it can go into files, commit messages and
-    terminals as it is."""
-    if not isinstance(name, str):
-        raise InvalidInputError(f"{what} {name!r} must be a string, not {type(name).__name__}")
-    if len(name) > max_length:
-        raise InvalidInputError(
-            f"{what} {name[:40]!r}... has {len(name)} characters; at most {max_length} are allowed"
-        )
-    _check_name_characters(name, what)
-    return name
-
-
 def check_run_name(name: object) -> str:
     """A run name (also the value of the ``mlflow.runName`` tag): MLflow's tag value limit."""
     return check_name(name, "run name", MAX_RUN_NAME_LENGTH)
@@ -164,77 +103,13 @@ def check_run_name(name: object) -> str:
 def check_tags(tags: Mapping[str, object] | None, kind: str = "tag") -> dict[str, str]:
     """Run tags as stored: keys and values checked, the run name tag as a run name."""
     if kind == "tag" and tags and RUN_NAME_TAG in tags:
-        check_run_name(_as_text(tags[RUN_NAME_TAG], "run name"))
-    return {check_key(k, kind): check_string_value(v, kind, k) for k, v in (tags or {}).items()}
+        check_run_name(as_text(tags[RUN_NAME_TAG], "run name"))
+    return _check_tags(tags, kind)
 
 
 def check_params(params: Mapping[str, object]) -> dict[str, str]:
     """Params as stored: keys and string values checked."""
     return {check_key(k, "param"): check_string_value(v, "param", k) for k, v in params.items()}
-
-
-def check_string_value(value: object, kind: str, key: str) -> str:
-    """A param or tag value as stored: its text, within MLflow's limit for ``kind``.
-
-    Args:
-        value: the value given; anything ``str()`` can spell.
-        kind: ``"param"``, ``"tag"`` or ``"experiment tag"`` (each has MLflow's limit).
-        key: the key, named in messages.
-
-    Returns:
-        The text to store. A param or run tag value over its limit is cut to the limit with a
-        warning, as MLflow does by default; with ``MLFLOW_TRUNCATE_LONG_VALUES=false`` (or
-        for an experiment tag) it is refused instead.
-
-    Raises:
-        InvalidInputError: the value is too long and may not be cut, or is not valid text.
-    """
-    text = value if value.__class__ is str else _as_text(value, f"{kind} {key!r} value")
-    limit = _VALUE_LIMITS.get(kind, MAX_VALUE_LENGTH)
-    if len(text) > limit:
-        if kind not in _TRUNCATED_KINDS or not _truncation_enabled():
-            raise InvalidInputError(
-                f"{kind} {key!r} has a value of {len(text)} characters; at most {limit} are allowed"
-            )
-        _logger.warning(
-            "%s %r has a value of %d characters: only its first %d are stored (as MLflow "
-            "does; set MLFLOW_TRUNCATE_LONG_VALUES=false to refuse it instead)",
-            kind,
-            key,
-            len(text),
-            limit,
-        )
-        text = text[:limit]
-    _check_encodable(text, f"{kind} {key!r} has a value that")
-    return text
-
-
-def _truncation_enabled() -> bool:
-    """MLflow's ``MLFLOW_TRUNCATE_LONG_VALUES`` switch (on unless set to false or 0)."""
-    setting = os.environ.get("MLFLOW_TRUNCATE_LONG_VALUES", "true").strip().lower()
-    return setting not in ("false", "0")
-
-
-def check_text(value: object, what: str) -> str | None:
-    """Free text such as a description or a source URI: None, or a string UTF-8 can
-    encode (any other character, NUL and newlines included, is stored escaped)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInputError(
-            f"{what} {_short(value)} must be a string, not {type(value).__name__}"
-        )
-    _check_encodable(value, f"{what} {value[:40]!r}")
-    return value
-
-
-def _check_encodable(text: str, subject: str) -> None:
-    bad = _SURROGATE.search(text)
-    if bad is not None:
-        raise InvalidInputError(
-            f"{subject} contains a lone surrogate {bad.group()!r} at position {bad.start()}: "
-            "text must be valid Unicode"
-        )
 
 
 def check_metric_value(value: object, key: str) -> float:
@@ -257,7 +132,7 @@ def check_metric_value(value: object, key: str) -> float:
             return float(value)  # type: ignore[arg-type]
         except (OverflowError, ValueError, TypeError) as exc:
             raise InvalidInputError(
-                f"metric {key!r} got value {_short(value)} that is not a 64-bit float ({exc})"
+                f"metric {key!r} got value {shorten(value)} that is not a 64-bit float ({exc})"
             ) from exc
     scalar = _single_item(value)
     if isinstance(scalar, (str, numbers.Real)):
@@ -266,7 +141,7 @@ def check_metric_value(value: object, key: str) -> float:
         except (OverflowError, ValueError, TypeError):
             pass
     raise InvalidInputError(
-        f"metric {key!r} got value {_short(value)} of type {type(value).__name__}: metric "
+        f"metric {key!r} got value {shorten(value)} of type {type(value).__name__}: metric "
         "values must be numbers (int, float, bool, NaN or ±inf) or text that reads as one"
     )
 
@@ -292,10 +167,10 @@ def check_step(step: object, key: str) -> int:
         if INT64_MIN <= step <= INT64_MAX:
             return step
         raise InvalidInputError(
-            f"metric {key!r} got step {_short(step)}: a step must fit in 64 bits "
+            f"metric {key!r} got step {shorten(step)}: a step must fit in 64 bits "
             f"({INT64_MIN} to {INT64_MAX})"
         )
-    raise InvalidInputError(f"metric {key!r} got step {_short(step)}: a step must be an integer")
+    raise InvalidInputError(f"metric {key!r} got step {shorten(step)}: a step must be an integer")
 
 
 def check_timestamp(timestamp: object, key: str) -> int | None:
@@ -307,11 +182,11 @@ def check_timestamp(timestamp: object, key: str) -> int | None:
         if 0 <= timestamp <= INT64_MAX:
             return timestamp
         raise InvalidInputError(
-            f"metric {key!r} got timestamp {_short(timestamp)}: a timestamp is milliseconds "
+            f"metric {key!r} got timestamp {shorten(timestamp)}: a timestamp is milliseconds "
             f"from 0 to {INT64_MAX}"
         )
     raise InvalidInputError(
-        f"metric {key!r} got timestamp {_short(timestamp)}: a timestamp is integer milliseconds"
+        f"metric {key!r} got timestamp {shorten(timestamp)}: a timestamp is integer milliseconds"
     )
 
 
@@ -328,20 +203,12 @@ def check_time(ms: object, what: str) -> int | None:
         if 0 <= value <= MAX_TIME_MS:
             return value
         raise InvalidInputError(
-            f"{what} {_short(ms)} is out of range: epoch milliseconds from 0 "
+            f"{what} {shorten(ms)} is out of range: epoch milliseconds from 0 "
             f"(1970-01-01) to {MAX_TIME_MS} (9999-12-31) are allowed"
         )
     raise InvalidInputError(
-        f"{what} {_short(ms)} of type {type(ms).__name__} must be integer epoch milliseconds"
+        f"{what} {shorten(ms)} of type {type(ms).__name__} must be integer epoch milliseconds"
     )
-
-
-def _short(value: object) -> str:
-    try:
-        text = repr(value)
-    except ValueError:  # an int of more than 4300 digits has no repr (Python's own limit)
-        return _unprintable(value)
-    return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
 
 
 _URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
@@ -369,7 +236,7 @@ def check_artifact_location(location: object) -> str | None:
             f"artifact_location {location!r} must be a string (a local path or file:// URI), "
             f"not {type(location).__name__}"
         )
-    _check_name_characters(location, "artifact_location")
+    check_name_characters(location, "artifact_location")
     scheme = _URI_SCHEME.match(location)
     if scheme and len(scheme.group(1)) > 1 and scheme.group(1).lower() != "file":
         raise InvalidInputError(
@@ -417,30 +284,13 @@ def _check_writable(directory: Path, location: str) -> None:
         )
 
 
-def _unprintable(value: object) -> str:
-    if isinstance(value, int):
-        return f"<an integer of {value.bit_length()} bits>"
-    return f"<a {type(value).__name__}>"
-
-
-def _as_text(value: object, subject: str) -> str:
-    """``str(value)``, or ``InvalidInputError`` when Python cannot spell it (an int of more
-    than 4300 digits raises ``ValueError``)."""
-    try:
-        return str(value)
-    except ValueError as exc:
-        raise InvalidInputError(
-            f"{subject} {_unprintable(value)} cannot be written as text: {exc}"
-        ) from exc
-
-
 def check_max_results(max_results: object) -> int:
     """A page size: a positive integer (MLflow refuses 0, negatives and non-integers; a
     slice would silently take them as "all but the last" or "none")."""
     if isinstance(max_results, bool) or not isinstance(max_results, numbers.Integral):
-        raise InvalidInputError(f"max_results {_short(max_results)} must be a positive integer")
+        raise InvalidInputError(f"max_results {shorten(max_results)} must be a positive integer")
     if max_results <= 0:
-        raise InvalidInputError(f"max_results {_short(max_results)} must be a positive integer")
+        raise InvalidInputError(f"max_results {shorten(max_results)} must be a positive integer")
     return int(max_results)
 
 
@@ -473,6 +323,17 @@ def check_run_status(status: object) -> str:
 
 
 def check_run_id(run_id: object) -> str:
-    if not isinstance(run_id, str) or not re.fullmatch(r"[0-9a-f]{32}", run_id):
+    """A run id given by a caller.
+
+    Args:
+        run_id: the id given.
+
+    Returns:
+        The id itself.
+
+    Raises:
+        InvalidInputError: not a string of 32 lowercase hex digits.
+    """
+    if not layout.is_run_id(run_id):
         raise InvalidInputError(f"run id {run_id!r} is not 32 lowercase hex digits")
     return run_id

@@ -26,6 +26,7 @@ from gittrack.errors import InvalidInputError, NotFoundError, PolicyError
 from gittrack.ui import previews, shapes
 from gittrack.ui.lttb import downsample
 from gittrack.ui.security import CSRF_HEADER, csrf_matches
+from gittrack.utils import clock
 
 MAX_PAGE = 1000
 DEFAULT_POINTS = 2000
@@ -546,7 +547,7 @@ def _quoted(name: str) -> str:
 def _plain(value: Any) -> Any:
     """A compare cell as JSON: times as epoch milliseconds, numpy scalars as numbers."""
     if hasattr(value, "timestamp") and callable(value.timestamp):
-        return int(value.timestamp() * 1000)
+        return clock.to_ms(value)
     if hasattr(value, "item"):
         return value.item()
     return value

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from gittrack.entities import ModelVersion, RegisteredModel, Run
+from gittrack.utils import clock
 
 DESCRIPTION_TAG = "mlflow.note.content"
 PARENT_TAG = "mlflow.parentRunId"
@@ -27,7 +28,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, datetime):
-        return int(value.timestamp() * 1000)
+        return clock.to_ms(value)
     return value
 
 
