@@ -128,6 +128,20 @@ def tree_fingerprint(repo: Path) -> dict[str, str]:
     return out
 
 
+def _reset_mlflow() -> None:
+    """Forget MLflow's fluent state (active runs, experiment) that an earlier differential test
+    left behind, so each test starts MLflow as a fresh process would."""
+    ml = sys.modules.get("mlflow")
+    if ml is None:
+        return
+    with contextlib.suppress(Exception):
+        while ml.active_run() is not None:
+            ml.end_run()
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    if fluent is not None and hasattr(fluent, "_active_experiment_id"):
+        fluent._active_experiment_id = None
+
+
 @pytest.fixture(autouse=True)
 def _isolated_state(monkeypatch: pytest.MonkeyPatch):
     for var in (
@@ -141,6 +155,7 @@ def _isolated_state(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delenv(var, raising=False)
     gittrack.fluent._reset_state()
     forget_repositories()
+    _reset_mlflow()
     yield
     while gittrack.fluent._state.runs.stack:
         gittrack.fluent._state.runs.stack.pop()
