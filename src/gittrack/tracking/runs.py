@@ -13,7 +13,6 @@ import contextlib
 import functools
 import getpass
 import json
-import math
 import os
 import re
 import shutil
@@ -31,10 +30,7 @@ from gittrack.entities import (
     DatasetInput,
     LifecycleStage,
     Metric,
-    MetricSummary,
     Run,
-    RunData,
-    RunInfo,
     RunStatus,
     SourceInfo,
 )
@@ -57,19 +53,25 @@ from gittrack.store.branch import (
     check_entry_name,
 )
 from gittrack.store.codecs import (
-    decode_metric_value,
     dump_yaml,
     format_time,
     is_real_time,
     load_yaml,
     metric_line,
     parse_metric_lines,
-    parse_time,
-    stored_metric_value,
 )
 from gittrack.store.files import copy_file, replace_file, storage_error
 from gittrack.store.git import message_field
 from gittrack.store.lfs import MAX_POINTER_SIZE, LfsPointer, LfsStore, parse_pointer
+from gittrack.store.run_documents import (
+    decode_summaries,
+    encode_summaries,
+    live_meta_bytes,
+    meta_for_disk,
+    run_from_documents,
+    source_document,
+    summarize_metrics,
+)
 from gittrack.store.schemas import check_outgoing, check_stored
 from gittrack.store.staging import ARTIFACTS, META, METRICS, PARAMS, LiveRun, Staging
 from gittrack.tracking import inputs as run_inputs
@@ -132,63 +134,6 @@ def _as_text(value: str) -> str:
 @functools.cache
 def _user_of_process() -> str:
     return getpass.getuser()
-
-
-def summarize_metrics(points: list[tuple[str, float, int, int]]) -> dict[str, dict]:
-    """Per key: the latest point (highest step, then latest timestamp) and min/max/count."""
-    summary: dict[str, dict] = {}
-    for key, value, step, timestamp in points:
-        entry = summary.get(key)
-        if entry is None:
-            summary[key] = {
-                "value": value,
-                "step": step,
-                "timestamp": timestamp,
-                "min": value,
-                "max": value,
-                "count": 1,
-            }
-            continue
-        if (step, timestamp) >= (entry["step"], entry["timestamp"]):
-            entry.update(value=value, step=step, timestamp=timestamp)
-        if not math.isnan(value):
-            if math.isnan(entry["min"]) or value < entry["min"]:
-                entry["min"] = value
-            if math.isnan(entry["max"]) or value > entry["max"]:
-                entry["max"] = value
-        entry["count"] += 1
-    return summary
-
-
-def _encode_summary(summary: dict[str, dict]) -> dict[str, dict]:
-    """Summary values as stored: NaN/±inf spelled as strings (DESIGN §3)."""
-    encode = stored_metric_value
-    return {
-        k: {**e, "value": encode(e["value"]), "min": encode(e["min"]), "max": encode(e["max"])}
-        for k, e in sorted(summary.items())
-    }
-
-
-encode_summary = _encode_summary  # public name for the merge of tracking branches
-
-
-META_ORDER = (
-    "format",
-    "run_id",
-    "run_name",
-    "experiment_id",
-    "status",
-    "lifecycle",
-    "start_time",
-    "end_time",
-    "parent_run_id",
-    "user",
-    "description",
-    "tags",
-    "source",
-    "metrics",
-    "inputs",
-)
 
 
 def check_new_run(
@@ -305,13 +250,6 @@ def _check_artifact_slot(snap: BranchSnapshot, run_id: str, rel: str) -> None:
         raise ConflictError(f"artifact {rel!r} of run {run_id} is already a directory of artifacts")
 
 
-def _live_meta_bytes(meta: dict) -> bytes:
-    """The live meta.yaml: as committed, but with ``tags`` last so new tags can be appended."""
-    ordered = {k: v for k, v in meta.items() if k != "tags"}
-    ordered["tags"] = meta["tags"]
-    return dump_yaml(ordered)
-
-
 def _indented(yaml_mapping: bytes) -> bytes:
     """A top-level YAML mapping as entries of the mapping above it (two spaces in)."""
     return b"".join(b"  " + line + b"\n" for line in yaml_mapping.splitlines())
@@ -324,7 +262,6 @@ class RunStore:
         self,
         branch: TrackingBranch,
         staging: Staging,
-        artifact_uri_prefix: str = "runs:/",
         lfs_threshold: Callable[[], int] = lambda: lfs.DEFAULT_THRESHOLD,
     ) -> None:
         """:param lfs_threshold: the size from which an artifact goes to Git LFS (read from
@@ -336,7 +273,6 @@ class RunStore:
         self._lfs_threshold = lfs_threshold
         self._open: dict[str, _OpenRun] = {}
         self._key_json: dict[str, str] = {}
-        self._artifact_prefix = artifact_uri_prefix
 
     # ------------------------------------------------------------- creation
     def create(
@@ -384,14 +320,7 @@ class RunStore:
             "parent_run_id": parent_run_id,
             "user": user,
             "tags": {**system_tags, **tags},
-            "source": {
-                "commit": source.commit,
-                "branch": source.branch,
-                "dirty": source.dirty,
-                "snapshot": source.snapshot,
-                "untracked_skipped": list(source.untracked_skipped),
-                "entry_point": source.entry_point,
-            },
+            "source": source_document(source),
             "metrics": {},
         }
         if artifact_location:  # the experiment keeps artifacts outside git (MLflow's layout)
@@ -405,7 +334,7 @@ class RunStore:
                     layout.live_snapshot_ref(run_id), source.snapshot, None, reflog=False
                 )
         # Every field is checked above, so the schema check at commit cannot fail on them.
-        meta_bytes = _live_meta_bytes(meta)
+        meta_bytes = live_meta_bytes(meta)
         try:
             live = self.staging.create(run_id, {META: meta_bytes})
         except BaseException:
@@ -415,7 +344,7 @@ class RunStore:
         opened.file_stamps[META] = live.stamp_of_own(META, len(meta_bytes))
         opened.file_stamps[PARAMS] = live.stamp_of_own(PARAMS, 0)
         self._open[run_id] = opened
-        return self._run_from_docs(meta, {}, {}, live=True)
+        return run_from_documents(meta, {}, {})
 
     def resume(self, run_id: str) -> Run:
         """Reopen a run for logging: a live one whose owner is gone, or a committed one."""
@@ -439,7 +368,7 @@ class RunStore:
             live = self.staging.create(
                 run_id,
                 {
-                    META: _live_meta_bytes(meta),
+                    META: live_meta_bytes(meta),
                     PARAMS: dump_yaml(params) if params else b"",
                     METRICS: snap.read(f"{base}/{METRICS}") or b"",
                 },
@@ -997,9 +926,9 @@ class RunStore:
         if torn is not None:  # only the points are committed: the skipped lines are named
             raw_metrics = b"".join(metric_line(json.dumps(k), v, s, t) for k, v, s, t in points)
             meta.setdefault("tags", {})["gittrack.recovery"] = torn
-        meta["metrics"] = _encode_summary(summarize_metrics(points))
+        meta["metrics"] = encode_summaries(summarize_metrics(points))
         parents = self._present_parents(meta, [p for p in meta.get("_parents") or [] if p])
-        stored = self._meta_for_disk(meta)
+        stored = meta_for_disk(meta)
         where = f"{layout.run_dir(run_id)}/{META}"
         check_outgoing(stored, "meta", where)
         check_outgoing(params, "params", f"{layout.run_dir(run_id)}/{PARAMS}")
@@ -1165,7 +1094,7 @@ class RunStore:
             raise CorruptDataError(f"{live.path}/{META} is not a run's meta.yaml")
         # Checked as read, so a hand-edited file fails here, naming its field, and not
         # deeper with a KeyError; the commit checks the final documents again.
-        check_stored({**self._meta_for_disk(meta), "metrics": {}}, "meta", f"{live.path}/{META}")
+        check_stored({**meta_for_disk(meta), "metrics": {}}, "meta", f"{live.path}/{META}")
         check_stored(params, "params", f"{live.path}/{PARAMS}")
         ending = live.lock_info()
         if ending.get("ending") in RunStatus.TERMINATED:
@@ -1192,22 +1121,13 @@ class RunStore:
             meta = load_yaml(live.read(META) or b"", f"{live.path}/{META}")
             params = load_yaml(live.read(PARAMS) or b"", f"{live.path}/{PARAMS}") or {}
             points, _ = parse_metric_lines(live.read(METRICS) or b"", f"{live.path}/{METRICS}")
-            return self._run_from_docs(meta, params, summarize_metrics(points), live=True)
+            return run_from_documents(meta, params, summarize_metrics(points))
         snap = self.branch.snapshot()
         meta = self._committed_meta(run_id, snap)
         base = layout.run_dir(run_id)
         params = load_yaml(snap.read(f"{base}/{PARAMS}") or b"", f"{base}/{PARAMS}") or {}
         check_stored(params, "params", f"{base}/{PARAMS}")
-        summary = {
-            k: {
-                **v,
-                "value": decode_metric_value(v["value"]),
-                "min": decode_metric_value(v["min"]),
-                "max": decode_metric_value(v["max"]),
-            }
-            for k, v in meta["metrics"].items()
-        }
-        return self._run_from_docs(meta, params, summary, live=False)
+        return run_from_documents(meta, params, decode_summaries(meta, f"{base}/{META}"))
 
     def _committed_meta(self, run_id: str, snap: BranchSnapshot) -> dict:
         """The checked ``meta.yaml`` of a committed run. A run directory whose ``meta.yaml``
@@ -1368,7 +1288,7 @@ class RunStore:
                     raw = b"".join(metric_line(json.dumps(k), v, s, t) for k, v, s, t in old)
                 lines = b"".join(metric_line(self._key(k), v, s, t) for k, v, s, t in points)
                 changes[where] = Blob(raw + lines)
-                meta["metrics"] = _encode_summary(summarize_metrics(old + list(points)))
+                meta["metrics"] = encode_summaries(summarize_metrics(old + list(points)))
             for rel, blob in (artifacts or {}).items():
                 _check_artifact_slot(snap, run_id, rel)
                 changes[f"{base}/{ARTIFACTS}/{rel}"] = blob
@@ -1381,17 +1301,8 @@ class RunStore:
         self.branch.commit(build, f"Log to ended run {run_id}\n\nRun-Id: {run_id}\n")
 
     # ------------------------------------------------------------- helpers
-    @staticmethod
-    def _meta_for_disk(meta: dict) -> dict:
-        """The committed meta.yaml: private keys dropped, fields in the schema's order."""
-        ordered = {k: meta[k] for k in META_ORDER if k in meta}
-        ordered.update(
-            {k: v for k, v in meta.items() if k not in ordered and not k.startswith("_")}
-        )
-        return ordered
-
     def _write_meta(self, opened: _OpenRun) -> None:
-        opened.live.write(META, _live_meta_bytes(opened.meta))
+        opened.live.write(META, live_meta_bytes(opened.meta))
         opened.file_stamps[META] = opened.live.stamp(META)
 
     def _remember_stamps(self, opened: _OpenRun) -> None:
@@ -1420,43 +1331,3 @@ class RunStore:
         else:
             opened.params = dict(doc or {})
         opened.file_stamps[name] = stamp
-
-    def _run_from_docs(self, meta: dict, params: dict, summary: dict[str, dict], live: bool) -> Run:
-        run_id = meta["run_id"]
-        info = RunInfo(
-            run_id=run_id,
-            experiment_id=str(meta["experiment_id"]),
-            run_name=meta["run_name"],
-            user_id=meta["user"],
-            status=meta["status"],
-            start_time=parse_time(meta["start_time"]) or 0,
-            end_time=parse_time(meta["end_time"]),
-            artifact_uri=meta.get("artifact_uri") or f"{self._artifact_prefix}{run_id}",
-            lifecycle_stage=meta["lifecycle"],
-        )
-        source = meta.get("source") or {}
-        summaries = {
-            k: MetricSummary(
-                k, v["value"], v["step"], v["timestamp"], v["min"], v["max"], v["count"]
-            )
-            for k, v in summary.items()
-        }
-        return Run(
-            info=info,
-            data=RunData(
-                metrics={k: s.value for k, s in summaries.items()},
-                params={str(k): str(v) for k, v in params.items()},
-                tags=dict(meta.get("tags") or {}),
-            ),
-            parent_run_id=meta.get("parent_run_id"),
-            source=SourceInfo(
-                commit=source.get("commit"),
-                branch=source.get("branch"),
-                dirty=bool(source.get("dirty")),
-                snapshot=source.get("snapshot"),
-                untracked_skipped=tuple(source.get("untracked_skipped") or ()),
-                entry_point=source.get("entry_point"),
-            ),
-            metric_summaries=summaries,
-            inputs=run_inputs.run_inputs(meta.get("inputs"), f"run {run_id}: meta.yaml"),
-        )
