@@ -91,7 +91,11 @@ def _copy_from_directory(root: Path, rel: str, dst: Path, run_id: str) -> Path:
 
 def check_artifact_slot(snap: BranchSnapshot, run_id: str, rel: str) -> None:
     """Refuse an artifact of a committed run whose path is a directory of artifacts, or
-    runs through an artifact file (the same rules as for a live run)."""
+    runs through an artifact file (the same rules as for a live run).
+
+    Raises:
+        ConflictError: the path ``rel`` clashes with an artifact already in ``snap``.
+    """
     base = f"{layout.run_dir(run_id)}/{ARTIFACTS}"
     parts = rel.split("/")
     for depth in range(1, len(parts)):

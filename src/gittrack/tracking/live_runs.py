@@ -768,12 +768,10 @@ class LiveRunStore:
 
         self._update_committed_meta(run_id, change, "Update")
 
-    # ------------------------------------------------------------ ended runs
     # A run on the branch (FINISHED, FAILED, KILLED) still takes data, as in MLflow, and
     # keeps its status: each call is one commit, built by ``TrackingBranch.commit`` on the
     # current tip from the run's files there. A writer that loses the race rebuilds on the
     # winner's commit, so two processes logging to one ended run at once lose nothing.
-
     def log_to_ended(
         self,
         run_id: str,
