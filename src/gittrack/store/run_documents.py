@@ -266,9 +266,9 @@ def run_inputs(entries: object, where: str = "meta.yaml") -> RunInputs:
 def build_run(
     info: RunInfo,
     *,
-    params: Mapping[str, Any],
-    tags: Mapping[str, str],
-    summaries: Mapping[str, MetricSummary],
+    params: dict[str, str],
+    tags: dict[str, str],
+    summaries: dict[str, MetricSummary],
     parent_run_id: str | None,
     source: Mapping[str, Any] | None,
     inputs: object,
@@ -278,8 +278,8 @@ def build_run(
 
     Args:
         info: the run's info.
-        params: its params (keys and values become strings).
-        tags: its tags.
+        params: its params, keys and values strings (the run keeps this mapping).
+        tags: its tags (the run keeps this mapping).
         summaries: its metric summaries, in the order ``Run.data.metrics`` lists them; each
             metric's latest value is the summary's.
         parent_run_id: the parent run, if any.
@@ -297,12 +297,12 @@ def build_run(
         info=info,
         data=RunData(
             metrics={k: s.value for k, s in summaries.items()},
-            params={str(k): str(v) for k, v in params.items()},
-            tags=dict(tags),
+            params=params,
+            tags=tags,
         ),
         parent_run_id=parent_run_id,
         source=source_info(source),
-        metric_summaries=dict(summaries),
+        metric_summaries=summaries,
         inputs=run_inputs(inputs, where),
     )
 
@@ -338,8 +338,8 @@ def run_from_documents(
     )
     return build_run(
         info,
-        params=params,
-        tags=meta.get("tags") or {},
+        params={str(k): str(v) for k, v in params.items()},
+        tags=dict(meta.get("tags") or {}),
         summaries={
             k: MetricSummary(
                 k, v["value"], v["step"], v["timestamp"], v["min"], v["max"], v["count"]
