@@ -33,8 +33,9 @@ from gittrack.errors import InvalidInputError, NotFoundError, RunEndedError
 from gittrack.store.codecs import dump_yaml
 from gittrack.store.validation import check_text
 from gittrack.tracking import validation
+from gittrack.tracking.live_runs import check_new_run
+from gittrack.tracking.recovery import RecoveredRun
 from gittrack.tracking.repository import TrackingRepository, open_repository
-from gittrack.tracking.runs import RecoveredRun, check_new_run
 from gittrack.tracking.source import default_entry_point
 from gittrack.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 

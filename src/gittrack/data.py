@@ -24,7 +24,7 @@ import pandas as pd
 from gittrack.entities import Dataset as DatasetEntity
 from gittrack.errors import InvalidInputError
 from gittrack.models.signature import Schema, TensorSpec, infer_schema, tensor_dtype_name
-from gittrack.tracking.runs import current_user
+from gittrack.tracking.live_runs import current_user
 
 __all__ = [
     "Dataset",

@@ -16,8 +16,8 @@ from typing import Any
 from gittrack.errors import CorruptDataError
 from gittrack.store import layout
 from gittrack.store.codecs import dump_yaml, load_yaml, parse_metric_lines
+from gittrack.store.run_documents import encode_summaries, summarize_metrics
 from gittrack.tracking.inputs import merge_inputs
-from gittrack.tracking.runs import encode_summary, summarize_metrics
 
 TERMINAL_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED"})
 _ABSENT = object()
@@ -156,7 +156,7 @@ def merge_run_meta(
         )
     if metrics is not None:
         points, _torn = parse_metric_lines(metrics, where.rsplit("/", 1)[0] + "/metrics.jsonl")
-        merged["metrics"] = encode_summary(summarize_metrics(points))
+        merged["metrics"] = encode_summaries(summarize_metrics(points))
     return FileMerge(dump_yaml(merged))
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from gittrack.errors import CorruptDataError, NotFoundError
 from gittrack.store.codecs import parse_metric_lines
 from gittrack.store.fast_yaml import load_yaml_fast
+from gittrack.store.run_documents import meta_for_disk, summarize_metrics
 from gittrack.store.staging import META, METRICS, PARAMS, Staging
-from gittrack.tracking.runs import summarize_metrics
 
 _FILES = (META, PARAMS, METRICS)
 
@@ -81,7 +81,7 @@ class LiveRuns:
                 return None
             raise
         if isinstance(meta, dict) and "_parents" in meta:  # private to the owner, not stored
-            meta = {k: v for k, v in meta.items() if not k.startswith("_")}
+            meta = meta_for_disk(meta)
         record = LiveRecord(run_id, meta, params, summarize_metrics(points), where)
         self._known[run_id] = (stamps, record)
         return record

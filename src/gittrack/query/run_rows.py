@@ -25,11 +25,10 @@ import pandas as pd
 
 from gittrack.entities import LifecycleStage, RunStatus
 from gittrack.errors import CorruptDataError
-from gittrack.store.codecs import decode_metric_value
+from gittrack.store.run_documents import artifact_uri, decode_summaries
 from gittrack.store.schemas import check_stored
 from gittrack.tracking.inputs import search_triples
 
-ARTIFACT_URI_PREFIX = "runs:/"  # as RunStore builds artifact URIs
 INFO_COLUMNS = (
     "run_id",
     "experiment_id",
@@ -48,27 +47,6 @@ INFO_COLUMNS = (
 KEY_PREFIXES = ("metrics.", "params.", "tags.")
 _STATUSES = frozenset(RunStatus.ALL)
 _LIFECYCLES = frozenset((LifecycleStage.ACTIVE, LifecycleStage.DELETED))
-
-
-def stored_summaries(meta: dict, where: str) -> dict[str, dict]:
-    """The metric summaries of a committed ``meta.yaml``, numbers decoded."""
-    try:
-        if not all(type(key) is str for key in meta["metrics"]):
-            raise TypeError("a metric key is not a string")
-        return {
-            key: {
-                "value": decode_metric_value(entry["value"]),
-                "step": int(entry["step"]),
-                "timestamp": int(entry["timestamp"]),
-                "min": decode_metric_value(entry["min"]),
-                "max": decode_metric_value(entry["max"]),
-                "count": int(entry["count"]),
-            }
-            for key, entry in meta["metrics"].items()
-        }
-    except (TypeError, KeyError, ValueError, AttributeError):
-        check_stored(meta, "meta", where)
-        raise CorruptDataError(f"{where}: metrics: a summary is not readable") from None
 
 
 class FrameBuilder:
@@ -120,7 +98,7 @@ class FrameBuilder:
         meta = _checked_meta(meta, f"{where}/meta.yaml", run_id)
         params = _checked_params(params, f"{where}/params.yaml")
         if summaries is None:
-            summaries = stored_summaries(meta, f"{where}/meta.yaml")
+            summaries = decode_summaries(meta, f"{where}/meta.yaml")
         details = _details(meta, summaries, f"{where}/meta.yaml")
         inputs = _inputs_cell(meta, f"{where}/meta.yaml")
         row = self._count
@@ -131,7 +109,7 @@ class FrameBuilder:
         info["run_name"].append(meta["run_name"])
         info["user_id"].append(meta["user"])
         info["status"].append(meta["status"])
-        info["artifact_uri"].append(meta.get("artifact_uri") or ARTIFACT_URI_PREFIX + run_id)
+        info["artifact_uri"].append(artifact_uri(meta))
         info["lifecycle_stage"].append(meta["lifecycle"])
         info["parent_run_id"].append(meta.get("parent_run_id"))
         info["_details"].append(details)

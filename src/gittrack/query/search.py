@@ -21,9 +21,7 @@ from gittrack.entities import (
     LifecycleStage,
     MetricSummary,
     Run,
-    RunData,
     RunInfo,
-    SourceInfo,
     ViewType,
 )
 from gittrack.errors import InvalidInputError
@@ -32,8 +30,8 @@ from gittrack.query.index import run_index
 from gittrack.query.ordering import parse_order_by, sort_runs
 from gittrack.query.paging import PagedList, decode_page_token, encode_page_token
 from gittrack.query.run_rows import details, key_columns, nan_metric_keys
+from gittrack.store.run_documents import build_run
 from gittrack.tracking import validation
-from gittrack.tracking.inputs import run_inputs
 
 if TYPE_CHECKING:
     from gittrack.tracking.repository import TrackingRepository
@@ -289,25 +287,22 @@ def runs_from_frame(frame: pd.DataFrame) -> list[Run]:
         for key in summaries.keys() - run_metrics.keys():
             run_metrics[key] = math.nan  # a metric whose latest value is NaN
         runs.append(
-            Run(
-                info=RunInfo(
+            build_run(
+                RunInfo(
                     **dict(zip(columns, info)),
                     start_time=int(start),
                     end_time=None if math.isnan(end) else int(end),
                     lifecycle_stage=lifecycle,
                 ),
-                data=RunData(
-                    metrics={k: float(v) for k, v in sorted(run_metrics.items())},
-                    params=params[position],
-                    tags=tags[position],
-                ),
-                parent_run_id=parent if isinstance(parent, str) else None,
-                source=_source(source),
-                metric_summaries={
+                params=params[position],
+                tags=tags[position],
+                summaries={
                     k: MetricSummary(k, float(run_metrics[k]), *summary)
                     for k, summary in sorted(summaries.items())
                 },
-                inputs=run_inputs(json.loads(inputs) if isinstance(inputs, str) else None),
+                parent_run_id=parent if isinstance(parent, str) else None,
+                source=source,
+                inputs=json.loads(inputs) if isinstance(inputs, str) else None,
             )
         )
     return runs
@@ -318,14 +313,3 @@ def _column_or_none(frame: pd.DataFrame, column: str) -> np.ndarray:
     if column in frame:
         return frame[column].to_numpy(dtype=object)
     return np.full(len(frame), None, dtype=object)
-
-
-def _source(doc: dict) -> SourceInfo:
-    return SourceInfo(
-        commit=doc.get("commit"),
-        branch=doc.get("branch"),
-        dirty=bool(doc.get("dirty")),
-        snapshot=doc.get("snapshot"),
-        untracked_skipped=tuple(doc.get("untracked_skipped") or ()),
-        entry_point=doc.get("entry_point"),
-    )

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gittrack.entities import Dataset, DatasetInput, InputTag, RunInputs
-from gittrack.errors import CorruptDataError, InvalidInputError
+from gittrack.entities import Dataset, DatasetInput, InputTag
+from gittrack.errors import InvalidInputError
 from gittrack.store.validation import check_text
 
 # MLflow's limits (``mlflow.utils.validation``), so what one store takes the other takes too.
@@ -112,27 +112,6 @@ def merge_inputs(
 def _identity(entry: dict[str, Any]) -> tuple[str, str]:
     dataset = entry["dataset"]
     return dataset["name"], dataset["digest"]
-
-
-def run_inputs(entries: object, where: str = "meta.yaml") -> RunInputs:
-    """``Run.inputs`` from the stored ``inputs`` list (absent: none).
-
-    :raises CorruptDataError: the list is not in the stored shape; names ``where``.
-    """
-    if entries is None:
-        return RunInputs()
-    try:
-        return RunInputs(
-            dataset_inputs=[
-                DatasetInput(
-                    dataset=Dataset(**{name: entry["dataset"].get(name) for name, *_ in _FIELDS}),
-                    tags=[InputTag(str(k), str(v)) for k, v in (entry.get("tags") or {}).items()],
-                )
-                for entry in entries  # type: ignore[union-attr]
-            ]
-        )
-    except (TypeError, KeyError, AttributeError) as exc:
-        raise CorruptDataError(f"{where}: inputs: not a list of dataset inputs ({exc})") from None
 
 
 def search_triples(entries: Iterable[dict[str, Any]]) -> list[list[str | None]]:

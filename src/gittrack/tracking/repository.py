@@ -20,7 +20,8 @@ from gittrack.store.lfs import DEFAULT_THRESHOLD
 from gittrack.store.schemas import check_stored
 from gittrack.store.staging import Staging
 from gittrack.tracking.experiments import ExperimentStore, default_experiment_document
-from gittrack.tracking.runs import RecoveredRun, RunStore
+from gittrack.tracking.recovery import RecoveredRun
+from gittrack.tracking.runs import RunStore
 from gittrack.tracking.source import CAPTURE_MODES, SourceCapture
 from gittrack.utils import clock
 
