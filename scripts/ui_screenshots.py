@@ -30,6 +30,9 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="gittrack-"))
     try:
         ui = build_ui_repo(scratch)
+        # The tests' run with markup in its name shows escaping at work; the README's
+        # pictures show an ordinary day's runs.
+        Client(str(ui.path)).delete_run(ui.markup)
         with serving(create_app(Client(str(ui.path)))) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 560})
