@@ -80,7 +80,7 @@ def test_a_budget_violation_exits_1_and_lists_the_rule_and_the_markdown_marks_it
     assert "| ❌ accuracy | 0.8 | 0.7 | ↓ -0.1 worse | -12.50% |" in out
     assert "| accuracy | 0.9 | 0.95 | ↑ +0.05 better | +5.56% |" in out
     assert out.endswith(
-        "**Budgets broken: 1**\n\n- ❌ wine: accuracy: max_decrease 0.05 broken (0.1)\n"
+        "**Budgets broken: 1**\n\n- ❌ wine: accuracy: max\\_decrease 0.05 broken (0.1)\n"
     )
     # Without --fail-on the same diff is marked but passes.
     assert cli(capsys, "diff", made["base"], "--md")[0] == 0

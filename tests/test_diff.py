@@ -211,7 +211,8 @@ def test_nearest_walks_first_parents_to_an_ancestor_three_commits_back(repo: Pat
     code, out, _ = cli(capsys, "diff", made["base"], "HEAD~1", "--nearest", "--md")
 
     assert code == 0
-    assert f"HEAD~1 ({git(repo, 'rev-parse', '--short=7', 'HEAD~1').strip()}): no runs, " in out
+    short = git(repo, "rev-parse", "--short=7", "HEAD~1").strip()
+    assert f"HEAD\\~1 ({short}): no runs, " in out  # ``~`` escaped: GitHub strikes ~text~
     assert f"using {made['head'][:7]}, 3 commits back (first parent)" in out
     _, doc, _ = cli(capsys, "diff", made["base"], "HEAD", "--nearest", "--json")
     head = json.loads(doc)["head"]
@@ -381,3 +382,21 @@ def test_an_unreadable_experiment_file_is_reported_and_its_runs_still_compared(
     names = [e["experiment_name"] for e in json.loads(out)["experiments"]]
     assert sorted(names) == sorted(["iris", wine])
     assert "skipped" in err and path in err
+
+
+def test_markdown_renders_names_with_emphasis_strikethrough_and_entities_literally(
+    repo: Path, capsys
+) -> None:
+    markdown_it = __import__("pytest").importorskip("markdown_it")
+    name, run_name = "__main__ ~~v1~~ &amp;", "_r_ &#124;"
+    base = commit(repo, "model")
+    log_run(name, {"acc": 0.5}, {"p": "~~x~~"}, run_name=run_name)
+    commit(repo, "more")
+    log_run(name, {"acc": 0.6}, {"p": "__y__"}, run_name=run_name)
+
+    _, out, _ = cli(capsys, "diff", base, "HEAD", "--md")
+    html = markdown_it.MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(out)
+
+    assert not any(tag in html for tag in ("<strong>", "<em>", "<s>", "<del>")), html
+    assert "__main__ ~~v1~~ &amp;amp;" in html and "_r_ &amp;#124;" in html
+    assert "<td>~~x~~</td>" in html and "<td>__y__</td>" in html

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 HEADING = "## gittrack diff"
 _ARROWS = {"up": "↑", "down": "↓", "same": "=", "added": "new", "removed": "gone"}
-_MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*|<>[]"})
+# Table cells, links, code, HTML, emphasis (``*``/``_``), strikethrough (``~``) and entities
+# (``&``): every character a name could use to render as something other than itself.
+_MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_~|<>[]&"})
 
 
 def register(sub: argparse._SubParsersAction) -> None:
