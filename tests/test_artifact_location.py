@@ -173,3 +173,24 @@ def test_an_artifact_path_leaving_the_run_is_refused_under_a_location(
         with pytest.raises(InvalidInputError, match="escapes the run's artifact directory"):
             mlflow.log_text("x", "../escape.txt")
     assert not (store / run.info.run_id / "escape.txt").exists()
+
+
+def test_a_link_in_the_location_to_a_file_outside_it_is_refused_not_read(
+    repo: Path, store: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private key")
+    experiment_id = mlflow.create_experiment("external", artifact_location=str(store))
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_text("hello", "notes/hello.txt")
+    root = store / run.info.run_id / "artifacts"
+    (root / "leak.txt").symlink_to(secret)
+    (root / "notes" / "up").symlink_to(tmp_path, target_is_directory=True)
+    client = Client()
+
+    with pytest.raises(InvalidInputError, match="leak.txt.*outside"):
+        client.read_artifact(run.info.run_id, "leak.txt")
+    with pytest.raises(InvalidInputError, match="outside"):
+        client.download_artifacts(run.info.run_id, "notes", tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.txt"))
+    assert client.read_artifact(run.info.run_id, "notes/hello.txt")[0] == b"hello"

@@ -81,12 +81,33 @@ def _copy_from_directory(root: Path, rel: str, dst: Path, run_id: str) -> Path:
     source = root / rel
     if not source.exists():
         raise NotFoundError(f"run {run_id} has no artifact {rel!r}")
+    _check_links_stay_inside(root, source, run_id)
     target = dst / (source.name if rel else "")
     if source.is_dir():
         shutil.copytree(source, target, dirs_exist_ok=True)
     else:
         shutil.copyfile(source, target)
     return target if rel else dst
+
+
+def _check_links_stay_inside(root: Path, source: Path, run_id: str) -> None:
+    """Refuse to read through a symbolic link (``source`` itself or any entry under it) that
+    leads out of the artifact directory ``root``: a link placed in a shared location must not
+    make another file of the machine an artifact (nor be served by the web UI).
+
+    Raises:
+        InvalidInputError: such a link, named with where it leads; checked before any copy.
+    """
+    inside = root.resolve()
+    entries = [source, *source.rglob("*")] if source.is_dir() else [source]
+    for entry in entries:
+        resolved = entry.resolve()
+        if resolved != inside and not resolved.is_relative_to(inside):
+            name = entry.relative_to(root).as_posix()
+            raise InvalidInputError(
+                f"artifact {name!r} of run {run_id} is a link to {str(resolved)!r}, outside "
+                f"the run's artifact directory {str(root)!r}; only files inside it are read"
+            )
 
 
 def check_artifact_slot(snap: BranchSnapshot, run_id: str, rel: str) -> None:
