@@ -228,3 +228,27 @@ def test_code_of_an_unknown_run_or_one_without_source_is_a_one_line_error(
     assert result.returncode == code, result.stderr
     assert result.stderr.count("\n") == 1 and words in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("recorded", ["blob", "tree", "HEAD", "main"])
+def test_a_recorded_commit_that_is_not_a_commit_id_is_refused_as_damaged(
+    repo: Path, recorded: str
+) -> None:
+    import dataclasses
+
+    from gittrack.errors import CorruptDataError
+    from gittrack.gitflow.checkout import run_code
+    from gittrack.tracking.repository import open_repository
+
+    (repo / "train.py").write_text("print(1)\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "train")
+    names = {"blob": "HEAD:train.py", "tree": "HEAD^{tree}"}
+    bad = git(repo, "rev-parse", names[recorded]).strip() if recorded in names else recorded
+    with gittrack.start_run() as started:
+        pass
+    run = gittrack.get_run(started.info.run_id)
+    crafted = dataclasses.replace(run, source=dataclasses.replace(run.source, commit=bad))
+
+    with pytest.raises(CorruptDataError, match=f"source commit '{bad}'.*not a commit"):
+        run_code(open_repository(str(repo)), crafted)

@@ -1436,6 +1436,8 @@ class Client:
         Raises:
             NotFoundError: no such run, or its code is not in this repository.
             InvalidStateError: the run recorded no source commit.
+            CorruptDataError: the recorded commit or snapshot is not a commit id, or names
+                another kind of object.
         """
         from gittrack.gitflow.checkout import run_code
 

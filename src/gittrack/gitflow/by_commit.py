@@ -25,7 +25,7 @@ from gittrack.gitflow.notes import RunSummary
 from gittrack.tracking.repository import TrackingRepository
 
 DEFAULT_WALK = 1000
-_FULL_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+FULL_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 resolve_revision = resolve_commit  # the commit a revision names (one owner: commit_runs)
 
@@ -92,7 +92,7 @@ def runs_for_commit(
     :param keep: only the runs it accepts.
     :raises InvalidInputError, NotFoundError: a revision that names no commit.
     """
-    if not _FULL_ID.fullmatch(commit or ""):
+    if not FULL_ID.fullmatch(commit or ""):
         commit = resolve_commit(repository, commit)
     return runs_for_commits(repository, [commit], experiment_ids, keep).get(commit, [])
 

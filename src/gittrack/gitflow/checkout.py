@@ -21,11 +21,13 @@ from pathlib import Path
 from gittrack.entities import Run
 from gittrack.errors import (
     ConflictError,
+    CorruptDataError,
     GittrackError,
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
 )
+from gittrack.gitflow.by_commit import FULL_ID
 from gittrack.store.codecs import dump_yaml
 from gittrack.store.files import replace_file
 from gittrack.tracking.repository import TrackingRepository
@@ -70,6 +72,8 @@ def run_code(repository: TrackingRepository, run: Run) -> RunCode:
     :raises InvalidStateError: the run recorded no source commit (capture mode ``none``, or
         it ran outside a git repository).
     :raises NotFoundError: the recorded commit is not in this repository (fetch it).
+    :raises CorruptDataError: the recorded commit or snapshot is not a full commit id (a
+        revision such as ``HEAD`` would show other code) or names a blob or tree.
     """
     source = run.source
     run_id = run.info.run_id
@@ -80,10 +84,21 @@ def run_code(repository: TrackingRepository, run: Run) -> RunCode:
         )
     repo = repository.repo
     for what, sha in (("commit", source.commit), ("snapshot", source.snapshot)):
+        if sha and not FULL_ID.fullmatch(sha):
+            raise CorruptDataError(
+                f"run {run_id}'s source {what} {sha!r} is not a commit id (40 or 64 "
+                "lowercase hex digits): the run's record is damaged"
+            )
         if sha and not repo.has_object(sha):
             raise NotFoundError(
                 f"run {run_id}'s source {what} {sha} is not in {repository.path}: "
                 "fetch it (git fetch, gittrack pull) first"
+            )
+        kind = repo.read_object(sha)[0] if sha else "commit"
+        if kind != "commit":
+            raise CorruptDataError(
+                f"run {run_id}'s source {what} {sha!r} names a {kind}, not a commit: "
+                "the run's record is damaged"
             )
     code = source.commit
     if source.snapshot and repo.commit_tree_info(source.snapshot)[0] != _tree(repository, code):
