@@ -400,3 +400,25 @@ def test_markdown_renders_names_with_emphasis_strikethrough_and_entities_literal
     assert not any(tag in html for tag in ("<strong>", "<em>", "<s>", "<del>")), html
     assert "__main__ ~~v1~~ &amp;amp;" in html and "_r_ &amp;#124;" in html
     assert "<td>~~x~~</td>" in html and "<td>__y__</td>" in html
+
+
+def test_a_recorded_snapshot_that_looks_like_an_option_is_not_passed_to_git(
+    repo: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from gittrack.gitflow.commit_diff import code_diffstat
+
+    made = two_commits(repo)
+    before = tree_fingerprint(repo)
+    written = tmp_path / "written-by-git"
+    runs = [mlflow.get_run(made["iris_base"]), mlflow.get_run(made["iris_head"])]
+    crafted = dataclasses.replace(
+        runs[1], source=dataclasses.replace(runs[1].source, snapshot=f"--output={written}")
+    )
+
+    stat = code_diffstat(open_repository(str(repo)), runs[0], crafted)
+
+    assert not written.exists()
+    assert stat.startswith("(code not available here: ") and "--output=" in stat
+    assert tree_fingerprint(repo) == before

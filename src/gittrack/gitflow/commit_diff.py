@@ -27,6 +27,7 @@ from gittrack.entities import Run, RunStatus
 from gittrack.errors import GittrackError, InvalidInputError, NotFoundError, warn_skipped
 from gittrack.gitflow.by_commit import (
     DEFAULT_WALK,
+    FULL_ID,
     first_parent_commits,
     nearest_commit_with_runs,
     runs_for_commits,
@@ -404,6 +405,9 @@ def code_diffstat(repository: TrackingRepository, base: Run | None, head: Run | 
     codes = [run_code(base), run_code(head)]
     if None in codes or codes[0] == codes[1]:
         return ""
+    damaged = [code for code in codes if not FULL_ID.fullmatch(code or "")]
+    if damaged:  # a revision or an option from crafted branch data never reaches git
+        return f"(code not available here: the run records {damaged[0]!r}, not a commit id)"
     proc = repository.repo.git(
         "diff",
         "--stat",
