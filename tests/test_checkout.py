@@ -252,3 +252,31 @@ def test_a_recorded_commit_that_is_not_a_commit_id_is_refused_as_damaged(
 
     with pytest.raises(CorruptDataError, match=f"source commit '{bad}'.*not a commit"):
         run_code(open_repository(str(repo)), crafted)
+
+
+@pytest.mark.parametrize("recorded", ["HEAD", "main", "--output=/tmp/gittrack-leak"])
+def test_the_source_diff_shows_nothing_for_a_recorded_snapshot_that_is_not_a_commit_id(
+    repo: Path, recorded: str
+) -> None:
+    import dataclasses
+
+    from gittrack import Client
+
+    (repo / "train.py").write_text("print(1)\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "train")
+    with gittrack.start_run() as started:
+        pass
+    client = Client()
+    run = client.get_run(started.info.run_id)
+    source = dataclasses.replace(run.source, dirty=True, snapshot=recorded)
+    crafted = dataclasses.replace(run, source=source)
+    before = tree_fingerprint(repo)
+    original = Client.get_run
+    try:
+        Client.get_run = lambda self, run_id: crafted  # type: ignore[method-assign]
+        assert client.get_source_diff(run.info.run_id) is None
+    finally:
+        Client.get_run = original  # type: ignore[method-assign]
+    assert tree_fingerprint(repo) == before
+    assert not Path("/tmp/gittrack-leak").exists()

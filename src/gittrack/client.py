@@ -1337,6 +1337,10 @@ class Client:
         source = run.source
         if not (source.dirty and source.commit and source.snapshot):
             return None
+        from gittrack.gitflow.by_commit import FULL_ID
+
+        if not (FULL_ID.fullmatch(source.commit) and FULL_ID.fullmatch(source.snapshot)):
+            return None  # crafted or damaged: only full commit ids ever reach git
         repo = self.repository.repo
         if not (repo.has_object(source.commit) and repo.has_object(source.snapshot)):
             return None
