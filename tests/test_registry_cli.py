@@ -118,3 +118,28 @@ def test_the_repo_option_points_at_another_repository(repo: Path, tmp_path, caps
     code, out, _ = run_cli(capsys, "-C", str(repo), "models", "list", "--json")
     assert code == 0 and [m["name"] for m in json.loads(out)] == ["IrisRF"]
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_listing_agrees_with_the_model_and_version_searches(repo: Path, capsys) -> None:
+    client = Client()
+    registered(client, "alpha", versions=3)
+    registered(client, "beta", versions=2)
+    client.delete_model_version("alpha", 3)  # a deleted version is neither counted nor latest
+    client.transition_model_version_stage("beta", 1, "Production")
+    client.set_registered_model_alias("beta", "champion", 2)
+
+    listing = client.registered_model_listing()
+    models = client.search_registered_models(max_results=None)
+    assert [m for m, _ in listing] == list(models)
+    for model, numbers in listing:
+        found = client.search_model_versions(f"name = '{model.name}'", max_results=None)
+        assert numbers == sorted(int(v.version) for v in found)
+    assert [(m.name, n) for m, n in client.registered_model_listing("name = 'beta'")] == [
+        ("beta", [1, 2])
+    ]
+
+    code, out, _ = run_cli(capsys, "models", "list", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0
+    assert (rows["alpha"]["versions"], rows["alpha"]["latest"]) == (2, "v2")
+    assert (rows["beta"]["stages"], rows["beta"]["aliases"]) == ("Production: v1", "champion: v2")

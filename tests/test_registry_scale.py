@@ -9,6 +9,7 @@ no ``git tag`` and no ``git for-each-ref``.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -95,6 +96,50 @@ def test_a_new_process_reuses_what_another_learnt_and_still_sees_new_tags(repo: 
     second = TagStore(GitRepo(repo))
     _same(second.read(), _for_each_ref(repo))
     _same(second.read("IrisRF"), _for_each_ref(repo, "IrisRF"))
+
+
+def test_a_new_process_sees_loose_tags_moved_deleted_and_recreated_since_the_save(
+    repo: Path,
+) -> None:
+    client = Client()
+    registered(client, "IrisRF", versions=3)
+    git(repo, "tag", "-a", "-m", "by hand", "IrisRF#Staging#7")
+    first = TagStore(GitRepo(repo))
+    first.read()
+    first._save()
+    git(repo, "tag", "-f", "-a", "-m", "moved", "IrisRF#Staging#7", "HEAD")
+    git(repo, "tag", "-d", "IrisRF@v2.0.0")
+    git(repo, "tag", "-a", "-m", "again", "IrisRF@v2.0.0", "HEAD")  # may reuse the inode
+    git(repo, "tag", "-d", "IrisRF@v3.0.0")
+    second = TagStore(GitRepo(repo))
+    _same(second.read(), _for_each_ref(repo))
+    _same(second.read("IrisRF"), _for_each_ref(repo, "IrisRF"))
+
+
+def test_a_new_process_does_not_read_again_the_loose_tag_refs_a_saved_cache_vouches_for(
+    repo: Path,
+) -> None:
+    client = Client()
+    registered(client, "IrisRF", versions=2)
+    first = TagStore(GitRepo(repo))
+    first.read()
+    first._save()
+    # Rewritten in place, with its inode and modification time kept: only a reader that
+    # opens the file again sees the new object.
+    ref = repo / ".git" / "refs" / "tags" / "IrisRF@v2.0.0"
+    stamp = ref.stat()
+    ref.write_text(git(repo, "rev-parse", "refs/tags/IrisRF@v1.0.0").strip() + "\n")
+    os.utime(ref, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert ref.stat().st_ino == stamp.st_ino
+    second = TagStore(GitRepo(repo))
+    saved = {r.name: r.message for r in second.read().records}
+    assert (
+        saved["IrisRF@v2.0.0"] == {r.name: r.message for r in first.read().records}["IrisRF@v2.0.0"]
+    )
+    assert saved["IrisRF@v2.0.0"] != saved["IrisRF@v1.0.0"]
+    os.utime(ref, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1))  # the file changed: read again
+    third = TagStore(GitRepo(repo))
+    _same(third.read(), _for_each_ref(repo))
 
 
 def test_many_loose_tags_are_packed_and_stay_readable(

@@ -1837,6 +1837,27 @@ class Client:
             filter_string, max_results, order_by, page_token, at
         )
 
+    def registered_model_listing(
+        self, filter_string: str | None = None, *, at: str | None = None
+    ) -> list[tuple[RegisteredModel, list[int]]]:
+        """Every registered model matching a filter, with its active version numbers.
+
+        What ``gittrack models list`` shows, read once: cheaper than
+        ``search_registered_models`` plus ``search_model_versions`` in a large registry, as no
+        entity is built for a version that is not the latest in its stage.
+
+        Args:
+            filter_string: a filter such as ``name LIKE 'wine%'`` or ``tags.team = 'x'``.
+            at: a revision or date: the registry as it was then.
+
+        Returns:
+            ``(model, version numbers oldest first)`` for each model, ordered by name.
+
+        Raises:
+            InvalidInputError: a malformed filter.
+        """
+        return self.registry.model_listing(filter_string, at)
+
     def update_registered_model(
         self, name: str, description: str | None = None, **_ignored: Any
     ) -> RegisteredModel:

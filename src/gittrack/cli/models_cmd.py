@@ -89,7 +89,8 @@ def _version_row(version: ModelVersion) -> dict[str, Any]:
     }
 
 
-def _model_row(model: RegisteredModel, versions: list[ModelVersion] | None = None) -> dict:
+def _model_row(model: RegisteredModel, numbers: list[int] | None = None) -> dict:
+    """A listing row of a model; ``numbers`` are its active version numbers, when known."""
     stages = ", ".join(
         f"{v.current_stage}: v{v.version}"
         for v in model.latest_versions
@@ -97,8 +98,8 @@ def _model_row(model: RegisteredModel, versions: list[ModelVersion] | None = Non
     )
     return {
         "name": model.name,
-        "latest": f"v{max(int(v.version) for v in versions)}" if versions else "",
-        "versions": len(versions) if versions is not None else None,
+        "latest": f"v{max(numbers)}" if numbers else "",
+        "versions": len(numbers) if numbers is not None else None,
         "stages": stages,
         "aliases": ", ".join(f"{a}: v{n}" for a, n in model.aliases.items()),
         "description": model.description,
@@ -111,12 +112,8 @@ def _model_row(model: RegisteredModel, versions: list[ModelVersion] | None = Non
 
 def list_models(args: argparse.Namespace) -> int:
     client = Client(args.repo)
-    models = client.search_registered_models(args.filter, max_results=None, at=args.at)
-    versions = client.search_model_versions(max_results=None, at=args.at)
-    by_model: dict[str, list[ModelVersion]] = {}
-    for version in versions:
-        by_model.setdefault(version.name, []).append(version)
-    rows = [_model_row(m, by_model.get(m.name, [])) for m in models]
+    listing = client.registered_model_listing(args.filter, at=args.at)
+    rows = [_model_row(m, numbers) for m, numbers in listing]
     columns = ["name", "versions", "latest", "stages", "aliases", "description", "updated"]
     emit(rows, columns, args.format)
     return 0
@@ -129,12 +126,13 @@ def show_model(args: argparse.Namespace) -> int:
         f"name = '{_quote(args.name)}'", max_results=None, at=args.at
     )
     rows = [_version_row(v) for v in versions]
+    numbers = [int(v.version) for v in versions]
     if args.format == "json":
-        record = {**_model_row(model, versions), "tags": model.tags, "versions": rows}
+        record = {**_model_row(model, numbers), "tags": model.tags, "versions": rows}
         emit(record, fmt="json")
         return 0
     if args.format == "table":
-        header = _model_row(model, versions)
+        header = _model_row(model, numbers)
         emit({k: header[k] for k in ("name", "description", "stages", "aliases", "updated")})
         if model.tags:
             tags = ", ".join(f"{k}={v}" for k, v in model.tags.items())

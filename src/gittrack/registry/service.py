@@ -37,6 +37,7 @@ from gittrack.registry.policy import ARCHIVE_STAGE, RegistryPolicy, Violation
 from gittrack.registry.search import (
     MODEL_FIELDS,
     VERSION_FIELDS,
+    FilterExpr,
     filter_models,
     filter_versions,
     names_required,
@@ -159,21 +160,33 @@ class RegistryService:
         at: str | datetime | None = None,
     ) -> PagedList:
         expression = parse_model_filter(filter_string)
-        view = self.view(at)
-        names = view.model_names()
-        view.prefetch(
-            versions=[(v.model, v.number) for n in names for v in view.latest_per_stage(n)]
-        )
-        models = []
-        for name in names:
-            try:
-                models.append(view.registered_model(name))
-            except CorruptDataError as exc:  # one unreadable file does not stop the listing
-                warn_skipped(exc.message)
-        found = order(
-            filter_models(models, expression), order_by, _sort_value, ["name ASC"], MODEL_FIELDS
-        )
+        found = _matching_models(self.view(at), expression, order_by)
         return page_of(found, max_results, page_token)
+
+    def model_listing(
+        self, filter_string: str | None = None, at: str | datetime | None = None
+    ) -> list[tuple[RegisteredModel, list[int]]]:
+        """The registered models matching a filter, by name, each with its active version numbers.
+
+        One view serves both, and no entity is built for a version that is not the latest in
+        its stage, so a listing stays fast in a registry with many versions.
+
+        Args:
+            filter_string: a registered-model filter, as for ``search_registered_models``.
+            at: a revision or date: the registry as it was then.
+
+        Returns:
+            ``(model, version numbers oldest first)`` for each model, by name.
+
+        Raises:
+            InvalidInputError: a malformed filter.
+        """
+        expression = parse_model_filter(filter_string)
+        view = self.view(at)
+        found = _matching_models(view, expression, None)
+        return [
+            (m, [v.number for v in view.require_model(m.name).active_versions()]) for m in found
+        ]
 
     def get_model_version(
         self, name: str, version: int | str, at: str | datetime | None = None
@@ -780,3 +793,21 @@ def _model_id_of_source(repository: TrackingRepository, source: str) -> str | No
         return None
     parsed = model_uris.parse_runs_uri(source)
     return logged_models.model_id_at(repository, parsed.run_id, parsed.path)
+
+
+def _matching_models(
+    view: RegistryView, expression: FilterExpr, order_by: Sequence[str] | None
+) -> list[RegisteredModel]:
+    """The view's registered models matching a parsed filter, sorted; an unreadable one is
+    reported and skipped."""
+    names = view.model_names()
+    view.prefetch(versions=[(v.model, v.number) for n in names for v in view.latest_per_stage(n)])
+    models = []
+    for name in names:
+        try:
+            models.append(view.registered_model(name))
+        except CorruptDataError as exc:  # one unreadable file does not stop the listing
+            warn_skipped(exc.message)
+    return order(
+        filter_models(models, expression), order_by, _sort_value, ["name ASC"], MODEL_FIELDS
+    )

@@ -52,6 +52,7 @@ from gittrack.registry.tag_names import (
     validate_model_name,
     version_string,
 )
+from gittrack.store.codecs import load_yaml
 
 DEFAULT_STAGES: tuple[str, ...] = ("None", "Staging", "Production", "Archived")
 """MLflow's stages, the default set of labels that are stages rather than aliases."""
@@ -335,12 +336,7 @@ def parse_registration_message(text: str, tag: str) -> RegistrationMessage:
     writes: ``Registering artifact ...``) becomes the description. Invalid YAML, or a mapping
     whose known fields are not strings, raises ``CorruptDataError`` naming the tag.
     """
-    try:
-        document = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as error:
-        raise CorruptDataError(
-            f"Tag {tag!r}: its message is not valid YAML ({_first_line(error)})"
-        ) from None
+    document = load_yaml(text, f"Tag {tag!r}: its message") if text.strip() else None
     if document is None:
         return RegistrationMessage()
     if isinstance(document, str):
@@ -660,7 +656,3 @@ def _event_kind(parsed: ParsedTag, stages: frozenset[str]) -> EventKind:
         TagKind.UNASSIGNMENT: EventKind.UNASSIGNED,
         TagKind.DEPRECATION: EventKind.DEPRECATED,
     }[parsed.kind]
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

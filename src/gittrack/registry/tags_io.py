@@ -35,7 +35,7 @@ from gittrack.store.files import replace_file
 from gittrack.store.git import GitRepo
 from gittrack.store.refs import read_small_file
 
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 _SAVE_AFTER = 64  # tag objects parsed before what is known is saved for the next process
 LOOSE_TAGS_TO_PACK = 256  # loose tag refs above which a write packs them
 _SIGNATURE_STARTS = (
@@ -106,6 +106,7 @@ class TagStore:
         self.repo = repo
         self._loaded = False
         self._loose: dict[str, int] = {}  # loose tag ref -> inode at the last look
+        self._saved_mtimes: dict[str, int] = {}  # loose ref -> mtime (ns) a saved cache vouches
         self._packed_source: dict[str, str] | None = None  # packed refs seen at that look
         self._packed: dict[str, str] = {}  # packed tag -> object
         self._tags: dict[str, _Tag] = {}  # every tag now
@@ -188,6 +189,9 @@ class TagStore:
                 n for n in loose.keys() & self._loose.keys() if loose[n] != self._loose[n]
             )
             self._loose = loose
+        if self._saved_mtimes:
+            changed.update(n for n in loose.keys() - changed if not self._vouched(n))
+            self._saved_mtimes = {}
         if changed:
             self._apply(changed)
         return True
@@ -216,6 +220,15 @@ class TagStore:
         self._unsaved += len(order)
         if self._unsaved >= _SAVE_AFTER:
             self._save()
+
+    def _vouched(self, name: str) -> bool:
+        """Whether the loose ref ``name`` is the very file a previous process read: same
+        inode (checked by the caller) and same modification time, so that an inode reused
+        by a later ref file is not taken for the old one."""
+        try:
+            return os.stat(f"{self._tags_dir}/{name}").st_mtime_ns == self._saved_mtimes.get(name)
+        except OSError:
+            return False
 
     def _packed_now(self, name: str) -> str | None:
         """The object of tag ``name`` in ``packed-refs`` as the file is now: its loose file
@@ -246,8 +259,9 @@ class TagStore:
         return self.repo.gittrack_dir / "cache" / "registry-tags.json"
 
     def _load_saved(self) -> None:
-        """The tags a previous process saw: only their objects are trusted (a tag object
-        never changes); the refs are looked at again."""
+        """The tags a previous process saw. Their objects are trusted (a tag object never
+        changes); a loose ref is read again unless its file is the one read then (same inode
+        and modification time), a packed one when ``packed-refs`` holds another object."""
         self._loaded = True
         try:
             document = json.loads(self._cache_file.read_bytes())
@@ -259,13 +273,15 @@ class TagStore:
             for name, sha, commit, who, email, date, message, annotated, signed in document["tags"]:
                 record = TagRecord(name, commit, who, email, date, message, annotated)
                 self._remember(_Tag(sha, record, signed))
-        except (TypeError, ValueError, KeyError, GittrackError):
+            loose = {n: (int(i), int(m)) for n, (i, m) in document["loose"].items()}
+        except (TypeError, ValueError, KeyError, AttributeError, GittrackError):
             self._tags.clear()
             self._by_model.clear()
             return
         # What the saved tags' refs held: refs that still hold them are not read again.
-        self._packed = {n: t.sha for n, t in self._tags.items()}
-        self._loose = {}
+        self._loose = {n: inode for n, (inode, _) in loose.items() if n in self._tags}
+        self._saved_mtimes = {n: loose[n][1] for n in self._loose}
+        self._packed = {n: t.sha for n, t in self._tags.items() if n not in self._loose}
 
     def _save(self) -> None:
         self._unsaved = 0
@@ -274,9 +290,21 @@ class TagStore:
              t.record.date.timestamp(), t.record.message, t.record.annotated, t.signed]
             for t in self._tags.values()
         ]  # fmt: skip
-        document = {"format": _CACHE_FORMAT, "tags": rows}
+        document = {"format": _CACHE_FORMAT, "tags": rows, "loose": self._loose_stamps()}
         with contextlib.suppress(OSError):  # derived data: a full disk costs a re-read only
             replace_file(self._cache_file, json.dumps(document).encode())
+
+    def _loose_stamps(self) -> dict[str, list[int]]:
+        """[inode, mtime in ns] of each loose tag ref still the file last read."""
+        stamps = {}
+        for name, inode in self._loose.items():
+            try:
+                stat = os.stat(f"{self._tags_dir}/{name}")
+            except OSError:
+                continue
+            if stat.st_ino == inode and name in self._tags:
+                stamps[name] = [inode, stat.st_mtime_ns]
+        return stamps
 
     # ------------------------------------------------------------------ writing
     def create(
