@@ -128,12 +128,30 @@ def check_name(name: object, what: str, max_length: int) -> str:
     """
     if not isinstance(name, str):
         raise InvalidInputError(f"{what} {name!r} must be a string, not {type(name).__name__}")
-    if len(name) > max_length:
-        raise InvalidInputError(
-            f"{what} {name[:40]!r}... has {len(name)} characters; at most {max_length} are allowed"
-        )
+    check_length(name, what, max_length)
     check_name_characters(name, what)
     return name
+
+
+def check_length(text: str, what: str, max_length: int) -> str:
+    """A string of at most ``max_length`` characters (names, dataset fields, input tags).
+
+    Args:
+        text: the string given.
+        what: what it is (``"dataset name"``), named in messages.
+        max_length: the most characters allowed.
+
+    Returns:
+        The string itself.
+
+    Raises:
+        InvalidInputError: it is longer.
+    """
+    if len(text) > max_length:
+        raise InvalidInputError(
+            f"{what} {text[:40]!r}... has {len(text)} characters; at most {max_length} are allowed"
+        )
+    return text
 
 
 def check_string_value(value: object, kind: str, key: str) -> str:

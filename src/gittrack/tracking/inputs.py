@@ -15,7 +15,7 @@ from typing import Any
 
 from gittrack.entities import Dataset, DatasetInput, InputTag
 from gittrack.errors import InvalidInputError
-from gittrack.store.validation import check_text
+from gittrack.store.validation import check_length, check_text
 
 # MLflow's limits (``mlflow.utils.validation``), so what one store takes the other takes too.
 MAX_DATASET_NAME_SIZE = 500
@@ -86,10 +86,7 @@ def _checked_field(dataset: Dataset, name: str, limit: int, required: bool) -> s
 def _checked_text(value: object, what: str, limit: int) -> str:
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} {value!r} must be a string, not {type(value).__name__}")
-    if len(value) > limit:
-        raise InvalidInputError(
-            f"{what} {value[:40]!r}... has {len(value)} characters; at most {limit} are allowed"
-        )
+    check_length(value, what, limit)
     check_text(value, what)
     return value
 
