@@ -29,7 +29,13 @@ from gittrack.entities import (
     RunTag,
     ViewType,
 )
-from gittrack.errors import InvalidInputError, NotFoundError, RunEndedError
+from gittrack.errors import (
+    CorruptDataError,
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    RunEndedError,
+)
 from gittrack.store.codecs import dump_yaml
 from gittrack.store.validation import check_text
 from gittrack.tracking import validation
@@ -1333,18 +1339,16 @@ class Client:
             InvalidInputError: a bad run id.
             NotFoundError: no such run.
         """
-        run = self.get_run(validation.check_run_id(run_id))
-        source = run.source
-        if not (source.dirty and source.commit and source.snapshot):
-            return None
-        from gittrack.gitflow.by_commit import FULL_ID
+        from gittrack.gitflow.checkout import code_diff, run_code
 
-        if not (FULL_ID.fullmatch(source.commit) and FULL_ID.fullmatch(source.snapshot)):
-            return None  # crafted or damaged: only full commit ids ever reach git
-        repo = self.repository.repo
-        if not (repo.has_object(source.commit) and repo.has_object(source.snapshot)):
+        run = self.get_run(validation.check_run_id(run_id))
+        if not (run.source.dirty and run.source.snapshot):
             return None
-        return repo.git_text("diff", "--no-color", "--no-ext-diff", source.commit, source.snapshot)
+        try:  # the same checks as checkout: only full commit ids of commits reach git
+            code = run_code(self.repository, run)
+        except (CorruptDataError, NotFoundError, InvalidStateError):
+            return None
+        return code_diff(self.repository, code.base, code.commit).decode("utf-8", "replace")
 
     def commit_history(
         self,
