@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 import gittrack as mlflow
@@ -45,6 +46,34 @@ def test_runs_list_show_delete_and_restore(repo: Path) -> None:
     assert cli(repo, "runs", "restore", run_id).stdout.strip() == f"restored {run_id}"
     csv_out = cli(repo, "runs", "list", "--csv").stdout.splitlines()
     assert csv_out[0].startswith("run_id,") and csv_out[1].startswith(run_id)
+
+
+def test_json_output_spells_nan_and_infinities_as_the_store_and_the_web_ui_do(
+    repo: Path,
+) -> None:
+    mlflow.set_experiment("odd")
+    with mlflow.start_run() as run:
+        mlflow.log_metrics({"nan": float("nan"), "up": float("inf"), "down": float("-inf")})
+        mlflow.log_metric("fine", 0.5)
+    text = cli(repo, "runs", "list", "--json", "-e", "odd").stdout
+    # Strict JSON (no bare NaN/Infinity tokens), with the strings DESIGN §3 stores.
+    [listed] = json.loads(text, parse_constant=lambda token: pytest.fail(f"bare {token}"))
+    assert listed["run_id"] == run.info.run_id
+    assert listed["metrics"] == {
+        "nan": "NaN",
+        "up": "Infinity",
+        "down": "-Infinity",
+        "fine": 0.5,
+    }
+    stored = yaml.safe_load(
+        git(
+            repo,
+            "show",
+            f"gittrack:.tracking/runs/{run.info.run_id[:2]}/"
+            f"{run.info.run_id[2:4]}/{run.info.run_id}/meta.yaml",
+        )
+    )
+    assert {k: v["value"] for k, v in stored["metrics"].items()} == listed["metrics"]
 
 
 def test_experiments_list_recover_and_doctor(repo: Path) -> None:

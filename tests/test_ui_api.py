@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ pytest.importorskip("starlette", reason="the ui extra is not installed")
 pytest.importorskip("uvicorn", reason="the ui extra is not installed")
 
 from gittrack import Client  # noqa: E402
+from gittrack.entities import ViewType  # noqa: E402
 from gittrack.ui.app import create_app  # noqa: E402
 from gittrack.ui.security import CSRF_HEADER  # noqa: E402
 
@@ -141,12 +143,12 @@ def test_the_runs_row_shows_the_commit_with_a_dirty_marker_and_the_parent(server
     assert rows[ui.child]["parent_run_id"] == ui.parent
 
 
-def test_csv_export_has_every_matching_run_with_mlflows_columns(server, ui):
+def test_csv_export_has_every_matching_run_with_mlflows_columns(server, ui, tmp_path):
     reply = get(server, "/api/runs.csv", filter="metrics.loss < 1")
     assert reply.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(reply.body.decode())))
-    expected = Client(str(ui.path)).search_runs_table(filter_string="metrics.loss < 1")
-    assert [r["run_id"] for r in rows] == list(expected["run_id"])
+    expected = Client(str(ui.path)).search_runs(filter_string="metrics.loss < 1")
+    assert sorted(r["run_id"] for r in rows) == sorted(r.info.run_id for r in expected)
     assert {
         "run_id",
         "experiment_id",
@@ -155,6 +157,22 @@ def test_csv_export_has_every_matching_run_with_mlflows_columns(server, ui):
         "metrics.loss",
         "params.alpha",
     } <= set(rows[0])
+    # Times in the one spelling every gittrack CSV uses: ISO-8601 with milliseconds.
+    assert all(
+        re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["start_time"]) for r in rows
+    )
+
+
+def test_the_csv_download_is_the_file_runs_export_writes(server, ui, tmp_path):
+    reply = get(server, "/api/runs.csv", filter="metrics.loss < 1")
+    written = Client(str(ui.path)).export_runs(
+        tmp_path / "out",
+        "csv",
+        filter_string="metrics.loss < 1",
+        run_view_type=ViewType.ACTIVE_ONLY,
+        with_history=False,
+    )
+    assert reply.body == written["runs"].read_bytes()
 
 
 def test_a_nan_metric_is_sent_as_valid_json(server, ui):

@@ -1262,15 +1262,16 @@ class Client:
             limit=limit,
         )
 
-    def search_runs_table(
+    def search_runs_csv(
         self,
         experiment_ids: Sequence[str] | str | None = None,
         filter_string: str = "",
         run_view_type: ViewType = ViewType.ACTIVE_ONLY,
         order_by: list[str] | None = None,
-    ) -> Any:
-        """Every matching run as a DataFrame row: MLflow's ``search_runs`` columns plus
-        ``run_name``, ``user_id``, ``lifecycle_stage`` and ``parent_run_id`` (for CSV export).
+    ) -> str:
+        """Every matching run as CSV: the text of the ``runs.csv`` that ``export_runs``
+        writes (MLflow's ``search_runs`` columns plus ``run_name``, ``user_id``,
+        ``lifecycle_stage`` and ``parent_run_id``; times as ISO-8601 with milliseconds).
 
         Args:
             experiment_ids: the experiments to search.
@@ -1279,14 +1280,14 @@ class Client:
             order_by: sort keys, each ``<column> [ASC|DESC]``.
 
         Returns:
-            The DataFrame.
+            The CSV text, a header line first.
 
         Raises:
             InvalidInputError: a malformed filter or order.
         """
-        from gittrack.query.search import search_runs_table
+        from gittrack.query.export import runs_csv
 
-        return search_runs_table(
+        return runs_csv(
             self.repository,
             experiment_ids=experiment_ids,
             filter_string=filter_string,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
 from collections.abc import Sequence
+from datetime import date
 from typing import Any, TextIO
+
+from gittrack.store.codecs import format_number
+from gittrack.utils import non_finite
 
 # Control characters (C0, DEL, C1) and the bidirectional overrides that reorder what a
 # terminal shows: a run, param or model name holding them could move the cursor, retitle the
@@ -32,9 +35,7 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        return f"{value:.6g}"
+        return format_number(value)
     return str(value)
 
 
@@ -61,16 +62,8 @@ def render_table(
     return "\n".join([header, rule, *body])
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
+def _iso(value: date) -> str:
+    return value.isoformat()
 
 
 def emit(
@@ -82,7 +75,7 @@ def emit(
     """Print rows (or one record) in the chosen format."""
     out = out or sys.stdout
     if fmt == "json":
-        json.dump(_jsonable(rows), out, indent=2, default=str)
+        json.dump(non_finite.json_ready(rows, _iso), out, indent=2, default=str)
         out.write("\n")
         return
     records = [rows] if isinstance(rows, dict) else list(rows)

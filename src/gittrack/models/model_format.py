@@ -39,15 +39,13 @@ from gittrack.models.signature import (
     to_dataframe,
 )
 from gittrack.store.layout import MLMODEL_FILE_NAME
+from gittrack.tracking.model_uris import MODEL_ID_PREFIX
 
 REQUIREMENTS_FILE_NAME = "requirements.txt"
 PYTHON_ENV_FILE_NAME = "python_env.yaml"
 CONDA_ENV_FILE_NAME = "conda.yaml"
 INPUT_EXAMPLE_FILE_NAME = "input_example.json"
 SERVING_INPUT_FILE_NAME = "serving_input_example.json"
-
-MODEL_ID_PREFIX = "m-"
-"""A logged model's id is this prefix and its 32-hex-digit uuid, as MLflow 3 names models."""
 
 PYFUNC_FLAVOR = "python_function"
 """The generic flavor every MLflow tool loads through; names the module that loads the model."""

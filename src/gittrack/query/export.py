@@ -9,6 +9,7 @@ renamed, so a reader never sees half a file.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,8 +83,30 @@ def _write(table: pd.DataFrame, path: Path, fmt: str) -> None:
         if fmt == "parquet":
             table.to_parquet(tmp, index=False)
         else:
-            csv = table.copy()
-            for column in ("start_time", "end_time"):
-                if column in csv:
-                    csv[column] = csv[column].map(format_datetime, na_action="ignore")
-            csv.to_csv(tmp, index=False)
+            _csv_ready(table).to_csv(tmp, index=False)
+
+
+def _csv_ready(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its times in gittrack's one spelling (``format_datetime``: ISO-8601
+    with milliseconds), as every CSV gittrack writes carries them."""
+    ready = table.copy()
+    for column in ("start_time", "end_time"):
+        if column in ready:
+            ready[column] = ready[column].map(format_datetime, na_action="ignore")
+    return ready
+
+
+def runs_csv(
+    repository: TrackingRepository,
+    *,
+    experiment_ids: Sequence[str] | str | None = None,
+    filter_string: str | None = "",
+    run_view_type: ViewType | int | str = ViewType.ACTIVE_ONLY,
+    order_by: Sequence[str] | str | None = None,
+) -> str:
+    """The matching runs as the text of the ``runs.csv`` that ``export_runs`` writes (the
+    web UI's CSV download); ``order_by`` as for ``search_runs``."""
+    frame = select_runs(repository, experiment_ids, filter_string, run_view_type, order_by)
+    buffer = io.StringIO()
+    _csv_ready(runs_table(frame)).to_csv(buffer, index=False)
+    return buffer.getvalue()

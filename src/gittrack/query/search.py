@@ -167,22 +167,6 @@ def search_run_page(
     )
 
 
-def search_runs_table(
-    repository: TrackingRepository,
-    *,
-    experiment_ids: Sequence[str] | str | None = None,
-    filter_string: str | None = "",
-    run_view_type: ViewType | int | str = ViewType.ACTIVE_ONLY,
-    order_by: Sequence[str] | str | None = None,
-) -> pd.DataFrame:
-    """Every matching run as one row: MLflow's ``search_runs`` columns plus run name, user,
-    lifecycle and parent (the table ``gittrack runs export`` writes)."""
-    from gittrack.query.export import runs_table
-
-    frame = select_runs(repository, experiment_ids, filter_string, run_view_type, order_by)
-    return runs_table(frame)
-
-
 def search_runs(
     repository: TrackingRepository,
     *,

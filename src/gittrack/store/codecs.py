@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from gittrack.errors import CorruptDataError
+from gittrack.utils import non_finite
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -216,43 +217,18 @@ def load_yaml(data: bytes | str, where: str) -> Any:
         raise CorruptDataError(f"{where}:{line} is not valid YAML: {problem}") from exc
 
 
-_SPECIAL = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
-
-
 def encode_metric_value(value: float) -> str:
     """A metric value as a JSON token: a finite number, or "NaN"/"Infinity"/"-Infinity"."""
-    if value != value:
-        return '"NaN"'
-    special = _SPECIAL.get(value)
-    if special is not None:
-        return special
-    text = repr(value)
-    return text
+    spelled = non_finite.spell(value)
+    return f'"{spelled}"' if isinstance(spelled, str) else repr(value)
 
 
-def stored_metric_value(value: float) -> float | str:
-    """A metric number as a YAML document stores it: finite numbers as they are, NaN and the
-    infinities as the strings "NaN", "Infinity", "-Infinity" (DESIGN §3)."""
-    if value != value:
-        return "NaN"
-    if value in _SPECIAL:
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
+stored_metric_value = non_finite.spell
+"""A metric number as a YAML document stores it (DESIGN §3): ``utils/non_finite.spell``."""
 
-
-def decode_metric_value(raw: Any) -> float:
-    """A stored metric number (a JSON/YAML number or one of "NaN", "Infinity",
-    "-Infinity") as a float; ``ValueError`` for anything else. The one reader of the
-    spelling ``encode_metric_value`` and ``stored_metric_value`` write."""
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        return float(raw)
-    if raw == "NaN":
-        return math.nan
-    if raw == "Infinity":
-        return math.inf
-    if raw == "-Infinity":
-        return -math.inf
-    raise ValueError(f"not a metric value: {raw!r}")
+decode_metric_value = non_finite.read
+"""A stored metric number as a float (``ValueError`` for anything else):
+``utils/non_finite.read``, the one reader of the spelling the two above write."""
 
 
 def metric_line(key_json: str, value: float, step: int, timestamp: int) -> bytes:

@@ -20,8 +20,9 @@ from gittrack.errors import InvalidInputError
 
 RUNS_SCHEME = "runs:/"
 MODELS_SCHEME = "models:/"
-MODEL_ID_PATTERN = re.compile(r"m-[0-9a-f]{32}")
-"""A logged model's id: ``m-`` and 32 lowercase hex digits."""
+MODEL_ID_PREFIX = "m-"
+MODEL_ID_PATTERN = re.compile(re.escape(MODEL_ID_PREFIX) + r"[0-9a-f]{32}")
+"""A logged model's id: ``m-`` and 32 lowercase hex digits (its model uuid, as MLflow 3)."""
 
 
 @dataclass(frozen=True)

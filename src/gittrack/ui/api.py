@@ -7,8 +7,6 @@ client keeps git processes and caches that are not shared between threads.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import threading
 from collections import OrderedDict
@@ -204,13 +202,9 @@ class Api:
           400: {description: malformed filter}
         """
         args = _search_args(request)
-        table = await self._serial(lambda: self.client.search_runs_table(**args))
-        buffer = io.StringIO()
-        table.to_csv(
-            buffer, index=False, quoting=csv.QUOTE_MINIMAL, date_format="%Y-%m-%dT%H:%M:%S.%fZ"
-        )
+        text = await self._serial(lambda: self.client.search_runs_csv(**args))
         return Response(
-            buffer.getvalue(),
+            text,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="runs.csv"'},
         )

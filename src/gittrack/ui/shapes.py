@@ -3,33 +3,20 @@ non-finite numbers spelled as DESIGN §3 spells them (``"NaN"``, ``"Infinity"``)
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any
 
 from gittrack.entities import ModelVersion, RegisteredModel, Run
-from gittrack.utils import clock
+from gittrack.utils import clock, non_finite
 
 DESCRIPTION_TAG = "mlflow.note.content"
 PARENT_TAG = "mlflow.parentRunId"
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by its DESIGN §3 string, recursively."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        return value
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return clock.to_ms(value)
-    return value
+    """``value`` ready for JSON: non-finite floats spelled by ``utils/non_finite`` (as
+    DESIGN §3 spells them), times as epoch milliseconds, recursively."""
+    return non_finite.json_ready(value, clock.to_ms)
 
 
 def run_row(run: Run) -> dict[str, Any]:
