@@ -10,9 +10,10 @@ import pytest
 
 import gittrack as mlflow
 from gittrack import Client
-from gittrack.errors import InvalidInputError
+from gittrack.errors import CorruptDataError, InvalidInputError, InvalidStateError
 
 from .conftest import git, tree_fingerprint
+from .hostile_branch import put_file
 
 
 def _branch_files(repo: Path) -> list[str]:
@@ -194,3 +195,111 @@ def test_a_link_in_the_location_to_a_file_outside_it_is_refused_not_read(
         client.download_artifacts(run.info.run_id, "notes", tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.txt"))
     assert client.read_artifact(run.info.run_id, "notes/hello.txt")[0] == b"hello"
+
+
+# ------------------------------------------------------------------ locations from a pull
+def _clone_with_branch(origin: Path, target: Path) -> Path:
+    """Another clone of ``origin`` that fetched its tracking branch, as a teammate's would."""
+    git(origin.parent, "clone", "-q", str(origin), str(target))
+    git(target, "fetch", "-q", "origin", "gittrack:gittrack")
+    git(target, "config", "user.name", "Teammate")
+    git(target, "config", "user.email", "teammate@example.com")
+    return target
+
+
+def _meta_path(run_id: str) -> str:
+    return f".tracking/runs/{run_id[:2]}/{run_id[2:4]}/{run_id}/meta.yaml"
+
+
+def _finished_run_with(repo: Path, store: Path, experiment: str = "external") -> str:
+    experiment_id = mlflow.create_experiment(experiment, artifact_location=str(store))
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_text("hello", "notes/hello.txt")
+    return run.info.run_id
+
+
+def test_a_teammates_location_reads_but_writes_only_once_this_clone_trusts_it(
+    repo: Path, store: Path, tmp_path: Path
+) -> None:
+    run_id = _finished_run_with(repo, store)
+    experiment_id = mlflow.get_experiment_by_name("external").experiment_id
+    mate = _clone_with_branch(repo, tmp_path / "mate")
+    client = Client(str(mate))
+    assert client.read_artifact(run_id, "notes/hello.txt")[0] == b"hello"
+
+    tip = _tip(mate)
+    before = sorted(p.name for p in store.iterdir())
+    with pytest.raises(InvalidStateError, match=r"not trusted.*git config --add gittrack\."):
+        client.create_run(experiment_id)
+    with pytest.raises(InvalidStateError, match="not trusted"):
+        client.log_text(run_id, "late", "late.txt")
+    assert _tip(mate) == tip
+    assert sorted(p.name for p in store.iterdir()) == before
+    assert not (store / run_id / "artifacts" / "late.txt").exists()
+
+    git(mate, "config", "--add", "gittrack.artifactRoot", str(store))
+    Client(str(mate)).log_text(run_id, "late", "late.txt")
+    assert (store / run_id / "artifacts" / "late.txt").read_text() == "late"
+    new_run = Client(str(mate)).create_run(experiment_id)
+    assert new_run.info.artifact_uri == str(store / new_run.info.run_id / "artifacts")
+
+
+def test_a_pulled_run_naming_another_directory_of_the_puller_is_refused_not_read(
+    repo: Path, store: Path, tmp_path: Path
+) -> None:
+    secret_dir = tmp_path / "home" / ".ssh"
+    secret_dir.mkdir(parents=True)
+    (secret_dir / "id_ed25519").write_text("private key")
+    run_id = _finished_run_with(repo, store)
+    other = _finished_run_with(repo, tmp_path / "second-store", "second")
+    meta = git(repo, "show", f"gittrack:{_meta_path(run_id)}")
+    crafted = {
+        "a directory of the user": str(secret_dir),
+        "a path climbing out": f"{store}/{run_id}/artifacts/../../../home/.ssh",
+        "another run's directory": str(tmp_path / "second-store" / other / "artifacts"),
+        "a relative path": f"home/{run_id}/artifacts",
+    }
+    client = Client()
+    for why, uri in crafted.items():
+        put_file(
+            repo,
+            _meta_path(run_id),
+            meta.replace(str(store / run_id / "artifacts"), uri).encode(),
+        )
+        for read in (
+            lambda: client.list_artifacts(run_id),
+            lambda: client.download_artifacts(run_id, "", tmp_path / "out"),
+            lambda: client.read_artifact(run_id, "id_ed25519"),
+        ):
+            with pytest.raises(CorruptDataError, match=f"run {run_id}: artifact_uri"):
+                read()
+        assert not (tmp_path / "out").exists(), why
+        # One bad run is reported and skipped: the others still read.
+        assert client.read_artifact(other, "notes/hello.txt")[0] == b"hello"
+        second = client.get_run(other).info.experiment_id
+        assert [r.info.run_id for r in client.search_runs([second])] == [other]
+
+
+def test_a_pulled_location_inside_the_working_tree_is_never_written(
+    repo: Path, store: Path, tmp_path: Path
+) -> None:
+    run_id = _finished_run_with(repo, store)
+    experiment_id = mlflow.get_experiment_by_name("external").experiment_id
+    experiment_file = f".tracking/experiments/{experiment_id}.yaml"
+    inside = repo / "src"
+    document = git(repo, "show", f"gittrack:{experiment_file}")
+    put_file(repo, experiment_file, document.replace(str(store), str(inside)).encode())
+    meta = git(repo, "show", f"gittrack:{_meta_path(run_id)}")
+    put_file(repo, _meta_path(run_id), meta.replace(str(store), str(inside)).encode())
+    git(repo, "config", "--add", "gittrack.artifactRoot", str(inside))  # even when declared
+    before = tree_fingerprint(repo)
+    client = Client()
+
+    with pytest.raises(InvalidStateError, match="inside the repository's working tree"):
+        client.create_run(experiment_id)
+    with pytest.raises(CorruptDataError, match="inside the repository"):
+        client.log_text(run_id, "planted", "planted.txt")
+    with pytest.raises(CorruptDataError, match="inside the repository"):
+        client.list_artifacts(run_id)
+    assert tree_fingerprint(repo) == before
+    assert not inside.exists()

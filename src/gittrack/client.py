@@ -145,26 +145,12 @@ class Client:
         """
         location = validation.check_artifact_location(artifact_location)
         if location is not None:
-            self._check_outside_repository(location)
+            roots = self.repository.runs.artifact_roots
+            roots.check_outside_repository(location)
+            roots.trust(location)  # this clone chose it: its runs may write there
         return self.repository.experiments.create(
             name, tags, exist_ok=exist_ok, artifact_location=location
         )
-
-    def _check_outside_repository(self, location: str) -> None:
-        """Refuse an artifact_location in the repository's working tree or git directory:
-        artifacts written there would change the user's files (or git's)."""
-        directory = validation.artifact_location_path(location).resolve()
-        repo = self.repository.repo
-        for inside, what in ((repo.work_tree, "working tree"), (repo.common_dir, "git directory")):
-            if inside is not None and (
-                directory == inside or inside.resolve() in directory.parents
-            ):
-                raise InvalidInputError(
-                    f"artifact_location {location!r} is inside the repository's {what} "
-                    f"({inside}): gittrack never writes there; choose a directory outside it, "
-                    "or leave artifact_location unset to keep artifacts in the runs on the "
-                    "tracking branch"
-                )
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         """The experiment with id ``experiment_id``.

@@ -232,7 +232,10 @@ class RunArtifacts:
 
         Raises:
             NotFoundError: there is no such run.
-            InvalidStateError: ``writing`` to a deleted run.
+            InvalidStateError: ``writing`` to a deleted run, or under a location this clone
+                does not trust (``tracking/artifact_roots.py``).
+            CorruptDataError: the run's ``artifact_uri`` is not ``<root>/<run_id>/artifacts``
+                outside the repository.
         """
         meta = self._run_meta(run_id)
         uri = meta.get("artifact_uri")
@@ -240,7 +243,7 @@ class RunArtifacts:
             return None
         if writing and meta.get("lifecycle") == LifecycleStage.DELETED:
             raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it")
-        return validation.artifact_location_path(uri)
+        return self.runs.artifact_roots.run_directory(uri, run_id, writing)
 
     def _run_meta(self, run_id: str) -> dict:
         """The run's ``meta.yaml`` as it is now: live (this process's or another's) or

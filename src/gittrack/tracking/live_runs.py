@@ -63,6 +63,7 @@ from gittrack.store.schemas import check_outgoing, check_stored
 from gittrack.store.staging import ARTIFACTS, META, METRICS, PARAMS, LiveRun, Staging
 from gittrack.tracking import inputs as run_inputs
 from gittrack.tracking import validation
+from gittrack.tracking.artifact_roots import ArtifactRoots
 from gittrack.tracking.artifacts import ArtifactBlobs, check_artifact_slot
 from gittrack.tracking.run_names import generate_run_name
 from gittrack.tracking.validation import INT64_MAX, INT64_MIN
@@ -162,6 +163,7 @@ class LiveRunStore:
         self.repo = branch.repo
         self.staging = staging
         self.blobs = blobs
+        self.artifact_roots = ArtifactRoots(self.repo)
         self._open: dict[str, _OpenRun] = {}
         self._key_json: dict[str, str] = {}
 
@@ -179,6 +181,8 @@ class LiveRunStore:
         same_repo_source: bool = False,
     ) -> Run:
         tags, run_name, start_time = check_new_run(tags, run_name, start_time, description)
+        if artifact_location:
+            self.artifact_roots.check_writable_location(artifact_location, str(experiment_id))
         run_name = run_name or tags.get("mlflow.runName") or generate_run_name()
         run_id = uuid.uuid4().hex
         source = source or SourceInfo()
