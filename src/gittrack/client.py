@@ -142,6 +142,8 @@ class Client:
                 directory that cannot be written, or a bad name or tag; nothing is written.
             ConflictError: an experiment of that name exists (an active one: unless
                 ``exist_ok``).
+            RepositoryError: the location could not be recorded as trusted by this clone
+                (``tracking/artifact_roots.py``); nothing is written.
         """
         location = validation.check_artifact_location(artifact_location)
         if location is not None:

@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 
 from gittrack.errors import CorruptDataError, InvalidInputError, InvalidStateError
-from gittrack.store.files import replace_file
+from gittrack.store.files import replace_file, storage_error
 from gittrack.store.git import GitRepo
 from gittrack.tracking import validation
 
@@ -86,7 +86,8 @@ class ArtifactRoots:
         experiment is being created with it).
 
         Raises:
-            OSError: the record could not be written (before the experiment is).
+            RepositoryError: the record could not be written (a full disk...); the
+                experiment is not created then.
         """
         root = _normal(location)
         with self._lock:
@@ -94,7 +95,12 @@ class ArtifactRoots:
             if root in recorded:
                 return
             lines = sorted(recorded | {root})
-            replace_file(self._file, ("\n".join(lines) + "\n").encode())
+            try:
+                replace_file(self._file, ("\n".join(lines) + "\n").encode())
+            except OSError as exc:
+                raise storage_error(
+                    exc, f"could not record the artifact location {root!r}; nothing was created"
+                ) from exc
 
     def check_outside_repository(self, location: str) -> None:
         """Refuse a location in the repository's working tree or git directory: artifacts
