@@ -4,15 +4,24 @@ The comparison with MLflow itself is in ``test_mlflow_differential.py``."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 import gittrack as mlflow
 from gittrack import Client
-from gittrack.errors import CorruptDataError, InvalidInputError, InvalidStateError
+from gittrack.errors import (
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+    InvalidStateError,
+)
 
-from .conftest import git, tree_fingerprint
+from .conftest import SRC, git, tree_fingerprint
 from .hostile_branch import put_file
 
 
@@ -229,9 +238,11 @@ def test_a_teammates_location_reads_but_writes_only_once_this_clone_trusts_it(
 
     tip = _tip(mate)
     before = sorted(p.name for p in store.iterdir())
-    with pytest.raises(InvalidStateError, match=r"not trusted.*git config --add gittrack\."):
+    with pytest.raises(
+        InvalidStateError, match=r"no record of trusting.*git config --add gittrack\."
+    ):
         client.create_run(experiment_id)
-    with pytest.raises(InvalidStateError, match="not trusted"):
+    with pytest.raises(InvalidStateError, match="no record of trusting"):
         client.log_text(run_id, "late", "late.txt")
     assert _tip(mate) == tip
     assert sorted(p.name for p in store.iterdir()) == before
@@ -295,7 +306,7 @@ def test_a_pulled_location_inside_the_working_tree_is_never_written(
     before = tree_fingerprint(repo)
     client = Client()
 
-    with pytest.raises(InvalidStateError, match="inside the repository's working tree"):
+    with pytest.raises(CorruptDataError, match="inside the repository's working tree"):
         client.create_run(experiment_id)
     with pytest.raises(CorruptDataError, match="inside the repository"):
         client.log_text(run_id, "planted", "planted.txt")
@@ -303,3 +314,124 @@ def test_a_pulled_location_inside_the_working_tree_is_never_written(
         client.list_artifacts(run_id)
     assert tree_fingerprint(repo) == before
     assert not inside.exists()
+
+
+def test_a_pulled_run_reaching_a_secret_through_a_link_in_the_working_tree_is_refused(
+    repo: Path, store: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "home" / ".ssh"
+    secret.mkdir(parents=True)
+    (secret / "id_ed25519").write_text("private key")
+    run_id = _finished_run_with(repo, store)
+    # A link committed on the user's branch, and a run pointing through it, by its path in
+    # the working tree or through /proc/self/cwd (no need to know where the clone is).
+    link = repo / "vendor" / run_id / "artifacts"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(secret, target_is_directory=True)
+    git(repo, "add", "vendor")
+    git(repo, "commit", "-qm", "vendored files")
+    meta = git(repo, "show", f"gittrack:{_meta_path(run_id)}")
+    client = Client()
+    for uri in (str(link), f"/proc/self/cwd/vendor/{run_id}/artifacts"):
+        put_file(
+            repo, _meta_path(run_id), meta.replace(str(store / run_id / "artifacts"), uri).encode()
+        )
+        with pytest.raises(CorruptDataError, match="symbolic link|inside the repository"):
+            client.download_artifacts(run_id, "", tmp_path / "out")
+        with pytest.raises(CorruptDataError, match="symbolic link|inside the repository"):
+            client.list_artifacts(run_id)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_location_written_with_dots_works_for_its_runs(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(repo)
+    experiment_id = mlflow.create_experiment("dots", artifact_location="../store")
+    assert mlflow.get_experiment(experiment_id).artifact_location == str(repo / ".." / "store")
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_text("hello", "hello.txt")
+    assert (tmp_path / "store" / run.info.run_id / "artifacts" / "hello.txt").read_text() == "hello"
+    assert Client().read_artifact(run.info.run_id, "hello.txt")[0] == b"hello"
+
+
+def test_experiments_created_at_once_by_several_processes_all_keep_their_trust(
+    repo: Path, tmp_path: Path
+) -> None:
+    Client().init()
+    code = (
+        "import sys\n"
+        "from gittrack import Client\n"
+        "c = Client()\n"
+        "for i in range(6):\n"
+        "    c.create_experiment(f'{sys.argv[1]}-{i}', "
+        "artifact_location=f'{sys.argv[2]}/{sys.argv[1]}-{i}')\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, f"p{n}", str(tmp_path / "stores")],
+            cwd=repo,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+        )
+        for n in range(3)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    client = Client()
+    for n in range(3):
+        for i in range(6):
+            experiment = client.get_experiment_by_name(f"p{n}-{i}")
+            run = client.create_run(experiment.experiment_id)  # trusted: no refusal
+            client.log_text(run.info.run_id, "x", "x.txt")
+
+
+def test_an_unreadable_line_in_the_trust_record_costs_only_that_line(
+    repo: Path, store: Path, tmp_path: Path
+) -> None:
+    experiment_id = mlflow.create_experiment("external", artifact_location=str(store))
+    record = repo / ".git" / "gittrack" / "artifact-roots"
+    record.write_bytes(record.read_bytes() + "/tmp/caf\xe9\n".encode("latin-1"))
+    mlflow.create_experiment("second", artifact_location=str(tmp_path / "second"))
+    Client().create_run(experiment_id)  # the first root is still trusted
+    assert str(store).encode() in record.read_bytes()
+    assert "/tmp/caf\xe9".encode("latin-1") in record.read_bytes()
+
+
+def test_a_name_conflict_trusts_nothing(repo: Path, store: Path, tmp_path: Path) -> None:
+    mlflow.create_experiment("external", artifact_location=str(store))
+    with pytest.raises(ConflictError):
+        mlflow.create_experiment("external", artifact_location=str(tmp_path / "other"))
+    record = (repo / ".git" / "gittrack" / "artifact-roots").read_text()
+    assert str(tmp_path / "other") not in record
+
+
+def test_a_location_in_a_linked_worktree_is_refused(repo: Path, tmp_path: Path) -> None:
+    git(repo, "worktree", "add", "-q", str(tmp_path / "linked"), "-b", "side")
+    client = Client(str(tmp_path / "linked"))
+    before = tree_fingerprint(repo)
+    for location in (str(repo / "src"), str(tmp_path / "linked" / "out")):
+        with pytest.raises(InvalidInputError, match="inside the repository's working tree"):
+            client.create_experiment("inside", artifact_location=location)
+    assert tree_fingerprint(repo) == before
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "file:///tmp/x%00/{run_id}/artifacts",
+        "file://server/share/{run_id}/artifacts",
+        "relative/{run_id}/artifacts",
+        "/tmp/x\x1b/{run_id}/artifacts",
+    ],
+)
+def test_a_crafted_artifact_uri_is_one_clear_error(repo: Path, store: Path, uri: str) -> None:
+    run_id = _finished_run_with(repo, store)
+    meta = yaml.safe_load(git(repo, "show", f"gittrack:{_meta_path(run_id)}"))
+    meta["artifact_uri"] = uri.format(run_id=run_id)
+    put_file(repo, _meta_path(run_id), yaml.safe_dump(meta).encode())
+    client = Client()
+    for call in (
+        lambda: client.list_artifacts(run_id),
+        lambda: client.log_text(run_id, "x", "x.txt"),
+    ):
+        with pytest.raises(CorruptDataError, match=f"run {run_id}: artifact_uri"):
+            call()

@@ -34,11 +34,12 @@ from gittrack.errors import (
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
+    RepositoryError,
     RunEndedError,
 )
 from gittrack.store.codecs import dump_yaml
 from gittrack.store.validation import check_text
-from gittrack.tracking import validation
+from gittrack.tracking import artifact_roots, validation
 from gittrack.tracking.live_runs import check_new_run
 from gittrack.tracking.recovery import RecoveredRun
 from gittrack.tracking.repository import TrackingRepository, open_repository
@@ -142,17 +143,27 @@ class Client:
                 directory that cannot be written, or a bad name or tag; nothing is written.
             ConflictError: an experiment of that name exists (an active one: unless
                 ``exist_ok``).
-            RepositoryError: the location could not be recorded as trusted by this clone
-                (``tracking/artifact_roots.py``); nothing is written.
+            RepositoryError: the experiment was created but its location could not be
+                recorded as trusted by this clone (``tracking/artifact_roots.py``); the
+                message gives the ``git config`` command that trusts it.
         """
         location = validation.check_artifact_location(artifact_location)
+        roots = self.repository.runs.artifact_roots
         if location is not None:
-            roots = self.repository.runs.artifact_roots
             roots.check_outside_repository(location)
-            roots.trust(location)  # this clone chose it: its runs may write there
-        return self.repository.experiments.create(
+        experiment_id = self.repository.experiments.create(
             name, tags, exist_ok=exist_ok, artifact_location=location
         )
+        if location is not None:
+            try:
+                roots.trust(location)  # this clone chose it: its runs may write there
+            except RepositoryError as exc:
+                raise RepositoryError(
+                    f"{exc.message}; experiment {name!r} ({experiment_id}) was created: to "
+                    f"let its runs write artifacts, run git config --add "
+                    f"{artifact_roots.CONFIG_KEY} '{location}'"
+                ) from exc
+        return experiment_id
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         """The experiment with id ``experiment_id``.

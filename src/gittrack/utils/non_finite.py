@@ -1,11 +1,14 @@
-"""The one spelling of NaN and the infinities wherever a number leaves Python as text.
+"""The one spelling of NaN and the infinities in gittrack's documents and JSON.
 
 JSON has no NaN or infinity, and YAML's ``.nan``/``.inf`` are not what MLflow's REST API or a
 JSON reader expects, so gittrack spells them as the strings ``"NaN"``, ``"Infinity"`` and
-``"-Infinity"`` everywhere (DESIGN §3): in ``metrics.jsonl`` lines and ``meta.yaml`` summaries
+``"-Infinity"`` (DESIGN §3): in ``metrics.jsonl`` lines and ``meta.yaml`` summaries
 (``store/codecs.py`` writes and reads them through this module), in the command line's
 ``--json`` output and in the web UI's JSON. This module sits below every layer, so that the
-UI, which may not import the store, uses the same spelling.
+UI, which may not import the store, uses the same spelling. CSV is not JSON: the CSV that
+``runs export`` writes (and the UI downloads) follows pandas' ``to_csv``, which its readers
+expect (an empty cell for NaN, ``inf``), and the tables of the command line show
+``store/codecs.format_number``.
 """
 
 from __future__ import annotations
