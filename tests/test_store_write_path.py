@@ -252,30 +252,26 @@ def test_a_ref_moves_from_its_expected_value_with_a_reflog_line_and_no_lock(refs
     assert len(spares_before - set(_spares_in(gr.spare_files.directory).values())) == with_spares
 
 
-def test_the_file_a_ref_update_replaced_serves_as_the_next_lock(refs_repo) -> None:
+def test_a_reader_holding_the_replaced_ref_file_reads_its_value_never_another_refs(
+    refs_repo,
+) -> None:
     gr, first, second, _ = refs_repo
     ref = gr.common_dir / "refs/heads/feature"
-    replaced = ref.stat().st_ino
-    gr.update_ref("refs/heads/feature", second, first)
-    gr.update_ref("refs/heads/feature", first, second)
-    # the second lock was the first update's old ref file, overwritten whole (same size)
-    assert ref.stat().st_ino == replaced
-    assert ref.read_text() == f"{first}\n"
-    _assert_feature_at(gr, first)
-    lines = (gr.common_dir / "logs/refs/heads/feature").read_text().splitlines()
-    assert [line.split()[:2] for line in lines[-2:]] == [[first, second], [second, first]]
-
-
-def test_a_ref_file_of_another_size_is_not_reused_as_a_lock(refs_repo) -> None:
-    gr, first, second, _ = refs_repo
-    ref = gr.common_dir / "refs/heads/feature"
-    ref.write_text(f"{first}\n\n")  # hand-written, one byte longer than git writes it
-    replaced = ref.stat().st_ino
-    gr.update_ref("refs/heads/feature", second, first)
-    gr.update_ref("refs/heads/feature", first, second)
+    third = git(gr.path, "commit-tree", f"{second}^{{tree}}", "-p", second, "-m", "3").strip()
+    git(gr.path, "branch", "other", second)
+    with open(ref, "rb") as reader:  # opened just before the update, read after it
+        replaced = os.fstat(reader.fileno()).st_ino
+        gr.update_ref("refs/heads/feature", second, first)
+        for _ in range(4):  # later updates of any ref take new locks
+            gr.update_ref("refs/heads/other", third, second)
+            gr.update_ref("refs/heads/other", second, third)
+        assert reader.read() == f"{first}\n".encode()
     assert ref.stat().st_ino != replaced
-    assert ref.read_text() == f"{first}\n"
-    _assert_feature_at(gr, first)
+    _assert_feature_at(gr, second)
+    gr.chores.drain()
+    # the replaced file went away; no trash is left behind
+    trash = list(gr.spare_files.directory.glob("*trash/*"))
+    assert trash == []
 
 
 def test_a_ref_update_from_a_wrong_value_conflicts_and_changes_nothing(refs_repo) -> None:

@@ -239,8 +239,9 @@ class SpareFiles:
     ``take`` hands out the path of a spare this process owns with a write descriptor on it
     (or None when none is ready, and the caller creates its file itself); the pool is then
     topped up in the background. Spares are read-only (``MODE``), as packs are: write
-    access comes from creating them. ``keep`` takes back a file that served its purpose
-    (a ref's previous file) for ``take_kept`` to hand out again. A spare is renamed
+    access comes from creating them. ``retire`` takes a file that served its purpose (a
+    ref's previous file) out of the way and deletes it in the background; it is never
+    written again, since a reader may still hold it open (DESIGN §4). A spare is renamed
     (``replace_file``, a ref's lock) to where it is used, which must be on the same file
     system. Each batch of spares is created in a new directory of its own:
     creating a file locks its directory for the whole creation, and a rename out of a
@@ -250,7 +251,6 @@ class SpareFiles:
     """
 
     MODE = 0o444  # what packs and their indexes are written with
-    MAX_KEPT = 4
 
     def __init__(self, directory: Path, chores: Background, batch: int = 32) -> None:
         self.directory = directory
@@ -258,7 +258,6 @@ class SpareFiles:
         self._chores = chores
         self._ready: collections.deque[tuple[str, int]] = collections.deque()
         self._batches: collections.deque[str] = collections.deque()
-        self._kept: list[tuple[str, int]] = []
         self._filling = False
         self._pid: int | None = None
         self._prefix = ""
@@ -274,26 +273,13 @@ class SpareFiles:
             self._chores.submit(self._fill)
         return spare
 
-    def take_kept(self, size: int) -> str | None:
-        """A file handed back with ``keep`` that holds exactly ``size`` bytes (None when
-        there is none): overwriting all of it needs no truncation, and no file is created."""
-        if self._pid != process.pid():
-            self._start()
-        for at, (path, kept_size) in enumerate(self._kept):
-            if kept_size == size:
-                del self._kept[at]
-                return path
-        return None
-
-    def keep(self, path: str, size: int) -> None:
-        """Move a file this process no longer needs (``size`` bytes long) aside, for
-        ``take_kept`` to hand out again; beyond a few kept files it is deleted instead."""
+    def retire(self, path: str) -> None:
+        """Move a file this process no longer needs out of the way at once, and delete it
+        in the background (deleting an inode costs ext4 50-150 µs on the spot). Its
+        contents are never overwritten: a reader that opened it before it was replaced
+        still reads what it held then."""
         target = self._move_aside(path)
-        if target is None:
-            return
-        if len(self._kept) < self.MAX_KEPT:
-            self._kept.append((target, size))
-        else:
+        if target is not None:
             self._chores.submit(lambda: os.unlink(target))
 
     def _move_aside(self, path: str) -> str | None:
@@ -323,7 +309,6 @@ class SpareFiles:
         self._pid = process.pid()
         self._ready = collections.deque()
         self._batches = collections.deque()
-        self._kept = []
         self._filling = False
         self._prefix = f"{process.host()}-{self._pid}-"
         atexit.register(self.discard)
@@ -367,7 +352,6 @@ class SpareFiles:
             return
         while self._ready:
             os.close(self._ready.popleft()[1])
-        self._kept.clear()
         while self._batches:
             shutil.rmtree(self._batches.popleft(), ignore_errors=True)
         shutil.rmtree(f"{self.directory}/{self._prefix}trash", ignore_errors=True)

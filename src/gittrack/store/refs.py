@@ -71,8 +71,9 @@ class RefUpdater:
     create ``<ref>.lock`` exclusively, holding the new value (so git and every other writer
     wait for us), check the ref still has the expected value, run ``before_swap`` (a
     commit's objects are written there), append the reflog line, and put the lock in the
-    ref's place. On Linux the two are exchanged, and the ref's previous file is kept to be
-    the next lock; elsewhere the lock is renamed over the ref.
+    ref's place. On Linux the two are exchanged and the ref's previous file is then moved
+    aside and deleted in the background (never written again: a reader that opened it just
+    before still reads the value it held); elsewhere the lock is renamed over the ref.
 
     While it holds a lock, the writer also holds an ``flock`` on the lock file (as ``git
     gc`` records its pid in ``gc.pid``, but without pid reuse or host questions): a lock
@@ -144,10 +145,10 @@ class RefUpdater:
                 if reflog:
                     self._append_reflog(ref, old, new, message)
                 if raw.strip() and self._swap_in(lock, path):
-                    # The lock now holds the old value: moving it away releases the lock,
-                    # and the file serves again as a later lock (same size, no new file).
+                    # The lock now holds the old value: moving it away releases the lock.
+                    # It is never refilled: a reader may have opened it as the ref file.
                     with contextlib.suppress(OSError):
-                        repo.spare_files.keep(lock, len(raw))
+                        repo.spare_files.retire(lock)
                 else:
                     self._loose_ref_file(ref, path)
                     os.replace(lock, path)
@@ -242,23 +243,13 @@ class RefUpdater:
         that fails when the name exists, just as ``O_EXCL`` does, at a fraction of the cost
         of creating a file. Returns the spare's descriptor; None when no spare is ready or
         the system cannot (the caller creates the lock)."""
-        spares = self._repo.spare_files
-        spare = spares.take_kept(len(content))
-        if spare is not None:  # a ref file an earlier update replaced: overwritten whole
-            try:
-                fd = os.open(spare, os.O_WRONLY)
-            except OSError:
-                return None
-            mode = None
-        else:
-            taken = spares.take()
-            if taken is None:
-                return None
-            (spare, fd), mode = taken, LOCK_MODE  # pool spares are read-only
+        taken = self._repo.spare_files.take()
+        if taken is None:
+            return None
+        spare, fd = taken
         try:
             write_all(fd, content)
-            if mode is not None:
-                os.fchmod(fd, mode)
+            os.fchmod(fd, LOCK_MODE)  # pool spares are read-only
             # Blocking, yet brief: only a ``lock_state`` look may hold it for a moment.
             fcntl.flock(fd, fcntl.LOCK_EX)
             if rename_noreplace(spare, lock):
