@@ -17,16 +17,14 @@ MLflow's stores do). As for runs, an item without the field matches no compariso
 
 Each search builds a small frame of the candidates, one column per field, and evaluates the
 parsed filter on it with the run engine's masks, so ``LIKE`` and missing-value rules are
-exactly those of run searches.
+exactly those of run searches. pandas is imported by a search that has a filter: a listing
+without one (``gittrack models list``) does without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gittrack.entities import ModelVersion, RegisteredModel
 from gittrack.errors import InvalidInputError
@@ -44,6 +42,10 @@ from gittrack.query.filter_parser import (
     parse_filter,
     prefixed_key_name,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 __all__ = [
     "MODEL_FIELDS",
@@ -207,6 +209,8 @@ def filter_versions(versions: list[ModelVersion], expr: FilterExpr) -> list[Mode
     """The model versions that match ``expr``, in the given order."""
     if isinstance(expr, MatchAll) or not versions:
         return versions
+    import numpy as np
+
     frame = _frame(
         versions,
         {
@@ -225,6 +229,8 @@ def filter_versions(versions: list[ModelVersion], expr: FilterExpr) -> list[Mode
 
 
 def _frame(items: Sequence[Any], columns: dict[str, Any]) -> pd.DataFrame:
+    import pandas as pd
+
     for key in sorted({k for item in items for k in item.tags}):
         columns[f"tags.{key}"] = [item.tags.get(key) for item in items]
     return pd.DataFrame(columns)
@@ -236,6 +242,8 @@ def _selected(items: list[T], expr: FilterExpr, frame: pd.DataFrame) -> list[T]:
 
 
 def _times(values: list[int | None]) -> np.ndarray:
+    import numpy as np
+
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 

@@ -45,11 +45,11 @@ from gittrack.registry.search import (
     parse_model_filter,
     parse_version_filter,
 )
+from gittrack.registry.shared_state import shared_registry
 from gittrack.registry.state import (
     DEFAULT_STAGES,
     NO_STAGE,
     Event,
-    StateBuilder,
     Version,
     format_registration_message,
     model_history,
@@ -66,7 +66,7 @@ from gittrack.registry.tag_names import (
     version_tag,
 )
 from gittrack.registry.tag_writer import TagWriter
-from gittrack.registry.tags_io import TagListing, TagStore
+from gittrack.registry.tags_io import TagListing
 from gittrack.registry.time_travel import resolve_moment
 from gittrack.registry.view import RegistryView, to_ms
 from gittrack.store.branch import Blob, BranchSnapshot, Change
@@ -93,9 +93,9 @@ class RegistryService:
         self.repository = repository
         self.repo = repository.repo
         self.branch = repository.branch
-        self.tags = TagStore(self.repo)
+        self.shared = shared_registry(repository)
+        self.tags = self.shared.tags
         self.writer = TagWriter(self.tags)
-        self._states = StateBuilder()
         self._report = report
 
     # ================================================================== configuration
@@ -141,8 +141,8 @@ class RegistryService:
         which keeps single-model operations fast in a registry with many tags.
         """
         if at is None:
-            listing = self.tags.read(model)
-            return RegistryView(listing, self.branch.snapshot(), self.stages(), self._states)
+            listing, state = self.shared.current(self.stages(), model)
+            return RegistryView(listing, self.branch.snapshot(), self.stages(), state)
         listing = self.tags.read()
         moment = resolve_moment(self.repo, self.branch.ref, at, listing)
         snapshot = BranchSnapshot(self.repo, moment.commit)

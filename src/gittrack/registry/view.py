@@ -18,7 +18,6 @@ from gittrack.registry.state import (
     ModelState,
     RegistrationMessage,
     RegistryState,
-    StateBuilder,
     TagRecord,
     Version,
     build_registry_state,
@@ -38,17 +37,16 @@ class RegistryView:
         listing: TagListing,
         snapshot: BranchSnapshot,
         stages: tuple[str, ...],
-        builder: StateBuilder | None = None,
+        state: RegistryState | None = None,
     ) -> None:
-        """``builder``, when given, computes the state from the tags added since the state it
-        computed last (see ``StateBuilder``); the state is the same either way."""
+        """``state``, when given, is the one ``listing`` gives with ``stages`` (computed once
+        for many views, see ``shared_state``); else it is computed here."""
         self.listing = listing
         self.snapshot = snapshot
         self.stages = stages
-        if builder is None:
-            self.state: RegistryState = build_registry_state(listing.records, stages)
-        else:
-            self.state = builder.build(listing.records, stages)
+        if state is None:
+            state = build_registry_state(listing.records, stages)
+        self.state: RegistryState = state
         self._model_docs: dict[str, dict[str, Any] | None] = {}
         self._version_docs: dict[tuple[str, int], dict[str, Any] | None] = {}
 
@@ -110,7 +108,7 @@ class RegistryView:
         model = self.state.models.get(name)
         doc = self.model_doc(name)
         if model is not None and not model.deprecated:
-            return doc is not None or bool(model.active_versions())
+            return doc is not None or model.has_active_versions()
         if doc is None:
             return False
         if model is None:
@@ -184,8 +182,11 @@ class RegistryView:
 
     def latest_per_stage(self, name: str) -> list[Version]:
         """The highest active version in each stage (``"None"`` included), in stage order."""
+        return self._latest_per_stage(self.require_model(name).active_versions())
+
+    def _latest_per_stage(self, active: list[Version]) -> list[Version]:
         latest: dict[str, Version] = {}
-        for version in self.require_model(name).active_versions():
+        for version in active:
             latest[version.current_stage] = version
         order = [*self.stages, *sorted(set(latest) - set(self.stages))]
         return [latest[s] for s in order if s in latest]
@@ -193,15 +194,16 @@ class RegistryView:
     def registered_model(self, name: str) -> RegisteredModel:
         model = self.require_model(name)
         doc = self.model_doc(name) or {}
-        latest = self.latest_per_stage(name)
+        active = model.active_versions()
+        latest = self._latest_per_stage(active)
         self.prefetch(versions=[(name, v.number) for v in latest])
         latest_versions = [self.model_version(v) for v in latest]
-        active = model.active_versions()
         created = parse_time(doc.get("creation_time")) or min(
             (to_ms(v.when) for v in active), default=None
         )
         updates = [parse_time(doc.get("last_update_time")) or created or 0]
-        updates += [_last_change(v, {}) for v in active]
+        if active:
+            updates.append(to_ms(max(v.last_tagged for v in active)))
         updates += [v.last_updated_timestamp or 0 for v in latest_versions]
         return RegisteredModel(
             name=name,
@@ -244,11 +246,7 @@ def _complete(doc: dict[str, Any]) -> bool:
 
 def _last_change(version: Version, doc: dict[str, Any]) -> int:
     """The latest of the version's file edit, registration and label assignments (ms)."""
-    changes = [parse_time(doc.get("last_update_time")) or 0, to_ms(version.when)]
-    if version.stage_assignment is not None:
-        changes.append(to_ms(version.stage_assignment.when))
-    changes += [to_ms(a.when) for a in version.alias_assignments.values()]
-    return max(changes)
+    return max(parse_time(doc.get("last_update_time")) or 0, to_ms(version.last_tagged))
 
 
 def _registration_info(version: Version) -> RegistrationMessage:

@@ -1,0 +1,110 @@
+"""The registry state of one repository, kept once per process and saved for the next one.
+
+Every ``Client`` has its own ``RegistryService`` and the command line makes a new ``Client``
+for each command, but what they read (the tags, in a ``TagStore``) and what they compute from
+it (the state, with a ``StateBuilder``) belongs to the repository: it is kept once per
+repository handle, which ``open_repository`` shares among the clients of one git common dir.
+Each call still looks at the tag refs (the store's refresh), so a tag written by another
+process, ``git tag`` or ``git fetch --tags`` is in the very next state; the tags that changed
+are replayed on top of the state (``StateBuilder``). The store's lock makes the read of the
+tags and the state computed from them one step for the UI server's threads.
+
+The builder is also saved, with the tags, in the store's file in ``$GIT_DIR/gittrack/cache``
+(derived data): a new process takes up the state a previous one computed instead of replaying
+every tag, then replays what changed since. The file names the tags of each replayed event;
+a model whose tags changed since the save (moved, deleted, more of them) is replayed, whole or
+from where it stopped, exactly as in the process that saved it. The store ignores a damaged
+file, one of another format or one saved for another repository.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Sequence
+
+from gittrack.registry.state import RegistryState, StateBuilder
+from gittrack.registry.tags_io import TagListing, TagStore
+from gittrack.tracking.repository import TrackingRepository
+
+SAVE_AFTER_REPLAYED = 64
+"""Tag events replayed (or tag refs read again) since the last save that make a state worth
+saving for the next process."""
+
+
+class SharedRegistry:
+    """The tags of one repository and the registry state computed from them."""
+
+    def __init__(self, tags: TagStore) -> None:
+        """The shared state of the repository whose tags ``tags`` reads.
+
+        Args:
+            tags: the repository's tag store; this object saves it (with the builder).
+        """
+        self.tags = tags
+        self.builder = StateBuilder()
+        self.restored = False  # whether a saved state was taken up (read by tests)
+        self._replayed_at_save = 0
+        self._states: dict[str | None, tuple[TagListing, tuple[str, ...], RegistryState]] = {}
+        tags.derived = self.builder.document
+
+    def current(
+        self, stages: Sequence[str], model: str | None = None
+    ) -> tuple[TagListing, RegistryState]:
+        """The tags now (all, or those of ``model``) and the registry state they give.
+
+        Args:
+            stages: the labels that are stages.
+            model: only this model's tags (the state knows no other model).
+
+        Returns:
+            ``(listing, state)``; the same objects as the previous call when no tag changed.
+
+        Raises:
+            InvalidInputError: ``model`` is not a valid model name, or a stage is not a label.
+            CorruptDataError: tags that give no state (see ``registry.state``).
+        """
+        stages = tuple(stages)
+        with self.tags.lock:
+            listing = self.tags.read(model)
+            self._take_saved()
+            known = self._states.get(model)
+            if known is not None and known[0] is listing and known[1] == stages:
+                return listing, known[2]
+            state = self.builder.build(listing.records, stages)
+            self._states[model] = (listing, stages, state)
+            self._save_when_worth_it()
+            return listing, state
+
+    def _take_saved(self) -> None:
+        saved = self.tags.take_saved()
+        if saved is not None:
+            document, records = saved
+            self.builder.restore(document, records)
+            self.restored = bool(document)
+
+    def _save_when_worth_it(self) -> None:
+        replayed = self.builder.replayed - self._replayed_at_save
+        if replayed + self.tags.unsaved >= SAVE_AFTER_REPLAYED:
+            self._replayed_at_save = self.builder.replayed
+            self.tags.save()
+
+
+_shared: weakref.WeakKeyDictionary[TrackingRepository, SharedRegistry] = weakref.WeakKeyDictionary()
+_shared_lock = threading.Lock()
+
+
+def shared_registry(repository: TrackingRepository) -> SharedRegistry:
+    """The registry state of a repository handle (one per handle, living as long as it).
+
+    Args:
+        repository: the process's handle of the repository (``open_repository``).
+
+    Returns:
+        The state every registry service of that handle shares.
+    """
+    with _shared_lock:
+        shared = _shared.get(repository)
+        if shared is None:
+            shared = _shared[repository] = SharedRegistry(TagStore(repository.repo))
+        return shared
