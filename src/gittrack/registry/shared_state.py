@@ -29,7 +29,7 @@ from gittrack.tracking.repository import TrackingRepository
 
 SAVE_AFTER_REPLAYED = 64
 """Tag events replayed (or tag refs read again) since the last save that make a state worth
-saving for the next process."""
+saving for the next process; a process that found no saved state saves what it replayed."""
 
 
 class SharedRegistry:
@@ -44,6 +44,7 @@ class SharedRegistry:
         self.tags = tags
         self.builder = StateBuilder()
         self.restored = False  # whether a saved state was taken up (read by tests)
+        self._saved_state_found = False
         self._replayed_at_save = 0
         self._states: dict[str | None, tuple[TagListing, tuple[str, ...], RegistryState]] = {}
         tags.derived = self.builder.document
@@ -82,11 +83,15 @@ class SharedRegistry:
             document, records = saved
             self.builder.restore(document, records)
             self.restored = bool(document)
+            self._saved_state_found = True
 
     def _save_when_worth_it(self) -> None:
         replayed = self.builder.replayed - self._replayed_at_save
-        if replayed + self.tags.unsaved >= SAVE_AFTER_REPLAYED:
+        if max(replayed, self.tags.unsaved) >= SAVE_AFTER_REPLAYED or (
+            replayed and not self._saved_state_found
+        ):
             self._replayed_at_save = self.builder.replayed
+            self._saved_state_found = True
             self.tags.save()
 
 
