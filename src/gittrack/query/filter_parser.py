@@ -35,12 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeAlias, cast
 
-import numpy as np
-
 from gittrack.errors import InvalidInputError
 from gittrack.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT as DATASET_CONTEXT_TAG
 
-if TYPE_CHECKING:  # pandas is imported by the evaluation only: parsing alone stays light
+if TYPE_CHECKING:  # numpy and pandas are imported by the evaluation: parsing stays light
+    import numpy as np
     import pandas as pd
 
 __all__ = [
@@ -716,6 +715,8 @@ def apply_filter(df: pd.DataFrame, filter_string: str | None) -> pd.DataFrame:
 
 
 def _mask(expr: FilterExpr, df: pd.DataFrame) -> np.ndarray:
+    import numpy as np
+
     if isinstance(expr, Comparison):
         return _comparison_mask(expr, df)
     if isinstance(expr, And):
@@ -732,6 +733,8 @@ def _mask(expr: FilterExpr, df: pd.DataFrame) -> np.ndarray:
 
 
 def _comparison_mask(comparison: Comparison, df: pd.DataFrame) -> np.ndarray:
+    import numpy as np
+
     if comparison.key.kind == "dataset":
         return _dataset_mask(comparison, df)
     column = df.get(comparison.key.column)
@@ -745,6 +748,7 @@ def _comparison_mask(comparison: Comparison, df: pd.DataFrame) -> np.ndarray:
 def _dataset_mask(comparison: Comparison, df: pd.DataFrame) -> np.ndarray:
     """Runs one of whose dataset inputs matches: the inputs of the runs that have any are
     laid out as one long column, compared as strings, and folded back to their runs."""
+    import numpy as np
     import pandas as pd
 
     result = np.zeros(len(df), dtype=bool)
@@ -770,6 +774,8 @@ def _dataset_mask(comparison: Comparison, df: pd.DataFrame) -> np.ndarray:
 
 
 def _numeric_mask(comparison: Comparison, column: pd.Series, df: pd.DataFrame) -> np.ndarray:
+    import numpy as np
+
     from gittrack.query.run_rows import logged_as_nan
 
     values = _as_float_array(column)
@@ -783,6 +789,7 @@ def _numeric_mask(comparison: Comparison, column: pd.Series, df: pd.DataFrame) -
 
 
 def _as_float_array(column: pd.Series) -> np.ndarray:
+    import numpy as np
     import pandas as pd
 
     if column.dtype.kind not in "fiub":
