@@ -12,17 +12,26 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import traceback
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gittrack import Client
+from gittrack.errors import CorruptDataWarning
+from gittrack.store.branch import Blob
 
 from .conftest import git, gittrack_cli, make_repo, run_script, tree_fingerprint
 from .registry_support import registered
 
 LIST_IN_NEW_PROCESS = """
 import contextlib, io, json
+import pytest
+
 from gittrack import Client
+from gittrack.errors import CorruptDataWarning
+from gittrack.store.branch import Blob
 from gittrack.cli.main import main
 with contextlib.redirect_stdout(io.StringIO()) as out:
     assert main(["models", "list", "--json"]) == 0
@@ -32,7 +41,11 @@ print(json.dumps({"rows": json.loads(out.getvalue()), "restored": shared.restore
 """
 
 REGISTER_IN_NEW_PROCESS = """
+import pytest
+
 from gittrack import Client
+from gittrack.errors import CorruptDataWarning
+from gittrack.store.branch import Blob
 client = Client()
 run = client.create_run("0")
 client.log_text(run.info.run_id, "flavors: {}\\n", "model/MLmodel")
@@ -243,15 +256,15 @@ def test_listings_from_threads_while_versions_are_written_end_in_the_full_listin
 ) -> None:
     client = Client()
     _registry(client)
-    failures: list[BaseException] = []
+    failures: list[str] = []
 
     def list_many() -> None:
         try:
             for _ in range(15):
                 Client().search_registered_models()
                 Client().get_registered_model("IrisRF")
-        except BaseException as exc:  # reported below, with its traceback
-            failures.append(exc)
+        except BaseException:  # reported below, with its traceback
+            failures.append(traceback.format_exc())
 
     threads = [threading.Thread(target=list_many) for _ in range(3)]
     for thread in threads:
@@ -273,3 +286,34 @@ def test_listing_and_saving_the_state_leave_the_user_repository_alone(repo: Path
     _in_this_process(repo)
     _in_new_process(repo)
     assert tree_fingerprint(repo) == before
+
+
+def test_an_unchanged_registry_gives_the_remembered_listing_until_a_tag_or_file_changes(
+    repo: Path,
+) -> None:
+    client = Client()
+    _registry(client)
+    first = client.registered_model_listing()
+    again = Client().registered_model_listing()
+    assert [a is b for a, b in zip(first, again)] == [True, True]  # made once
+    client.update_registered_model("wine", "red")  # the tracking branch moves
+    described = client.registered_model_listing()
+    assert described[1].description == "red"
+    assert described[0] is not first[0]
+    client.set_registered_model_alias("wine", "best", 1)  # a new tag
+    assert client.registered_model_listing()[1].aliases == {"best": 1}
+    with pytest.raises(TypeError):
+        first[0].tags["x"] = "y"  # type: ignore[index]  # shared, hence read-only
+
+
+def test_a_listing_that_left_out_an_unreadable_file_reports_it_every_time(repo: Path) -> None:
+    client = Client()
+    _registry(client)
+    client.repository.branch.commit(
+        lambda _snap: {".tracking/models/wine/model.yaml": Blob(b"name: [unclosed\n")},
+        "Break the model file\n",
+    )
+    for _ in range(2):
+        with pytest.warns(CorruptDataWarning, match="wine"):
+            names = [s.name for s in client.registered_model_listing()]
+        assert names == ["IrisRF"]

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from gittrack.entities import ModelVersion, RegisteredModel
+from gittrack.entities import ModelVersion, RegisteredModel, RegisteredModelSummary
 from gittrack.errors import InvalidInputError
 from gittrack.query.filter_parser import (
     And,
@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+M = TypeVar("M", RegisteredModel, RegisteredModelSummary)
 
 # field -> whether it compares as a number
 MODEL_FIELDS: Mapping[str, bool] = {
@@ -108,13 +109,15 @@ class _RegistryParser(FilterParser):
         if prefix in _ATTRIBUTE_PREFIXES:
             return self._attribute(name, token)
         raise self.error(
-            f"unknown field {token.text!r}; use tags.<key> or one of {self._field_list()}", token
+            f"unknown field {token.text!r}; use tags.<key> or one of {self._field_list()}",
+            token,
         )
 
     def _attribute(self, name: str, token: Token) -> Key:
         if name not in self.fields:
             raise self.error(
-                f"unknown field {name!r}; use tags.<key> or one of {self._field_list()}", token
+                f"unknown field {name!r}; use tags.<key> or one of {self._field_list()}",
+                token,
             )
         return Key("attribute", name, numeric=self.fields[name])
 
@@ -189,8 +192,8 @@ def names_required(expr: FilterExpr) -> set[str] | None:
 # ------------------------------------------------------------------------- evaluation
 
 
-def filter_models(models: list[RegisteredModel], expr: FilterExpr) -> list[RegisteredModel]:
-    """The models that match ``expr``, in the given order."""
+def filter_models(models: list[M], expr: FilterExpr) -> list[M]:
+    """The models (entities or summaries) that match ``expr``, in the given order."""
     if isinstance(expr, MatchAll) or not models:
         return models
     frame = _frame(

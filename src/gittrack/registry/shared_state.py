@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from gittrack.registry.state import RegistryState, StateBuilder
 from gittrack.registry.tags_io import TagListing, TagStore
 from gittrack.tracking.repository import TrackingRepository
+
+T = TypeVar("T")
 
 SAVE_AFTER_REPLAYED = 64
 """Tag events replayed (or tag refs read again) since the last save that make a state worth
@@ -47,6 +50,7 @@ class SharedRegistry:
         self._saved_state_found = False
         self._replayed_at_save = 0
         self._states: dict[str | None, tuple[TagListing, tuple[str, ...], RegistryState]] = {}
+        self._listing: tuple[RegistryState, str | None, list[Any]] | None = None
         tags.derived = self.builder.document
 
     def current(
@@ -76,6 +80,35 @@ class SharedRegistry:
             self._states[model] = (listing, stages, state)
             self._save_when_worth_it()
             return listing, state
+
+    def remembered_listing(
+        self,
+        state: RegistryState,
+        commit: str | None,
+        make: Callable[[], list[T]],
+        keep: Callable[[], bool],
+    ) -> list[T]:
+        """The listing of the whole registry made from ``state`` (a state ``current`` gave) and
+        the tracking branch at ``commit``: made by ``make`` the first time, and the same items
+        again while neither changed (the items must be read-only).
+
+        Args:
+            state: the registry state the listing is made from.
+            commit: the tracking branch commit holding the metadata it reads.
+            make: makes the listing.
+            keep: after ``make``, whether the listing may be remembered (not when something
+                was left out with a warning, which the next listing must give again).
+
+        Returns:
+            A new list of the listing's items.
+        """
+        known = self._listing
+        if known is not None and known[0] is state and known[1] == commit:
+            return list(known[2])
+        listing = make()
+        if keep():
+            self._listing = (state, commit, listing)
+        return list(listing)
 
     def _take_saved(self) -> None:
         saved = self.tags.take_saved()
