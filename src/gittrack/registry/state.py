@@ -499,10 +499,6 @@ class _ModelBuilder:
         builder.deprecated = bool(document["deprecated"])
         return builder
 
-    def state(self) -> ModelState:
-        """The state of the events replayed so far."""
-        return self._state()
-
     def appended(self, events: list[_TagEvent]) -> _Plan | None:
         """``(all events in order, the new ones, where replaying starts)`` when ``events`` are the replayed events,
         unchanged, plus new ones that can be replayed on top of them; ``None`` when the model
