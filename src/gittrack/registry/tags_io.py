@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gittrack.errors import ConflictError, GittrackError, RepositoryError
 from gittrack.registry.state import TagRecord
@@ -432,10 +432,10 @@ def _parse_record(chunk: str) -> tuple[TagRecord, bool]:
     return TagRecord(name, peeled or target, who, email, stamp, message), bool(signature)
 
 
-@dataclass(frozen=True)
-class _Tag:
+class _Tag(NamedTuple):
     """A tag as the store knows it: the object its ref holds, the record, and whether the
-    tag object carries a signature."""
+    tag object carries a signature (a named tuple: a saved store makes ten thousand at once,
+    several times faster than a frozen dataclass)."""
 
     sha: str
     record: TagRecord
