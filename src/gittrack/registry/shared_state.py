@@ -15,6 +15,10 @@ every tag, then replays what changed since. The file names the tags of each repl
 a model whose tags changed since the save (moved, deleted, more of them) is replayed, whole or
 from where it stopped, exactly as in the process that saved it. The store ignores a damaged
 file, one of another format or one saved for another repository.
+
+The listing of the whole registry (read-only summaries, ``RegistryService.model_listing``) is
+remembered with the state and the tracking branch commit it was made from, and handed out
+again while neither changed.
 """
 
 from __future__ import annotations
