@@ -130,12 +130,20 @@ def test_listing_agrees_with_the_model_and_version_searches(repo: Path, capsys) 
 
     listing = client.registered_model_listing()
     models = client.search_registered_models(max_results=None)
-    assert [m for m, _ in listing] == list(models)
-    for model, numbers in listing:
+    assert [s.name for s in listing] == [m.name for m in models]
+    for summary, model in zip(listing, models):
+        assert summary.creation_timestamp == model.creation_timestamp
+        assert summary.last_updated_timestamp == model.last_updated_timestamp
+        assert summary.description == model.description
+        assert dict(summary.tags) == model.tags
+        assert {a: str(n) for a, n in summary.aliases.items()} == model.aliases
+        assert list(summary.latest_stages) == [
+            (v.current_stage, int(v.version)) for v in model.latest_versions
+        ]
         found = client.search_model_versions(f"name = '{model.name}'", max_results=None)
-        assert numbers == sorted(int(v.version) for v in found)
-    assert [(m.name, n) for m, n in client.registered_model_listing("name = 'beta'")] == [
-        ("beta", [1, 2])
+        assert list(summary.versions) == sorted(int(v.version) for v in found)
+    assert [(s.name, s.versions) for s in client.registered_model_listing("name = 'beta'")] == [
+        ("beta", (1, 2))
     ]
 
     code, out, _ = run_cli(capsys, "models", "list", "--json")

@@ -91,7 +91,7 @@ def test_a_new_process_reuses_what_another_learnt_and_still_sees_new_tags(repo: 
     registered(client, "IrisRF", versions=2)
     first = TagStore(GitRepo(repo))
     first.read()
-    first._save()
+    first.save()
     git(repo, "tag", "-a", "-m", "later", "IrisRF#Production#9")
     second = TagStore(GitRepo(repo))
     _same(second.read(), _for_each_ref(repo))
@@ -106,7 +106,7 @@ def test_a_new_process_sees_loose_tags_moved_deleted_and_recreated_since_the_sav
     git(repo, "tag", "-a", "-m", "by hand", "IrisRF#Staging#7")
     first = TagStore(GitRepo(repo))
     first.read()
-    first._save()
+    first.save()
     git(repo, "tag", "-f", "-a", "-m", "moved", "IrisRF#Staging#7", "HEAD")
     git(repo, "tag", "-d", "IrisRF@v2.0.0")
     git(repo, "tag", "-a", "-m", "again", "IrisRF@v2.0.0", "HEAD")  # may reuse the inode
@@ -121,9 +121,10 @@ def test_a_new_process_does_not_read_again_the_loose_tag_refs_a_saved_cache_vouc
 ) -> None:
     client = Client()
     registered(client, "IrisRF", versions=2)
+    _age_tag_refs(repo, seconds=60)  # older than the racy window
     first = TagStore(GitRepo(repo))
     first.read()
-    first._save()
+    first.save()
     # Rewritten in place, with its inode and modification time kept: only a reader that
     # opens the file again sees the new object.
     ref = repo / ".git" / "refs" / "tags" / "IrisRF@v2.0.0"
@@ -140,6 +141,31 @@ def test_a_new_process_does_not_read_again_the_loose_tag_refs_a_saved_cache_vouc
     os.utime(ref, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1))  # the file changed: read again
     third = TagStore(GitRepo(repo))
     _same(third.read(), _for_each_ref(repo))
+
+
+def test_a_loose_tag_ref_written_just_before_the_save_is_read_again_by_the_next_process(
+    repo: Path,
+) -> None:
+    """Racy files: a ref changed within the file system's timestamp resolution of the save
+    could be rewritten after it with the very same stamp, so the save does not vouch for it."""
+    client = Client()
+    registered(client, "IrisRF", versions=2)
+    first = TagStore(GitRepo(repo))
+    first.read()
+    first.save()
+    ref = repo / ".git" / "refs" / "tags" / "IrisRF@v2.0.0"
+    stamp = ref.stat()
+    ref.write_text(git(repo, "rev-parse", "refs/tags/IrisRF@v1.0.0").strip() + "\n")
+    os.utime(ref, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert ref.stat().st_ino == stamp.st_ino
+    _same(TagStore(GitRepo(repo)).read(), _for_each_ref(repo))
+
+
+def _age_tag_refs(repo: Path, seconds: int) -> None:
+    for ref in (repo / ".git" / "refs" / "tags").rglob("*"):
+        if ref.is_file():
+            stamp = ref.stat()
+            os.utime(ref, ns=(stamp.st_atime_ns, stamp.st_mtime_ns - seconds * 10**9))
 
 
 def test_many_loose_tags_are_packed_and_stay_readable(

@@ -23,6 +23,7 @@ from gittrack.entities import (
     ModelVersion,
     Param,
     RegisteredModel,
+    RegisteredModelSummary,
     Run,
     RunOperations,
     RunStatus,
@@ -1843,19 +1844,21 @@ class Client:
 
     def registered_model_listing(
         self, filter_string: str | None = None, *, at: str | None = None
-    ) -> list[tuple[RegisteredModel, list[int]]]:
-        """Every registered model matching a filter, with its active version numbers.
+    ) -> list[RegisteredModelSummary]:
+        """Every registered model matching a filter, as a summary with its active versions.
 
         What ``gittrack models list`` shows, read once: cheaper than
         ``search_registered_models`` plus ``search_model_versions`` in a large registry, as no
-        entity is built for a version that is not the latest in its stage.
+        entity is built (a summary names the latest version of each stage by its number), and
+        the whole registry's listing is made again only when a tag or the tracking branch
+        changed.
 
         Args:
             filter_string: a filter such as ``name LIKE 'wine%'`` or ``tags.team = 'x'``.
             at: a revision or date: the registry as it was then.
 
         Returns:
-            ``(model, version numbers oldest first)`` for each model, ordered by name.
+            One read-only summary per model, ordered by name.
 
         Raises:
             InvalidInputError: a malformed filter.

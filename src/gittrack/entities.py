@@ -6,6 +6,7 @@ milliseconds since the epoch, as in MLflow.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -251,6 +252,27 @@ class RegisteredModel:
     tags: dict[str, str] = field(default_factory=dict)
     latest_versions: list[ModelVersion] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegisteredModelSummary:
+    """A registered model as ``gittrack models list`` shows it, cheap to read for many models.
+
+    ``RegisteredModel``'s fields, but the latest version in each stage (``"None"`` included,
+    in stage order) as ``(stage, version number)`` pairs rather than ``ModelVersion`` entities,
+    aliases with their version numbers, and the numbers of the active versions, oldest first.
+    Read-only (``tags`` and ``aliases`` are read-only mappings), so one summary may be handed
+    to many callers.
+    """
+
+    name: str
+    creation_timestamp: int | None
+    last_updated_timestamp: int | None
+    description: str | None
+    tags: Mapping[str, str]
+    latest_stages: tuple[tuple[str, int], ...]
+    aliases: Mapping[str, int]
+    versions: tuple[int, ...]
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 from gittrack.cli.main import add_format_options
 from gittrack.cli.output import emit, visible
 from gittrack.client import Client
-from gittrack.entities import ModelVersion, RegisteredModel
+from gittrack.entities import ModelVersion, RegisteredModel, RegisteredModelSummary
 from gittrack.errors import ConflictError, InvalidInputError
 from gittrack.store.codecs import format_time
 
@@ -89,22 +89,32 @@ def _version_row(version: ModelVersion) -> dict[str, Any]:
     }
 
 
-def _model_row(model: RegisteredModel, numbers: list[int] | None = None) -> dict:
-    """A listing row of a model; ``numbers`` are its active version numbers, when known."""
-    stages = ", ".join(
-        f"{v.current_stage}: v{v.version}"
-        for v in model.latest_versions
-        if v.current_stage != "None"
-    )
+def _model_row(model: RegisteredModelSummary) -> dict:
+    """A listing row of a model."""
+    stages = ", ".join(f"{stage}: v{n}" for stage, n in model.latest_stages if stage != "None")
     return {
         "name": model.name,
-        "latest": f"v{max(numbers)}" if numbers else "",
-        "versions": len(numbers) if numbers is not None else None,
+        "latest": f"v{max(model.versions)}" if model.versions else "",
+        "versions": len(model.versions),
         "stages": stages,
         "aliases": ", ".join(f"{a}: v{n}" for a, n in model.aliases.items()),
         "description": model.description,
         "updated": format_time(model.last_updated_timestamp),
     }
+
+
+def _summary_of(model: RegisteredModel, numbers: list[int]) -> RegisteredModelSummary:
+    """The listing's summary of a model read as an entity, with its active version numbers."""
+    return RegisteredModelSummary(
+        name=model.name,
+        creation_timestamp=model.creation_timestamp,
+        last_updated_timestamp=model.last_updated_timestamp,
+        description=model.description,
+        tags=model.tags,
+        latest_stages=tuple((v.current_stage, int(v.version)) for v in model.latest_versions),
+        aliases={alias: int(n) for alias, n in model.aliases.items()},
+        versions=tuple(numbers),
+    )
 
 
 # ------------------------------------------------------------------------------ handlers
@@ -113,7 +123,7 @@ def _model_row(model: RegisteredModel, numbers: list[int] | None = None) -> dict
 def list_models(args: argparse.Namespace) -> int:
     client = Client(args.repo)
     listing = client.registered_model_listing(args.filter, at=args.at)
-    rows = [_model_row(m, numbers) for m, numbers in listing]
+    rows = [_model_row(m) for m in listing]
     columns = ["name", "versions", "latest", "stages", "aliases", "description", "updated"]
     emit(rows, columns, args.format)
     return 0
@@ -126,13 +136,13 @@ def show_model(args: argparse.Namespace) -> int:
         f"name = '{_quote(args.name)}'", max_results=None, at=args.at
     )
     rows = [_version_row(v) for v in versions]
-    numbers = [int(v.version) for v in versions]
+    summary = _summary_of(model, [int(v.version) for v in versions])
     if args.format == "json":
-        record = {**_model_row(model, numbers), "tags": model.tags, "versions": rows}
+        record = {**_model_row(summary), "tags": model.tags, "versions": rows}
         emit(record, fmt="json")
         return 0
     if args.format == "table":
-        header = _model_row(model, numbers)
+        header = _model_row(summary)
         emit({k: header[k] for k in ("name", "description", "stages", "aliases", "updated")})
         if model.tags:
             tags = ", ".join(f"{k}={v}" for k, v in model.tags.items())

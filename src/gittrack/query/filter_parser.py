@@ -33,14 +33,14 @@ import json
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeAlias, cast
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Literal, TypeAlias, cast
 
 from gittrack.errors import InvalidInputError
-from gittrack.query.run_rows import logged_as_nan
 from gittrack.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT as DATASET_CONTEXT_TAG
+
+if TYPE_CHECKING:  # numpy and pandas are imported by the evaluation: parsing stays light
+    import numpy as np
+    import pandas as pd
 
 __all__ = [
     "And",
@@ -701,6 +701,8 @@ _LIKE_SPECIAL = frozenset(".^$*+?{}[]\\|()")
 
 def filter_mask(expr: FilterExpr, df: pd.DataFrame) -> pd.Series:
     """Evaluate ``expr`` on the run frame: a boolean Series aligned with ``df.index``."""
+    import pandas as pd
+
     return pd.Series(_mask(expr, df), index=df.index, dtype=bool)
 
 
@@ -713,6 +715,8 @@ def apply_filter(df: pd.DataFrame, filter_string: str | None) -> pd.DataFrame:
 
 
 def _mask(expr: FilterExpr, df: pd.DataFrame) -> np.ndarray:
+    import numpy as np
+
     if isinstance(expr, Comparison):
         return _comparison_mask(expr, df)
     if isinstance(expr, And):
@@ -729,6 +733,8 @@ def _mask(expr: FilterExpr, df: pd.DataFrame) -> np.ndarray:
 
 
 def _comparison_mask(comparison: Comparison, df: pd.DataFrame) -> np.ndarray:
+    import numpy as np
+
     if comparison.key.kind == "dataset":
         return _dataset_mask(comparison, df)
     column = df.get(comparison.key.column)
@@ -742,6 +748,9 @@ def _comparison_mask(comparison: Comparison, df: pd.DataFrame) -> np.ndarray:
 def _dataset_mask(comparison: Comparison, df: pd.DataFrame) -> np.ndarray:
     """Runs one of whose dataset inputs matches: the inputs of the runs that have any are
     laid out as one long column, compared as strings, and folded back to their runs."""
+    import numpy as np
+    import pandas as pd
+
     result = np.zeros(len(df), dtype=bool)
     column = df.get(DATASET_COLUMN)
     if column is None:
@@ -765,6 +774,10 @@ def _dataset_mask(comparison: Comparison, df: pd.DataFrame) -> np.ndarray:
 
 
 def _numeric_mask(comparison: Comparison, column: pd.Series, df: pd.DataFrame) -> np.ndarray:
+    import numpy as np
+
+    from gittrack.query.run_rows import logged_as_nan
+
     values = _as_float_array(column)
     result = _NUMERIC_OPS[comparison.op](values, cast(float, comparison.value))
     if comparison.op == "!=":
@@ -776,6 +789,9 @@ def _numeric_mask(comparison: Comparison, column: pd.Series, df: pd.DataFrame) -
 
 
 def _as_float_array(column: pd.Series) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
     if column.dtype.kind not in "fiub":
         column = pd.to_numeric(column, errors="coerce")
     return column.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -806,6 +822,8 @@ def _string_mask(comparison: Comparison, column: pd.Series) -> np.ndarray:
 
 
 def _as_string_series(column: pd.Series) -> pd.Series:
+    import pandas as pd
+
     if column.dtype == object or isinstance(column.dtype, pd.StringDtype):
         return column
     # Only reached for frames that hold non-strings in a string field (e.g. an all-missing

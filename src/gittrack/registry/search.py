@@ -17,18 +17,16 @@ MLflow's stores do). As for runs, an item without the field matches no compariso
 
 Each search builds a small frame of the candidates, one column per field, and evaluates the
 parsed filter on it with the run engine's masks, so ``LIKE`` and missing-value rules are
-exactly those of run searches.
+exactly those of run searches. pandas is imported by a search that has a filter: a listing
+without one (``gittrack models list``) does without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
-import pandas as pd
-
-from gittrack.entities import ModelVersion, RegisteredModel
+from gittrack.entities import ModelVersion, RegisteredModel, RegisteredModelSummary
 from gittrack.errors import InvalidInputError
 from gittrack.query.filter_parser import (
     And,
@@ -45,6 +43,10 @@ from gittrack.query.filter_parser import (
     prefixed_key_name,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
 __all__ = [
     "MODEL_FIELDS",
     "VERSION_FIELDS",
@@ -57,6 +59,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+M = TypeVar("M", RegisteredModel, RegisteredModelSummary)
 
 # field -> whether it compares as a number
 MODEL_FIELDS: Mapping[str, bool] = {
@@ -106,13 +109,15 @@ class _RegistryParser(FilterParser):
         if prefix in _ATTRIBUTE_PREFIXES:
             return self._attribute(name, token)
         raise self.error(
-            f"unknown field {token.text!r}; use tags.<key> or one of {self._field_list()}", token
+            f"unknown field {token.text!r}; use tags.<key> or one of {self._field_list()}",
+            token,
         )
 
     def _attribute(self, name: str, token: Token) -> Key:
         if name not in self.fields:
             raise self.error(
-                f"unknown field {name!r}; use tags.<key> or one of {self._field_list()}", token
+                f"unknown field {name!r}; use tags.<key> or one of {self._field_list()}",
+                token,
             )
         return Key("attribute", name, numeric=self.fields[name])
 
@@ -187,8 +192,8 @@ def names_required(expr: FilterExpr) -> set[str] | None:
 # ------------------------------------------------------------------------- evaluation
 
 
-def filter_models(models: list[RegisteredModel], expr: FilterExpr) -> list[RegisteredModel]:
-    """The models that match ``expr``, in the given order."""
+def filter_models(models: list[M], expr: FilterExpr) -> list[M]:
+    """The models (entities or summaries) that match ``expr``, in the given order."""
     if isinstance(expr, MatchAll) or not models:
         return models
     frame = _frame(
@@ -207,6 +212,8 @@ def filter_versions(versions: list[ModelVersion], expr: FilterExpr) -> list[Mode
     """The model versions that match ``expr``, in the given order."""
     if isinstance(expr, MatchAll) or not versions:
         return versions
+    import numpy as np
+
     frame = _frame(
         versions,
         {
@@ -225,6 +232,8 @@ def filter_versions(versions: list[ModelVersion], expr: FilterExpr) -> list[Mode
 
 
 def _frame(items: Sequence[Any], columns: dict[str, Any]) -> pd.DataFrame:
+    import pandas as pd
+
     for key in sorted({k for item in items for k in item.tags}):
         columns[f"tags.{key}"] = [item.tags.get(key) for item in items]
     return pd.DataFrame(columns)
@@ -236,6 +245,8 @@ def _selected(items: list[T], expr: FilterExpr, frame: pd.DataFrame) -> list[T]:
 
 
 def _times(values: list[int | None]) -> np.ndarray:
+    import numpy as np
+
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 

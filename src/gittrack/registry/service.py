@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from gittrack.entities import ModelVersion, RegisteredModel
+from gittrack.entities import ModelVersion, RegisteredModel, RegisteredModelSummary
 from gittrack.errors import (
     ConflictError,
     CorruptDataError,
@@ -45,11 +45,11 @@ from gittrack.registry.search import (
     parse_model_filter,
     parse_version_filter,
 )
+from gittrack.registry.shared_state import shared_registry
 from gittrack.registry.state import (
     DEFAULT_STAGES,
     NO_STAGE,
     Event,
-    StateBuilder,
     Version,
     format_registration_message,
     model_history,
@@ -66,7 +66,7 @@ from gittrack.registry.tag_names import (
     version_tag,
 )
 from gittrack.registry.tag_writer import TagWriter
-from gittrack.registry.tags_io import TagListing, TagStore
+from gittrack.registry.tags_io import TagListing
 from gittrack.registry.time_travel import resolve_moment
 from gittrack.registry.view import RegistryView, to_ms
 from gittrack.store.branch import Blob, BranchSnapshot, Change
@@ -77,6 +77,7 @@ from gittrack.tracking.repository import TrackingRepository
 from gittrack.utils import clock
 
 MAX_ATTEMPTS = 50
+_Model = TypeVar("_Model", RegisteredModel, RegisteredModelSummary)
 _RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
 
 
@@ -88,14 +89,16 @@ class RegistryService:
     """Registry operations on one tracking repository."""
 
     def __init__(
-        self, repository: TrackingRepository, report: Callable[[str], None] | None = None
+        self,
+        repository: TrackingRepository,
+        report: Callable[[str], None] | None = None,
     ) -> None:
         self.repository = repository
         self.repo = repository.repo
         self.branch = repository.branch
-        self.tags = TagStore(self.repo)
+        self.shared = shared_registry(repository)
+        self.tags = self.shared.tags
         self.writer = TagWriter(self.tags)
-        self._states = StateBuilder()
         self._report = report
 
     # ================================================================== configuration
@@ -141,8 +144,8 @@ class RegistryService:
         which keeps single-model operations fast in a registry with many tags.
         """
         if at is None:
-            listing = self.tags.read(model)
-            return RegistryView(listing, self.branch.snapshot(), self.stages(), self._states)
+            listing, state = self.shared.current(self.stages(), model)
+            return RegistryView(listing, self.branch.snapshot(), self.stages(), state)
         listing = self.tags.read()
         moment = resolve_moment(self.repo, self.branch.ref, at, listing)
         snapshot = BranchSnapshot(self.repo, moment.commit)
@@ -160,33 +163,39 @@ class RegistryService:
         at: str | datetime | None = None,
     ) -> PagedList:
         expression = parse_model_filter(filter_string)
-        found = _matching_models(self.view(at), expression, order_by)
+        view = self.view(at)
+        found = _matching_models(view, expression, order_by, view.registered_model)
         return page_of(found, max_results, page_token)
 
     def model_listing(
         self, filter_string: str | None = None, at: str | datetime | None = None
-    ) -> list[tuple[RegisteredModel, list[int]]]:
-        """The registered models matching a filter, by name, each with its active version numbers.
+    ) -> list[RegisteredModelSummary]:
+        """The registered models matching a filter, by name, as summaries (no entity is built).
 
-        One view serves both, and no entity is built for a version that is not the latest in
-        its stage, so a listing stays fast in a registry with many versions.
+        The listing of the whole registry now is remembered with the state and the tracking
+        branch commit it was made from (``SharedRegistry.remembered_listing``): while neither
+        changes, the next one is that listing again.
 
         Args:
             filter_string: a registered-model filter, as for ``search_registered_models``.
             at: a revision or date: the registry as it was then.
 
         Returns:
-            ``(model, version numbers oldest first)`` for each model, by name.
+            One summary per model, by name.
 
         Raises:
             InvalidInputError: a malformed filter.
         """
         expression = parse_model_filter(filter_string)
         view = self.view(at)
-        found = _matching_models(view, expression, None)
-        return [
-            (m, [v.number for v in view.require_model(m.name).active_versions()]) for m in found
-        ]
+        if at is not None or filter_string:
+            return _matching_models(view, expression, None, view.model_summary)
+        return self.shared.remembered_listing(
+            view.state,
+            view.snapshot.commit,
+            lambda: _matching_models(view, expression, None, view.model_summary),
+            lambda: view.skipped == 0,
+        )
 
     def get_model_version(
         self, name: str, version: int | str, at: str | datetime | None = None
@@ -377,7 +386,10 @@ class RegistryService:
         model = view.require_model(name)
         if view.exists(new_name):
             raise ConflictError(f"Registered model {new_name!r} already exists")
-        model_doc = {**(view.model_doc(name) or _model_doc_from_tags(view, name)), "name": new_name}
+        model_doc = {
+            **(view.model_doc(name) or _model_doc_from_tags(view, name)),
+            "name": new_name,
+        }
         model_doc["last_update_time"] = format_time(clock.now_ms())
         versions = model.active_versions()
         old_docs = {v.number: self._version_doc_for(view, v) for v in versions}
@@ -482,13 +494,17 @@ class RegistryService:
                 model_id=model_id,
             )
             self.notifier().send(
-                "version_registered", _payload(self, entity, tag=version_tag(name, number))
+                "version_registered",
+                _payload(self, entity, tag=version_tag(name, number)),
             )
             return entity
         raise RepositoryError(f"could not claim a version number for {name!r}: too many races")
 
     def _version_changes(
-        self, snap: BranchSnapshot, doc: dict[str, Any], model_doc: dict[str, Any] | None
+        self,
+        snap: BranchSnapshot,
+        doc: dict[str, Any],
+        model_doc: dict[str, Any] | None,
     ) -> dict[str, Change]:
         path = metadata.version_path(doc["name"], doc["version"])
         if snap.entry(path) is not None:
@@ -549,7 +565,8 @@ class RegistryService:
             return {metadata.version_path(name, target.number): Blob(metadata.encode_version(doc))}
 
         self.branch.commit(
-            build, _message(f"Update {name} version {target.number}", name, None, target.number)
+            build,
+            _message(f"Update {name} version {target.number}", name, None, target.number),
         )
 
     def delete_model_version(self, name: str, version: int | str) -> None:
@@ -564,7 +581,11 @@ class RegistryService:
 
     # ================================================================== stages and aliases
     def transition_model_version_stage(
-        self, name: str, version: int | str, stage: str, archive_existing_versions: bool = False
+        self,
+        name: str,
+        version: int | str,
+        stage: str,
+        archive_existing_versions: bool = False,
     ) -> ModelVersion:
         """Move the version to ``stage``; an exclusive stage (or ``archive_existing_versions``)
         moves the other versions holding it to ``Archived``.
@@ -778,7 +799,7 @@ def _payload(service: RegistryService, version: ModelVersion, **extra: Any) -> d
     }
 
 
-def _sort_value(entity: RegisteredModel | ModelVersion, field: str) -> Any:
+def _sort_value(entity: RegisteredModel | RegisteredModelSummary | ModelVersion, field: str) -> Any:
     """The value of a registered model's or model version's field, as ``order_by`` sorts it."""
     if field == "version_number":
         return int(entity.version)
@@ -796,18 +817,25 @@ def _model_id_of_source(repository: TrackingRepository, source: str) -> str | No
 
 
 def _matching_models(
-    view: RegistryView, expression: FilterExpr, order_by: Sequence[str] | None
-) -> list[RegisteredModel]:
-    """The view's registered models matching a parsed filter, sorted; an unreadable one is
-    reported and skipped."""
+    view: RegistryView,
+    expression: FilterExpr,
+    order_by: Sequence[str] | None,
+    build: Callable[[str], _Model],
+) -> list[_Model]:
+    """The view's registered models matching a parsed filter, sorted, each made by ``build``
+    (an entity or a summary); an unreadable one is reported and skipped."""
     names = view.model_names()
     view.prefetch(versions=[(v.model, v.number) for n in names for v in view.latest_per_stage(n)])
     models = []
     for name in names:
         try:
-            models.append(view.registered_model(name))
+            models.append(build(name))
         except CorruptDataError as exc:  # one unreadable file does not stop the listing
-            warn_skipped(exc.message)
+            view.skip(exc.message)
     return order(
-        filter_models(models, expression), order_by, _sort_value, ["name ASC"], MODEL_FIELDS
+        filter_models(models, expression),
+        order_by,
+        _sort_value,
+        ["name ASC"],
+        MODEL_FIELDS,
     )

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from gittrack.errors import CorruptDataError, InvalidInputError, NotFoundError
+from gittrack.errors import CorruptDataError, GittrackError, InvalidInputError, NotFoundError
 from gittrack.registry.tag_names import (
     ParsedTag,
     TagKind,
@@ -182,6 +182,16 @@ class Version:
     def aliases(self) -> tuple[str, ...]:
         return tuple(sorted(self.alias_assignments))
 
+    @functools.cached_property
+    def last_tagged(self) -> datetime:
+        """When the latest tag that made the version what it is now was made: its
+        registration or the assignment of a label it holds (a built ``Version`` never
+        changes, so this is computed once)."""
+        dates = [self.when, *(a.when for a in self.alias_assignments.values())]
+        if self.stage_assignment is not None:
+            dates.append(self.stage_assignment.when)
+        return max(dates)
+
     def registration_info(self) -> RegistrationMessage:
         """The registration tag's message, parsed (see :func:`parse_registration_message`)."""
         return _remembered_registration(self.message, self.tag)
@@ -214,6 +224,10 @@ class ModelState:
     def active_versions(self) -> list[Version]:
         """Versions that are not deregistered, oldest number first."""
         return [v for _, v in sorted(self.versions.items()) if not v.deregistered]
+
+    def has_active_versions(self) -> bool:
+        """Whether any version is not deregistered."""
+        return any(not v.deregistered for v in self.versions.values())
 
     def versions_in_stage(self, stage: str) -> list[Version]:
         return [v for v in self.active_versions() if v.stage == stage]
@@ -439,6 +453,52 @@ class _ModelBuilder:
         self._records: dict[str, TagRecord] = {}  # the replayed tags by name
         self._touched: set[int] = set()
 
+    # ------------------------------------------------------------------ saved form
+    def document(self) -> dict[str, Any]:
+        """What was replayed, by tag name: the events in order, each version's registration
+        tag (and whether it is deregistered), each held label's tag and position."""
+        return {
+            "stages": sorted(self.stages),
+            "events": [record.name for _, record in self.events],
+            "versions": [[n, v.tag, v.deregistered] for n, v in self.versions.items()],
+            "labels": [
+                [number, position, assignment.tag]
+                for number, held in self.labels.items()
+                for position, assignment in held.values()
+            ],
+            "deprecated": self.deprecated,
+        }
+
+    @classmethod
+    def restored(
+        cls, name: str, document: Mapping[str, Any], records: Mapping[str, TagRecord]
+    ) -> _ModelBuilder:
+        """The builder ``document`` describes, its tags taken from ``records`` (by name).
+
+        Raises:
+            KeyError, TypeError, ValueError: the document does not describe a builder of
+                these tags (the caller replays the model instead).
+        """
+        builder = cls(name, frozenset(document["stages"]))
+        builder.events = events = [_event_of(records[tag], name) for tag in document["events"]]
+        builder.by_commit = _registrations_by_commit(events)
+        builder._named_commits = {r.commit for p, r in events if p.kind is not TagKind.REGISTRATION}
+        builder._records = {record.name: record for _, record in events}
+        for number, tag, deregistered in document["versions"]:
+            parsed, record = _event_of(records[tag], name)
+            version = _new_version(name, parsed, record)
+            if deregistered:
+                version = replace(version, deregistered=True)
+            builder.versions[int(number)] = version
+        for number, position, tag in document["labels"]:
+            parsed, record = _event_of(records[tag], name)
+            assignment = builder._assignment(parsed, record, int(number))
+            held = builder.labels.setdefault(int(number), {})
+            held[assignment.label] = (int(position), assignment)
+        builder._touched = set(builder.versions)
+        builder.deprecated = bool(document["deprecated"])
+        return builder
+
     def appended(self, events: list[_TagEvent]) -> _Plan | None:
         """``(all events in order, the new ones, where replaying starts)`` when ``events`` are the replayed events,
         unchanged, plus new ones that can be replayed on top of them; ``None`` when the model
@@ -515,23 +575,17 @@ class _ModelBuilder:
 
     def _state(self) -> ModelState:
         """The state now: versions no event touched since the last state are shared with it
-        (nobody changes a built ``Version``), the others are built afresh."""
+        (nobody changes a built ``Version``), the others are built afresh; a version that
+        holds no label is its registration's ``Version`` itself."""
         for number in self._touched:
-            version = self.versions[number]
-            held = self.labels.get(number, {})
-            stages = [(pos, a) for pos, a in held.values() if a.is_stage]
-            self._built[number] = replace(
-                version,
-                stage_assignment=max(stages, key=lambda item: item[0])[1] if stages else None,
-                alias_assignments={a.label: a for _, a in held.values() if not a.is_stage},
-            )
+            self._built[number] = _labelled(self.versions[number], self.labels.get(number))
         self._touched.clear()
         return ModelState(self.name, dict(sorted(self._built.items())), self.deprecated)
 
     def _deregister(self, parsed: ParsedTag, record: TagRecord) -> None:
         version = self.versions.get(parsed.version_number or 0)
         if version is not None and version.commit == record.commit:
-            version.deregistered = True
+            self.versions[version.number] = replace(version, deregistered=True)
             self.labels.pop(version.number, None)
             self._touched.add(version.number)
 
@@ -540,16 +594,21 @@ class _ModelBuilder:
         if number is None or parsed.label is None:
             return
         label = parsed.label
-        is_stage = label in self.stages
-        if not is_stage:
+        if label not in self.stages:
             for holder, held in self.labels.items():
                 if held.pop(label, None) is not None:
                     self._touched.add(holder)
-        assignment = Assignment(
+        assignment = self._assignment(parsed, record, number)
+        self.labels.setdefault(number, {})[label] = (position, assignment)
+        self._touched.add(number)
+
+    def _assignment(self, parsed: ParsedTag, record: TagRecord, number: int) -> Assignment:
+        assert parsed.label is not None
+        return Assignment(
             model=self.name,
             version=number,
-            label=label,
-            is_stage=is_stage,
+            label=parsed.label,
+            is_stage=parsed.label in self.stages,
             tag=record.name,
             counter=parsed.counter,
             who=record.tagger_name,
@@ -557,8 +616,6 @@ class _ModelBuilder:
             when=record.date,
             message=record.message,
         )
-        self.labels.setdefault(number, {})[label] = (position, assignment)
-        self._touched.add(number)
 
     def _unassign(self, parsed: ParsedTag, record: TagRecord) -> None:
         number = self._active_version(record)
@@ -583,6 +640,7 @@ class StateBuilder:
 
     def __init__(self) -> None:
         self._models: dict[str, _ModelBuilder] = {}
+        self.replayed = 0  # tag events replayed so far (restored models replay none)
 
     def build(
         self, tags: Iterable[TagRecord], stages: Sequence[str] = DEFAULT_STAGES
@@ -604,8 +662,65 @@ class StateBuilder:
                 ordered = sorted(grouped[name], key=_order_key)
                 builder = self._models[name] = _ModelBuilder(name, stage_set)
                 plan = (ordered, ordered, 0)
+            self.replayed += len(plan[0]) - plan[2]
             models[name] = builder.extend(*plan)
         return RegistryState(models=models, stages=tuple(stages))
+
+    def document(self, is_current: Callable[[TagRecord], bool]) -> dict[str, Any]:
+        """The builder in JSON-able form, for ``restore`` in another process: the models
+        whose replayed tags all pass ``is_current`` (the others are replayed there)."""
+        return {
+            name: builder.document()
+            for name, builder in self._models.items()
+            if all(is_current(record) for _, record in builder.events)
+        }
+
+    def restore(self, document: Any, records: Mapping[str, TagRecord]) -> None:
+        """Take up what ``document`` (from ``document``) says was replayed, its tags looked
+        up by name in ``records``; a model it does not describe well is left to be replayed,
+        and so is one whose tags changed since (``build`` tells).
+
+        Args:
+            document: a value ``document`` returned, read back from JSON (any other value
+                restores nothing).
+            records: the tags the document was saved with, by name.
+        """
+        if not isinstance(document, dict):
+            return
+        for name, described in document.items():
+            try:
+                self._models[name] = _ModelBuilder.restored(name, described, records)
+            except (KeyError, TypeError, ValueError, AttributeError, GittrackError):
+                self._models.pop(name, None)
+
+
+def _event_of(record: TagRecord, model: str) -> _TagEvent:
+    """The registry event of a saved tag, which must be an annotated tag of ``model``."""
+    parsed = parse_tag(record.name)
+    if parsed is None or parsed.model != model or not record.annotated:
+        raise ValueError(f"tag {record.name!r} is not a registry tag of model {model!r}")
+    return parsed, record
+
+
+def _labelled(version: Version, held: dict[str, tuple[int, Assignment]] | None) -> Version:
+    """``version`` holding the labels ``held`` (label -> (position, assignment)): its stage is
+    the stage assigned last, the others are aliases."""
+    if not held:
+        return version
+    stages = [(position, a) for position, a in held.values() if a.is_stage]
+    return Version(
+        version.model,
+        version.number,
+        version.commit,
+        version.tag,
+        version.who,
+        version.email,
+        version.when,
+        version.message,
+        version.deregistered,
+        max(stages, key=lambda item: item[0])[1] if stages else None,
+        {a.label: a for _, a in held.values() if not a.is_stage},
+    )
 
 
 def _new_version(model: str, parsed: ParsedTag, record: TagRecord) -> Version:

@@ -18,10 +18,13 @@ import contextlib
 import functools
 import json
 import os
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from gittrack.errors import ConflictError, GittrackError, RepositoryError
 from gittrack.registry.state import TagRecord
@@ -35,8 +38,9 @@ from gittrack.store.files import replace_file
 from gittrack.store.git import GitRepo
 from gittrack.store.refs import read_small_file
 
-_CACHE_FORMAT = 3
-_SAVE_AFTER = 64  # tag objects parsed before what is known is saved for the next process
+_CACHE_FORMAT = 4
+_SAVE_AFTER = 64  # tag refs read again before what is known is saved for the next process
+_RACY_SECONDS = 2  # a ref file changed this recently may change again within its mtime tick
 LOOSE_TAGS_TO_PACK = 256  # loose tag refs above which a write packs them
 _SIGNATURE_STARTS = (
     b"-----BEGIN PGP SIGNATURE-----",
@@ -100,10 +104,18 @@ class TagStore:
     object already seen is not parsed again. What it learnt is kept in
     ``$GIT_DIR/gittrack/cache/registry-tags.json`` (derived data) for the next process.
     A repository with another ref storage (reftable) is read with ``git for-each-ref``.
+
+    The saved file may also carry a document derived from the tags (``derived``: the registry
+    state, so that another process does not replay every tag); a new store hands it back once
+    with the tags it was saved with (``take_saved``).
+
+    One store may serve several threads: ``lock`` (reentrant) is held by each read and
+    write, and by a caller that must see the tags and act on them as one step.
     """
 
     def __init__(self, repo: GitRepo) -> None:
         self.repo = repo
+        self.lock = threading.RLock()
         self._loaded = False
         self._loose: dict[str, int] = {}  # loose tag ref -> inode at the last look
         self._saved_mtimes: dict[str, int] = {}  # loose ref -> mtime (ns) a saved cache vouches
@@ -113,7 +125,11 @@ class TagStore:
         self._by_model: dict[str, set[str]] = {}  # registry model -> its tag names
         self._listing: TagListing | None = None
         self._model_listings: dict[str, TagListing] = {}  # until a tag of the model changes
-        self._unsaved = 0
+        self.unsaved = 0  # tag refs read again since the last save
+        # The owner's document derived from the tags, given which records are current; with
+        # one, the owner saves (``save``), else every read that looked at many refs does.
+        self.derived: Callable[[Callable[[TagRecord], bool]], Any] | None = None
+        self._saved: tuple[Any, dict[str, TagRecord]] | None = None
 
     def read(self, model: str | None = None) -> TagListing:
         """All tags (or only the registry tags of ``model``), sorted by name.
@@ -123,8 +139,14 @@ class TagStore:
         """
         if model is not None:
             validate_model_name(model)
+        with self.lock:
+            return self._read(model)
+
+    def _read(self, model: str | None) -> TagListing:
         if not self._refresh():
             return self._for_each_ref_listing(model)
+        if self.derived is None and self.unsaved >= _SAVE_AFTER:
+            self.save()
         if model is None:
             if self._listing is None:
                 self._listing = _listing_of(self._tags[n] for n in sorted(self._tags))
@@ -199,6 +221,7 @@ class TagStore:
     def _apply(self, changed: set[str]) -> None:
         """Re-read the tags whose refs changed (objects not seen before are parsed)."""
         self._listing = None
+        self.unsaved += len(changed)
         shas: dict[str, str] = {}
         for name in changed:
             sha = None
@@ -217,9 +240,6 @@ class TagStore:
         for name, (kind, body) in zip(order, objects):
             self._forget(name)
             self._remember(_tag_of(name, shas[name], kind, body))
-        self._unsaved += len(order)
-        if self._unsaved >= _SAVE_AFTER:
-            self._save()
 
     def _vouched(self, name: str) -> bool:
         """Whether the loose ref ``name`` is the very file a previous process read: same
@@ -258,16 +278,28 @@ class TagStore:
     def _cache_file(self) -> Path:
         return self.repo.gittrack_dir / "cache" / "registry-tags.json"
 
+    def take_saved(self) -> tuple[Any, dict[str, TagRecord]] | None:
+        """Once, after the first read: the derived document a previous process saved and the
+        tags (by name) as they were when it was saved; None when there was none."""
+        with self.lock:
+            saved, self._saved = self._saved, None
+            return saved
+
     def _load_saved(self) -> None:
         """The tags a previous process saw. Their objects are trusted (a tag object never
         changes); a loose ref is read again unless its file is the one read then (same inode
-        and modification time), a packed one when ``packed-refs`` holds another object."""
+        and modification time), a packed one when ``packed-refs`` holds another object.
+        A file saved for another repository, in another format or damaged is ignored."""
         self._loaded = True
         try:
             document = json.loads(self._cache_file.read_bytes())
         except (OSError, ValueError):
             return
-        if not isinstance(document, dict) or document.get("format") != _CACHE_FORMAT:
+        if (
+            not isinstance(document, dict)
+            or document.get("format") != _CACHE_FORMAT
+            or document.get("repository") != str(self.repo.common_dir)
+        ):
             return
         try:
             for name, sha, commit, who, email, date, message, annotated, signed in document["tags"]:
@@ -282,27 +314,47 @@ class TagStore:
         self._loose = {n: inode for n, (inode, _) in loose.items() if n in self._tags}
         self._saved_mtimes = {n: loose[n][1] for n in self._loose}
         self._packed = {n: t.sha for n, t in self._tags.items() if n not in self._loose}
+        if "derived" in document:
+            self._saved = (document["derived"], {n: t.record for n, t in self._tags.items()})
 
-    def _save(self) -> None:
-        self._unsaved = 0
-        rows = [
-            [t.record.name, t.sha, t.record.commit, t.record.tagger_name, t.record.tagger_email,
-             t.record.date.timestamp(), t.record.message, t.record.annotated, t.signed]
-            for t in self._tags.values()
-        ]  # fmt: skip
-        document = {"format": _CACHE_FORMAT, "tags": rows, "loose": self._loose_stamps()}
-        with contextlib.suppress(OSError):  # derived data: a full disk costs a re-read only
-            replace_file(self._cache_file, json.dumps(document).encode())
+    def save(self) -> None:
+        """Write what is known for the next process (derived data: a failure to write, a
+        full disk say, only costs that process the reading)."""
+        with self.lock:
+            self.unsaved = 0
+            rows = [
+                [t.record.name, t.sha, t.record.commit, t.record.tagger_name,
+                 t.record.tagger_email, t.record.date.timestamp(), t.record.message,
+                 t.record.annotated, t.signed]
+                for t in self._tags.values()
+            ]  # fmt: skip
+            document: dict[str, Any] = {
+                "format": _CACHE_FORMAT,
+                "repository": str(self.repo.common_dir),
+                "tags": rows,
+                "loose": self._loose_stamps(),
+            }
+            if self.derived is not None:
+                tags = self._tags
+                document["derived"] = self.derived(
+                    lambda r: (known := tags.get(r.name)) is not None and known.record is r
+                )
+            with contextlib.suppress(OSError):
+                replace_file(self._cache_file, json.dumps(document).encode())
 
     def _loose_stamps(self) -> dict[str, list[int]]:
-        """[inode, mtime in ns] of each loose tag ref still the file last read."""
+        """[inode, mtime in ns] of each loose tag ref still the file last read, but for the
+        files changed in the last seconds: within the file system's timestamp resolution a
+        ref rewritten after the save could show the same stamp (git's "racy" files), so
+        those are read again by the next process."""
         stamps = {}
+        recent = (time.time() - _RACY_SECONDS) * 1e9
         for name, inode in self._loose.items():
             try:
                 stat = os.stat(f"{self._tags_dir}/{name}")
             except OSError:
                 continue
-            if stat.st_ino == inode and name in self._tags:
+            if stat.st_ino == inode and name in self._tags and stat.st_mtime_ns < recent:
                 stamps[name] = [inode, stat.st_mtime_ns]
         return stamps
 
@@ -311,6 +363,10 @@ class TagStore:
         self, name: str, commit: str, message: str, *, when: int, sign: bool = False
     ) -> TagRecord:
         """Create the annotated tag ``name`` on ``commit``; ``ConflictError`` if it exists."""
+        with self.lock:
+            return self._create(name, commit, message, when, sign)
+
+    def _create(self, name: str, commit: str, message: str, when: int, sign: bool) -> TagRecord:
         if not message.endswith("\n"):
             message += "\n"
         if sign:
@@ -376,10 +432,10 @@ def _parse_record(chunk: str) -> tuple[TagRecord, bool]:
     return TagRecord(name, peeled or target, who, email, stamp, message), bool(signature)
 
 
-@dataclass(frozen=True)
-class _Tag:
+class _Tag(NamedTuple):
     """A tag as the store knows it: the object its ref holds, the record, and whether the
-    tag object carries a signature."""
+    tag object carries a signature (a named tuple: a saved store makes ten thousand at once,
+    several times faster than a frozen dataclass)."""
 
     sha: str
     record: TagRecord

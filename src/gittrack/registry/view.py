@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
-from gittrack.entities import ModelVersion, RegisteredModel
-from gittrack.errors import CorruptDataError, InvalidInputError, NotFoundError, warn_skipped
+from gittrack.entities import ModelVersion, RegisteredModel, RegisteredModelSummary
+from gittrack.errors import (
+    CorruptDataError,
+    InvalidInputError,
+    NotFoundError,
+    warn_skipped,
+)
 from gittrack.registry import metadata
 from gittrack.registry.state import (
     ModelState,
     RegistrationMessage,
     RegistryState,
-    StateBuilder,
     TagRecord,
     Version,
     build_registry_state,
@@ -38,18 +43,18 @@ class RegistryView:
         listing: TagListing,
         snapshot: BranchSnapshot,
         stages: tuple[str, ...],
-        builder: StateBuilder | None = None,
+        state: RegistryState | None = None,
     ) -> None:
-        """``builder``, when given, computes the state from the tags added since the state it
-        computed last (see ``StateBuilder``); the state is the same either way."""
+        """``state``, when given, is the one ``listing`` gives with ``stages`` (computed once
+        for many views, see ``shared_state``); else it is computed here."""
         self.listing = listing
         self.snapshot = snapshot
         self.stages = stages
-        if builder is None:
-            self.state: RegistryState = build_registry_state(listing.records, stages)
-        else:
-            self.state = builder.build(listing.records, stages)
+        if state is None:
+            state = build_registry_state(listing.records, stages)
+        self.state: RegistryState = state
         self._model_docs: dict[str, dict[str, Any] | None] = {}
+        self.skipped = 0  # things left out of a listing because a file is unreadable
         self._version_docs: dict[tuple[str, int], dict[str, Any] | None] = {}
 
     # ------------------------------------------------------------------ metadata
@@ -110,7 +115,7 @@ class RegistryView:
         model = self.state.models.get(name)
         doc = self.model_doc(name)
         if model is not None and not model.deprecated:
-            return doc is not None or bool(model.active_versions())
+            return doc is not None or model.has_active_versions()
         if doc is None:
             return False
         if model is None:
@@ -136,8 +141,13 @@ class RegistryView:
         try:
             return self.exists(name)
         except CorruptDataError as exc:
-            warn_skipped(exc.message)
+            self.skip(exc.message)
             return False
+
+    def skip(self, message: str) -> None:
+        """Report that an unreadable file leaves something out of what this view lists."""
+        self.skipped += 1
+        warn_skipped(message)
 
     def require_model(self, name: str) -> ModelState:
         """The model's state (empty when it has no versions yet); NotFoundError if it is gone."""
@@ -165,12 +175,12 @@ class RegistryView:
         doc = self.version_doc(version.model, version.number) or {}
         # Versions registered by hand or by GTO have no file: their tag message tells.
         info = RegistrationMessage() if _complete(doc) else _registration_info(version)
-        created = parse_time(doc.get("creation_time")) or to_ms(version.when)
+        created, updated = self._version_times(version)
         return ModelVersion(
             name=version.model,
             version=str(version.number),
             creation_timestamp=created,
-            last_updated_timestamp=max(created, _last_change(version, doc)),
+            last_updated_timestamp=updated,
             description=doc.get("description", info.description),
             user_id=doc.get("user") or info.user or version.email,
             current_stage=version.current_stage,
@@ -184,34 +194,63 @@ class RegistryView:
 
     def latest_per_stage(self, name: str) -> list[Version]:
         """The highest active version in each stage (``"None"`` included), in stage order."""
+        return self._latest_per_stage(self.require_model(name).active_versions())
+
+    def _latest_per_stage(self, active: list[Version]) -> list[Version]:
         latest: dict[str, Version] = {}
-        for version in self.require_model(name).active_versions():
+        for version in active:
             latest[version.current_stage] = version
         order = [*self.stages, *sorted(set(latest) - set(self.stages))]
         return [latest[s] for s in order if s in latest]
 
     def registered_model(self, name: str) -> RegisteredModel:
+        summary = self.model_summary(name)
+        versions = self.require_model(name).versions
+        return RegisteredModel(
+            name=name,
+            creation_timestamp=summary.creation_timestamp,
+            last_updated_timestamp=summary.last_updated_timestamp,
+            description=summary.description,
+            tags=dict(summary.tags),
+            latest_versions=[self.model_version(versions[n]) for _, n in summary.latest_stages],
+            aliases={alias: str(n) for alias, n in summary.aliases.items()},
+        )
+
+    def model_summary(self, name: str) -> RegisteredModelSummary:
+        """What ``registered_model`` says of ``name``, its latest versions as numbers.
+
+        Raises:
+            NotFoundError: the model does not exist.
+            CorruptDataError: its ``model.yaml`` or a latest version's file is unreadable.
+        """
         model = self.require_model(name)
         doc = self.model_doc(name) or {}
-        latest = self.latest_per_stage(name)
-        self.prefetch(versions=[(name, v.number) for v in latest])
-        latest_versions = [self.model_version(v) for v in latest]
         active = model.active_versions()
+        latest = self._latest_per_stage(active)
+        self.prefetch(versions=[(name, v.number) for v in latest])
         created = parse_time(doc.get("creation_time")) or min(
             (to_ms(v.when) for v in active), default=None
         )
         updates = [parse_time(doc.get("last_update_time")) or created or 0]
-        updates += [_last_change(v, {}) for v in active]
-        updates += [v.last_updated_timestamp or 0 for v in latest_versions]
-        return RegisteredModel(
+        if active:
+            updates.append(to_ms(max(v.last_tagged for v in active)))
+        updates += [self._version_times(v)[1] for v in latest]
+        return RegisteredModelSummary(
             name=name,
             creation_timestamp=created,
             last_updated_timestamp=max(updates) or None,
             description=doc.get("description"),
-            tags=dict(doc.get("tags") or {}),
-            latest_versions=latest_versions,
-            aliases={alias: str(n) for alias, n in sorted(model.aliases.items())},
+            tags=MappingProxyType(dict(doc.get("tags") or {})),
+            latest_stages=tuple((v.current_stage, v.number) for v in latest),
+            aliases=MappingProxyType(dict(sorted(model.aliases.items()))),
+            versions=tuple(v.number for v in active),
         )
+
+    def _version_times(self, version: Version) -> tuple[int, int]:
+        """(creation, last update) of a version in ms: its file's, else its tags'."""
+        doc = self.version_doc(version.model, version.number) or {}
+        created = parse_time(doc.get("creation_time")) or to_ms(version.when)
+        return created, max(created, _last_change(version, doc))
 
 
 MAX_VERSION = 2**63 - 1  # MLflow's version column is a 64-bit integer
@@ -244,11 +283,7 @@ def _complete(doc: dict[str, Any]) -> bool:
 
 def _last_change(version: Version, doc: dict[str, Any]) -> int:
     """The latest of the version's file edit, registration and label assignments (ms)."""
-    changes = [parse_time(doc.get("last_update_time")) or 0, to_ms(version.when)]
-    if version.stage_assignment is not None:
-        changes.append(to_ms(version.stage_assignment.when))
-    changes += [to_ms(a.when) for a in version.alias_assignments.values()]
-    return max(changes)
+    return max(parse_time(doc.get("last_update_time")) or 0, to_ms(version.last_tagged))
 
 
 def _registration_info(version: Version) -> RegistrationMessage:

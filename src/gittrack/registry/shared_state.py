@@ -1,0 +1,172 @@
+"""The registry state of one repository, kept once per process and saved for the next one.
+
+Every ``Client`` has its own ``RegistryService`` and the command line makes a new ``Client``
+for each command, but what they read (the tags, in a ``TagStore``) and what they compute from
+it (the state, with a ``StateBuilder``) belongs to the repository: it is kept once per
+repository handle, which ``open_repository`` shares among the clients of one git common dir.
+Each call still looks at the tag refs (the store's refresh), so a tag written by another
+process, ``git tag`` or ``git fetch --tags`` is in the very next state; the tags that changed
+are replayed on top of the state (``StateBuilder``). The store's lock makes the read of the
+tags and the state computed from them one step for the UI server's threads.
+
+The builder is also saved, with the tags, in the store's file in ``$GIT_DIR/gittrack/cache``
+(derived data): a new process takes up the state a previous one computed instead of replaying
+every tag, then replays what changed since. The file names the tags of each replayed event;
+a model whose tags changed since the save (moved, deleted, more of them) is replayed, whole or
+from where it stopped, exactly as in the process that saved it. The store ignores a damaged
+file, one of another format or one saved for another repository.
+
+The listing of the whole registry (read-only summaries, ``RegistryService.model_listing``) is
+remembered with the state and the tracking branch commit it was made from, and handed out
+again while neither changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from gittrack.registry.state import RegistryState, StateBuilder
+from gittrack.registry.tags_io import TagListing, TagStore
+from gittrack.tracking.repository import TrackingRepository
+
+T = TypeVar("T")
+
+SAVE_AFTER_REPLAYED = 64
+"""Tag events replayed (or tag refs read again) since the last save that make a state worth
+saving for the next process; a process that found no saved state saves what it replayed."""
+
+
+class SharedRegistry:
+    """The tags of one repository and the registry state computed from them."""
+
+    def __init__(self, tags: TagStore) -> None:
+        """The shared state of the repository whose tags ``tags`` reads.
+
+        Args:
+            tags: the repository's tag store; this object saves it (with the builder).
+        """
+        self.tags = tags
+        self.builder = StateBuilder()
+        self.restored = False  # whether a saved state was taken up (read by tests)
+        self._saved_state_found = False
+        self._replayed_at_save = 0
+        self._states: dict[str | None, tuple[TagListing, tuple[str, ...], RegistryState]] = {}
+        self._listing: tuple[RegistryState, str | None, list[Any]] | None = None
+        tags.derived = self.builder.document
+
+    def current(
+        self, stages: Sequence[str], model: str | None = None
+    ) -> tuple[TagListing, RegistryState]:
+        """The tags now (all, or those of ``model``) and the registry state they give.
+
+        Args:
+            stages: the labels that are stages.
+            model: only this model's tags (the state knows no other model).
+
+        Returns:
+            ``(listing, state)``; the same objects as the previous call when no tag changed.
+
+        Raises:
+            InvalidInputError: ``model`` is not a valid model name, or a stage is not a label.
+            CorruptDataError: tags that give no state (see ``registry.state``).
+        """
+        stages = tuple(stages)
+        with self.tags.lock, _collector_paused():
+            listing = self.tags.read(model)
+            self._take_saved()
+            known = self._states.get(model)
+            if known is not None and known[0] is listing and known[1] == stages:
+                return listing, known[2]
+            state = self.builder.build(listing.records, stages)
+            self._states[model] = (listing, stages, state)
+            self._save_when_worth_it()
+            return listing, state
+
+    def remembered_listing(
+        self,
+        state: RegistryState,
+        commit: str | None,
+        make: Callable[[], list[T]],
+        keep: Callable[[], bool],
+    ) -> list[T]:
+        """The listing of the whole registry made from ``state`` (a state ``current`` gave) and
+        the tracking branch at ``commit``: made by ``make`` the first time, and the same items
+        again while neither changed (the items must be read-only).
+
+        Args:
+            state: the registry state the listing is made from.
+            commit: the tracking branch commit holding the metadata it reads.
+            make: makes the listing.
+            keep: after ``make``, whether the listing may be remembered (not when something
+                was left out with a warning, which the next listing must give again).
+
+        Returns:
+            A new list of the listing's items.
+        """
+        known = self._listing
+        if known is not None and known[0] is state and known[1] == commit:
+            return list(known[2])
+        with _collector_paused():
+            listing = make()
+        if keep():
+            self._listing = (state, commit, listing)
+        return list(listing)
+
+    def _take_saved(self) -> None:
+        saved = self.tags.take_saved()
+        if saved is not None:
+            document, records = saved
+            self.builder.restore(document, records)
+            self.restored = bool(document)
+            self._saved_state_found = True
+
+    def _save_when_worth_it(self) -> None:
+        replayed = self.builder.replayed - self._replayed_at_save
+        if max(replayed, self.tags.unsaved) >= SAVE_AFTER_REPLAYED or (
+            replayed and not self._saved_state_found
+        ):
+            self._replayed_at_save = self.builder.replayed
+            self._saved_state_found = True
+            self.tags.save()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused (if it ran), then resumed: loading a saved
+    state, replaying the tags or listing the registry makes tens of thousands of small objects
+    that hold no cycles and are kept (with the state, or as the remembered listing), and the
+    collections their allocation triggers would walk them again and again (a quarter of a
+    first listing's time at 10,000 tags)."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+_shared: weakref.WeakKeyDictionary[TrackingRepository, SharedRegistry] = weakref.WeakKeyDictionary()
+_shared_lock = threading.Lock()
+
+
+def shared_registry(repository: TrackingRepository) -> SharedRegistry:
+    """The registry state of a repository handle (one per handle, living as long as it).
+
+    Args:
+        repository: the process's handle of the repository (``open_repository``).
+
+    Returns:
+        The state every registry service of that handle shares.
+    """
+    with _shared_lock:
+        shared = _shared.get(repository)
+        if shared is None:
+            shared = _shared[repository] = SharedRegistry(TagStore(repository.repo))
+        return shared
