@@ -324,3 +324,31 @@ def test_a_listing_that_left_out_an_unreadable_file_reports_it_every_time(repo: 
         with pytest.warns(CorruptDataWarning, match="wine"):
             names = [s.name for s in client.registered_model_listing()]
         assert names == ["IrisRF"]
+
+
+def test_a_ref_file_with_the_inode_of_the_one_read_before_is_read_again(
+    repo: Path, tmp_path: Path
+) -> None:
+    client = Client()
+    _registry(client)
+    label = repo / ".git" / "refs" / "tags" / "IrisRF#Production#1"
+    assert label.is_file()  # loose, as gittrack writes a few tags
+    before = [row["stages"] for row in _in_this_process(repo) if row["name"] == "IrisRF"]
+    # The label moved to version 3's commit in a file with the same inode: what a tag
+    # deleted and made again gets when the file system hands it the freed inode (ext4
+    # does), made certain here by writing the new value into the old file.
+    version_3 = git(repo, "rev-parse", "IrisRF@v3.0.0^{commit}").strip()
+    body = (
+        f"object {version_3}\ntype commit\ntag IrisRF#Production#1\n"
+        "tagger Someone <someone@example.com> 1700000000 +0000\n\nProduction by hand\n"
+    )
+    moved = git(repo, "hash-object", "-w", "-t", "tag", "--stdin", input=body.encode()).strip()
+    inode = label.stat().st_ino
+    with open(label, "r+b") as ref_file:
+        ref_file.write(f"{moved}\n".encode())
+    git(repo, "tag", "-a", "-m", "another tag", "unrelated", "HEAD")  # the directory changes
+    assert label.stat().st_ino == inode
+    after = _in_this_process(repo)
+    assert after == _without_saved_state(repo, tmp_path / "fresh")
+    stages = next(r["stages"] for r in after if r["name"] == "IrisRF")
+    assert "Production: v3" in stages and [stages] != before

@@ -98,10 +98,11 @@ class TagStore:
 
     The store remembers every tag it read (name, the object its ref holds, the record and
     whether it is signed) and, at each read, looks only at what moved: the loose tag refs
-    (one directory scan, cheap because gittrack packs them, see ``LOOSE_TAGS_TO_PACK``), and
-    ``packed-refs`` when that file changed. A ref whose file is the same (same inode: git
-    and gittrack replace a ref by renaming a new file over it) is not read again; a tag
-    object already seen is not parsed again. What it learnt is kept in
+    (``_LooseScan``: nothing but the directories' times while no directory changed), and
+    ``packed-refs`` when that file changed. A ref whose file is the same (same inode and
+    modification time: git and gittrack replace a ref by renaming a new file over it, and
+    a reused inode comes with a new time) is not read again; a tag object already seen is
+    not parsed again. What it learnt is kept in
     ``$GIT_DIR/gittrack/cache/registry-tags.json`` (derived data) for the next process.
     A repository with another ref storage (reftable) is read with ``git for-each-ref``.
 
@@ -117,8 +118,7 @@ class TagStore:
         self.repo = repo
         self.lock = threading.RLock()
         self._loaded = False
-        self._loose: dict[str, int] = {}  # loose tag ref -> inode at the last look
-        self._saved_mtimes: dict[str, int] = {}  # loose ref -> mtime (ns) a saved cache vouches
+        self._loose: dict[str, tuple[int, int]] = {}  # loose ref -> (inode, mtime) last read
         self._packed_source: dict[str, str] | None = None  # packed refs seen at that look
         self._packed: dict[str, str] = {}  # packed tag -> object
         self._tags: dict[str, _Tag] = {}  # every tag now
@@ -181,6 +181,10 @@ class TagStore:
 
     # ------------------------------------------------------------------ refreshing
     @functools.cached_property
+    def _loose_scan(self) -> _LooseScan:
+        return _LooseScan(self._tags_dir)
+
+    @functools.cached_property
     def _tags_dir(self) -> str:
         return f"{self.repo.common_dir}/refs/tags"
 
@@ -191,7 +195,7 @@ class TagStore:
             return False
         if not self._loaded:
             self._load_saved()
-        loose = _scan_loose(self._tags_dir)
+        loose = self._loose_scan.scan()
         packed_source = self.repo.packed_ref_map()
         changed: set[str] = set()
         if packed_source is not self._packed_source:
@@ -205,24 +209,24 @@ class TagStore:
                 n for n in packed.keys() & self._packed.keys() if packed[n] != self._packed[n]
             )
             self._packed, self._packed_source = packed, packed_source
-        if loose != self._loose:
+        if loose is not self._loose:
             changed.update(n for n in loose.keys() ^ self._loose.keys())
             changed.update(
                 n for n in loose.keys() & self._loose.keys() if loose[n] != self._loose[n]
             )
-            self._loose = loose
-        if self._saved_mtimes:
-            changed.update(n for n in loose.keys() - changed if not self._vouched(n))
-            self._saved_mtimes = {}
+            # A file changed within its timestamp's resolution may have been replaced by one
+            # with the same inode and time: such recent files are read again.
+            recent = time.time_ns() - int(_RACY_SECONDS * 1e9)
+            changed.update(n for n, (_, mtime) in loose.items() if mtime >= recent)
+        self._loose = loose
         if changed:
             self._apply(changed)
         return True
 
     def _apply(self, changed: set[str]) -> None:
         """Re-read the tags whose refs changed (objects not seen before are parsed)."""
-        self._listing = None
-        self.unsaved += len(changed)
         shas: dict[str, str] = {}
+        gone = []
         for name in changed:
             sha = None
             if name in self._loose:
@@ -230,9 +234,16 @@ class TagStore:
                 sha = raw if _is_object_id(raw) else self._packed_now(name)
             sha = sha or self._packed.get(name)
             if sha is None:
-                self._forget(name)
+                if name in self._tags:
+                    gone.append(name)
             elif name not in self._tags or self._tags[name].sha != sha:
                 shas[name] = sha
+        if not shas and not gone:
+            return  # refs read again that still hold what was known: the listing stands
+        self._listing = None
+        self.unsaved += len(shas) + len(gone)
+        for name in gone:
+            self._forget(name)
         if not shas:
             return
         order = sorted(shas)
@@ -240,15 +251,6 @@ class TagStore:
         for name, (kind, body) in zip(order, objects):
             self._forget(name)
             self._remember(_tag_of(name, shas[name], kind, body))
-
-    def _vouched(self, name: str) -> bool:
-        """Whether the loose ref ``name`` is the very file a previous process read: same
-        inode (checked by the caller) and same modification time, so that an inode reused
-        by a later ref file is not taken for the old one."""
-        try:
-            return os.stat(f"{self._tags_dir}/{name}").st_mtime_ns == self._saved_mtimes.get(name)
-        except OSError:
-            return False
 
     def _packed_now(self, name: str) -> str | None:
         """The object of tag ``name`` in ``packed-refs`` as the file is now: its loose file
@@ -311,8 +313,7 @@ class TagStore:
             self._by_model.clear()
             return
         # What the saved tags' refs held: refs that still hold them are not read again.
-        self._loose = {n: inode for n, (inode, _) in loose.items() if n in self._tags}
-        self._saved_mtimes = {n: loose[n][1] for n in self._loose}
+        self._loose = {n: stamp for n, stamp in loose.items() if n in self._tags}
         self._packed = {n: t.sha for n, t in self._tags.items() if n not in self._loose}
         if "derived" in document:
             self._saved = (document["derived"], {n: t.record for n, t in self._tags.items()})
@@ -343,20 +344,16 @@ class TagStore:
                 replace_file(self._cache_file, json.dumps(document).encode())
 
     def _loose_stamps(self) -> dict[str, list[int]]:
-        """[inode, mtime in ns] of each loose tag ref still the file last read, but for the
-        files changed in the last seconds: within the file system's timestamp resolution a
-        ref rewritten after the save could show the same stamp (git's "racy" files), so
-        those are read again by the next process."""
-        stamps = {}
+        """[inode, mtime in ns] of each loose tag ref last read, but for the files changed
+        in the last seconds: within the file system's timestamp resolution a ref rewritten
+        after the save could show the same stamp (git's "racy" files), so those are read
+        again by the next process."""
         recent = (time.time() - _RACY_SECONDS) * 1e9
-        for name, inode in self._loose.items():
-            try:
-                stat = os.stat(f"{self._tags_dir}/{name}")
-            except OSError:
-                continue
-            if stat.st_ino == inode and name in self._tags and stat.st_mtime_ns < recent:
-                stamps[name] = [inode, stat.st_mtime_ns]
-        return stamps
+        return {
+            name: [inode, mtime]
+            for name, (inode, mtime) in self._loose.items()
+            if name in self._tags and mtime < recent
+        }
 
     # ------------------------------------------------------------------ writing
     def create(
@@ -449,23 +446,68 @@ def _listing_of(tags: Iterable[_Tag]) -> TagListing:
     )
 
 
-def _scan_loose(root: str) -> dict[str, int]:
-    """Every loose ref below ``root`` (a tag name relative to it) and its file's inode."""
-    found: dict[str, int] = {}
-    pending = [("", root)]
-    while pending:
-        prefix, directory = pending.pop()
-        try:
-            entries = os.scandir(directory)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        with entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append((f"{prefix}{entry.name}/", entry.path))
-                elif not entry.name.endswith(".lock"):
-                    found[prefix + entry.name] = entry.inode()
-    return found
+class _LooseScan:
+    """The loose ref files below a directory, each with its (inode, modification time).
+
+    A ref replaced by a rename gets a new inode or, since file systems reuse a freed inode at
+    once (ext4 does), at least a new modification time, so the pair tells a new file from
+    the one read before; a tag deleted and created again is read again. Stating every file
+    costs about 3 µs, so the directories are looked at first: creating, deleting or renaming
+    a file in a directory changes the directory's modification time, and while no directory
+    changed, the files are those of the last scan. A directory changed within the last
+    ``_RACY_SECONDS`` may change again within its timestamp's resolution without showing
+    it, so it is not vouched for: the next look scans it again.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._settled: dict[str, int] = {}  # directory -> mtime (ns) of the last scan
+        self._found: dict[str, tuple[int, int]] = {}
+
+    def scan(self) -> dict[str, tuple[int, int]]:
+        """Every loose ref (a name relative to the root) and its file's (inode, mtime in
+        ns); the same dict object as the last scan when no directory changed."""
+        if self._settled and self._unchanged():
+            return self._found
+        found: dict[str, tuple[int, int]] = {}
+        settled: dict[str, int] = {}
+        racy_after = time.time_ns() - int(_RACY_SECONDS * 1e9)
+        every_directory_settled = True
+        pending = [("", self.root)]
+        while pending:
+            prefix, directory = pending.pop()
+            try:
+                stamp = os.stat(directory).st_mtime_ns  # before the scan: a later change shows
+                entries = os.scandir(directory)
+            except (FileNotFoundError, NotADirectoryError):
+                every_directory_settled = False
+                continue
+            if stamp < racy_after:
+                settled[directory] = stamp
+            else:
+                every_directory_settled = False
+            with entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((f"{prefix}{entry.name}/", entry.path))
+                    elif not entry.name.endswith(".lock"):
+                        try:
+                            info = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        found[prefix + entry.name] = (info.st_ino, info.st_mtime_ns)
+        self._settled = settled if every_directory_settled else {}
+        self._found = found
+        return found
+
+    def _unchanged(self) -> bool:
+        for directory, stamp in self._settled.items():
+            try:
+                if os.stat(directory).st_mtime_ns != stamp:
+                    return False
+            except OSError:
+                return False
+        return True
 
 
 def _is_object_id(text: str) -> bool:
