@@ -29,6 +29,7 @@ import pandas as pd
 
 from gittrack.errors import CorruptDataError, RepositoryError, warn_skipped
 from gittrack.query.cache_file import CachedIndex, IndexCache
+from gittrack.query.canonical_rows import read_row
 from gittrack.query.live_runs import LiveRecord, LiveRuns
 from gittrack.query.progress import Progress
 from gittrack.query.run_rows import FrameBuilder, empty_frame, normalize
@@ -204,7 +205,11 @@ class RunIndex:
         builder: FrameBuilder,
     ) -> None:
         for run_id, (raw_meta, raw_params) in zip(ids, documents):
-            builder.try_add(run_id, _documents, run_id, raw_meta, raw_params)
+            row = read_row(run_id, raw_meta, raw_params) if raw_meta is not None else None
+            if row is not None:
+                builder.add_row(row, layout.run_dir(run_id))
+            else:
+                builder.try_add(run_id, _documents, run_id, raw_meta, raw_params)
 
 
 def _documents(

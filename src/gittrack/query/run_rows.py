@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -49,20 +49,43 @@ _STATUSES = frozenset(RunStatus.ALL)
 _LIFECYCLES = frozenset((LifecycleStage.ACTIVE, LifecycleStage.DELETED))
 
 
+class RunRow(NamedTuple):
+    """The cells of one run's row before they become columns: the attribute columns in the
+    order of :data:`INFO_COLUMNS`, the times as stored, and the key columns by kind."""
+
+    run_id: str
+    experiment_id: str
+    run_name: str
+    user_id: str
+    status: str
+    artifact_uri: str
+    lifecycle_stage: str
+    parent_run_id: str | None
+    details: str
+    nan_metrics: str | None
+    inputs: str | None
+    start_time: str
+    end_time: str | None
+    metrics: Mapping[str, float]
+    params: Mapping[str, str]
+    tags: Mapping[str, str]
+
+
+# Where each attribute column's cells are in a ``RunRow``.
+_ROW_FIELDS = {name: RunRow._fields.index(name.lstrip("_")) for name in INFO_COLUMNS}
+_KEY_FIELDS = (("metrics.", 13), ("params.", 14), ("tags.", 15))
+
+
 class FrameBuilder:
     """Accumulates runs and turns them into the run frame in one go."""
 
     def __init__(self) -> None:
-        self._info: dict[str, list[Any]] = {name: [] for name in INFO_COLUMNS}
-        self._start: list[str] = []
-        self._end: list[str | None] = []
-        self._keys: dict[str, tuple[list[int], list[Any]]] = {}
+        self._rows: list[RunRow] = []
         self._where: list[str] = []
-        self._count = 0
         self.skipped: dict[str, str] = {}  # run id -> why it is not a row
 
     def __len__(self) -> int:
-        return self._count
+        return len(self._rows)
 
     def try_add(
         self,
@@ -99,70 +122,89 @@ class FrameBuilder:
         params = _checked_params(params, f"{where}/params.yaml")
         if summaries is None:
             summaries = decode_summaries(meta, f"{where}/meta.yaml")
-        details = _details(meta, summaries, f"{where}/meta.yaml")
-        inputs = _inputs_cell(meta, f"{where}/meta.yaml")
-        row = self._count
-        info = self._info
-        run_id = meta["run_id"]
-        info["run_id"].append(run_id)
-        info["experiment_id"].append(meta["experiment_id"])
-        info["run_name"].append(meta["run_name"])
-        info["user_id"].append(meta["user"])
-        info["status"].append(meta["status"])
-        info["artifact_uri"].append(artifact_uri(meta))
-        info["lifecycle_stage"].append(meta["lifecycle"])
-        info["parent_run_id"].append(meta.get("parent_run_id"))
-        info["_details"].append(details)
-        self._where.append(where)
         nan_keys = [k for k, s in summaries.items() if s["value"] != s["value"]]
-        info["_nan_metrics"].append(json.dumps(nan_keys) if nan_keys else None)
-        info["_inputs"].append(inputs)
-        self._start.append(meta["start_time"])
-        self._end.append(meta.get("end_time"))
-        keys = self._keys
-        for prefix, values in (
-            ("metrics.", {k: s["value"] for k, s in summaries.items()}),
-            ("params.", params),
-            ("tags.", meta["tags"]),
-        ):
-            for key, value in values.items():
-                column = keys.get(prefix + key)
-                if column is None:
-                    column = keys[prefix + key] = ([], [])
-                column[0].append(row)
-                column[1].append(value)
-        self._count += 1
+        row = RunRow(
+            meta["run_id"],
+            meta["experiment_id"],
+            meta["run_name"],
+            meta["user"],
+            meta["status"],
+            artifact_uri(meta),
+            meta["lifecycle"],
+            meta.get("parent_run_id"),
+            _details(meta, summaries, f"{where}/meta.yaml"),
+            json.dumps(nan_keys) if nan_keys else None,
+            _inputs_cell(meta, f"{where}/meta.yaml"),
+            meta["start_time"],
+            meta.get("end_time"),
+            {k: s["value"] for k, s in summaries.items()},
+            params,
+            meta["tags"],
+        )
+        self.add_row(row, where)
+
+    def add_row(self, row: RunRow, where: str) -> None:
+        """Add a run whose cells were read and checked already (``canonical_rows``).
+
+        Args:
+            row: the run's cells.
+            where: the run's directory, for error messages.
+        """
+        self._rows.append(row)
+        self._where.append(where)
 
     def frame(self) -> pd.DataFrame:
         """The run frame; a run whose times are not real UTC times is set aside in
         ``skipped`` (its row is dropped)."""
-        n = self._count
-        data: dict[str, Any] = {}
-        for name in INFO_COLUMNS:
-            data[name] = _object_array(self._info[name])
-        starts, bad = _times(self._start)
-        ends, bad_ends = _times([t or "NaT" for t in self._end])
+        n = len(self._rows)
+        cells = list(zip(*self._rows)) if self._rows else [()] * len(RunRow._fields)
+        data: dict[str, Any] = {
+            name: _object_array(cells[field]) for name, field in _ROW_FIELDS.items()
+        }
+        starts, bad = _times(cells[11])
+        ends, bad_ends = _times([t or "NaT" for t in cells[12]])
         bad |= bad_ends
         data["start_time"] = starts.astype(np.int64)
         data["end_time"] = np.where(np.isnat(ends), np.nan, ends.astype(np.int64)).astype(float)
-        for column in sorted(self._keys, key=_column_order):
-            rows, values = self._keys[column]
-            if column.startswith("metrics."):
-                array = np.full(n, np.nan)
-                array[rows] = values
-            else:
-                array = np.full(n, None, dtype=object)
-                array[rows] = values
-            data[column] = array
+        for prefix, field in _KEY_FIELDS:
+            columns = _key_columns(cells[field], n, float if prefix == "metrics." else object)
+            for key in sorted(columns):
+                data[prefix + key] = columns[key]
         frame = pd.DataFrame(data)
         if bad:
             for row in sorted(bad):
-                self.skipped[self._info["run_id"][row]] = (
-                    f"{self._where[row]}/meta.yaml: start_time {self._start[row]!r} or "
-                    f"end_time {self._end[row]!r} is not a UTC time"
+                self.skipped[cells[0][row]] = (
+                    f"{self._where[row]}/meta.yaml: start_time {cells[11][row]!r} or "
+                    f"end_time {cells[12][row]!r} is not a UTC time"
                 )
             frame = frame.drop(index=sorted(bad)).reset_index(drop=True)
         return normalize(frame)
+
+
+def _key_columns(mappings: tuple[Mapping[str, Any], ...], n: int, kind: type) -> dict:
+    """One array per key of the rows' mappings (NaN or None where a row lacks the key).
+
+    Rows with the same keys in the same order (most runs of a project) are handled as one
+    group, so the values are moved column by column rather than cell by cell.
+    """
+    groups: dict[tuple[str, ...], tuple[list[int], list[tuple]]] = {}
+    for number, mapping in enumerate(mappings):
+        shape = tuple(mapping)
+        group = groups.get(shape)
+        if group is None:
+            group = groups[shape] = ([], [])
+        group[0].append(number)
+        group[1].append(tuple(mapping.values()))
+    columns: dict[str, np.ndarray] = {}
+    for shape, (numbers, values) in groups.items():
+        for key, column_values in zip(shape, zip(*values)):
+            array = columns.get(key)
+            if array is None:
+                array = columns[key] = (
+                    np.full(n, np.nan) if kind is float else np.full(n, None, dtype=object)
+                )
+            array[numbers] = column_values
+    return columns
 
 
 def _object_array(values: list[Any]) -> np.ndarray:
@@ -219,11 +261,6 @@ def _inputs_cell(meta: dict, where: str) -> str | None:
     except (TypeError, KeyError, AttributeError, ValueError):
         check_stored(meta, "meta", where)
         raise CorruptDataError(f"{where}: inputs: not a list of dataset inputs") from None
-
-
-def _column_order(column: str) -> tuple[int, str]:
-    prefix = column.split(".", 1)[0] + "."
-    return KEY_PREFIXES.index(prefix), column
 
 
 def normalize(frame: pd.DataFrame) -> pd.DataFrame:
