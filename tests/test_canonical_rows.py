@@ -9,6 +9,8 @@ falls back to the slow path).
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import shutil
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from hypothesis import strategies as st
 
 import gittrack as mlflow
 from gittrack.entities import LifecycleStage, RunStatus
-from gittrack.errors import CorruptDataError
+from gittrack.errors import CorruptDataError, CorruptDataWarning
 from gittrack.query import index as index_module
 from gittrack.query.canonical_rows import read_row
 from gittrack.query.index import RunIndex
@@ -29,6 +31,8 @@ from gittrack.query.run_rows import FrameBuilder, RunRow
 from gittrack.store.codecs import dump_yaml
 from gittrack.store.run_documents import encode_summaries, meta_for_disk
 from gittrack.tracking.repository import forget_repositories, open_repository
+
+from .hostile_branch import commit_on_branch, put_file
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 
@@ -68,10 +72,19 @@ def varied(repo: Path, tmp_path: Path) -> tuple[Path, set[str]]:
     return repo, {with_data.info.run_id}
 
 
-def _cold_frame(repo: Path) -> pd.DataFrame:
+def _run_dir(run_id: str) -> str:
+    return f".tracking/runs/{run_id[:2]}/{run_id[2:4]}/{run_id}"
+
+
+def _cold_index(repo: Path) -> RunIndex:
+    """An index of the repository with nothing in memory or on disk."""
     shutil.rmtree(repo / ".git" / "gittrack" / "cache", ignore_errors=True)
     forget_repositories()
-    return RunIndex(open_repository(str(repo))).committed()
+    return RunIndex(open_repository(str(repo)))
+
+
+def _cold_frame(repo: Path) -> pd.DataFrame:
+    return _cold_index(repo).committed()
 
 
 def test_the_canonical_reader_builds_the_frame_the_general_reader_builds(
@@ -103,6 +116,66 @@ def test_every_run_gittrack_writes_without_datasets_takes_the_canonical_reader(
     monkeypatch.setattr(FrameBuilder, "add", counting_add)
     assert len(_cold_frame(repo)) == 7
     assert set(general) == with_datasets  # dataset inputs are left to the general reader
+
+
+# ------------------------------------------------------------------ two processes
+def _with_corrupt_runs(repo: Path) -> None:
+    """One run whose meta.yaml is not YAML, one without meta.yaml (in either half of ids)."""
+    ids = sorted(_cold_frame(repo)["run_id"])
+    put_file(repo, _run_dir(ids[0]) + "/meta.yaml", b"run_id: [unclosed\n")
+    commit_on_branch(repo, {_run_dir(ids[-1]) + "/meta.yaml": None})
+
+
+def test_runs_read_by_two_processes_give_the_frame_and_skipped_runs_of_one(
+    varied: tuple[Path, set[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, _ = varied
+    _with_corrupt_runs(repo)
+    alone = _cold_index(repo)
+    with pytest.warns(CorruptDataWarning):
+        one = alone.frame()
+    assert alone.last_refresh.processes == 1
+    monkeypatch.setattr(index_module, "PARALLEL_MIN", 2)
+    shared = _cold_index(repo)
+    with pytest.warns(CorruptDataWarning):
+        two = shared.frame()
+    assert shared.last_refresh.processes == 2
+    assert len(two) == 5
+    pd.testing.assert_frame_equal(one, two, check_exact=True)
+    assert list(shared._current.skipped.items()) == list(alone._current.skipped.items())
+    assert len(alone._current.skipped) == 2
+
+
+def test_when_the_child_process_cannot_start_this_process_reads_every_run(
+    varied: tuple[Path, set[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, _ = varied
+    one = _cold_index(repo).committed()
+    monkeypatch.setattr(index_module, "PARALLEL_MIN", 2)
+
+    def refuse(self) -> None:
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", refuse)
+    index = _cold_index(repo)
+    pd.testing.assert_frame_equal(index.committed(), one, check_exact=True)
+    assert index.last_refresh.processes == 1
+
+
+def test_when_the_child_process_fails_this_process_reads_its_half(
+    varied: tuple[Path, set[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, _ = varied
+    one = _cold_index(repo).committed()
+    monkeypatch.setattr(index_module, "PARALLEL_MIN", 2)
+
+    def die(*args: object) -> None:
+        os._exit(3)  # as a child killed by the system would end
+
+    monkeypatch.setattr(index_module, "_read_in_child", die)
+    index = _cold_index(repo)
+    pd.testing.assert_frame_equal(index.committed(), one, check_exact=True)
+    assert index.last_refresh.processes == 1
 
 
 # ------------------------------------------------------------------ any document

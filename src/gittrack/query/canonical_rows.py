@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
 
 from gittrack.entities import LifecycleStage, RunStatus
 from gittrack.errors import CorruptDataError
@@ -221,7 +222,8 @@ def _summaries(text: str, start: int, end: int) -> tuple[dict[str, float], str, 
         or not "".join(keys).isascii()
     ):
         return _summaries_one_by_one(found)
-    metrics = dict(zip(keys, values))
+    metrics = dict(zip(map(sys.intern, keys), values))  # one key object per name: see
+    # ``run_rows._key_columns``, which groups runs by their keys
     if len(metrics) != len(keys):
         return None
     return metrics, ",".join(map(_SUMMARY_JSON, keys, steps, stamps, lows, highs, counts)), None

@@ -76,6 +76,14 @@ _ROW_FIELDS = {name: RunRow._fields.index(name.lstrip("_")) for name in INFO_COL
 _KEY_FIELDS = (("metrics.", 13), ("params.", 14), ("tags.", 15))
 
 
+class RowBatch(NamedTuple):
+    """The runs a ``FrameBuilder`` holds: rows, each run's directory, the runs set aside."""
+
+    rows: list[RunRow]
+    where: list[str]
+    skipped: dict[str, str]
+
+
 class FrameBuilder:
     """Accumulates runs and turns them into the run frame in one go."""
 
@@ -153,6 +161,20 @@ class FrameBuilder:
         self._rows.append(row)
         self._where.append(where)
 
+    def batch(self) -> RowBatch:
+        """What was added so far, for ``extend`` of another builder (it pickles)."""
+        return RowBatch(self._rows, self._where, self.skipped)
+
+    def extend(self, batch: RowBatch) -> None:
+        """Add the runs of another builder's ``batch``, after the ones added so far.
+
+        Args:
+            batch: rows, their directories and the runs set aside.
+        """
+        self._rows.extend(batch.rows)
+        self._where.extend(batch.where)
+        self.skipped.update(batch.skipped)
+
     def frame(self) -> pd.DataFrame:
         """The run frame; a run whose times are not real UTC times is set aside in
         ``skipped`` (its row is dropped)."""
@@ -197,13 +219,14 @@ def _key_columns(mappings: tuple[Mapping[str, Any], ...], n: int, kind: type) ->
         group[1].append(tuple(mapping.values()))
     columns: dict[str, np.ndarray] = {}
     for shape, (numbers, values) in groups.items():
+        rows = slice(None) if len(numbers) == n else np.array(numbers, dtype=np.intp)
         for key, column_values in zip(shape, zip(*values)):
             array = columns.get(key)
             if array is None:
                 array = columns[key] = (
                     np.full(n, np.nan) if kind is float else np.full(n, None, dtype=object)
                 )
-            array[numbers] = column_values
+            array[rows] = column_values
     return columns
 
 
