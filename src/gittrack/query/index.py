@@ -5,7 +5,11 @@ The index is the run frame (see ``run_rows``) of the branch tip, built from each
 read. It lives in memory and in ``$GIT_DIR/gittrack/cache/`` (``cache_file``), labelled with the
 tip and the ``.tracking/runs`` tree it describes. When the tip moves, the two runs trees are
 compared (``run_tree``) and only the run directories that differ are read again, with batched
-object reads and the fast YAML reader.
+object reads. A run's documents in the layout gittrack writes are read straight into its row
+(``canonical_rows``); any other document goes through the YAML reader (``store/fast_yaml``)
+and ``FrameBuilder.add``, which give the same row or name what is wrong. From
+``PARALLEL_MIN`` runs to read (a first build of a large project), a forked child process
+reads half of them (``forked``) on the second core.
 
 The comparison is between trees, so it is right whatever happened to the history in between
 (a pull, a rebase, a force-push). When the cached tree can no longer be read (its objects were
@@ -19,8 +23,11 @@ A run that cannot be read (invalid YAML, a schema violation, a missing ``meta.ya
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import threading
 import weakref
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +115,8 @@ class RunIndex:
             if current is not None and current.tip == tip:
                 self.last_refresh = Refresh("memory", rows=len(current.frame))
                 return current.frame
-            self._current = self._refresh(tip, current)
+            with _collector_paused():
+                self._current = self._refresh(tip, current)
             return self._current.frame
 
     # ------------------------------------------------------------------ refresh
@@ -179,27 +187,56 @@ class RunIndex:
         """
         ids = sorted(run_dirs)
         progress = Progress("reading runs", total=len(ids))
-        half = len(ids) // 2
         helper = None
         if len(ids) >= PARALLEL_MIN:
-            helper = ForkedCall.start(_read_in_child, self.repo.path, ids[:half], run_dirs)
+            helper = ForkedCall.start(
+                _read_in_child, self.repo.path, ids[: len(ids) // 2], run_dirs
+            )
         builder = FrameBuilder()
         processes = 1
         if helper is None:
             _read_share(self.repo, ids, run_dirs, builder, progress)
-        else:
-            own = FrameBuilder()
-            _read_share(self.repo, ids[half:], run_dirs, own, progress)
-            first: RowBatch | None = helper.result()
-            if first is None:  # the child failed: its half is read here
-                _read_share(self.repo, ids[:half], run_dirs, builder, progress)
-            else:
-                builder.extend(first)
-                processes = 2
-            builder.extend(own.batch())
+        elif _read_halves(self.repo, ids, run_dirs, helper, builder, progress):
+            processes = 2
         progress.close()
-        frame = builder.frame()
-        return frame, builder.skipped, processes
+        return builder.frame(), builder.skipped, processes
+
+
+def _read_halves(
+    repo: GitRepo,
+    ids: list[str],
+    run_dirs: dict[str, str],
+    helper: ForkedCall,
+    builder: FrameBuilder,
+    progress: Progress,
+) -> bool:
+    """Add the runs ``ids`` to ``builder`` in their order: the second half read here, the
+    first half by ``helper`` (or here too when it fails). Whether the helper read its half."""
+    half = len(ids) // 2
+    own = FrameBuilder()
+    _read_share(repo, ids[half:], run_dirs, own, progress)
+    first: RowBatch | None = helper.result()
+    if first is None:
+        _read_share(repo, ids[:half], run_dirs, builder, progress)
+    else:
+        builder.extend(first)
+        progress.advance(half)
+    builder.extend(own.batch())
+    return first is not None
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while the index is refreshed: a large build makes
+    hundreds of thousands of containers (rows, documents, tree entries), none of them in a
+    cycle, and the collector's passes over them cost a quarter of its time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _read_in_child(path: Path, ids: list[str], run_dirs: dict[str, str]) -> RowBatch:
