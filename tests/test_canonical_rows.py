@@ -67,6 +67,8 @@ def varied(repo: Path, tmp_path: Path) -> tuple[Path, set[str]]:
     external = mlflow.create_experiment("external", artifact_location=str(tmp_path / "store"))
     with mlflow.start_run(experiment_id=external, run_name="outside"):
         mlflow.log_metric("m", 1.0)
+    with mlflow.start_run(experiment_id=external, run_name="outside, no metrics"):
+        mlflow.set_tag("t", "v")
     assert parent.info.run_id
     forget_repositories()
     return repo, {with_data.info.run_id}
@@ -94,7 +96,7 @@ def test_the_canonical_reader_builds_the_frame_the_general_reader_builds(
     fast = _cold_frame(repo)
     monkeypatch.setattr(index_module, "read_row", lambda *args: None)
     general = _cold_frame(repo)
-    assert len(fast) == 7
+    assert len(fast) == 8
     assert list(fast.columns) == list(general.columns)
     assert list(fast.dtypes) == list(general.dtypes)
     pd.testing.assert_frame_equal(fast, general, check_exact=True)
@@ -114,7 +116,7 @@ def test_every_run_gittrack_writes_without_datasets_takes_the_canonical_reader(
         return real_add(self, meta, params, summaries, where, run_id)
 
     monkeypatch.setattr(FrameBuilder, "add", counting_add)
-    assert len(_cold_frame(repo)) == 7
+    assert len(_cold_frame(repo)) == 8
     assert set(general) == with_datasets  # dataset inputs are left to the general reader
 
 
@@ -140,7 +142,7 @@ def test_runs_read_by_two_processes_give_the_frame_and_skipped_runs_of_one(
     with pytest.warns(CorruptDataWarning):
         two = shared.frame()
     assert shared.last_refresh.processes == 2
-    assert len(two) == 5
+    assert len(two) == 6
     pd.testing.assert_frame_equal(one, two, check_exact=True)
     assert list(shared._current.skipped.items()) == list(alone._current.skipped.items())
     assert len(alone._current.skipped) == 2

@@ -155,8 +155,8 @@ def _artifact_uri(text: str, start: int) -> tuple[int, str | None]:
     """(where the metric summaries end, the ``artifact_uri`` line's value) of the document
     whose summaries begin at ``start``; the end is -1 when its last line is of another kind.
     """
-    last = text.rfind("\n", start, len(text) - 1) + 1
-    if last <= start or text[last] == " ":
+    last = text.rfind("\n", start, len(text) - 1) + 1 or start
+    if last == len(text) or text[last] == " ":
         return len(text), None
     line = _ARTIFACT_URI.fullmatch(text, last)
     return (last, line["artifact_uri"]) if line is not None else (-1, None)
@@ -222,8 +222,8 @@ def _summaries(text: str, start: int, end: int) -> tuple[dict[str, float], str, 
         or not "".join(keys).isascii()
     ):
         return _summaries_one_by_one(found)
-    metrics = dict(zip(map(sys.intern, keys), values))  # one key object per name: see
-    # ``run_rows._key_columns``, which groups runs by their keys
+    # One key object per name, so that ``run_rows._key_columns`` groups runs cheaply.
+    metrics = dict(zip(map(sys.intern, keys), values))
     if len(metrics) != len(keys):
         return None
     return metrics, ",".join(map(_SUMMARY_JSON, keys, steps, stamps, lows, highs, counts)), None

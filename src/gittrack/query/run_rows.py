@@ -73,7 +73,10 @@ class RunRow(NamedTuple):
 
 # Where each attribute column's cells are in a ``RunRow``.
 _ROW_FIELDS = {name: RunRow._fields.index(name.lstrip("_")) for name in INFO_COLUMNS}
-_KEY_FIELDS = (("metrics.", 13), ("params.", 14), ("tags.", 15))
+_START, _END = RunRow._fields.index("start_time"), RunRow._fields.index("end_time")
+_KEY_FIELDS = tuple(
+    (f"{kind}.", RunRow._fields.index(kind)) for kind in ("metrics", "params", "tags")
+)
 
 
 class RowBatch(NamedTuple):
@@ -183,8 +186,8 @@ class FrameBuilder:
         data: dict[str, Any] = {
             name: _object_array(cells[field]) for name, field in _ROW_FIELDS.items()
         }
-        starts, bad = _times(cells[11])
-        ends, bad_ends = _times([t or "NaT" for t in cells[12]])
+        starts, bad = _times(cells[_START])
+        ends, bad_ends = _times([t or "NaT" for t in cells[_END]])
         bad |= bad_ends
         data["start_time"] = starts.astype(np.int64)
         data["end_time"] = np.where(np.isnat(ends), np.nan, ends.astype(np.int64)).astype(float)
@@ -196,8 +199,8 @@ class FrameBuilder:
         if bad:
             for row in sorted(bad):
                 self.skipped[cells[0][row]] = (
-                    f"{self._where[row]}/meta.yaml: start_time {cells[11][row]!r} or "
-                    f"end_time {cells[12][row]!r} is not a UTC time"
+                    f"{self._where[row]}/meta.yaml: start_time {cells[_START][row]!r} or "
+                    f"end_time {cells[_END][row]!r} is not a UTC time"
                 )
             frame = frame.drop(index=sorted(bad)).reset_index(drop=True)
         return normalize(frame)
