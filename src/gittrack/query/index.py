@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 _CHUNK = 2_000
 PARALLEL_MIN = 20_000
 """From this many runs to read, a forked child reads half of them (``RunIndex._read_runs``)."""
-_FILE_MODES = frozenset(("100644", "100755"))
+_DOCUMENTS = frozenset((META, PARAMS))
 
 
 @dataclass(frozen=True)
@@ -277,11 +277,10 @@ def _fetch_chunk(
 ) -> list[tuple[bytes | None, bytes | None]]:
     """(meta.yaml, params.yaml) contents of each run, None for a missing file (or one
     that is not a blob: ``_parse_chunk`` reports it)."""
-    trees = repo.read_trees([run_dirs[run_id] for run_id in ids])
+    trees = repo.read_tree_files([run_dirs[run_id] for run_id in ids], _DOCUMENTS)
     wanted: list[str] = []
     slots: list[tuple[int, int]] = []
-    for tree in trees:
-        blobs = {entry.name: entry.sha for entry in tree if entry.mode in _FILE_MODES}
+    for blobs in trees:
         slots.append((_add(wanted, blobs.get(META)), _add(wanted, blobs.get(PARAMS))))
     objects = repo.read_objects(wanted)
     bodies = [body if kind == "blob" else None for kind, body in objects]
