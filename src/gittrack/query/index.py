@@ -215,13 +215,14 @@ def _read_halves(
     half = len(ids) // 2
     own = FrameBuilder()
     _read_share(repo, ids[half:], run_dirs, own, progress)
+    second = own.batch()  # its columns, while the child may still be at work
     first: RowBatch | None = helper.result()
     if first is None:
         _read_share(repo, ids[:half], run_dirs, builder, progress)
     else:
         builder.extend(first)
         progress.advance(half)
-    builder.extend(own.batch())
+    builder.extend(second)
     return first is not None
 
 

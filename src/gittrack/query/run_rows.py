@@ -16,6 +16,7 @@ message, so one corrupt run never stops a search of the others.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
@@ -74,15 +75,23 @@ class RunRow(NamedTuple):
 # Where each attribute column's cells are in a ``RunRow``.
 _ROW_FIELDS = {name: RunRow._fields.index(name.lstrip("_")) for name in INFO_COLUMNS}
 _START, _END = RunRow._fields.index("start_time"), RunRow._fields.index("end_time")
-_KEY_FIELDS = tuple(
-    (f"{kind}.", RunRow._fields.index(kind)) for kind in ("metrics", "params", "tags")
-)
+_KEY_FIELDS = tuple(RunRow._fields.index(kind) for kind in ("metrics", "params", "tags"))
+_KEY_DTYPES = (float, object, object)
+_CELL_FIELDS = tuple(i for i in range(len(RunRow._fields)) if i not in _KEY_FIELDS)
 
 
 class RowBatch(NamedTuple):
-    """The runs a ``FrameBuilder`` holds: rows, each run's directory, the runs set aside."""
+    """Runs turned into columns, ready to join others (it pickles: a forked child's share of
+    an index build comes back as one).
 
-    rows: list[RunRow]
+    ``cells`` holds the cells of each ``RunRow`` field that is not a mapping, field by
+    field; ``keys`` one array per key for each of metrics, params and tags (NaN or None where
+    a run lacks the key); ``where`` each run's directory; ``skipped`` the runs set aside.
+    """
+
+    count: int
+    cells: list[tuple]
+    keys: tuple[dict[str, np.ndarray], ...]
     where: list[str]
     skipped: dict[str, str]
 
@@ -91,12 +100,13 @@ class FrameBuilder:
     """Accumulates runs and turns them into the run frame in one go."""
 
     def __init__(self) -> None:
-        self._rows: list[RunRow] = []
+        self._batches: list[RowBatch] = []
+        self._rows: list[RunRow] = []  # added since the last batch
         self._where: list[str] = []
         self.skipped: dict[str, str] = {}  # run id -> why it is not a row
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return sum(batch.count for batch in self._batches) + len(self._rows)
 
     def try_add(
         self,
@@ -165,24 +175,53 @@ class FrameBuilder:
         self._where.append(where)
 
     def batch(self) -> RowBatch:
-        """What was added so far, for ``extend`` of another builder (it pickles)."""
-        return RowBatch(self._rows, self._where, self.skipped)
+        """Everything added so far as one batch of columns, for ``extend`` of another
+        builder."""
+        self._seal()
+        batches = self._batches
+        if len(batches) == 1:
+            return batches[0]._replace(skipped=self.skipped)
+        count = sum(batch.count for batch in batches)
+        cells = [
+            tuple(itertools.chain.from_iterable(batch.cells[field] for batch in batches))
+            for field in range(len(_CELL_FIELDS))
+        ]
+        keys = tuple(
+            _joined_columns([batch.keys[kind] for batch in batches], batches, count, dtype)
+            for kind, dtype in enumerate(_KEY_DTYPES)
+        )
+        where = [w for batch in batches for w in batch.where]
+        return RowBatch(count, cells, keys, where, self.skipped)
 
     def extend(self, batch: RowBatch) -> None:
         """Add the runs of another builder's ``batch``, after the ones added so far.
 
         Args:
-            batch: rows, their directories and the runs set aside.
+            batch: the runs, as ``batch()`` returns them.
         """
-        self._rows.extend(batch.rows)
-        self._where.extend(batch.where)
+        self._seal()
+        self._batches.append(batch)
         self.skipped.update(batch.skipped)
+
+    def _seal(self) -> None:
+        """Turn the rows added since the last batch into one."""
+        rows = self._rows
+        if not rows and self._batches:
+            return
+        columns = list(zip(*rows)) if rows else [()] * len(RunRow._fields)
+        cells = [columns[field] for field in _CELL_FIELDS]
+        keys = tuple(
+            _key_columns(columns[field], len(rows), dtype)
+            for field, dtype in zip(_KEY_FIELDS, _KEY_DTYPES)
+        )
+        self._batches.append(RowBatch(len(rows), cells, keys, self._where, {}))
+        self._rows, self._where = [], []
 
     def frame(self) -> pd.DataFrame:
         """The run frame; a run whose times are not real UTC times is set aside in
         ``skipped`` (its row is dropped)."""
-        n = len(self._rows)
-        cells = list(zip(*self._rows)) if self._rows else [()] * len(RunRow._fields)
+        batch = self.batch()
+        cells = dict(zip(_CELL_FIELDS, batch.cells))
         data: dict[str, Any] = {
             name: _object_array(cells[field]) for name, field in _ROW_FIELDS.items()
         }
@@ -191,19 +230,39 @@ class FrameBuilder:
         bad |= bad_ends
         data["start_time"] = starts.astype(np.int64)
         data["end_time"] = np.where(np.isnat(ends), np.nan, ends.astype(np.int64)).astype(float)
-        for prefix, field in _KEY_FIELDS:
-            columns = _key_columns(cells[field], n, float if prefix == "metrics." else object)
+        for prefix, columns in zip(KEY_PREFIXES, batch.keys):
             for key in sorted(columns):
                 data[prefix + key] = columns[key]
         frame = pd.DataFrame(data)
         if bad:
             for row in sorted(bad):
                 self.skipped[cells[0][row]] = (
-                    f"{self._where[row]}/meta.yaml: start_time {cells[_START][row]!r} or "
+                    f"{batch.where[row]}/meta.yaml: start_time {cells[_START][row]!r} or "
                     f"end_time {cells[_END][row]!r} is not a UTC time"
                 )
             frame = frame.drop(index=sorted(bad)).reset_index(drop=True)
         return normalize(frame)
+
+
+def _joined_columns(
+    parts: list[dict[str, np.ndarray]], batches: list[RowBatch], count: int, dtype: type
+) -> dict[str, np.ndarray]:
+    """The key columns of consecutive batches, joined (NaN or None where a batch lacks a
+    key)."""
+    columns: dict[str, np.ndarray] = {}
+    offset = 0
+    for part, batch in zip(parts, batches):
+        for key, values in part.items():
+            array = columns.get(key)
+            if array is None:
+                array = columns[key] = _empty_column(count, dtype)
+            array[offset : offset + batch.count] = values
+        offset += batch.count
+    return columns
+
+
+def _empty_column(n: int, dtype: type) -> np.ndarray:
+    return np.full(n, np.nan) if dtype is float else np.full(n, None, dtype=object)
 
 
 def _key_columns(mappings: tuple[Mapping[str, Any], ...], n: int, kind: type) -> dict:
@@ -226,9 +285,7 @@ def _key_columns(mappings: tuple[Mapping[str, Any], ...], n: int, kind: type) ->
         for key, column_values in zip(shape, zip(*values)):
             array = columns.get(key)
             if array is None:
-                array = columns[key] = (
-                    np.full(n, np.nan) if kind is float else np.full(n, None, dtype=object)
-                )
+                array = columns[key] = _empty_column(n, kind)
             array[rows] = column_values
     return columns
 
