@@ -10,14 +10,17 @@ that layout with a few regular expressions over the whole document and returns t
 values (``RunRow``) without building the documents.
 
 It accepts only what it can read the way PyYAML does: plain scalars of letters, digits and
-``_ .-/`` that no YAML 1.1 resolver turns into a boolean or null, double-quoted scalars
-without escapes, keys of at most 1,000 characters (libyaml refuses longer implicit keys),
-numbers in the spelling ``dump_yaml`` writes, each key once. Everything else (comments,
-anchors, tabs, escapes, other key orders, dataset ``inputs``, a run id that is not its
-directory's, a corrupt field...) is declined with None, and the caller reads the run through
-the general path (``load_yaml_fast`` and ``FrameBuilder.add``), which gives the same row or
-reports the run as skipped. The row of an accepted run is the one the general path builds,
-cell for cell (``tests/test_canonical_rows.py`` holds the two to each other).
+``_ .-/`` that no YAML 1.1 resolver turns into a boolean or null, double-quoted scalars (with
+JSON's escapes, which YAML reads alike, in tags and params only), keys of at most 1,000
+characters (libyaml refuses longer implicit keys), numbers in the spelling ``dump_yaml``
+writes, each key once; the ``source`` mapping is read by ``load_yaml_fast`` (and cached, as
+runs of one commit share it). Everything else (comments, anchors, tabs, other escapes, other
+key orders, dataset ``inputs``, a run id that is not its directory's, a corrupt field...) is
+declined with None, and the caller reads the run through the general path
+(``load_yaml_fast`` and ``FrameBuilder.add``), which gives the same row or reports the run as
+skipped. The row of an accepted run is the one the general path builds, cell for cell
+(``tests/test_canonical_rows.py`` holds the two to each other on generated and mutated
+documents).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from gittrack.query.run_rows import RunRow
 from gittrack.store.fast_yaml import load_yaml_fast
 from gittrack.store.run_documents import artifact_uri
 
-__all__ = ["RunRow", "read_row"]
+__all__ = ["read_row"]
 
 # Plain scalars that read as themselves: YAML 1.1 resolves only these words among them.
 _WORDS = "(?:[Yy]es|YES|[Nn]o|NO|[Tt]rue|TRUE|[Ff]alse|FALSE|[Oo]n|ON|[Oo]ff|OFF|[Nn]ull|NULL)"
