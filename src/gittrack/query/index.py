@@ -5,7 +5,11 @@ The index is the run frame (see ``run_rows``) of the branch tip, built from each
 read. It lives in memory and in ``$GIT_DIR/gittrack/cache/`` (``cache_file``), labelled with the
 tip and the ``.tracking/runs`` tree it describes. When the tip moves, the two runs trees are
 compared (``run_tree``) and only the run directories that differ are read again, with batched
-object reads and the fast YAML reader.
+object reads. A run's documents in the layout gittrack writes are read straight into its row
+(``canonical_rows``); any other document goes through the YAML reader (``store/fast_yaml``)
+and ``FrameBuilder.add``, which give the same row or name what is wrong. From
+``PARALLEL_MIN`` runs to read (a first build of a large project), a forked child process
+reads half of them (``forked``) on the second core.
 
 The comparison is between trees, so it is right whatever happened to the history in between
 (a pull, a rebase, a force-push). When the cached tree can no longer be read (its objects were
@@ -19,29 +23,38 @@ A run that cannot be read (invalid YAML, a schema violation, a missing ``meta.ya
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import threading
 import weakref
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from gittrack.errors import CorruptDataError, RepositoryError, warn_skipped
 from gittrack.query.cache_file import CachedIndex, IndexCache
+from gittrack.query.canonical_rows import read_row
+from gittrack.query.forked import ForkedCall
 from gittrack.query.live_runs import LiveRecord, LiveRuns
 from gittrack.query.progress import Progress
-from gittrack.query.run_rows import FrameBuilder, empty_frame, normalize
+from gittrack.query.run_rows import FrameBuilder, RowBatch, empty_frame, normalize
 from gittrack.query.run_tree import RunDirChanges, diff_run_dirs, runs_tree
 from gittrack.store import layout
 from gittrack.store.fast_yaml import load_yaml_fast
+from gittrack.store.git import GitRepo
 from gittrack.store.staging import META, PARAMS
 
 if TYPE_CHECKING:
     from gittrack.tracking.repository import TrackingRepository
 
 _CHUNK = 2_000
-_FILE_MODES = frozenset(("100644", "100755"))
+PARALLEL_MIN = 20_000
+"""From this many runs to read, a forked child reads half of them (``RunIndex._read_runs``)."""
+_DOCUMENTS = frozenset((META, PARAMS))
 
 
 @dataclass(frozen=True)
@@ -49,7 +62,8 @@ class Refresh:
     """What the last refresh of the committed runs did.
 
     ``mode`` is ``memory`` (tip unchanged since the last query in this process), ``disk``
-    (the saved index was current), ``incremental`` (only changed runs were read) or ``full``.
+    (the saved index was current), ``incremental`` (only changed runs were read) or ``full``;
+    ``processes`` is 2 when a forked child read half of the runs (``PARALLEL_MIN``).
     """
 
     mode: str
@@ -57,6 +71,7 @@ class Refresh:
     rows_removed: int = 0
     rows: int = 0
     reason: str | None = None
+    processes: int = 1
 
 
 class RunIndex:
@@ -100,7 +115,8 @@ class RunIndex:
             if current is not None and current.tip == tip:
                 self.last_refresh = Refresh("memory", rows=len(current.frame))
                 return current.frame
-            self._current = self._refresh(tip, current)
+            with _collector_paused():
+                self._current = self._refresh(tip, current)
             return self._current.frame
 
     # ------------------------------------------------------------------ refresh
@@ -137,73 +153,152 @@ class RunIndex:
         kept = frame[~frame["run_id"].isin(gone)] if gone else frame
         removed = int(frame["run_id"].isin(changes.removed).sum()) if changes.removed else 0
         skipped = {k: v for k, v in base.skipped.items() if k not in gone}
+        processes = 1
         if changes.changed:
-            fresh, fresh_skipped = self._read_runs(changes.changed)
+            fresh, fresh_skipped, processes = self._read_runs(changes.changed)
             frame = normalize(pd.concat([kept, fresh], ignore_index=True))
             skipped.update(fresh_skipped)
         else:
             frame = kept.reset_index(drop=True)
         skipped.update(_not_directories(changes))
-        self.last_refresh = Refresh("incremental", len(changes.changed), removed, len(frame))
+        self.last_refresh = Refresh(
+            "incremental", len(changes.changed), removed, len(frame), processes=processes
+        )
         return CachedIndex(frame, tip, new_tree, skipped)
 
     def _full(self, tip: str, new_tree: str | None, reason: str | None) -> CachedIndex:
         changes = diff_run_dirs(self.repo, None, new_tree)
-        frame, skipped = (
-            self._read_runs(changes.changed) if changes.changed else (empty_frame(), {})
+        frame, skipped, processes = (
+            self._read_runs(changes.changed) if changes.changed else (empty_frame(), {}, 1)
         )
-        self.last_refresh = Refresh("full", len(changes.changed), 0, len(frame), reason)
+        self.last_refresh = Refresh(
+            "full", len(changes.changed), 0, len(frame), reason, processes=processes
+        )
         return CachedIndex(frame, tip, new_tree, {**skipped, **_not_directories(changes)})
 
-    def _read_runs(self, run_dirs: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
-        """Rows of the given run directories (run id -> tree id), read in batches, and the
-        runs that could not be read (run id -> why).
+    def _read_runs(self, run_dirs: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str], int]:
+        """Rows of the given run directories (run id -> tree id), the runs that could not be
+        read (run id -> why), and how many processes read them.
 
-        The next batch's objects are fetched by a helper thread while this one parses the
-        current batch: git inflates objects in its own process, so reading and parsing
-        overlap.
+        From ``PARALLEL_MIN`` runs on, a forked child (``forked.py``) reads the first half
+        while this process reads the second, each through its own ``git cat-file``; the
+        halves are joined in id order, so the frame is the one a single process builds. When
+        no child can start or it fails, this process reads its half too.
         """
-        builder = FrameBuilder()
         ids = sorted(run_dirs)
-        chunks = [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
         progress = Progress("reading runs", total=len(ids))
-        with ThreadPoolExecutor(max_workers=1) as reader:
-            pending = reader.submit(self._fetch_chunk, chunks[0], run_dirs) if chunks else None
-            done = 0
-            for index, chunk in enumerate(chunks):
-                assert pending is not None
-                documents = pending.result()
-                if index + 1 < len(chunks):
-                    pending = reader.submit(self._fetch_chunk, chunks[index + 1], run_dirs)
-                self._parse_chunk(chunk, documents, builder)
-                done += len(chunk)
-                progress.update(done)
+        helper = None
+        if len(ids) >= PARALLEL_MIN:
+            helper = ForkedCall.start(
+                _read_in_child, self.repo.path, ids[: len(ids) // 2], run_dirs
+            )
+        builder = FrameBuilder()
+        processes = 1
+        if helper is None:
+            _read_share(self.repo, ids, run_dirs, builder, progress)
+        elif _read_halves(self.repo, ids, run_dirs, helper, builder, progress):
+            processes = 2
         progress.close()
-        frame = builder.frame()
-        return frame, builder.skipped
+        return builder.frame(), builder.skipped, processes
 
-    def _fetch_chunk(
-        self, ids: list[str], run_dirs: dict[str, str]
-    ) -> list[tuple[bytes | None, bytes | None]]:
-        """(meta.yaml, params.yaml) contents of each run, None for a missing file (or one
-        that is not a blob: ``_parse_chunk`` reports it)."""
-        trees = self.repo.read_trees([run_dirs[run_id] for run_id in ids])
-        wanted: list[str] = []
-        slots: list[tuple[int, int]] = []
-        for tree in trees:
-            blobs = {entry.name: entry.sha for entry in tree if entry.mode in _FILE_MODES}
-            slots.append((_add(wanted, blobs.get(META)), _add(wanted, blobs.get(PARAMS))))
-        objects = self.repo.read_objects(wanted)
-        bodies = [body if kind == "blob" else None for kind, body in objects]
-        return [(bodies[m] if m >= 0 else None, bodies[p] if p >= 0 else None) for m, p in slots]
 
-    @staticmethod
-    def _parse_chunk(
-        ids: list[str],
-        documents: list[tuple[bytes | None, bytes | None]],
-        builder: FrameBuilder,
-    ) -> None:
-        for run_id, (raw_meta, raw_params) in zip(ids, documents):
+def _read_halves(
+    repo: GitRepo,
+    ids: list[str],
+    run_dirs: dict[str, str],
+    helper: ForkedCall,
+    builder: FrameBuilder,
+    progress: Progress,
+) -> bool:
+    """Add the runs ``ids`` to ``builder`` in their order: the second half read here, the
+    first half by ``helper`` (or here too when it fails). Whether the helper read its half."""
+    half = len(ids) // 2
+    own = FrameBuilder()
+    _read_share(repo, ids[half:], run_dirs, own, progress)
+    second = own.batch()  # its columns, while the child may still be at work
+    first: RowBatch | None = helper.result()
+    if first is None:
+        _read_share(repo, ids[:half], run_dirs, builder, progress)
+    else:
+        builder.extend(first)
+        progress.advance(half)
+    builder.extend(second)
+    return first is not None
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while the index is refreshed: a large build makes
+    hundreds of thousands of containers (rows, documents, tree entries), none of them in a
+    cycle, and the collector's passes over them cost a quarter of its time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _read_in_child(path: Path, ids: list[str], run_dirs: dict[str, str]) -> RowBatch:
+    """``_read_share`` in a forked child, through a repository handle of its own (none of
+    its parent's pipes or locks)."""
+    builder = FrameBuilder()
+    _read_share(GitRepo(path), ids, run_dirs, builder, None)
+    return builder.batch()
+
+
+def _read_share(
+    repo: GitRepo,
+    ids: list[str],
+    run_dirs: dict[str, str],
+    builder: FrameBuilder,
+    progress: Progress | None,
+) -> None:
+    """Add the runs ``ids`` to ``builder``, read in batches.
+
+    The next batch's objects are fetched by a helper thread while this one parses the
+    current batch: git inflates objects in its own process, so reading and parsing overlap.
+    """
+    chunks = [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(_fetch_chunk, repo, chunks[0], run_dirs) if chunks else None
+        for index, chunk in enumerate(chunks):
+            assert pending is not None
+            documents = pending.result()
+            if index + 1 < len(chunks):
+                pending = reader.submit(_fetch_chunk, repo, chunks[index + 1], run_dirs)
+            _parse_chunk(chunk, documents, builder)
+            if progress is not None:
+                progress.advance(len(chunk))
+
+
+def _fetch_chunk(
+    repo: GitRepo, ids: list[str], run_dirs: dict[str, str]
+) -> list[tuple[bytes | None, bytes | None]]:
+    """(meta.yaml, params.yaml) contents of each run, None for a missing file (or one
+    that is not a blob: ``_parse_chunk`` reports it)."""
+    trees = repo.read_tree_files([run_dirs[run_id] for run_id in ids], _DOCUMENTS)
+    wanted: list[str] = []
+    slots: list[tuple[int, int]] = []
+    for blobs in trees:
+        slots.append((_add(wanted, blobs.get(META)), _add(wanted, blobs.get(PARAMS))))
+    objects = repo.read_objects(wanted)
+    bodies = [body if kind == "blob" else None for kind, body in objects]
+    return [(bodies[m] if m >= 0 else None, bodies[p] if p >= 0 else None) for m, p in slots]
+
+
+def _parse_chunk(
+    ids: list[str],
+    documents: list[tuple[bytes | None, bytes | None]],
+    builder: FrameBuilder,
+) -> None:
+    """Each run's row through the canonical reader, else through the general YAML path."""
+    for run_id, (raw_meta, raw_params) in zip(ids, documents):
+        row = read_row(run_id, raw_meta, raw_params) if raw_meta is not None else None
+        if row is not None:
+            builder.add_row(row, layout.run_dir(run_id))
+        else:
             builder.try_add(run_id, _documents, run_id, raw_meta, raw_params)
 
 

@@ -34,8 +34,10 @@ class Progress:
         self.enabled = total >= THRESHOLD and _wanted(self.stream)
         self._drawn = 0.0
         self._shown = False
+        self._done = 0
 
     def update(self, done: int) -> None:
+        self._done = done
         if not self.enabled:
             return
         now = time.monotonic()
@@ -47,6 +49,10 @@ class Progress:
         self.stream.write(f"\r{self.label}: {done}/{self.total} [{bar}]")
         self.stream.flush()
         self._shown = True
+
+    def advance(self, count: int) -> None:
+        """``update`` with ``count`` more done than at the last update."""
+        self.update(self._done + count)
 
     def close(self) -> None:
         if self._shown:

@@ -16,9 +16,10 @@ message, so one corrupt run never stops a search of the others.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -49,20 +50,63 @@ _STATUSES = frozenset(RunStatus.ALL)
 _LIFECYCLES = frozenset((LifecycleStage.ACTIVE, LifecycleStage.DELETED))
 
 
+class RunRow(NamedTuple):
+    """The cells of one run's row before they become columns: the attribute columns in the
+    order of :data:`INFO_COLUMNS`, the times as stored, and the key columns by kind."""
+
+    run_id: str
+    experiment_id: str
+    run_name: str
+    user_id: str
+    status: str
+    artifact_uri: str
+    lifecycle_stage: str
+    parent_run_id: str | None
+    details: str
+    nan_metrics: str | None
+    inputs: str | None
+    start_time: str
+    end_time: str | None
+    metrics: Mapping[str, float]
+    params: Mapping[str, str]
+    tags: Mapping[str, str]
+
+
+# Where each attribute column's cells are in a ``RunRow``.
+_ROW_FIELDS = {name: RunRow._fields.index(name.lstrip("_")) for name in INFO_COLUMNS}
+_START, _END = RunRow._fields.index("start_time"), RunRow._fields.index("end_time")
+_KEY_FIELDS = tuple(RunRow._fields.index(kind) for kind in ("metrics", "params", "tags"))
+_KEY_DTYPES = (float, object, object)
+_CELL_FIELDS = tuple(i for i in range(len(RunRow._fields)) if i not in _KEY_FIELDS)
+
+
+class RowBatch(NamedTuple):
+    """Runs turned into columns, ready to join others (it pickles: a forked child's share of
+    an index build comes back as one).
+
+    ``cells`` holds the cells of each ``RunRow`` field that is not a mapping, field by
+    field; ``keys`` one array per key for each of metrics, params and tags (NaN or None where
+    a run lacks the key); ``where`` each run's directory; ``skipped`` the runs set aside.
+    """
+
+    count: int
+    cells: list[tuple]
+    keys: tuple[dict[str, np.ndarray], ...]
+    where: list[str]
+    skipped: dict[str, str]
+
+
 class FrameBuilder:
     """Accumulates runs and turns them into the run frame in one go."""
 
     def __init__(self) -> None:
-        self._info: dict[str, list[Any]] = {name: [] for name in INFO_COLUMNS}
-        self._start: list[str] = []
-        self._end: list[str | None] = []
-        self._keys: dict[str, tuple[list[int], list[Any]]] = {}
+        self._batches: list[RowBatch] = []
+        self._rows: list[RunRow] = []  # added since the last batch
         self._where: list[str] = []
-        self._count = 0
         self.skipped: dict[str, str] = {}  # run id -> why it is not a row
 
     def __len__(self) -> int:
-        return self._count
+        return sum(batch.count for batch in self._batches) + len(self._rows)
 
     def try_add(
         self,
@@ -99,70 +143,151 @@ class FrameBuilder:
         params = _checked_params(params, f"{where}/params.yaml")
         if summaries is None:
             summaries = decode_summaries(meta, f"{where}/meta.yaml")
-        details = _details(meta, summaries, f"{where}/meta.yaml")
-        inputs = _inputs_cell(meta, f"{where}/meta.yaml")
-        row = self._count
-        info = self._info
-        run_id = meta["run_id"]
-        info["run_id"].append(run_id)
-        info["experiment_id"].append(meta["experiment_id"])
-        info["run_name"].append(meta["run_name"])
-        info["user_id"].append(meta["user"])
-        info["status"].append(meta["status"])
-        info["artifact_uri"].append(artifact_uri(meta))
-        info["lifecycle_stage"].append(meta["lifecycle"])
-        info["parent_run_id"].append(meta.get("parent_run_id"))
-        info["_details"].append(details)
-        self._where.append(where)
         nan_keys = [k for k, s in summaries.items() if s["value"] != s["value"]]
-        info["_nan_metrics"].append(json.dumps(nan_keys) if nan_keys else None)
-        info["_inputs"].append(inputs)
-        self._start.append(meta["start_time"])
-        self._end.append(meta.get("end_time"))
-        keys = self._keys
-        for prefix, values in (
-            ("metrics.", {k: s["value"] for k, s in summaries.items()}),
-            ("params.", params),
-            ("tags.", meta["tags"]),
-        ):
-            for key, value in values.items():
-                column = keys.get(prefix + key)
-                if column is None:
-                    column = keys[prefix + key] = ([], [])
-                column[0].append(row)
-                column[1].append(value)
-        self._count += 1
+        row = RunRow(
+            meta["run_id"],
+            meta["experiment_id"],
+            meta["run_name"],
+            meta["user"],
+            meta["status"],
+            artifact_uri(meta),
+            meta["lifecycle"],
+            meta.get("parent_run_id"),
+            _details(meta, summaries, f"{where}/meta.yaml"),
+            json.dumps(nan_keys) if nan_keys else None,
+            _inputs_cell(meta, f"{where}/meta.yaml"),
+            meta["start_time"],
+            meta.get("end_time"),
+            {k: s["value"] for k, s in summaries.items()},
+            params,
+            meta["tags"],
+        )
+        self.add_row(row, where)
+
+    def add_row(self, row: RunRow, where: str) -> None:
+        """Add a run whose cells were read and checked already (``canonical_rows``).
+
+        Args:
+            row: the run's cells.
+            where: the run's directory, for error messages.
+        """
+        self._rows.append(row)
+        self._where.append(where)
+
+    def batch(self) -> RowBatch:
+        """Everything added so far as one batch of columns, for ``extend`` of another
+        builder."""
+        self._seal()
+        batches = self._batches
+        if len(batches) == 1:
+            return batches[0]._replace(skipped=self.skipped)
+        count = sum(batch.count for batch in batches)
+        cells = [
+            tuple(itertools.chain.from_iterable(batch.cells[field] for batch in batches))
+            for field in range(len(_CELL_FIELDS))
+        ]
+        keys = tuple(
+            _joined_columns([batch.keys[kind] for batch in batches], batches, count, dtype)
+            for kind, dtype in enumerate(_KEY_DTYPES)
+        )
+        where = [w for batch in batches for w in batch.where]
+        return RowBatch(count, cells, keys, where, self.skipped)
+
+    def extend(self, batch: RowBatch) -> None:
+        """Add the runs of another builder's ``batch``, after the ones added so far.
+
+        Args:
+            batch: the runs, as ``batch()`` returns them.
+        """
+        self._seal()
+        self._batches.append(batch)
+        self.skipped.update(batch.skipped)
+
+    def _seal(self) -> None:
+        """Turn the rows added since the last batch into one."""
+        rows = self._rows
+        if not rows and self._batches:
+            return
+        columns = list(zip(*rows)) if rows else [()] * len(RunRow._fields)
+        cells = [columns[field] for field in _CELL_FIELDS]
+        keys = tuple(
+            _key_columns(columns[field], len(rows), dtype)
+            for field, dtype in zip(_KEY_FIELDS, _KEY_DTYPES)
+        )
+        self._batches.append(RowBatch(len(rows), cells, keys, self._where, {}))
+        self._rows, self._where = [], []
 
     def frame(self) -> pd.DataFrame:
         """The run frame; a run whose times are not real UTC times is set aside in
         ``skipped`` (its row is dropped)."""
-        n = self._count
-        data: dict[str, Any] = {}
-        for name in INFO_COLUMNS:
-            data[name] = _object_array(self._info[name])
-        starts, bad = _times(self._start)
-        ends, bad_ends = _times([t or "NaT" for t in self._end])
+        batch = self.batch()
+        cells = dict(zip(_CELL_FIELDS, batch.cells))
+        data: dict[str, Any] = {
+            name: _object_array(cells[field]) for name, field in _ROW_FIELDS.items()
+        }
+        starts, bad = _times(cells[_START])
+        ends, bad_ends = _times([t or "NaT" for t in cells[_END]])
         bad |= bad_ends
         data["start_time"] = starts.astype(np.int64)
         data["end_time"] = np.where(np.isnat(ends), np.nan, ends.astype(np.int64)).astype(float)
-        for column in sorted(self._keys, key=_column_order):
-            rows, values = self._keys[column]
-            if column.startswith("metrics."):
-                array = np.full(n, np.nan)
-                array[rows] = values
-            else:
-                array = np.full(n, None, dtype=object)
-                array[rows] = values
-            data[column] = array
+        for prefix, columns in zip(KEY_PREFIXES, batch.keys):
+            for key in sorted(columns):
+                data[prefix + key] = columns[key]
         frame = pd.DataFrame(data)
         if bad:
             for row in sorted(bad):
-                self.skipped[self._info["run_id"][row]] = (
-                    f"{self._where[row]}/meta.yaml: start_time {self._start[row]!r} or "
-                    f"end_time {self._end[row]!r} is not a UTC time"
+                self.skipped[cells[0][row]] = (
+                    f"{batch.where[row]}/meta.yaml: start_time {cells[_START][row]!r} or "
+                    f"end_time {cells[_END][row]!r} is not a UTC time"
                 )
             frame = frame.drop(index=sorted(bad)).reset_index(drop=True)
         return normalize(frame)
+
+
+def _joined_columns(
+    parts: list[dict[str, np.ndarray]], batches: list[RowBatch], count: int, dtype: type
+) -> dict[str, np.ndarray]:
+    """The key columns of consecutive batches, joined (NaN or None where a batch lacks a
+    key)."""
+    columns: dict[str, np.ndarray] = {}
+    offset = 0
+    for part, batch in zip(parts, batches):
+        for key, values in part.items():
+            array = columns.get(key)
+            if array is None:
+                array = columns[key] = _empty_column(count, dtype)
+            array[offset : offset + batch.count] = values
+        offset += batch.count
+    return columns
+
+
+def _empty_column(n: int, dtype: type) -> np.ndarray:
+    return np.full(n, np.nan) if dtype is float else np.full(n, None, dtype=object)
+
+
+def _key_columns(mappings: tuple[Mapping[str, Any], ...], n: int, kind: type) -> dict:
+    """One array per key of the rows' mappings (NaN or None where a row lacks the key).
+
+    Rows with the same keys in the same order (most runs of a project) are handled as one
+    group, so the values are moved column by column rather than cell by cell.
+    """
+    groups: dict[tuple[str, ...], tuple[list[int], list[tuple]]] = {}
+    for number, mapping in enumerate(mappings):
+        shape = tuple(mapping)
+        group = groups.get(shape)
+        if group is None:
+            group = groups[shape] = ([], [])
+        group[0].append(number)
+        group[1].append(tuple(mapping.values()))
+    columns: dict[str, np.ndarray] = {}
+    for shape, (numbers, values) in groups.items():
+        rows = slice(None) if len(numbers) == n else np.array(numbers, dtype=np.intp)
+        for key, column_values in zip(shape, zip(*values)):
+            array = columns.get(key)
+            if array is None:
+                array = columns[key] = _empty_column(n, kind)
+            array[rows] = column_values
+    return columns
 
 
 def _object_array(values: list[Any]) -> np.ndarray:
@@ -219,11 +344,6 @@ def _inputs_cell(meta: dict, where: str) -> str | None:
     except (TypeError, KeyError, AttributeError, ValueError):
         check_stored(meta, "meta", where)
         raise CorruptDataError(f"{where}: inputs: not a list of dataset inputs") from None
-
-
-def _column_order(column: str) -> tuple[int, str]:
-    prefix = column.split(".", 1)[0] + "."
-    return KEY_PREFIXES.index(prefix), column
 
 
 def normalize(frame: pd.DataFrame) -> pd.DataFrame:

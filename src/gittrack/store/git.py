@@ -16,7 +16,7 @@ import os
 import re
 import socket
 import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from gittrack.errors import RepositoryError
@@ -160,6 +160,11 @@ class GitRepo:
     def read_trees(self, shas: Sequence[str]) -> list[list[TreeEntry]]:
         """The entries of many trees at once, in order; not kept in the tree cache."""
         return self.trees.read_trees(shas)
+
+    def read_tree_files(self, shas: Sequence[str], names: Collection[str]) -> list[dict[str, str]]:
+        """The regular files called one of ``names`` in each of many trees (name -> blob id),
+        in order (see ``TreeStore.read_tree_files``)."""
+        return self.trees.read_tree_files(shas, names)
 
     def read_tree(self, sha: str) -> list[TreeEntry]:
         """The entries of one tree; ``CorruptDataError`` when ``sha`` is not a tree."""

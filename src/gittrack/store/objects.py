@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import subprocess
 import threading
@@ -165,19 +166,7 @@ class ObjectReader:
 
             writer = threading.Thread(target=send, daemon=True)
             writer.start()
-            results: list[tuple[str, bytes]] = []
-            missing: list[str] = []
-            for sha in shas:
-                header = stdout.readline()
-                if not header:
-                    break
-                parts = header.split()
-                if len(parts) == 2 and parts[1] == b"missing":
-                    missing.append(sha)
-                    results.append(("", b""))
-                    continue
-                body = stdout.read(int(parts[2]) + 1)[:-1]
-                results.append((parts[1].decode(), body))
+            results, missing = _read_answers(stdout, shas)
             writer.join()
             if len(results) != len(shas) or failure:
                 self.close()
@@ -206,6 +195,47 @@ class ObjectReader:
                 if stream is not None:
                     stream.close()
             proc.wait()
+
+
+_READ_SIZE = 1 << 20
+
+
+def _read_answers(
+    stdout: io.BufferedReader, shas: list[str]
+) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """The answers of ``cat-file --batch`` to ``shas``: each object's (kind, body), ("", b"")
+    for the missing, and the missing ids; fewer answers when git stopped.
+
+    The output is read in large pieces and cut up here: a read call per object costs more
+    than git takes to inflate a small one.
+    """
+    results: list[tuple[str, bytes]] = []
+    missing: list[str] = []
+    buffer = b""
+    pos = 0
+    for sha in shas:
+        newline = buffer.find(b"\n", pos)
+        while newline < 0:
+            more = stdout.read1(_READ_SIZE)
+            if not more:
+                return results, missing
+            buffer, pos = buffer[pos:] + more, 0
+            newline = buffer.find(b"\n")
+        parts = buffer[pos:newline].split()
+        pos = newline + 1
+        if len(parts) == 2 and parts[1] == b"missing":
+            missing.append(sha)
+            results.append(("", b""))
+            continue
+        end = pos + int(parts[2])
+        if len(buffer) <= end:  # the rest of the body and its line break, in one read
+            rest = stdout.read(end + 1 - len(buffer))
+            buffer, end, pos = buffer[pos:] + rest, end - pos, 0
+            if len(buffer) <= end:
+                return results, missing
+        results.append((parts[1].decode(), buffer[pos:end]))
+        pos = end + 1
+    return results, missing
 
 
 class PendingObjects:

@@ -8,7 +8,7 @@ what is learnt about a tree is kept (trees never change) in bounded caches.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from gittrack.errors import CorruptDataError
@@ -72,6 +72,27 @@ class TreeStore:
                 raise CorruptDataError(f"object {sha} is a {kind}, expected a tree")
             trees.append(_parse_tree(body, digest_size))
         return trees
+
+    def read_tree_files(self, shas: Sequence[str], names: Collection[str]) -> list[dict[str, str]]:
+        """The regular files (modes 100644 and 100755) called one of ``names`` in each of
+        many trees, name -> blob id, in order; only those entries are decoded.
+
+        Raises:
+            CorruptDataError: an object is not a tree, or a tree is malformed.
+        """
+        digest_size = self._digest_size
+        found = []
+        for sha, (kind, body) in zip(shas, self._objects.read_objects(shas)):
+            if kind != "tree":
+                raise CorruptDataError(f"object {sha} is a {kind}, expected a tree")
+            found.append(
+                {
+                    name: body[stop - digest_size : stop].hex()
+                    for mode, name, _start, stop in _tree_entries(body, digest_size)
+                    if name in names and mode in _FILE_MODES
+                }
+            )
+        return found
 
     def read_tree(self, sha: str) -> list[TreeEntry]:
         """The entries of one tree (kept); ``CorruptDataError`` when ``sha`` is not a tree."""
@@ -185,6 +206,9 @@ def _encode_entry(entry: TreeEntry) -> bytes:
     return f"{entry.mode} {entry.name}\0".encode("utf-8", "surrogateescape") + bytes.fromhex(
         entry.sha
     )
+
+
+_FILE_MODES = (b"100644", b"100755")
 
 
 def _tree_entries(body: bytes, digest_size: int) -> Iterator[tuple[bytes, str, int, int]]:
