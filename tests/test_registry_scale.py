@@ -116,6 +116,19 @@ def test_a_new_process_sees_loose_tags_moved_deleted_and_recreated_since_the_sav
     _same(second.read("IrisRF"), _for_each_ref(repo, "IrisRF"))
 
 
+def _rewrite_keeping_inode_and_time(
+    repo: Path, tag: str, other: str
+) -> tuple[Path, os.stat_result]:
+    """Write ``other``'s object into ``tag``'s loose ref file in place, with its inode and
+    modification time kept; returns the file and its stat from before."""
+    ref = repo / ".git" / "refs" / "tags" / tag
+    stamp = ref.stat()
+    ref.write_text(git(repo, "rev-parse", f"refs/tags/{other}").strip() + "\n")
+    os.utime(ref, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert ref.stat().st_ino == stamp.st_ino
+    return ref, stamp
+
+
 def test_a_new_process_does_not_read_again_the_loose_tag_refs_a_saved_cache_vouches_for(
     repo: Path,
 ) -> None:
@@ -127,11 +140,7 @@ def test_a_new_process_does_not_read_again_the_loose_tag_refs_a_saved_cache_vouc
     first.save()
     # Rewritten in place, with its inode and modification time kept: only a reader that
     # opens the file again sees the new object.
-    ref = repo / ".git" / "refs" / "tags" / "IrisRF@v2.0.0"
-    stamp = ref.stat()
-    ref.write_text(git(repo, "rev-parse", "refs/tags/IrisRF@v1.0.0").strip() + "\n")
-    os.utime(ref, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
-    assert ref.stat().st_ino == stamp.st_ino
+    ref, stamp = _rewrite_keeping_inode_and_time(repo, "IrisRF@v2.0.0", "IrisRF@v1.0.0")
     second = TagStore(GitRepo(repo))
     saved = {r.name: r.message for r in second.read().records}
     assert (
@@ -153,11 +162,7 @@ def test_a_loose_tag_ref_written_just_before_the_save_is_read_again_by_the_next_
     first = TagStore(GitRepo(repo))
     first.read()
     first.save()
-    ref = repo / ".git" / "refs" / "tags" / "IrisRF@v2.0.0"
-    stamp = ref.stat()
-    ref.write_text(git(repo, "rev-parse", "refs/tags/IrisRF@v1.0.0").strip() + "\n")
-    os.utime(ref, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
-    assert ref.stat().st_ino == stamp.st_ino
+    ref, stamp = _rewrite_keeping_inode_and_time(repo, "IrisRF@v2.0.0", "IrisRF@v1.0.0")
     _same(TagStore(GitRepo(repo)).read(), _for_each_ref(repo))
 
 
