@@ -41,6 +41,8 @@ from gittrack.store.refs import read_small_file
 _CACHE_FORMAT = 4
 _SAVE_AFTER = 64  # tag refs read again before what is known is saved for the next process
 _RACY_SECONDS = 2  # a ref file changed this recently may change again within its mtime tick
+_TICK_NS = 20_000_000  # more than the coarse clock that stamps files (a jiffy: 4-10 ms)
+_FULL_LOOK_NS = 1_000_000_000  # how often a changed tag directory's every file is stat'ed
 LOOSE_TAGS_TO_PACK = 256  # loose tag refs above which a write packs them
 _SIGNATURE_STARTS = (
     b"-----BEGIN PGP SIGNATURE-----",
@@ -214,10 +216,12 @@ class TagStore:
             changed.update(
                 n for n in loose.keys() & self._loose.keys() if loose[n] != self._loose[n]
             )
-            # A file changed within its timestamp's resolution may have been replaced by one
-            # with the same inode and time: such recent files are read again.
-            recent = time.time_ns() - int(_RACY_SECONDS * 1e9)
-            changed.update(n for n, (_, mtime) in loose.items() if mtime >= recent)
+            # A file stamped within a clock tick of the previous look may have been replaced
+            # since by one with the same inode and time: such files are read again. (At the
+            # first look, the stamps are a saved file's, which vouches for none that recent.)
+            if self._loose_scan.previous_look_ns:
+                recent = self._loose_scan.previous_look_ns - _TICK_NS
+                changed.update(n for n, (_, mtime) in loose.items() if mtime >= recent)
         self._loose = loose
         if changed:
             self._apply(changed)
@@ -451,26 +455,38 @@ class _LooseScan:
 
     A ref replaced by a rename gets a new inode or, since file systems reuse a freed inode at
     once (ext4 does), at least a new modification time, so the pair tells a new file from
-    the one read before; a tag deleted and created again is read again. Stating every file
-    costs about 3 µs, so the directories are looked at first: creating, deleting or renaming
+    the one read before; a tag deleted and created again is read again. Stating a file
+    costs a few µs, so the directories are looked at first: creating, deleting or renaming
     a file in a directory changes the directory's modification time, and while no directory
     changed, the files are those of the last scan. A directory changed within the last
     ``_RACY_SECONDS`` may change again within its timestamp's resolution without showing
-    it, so it is not vouched for: the next look scans it again.
+    it, so it is not vouched for: the next look scans it again. When a directory changed,
+    a file of a new name or inode is stat'ed at once, and the others (same name, same
+    inode: the reused-inode case) at most once every ``_FULL_LOOK_NS``, so that a burst of
+    registry writes, each looking at the tags several times, does not stat every ref file
+    each time; such a replacement is seen within that second.
     """
 
     def __init__(self, root: str) -> None:
         self.root = root
         self._settled: dict[str, int] = {}  # directory -> mtime (ns) of the last scan
         self._found: dict[str, tuple[int, int]] = {}
+        self._look_ns = 0
+        self.previous_look_ns = 0  # when the look before the last one started (ns)
+        self._full_look_ns = 0  # when every file was last stat'ed
 
     def scan(self) -> dict[str, tuple[int, int]]:
         """Every loose ref (a name relative to the root) and its file's (inode, mtime in
         ns); the same dict object as the last scan when no directory changed."""
+        self.previous_look_ns, self._look_ns = self._look_ns, time.time_ns()
         if self._settled and self._unchanged():
             return self._found
         found: dict[str, tuple[int, int]] = {}
         settled: dict[str, int] = {}
+        known = self._found
+        full = self._look_ns - self._full_look_ns >= _FULL_LOOK_NS
+        if full:
+            self._full_look_ns = self._look_ns
         racy_after = time.time_ns() - int(_RACY_SECONDS * 1e9)
         every_directory_settled = True
         pending = [("", self.root)]
@@ -491,11 +507,16 @@ class _LooseScan:
                     if entry.is_dir(follow_symlinks=False):
                         pending.append((f"{prefix}{entry.name}/", entry.path))
                     elif not entry.name.endswith(".lock"):
+                        name = prefix + entry.name
+                        before = known.get(name)
+                        if not full and before is not None and before[0] == entry.inode():
+                            found[name] = before
+                            continue
                         try:
                             info = entry.stat(follow_symlinks=False)
                         except FileNotFoundError:
                             continue
-                        found[prefix + entry.name] = (info.st_ino, info.st_mtime_ns)
+                        found[name] = (info.st_ino, info.st_mtime_ns)
         self._settled = settled if every_directory_settled else {}
         self._found = found
         return found
