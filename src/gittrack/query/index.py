@@ -142,7 +142,7 @@ class RunIndex:
                 updated = self._incremental(current, tip, new_tree, changes)
         if updated is None:
             updated = self._full(tip, new_tree, reason)
-        self.cache.save(updated)
+        self.cache.save_soon(updated)
         return updated
 
     def _incremental(

@@ -233,7 +233,7 @@ class FrameBuilder:
         for prefix, columns in zip(KEY_PREFIXES, batch.keys):
             for key in sorted(columns):
                 data[prefix + key] = columns[key]
-        frame = pd.DataFrame(data)
+        frame = pd.DataFrame(_as_strings(data))
         if bad:
             for row in sorted(bad):
                 self.skipped[cells[0][row]] = (
@@ -288,6 +288,30 @@ def _key_columns(mappings: tuple[Mapping[str, Any], ...], n: int, kind: type) ->
                 array = columns[key] = _empty_column(n, kind)
             array[rows] = column_values
     return columns
+
+
+def _as_strings(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each object column of strings (None where missing) as the string array
+    pandas would infer for it, built by pyarrow in one call: pandas checks and converts such a
+    column cell by cell (three quarters of a second for the 100,000 rows of 24 columns). When
+    pandas infers no Arrow-backed strings (an older pandas, or the option turned off), or a
+    column holds anything else, ``data`` is left for pandas to infer as before.
+    """
+    inferred = pd.Series(np.array(["", None], dtype=object)).dtype
+    if not isinstance(inferred, pd.StringDtype) or inferred.storage != "pyarrow":
+        return data
+    import pyarrow as pa
+
+    converted = dict(data)
+    for name, values in data.items():
+        if (
+            isinstance(values, np.ndarray)
+            and values.dtype == object
+            and pd.api.types.infer_dtype(values, skipna=True) == "string"
+        ):
+            strings = pa.array(values, type=pa.large_string(), from_pandas=True)
+            converted[name] = pd.array(strings, dtype=inferred)
+    return converted
 
 
 def _object_array(values: list[Any]) -> np.ndarray:
