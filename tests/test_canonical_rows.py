@@ -104,6 +104,21 @@ def test_the_canonical_reader_builds_the_frame_the_general_reader_builds(
         assert [type(v) for v in fast[column]] == [type(v) for v in general[column]], column
 
 
+def test_each_text_column_has_the_type_pandas_infers_from_its_cells(
+    varied: tuple[Path, set[str]],
+) -> None:
+    repo, _ = varied
+    frame = _cold_frame(repo)
+    texts = [c for c in frame.columns if frame[c].dtype == object or frame[c].dtype == "str"]
+    assert "params.name" in texts and "_inputs" in texts
+    for column in texts:
+        cells = np.empty(len(frame), dtype=object)
+        cells[:] = [None if pd.isna(v) else v for v in frame[column]]
+        inferred = pd.DataFrame({column: cells})[column]
+        assert frame[column].dtype == inferred.dtype, column
+        pd.testing.assert_series_equal(frame[column], inferred, check_exact=True)
+
+
 def test_every_run_gittrack_writes_without_datasets_takes_the_canonical_reader(
     varied: tuple[Path, set[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
