@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 CACHE_FORMAT = 5
 _STORAGE = "arrow"
 _STALE_SECONDS = 120
-BACKGROUND_MIN = 20_000
+BACKGROUND_MIN = 5_000
 """From this many runs, ``IndexCache.save_soon`` writes the index from a background thread."""
 _writes = Background("gittrack-index-cache")
 _writes_lock = threading.Lock()  # a save queued while another thread waits is not lost
