@@ -120,6 +120,32 @@ def test_each_text_column_has_the_type_pandas_infers_from_its_cells(
         pd.testing.assert_series_equal(frame[column], inferred, check_exact=True)
 
 
+def _checked_row(run_id: str, params: dict) -> RunRow:
+    return RunRow(
+        run_id, "0", "r", "u", "FINISHED", "file:///a", "active", None, "{}", None, None,
+        "2024-01-01T00:00:00.000Z", None, {}, params, {},
+    )  # fmt: skip
+
+
+def test_cells_that_are_not_strings_are_left_for_pandas_to_infer_across_joined_batches() -> None:
+    first, second = FrameBuilder(), FrameBuilder()
+    first.add_row(_checked_row("a" * 32, {"n": 1, "s": "x"}), "runs/a")
+    second.add_row(_checked_row("b" * 32, {"n": 2}), "runs/b")
+    first.extend(second.batch())
+    frame = first.frame()
+    expected = pd.DataFrame(
+        {
+            "n": np.array([1, 2], dtype=object),
+            "s": np.array(["x", None], dtype=object),
+            "parent": np.array([None, None], dtype=object),
+        }
+    )
+    for column, name in (("params.n", "n"), ("params.s", "s"), ("parent_run_id", "parent")):
+        pd.testing.assert_series_equal(
+            frame[column], expected[name], check_names=False, check_exact=True
+        )
+
+
 def test_every_run_gittrack_writes_without_datasets_takes_the_canonical_reader(
     varied: tuple[Path, set[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
