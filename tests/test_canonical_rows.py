@@ -28,6 +28,7 @@ from gittrack.query import index as index_module
 from gittrack.query.canonical_rows import read_row
 from gittrack.query.index import RunIndex
 from gittrack.query.run_rows import FrameBuilder, RunRow
+from gittrack.query.run_tree import estimated_runs, runs_tree
 from gittrack.store.codecs import dump_yaml
 from gittrack.store.run_documents import encode_summaries, meta_for_disk
 from gittrack.tracking.repository import forget_repositories, open_repository
@@ -104,6 +105,47 @@ def test_the_canonical_reader_builds_the_frame_the_general_reader_builds(
         assert [type(v) for v in fast[column]] == [type(v) for v in general[column]], column
 
 
+def test_each_text_column_has_the_type_pandas_infers_from_its_cells(
+    varied: tuple[Path, set[str]],
+) -> None:
+    repo, _ = varied
+    frame = _cold_frame(repo)
+    texts = [c for c in frame.columns if frame[c].dtype == object or frame[c].dtype == "str"]
+    assert "params.name" in texts and "_inputs" in texts
+    for column in texts:
+        cells = np.empty(len(frame), dtype=object)
+        cells[:] = [None if pd.isna(v) else v for v in frame[column]]
+        inferred = pd.DataFrame({column: cells})[column]
+        assert frame[column].dtype == inferred.dtype, column
+        pd.testing.assert_series_equal(frame[column], inferred, check_exact=True)
+
+
+def _checked_row(run_id: str, params: dict) -> RunRow:
+    return RunRow(
+        run_id, "0", "r", "u", "FINISHED", "file:///a", "active", None, "{}", None, None,
+        "2024-01-01T00:00:00.000Z", None, {}, params, {},
+    )  # fmt: skip
+
+
+def test_cells_that_are_not_strings_are_left_for_pandas_to_infer_across_joined_batches() -> None:
+    first, second = FrameBuilder(), FrameBuilder()
+    first.add_row(_checked_row("a" * 32, {"n": 1, "s": "x"}), "runs/a")
+    second.add_row(_checked_row("b" * 32, {"n": 2}), "runs/b")
+    first.extend(second.batch())
+    frame = first.frame()
+    expected = pd.DataFrame(
+        {
+            "n": np.array([1, 2], dtype=object),
+            "s": np.array(["x", None], dtype=object),
+            "parent": np.array([None, None], dtype=object),
+        }
+    )
+    for column, name in (("params.n", "n"), ("params.s", "s"), ("parent_run_id", "parent")):
+        pd.testing.assert_series_equal(
+            frame[column], expected[name], check_names=False, check_exact=True
+        )
+
+
 def test_every_run_gittrack_writes_without_datasets_takes_the_canonical_reader(
     varied: tuple[Path, set[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -178,6 +220,66 @@ def test_when_the_child_process_fails_this_process_reads_its_half(
     index = _cold_index(repo)
     pd.testing.assert_frame_equal(index.committed(), one, check_exact=True)
     assert index.last_refresh.processes == 1
+
+
+def test_a_first_build_by_two_processes_lists_each_half_of_the_shards_in_its_own_process(
+    varied: tuple[Path, set[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, _ = varied
+    ids = sorted(_cold_frame(repo)["run_id"])
+    planted = ["0" * 32, "f" * 32]  # files where a run directory belongs, one in each half
+    for run_id in planted:
+        put_file(repo, _run_dir(run_id), b"not a directory")
+    alone = _cold_index(repo)
+    with pytest.warns(CorruptDataWarning):
+        one = alone.frame()
+    listed_by: dict[int, list[str]] = {}
+    real_diff = index_module.diff_run_dirs
+
+    def recording_diff(repo_, old, new, shards=None):  # noqa: ANN001, ANN202
+        changes = real_diff(repo_, old, new, shards)
+        listed_by.setdefault(os.getpid(), []).extend(changes.changed)
+        return changes
+
+    monkeypatch.setattr(index_module, "diff_run_dirs", recording_diff)
+    monkeypatch.setattr(index_module, "PARALLEL_MIN", 2)
+    shared = _cold_index(repo)
+    with pytest.warns(CorruptDataWarning):
+        two = shared.frame()
+    assert (shared.last_refresh.processes, shared.last_refresh.rows_read) == (2, len(ids))
+    assert sorted(listed_by[os.getpid()]) == [i for i in ids if i >= "80"]  # the child: the rest
+    pd.testing.assert_frame_equal(one, two, check_exact=True)
+    assert shared._current.skipped == alone._current.skipped
+    assert set(planted) <= set(shared._current.skipped)
+
+
+def test_runs_changed_by_a_pull_are_read_by_two_processes_as_by_one(
+    varied: tuple[Path, set[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, _ = varied
+    alone, shared = _cold_index(repo), _cold_index(repo)
+    alone.committed()
+    shared.committed()
+    for run in mlflow.search_runs(output_format="list", search_all_experiments=True):
+        mlflow.MlflowClient().set_tag(run.info.run_id, "pulled", "yes")
+    one = alone.committed()
+    monkeypatch.setattr(index_module, "PARALLEL_MIN", 2)
+    two = shared.committed()
+    assert (alone.last_refresh.mode, alone.last_refresh.processes) == ("incremental", 1)
+    assert (shared.last_refresh.mode, shared.last_refresh.processes) == ("incremental", 2)
+    assert shared.last_refresh.rows_read == len(one) == 8
+    pd.testing.assert_frame_equal(one, two, check_exact=True)
+
+
+def test_the_runs_of_a_tree_are_estimated_from_its_shard_directories(
+    varied: tuple[Path, set[str]],
+) -> None:
+    repo, _ = varied
+    repository = open_repository(str(repo))
+    tree = runs_tree(repository.repo, repository.repo.commit_tree_info(repository.branch.tip())[0])
+    shard_dirs = len({run_id[:4] for run_id in _cold_frame(repo)["run_id"]})
+    assert shard_dirs <= estimated_runs(repository.repo, tree) < shard_dirs + 0.01
+    assert estimated_runs(repository.repo, None) == 0
 
 
 # ------------------------------------------------------------------ any document

@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -15,12 +16,13 @@ import pytest
 import gittrack
 from gittrack import Client
 from gittrack.errors import CorruptDataError, CorruptDataWarning
+from gittrack.query import cache_file
 from gittrack.query.index import run_index
 from gittrack.query.search import search_runs
 from gittrack.store import layout
 from gittrack.store.branch import Blob
 from gittrack.tracking.repository import forget_repositories, open_repository
-from tests.conftest import SRC, git, make_repo
+from tests.conftest import SRC, git, make_repo, run_script
 
 
 def add_runs(path: Path, count: int, prefix: str = "run", start: int = 1_000) -> list[str]:
@@ -330,3 +332,79 @@ def test_runs_pulled_from_a_second_clone_are_read_without_a_full_rebuild(
     assert len(names) == 5
     assert refresh(first).mode == "incremental"
     assert refresh(first).rows_read == 2
+
+
+# ------------------------------------------------------------------ saved in the background
+
+
+def _slow_encoding(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Large indexes (here: any) saved in the background, their encoding held up, so the
+    write is still under way when the caller goes on."""
+    real = cache_file._encode
+
+    def slow(frame):  # noqa: ANN001, ANN202
+        time.sleep(seconds)
+        return real(frame)
+
+    monkeypatch.setattr(cache_file, "BACKGROUND_MIN", 1)
+    monkeypatch.setattr(cache_file, "_encode", slow)
+
+
+def test_a_large_index_saved_in_the_background_is_loaded_by_the_next_view(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_runs(repo, 3)
+    _slow_encoding(monkeypatch, 0.5)
+    assert search(repo) == ["run-2", "run-1", "run-0"]
+    assert refresh(repo).mode == "full"
+    fresh_process_view(repo)
+    assert search(repo) == ["run-2", "run-1", "run-0"]
+    assert refresh(repo).mode == "disk"  # the load waited for the write
+
+
+def test_the_log_fast_path_waits_for_an_index_still_being_written(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_runs(repo, 2)
+    _slow_encoding(monkeypatch, 0.5)
+    search(repo)
+    repository = open_repository(str(repo))
+    saved = cache_file.IndexCache(repo / ".git" / "gittrack" / "cache", repository.branch.ref)
+    columns = saved.read_columns(repository.branch.tip(), lambda name: name == "run_name")
+    assert columns is not None
+    assert sorted(columns.columns["run_name"]) == ["run-0", "run-1"]
+
+
+def test_a_column_added_to_the_frame_while_its_index_is_written_is_not_saved(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_runs(repo, 2)
+    _slow_encoding(monkeypatch, 0.5)
+    frame = run_index(open_repository(str(repo))).frame()
+    frame["scratch"] = 1
+    fresh_process_view(repo)
+    reloaded = run_index(open_repository(str(repo))).frame()
+    assert refresh(repo).mode == "disk"
+    assert "scratch" not in reloaded.columns
+
+
+def test_a_process_exiting_right_after_a_large_build_still_saves_its_index(repo: Path) -> None:
+    add_runs(repo, 2)
+    code = (
+        "import time\n"
+        "import gittrack\n"
+        "from gittrack.query import cache_file\n"
+        "real = cache_file._encode\n"
+        "def slow(frame):\n"
+        "    time.sleep(1.0)\n"
+        "    return real(frame)\n"
+        "cache_file._encode = slow\n"
+        "cache_file.BACKGROUND_MIN = 1\n"
+        "assert len(gittrack.search_runs(search_all_experiments=True)) == 2\n"
+    )
+    done = run_script(code, repo)
+    assert done.returncode == 0, done.stderr
+    assert manifest(repo).exists()
+    fresh_process_view(repo)
+    assert search(repo) == ["run-1", "run-0"]
+    assert refresh(repo).mode == "disk"

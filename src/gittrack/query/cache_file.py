@@ -11,6 +11,13 @@ renamed, then the manifest is replaced the same way: readers see the old index o
 concurrent writers each publish a complete index and the last one wins. Anything unexpected
 when loading (missing or truncated file, digest mismatch, other version, unreadable data)
 makes ``load`` return None, and the caller rebuilds.
+
+An index of ``BACKGROUND_MIN`` runs or more is written by a background thread
+(``store/background.py``) once its frame is ready: encoding and writing 100,000 runs takes
+most of a second the caller need not wait for. Every load, column read or save of an index in
+this process first waits for the writes queued before it, and the process waits for them when
+it exits; a killed process leaves the previous index (the files are replaced atomically), and
+the next build writes it again.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 import time
 import zlib
 from collections.abc import Callable, Collection
@@ -27,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gittrack._version import __version__
+from gittrack.store.background import Background
 from gittrack.store.files import replace_file
 
 if TYPE_CHECKING:
@@ -36,6 +45,16 @@ if TYPE_CHECKING:
 CACHE_FORMAT = 5
 _STORAGE = "arrow"
 _STALE_SECONDS = 120
+BACKGROUND_MIN = 5_000
+"""From this many runs, ``IndexCache.save_soon`` writes the index from a background thread."""
+_writes = Background("gittrack-index-cache")
+_writes_lock = threading.Lock()  # a save queued while another thread waits is not lost
+
+
+def _wait_for_writes() -> None:
+    """Wait until the index writes queued in this process are done."""
+    with _writes_lock:
+        _writes.drain(timeout=None)
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,7 @@ class IndexCache:
     def load(self) -> CachedIndex | None:
         """The saved index, or None (``problem`` says why when a file was there)."""
         self.problem = None
+        _wait_for_writes()
         try:
             manifest = json.loads(self.manifest.read_text())
         except FileNotFoundError:
@@ -114,6 +134,7 @@ class IndexCache:
         (``gittrack log``): importing pandas costs more than the whole read. Anything else
         (another tip, another format, a damaged file) returns None and the caller builds the frame.
         """
+        _wait_for_writes()
         try:
             manifest = json.loads(self.manifest.read_text())
             if manifest.get("tip") != tip or not self._current_arrow(manifest):
@@ -173,8 +194,36 @@ class IndexCache:
             return None
         return CachedIndex(frame, manifest["tip"], manifest["runs_tree"], skipped)
 
+    def save_soon(self, index: CachedIndex) -> None:
+        """Publish an index: now when it is small, else from a background thread (see the
+        module's docstring), so the caller goes on while it is written.
+
+        Args:
+            index: the index to publish; its frame is not changed (the thread encodes a
+                shallow copy, so columns the caller adds later are not saved).
+        """
+        if len(index.frame) < BACKGROUND_MIN:
+            self.save(index)
+            return
+        snapshot = CachedIndex(
+            index.frame.copy(deep=False), index.tip, index.runs_tree, dict(index.skipped)
+        )
+        with _writes_lock:
+            _writes.submit(lambda: self._write(snapshot))
+
     def save(self, index: CachedIndex) -> bool:
-        """Publish an index; False when the cache directory cannot be written."""
+        """Publish an index now, after the writes queued before it.
+
+        Args:
+            index: the index to publish.
+
+        Returns:
+            False when the cache directory cannot be written.
+        """
+        _wait_for_writes()
+        return self._write(index)
+
+    def _write(self, index: CachedIndex) -> bool:
         try:
             data = _encode(index.frame)
             digest = _checksum(data)
@@ -230,7 +279,10 @@ def _encode(frame: pd.DataFrame) -> bytes:
 
     # Without pandas' schema metadata, reading skips rebuilding indexes from JSON (a third of
     # the load time); column types come back the same from the Arrow types.
-    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    # One thread (no executor): a background save may still run while the interpreter exits,
+    # when no new executor work can be scheduled.
+    table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+    table = table.replace_schema_metadata(None)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)

@@ -9,7 +9,8 @@ object reads. A run's documents in the layout gittrack writes are read straight 
 (``canonical_rows``); any other document goes through the YAML reader (``store/fast_yaml``)
 and ``FrameBuilder.add``, which give the same row or name what is wrong. From
 ``PARALLEL_MIN`` runs to read (a first build of a large project), a forked child process
-reads half of them (``forked``) on the second core.
+reads half of them (``forked``) on the second core; in a first build (estimated from the shard
+directories) it also lists its half of the run directories, so the listing is shared too.
 
 The comparison is between trees, so it is right whatever happened to the history in between
 (a pull, a rebase, a force-push). When the cached tree can no longer be read (its objects were
@@ -27,11 +28,11 @@ import contextlib
 import gc
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
 
@@ -42,7 +43,7 @@ from gittrack.query.forked import ForkedCall
 from gittrack.query.live_runs import LiveRecord, LiveRuns
 from gittrack.query.progress import Progress
 from gittrack.query.run_rows import FrameBuilder, RowBatch, empty_frame, normalize
-from gittrack.query.run_tree import RunDirChanges, diff_run_dirs, runs_tree
+from gittrack.query.run_tree import RunDirChanges, diff_run_dirs, estimated_runs, runs_tree
 from gittrack.store import layout
 from gittrack.store.fast_yaml import load_yaml_fast
 from gittrack.store.git import GitRepo
@@ -142,7 +143,7 @@ class RunIndex:
                 updated = self._incremental(current, tip, new_tree, changes)
         if updated is None:
             updated = self._full(tip, new_tree, reason)
-        self.cache.save(updated)
+        self.cache.save_soon(updated)
         return updated
 
     def _incremental(
@@ -160,21 +161,66 @@ class RunIndex:
             skipped.update(fresh_skipped)
         else:
             frame = kept.reset_index(drop=True)
-        skipped.update(_not_directories(changes))
+        skipped.update(_not_directories(changes.not_directories))
         self.last_refresh = Refresh(
             "incremental", len(changes.changed), removed, len(frame), processes=processes
         )
         return CachedIndex(frame, tip, new_tree, skipped)
 
     def _full(self, tip: str, new_tree: str | None, reason: str | None) -> CachedIndex:
-        changes = diff_run_dirs(self.repo, None, new_tree)
-        frame, skipped, processes = (
-            self._read_runs(changes.changed) if changes.changed else (empty_frame(), {}, 1)
-        )
-        self.last_refresh = Refresh(
-            "full", len(changes.changed), 0, len(frame), reason, processes=processes
-        )
-        return CachedIndex(frame, tip, new_tree, {**skipped, **_not_directories(changes)})
+        shared = None
+        if estimated_runs(self.repo, new_tree) >= PARALLEL_MIN:
+            shared = self._list_and_read_halves(new_tree)
+        if shared is None:
+            changes = diff_run_dirs(self.repo, None, new_tree)
+            frame, skipped, processes = (
+                self._read_runs(changes.changed) if changes.changed else (empty_frame(), {}, 1)
+            )
+            read, not_directories = len(changes.changed), changes.not_directories
+        else:
+            frame, skipped, read, not_directories, processes = shared
+        self.last_refresh = Refresh("full", read, 0, len(frame), reason, processes=processes)
+        return CachedIndex(frame, tip, new_tree, {**skipped, **_not_directories(not_directories)})
+
+    def _list_and_read_halves(
+        self, tree: str | None
+    ) -> tuple[pd.DataFrame, dict[str, str], int, set[str], int] | None:
+        """A first build by two processes from the start: a forked child lists and reads the
+        run directories under the first-level shards ``00``-``7f`` while this process lists
+        and reads those under ``80``-``ff`` (and any other name), so the listing of some
+        65,000 shard directories is shared too. The child's runs come first: the frame is the
+        one a single process builds.
+
+        Returns:
+            The frame, the runs that could not be read, how many run directories were read,
+            the run ids that are files and how many processes read them; None when no child
+            could start (the caller does it all). When the child fails, this process lists and
+            reads its half too.
+        """
+        helper = ForkedCall.start(_read_in_child, self.repo.path, [], {}, tree)
+        if helper is None:
+            return None
+        own = diff_run_dirs(self.repo, None, tree, _upper_shard)
+        ids = sorted(own.changed)
+        progress = Progress("reading runs", total=2 * len(ids))
+        mine = FrameBuilder()
+        _read_share(self.repo, ids, own.changed, mine, progress)
+        second = mine.batch()  # its columns, while the child may still be at work
+        share: _ChildShare | None = helper.result()
+        processes = 2
+        if share is None:
+            processes = 1
+            share = _list_and_read(self.repo, tree, _lower_shard, progress)
+        else:
+            progress.total = len(ids) + share.read
+            progress.advance(share.read)
+        progress.close()
+        builder = FrameBuilder()
+        builder.extend(share.batch)
+        builder.extend(second)
+        frame = builder.frame()
+        not_directories = share.not_directories | own.not_directories
+        return frame, builder.skipped, share.read + len(ids), not_directories, processes
 
     def _read_runs(self, run_dirs: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str], int]:
         """Rows of the given run directories (run id -> tree id), the runs that could not be
@@ -216,11 +262,11 @@ def _read_halves(
     own = FrameBuilder()
     _read_share(repo, ids[half:], run_dirs, own, progress)
     second = own.batch()  # its columns, while the child may still be at work
-    first: RowBatch | None = helper.result()
+    first: _ChildShare | None = helper.result()
     if first is None:
         _read_share(repo, ids[:half], run_dirs, builder, progress)
     else:
-        builder.extend(first)
+        builder.extend(first.batch)
         progress.advance(half)
     builder.extend(second)
     return first is not None
@@ -240,12 +286,47 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _read_in_child(path: Path, ids: list[str], run_dirs: dict[str, str]) -> RowBatch:
+class _ChildShare(NamedTuple):
+    """What a forked child read: its runs, how many run directories it read, and the run ids
+    it found to be files (when it listed its share itself)."""
+
+    batch: RowBatch
+    read: int
+    not_directories: set[str]
+
+
+def _lower_shard(name: str) -> bool:
+    """The first-level shards a forked child lists in a first build (``00``-``7f``)."""
+    return name < "80"
+
+
+def _upper_shard(name: str) -> bool:
+    return not _lower_shard(name)
+
+
+def _read_in_child(
+    path: Path, ids: list[str], run_dirs: dict[str, str], tree: str | None = None
+) -> _ChildShare:
     """``_read_share`` in a forked child, through a repository handle of its own (none of
-    its parent's pipes or locks)."""
+    its parent's pipes or locks): of the runs ``ids``, or, when ``tree`` is given, of the
+    run directories it lists under that ``.tracking/runs`` tree's lower shards."""
+    repo = GitRepo(path)
+    if tree is not None:
+        return _list_and_read(repo, tree, _lower_shard, None)
     builder = FrameBuilder()
-    _read_share(GitRepo(path), ids, run_dirs, builder, None)
-    return builder.batch()
+    _read_share(repo, ids, run_dirs, builder, None)
+    return _ChildShare(builder.batch(), len(ids), set())
+
+
+def _list_and_read(
+    repo: GitRepo, tree: str | None, shards: Callable[[str], bool], progress: Progress | None
+) -> _ChildShare:
+    """The run directories under the first-level ``shards`` of a ``.tracking/runs`` tree,
+    listed and read."""
+    listed = diff_run_dirs(repo, None, tree, shards)
+    builder = FrameBuilder()
+    _read_share(repo, sorted(listed.changed), listed.changed, builder, progress)
+    return _ChildShare(builder.batch(), len(listed.changed), listed.not_directories)
 
 
 def _read_share(
@@ -314,10 +395,9 @@ def _documents(
     return meta, params, None, where
 
 
-def _not_directories(changes: RunDirChanges) -> dict[str, str]:
+def _not_directories(run_ids: set[str]) -> dict[str, str]:
     return {
-        run_id: f"{layout.run_dir(run_id)}: is a file, not a run directory"
-        for run_id in changes.not_directories
+        run_id: f"{layout.run_dir(run_id)}: is a file, not a run directory" for run_id in run_ids
     }
 
 

@@ -8,6 +8,8 @@ A listing is a comparison with nothing.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gittrack.store import layout
@@ -16,6 +18,7 @@ from gittrack.store.trees import TreeEntry
 
 _SHARD_LEVELS = 2
 _BATCH = 20_000
+_SHARD_DIRS = 256 * 256
 
 
 @dataclass
@@ -47,8 +50,48 @@ def _child_tree(entries: list[TreeEntry], name: str) -> str | None:
     return None
 
 
-def diff_run_dirs(repo: GitRepo, old: str | None, new: str | None) -> RunDirChanges:
-    """Run directories that differ between two ``.tracking/runs`` trees (None: no runs)."""
+def estimated_runs(repo: GitRepo, tree: str | None) -> float:
+    """About how many runs a ``.tracking/runs`` tree holds, from its first two levels alone
+    (257 tree reads at most): run ids are random, so ``d`` of the 65,536 second-level shard
+    directories in use mean about ``-65,536 * ln(1 - d / 65,536)`` runs.
+
+    Args:
+        repo: the repository.
+        tree: the ``.tracking/runs`` tree (None: no runs).
+
+    Returns:
+        The estimate (infinite when every shard directory is in use).
+    """
+    if tree is None:
+        return 0.0
+    shards = [e.sha for e in repo.read_tree(tree) if e.is_tree and len(e.name) == 2]
+    used = sum(
+        sum(1 for e in entries if e.is_tree and len(e.name) == 2)
+        for entries in _read_trees(repo, set(shards)).values()
+    )
+    if used >= _SHARD_DIRS:
+        return math.inf
+    return -_SHARD_DIRS * math.log1p(-used / _SHARD_DIRS)
+
+
+def diff_run_dirs(
+    repo: GitRepo,
+    old: str | None,
+    new: str | None,
+    shards: Callable[[str], bool] | None = None,
+) -> RunDirChanges:
+    """Run directories that differ between two ``.tracking/runs`` trees (None: no runs).
+
+    Args:
+        repo: the repository both trees are in.
+        old: the tree before (None: no runs, so every run directory of ``new`` is listed).
+        new: the tree after.
+        shards: when given, only the first-level shard directories (``id[0:2]``) it accepts
+            are compared (the share of a listing one process does).
+
+    Returns:
+        The changes.
+    """
     changes = RunDirChanges()
     pairs: list[tuple[str | None, str | None, str]] = [] if old == new else [(old, new, "")]
     for level in range(_SHARD_LEVELS + 1):
@@ -75,7 +118,7 @@ def diff_run_dirs(repo: GitRepo, old: str | None, new: str | None) -> RunDirChan
                 if before_sha == after_sha:
                     continue
                 if level < _SHARD_LEVELS:
-                    if len(name) == 2:
+                    if len(name) == 2 and (level or shards is None or shards(name)):
                         next_pairs.append((before_sha, after_sha, prefix + name))
                 elif layout.is_run_id(name) and name.startswith(prefix):
                     if after_sha is not None:

@@ -45,8 +45,12 @@ class Background:
             with contextlib.suppress(OSError):
                 job()
 
-    def drain(self, timeout: float = 10.0) -> None:
-        """Finish the chores queued so far (left-overs are swept by a later start)."""
+    def drain(self, timeout: float | None = 10.0) -> None:
+        """Finish the chores queued so far (left-overs are swept by a later start).
+
+        Args:
+            timeout: how long to wait for them, in seconds (None: until they are done).
+        """
         thread = self._thread
         if thread is None or self._pid != process.pid() or not thread.is_alive():
             return
