@@ -28,6 +28,7 @@ import json
 import os
 import threading
 import time
+import warnings
 import zlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -209,7 +210,7 @@ class IndexCache:
             index.frame.copy(deep=False), index.tip, index.runs_tree, dict(index.skipped)
         )
         with _writes_lock:
-            _writes.submit(lambda: self._write(snapshot))
+            _writes.submit(lambda: self._write_in_background(snapshot))
 
     def save(self, index: CachedIndex) -> bool:
         """Publish an index now, after the writes queued before it.
@@ -222,6 +223,20 @@ class IndexCache:
         """
         _wait_for_writes()
         return self._write(index)
+
+    def _write_in_background(self, index: CachedIndex) -> None:
+        """``_write`` on the background thread: any failure (a column Arrow cannot encode,
+        say) is reported as a warning, not as a thread's traceback; the next build of the
+        index saves it again."""
+        try:
+            self._write(index)
+        except Exception as exc:  # derived data: not saving it costs the next build only
+            warnings.warn(
+                f"gittrack: the search index could not be saved ({type(exc).__name__}: {exc}); "
+                "the next search builds it again",
+                RuntimeWarning,
+                stacklevel=1,
+            )
 
     def _write(self, index: CachedIndex) -> bool:
         try:
