@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -31,6 +32,8 @@ from gittrack.registry.tag_names import (
     validate_model_name,
     version_tag,
 )
+from gittrack.registry.tag_writer import tag_time
+from gittrack.registry.tags_io import TagListing
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 COMMIT_A = "a" * 40
@@ -700,6 +703,36 @@ def test_version_numbers_are_never_reused() -> None:
 
     assert next_version_number(tags, "churn") == 3
     assert next_version_number(["churn@v1.0.0", "churn@v3.4.1-rc.1"], "churn") == 4
+
+
+def test_counters_and_numbers_follow_the_tags_given_when_the_highest_tag_is_gone() -> None:
+    names = ["churn@v1.0.0", "churn@v2.0.0", stage_tag("churn", "Staging", 4)]
+
+    assert (next_version_number(names, "churn"), next_assignment_counter(names, "churn")) == (3, 5)
+    grown = [*names, "churn@v7.0.0", stage_tag("churn", "Production", 9)]
+    assert (next_version_number(grown, "churn"), next_assignment_counter(grown, "churn")) == (8, 10)
+    assert (next_version_number(names, "churn"), next_assignment_counter(names, "churn")) == (3, 5)
+    assert next_version_number(names[:1], "churn") == 2
+    assert next_assignment_counter(names[:1], "churn") == 1
+
+
+def test_a_tag_is_dated_by_the_latest_tag_of_its_model_in_the_listing_given() -> None:
+    future = int(time.time()) + 100_000
+    registered = TagRecord(version_tag("churn", 1), COMMIT_A, "Ann", "a@x", future)
+    deregistered = TagRecord(deregistration_tag("churn", 1), COMMIT_A, "Ann", "a@x", future + 5)
+    later = TagRecord(deregistration_tag("churn", 1), COMMIT_A, "Ann", "a@x", future + 50)
+    other_model = TagRecord(version_tag("fraud", 1), COMMIT_B, "Ann", "a@x", future + 500)
+    new = version_tag("churn", 2)
+
+    def when(*records: TagRecord) -> int:
+        return tag_time(TagListing(records, frozenset()), "churn", new)
+
+    assert when(registered) == future
+    # A registration in the second of a deregistration would sort before it: a second later.
+    assert when(registered, deregistered, other_model) == future + 6
+    assert when(registered) == future  # the deregistration is gone again
+    assert when(registered, later) == future + 51  # the same tag, made again later
+    assert when(registered, deregistered) == future + 6
 
 
 # ----------------------------------------------------------------------------- messages

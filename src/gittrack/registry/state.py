@@ -52,6 +52,7 @@ from gittrack.registry.tag_names import (
     validate_model_name,
     version_string,
 )
+from gittrack.store.bounded_cache import BoundedCache
 from gittrack.store.codecs import load_yaml
 
 DEFAULT_STAGES: tuple[str, ...] = ("None", "Staging", "Production", "Archived")
@@ -288,8 +289,7 @@ def next_assignment_counter(tags: Iterable[TagRecord | str], name: str) -> int:
     name cannot collide with an existing one.
     """
     validate_model_name(name)
-    counters = [p.counter for p in _parsed_names(tags, name) if p.counter is not None]
-    return max(counters, default=0) + 1
+    return _name_maxima(tags, name)[1] + 1
 
 
 def next_version_number(tags: Iterable[TagRecord | str], name: str) -> int:
@@ -299,12 +299,7 @@ def next_version_number(tags: Iterable[TagRecord | str], name: str) -> int:
     registered with any semantic version, so the new version is also the highest semver.
     """
     validate_model_name(name)
-    majors = [
-        int(p.version[1:].split(".", 1)[0])
-        for p in _parsed_names(tags, name)
-        if p.version is not None
-    ]
-    return max(majors, default=0) + 1
+    return _name_maxima(tags, name)[0] + 1
 
 
 # ----------------------------------------------------------------------------- registration message
@@ -402,9 +397,41 @@ def _registry_tags_by_model(tags: Iterable[TagRecord]) -> dict[str, list[_TagEve
     return by_model
 
 
-def _parsed_names(tags: Iterable[TagRecord | str], name: str) -> list[ParsedTag]:
-    parsed = (parse_tag(t if isinstance(t, str) else t.name) for t in tags)
-    return [p for p in parsed if p is not None and p.model == name]
+_NameMaxima = tuple[frozenset[str], int, int]
+_name_maxima_seen: BoundedCache[str, _NameMaxima] = BoundedCache(256)
+
+
+def _name_maxima(tags: Iterable[TagRecord | str], name: str) -> tuple[int, int]:
+    """``(highest major version, highest counter)`` on the tags of model ``name`` among
+    ``tags`` (0 when there is none).
+
+    Both are maxima over a set of tag names, so the answer for a set that only gained names
+    since the last call for this model is the last answer combined with the new names: an
+    operation on a model with thousands of tags parses the few tags it added (set operations
+    find them), not all of them. A set that lost a name is read whole.
+    """
+    items = tags if isinstance(tags, (list, tuple)) else list(tags)
+    if set(map(type, items)) <= {str}:  # tag names, as the service passes them
+        names = frozenset(items)
+    else:
+        names = frozenset(t if isinstance(t, str) else t.name for t in items)
+    seen = _name_maxima_seen.get(name)
+    if seen is not None and seen[0] <= names:
+        major, counter = seen[1], seen[2]
+        added: Iterable[str] = names - seen[0]
+    else:
+        major = counter = 0
+        added = names
+    for tag in added:
+        parsed = parse_tag(tag)
+        if parsed is None or parsed.model != name:
+            continue
+        if parsed.version is not None:
+            major = max(major, int(parsed.version[1:].split(".", 1)[0]))
+        if parsed.counter is not None:
+            counter = max(counter, parsed.counter)
+    _name_maxima_seen.put(name, (names, major, counter))
+    return major, counter
 
 
 def _registrations_by_commit(events: list[_TagEvent]) -> dict[str, list[ParsedTag]]:

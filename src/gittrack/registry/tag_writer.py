@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 
 from gittrack.errors import ConflictError, RepositoryError
+from gittrack.registry.state import TagRecord
 from gittrack.registry.tag_names import TagKind, parse_tag
 from gittrack.registry.tags_io import TagListing, TagStore
 from gittrack.registry.time_travel import tag_order_key
+from gittrack.store.bounded_cache import BoundedCache
 from gittrack.store.refs import RefLockedError
 
 MAX_ATTEMPTS = 50
@@ -77,8 +80,7 @@ def tag_time(listing: TagListing, model: str, new_tag: str) -> int:
     new = parse_tag(new_tag)
     assert new is not None
     mine = tag_order_key(new.kind, new.counter)
-    annotated = [r for r in listing.records if r.annotated and _of_model(r.name, model)]
-    latest = max((r.date for r in annotated), default=None)
+    latest, last_second = _latest_tags(listing, model)
     when = int(time.time())
     if latest is not None:
         when = max(when, int(latest.timestamp()))
@@ -86,7 +88,7 @@ def tag_time(listing: TagListing, model: str, new_tag: str) -> int:
     second = datetime.fromtimestamp(when, tz=timezone.utc)
     following = second + timedelta(seconds=1)
     same_second = []
-    for record in annotated:
+    for record in last_second:
         if second <= record.date < following:
             other = parse_tag(record.name)
             assert other is not None
@@ -102,3 +104,36 @@ def tag_time(listing: TagListing, model: str, new_tag: str) -> int:
 def _of_model(tag: str, model: str) -> bool:
     parsed = parse_tag(tag)
     return parsed is not None and parsed.model == model
+
+
+_Dated = tuple[tuple[TagRecord, ...], frozenset[int], tuple[TagRecord, ...]]
+_dated_seen: BoundedCache[str, _Dated] = BoundedCache(256)
+
+
+def _latest_tags(listing: TagListing, model: str) -> tuple[datetime | None, list[TagRecord]]:
+    """The date of the latest annotated tag of ``model`` in ``listing`` (None without one),
+    and the annotated tags of ``model`` dated in that tag's second.
+
+    A listing holds the same record objects while their tags are unchanged, so when every
+    record of the last call for this model is still in ``listing``, only the added records
+    are looked at (set operations on the objects' ids find them; the saved records stay
+    referenced, so their ids are not reused). A listing that lost or changed a tag is read
+    whole.
+    """
+    records = listing.records
+    ids = frozenset(map(id, records))
+    seen = _dated_seen.get(model)
+    if seen is not None and seen[1] <= ids:
+        # The latest tag seen is among those of its second, which are kept.
+        by_id = dict(zip(map(id, records), records))
+        candidates: Iterable[TagRecord] = [*seen[2], *(by_id[i] for i in ids - seen[1])]
+    else:
+        candidates = records
+    dated = [r for r in candidates if r.annotated and _of_model(r.name, model)]
+    latest = max((r.date for r in dated), default=None)
+    last_second: list[TagRecord] = []
+    if latest is not None:
+        start = datetime.fromtimestamp(math.floor(latest.timestamp()), tz=timezone.utc)
+        last_second = [r for r in dated if r.date >= start]
+    _dated_seen.put(model, (records, ids, tuple(last_second)))
+    return latest, last_second
