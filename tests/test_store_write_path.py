@@ -22,6 +22,7 @@ from gittrack.store.branch import Blob, TrackingBranch
 from gittrack.store.files import SpareFiles, replace_file
 from gittrack.store.git import GitRepo
 from gittrack.store.refs import RefMovedError
+from gittrack.store.trees import TreeEntry
 
 from .conftest import git, make_repo
 from .hostile_branch import commit_on_branch
@@ -345,6 +346,27 @@ def test_reading_an_object_that_does_not_exist_raises_corrupt_data_naming_it(rep
         with pytest.raises(CorruptDataError, match=missing):
             gr.reader.read_many([head, missing])
         assert gr.reader.read(head)[0] == "commit"  # the cat-file process still answers
+    finally:
+        gr.close()
+
+
+def test_a_tree_written_here_reads_back_as_git_lists_it(repo: Path) -> None:
+    gr = GitRepo(repo)
+    try:
+        blob = gr.write_object("blob", b"new file\n")
+        base = git(repo, "rev-parse", "HEAD^{tree}").strip()
+        written = gr.update_tree(base, {"zz-added.txt": TreeEntry("100644", "zz-added.txt", blob)})
+        assert written is not None
+        listed = [
+            TreeEntry(meta.split()[0].lstrip("0") or "0", name, meta.split()[2])
+            for meta, name in (
+                line.split("\t", 1) for line in git(repo, "ls-tree", written).splitlines()
+            )
+        ]
+        assert [(e.mode.lstrip("0"), e.name, e.sha) for e in gr.read_tree(written)] == [
+            (e.mode, e.name, e.sha) for e in listed
+        ]
+        assert ("100644", "zz-added.txt", blob) in [(e.mode, e.name, e.sha) for e in listed]
     finally:
         gr.close()
 

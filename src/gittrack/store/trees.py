@@ -173,6 +173,9 @@ class TreeStore:
         return keys, parts
 
     def _tree_body(self, sha: str) -> bytes:
+        known = self._tree_parts.get(sha)
+        if known is not None:  # written or read here: no round trip to git
+            return b"".join(known[1])
         kind, body = self._objects.read_object(sha)
         if kind != "tree":
             raise CorruptDataError(f"object {sha} is a {kind}, expected a tree")
