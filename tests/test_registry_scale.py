@@ -331,6 +331,30 @@ def test_a_registration_sorting_before_a_same_second_assignment_is_inserted_in_p
     assert builder.build(tags).models["m"].aliases == {"champion": 2}
 
 
+def test_several_registrations_of_one_second_inserted_at_once_give_the_full_replay() -> None:
+    commits = [f"{n:040x}" for n in range(1, 12)]
+    tags = [_record("m@v1.0.0", commits[0], 0), _record("m#Production#1", commits[0], 5)]
+    builder = StateBuilder()
+    _states_match(tags, builder)
+    tags += [_record(f"m@v{n}.0.0", commits[n - 1], 5) for n in (9, 10, 2)]
+    _states_match(tags, builder)
+    assert [v.number for v in builder.build(tags).models["m"].versions.values()] == [1, 2, 9, 10]
+
+
+def test_a_tag_made_again_with_another_date_gives_the_full_replay() -> None:
+    commits = [f"{n:040x}" for n in range(1, 4)]
+    tags = [
+        _record("m@v1.0.0", commits[0], 0),
+        _record("m@v2.0.0", commits[1], 1),
+        _record("m#Production#1", commits[0], 2),
+    ]
+    builder = StateBuilder()
+    _states_match(tags, builder)
+    tags[2] = _record("m#Production#1", commits[1], 3)  # deleted and made on version 2
+    _states_match(tags, builder)
+    assert builder.build(tags).models["m"].versions[2].stage == "Production"
+
+
 def test_a_tag_packed_between_the_scan_and_the_read_of_its_file_is_still_seen(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,12 +33,14 @@ A registration tag's message is a YAML mapping (source URI, run_id, user, descri
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
+from operator import itemgetter
 from typing import Any
 
 import yaml
@@ -477,7 +479,8 @@ class _ModelBuilder:
         self.deprecated = False
         self._named_commits: set[str] = set()  # commits that events other than registrations name
         self._built: dict[int, Version] = {}  # the last state's versions, reused when untouched
-        self._records: dict[str, TagRecord] = {}  # the replayed tags by name
+        # Ids of the replayed tag records (``events`` keeps the records, so no id is reused).
+        self._ids: set[int] = set()
         self._touched: set[int] = set()
 
     # ------------------------------------------------------------------ saved form
@@ -510,7 +513,7 @@ class _ModelBuilder:
         builder.events = events = [_event_of(records[tag], name) for tag in document["events"]]
         builder.by_commit = _registrations_by_commit(events)
         builder._named_commits = {r.commit for p, r in events if p.kind is not TagKind.REGISTRATION}
-        builder._records = {record.name: record for _, record in events}
+        builder._ids = {id(record) for _, record in events}
         for number, tag, deregistered in document["versions"]:
             parsed, record = _event_of(records[tag], name)
             version = _new_version(name, parsed, record)
@@ -535,19 +538,13 @@ class _ModelBuilder:
         version (a registration dated in the second of an assignment sorts before it): those
         may fall anywhere when their number and commit are new to the model.
         """
-        known = self._records
-        new = []
-        kept = 0
-        for event in events:
-            record = known.get(event[1].name)
-            if record is None:
-                new.append(event)
-            elif record is event[1]:
-                kept += 1
-            else:
-                return None
-        if kept != len(self.events):
+        # A listing holds one record per tag name, the same object while the tag is
+        # unchanged: the replayed tags are all still there, unchanged, when every replayed
+        # record is among ``events``, and the new events are those of the other records.
+        by_id = dict(zip(map(id, map(itemgetter(1), events)), events))
+        if len(by_id) != len(events) or not self._ids <= by_id.keys():
             return None
+        new = [by_id[i] for i in by_id.keys() - self._ids]
         if any(p.kind is TagKind.REGISTRATION and r.commit in self._named_commits for p, r in new):
             return None  # an earlier assignment may now name this version
         new.sort(key=_order_key)
@@ -560,7 +557,10 @@ class _ModelBuilder:
             return self.events + new, new, done
         if not all(self._insertable(event) for event in early):
             return None
-        ordered = sorted(self.events + early, key=_order_key) + new[len(early) :]
+        ordered = self.events.copy()
+        for event in early:  # each key is unique (it ends with the tag name)
+            bisect.insort(ordered, event, key=_order_key)
+        ordered += new[len(early) :]
         return ordered, new, done + len(early)
 
     def _insertable(self, event: _TagEvent) -> bool:
@@ -576,7 +576,7 @@ class _ModelBuilder:
         """Take ``ordered`` (every event, sorted) as replayed: note the ``new`` ones, and
         replay ``ordered[start:]`` (before ``start``, new events are registrations only)."""
         for parsed, record in new:
-            self._records[record.name] = record
+            self._ids.add(id(record))
             if parsed.kind is TagKind.REGISTRATION:
                 registered = self.by_commit.setdefault(record.commit, [])
                 if all(p.version != parsed.version for p in registered):
@@ -667,6 +667,9 @@ class StateBuilder:
 
     def __init__(self) -> None:
         self._models: dict[str, _ModelBuilder] = {}
+        self._last_grouped: (
+            tuple[tuple[TagRecord, ...], frozenset[int], dict[str, list[_TagEvent]]] | None
+        ) = None
         self.replayed = 0  # tag events replayed so far (restored models replay none)
 
     def build(
@@ -674,11 +677,7 @@ class StateBuilder:
     ) -> RegistryState:
         """The registry state of ``tags`` (rules in the module docstring)."""
         stage_set = _validate_stages(stages)
-        grouped: dict[str, list[_TagEvent]] = {}
-        for record in tags:
-            parsed = parse_tag(record.name)
-            if parsed is not None and record.annotated:
-                grouped.setdefault(parsed.model, []).append((parsed, record))
+        grouped = self._grouped(tags)
         models = {}
         for name in sorted(grouped):
             builder = self._models.get(name)
@@ -692,6 +691,29 @@ class StateBuilder:
             self.replayed += len(plan[0]) - plan[2]
             models[name] = builder.extend(*plan)
         return RegistryState(models=models, stages=tuple(stages))
+
+    def _grouped(self, tags: Iterable[TagRecord]) -> dict[str, list[_TagEvent]]:
+        """The registry events of the annotated tags among ``tags``, by model.
+
+        The tags of the previous call, when all are still among ``tags`` (the same record
+        objects: a listing keeps them while their tags are unchanged), are grouped already:
+        only the added records are parsed.
+        """
+        records = tags if isinstance(tags, tuple) else tuple(tags)
+        by_id = dict(zip(map(id, records), records))
+        last = self._last_grouped
+        if last is not None and len(by_id) == len(records) and last[1] <= by_id.keys():
+            grouped = {model: events.copy() for model, events in last[2].items()}
+            added: Iterable[TagRecord] = [by_id[i] for i in by_id.keys() - last[1]]
+        else:
+            grouped, added = {}, records
+        for record in added:
+            parsed = parse_tag(record.name)
+            if parsed is not None and record.annotated:
+                grouped.setdefault(parsed.model, []).append((parsed, record))
+        # The records are kept with their ids, so that no id is reused while it is kept.
+        self._last_grouped = (records, frozenset(by_id), grouped)
+        return grouped
 
     def document(self, is_current: Callable[[TagRecord], bool]) -> dict[str, Any]:
         """The builder in JSON-able form, for ``restore`` in another process: the models
