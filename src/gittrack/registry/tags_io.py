@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import compress
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -83,7 +85,8 @@ class TagListing:
         return TagListing(kept, self.signed & {r.name for r in kept})
 
     def names(self) -> list[str]:
-        return [r.name for r in self.records]
+        """The name of every tag, in the listing's order."""
+        return list(map(attrgetter("name"), self.records))
 
     def of_model(self, model: str) -> TagListing:
         """Only the registry tags of ``model``."""
@@ -151,13 +154,13 @@ class TagStore:
             self.save()
         if model is None:
             if self._listing is None:
-                self._listing = _listing_of(self._tags[n] for n in sorted(self._tags))
+                self._listing = _listing_of(map(self._tags.__getitem__, sorted(self._tags)))
             return self._listing
         listing = self._model_listings.get(model)
         if listing is None:
             names = self._by_model.get(model, ())
             listing = self._model_listings[model] = _listing_of(
-                self._tags[n] for n in sorted(names)
+                map(self._tags.__getitem__, sorted(names))
             )
         return listing
 
@@ -444,10 +447,10 @@ class _Tag(NamedTuple):
 
 
 def _listing_of(tags: Iterable[_Tag]) -> TagListing:
-    kept = list(tags)
-    return TagListing(
-        tuple(t.record for t in kept), frozenset(t.record.name for t in kept if t.signed)
-    )
+    kept = tuple(tags)
+    records = tuple(map(itemgetter(1), kept))  # _Tag.record
+    signed = compress(records, map(itemgetter(2), kept))  # _Tag.signed
+    return TagListing(records, frozenset(map(attrgetter("name"), signed)))
 
 
 class _LooseScan:
