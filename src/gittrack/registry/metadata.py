@@ -16,6 +16,7 @@ from typing import Any
 
 from gittrack.errors import CorruptDataError
 from gittrack.store import layout
+from gittrack.store.bounded_cache import BoundedCache
 from gittrack.store.branch import BranchSnapshot
 from gittrack.store.codecs import dump_yaml
 from gittrack.store.fast_yaml import load_yaml_fast
@@ -40,14 +41,29 @@ def version_path(name: str, number: int) -> str:
 
 def read_model(snap: BranchSnapshot, name: str) -> dict[str, Any] | None:
     """``model.yaml`` of ``name`` at ``snap``, or None when there is none."""
-    raw = snap.read(model_path(name))
-    return None if raw is None else decode(raw, model_path(name))
+    return _read_doc(snap, model_path(name))
 
 
 def read_version(snap: BranchSnapshot, name: str, number: int) -> dict[str, Any] | None:
     """``versions/<N>.yaml`` of ``name`` at ``snap``, or None when there is none."""
-    raw = snap.read(version_path(name, number))
-    return None if raw is None else decode(raw, version_path(name, number))
+    return _read_doc(snap, version_path(name, number))
+
+
+# (repository, blob id) -> the blob: a registry write reads its model's ``model.yaml``, which
+# rarely changes, and a blob id names its content, so no entry goes stale.
+_blobs: BoundedCache[tuple[str, str], bytes] = BoundedCache(4 << 20, weigh=len)
+
+
+def _read_doc(snap: BranchSnapshot, path: str) -> dict[str, Any] | None:
+    found = snap.entry(path)
+    if found is None or found.is_tree:
+        return None
+    key = (str(snap.repo.common_dir), found.sha)
+    raw = _blobs.get(key)
+    if raw is None:
+        raw = snap.repo.read_blob(found.sha)
+        _blobs.put(key, raw)
+    return decode(raw, path)  # parsed again: the caller may change the document
 
 
 def decode(raw: bytes, where: str) -> dict[str, Any]:
