@@ -27,6 +27,21 @@ def client(repo: Path) -> Client:
 # --------------------------------------------------------------------------- models
 
 
+def test_a_model_file_changed_on_the_branch_by_another_writer_is_read_anew(
+    repo: Path, client: Client
+) -> None:
+    client.create_registered_model("churn", description="first try")
+    assert client.get_registered_model("churn").description == "first try"
+    path = ".tracking/models/churn/model.yaml"
+    doc = yaml.safe_load(git(repo, "show", f"gittrack:{path}"))
+    doc["description"] = "edited elsewhere"
+    put_file(repo, path, yaml.safe_dump(doc, sort_keys=False).encode())
+
+    assert client.get_registered_model("churn").description == "edited elsewhere"
+    client.create_model_version("churn", "s3://bucket/model")
+    assert client.get_registered_model("churn").description == "edited elsewhere"
+
+
 def test_a_registered_model_has_its_metadata_file_on_the_tracking_branch(
     repo: Path, client: Client
 ) -> None:
