@@ -529,7 +529,9 @@ class _ModelBuilder:
         builder.deprecated = bool(document["deprecated"])
         return builder
 
-    def appended(self, events: list[_TagEvent]) -> _Plan | None:
+    def appended(
+        self, events: list[_TagEvent], added: list[_TagEvent] | None = None
+    ) -> _Plan | None:
         """``(all events in order, the new ones, where replaying starts)`` when ``events`` are the replayed events,
         unchanged, plus new ones that can be replayed on top of them; ``None`` when the model
         must be replayed whole.
@@ -541,10 +543,14 @@ class _ModelBuilder:
         # A listing holds one record per tag name, the same object while the tag is
         # unchanged: the replayed tags are all still there, unchanged, when every replayed
         # record is among ``events``, and the new events are those of the other records.
-        by_id = dict(zip(map(id, map(itemgetter(1), events)), events))
-        if len(by_id) != len(events) or not self._ids <= by_id.keys():
-            return None
-        new = [by_id[i] for i in by_id.keys() - self._ids]
+        # ``added``, when given, are those new events, found by the caller.
+        if added is not None:
+            new = list(added)
+        else:
+            by_id = dict(zip(map(id, map(itemgetter(1), events)), events))
+            if len(by_id) != len(events) or not self._ids <= by_id.keys():
+                return None
+            new = [by_id[i] for i in by_id.keys() - self._ids]
         if any(p.kind is TagKind.REGISTRATION and r.commit in self._named_commits for p, r in new):
             return None  # an earlier assignment may now name this version
         new.sort(key=_order_key)
@@ -677,43 +683,55 @@ class StateBuilder:
     ) -> RegistryState:
         """The registry state of ``tags`` (rules in the module docstring)."""
         stage_set = _validate_stages(stages)
-        grouped = self._grouped(tags)
+        grouped, added = self._grouped(tags)
         models = {}
-        for name in sorted(grouped):
-            builder = self._models.get(name)
-            plan = None
-            if builder is not None and builder.stages == stage_set:
-                plan = builder.appended(grouped[name])
-            if builder is None or plan is None:
-                ordered = sorted(grouped[name], key=_order_key)
-                builder = self._models[name] = _ModelBuilder(name, stage_set)
-                plan = (ordered, ordered, 0)
-            self.replayed += len(plan[0]) - plan[2]
-            models[name] = builder.extend(*plan)
+        try:
+            for name in sorted(grouped):
+                builder = self._models.get(name)
+                plan = None
+                if builder is not None and builder.stages == stage_set:
+                    plan = builder.appended(grouped[name], added.get(name) if added else None)
+                if builder is None or plan is None:
+                    ordered = sorted(grouped[name], key=_order_key)
+                    builder = self._models[name] = _ModelBuilder(name, stage_set)
+                    plan = (ordered, ordered, 0)
+                self.replayed += len(plan[0]) - plan[2]
+                models[name] = builder.extend(*plan)
+        except BaseException:
+            # Some builders may not have replayed these tags: the next call compares them all.
+            self._last_grouped = None
+            raise
         return RegistryState(models=models, stages=tuple(stages))
 
-    def _grouped(self, tags: Iterable[TagRecord]) -> dict[str, list[_TagEvent]]:
-        """The registry events of the annotated tags among ``tags``, by model.
+    def _grouped(
+        self, tags: Iterable[TagRecord]
+    ) -> tuple[dict[str, list[_TagEvent]], dict[str, list[_TagEvent]] | None]:
+        """The registry events of the annotated tags among ``tags``, by model; and, when
+        the tags of the previous call are all still among ``tags`` (the same record objects:
+        a listing keeps them while their tags are unchanged), the events added since for each
+        model of that call (whose builder replayed exactly that call's events), else None.
 
-        The tags of the previous call, when all are still among ``tags`` (the same record
-        objects: a listing keeps them while their tags are unchanged), are grouped already:
-        only the added records are parsed.
+        Only the added records are parsed then.
         """
         records = tags if isinstance(tags, tuple) else tuple(tags)
         by_id = dict(zip(map(id, records), records))
         last = self._last_grouped
+        added: dict[str, list[_TagEvent]] | None = None
         if last is not None and len(by_id) == len(records) and last[1] <= by_id.keys():
             grouped = {model: events.copy() for model, events in last[2].items()}
-            added: Iterable[TagRecord] = [by_id[i] for i in by_id.keys() - last[1]]
+            added = {model: [] for model in grouped}
+            fresh: Iterable[TagRecord] = [by_id[i] for i in by_id.keys() - last[1]]
         else:
-            grouped, added = {}, records
-        for record in added:
+            grouped, fresh = {}, records
+        for record in fresh:
             parsed = parse_tag(record.name)
             if parsed is not None and record.annotated:
                 grouped.setdefault(parsed.model, []).append((parsed, record))
+                if added is not None and parsed.model in last[2]:  # type: ignore[index]
+                    added[parsed.model].append((parsed, record))
         # The records are kept with their ids, so that no id is reused while it is kept.
         self._last_grouped = (records, frozenset(by_id), grouped)
-        return grouped
+        return grouped, added
 
     def document(self, is_current: Callable[[TagRecord], bool]) -> dict[str, Any]:
         """The builder in JSON-able form, for ``restore`` in another process: the models
@@ -734,6 +752,7 @@ class StateBuilder:
                 restores nothing).
             records: the tags the document was saved with, by name.
         """
+        self._last_grouped = None  # the restored builders did not replay the last tags
         if not isinstance(document, dict):
             return
         for name, described in document.items():
