@@ -24,11 +24,9 @@ A run that cannot be read (invalid YAML, a schema violation, a missing ``meta.ya
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +46,7 @@ from gittrack.store import layout
 from gittrack.store.fast_yaml import load_yaml_fast
 from gittrack.store.git import GitRepo
 from gittrack.store.staging import META, PARAMS
+from gittrack.utils import collector
 
 if TYPE_CHECKING:
     from gittrack.tracking.repository import TrackingRepository
@@ -116,7 +115,7 @@ class RunIndex:
             if current is not None and current.tip == tip:
                 self.last_refresh = Refresh("memory", rows=len(current.frame))
                 return current.frame
-            with _collector_paused():
+            with collector.paused():
                 self._current = self._refresh(tip, current)
             return self._current.frame
 
@@ -270,20 +269,6 @@ def _read_halves(
         progress.advance(half)
     builder.extend(second)
     return first is not None
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cycle collector off while the index is refreshed: a large build makes
-    hundreds of thousands of containers (rows, documents, tree entries), none of them in a
-    cycle, and the collector's passes over them cost a quarter of its time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class _ChildShare(NamedTuple):

@@ -23,16 +23,15 @@ again while neither changed.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from gittrack.registry.state import RegistryState, StateBuilder
 from gittrack.registry.tags_io import TagListing, TagStore
 from gittrack.tracking.repository import TrackingRepository
+from gittrack.utils import collector
 
 T = TypeVar("T")
 
@@ -76,7 +75,7 @@ class SharedRegistry:
             CorruptDataError: tags that give no state (see ``registry.state``).
         """
         stages = tuple(stages)
-        with self.tags.lock, _collector_paused():
+        with self.tags.lock, collector.paused():
             listing = self.tags.read(model)
             self._take_saved()
             known = self._states.get(model)
@@ -111,7 +110,7 @@ class SharedRegistry:
         known = self._listing
         if known is not None and known[0] is state and known[1] == commit:
             return list(known[2])
-        with _collector_paused():
+        with collector.paused():
             listing = make()
         if keep():
             self._listing = (state, commit, listing)
@@ -133,23 +132,6 @@ class SharedRegistry:
             self._replayed_at_save = self.builder.replayed
             self._saved_state_found = True
             self.tags.save()
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused (if it ran), then resumed: loading a saved
-    state, replaying the tags or listing the registry makes tens of thousands of small objects
-    that hold no cycles and are kept (with the state, or as the remembered listing), and the
-    collections their allocation triggers would walk them again and again (a quarter of a
-    first listing's time at 10,000 tags)."""
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
 
 
 _shared: weakref.WeakKeyDictionary[TrackingRepository, SharedRegistry] = weakref.WeakKeyDictionary()
