@@ -90,6 +90,39 @@ def version_numbers(snap: BranchSnapshot, name: str) -> list[int]:
     return sorted(numbers)
 
 
+# (repository, versions tree id) -> the highest number it holds a version file for.
+_highest: BoundedCache[tuple[str, str], int] = BoundedCache(4096)
+
+
+def highest_version_number(snap: BranchSnapshot, name: str) -> int:
+    """The highest number among the version files of ``name`` at ``snap`` (0 without one).
+
+    Kept per versions tree: a tree is read once, and one written by a registration is not
+    read at all (``remember_version_file``), so a model with thousands of versions does not
+    cost a walk of its versions tree per registration.
+    """
+    found = snap.entry(versions_path(name))
+    if found is None or not found.is_tree:
+        return 0
+    key = (str(snap.repo.common_dir), found.sha)
+    known = _highest.get(key)
+    if known is None:
+        known = max(version_numbers(snap, name), default=0)
+        _highest.put(key, known)
+    return known
+
+
+def remember_version_file(
+    before: BranchSnapshot, after: BranchSnapshot, name: str, number: int
+) -> None:
+    """Note the highest version number at ``after``, a commit whose versions tree of
+    ``name`` is the one at ``before`` with the file of version ``number`` added."""
+    found = after.entry(versions_path(name))
+    if found is not None and found.is_tree:
+        highest = max(highest_version_number(before, name), number)
+        _highest.put((str(after.repo.common_dir), found.sha), highest)
+
+
 def blob_index(snap: BranchSnapshot) -> dict[str, str]:
     """Path -> blob id of every registry metadata file at ``snap``.
 

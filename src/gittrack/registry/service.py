@@ -53,8 +53,6 @@ from gittrack.registry.state import (
     Version,
     format_registration_message,
     model_history,
-    next_assignment_counter,
-    next_version_number,
 )
 from gittrack.registry.tag_names import (
     deprecation_tag,
@@ -65,7 +63,7 @@ from gittrack.registry.tag_names import (
     validate_model_name,
     version_tag,
 )
-from gittrack.registry.tag_writer import TagWriter
+from gittrack.registry.tag_writer import TagWriter, next_assignment_counter, next_version_number
 from gittrack.registry.tags_io import TagListing
 from gittrack.registry.time_travel import resolve_moment
 from gittrack.registry.view import RegistryView, to_ms
@@ -137,14 +135,18 @@ class RegistryService:
         )
 
     # ================================================================== reading
-    def view(self, at: str | datetime | None = None, model: str | None = None) -> RegistryView:
+    def view(
+        self, at: str | datetime | None = None, model: str | None = None, refresh: bool = True
+    ) -> RegistryView:
         """The registry now, or as it was at a revision or date.
 
         With ``model``, only that model's tags are read (the view knows no other model),
-        which keeps single-model operations fast in a registry with many tags.
+        which keeps single-model operations fast in a registry with many tags. With
+        ``refresh`` False, the tags are those of the operation's first view, with its own
+        writes since (an operation reads the tags once, as a database transaction would).
         """
         if at is None:
-            listing, state = self.shared.current(self.stages(), model)
+            listing, state = self.shared.current(self.stages(), model, refresh)
             return RegistryView(listing, self.branch.snapshot(), self.stages(), state)
         listing = self.tags.read()
         moment = resolve_moment(self.repo, self.branch.ref, at, listing)
@@ -446,12 +448,15 @@ class RegistryService:
         user = self.repo.identity().email
         now = clock.now_ms()
         model_doc = None if view.model_doc(name) else _model_doc_from_tags(view, name)
-        for _ in range(MAX_ATTEMPTS):
-            listing = self.tags.read(name)
-            snapshot = self.branch.snapshot()
+        # The first attempt takes the tags and branch the view just read; a race for the
+        # number reads them again.
+        listing, snapshot = view.listing, view.snapshot
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                listing, snapshot = self.tags.read(name), self.branch.snapshot()
             number = max(
-                next_version_number(listing.names(), name),
-                max(metadata.version_numbers(snapshot, name), default=0) + 1,
+                next_version_number(listing, name),
+                metadata.highest_version_number(snapshot, name) + 1,
             )
             doc = {
                 "name": name,
@@ -466,11 +471,14 @@ class RegistryService:
             }
             if model_id is not None:
                 doc["model_id"] = model_id
+            bases: list[BranchSnapshot] = []  # the tip each attempt of the commit built on
             try:
                 commit = self.branch.commit(
-                    lambda snap, d=doc: self._version_changes(snap, d, model_doc),
+                    lambda snap, d=doc, b=bases: self._version_changes(snap, d, model_doc, b),
                     _message(f"Register {name} version {number}", name, run_id, number),
                 )
+                after = BranchSnapshot(self.repo, commit)
+                metadata.remember_version_file(bases[-1], after, name, number)
                 self.writer.create(
                     listing,
                     name,
@@ -505,7 +513,9 @@ class RegistryService:
         snap: BranchSnapshot,
         doc: dict[str, Any],
         model_doc: dict[str, Any] | None,
+        bases: list[BranchSnapshot],
     ) -> dict[str, Change]:
+        bases.append(snap)
         path = metadata.version_path(doc["name"], doc["version"])
         if snap.entry(path) is not None:
             raise _NumberTaken()
@@ -601,10 +611,11 @@ class RegistryService:
         exclusive = policy.rule(stage).exclusive or (
             archive_existing_versions and stage not in (ARCHIVE_STAGE, NO_STAGE)
         )
+        holders = model.versions_in_stage(stage) if stage != NO_STAGE else model.active_versions()
         others = [
             v
-            for v in model.active_versions()
-            if exclusive and v.number != target.number and v.current_stage == stage
+            for v in (holders if exclusive else ())
+            if v.number != target.number and v.current_stage == stage
         ]
         archive = self.canonical_stage(ARCHIVE_STAGE) if others else ARCHIVE_STAGE
         moves = [(target, stage)] if target.current_stage != stage else []
@@ -617,7 +628,7 @@ class RegistryService:
                 policy.check_assignment(name, moved.number, new_stage, email)
         for moved, new_stage in moves:
             self._move_stage(name, moved, new_stage, policy)
-        after = self.view(model=name)
+        after = self.view(model=name, refresh=False)
         notifier = self.notifier()
         for moved, new_stage in moves:
             entity = after.model_version(after.require_version(name, moved.number))
@@ -637,11 +648,12 @@ class RegistryService:
             self.writer.write(
                 name,
                 lambda listing: unassignment_tag(
-                    name, held, next_assignment_counter(listing.names(), name)
+                    name, held, next_assignment_counter(listing, name)
                 ),
                 version.commit,
                 f"Unassign {held} from {name} version {version.number} (moved to {stage})\n",
                 sign=policy.rule(held).signed,
+                refresh=False,
             )
 
     def set_registered_model_alias(self, name: str, alias: str, version: int | str) -> None:
@@ -654,7 +666,8 @@ class RegistryService:
         policy = self.policy()
         policy.check_assignment(name, target.number, alias, self.repo.identity().email)
         self._assign_label(name, target.number, target.commit, alias, None, policy)
-        entity = self.get_model_version(name, target.number)
+        after = self.view(model=name, refresh=False)
+        entity = after.model_version(after.require_version(name, target.number))
         self.notifier().send(
             "alias_moved",
             _payload(
@@ -672,9 +685,7 @@ class RegistryService:
             return
         self.writer.write(
             name,
-            lambda listing: unassignment_tag(
-                name, alias, next_assignment_counter(listing.names(), name)
-            ),
+            lambda listing: unassignment_tag(name, alias, next_assignment_counter(listing, name)),
             holder.commit,
             f"Remove alias {alias} from {name} version {holder.number}\n",
         )
@@ -716,10 +727,11 @@ class RegistryService:
             message += f"\n{note}\n"
         self.writer.write(
             name,
-            lambda listing: stage_tag(name, label, next_assignment_counter(listing.names(), name)),
+            lambda listing: stage_tag(name, label, next_assignment_counter(listing, name)),
             commit,
             message,
             sign=rule.signed,
+            refresh=False,
         )
 
     # ================================================================== helpers
@@ -728,7 +740,7 @@ class RegistryService:
         plain = deprecation_tag(name)
         if plain not in set(listing.names()):
             return plain
-        return deprecation_tag(name, next_assignment_counter(listing.names(), name))
+        return deprecation_tag(name, next_assignment_counter(listing, name))
 
     def _version_doc_for(self, view: RegistryView, version: Version) -> dict[str, Any]:
         doc = view.version_doc(version.model, version.number)

@@ -37,7 +37,10 @@ T = TypeVar("T")
 
 SAVE_AFTER_REPLAYED = 64
 """Tag events replayed (or tag refs read again) since the last save that make a state worth
-saving for the next process; a process that found no saved state saves what it replayed."""
+saving for the next process, or a quarter of the tags known if more (``SAVE_SHARE``): a save
+writes every tag, so its cost per replayed tag stays flat at any size. A process that found
+no saved state saves what it replayed."""
+SAVE_SHARE = 4
 
 
 class SharedRegistry:
@@ -59,13 +62,15 @@ class SharedRegistry:
         tags.derived = self.builder.document
 
     def current(
-        self, stages: Sequence[str], model: str | None = None
+        self, stages: Sequence[str], model: str | None = None, refresh: bool = True
     ) -> tuple[TagListing, RegistryState]:
         """The tags now (all, or those of ``model``) and the registry state they give.
 
         Args:
             stages: the labels that are stages.
             model: only this model's tags (the state knows no other model).
+            refresh: False: the tags as last read, with this process's writes since
+                (``TagStore.read``).
 
         Returns:
             ``(listing, state)``; the same objects as the previous call when no tag changed.
@@ -76,12 +81,12 @@ class SharedRegistry:
         """
         stages = tuple(stages)
         with self.tags.lock, collector.paused():
-            listing = self.tags.read(model)
+            listing = self.tags.read(model, refresh)
             self._take_saved()
             known = self._states.get(model)
             if known is not None and known[0] is listing and known[1] == stages:
                 return listing, known[2]
-            state = self.builder.build(listing.records, stages)
+            state = self.builder.build(listing.records, stages, listing.position)
             self._states[model] = (listing, stages, state)
             self._save_when_worth_it()
             return listing, state
@@ -126,9 +131,8 @@ class SharedRegistry:
 
     def _save_when_worth_it(self) -> None:
         replayed = self.builder.replayed - self._replayed_at_save
-        if max(replayed, self.tags.unsaved) >= SAVE_AFTER_REPLAYED or (
-            replayed and not self._saved_state_found
-        ):
+        enough = max(SAVE_AFTER_REPLAYED, self.tags.known // SAVE_SHARE)
+        if max(replayed, self.tags.unsaved) >= enough or (replayed and not self._saved_state_found):
             self._replayed_at_save = self.builder.replayed
             self._saved_state_found = True
             self.tags.save()

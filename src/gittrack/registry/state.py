@@ -41,9 +41,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
 from operator import itemgetter
-from typing import Any
-
-import yaml
+from typing import Any, NamedTuple, Protocol
 
 from gittrack.errors import CorruptDataError, GittrackError, InvalidInputError, NotFoundError
 from gittrack.registry.tag_names import (
@@ -54,8 +52,7 @@ from gittrack.registry.tag_names import (
     validate_model_name,
     version_string,
 )
-from gittrack.store.bounded_cache import BoundedCache
-from gittrack.store.codecs import load_yaml
+from gittrack.store.codecs import dump_yaml, load_yaml
 
 DEFAULT_STAGES: tuple[str, ...] = ("None", "Staging", "Production", "Archived")
 """MLflow's stages, the default set of labels that are stages rather than aliases."""
@@ -102,6 +99,38 @@ class TagRecord:
                 f"Tag {self.name!r}: its date must be epoch seconds or a timezone-aware "
                 f"datetime, got {self.date!r}"
             )
+
+
+class TagChanges(NamedTuple):
+    """The tags of one model added and removed between two points of a tag store's changes,
+    each in the order the store made them."""
+
+    added: tuple[TagRecord, ...]
+    removed: tuple[TagRecord, ...]
+
+
+class TagFeed(Protocol):
+    """A tag store's numbered changes (``registry.tags_io.TagJournal``)."""
+
+    def changes(self, model: str, since: int, until: int) -> TagChanges | None:
+        """The tags of ``model`` added and removed after change ``since`` up to change
+        ``until``; None when the feed no longer knows them all."""
+        ...
+
+
+@dataclass(frozen=True)
+class TagPosition:
+    """Where a listing of tags stands in its store's changes: it holds the tags as they were
+    after change ``generation`` of ``feed`` (only those of ``model``, when given).
+
+    Whoever computed something from the tags at one position and keeps it can bring it up to
+    date with the changes between that position and a later listing's, instead of reading
+    every tag again (DESIGN §6).
+    """
+
+    feed: TagFeed
+    generation: int
+    model: str | None = None
 
 
 # ----------------------------------------------------------------------------- output
@@ -207,12 +236,23 @@ class ModelState:
     name: str
     versions: dict[int, Version] = field(default_factory=dict)
     deprecated: bool = False
+    # The numbers of the versions that hold a stage or an alias (None: not known, every
+    # version is looked at): a model with thousands of versions has few labelled ones.
+    labelled: frozenset[int] | None = None
+
+    def _labelled_versions(self) -> list[Version]:
+        """The versions that may hold a label, by number."""
+        if self.labelled is None:
+            return [v for _, v in sorted(self.versions.items())]
+        return [self.versions[n] for n in sorted(self.labelled)]
 
     @property
     def aliases(self) -> dict[str, int]:
         """Each alias and the number of the version that holds it."""
         return {
-            alias: version.number for version in self.versions.values() for alias in version.aliases
+            alias: version.number
+            for version in self._labelled_versions()
+            for alias in version.aliases
         }
 
     def version(self, number: int) -> Version:
@@ -233,7 +273,8 @@ class ModelState:
         return any(not v.deregistered for v in self.versions.values())
 
     def versions_in_stage(self, stage: str) -> list[Version]:
-        return [v for v in self.active_versions() if v.stage == stage]
+        """The active versions whose stage is ``stage``, oldest number first."""
+        return [v for v in self._labelled_versions() if not v.deregistered and v.stage == stage]
 
     def latest_version(self, stage: str | None = None) -> Version | None:
         """The highest active version, optionally only among those in ``stage``."""
@@ -291,7 +332,7 @@ def next_assignment_counter(tags: Iterable[TagRecord | str], name: str) -> int:
     name cannot collide with an existing one.
     """
     validate_model_name(name)
-    return _name_maxima(tags, name)[1] + 1
+    return name_maxima(tags, name)[1] + 1
 
 
 def next_version_number(tags: Iterable[TagRecord | str], name: str) -> int:
@@ -301,7 +342,7 @@ def next_version_number(tags: Iterable[TagRecord | str], name: str) -> int:
     registered with any semantic version, so the new version is also the highest semver.
     """
     validate_model_name(name)
-    return _name_maxima(tags, name)[0] + 1
+    return name_maxima(tags, name)[0] + 1
 
 
 # ----------------------------------------------------------------------------- registration message
@@ -330,7 +371,7 @@ def format_registration_message(
     Write it with ``git tag --cleanup=verbatim`` so that git keeps it byte for byte.
     """
     document = {"source": source, "run_id": run_id, "user": user, "description": description}
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return dump_yaml(document).decode()
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -399,40 +440,18 @@ def _registry_tags_by_model(tags: Iterable[TagRecord]) -> dict[str, list[_TagEve
     return by_model
 
 
-_NameMaxima = tuple[frozenset[str], int, int]
-_name_maxima_seen: BoundedCache[str, _NameMaxima] = BoundedCache(256)
-
-
-def _name_maxima(tags: Iterable[TagRecord | str], name: str) -> tuple[int, int]:
+def name_maxima(tags: Iterable[TagRecord | str], name: str) -> tuple[int, int]:
     """``(highest major version, highest counter)`` on the tags of model ``name`` among
-    ``tags`` (0 when there is none).
-
-    Both are maxima over a set of tag names, so the answer for a set that only gained names
-    since the last call for this model is the last answer combined with the new names: an
-    operation on a model with thousands of tags parses the few tags it added (set operations
-    find them), not all of them. A set that lost a name is read whole.
-    """
-    items = tags if isinstance(tags, (list, tuple)) else list(tags)
-    if set(map(type, items)) <= {str}:  # tag names, as the service passes them
-        names = frozenset(items)
-    else:
-        names = frozenset(t if isinstance(t, str) else t.name for t in items)
-    seen = _name_maxima_seen.get(name)
-    if seen is not None and seen[0] <= names:
-        major, counter = seen[1], seen[2]
-        added: Iterable[str] = names - seen[0]
-    else:
-        major = counter = 0
-        added = names
-    for tag in added:
-        parsed = parse_tag(tag)
+    ``tags`` (0 when there is none); lightweight tags count, as in GTO."""
+    major = counter = 0
+    for tag in tags:
+        parsed = parse_tag(tag if isinstance(tag, str) else tag.name)
         if parsed is None or parsed.model != name:
             continue
         if parsed.version is not None:
             major = max(major, int(parsed.version[1:].split(".", 1)[0]))
         if parsed.counter is not None:
             counter = max(counter, parsed.counter)
-    _name_maxima_seen.put(name, (names, major, counter))
     return major, counter
 
 
@@ -482,6 +501,10 @@ class _ModelBuilder:
         # Ids of the replayed tag records (``events`` keeps the records, so no id is reused).
         self._ids: set[int] = set()
         self._touched: set[int] = set()
+        # The tags replayed are those of the model at this position of the store's changes
+        # (None: unknown, or not from a store).
+        self.position: TagPosition | None = None
+        self._last_state: ModelState | None = None
 
     # ------------------------------------------------------------------ saved form
     def document(self) -> dict[str, Any]:
@@ -609,11 +632,24 @@ class _ModelBuilder:
     def _state(self) -> ModelState:
         """The state now: versions no event touched since the last state are shared with it
         (nobody changes a built ``Version``), the others are built afresh; a version that
-        holds no label is its registration's ``Version`` itself."""
-        for number in self._touched:
+        holds no label is its registration's ``Version`` itself. With nothing touched, the
+        last state is the state."""
+        last = self._last_state
+        if not self._touched and last is not None and last.deprecated == self.deprecated:
+            return last
+        in_order = True
+        highest = next(reversed(self._built), 0) if self._built else 0
+        for number in sorted(self._touched):
+            if number not in self._built:
+                in_order = in_order and number > highest
+                highest = max(highest, number)
             self._built[number] = _labelled(self.versions[number], self.labels.get(number))
         self._touched.clear()
-        return ModelState(self.name, dict(sorted(self._built.items())), self.deprecated)
+        if not in_order:  # a version registered out of order: versions are kept by number
+            self._built = dict(sorted(self._built.items()))
+        labelled = frozenset(number for number, held in self.labels.items() if held)
+        self._last_state = ModelState(self.name, dict(self._built), self.deprecated, labelled)
+        return self._last_state
 
     def _deregister(self, parsed: ParsedTag, record: TagRecord) -> None:
         version = self.versions.get(parsed.version_number or 0)
@@ -679,10 +715,25 @@ class StateBuilder:
         self.replayed = 0  # tag events replayed so far (restored models replay none)
 
     def build(
-        self, tags: Iterable[TagRecord], stages: Sequence[str] = DEFAULT_STAGES
+        self,
+        tags: Iterable[TagRecord],
+        stages: Sequence[str] = DEFAULT_STAGES,
+        position: TagPosition | None = None,
     ) -> RegistryState:
-        """The registry state of ``tags`` (rules in the module docstring)."""
+        """The registry state of ``tags`` (rules in the module docstring).
+
+        Args:
+            tags: every tag (or, with a ``position`` naming a model, that model's tags).
+            stages: the labels that are stages.
+            position: where ``tags`` stand in their store's changes, when they are a store's
+                listing: a model's builder that replayed its tags at an earlier position
+                replays only the tags added since (no tag is compared then).
+        """
         stage_set = _validate_stages(stages)
+        if position is not None and position.model is not None:
+            advanced = self._advanced(position, stage_set)
+            if advanced is not None:
+                return RegistryState(models=advanced, stages=tuple(stages))
         grouped, added = self._grouped(tags)
         models = {}
         try:
@@ -696,12 +747,47 @@ class StateBuilder:
                     builder = self._models[name] = _ModelBuilder(name, stage_set)
                     plan = (ordered, ordered, 0)
                 self.replayed += len(plan[0]) - plan[2]
+                builder.position = None
                 models[name] = builder.extend(*plan)
+                builder.position = position
         except BaseException:
             # Some builders may not have replayed these tags: the next call compares them all.
             self._last_grouped = None
             raise
         return RegistryState(models=models, stages=tuple(stages))
+
+    def _advanced(
+        self, position: TagPosition, stages: frozenset[str]
+    ) -> dict[str, ModelState] | None:
+        """The state of ``position.model`` from its builder and the tags added since the
+        builder's position; None when that cannot be known that way (no builder, another
+        store or stages, a tag removed or changed, changes the store no longer remembers)."""
+        assert position.model is not None
+        name = position.model
+        builder = self._models.get(name)
+        known = builder.position if builder is not None else None
+        if builder is None or known is None or known.feed is not position.feed:
+            return None
+        if builder.stages != stages:
+            return None
+        changes = position.feed.changes(name, known.generation, position.generation)
+        if changes is None or changes.removed:
+            return None
+        added = []
+        for record in changes.added:
+            parsed = parse_tag(record.name)
+            if parsed is not None and parsed.model == name and record.annotated:
+                added.append((parsed, record))
+        plan = builder.appended(builder.events, added)
+        if plan is None:
+            return None
+        # The builders no longer replayed exactly the last grouped call's tags.
+        self._last_grouped = None
+        self.replayed += len(plan[0]) - plan[2]
+        builder.position = None
+        state = builder.extend(*plan)
+        builder.position = position
+        return {name: state} if builder.events else {}
 
     def _grouped(
         self, tags: Iterable[TagRecord]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from gittrack.errors import ConflictError, RepositoryError
-from gittrack.registry.state import TagRecord
+from gittrack.registry.state import TagPosition, TagRecord, name_maxima
 from gittrack.registry.tag_names import TagKind, parse_tag
 from gittrack.registry.tags_io import TagListing, TagStore
 from gittrack.registry.time_travel import tag_order_key
@@ -32,12 +33,18 @@ class TagWriter:
         commit: str,
         message: str,
         sign: bool = False,
+        refresh: bool = True,
     ) -> str:
         """Create the tag ``tag_name(model's tags)`` names on ``commit``; when another writer
-        took that name first (a counter, say), read the tags again and take the next one."""
+        took that name first (a counter, say), read the tags again and take the next one.
+
+        With ``refresh`` False, the first attempt takes the tags as the store last read them
+        (with its own writes since): a caller that read them at the start of its operation
+        does not look at the refs again for each tag it writes.
+        """
         locked: RefLockedError | None = None
-        for _ in range(MAX_ATTEMPTS):
-            listing = self.tags.read(model)
+        for attempt in range(MAX_ATTEMPTS):
+            listing = self.tags.read(model, refresh or attempt > 0)
             name = tag_name(listing)
             try:
                 self.create(listing, model, name, commit, message, sign)
@@ -80,25 +87,70 @@ def tag_time(listing: TagListing, model: str, new_tag: str) -> int:
     new = parse_tag(new_tag)
     assert new is not None
     mine = tag_order_key(new.kind, new.counter)
-    latest, last_second = _latest_tags(listing, model)
+    last = _last_second(listing, model)
     when = int(time.time())
-    if latest is not None:
-        when = max(when, int(latest.timestamp()))
-    # Only the tags dated in the second the new one gets can sort around it.
-    second = datetime.fromtimestamp(when, tz=timezone.utc)
-    following = second + timedelta(seconds=1)
-    same_second = []
-    for record in last_second:
-        if second <= record.date < following:
-            other = parse_tag(record.name)
-            assert other is not None
-            same_second.append((other.kind, tag_order_key(other.kind, other.counter)))
-    if new.kind is TagKind.DEPRECATION and same_second:
+    if last is None:
+        return when
+    when = max(when, last.second)
+    # Only the tags dated in the second the new one gets can sort around it: the tags of
+    # the model's last second, when the new one gets that second.
+    if when != last.second:
+        return when
+    if new.kind is TagKind.DEPRECATION:
         return when + 1  # GTO reads a deprecation as the model's end only when it is last
-    ending = new.kind in _ENDING_KINDS
-    if any(key > mine and (ending or kind in _ENDING_KINDS) for kind, key in same_second):
+    # A tag sorting after the new one is a problem when either of the two ends a life.
+    after = last.top if new.kind in _ENDING_KINDS else last.top_ending
+    if after is not None and after > mine:
         when += 1
     return when
+
+
+def next_version_number(listing: TagListing, model: str) -> int:
+    """The next version number of ``model`` (``state.next_version_number``) for a listing of
+    the model's tags; a store's listing costs the tags added since the last call."""
+    return _maxima(listing, model)[0] + 1
+
+
+def next_assignment_counter(listing: TagListing, model: str) -> int:
+    """The counter of ``model``'s next counted tag (``state.next_assignment_counter``) for a
+    listing of its tags; a store's listing costs the tags added since the last call."""
+    return _maxima(listing, model)[1] + 1
+
+
+T = TypeVar("T")
+_NOT_YET = object()
+
+
+class _Folded(Generic[T]):
+    """A value computed from the tags of one model and kept per model: for a store's listing
+    (one with a position), the value at the previous listing is brought up to date with the
+    tags added since (``TagJournal.changes``); a removed or changed tag, another store, or a
+    listing without a position computes it from every tag of the model again."""
+
+    def __init__(
+        self,
+        compute: Callable[[Sequence[TagRecord]], T],
+        extend: Callable[[T, Sequence[TagRecord]], T],
+    ) -> None:
+        self._compute = compute
+        self._extend = extend
+        self._seen: BoundedCache[str, tuple[TagPosition, T]] = BoundedCache(256)
+        self._lock = threading.Lock()  # one model's value is brought up to date at a time
+
+    def __call__(self, listing: TagListing, model: str) -> T:
+        position = listing.position
+        with self._lock:
+            value: Any = _NOT_YET
+            seen = self._seen.get(model)
+            if position is not None and seen is not None and seen[0].feed is position.feed:
+                changes = position.feed.changes(model, seen[0].generation, position.generation)
+                if changes is not None and not changes.removed:
+                    value = self._extend(seen[1], changes.added) if changes.added else seen[1]
+            if value is _NOT_YET:
+                value = self._compute([r for r in listing.records if _of_model(r.name, model)])
+            if position is not None:
+                self._seen.put(model, (position, value))
+            return value
 
 
 def _of_model(tag: str, model: str) -> bool:
@@ -106,34 +158,51 @@ def _of_model(tag: str, model: str) -> bool:
     return parsed is not None and parsed.model == model
 
 
-_Dated = tuple[tuple[TagRecord, ...], frozenset[int], tuple[TagRecord, ...]]
-_dated_seen: BoundedCache[str, _Dated] = BoundedCache(256)
+def _model_maxima(records: Sequence[TagRecord]) -> tuple[int, int]:
+    if not records:
+        return 0, 0
+    model = parse_tag(records[0].name).model  # type: ignore[union-attr]
+    return name_maxima(records, model)
 
 
-def _latest_tags(listing: TagListing, model: str) -> tuple[datetime | None, list[TagRecord]]:
-    """The date of the latest annotated tag of ``model`` in ``listing`` (None without one),
-    and the annotated tags of ``model`` dated in that tag's second.
+def _more_maxima(known: tuple[int, int], added: Sequence[TagRecord]) -> tuple[int, int]:
+    more = _model_maxima(added)
+    return max(known[0], more[0]), max(known[1], more[1])
 
-    A listing holds the same record objects while their tags are unchanged, so when every
-    record of the last call for this model is still in ``listing``, only the added records
-    are looked at (set operations on the objects' ids find them; the saved records stay
-    referenced, so their ids are not reused). A listing that lost or changed a tag is read
-    whole.
-    """
-    records = listing.records
-    ids = frozenset(map(id, records))
-    seen = _dated_seen.get(model)
-    if seen is not None and seen[1] <= ids:
-        # The latest tag seen is among those of its second, which are kept.
-        by_id = dict(zip(map(id, records), records))
-        candidates: Iterable[TagRecord] = [*seen[2], *(by_id[i] for i in ids - seen[1])]
-    else:
-        candidates = records
-    dated = [r for r in candidates if r.annotated and _of_model(r.name, model)]
-    latest = max((r.date for r in dated), default=None)
-    last_second: list[TagRecord] = []
-    if latest is not None:
-        start = datetime.fromtimestamp(math.floor(latest.timestamp()), tz=timezone.utc)
-        last_second = [r for r in dated if r.date >= start]
-    _dated_seen.put(model, (records, ids, tuple(last_second)))
-    return latest, last_second
+
+_maxima: _Folded[tuple[int, int]] = _Folded(_model_maxima, _more_maxima)
+
+
+class _LastSecond(NamedTuple):
+    """The annotated tags of a model dated in the second of its latest one: that second
+    (epoch seconds), the highest order key among them (``tag_order_key``) and the highest
+    among those that end a life (None without one)."""
+
+    second: int
+    top: tuple[float, int]
+    top_ending: tuple[float, int] | None
+
+
+def _more_last_second(known: _LastSecond | None, added: Sequence[TagRecord]) -> _LastSecond | None:
+    for record in added:
+        parsed = parse_tag(record.name)
+        if not record.annotated or parsed is None:
+            continue
+        second = math.floor(record.date.timestamp())
+        if known is not None and second < known.second:
+            continue
+        key = tag_order_key(parsed.kind, parsed.counter)
+        ending = key if parsed.kind in _ENDING_KINDS else None
+        if known is None or second > known.second:
+            known = _LastSecond(second, key, ending)
+        else:
+            top_ending = known.top_ending
+            if ending is not None and (top_ending is None or ending > top_ending):
+                top_ending = ending
+            known = _LastSecond(second, max(known.top, key), top_ending)
+    return known
+
+
+_last_second: _Folded[_LastSecond | None] = _Folded(
+    lambda records: _more_last_second(None, records), _more_last_second
+)

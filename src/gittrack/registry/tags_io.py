@@ -2,7 +2,9 @@
 
 The tags are known from the tag refs (loose files under ``refs/tags`` and ``packed-refs``) and
 the annotated tag objects they name, read by the store's object reader; between two reads
-only the refs that changed are looked at again (``TagStore``). A tag is created as an
+only the refs that changed are looked at again (``TagStore``), and each change to the tags
+known is numbered (``TagJournal``), so that what is computed from the tags is brought up to
+date with the tags added since. A tag is created as an
 annotated tag object written by the store's object writer, then a ref update through the
 store's ref writer (git's lock protocol) that succeeds only if the tag does not exist yet,
 so two writers racing for one name cannot both win: the loser gets ``ConflictError`` and
@@ -14,14 +16,17 @@ each read's directory scan short at any number of tags.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import json
 import os
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import compress
 from operator import attrgetter, itemgetter
@@ -29,7 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gittrack.errors import ConflictError, GittrackError, RepositoryError
-from gittrack.registry.state import TagRecord
+from gittrack.registry.state import TagChanges, TagPosition, TagRecord
 from gittrack.registry.tag_names import (
     NAMESPACE_SEPARATOR,
     NAMESPACE_SEPARATOR_IN_TAG,
@@ -46,6 +51,8 @@ _RACY_SECONDS = 2  # a ref file changed this recently may change again within it
 _TICK_NS = 20_000_000  # more than the coarse clock that stamps files (a jiffy: 4-10 ms)
 _FULL_LOOK_NS = 1_000_000_000  # how often a changed tag directory's every file is stat'ed
 LOOSE_TAGS_TO_PACK = 256  # loose tag refs above which a write packs them
+JOURNAL_ENTRIES = 4096  # changes (one model's tags in one refresh) a store's journal keeps
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SIGNATURE_STARTS = (
     b"-----BEGIN PGP SIGNATURE-----",
     b"-----BEGIN PGP MESSAGE-----",
@@ -74,10 +81,15 @@ _FORMAT = (
 
 @dataclass(frozen=True)
 class TagListing:
-    """Every tag of the repository, and which annotated tags carry a signature."""
+    """Every tag of the repository, and which annotated tags carry a signature.
+
+    A store's listing also says where it stands in the store's changes (``position``); a
+    listing derived from it (``until``, ``of_model``) or read by ``git for-each-ref`` has none.
+    """
 
     records: tuple[TagRecord, ...]
     signed: frozenset[str]
+    position: TagPosition | None = field(default=None, compare=False, repr=False)
 
     def until(self, cutoff: datetime) -> TagListing:
         """The tags that existed at ``cutoff`` (by tagger date; lightweight tags are kept)."""
@@ -96,6 +108,56 @@ class TagListing:
             if parsed is not None and parsed.model == model:
                 kept.append(record)
         return TagListing(tuple(kept), self.signed & {r.name for r in kept})
+
+
+_UNCHANGED = TagChanges((), ())
+
+
+class TagJournal:
+    """The numbered changes of one store's tags: for each change (a refresh that found tags
+    moved, or a tag the store wrote), the tags of each model it added and removed (a changed
+    tag is removed and added). A store's listing names the change it reflects
+    (``TagPosition``), so whoever keeps something computed from one listing can bring it up
+    to date with the changes up to a later one (``changes``) instead of comparing every tag.
+    The last ``keep`` entries are kept; older ones are forgotten, and a question reaching
+    back to them has no answer (the asker reads every tag then).
+    """
+
+    def __init__(self, keep: int = JOURNAL_ENTRIES) -> None:
+        self.generation = 0  # the number of the last change
+        self._keep = keep
+        self._entries: deque[tuple[int, str | None, tuple[TagRecord, ...], tuple[TagRecord, ...]]]
+        self._entries = deque()
+        self._forgotten = 0  # entries of this change and earlier may be forgotten
+
+    def record(self, changes: Mapping[str | None, tuple[list[TagRecord], list[TagRecord]]]) -> None:
+        """Number one change: the tags added and removed, by model (None: tags of no model)."""
+        self.generation += 1
+        for model, (added, removed) in changes.items():
+            self._entries.append((self.generation, model, tuple(added), tuple(removed)))
+        while len(self._entries) > self._keep:
+            self._forgotten = self._entries.popleft()[0]
+
+    def changes(self, model: str, since: int, until: int) -> TagChanges | None:
+        """The tags of ``model`` added and removed after change ``since`` up to change
+        ``until``. With ``since`` after ``until`` (a listing older than what the asker
+        knows), empty when nothing of ``model`` changed in between; None when it did, or
+        when the journal forgot some of those changes."""
+        low, high = min(since, until), max(since, until)
+        if low < self._forgotten:
+            return None
+        added: list[TagRecord] = []
+        removed: list[TagRecord] = []
+        for generation, owner, plus, minus in reversed(self._entries):
+            if generation <= low:
+                break
+            if owner == model and generation <= high:
+                added.extend(reversed(plus))
+                removed.extend(minus)
+        if since > until:
+            return _UNCHANGED if not added and not removed else None
+        added.reverse()
+        return TagChanges(tuple(added), tuple(removed))
 
 
 class TagStore:
@@ -130,14 +192,29 @@ class TagStore:
         self._by_model: dict[str, set[str]] = {}  # registry model -> its tag names
         self._listing: TagListing | None = None
         self._model_listings: dict[str, TagListing] = {}  # until a tag of the model changes
+        self._ordered: dict[str, _ModelTags] = {}  # the tags of each model read, by name
         self.unsaved = 0  # tag refs read again since the last save
         # The owner's document derived from the tags, given which records are current; with
         # one, the owner saves (``save``), else every read that looked at many refs does.
         self.derived: Callable[[Callable[[TagRecord], bool]], Any] | None = None
         self._saved: tuple[Any, dict[str, TagRecord]] | None = None
+        self.journal = TagJournal()
+        # Tags added and removed, by model, since the journal's last change.
+        self._pending: dict[str | None, tuple[list[TagRecord], list[TagRecord]]] = {}
 
-    def read(self, model: str | None = None) -> TagListing:
+    @property
+    def known(self) -> int:
+        """How many tags the store knows (as of its last read)."""
+        return len(self._tags)
+
+    def read(self, model: str | None = None, refresh: bool = True) -> TagListing:
         """All tags (or only the registry tags of ``model``), sorted by name.
+
+        Args:
+            model: only the registry tags of this model.
+            refresh: False: the tags as the store last read them, with its own writes since,
+                for a caller that read them moments ago in the same operation (the refs are
+                not looked at; the store's first read looks at them anyway).
 
         Raises:
             InvalidInputError: ``model`` is not a valid model name.
@@ -145,22 +222,33 @@ class TagStore:
         if model is not None:
             validate_model_name(model)
         with self.lock:
-            return self._read(model)
+            return self._read(model, refresh)
 
-    def _read(self, model: str | None) -> TagListing:
-        if not self._refresh():
+    def _read(self, model: str | None, refresh: bool = True) -> TagListing:
+        # A store that has read once holds files' refs (never reftable's): it may skip a look.
+        if (refresh or not self._loaded) and not self._refresh():
             return self._for_each_ref_listing(model)
         if self.derived is None and self.unsaved >= _SAVE_AFTER:
             self.save()
         if model is None:
             if self._listing is None:
-                self._listing = _listing_of(map(self._tags.__getitem__, sorted(self._tags)))
+                self._listing = _listing_of(
+                    map(self._tags.__getitem__, sorted(self._tags)),
+                    TagPosition(self.journal, self.journal.generation),
+                )
             return self._listing
         listing = self._model_listings.get(model)
         if listing is None:
-            names = self._by_model.get(model, ())
-            listing = self._model_listings[model] = _listing_of(
-                map(self._tags.__getitem__, sorted(names))
+            ordered = self._ordered.get(model)
+            if ordered is None:
+                names = self._by_model.get(model, ())
+                ordered = self._ordered[model] = _ModelTags(
+                    map(self._tags.__getitem__, sorted(names))
+                )
+            listing = self._model_listings[model] = TagListing(
+                tuple(ordered.records),
+                frozenset(ordered.signed),
+                TagPosition(self.journal, self.journal.generation, model),
             )
         return listing
 
@@ -247,17 +335,15 @@ class TagStore:
                 shas[name] = sha
         if not shas and not gone:
             return  # refs read again that still hold what was known: the listing stands
-        self._listing = None
         self.unsaved += len(shas) + len(gone)
+        order = sorted(shas)
+        objects = self.repo.read_objects([shas[n] for n in order]) if order else []
         for name in gone:
             self._forget(name)
-        if not shas:
-            return
-        order = sorted(shas)
-        objects = self.repo.read_objects([shas[n] for n in order])
         for name, (kind, body) in zip(order, objects):
             self._forget(name)
             self._remember(_tag_of(name, shas[name], kind, body))
+        self._publish()
 
     def _packed_now(self, name: str) -> str | None:
         """The object of tag ``name`` in ``packed-refs`` as the file is now: its loose file
@@ -270,17 +356,34 @@ class TagStore:
     def _remember(self, tag: _Tag) -> None:
         self._tags[tag.record.name] = tag
         parsed = parse_tag(tag.record.name)
-        if parsed is not None:
-            self._by_model.setdefault(parsed.model, set()).add(tag.record.name)
-            self._model_listings.pop(parsed.model, None)
+        model = None if parsed is None else parsed.model
+        if model is not None:
+            self._by_model.setdefault(model, set()).add(tag.record.name)
+            self._model_listings.pop(model, None)
+            if (ordered := self._ordered.get(model)) is not None:
+                ordered.put(tag)
+        self._pending.setdefault(model, ([], []))[0].append(tag.record)
 
     def _forget(self, name: str) -> None:
-        if self._tags.pop(name, None) is None:
+        tag = self._tags.pop(name, None)
+        if tag is None:
             return
         parsed = parse_tag(name)
-        if parsed is not None:
-            self._by_model.get(parsed.model, set()).discard(name)
-            self._model_listings.pop(parsed.model, None)
+        model = None if parsed is None else parsed.model
+        if model is not None:
+            self._by_model.get(model, set()).discard(name)
+            self._model_listings.pop(model, None)
+            if (ordered := self._ordered.get(model)) is not None:
+                ordered.drop(name)
+        self._pending.setdefault(model, ([], []))[1].append(tag.record)
+
+    def _publish(self) -> None:
+        """Number the tags remembered and forgotten since the last change as one change
+        (``journal``); the listings of every tag and of each model involved are made anew."""
+        if self._pending:
+            self._listing = None
+            self.journal.record(self._pending)
+            self._pending = {}
 
     # ------------------------------------------------------------------ saved state
     @property
@@ -318,7 +421,11 @@ class TagStore:
         except (TypeError, ValueError, KeyError, AttributeError, GittrackError):
             self._tags.clear()
             self._by_model.clear()
+            self._model_listings.clear()
+            self._ordered.clear()
+            self._pending = {}
             return
+        self._pending = {}  # what a new store starts from: no change yet
         # What the saved tags' refs held: refs that still hold them are not read again.
         self._loose = {n: stamp for n, stamp in loose.items() if n in self._tags}
         self._packed = {n: t.sha for n, t in self._tags.items() if n not in self._loose}
@@ -381,9 +488,19 @@ class TagStore:
                 f"object {commit}\ntype commit\ntag {name}\n"
                 f"tagger {ident.signature(when)}\n\n{message}"
             )
-            sha = self.repo.write_object("tag", body.encode())
+            data = body.encode()
+            sha = self.repo.write_object("tag", data)
             self.repo.update_ref(f"refs/tags/{name}", sha, None, f"gittrack: tag {name}")
+            if self._loaded:
+                # Known as written: the next read finds its ref holding this object and does
+                # not read the object back; another writer's change to it shows at that read.
+                self._forget(name)
+                self._remember(_tag_of(name, sha, "tag", data))
+                self._publish()
         self._pack_when_many()
+        known = self._tags.get(name)
+        if known is not None and not sign:
+            return known.record
         ident = self.repo.identity()
         return TagRecord(name, commit, ident.name, ident.email, when, message)
 
@@ -446,11 +563,44 @@ class _Tag(NamedTuple):
     signed: bool = False
 
 
-def _listing_of(tags: Iterable[_Tag]) -> TagListing:
+class _ModelTags:
+    """One model's tags in name order (records, and the names of the signed ones), kept up
+    to date tag by tag once the model was listed: a model with thousands of tags is not
+    sorted again for each tag it gains."""
+
+    __slots__ = ("names", "records", "signed")
+
+    def __init__(self, tags: Iterable[_Tag]) -> None:
+        kept = list(tags)
+        self.names = [t.record.name for t in kept]
+        self.records = [t.record for t in kept]
+        self.signed = {t.record.name for t in kept if t.signed}
+
+    def put(self, tag: _Tag) -> None:
+        name = tag.record.name
+        at = bisect.bisect_left(self.names, name)
+        if at < len(self.names) and self.names[at] == name:
+            self.records[at] = tag.record
+        else:
+            self.names.insert(at, name)
+            self.records.insert(at, tag.record)
+        if tag.signed:
+            self.signed.add(name)
+        else:
+            self.signed.discard(name)
+
+    def drop(self, name: str) -> None:
+        at = bisect.bisect_left(self.names, name)
+        if at < len(self.names) and self.names[at] == name:
+            del self.names[at], self.records[at]
+        self.signed.discard(name)
+
+
+def _listing_of(tags: Iterable[_Tag], position: TagPosition) -> TagListing:
     kept = tuple(tags)
     records = tuple(map(itemgetter(1), kept))  # _Tag.record
     signed = compress(records, map(itemgetter(2), kept))  # _Tag.signed
-    return TagListing(records, frozenset(map(attrgetter("name"), signed)))
+    return TagListing(records, frozenset(map(attrgetter("name"), signed)), position)
 
 
 class _LooseScan:
@@ -535,7 +685,7 @@ class _LooseScan:
 
 
 def _is_object_id(text: str) -> bool:
-    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+    return _OBJECT_ID.fullmatch(text) is not None
 
 
 def _tag_of(name: str, sha: str, kind: str, body: bytes) -> _Tag:

@@ -1,0 +1,298 @@
+"""The tag store's numbered changes, and what is kept up to date from them.
+
+``TagJournal`` numbers every change a ``TagStore`` makes to what it knows; a listing names the
+change it reflects. The registry state (``StateBuilder``), the next version number and
+counter, and the date of the next tag (``tag_writer``) are kept per model and brought up to
+date with the tags added since, so a write on a model with thousands of tags costs its new
+tags. Each must give what a computation from every tag gives, whoever changed the tags
+(gittrack, ``git tag``, ``git tag -d``, ``git tag -f``, ``git pack-refs``, another process).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from gittrack import Client
+from gittrack.errors import ConflictError
+from gittrack.registry import metadata, state, tag_writer
+from gittrack.registry.state import (
+    StateBuilder,
+    TagRecord,
+    build_registry_state,
+    next_assignment_counter,
+    next_version_number,
+)
+from gittrack.registry.tag_names import TagKind, parse_tag
+from gittrack.registry.tags_io import TagJournal, TagListing, TagStore
+from gittrack.registry.time_travel import tag_order_key
+from gittrack.store.branch import Blob
+from gittrack.store.git import GitRepo
+
+from .conftest import git
+from .registry_support import registered, run_with_artifact
+
+EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _record(name: str, second: int = 0, commit: str = "a" * 40) -> TagRecord:
+    return TagRecord(name, commit, "Ann", "ann@example.com", EPOCH + timedelta(seconds=second))
+
+
+# ----------------------------------------------------------------------------- the journal
+
+
+def test_the_journal_gives_the_tags_of_one_model_added_and_removed_between_two_changes() -> None:
+    journal = TagJournal()
+    one, two, other = _record("m@v1.0.0"), _record("m@v2.0.0"), _record("n@v1.0.0")
+    journal.record({"m": ([one], []), "n": ([other], [])})
+    journal.record({"m": ([two], [one])})
+    assert journal.changes("m", 0, 1) == ((one,), ())
+    assert journal.changes("m", 0, 2) == ((one, two), (one,))
+    assert journal.changes("m", 1, 2) == ((two,), (one,))
+    assert journal.changes("n", 1, 2) == ((), ())
+    assert journal.changes("m", 2, 2) == ((), ())
+
+
+def test_a_listing_older_than_what_the_asker_knows_is_unchanged_only_if_its_model_is() -> None:
+    journal = TagJournal()
+    journal.record({"m": ([_record("m@v1.0.0")], [])})
+    journal.record({"n": ([_record("n@v1.0.0")], [])})
+    assert journal.changes("m", 2, 1) == ((), ())  # nothing of m changed in between
+    assert journal.changes("n", 2, 1) is None  # n did: the older listing is not the same
+    assert journal.changes("m", 1, 0) is None
+
+
+def test_changes_the_journal_forgot_have_no_answer() -> None:
+    journal = TagJournal(keep=3)
+    for n in range(1, 6):
+        journal.record({"m": ([_record(f"m@v{n}.0.0")], [])})
+    assert journal.changes("m", 0, 5) is None
+    assert journal.changes("m", 1, 5) is None
+    assert [r.name for r in journal.changes("m", 2, 5).added] == [
+        "m@v3.0.0",
+        "m@v4.0.0",
+        "m@v5.0.0",
+    ]
+
+
+def _names(listing: TagListing) -> dict[str, TagRecord]:
+    return {r.name: r for r in listing.records}
+
+
+def _check_changes(before: TagListing, after: TagListing, model: str) -> None:
+    """The journal's changes between two listings of ``model`` are their difference."""
+    assert before.position is not None and after.position is not None
+    changes = after.position.feed.changes(
+        model, before.position.generation, after.position.generation
+    )
+    assert changes is not None
+    old, new = _names(before), _names(after)
+    gone = {n for n, r in old.items() if new.get(n) is not r}
+    came = {n for n, r in new.items() if old.get(n) is not r}
+    assert {r.name for r in changes.removed} >= gone
+    assert {r.name for r in changes.added} >= came
+    # Applying the changes to the earlier listing gives the later one.
+    rebuilt = dict(old)
+    for record in changes.removed:
+        if rebuilt.get(record.name) is record:
+            del rebuilt[record.name]
+    for record in changes.added:
+        rebuilt[record.name] = record
+    assert rebuilt == new
+
+
+# ----------------------------------------------------------------------------- against full reads
+
+
+def _last_second_by_hand(records: list[TagRecord]) -> tuple[int, tuple, tuple | None] | None:
+    dated = [r for r in records if r.annotated and parse_tag(r.name) is not None]
+    if not dated:
+        return None
+    second = max(int(r.date.timestamp()) for r in dated)
+    keys = [
+        (tag_order_key(p.kind, p.counter), p.kind)
+        for r in dated
+        if int(r.date.timestamp()) == second and (p := parse_tag(r.name)) is not None
+    ]
+    ending = [k for k, kind in keys if kind in (TagKind.DEREGISTRATION, TagKind.DEPRECATION)]
+    return second, max(k for k, _ in keys), max(ending) if ending else None
+
+
+def _everything_matches(
+    client: Client, store: TagStore, model: str, before: TagListing
+) -> TagListing:
+    listing = store.read(model)
+    _check_changes(before, listing, model)
+    records = list(listing.records)
+    assert tag_writer.next_version_number(listing, model) == next_version_number(records, model)
+    assert tag_writer.next_assignment_counter(listing, model) == next_assignment_counter(
+        records, model
+    )
+    assert tag_writer._last_second(listing, model) == _last_second_by_hand(records)
+    view = client.registry.view(model=model)
+    assert view.state == build_registry_state(view.listing.records, view.stages)
+    everything = store.read()
+    assert client.registry.view().state == build_registry_state(everything.records, view.stages)
+    return listing
+
+
+def test_what_is_kept_from_the_tags_matches_a_full_read_after_every_kind_of_change(
+    repo: Path,
+) -> None:
+    client = Client()
+    registered(client, "IrisRF", versions=3)
+    store = client.registry.tags
+    listing = store.read("IrisRF")
+    head = git(repo, "rev-parse", "IrisRF@v1.0.0^{commit}").strip()  # version 1's commit
+    second = git(repo, "rev-parse", "IrisRF@v2.0.0^{commit}").strip()
+    rng = random.Random(7)
+
+    def labels() -> list[str]:
+        return [r.name for r in store.read("IrisRF").records if "#" in r.name] or ["none"]
+
+    changes = [
+        lambda: client.create_model_version("IrisRF", run_with_artifact(client)),
+        lambda: client.transition_model_version_stage(
+            "IrisRF", rng.randint(1, 3), rng.choice(["Staging", "Production"]), True
+        ),
+        lambda: client.set_registered_model_alias("IrisRF", "champion", rng.randint(1, 3)),
+        lambda: git(
+            repo, "tag", "-a", "-m", "by hand", f"IrisRF#Staging#{rng.randint(50, 60)}", head
+        ),
+        # a label moved to another version's commit, or deleted (an earlier tag changes)
+        lambda: git(repo, "tag", "-f", "-a", "-m", "moved", rng.choice(labels()), second),
+        lambda: git(repo, "tag", "-d", rng.choice(labels())),
+        lambda: git(repo, "pack-refs", "--all"),
+        lambda: git(repo, "tag", "IrisRF#lightweight#70", head),  # lightweight: counted, not dated
+        lambda: TagStore(GitRepo(repo)).create(  # another store (another process)
+            f"IrisRF#Production#{rng.randint(80, 90)}", head, "other\n", when=2_000_000_000
+        ),
+        lambda: client.delete_registered_model_alias("IrisRF", "champion"),
+    ]
+    for step in range(40):
+        change = changes[step % len(changes)] if step < len(changes) else rng.choice(changes)
+        try:
+            change()
+        except AssertionError as exc:  # git refused (a tag that exists, or is gone)
+            assert "already exists" in str(exc) or "not found" in str(exc)
+        except ConflictError:  # the store refused a name another change took
+            pass
+        listing = _everything_matches(client, store, "IrisRF", listing)
+
+
+def test_registry_writes_on_a_big_model_replay_and_read_only_the_new_tags(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = Client()
+    registered(client, "IrisRF", versions=2)
+    source = run_with_artifact(client)
+    for _ in range(30):
+        client.create_model_version("IrisRF", source)
+    client.transition_model_version_stage("IrisRF", 1, "Production", True)
+    client.set_registered_model_alias("IrisRF", "champion", 1)
+
+    def no_full_pass(*_args: object) -> None:
+        raise AssertionError("a registry write went through every tag of the model")
+
+    monkeypatch.setattr(StateBuilder, "_grouped", no_full_pass)
+    monkeypatch.setattr(tag_writer._maxima, "_compute", no_full_pass)
+    monkeypatch.setattr(tag_writer._last_second, "_compute", no_full_pass)
+    monkeypatch.setattr(metadata, "version_numbers", no_full_pass)
+    for turn in range(6):
+        client.create_model_version("IrisRF", source)
+        client.transition_model_version_stage("IrisRF", 2 - turn % 2, "Production", True)
+        client.set_registered_model_alias("IrisRF", "champion", 2 - turn % 2)
+    version = client.get_model_version("IrisRF", 2 - 5 % 2)
+    assert version.current_stage == "Production"
+    assert version.aliases == ["champion"]
+    assert int(client.create_model_version("IrisRF", source).version) == 2 + 30 + 6 + 1
+
+
+def test_the_next_version_skips_a_version_file_whose_tag_was_never_made(repo: Path) -> None:
+    client = Client()
+    registered(client, "IrisRF", versions=2)
+    # A version file committed by a writer killed before its tag: its number stays taken.
+    repository = client.repository
+    doc = {
+        "name": "IrisRF",
+        "version": 7,
+        "source": "s3://bucket/model",
+        "run_id": None,
+        "user": "test@example.com",
+        "description": None,
+        "creation_time": "2026-01-01T00:00:00.000Z",
+        "last_update_time": "2026-01-01T00:00:00.000Z",
+        "tags": {},
+    }
+    repository.branch.commit(
+        lambda _snap: {metadata.version_path("IrisRF", 7): Blob(metadata.encode_version(doc))},
+        "reserve 7",
+    )
+    assert client.create_model_version("IrisRF", "s3://bucket/model").version == "8"
+    assert client.create_model_version("IrisRF", "s3://bucket/model").version == "9"
+
+
+# ----------------------------------------------------------------------------- tag dates
+
+
+def _tag_time_by_hand(records: list[TagRecord], model: str, new_tag: str, now: int) -> int:
+    """The rule of ``tag_writer.tag_time``, over every tag."""
+    new = parse_tag(new_tag)
+    assert new is not None
+    mine = tag_order_key(new.kind, new.counter)
+    dated = [r for r in records if r.annotated and (p := parse_tag(r.name)) and p.model == model]
+    when = max([now, *(int(r.date.timestamp()) for r in dated)])
+    same = [parse_tag(r.name) for r in dated if int(r.date.timestamp()) == when]
+    endings = (TagKind.DEREGISTRATION, TagKind.DEPRECATION)
+    if new.kind is TagKind.DEPRECATION and same:
+        return when + 1
+    for other in same:
+        assert other is not None
+        key = tag_order_key(other.kind, other.counter)
+        if key > mine and (new.kind in endings or other.kind in endings):
+            return when + 1
+    return when
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_date_of_a_new_tag_follows_the_rule_over_every_tag(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    journal = TagJournal()
+    names = [
+        "m@v{n}.0.0",
+        "m@v{n}.0.0!",
+        "m#Staging#{n}",
+        "m#Production!#{n}",
+        "m@deprecated",
+        "m@deprecated#{n}",
+        "m#champion#{n}",
+    ]
+    records: list[TagRecord] = []
+    now = int(EPOCH.timestamp()) + 5
+    monkeypatch.setattr(tag_writer.time, "time", lambda: float(now))
+    for step in range(30):
+        name = rng.choice(names).format(n=step + 1)
+        if any(r.name == name for r in records):
+            continue
+        added = _record(name, rng.randint(0, 8))
+        records.append(added)
+        records.sort(key=lambda r: r.name)
+        journal.record({"m": ([added], [])})
+        listing = TagListing(
+            tuple(records), frozenset(), state.TagPosition(journal, journal.generation, "m")
+        )
+        for candidate in (
+            "m@v99.0.0",
+            "m@v99.0.0!",
+            "m#Staging#99",
+            "m@deprecated#99",
+            "m@deprecated",
+        ):
+            expected = _tag_time_by_hand(records, "m", candidate, now)
+            assert tag_writer.tag_time(listing, "m", candidate) == expected, (records, candidate)
