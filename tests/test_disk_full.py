@@ -127,3 +127,43 @@ def test_a_full_disk_fails_each_write_clearly_loses_nothing_and_recovers_once_fr
     assert not list((repo / ".git" / "refs").rglob("*.lock"))
     fsck = subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+
+def test_a_full_disk_while_trusting_a_location_says_the_experiment_exists_and_how_to_trust_it(
+    small_disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The experiment is committed, then the disk fills before this clone records that it
+    trusts the location: one ``GittrackError`` says so and gives the ``git config`` command,
+    which makes the location writable once space is freed."""
+    repo = make_repo(small_disk / "project")
+    store = tmp_path / "store"  # on another disk, with room
+    monkeypatch.chdir(repo)
+    client = Client()
+    experiments = client.repository.experiments
+    create = experiments.create
+    filled: list[Path] = []
+
+    def create_then_fill(*args: object, **kwargs: object) -> str:
+        made = create(*args, **kwargs)
+        filled.append(_fill(small_disk))
+        return made
+
+    with monkeypatch.context() as patch, pytest.raises(GittrackError) as error:
+        patch.setattr(experiments, "create", create_then_fill)
+        client.create_experiment("external", artifact_location=str(store))
+    message = str(error.value)
+    assert "the disk is full" in message
+    assert "experiment 'external'" in message and "was created" in message
+    assert f"git config --add gittrack.artifactRoot '{store}'" in message
+
+    filled[0].unlink()
+    experiment = client.get_experiment_by_name("external")
+    assert experiment is not None and experiment.artifact_location == str(store)
+    with pytest.raises(GittrackError, match="no record of trusting"):
+        client.create_run(experiment.experiment_id)
+    git(repo, "config", "--add", "gittrack.artifactRoot", str(store))
+    run = Client().create_run(experiment.experiment_id)
+    Client().log_text(run.info.run_id, "weights", "model/weights.txt")
+    assert (
+        store / run.info.run_id / "artifacts" / "model" / "weights.txt"
+    ).read_text() == "weights"

@@ -129,9 +129,11 @@ class _Folded(Generic[T]):
 
     def __init__(
         self,
-        compute: Callable[[Sequence[TagRecord]], T],
-        extend: Callable[[T, Sequence[TagRecord]], T],
+        compute: Callable[[Sequence[TagRecord], str], T],
+        extend: Callable[[T, Sequence[TagRecord], str], T],
     ) -> None:
+        """Kept by ``compute(the model's tags, model)`` and, from tags added since,
+        ``extend(value, added tags, model)``."""
         self._compute = compute
         self._extend = extend
         self._seen: BoundedCache[str, tuple[TagPosition, T]] = BoundedCache(256)
@@ -145,9 +147,11 @@ class _Folded(Generic[T]):
             if position is not None and seen is not None and seen[0].feed is position.feed:
                 changes = position.feed.changes(model, seen[0].generation, position.generation)
                 if changes is not None and not changes.removed:
-                    value = self._extend(seen[1], changes.added) if changes.added else seen[1]
+                    added = changes.added
+                    value = self._extend(seen[1], added, model) if added else seen[1]
             if value is _NOT_YET:
-                value = self._compute([r for r in listing.records if _of_model(r.name, model)])
+                records = [r for r in listing.records if _of_model(r.name, model)]
+                value = self._compute(records, model)
             if position is not None:
                 self._seen.put(model, (position, value))
             return value
@@ -158,19 +162,12 @@ def _of_model(tag: str, model: str) -> bool:
     return parsed is not None and parsed.model == model
 
 
-def _model_maxima(records: Sequence[TagRecord]) -> tuple[int, int]:
-    if not records:
-        return 0, 0
-    model = parse_tag(records[0].name).model  # type: ignore[union-attr]
-    return name_maxima(records, model)
-
-
-def _more_maxima(known: tuple[int, int], added: Sequence[TagRecord]) -> tuple[int, int]:
-    more = _model_maxima(added)
+def _more_maxima(known: tuple[int, int], added: Sequence[TagRecord], model: str) -> tuple[int, int]:
+    more = name_maxima(added, model)
     return max(known[0], more[0]), max(known[1], more[1])
 
 
-_maxima: _Folded[tuple[int, int]] = _Folded(_model_maxima, _more_maxima)
+_maxima: _Folded[tuple[int, int]] = _Folded(name_maxima, _more_maxima)
 
 
 class _LastSecond(NamedTuple):
@@ -183,10 +180,12 @@ class _LastSecond(NamedTuple):
     top_ending: tuple[float, int] | None
 
 
-def _more_last_second(known: _LastSecond | None, added: Sequence[TagRecord]) -> _LastSecond | None:
+def _more_last_second(
+    known: _LastSecond | None, added: Sequence[TagRecord], model: str
+) -> _LastSecond | None:
     for record in added:
         parsed = parse_tag(record.name)
-        if not record.annotated or parsed is None:
+        if not record.annotated or parsed is None or parsed.model != model:
             continue
         second = math.floor(record.date.timestamp())
         if known is not None and second < known.second:
@@ -204,5 +203,5 @@ def _more_last_second(known: _LastSecond | None, added: Sequence[TagRecord]) -> 
 
 
 _last_second: _Folded[_LastSecond | None] = _Folded(
-    lambda records: _more_last_second(None, records), _more_last_second
+    lambda records, model: _more_last_second(None, records, model), _more_last_second
 )
