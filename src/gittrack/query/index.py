@@ -202,24 +202,18 @@ class RunIndex:
         own = diff_run_dirs(self.repo, None, tree, _upper_shard)
         ids = sorted(own.changed)
         progress = Progress("reading runs", total=2 * len(ids))
-        mine = FrameBuilder()
-        _read_share(self.repo, ids, own.changed, mine, progress)
-        second = mine.batch()  # its columns, while the child may still be at work
-        share: _ChildShare | None = helper.result()
-        processes = 2
-        if share is None:
-            processes = 1
-            share = _list_and_read(self.repo, tree, _lower_shard, progress)
-        else:
-            progress.total = len(ids) + share.read
-            progress.advance(share.read)
-        progress.close()
         builder = FrameBuilder()
-        builder.extend(share.batch)
-        builder.extend(second)
-        frame = builder.frame()
+        share, forked = _in_two(
+            helper,
+            lambda mine: _read_share(self.repo, ids, own.changed, mine, progress),
+            lambda: _list_and_read(self.repo, tree, _lower_shard, progress),
+            builder,
+            progress,
+        )
+        progress.close()
         not_directories = share.not_directories | own.not_directories
-        return frame, builder.skipped, share.read + len(ids), not_directories, processes
+        read = share.read + len(ids)
+        return builder.frame(), builder.skipped, read, not_directories, 2 if forked else 1
 
     def _read_runs(self, run_dirs: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str], int]:
         """Rows of the given run directories (run id -> tree id), the runs that could not be
@@ -238,37 +232,50 @@ class RunIndex:
                 _read_in_child, self.repo.path, ids[: len(ids) // 2], run_dirs
             )
         builder = FrameBuilder()
-        processes = 1
+        forked = False
         if helper is None:
             _read_share(self.repo, ids, run_dirs, builder, progress)
-        elif _read_halves(self.repo, ids, run_dirs, helper, builder, progress):
-            processes = 2
+        else:
+            half = len(ids) // 2
+            _, forked = _in_two(
+                helper,
+                lambda mine: _read_share(self.repo, ids[half:], run_dirs, mine, progress),
+                lambda: _read_here(self.repo, ids[:half], run_dirs, progress),
+                builder,
+                progress,
+            )
         progress.close()
-        return builder.frame(), builder.skipped, processes
+        return builder.frame(), builder.skipped, 2 if forked else 1
 
 
-def _read_halves(
-    repo: GitRepo,
-    ids: list[str],
-    run_dirs: dict[str, str],
+def _in_two(
     helper: ForkedCall,
+    read_mine: Callable[[FrameBuilder], None],
+    read_theirs_here: Callable[[], _ChildShare],
     builder: FrameBuilder,
     progress: Progress,
-) -> bool:
-    """Add the runs ``ids`` to ``builder`` in their order: the second half read here, the
-    first half by ``helper`` (or here too when it fails). Whether the helper read its half."""
-    half = len(ids) // 2
+) -> tuple[_ChildShare, bool]:
+    """The one way two processes share a read: this process reads its share
+    (``read_mine``) while the forked ``helper`` reads the other, then ``builder`` gets the
+    helper's share first and this process's after, so the frame is the one a single process
+    builds. When the helper fails, this process reads that share too (``read_theirs_here``).
+
+    Returns:
+        The other share, and whether the helper read it.
+    """
     own = FrameBuilder()
-    _read_share(repo, ids[half:], run_dirs, own, progress)
-    second = own.batch()  # its columns, while the child may still be at work
-    first: _ChildShare | None = helper.result()
-    if first is None:
-        _read_share(repo, ids[:half], run_dirs, builder, progress)
+    read_mine(own)
+    mine = own.batch()  # its columns, while the child may still be at work
+    theirs: _ChildShare | None = helper.result()
+    forked = theirs is not None
+    if theirs is None:
+        theirs = read_theirs_here()
     else:
-        builder.extend(first.batch)
-        progress.advance(half)
-    builder.extend(second)
-    return first is not None
+        progress.total = progress.done + theirs.read
+        progress.advance(theirs.read)
+    builder.extend(theirs.batch)
+    builder.extend(mine)
+    return theirs, forked
 
 
 class _ChildShare(NamedTuple):
@@ -298,8 +305,15 @@ def _read_in_child(
     repo = GitRepo(path)
     if tree is not None:
         return _list_and_read(repo, tree, _lower_shard, None)
+    return _read_here(repo, ids, run_dirs, None)
+
+
+def _read_here(
+    repo: GitRepo, ids: list[str], run_dirs: dict[str, str], progress: Progress | None
+) -> _ChildShare:
+    """The runs ``ids`` read as one share."""
     builder = FrameBuilder()
-    _read_share(repo, ids, run_dirs, builder, None)
+    _read_share(repo, ids, run_dirs, builder, progress)
     return _ChildShare(builder.batch(), len(ids), set())
 
 

@@ -50,6 +50,11 @@ class Progress:
         self.stream.flush()
         self._shown = True
 
+    @property
+    def done(self) -> int:
+        """How many are done, as of the last update."""
+        return self._done
+
     def advance(self, count: int) -> None:
         """``update`` with ``count`` more done than at the last update."""
         self.update(self._done + count)
