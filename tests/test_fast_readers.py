@@ -110,6 +110,10 @@ def test_the_subset_reader_returns_what_pyyaml_returns_or_declines(doc: dict) ->
         "a: .inf\n",
         "a: 2026-01-01\n",
         "",
+        # implicit keys longer than YAML allows (1024 characters up to the ':')
+        "k" * 1025 + ": 1\n",
+        "a:\n  " + "k" * 1025 + ": null\n",
+        '"' + "k" * 1023 + '": 1\n',
     ],
 )
 def test_yaml_outside_the_subset_is_handed_to_libyaml(text: str) -> None:

@@ -209,6 +209,20 @@ def test_a_corrupt_or_truncated_saved_state_is_ignored_and_written_again(
     assert _in_new_process(repo)["restored"] is True
 
 
+def test_a_saved_state_whose_labels_name_a_version_it_does_not_describe_is_replayed(
+    repo: Path, tmp_path: Path
+) -> None:
+    _primed(repo)
+    saved = _saved_state_file(repo)
+    document = json.loads(saved.read_bytes())
+    model = document["derived"]["IrisRF"]
+    assert model["labels"]
+    model["labels"][0][0] = 99  # a label held by a version the document does not list
+    saved.write_text(json.dumps(document))
+    fresh = _in_new_process(repo)
+    assert fresh["rows"] == _without_saved_state(repo, tmp_path)
+
+
 def test_a_saved_state_copied_from_another_repository_is_not_used(
     repo: Path, tmp_path: Path
 ) -> None:

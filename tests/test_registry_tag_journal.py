@@ -11,16 +11,21 @@ tags. Each must give what a computation from every tag gives, whoever changed th
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from gittrack import Client
-from gittrack.errors import ConflictError
-from gittrack.registry import metadata, state, tag_writer
+from gittrack.errors import ConflictError, CorruptDataError, CorruptDataWarning
+from gittrack.registry import metadata, tag_writer
 from gittrack.registry.state import (
     StateBuilder,
+    TagPosition,
     TagRecord,
     build_registry_state,
     next_assignment_counter,
@@ -33,7 +38,7 @@ from gittrack.store.branch import Blob
 from gittrack.store.git import GitRepo
 
 from .conftest import git
-from .registry_support import registered, run_with_artifact
+from .registry_support import registered, run_with_artifact, set_config
 
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -285,7 +290,7 @@ def test_the_date_of_a_new_tag_follows_the_rule_over_every_tag(
         records.sort(key=lambda r: r.name)
         journal.record({"m": ([added], [])})
         listing = TagListing(
-            tuple(records), frozenset(), state.TagPosition(journal, journal.generation, "m")
+            tuple(records), frozenset(), TagPosition(journal, journal.generation, "m")
         )
         for candidate in (
             "m@v99.0.0",
@@ -296,3 +301,116 @@ def test_the_date_of_a_new_tag_follows_the_rule_over_every_tag(
         ):
             expected = _tag_time_by_hand(records, "m", candidate, now)
             assert tag_writer.tag_time(listing, "m", candidate) == expected, (records, candidate)
+
+
+# ----------------------------------------------------------------------------- failures
+
+
+def test_a_signed_tag_written_by_git_is_known_to_the_rest_of_the_operation(
+    repo: Path, tmp_path: Path
+) -> None:
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    git(repo, "config", "gpg.format", "ssh")
+    git(repo, "config", "user.signingkey", str(key))
+    client = Client()
+    registered(client, "IrisRF")
+    stages = ["None", "Staging", "Production", "Archived"]
+    set_config(client, registry={"stages": stages, "policy": {"Production": {"signed": True}}})
+    client.transition_model_version_stage("IrisRF", 1, "Staging")
+    moved = client.transition_model_version_stage("IrisRF", 1, "Production")
+    assert moved.current_stage == "Production"
+    counters = [t.rsplit("#", 1)[1] for t in git(repo, "tag", "-l").split() if "#" in t]
+    assert sorted(counters) == sorted(set(counters))  # each counted tag has its own counter
+    assert client.get_model_version("IrisRF", 1).current_stage == "Production"
+
+
+def test_values_kept_from_the_journal_can_be_asked_for_while_another_thread_changes_it() -> None:
+    journal = TagJournal()
+    journal.record({"m": ([_record("m#Staging#1")], [])})
+    old = TagListing((_record("m#Staging#1"),), frozenset(), TagPosition(journal, 1, "m"))
+    filler = _record("n@v1.0.0")
+    for _ in range(2000):
+        journal.record({"n": ([filler], [])})
+    new = TagListing(old.records, frozenset(), TagPosition(journal, journal.generation, "m"))
+    stop = threading.Event()
+
+    def change() -> None:
+        while not stop.is_set():
+            journal.record({"n": ([filler], [])})
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    thread = threading.Thread(target=change)
+    thread.start()
+    try:
+        for turn in range(4000):
+            assert tag_writer.next_assignment_counter(new if turn % 2 else old, "m") == 2
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+
+
+def test_tags_that_give_no_state_fail_every_time_not_only_the_first() -> None:
+    commit = "c" * 40  # two versions registered on one commit, then a stage on it
+    tags = (
+        _record("m@v1.0.0", 0, commit),
+        _record("m@v2.0.0", 1, commit),
+        _record("m#Production#1", 2, commit),
+    )
+    with pytest.raises(CorruptDataError):
+        build_registry_state(tags)
+    builder = StateBuilder()
+    for _ in range(3):
+        with pytest.raises(CorruptDataError):
+            builder.build(tags)
+    journal = TagJournal()
+    journal.record({"m": (list(tags), [])})
+    position = TagPosition(journal, journal.generation, "m")
+    for _ in range(3):
+        with pytest.raises(CorruptDataError):
+            builder.build(tags, position=position)
+
+
+def _crafted_tag(repo: Path, name: str, target: str, tagger_date: str) -> None:
+    """A tag object git accepts (``hash-object`` checks nothing) with any tagger date."""
+    body = (
+        f"object {target}\ntype commit\ntag {name}\n"
+        f"tagger X <x@example.com> {tagger_date} +0000\n\ncrafted\n"
+    )
+    sha = git(repo, "hash-object", "-t", "tag", "-w", "--stdin", input=body.encode()).strip()
+    git(repo, "update-ref", f"refs/tags/{name}", sha)
+
+
+def test_a_tag_object_that_cannot_be_read_is_reported_and_skipped_and_the_rest_kept(
+    repo: Path,
+) -> None:
+    client = Client()
+    registered(client, "IrisRF", versions=2)
+    store = client.registry.tags
+    first = store.read("IrisRF")
+    head = git(repo, "rev-parse", "IrisRF@v1.0.0^{commit}").strip()
+    git(repo, "tag", "-a", "-m", "by hand", "IrisRF#Staging#50", head)
+    _crafted_tag(repo, "IrisRF#Staging#60", head, "300000000000")  # year 11476
+    missing = "1" * 40
+    git(repo, "update-ref", "refs/tags/IrisRF#Staging#70", head)  # a lightweight tag...
+    (repo / ".git" / "refs" / "tags" / "IrisRF#Staging#70").write_text(missing + "\n")
+    (repo / ".git" / "refs" / "tags" / "IrisRF#Staging#80").write_bytes(b"\xff\xfe\n")
+    time.sleep(0.05)  # no longer "racy": the next look trusts the stamps it reads
+    with pytest.warns(CorruptDataWarning) as warned:
+        listing = store.read("IrisRF")
+    said = " ".join(str(w.message) for w in warned)
+    assert "IrisRF#Staging#60" in said and "IrisRF#Staging#70" in said
+    names = [r.name for r in listing.records]
+    assert "IrisRF#Staging#50" in names and "IrisRF#Staging#60" not in names
+    _check_changes(first, listing, "IrisRF")
+    assert tag_writer.next_assignment_counter(listing, "IrisRF") == next_assignment_counter(
+        list(listing.records), "IrisRF"
+    )
+    view = client.registry.view(model="IrisRF")
+    assert view.state == build_registry_state(view.listing.records, view.stages)
+    assert view.state.models["IrisRF"].versions[1].stage == "Staging"
+    # The registry still works, around the unreadable tags.
+    client.transition_model_version_stage("IrisRF", 2, "Production")
+    assert client.get_model_version("IrisRF", 2).current_stage == "Production"

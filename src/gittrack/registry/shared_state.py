@@ -4,10 +4,10 @@ Every ``Client`` has its own ``RegistryService`` and the command line makes a ne
 for each command, but what they read (the tags, in a ``TagStore``) and what they compute from
 it (the state, with a ``StateBuilder``) belongs to the repository: it is kept once per
 repository handle, which ``open_repository`` shares among the clients of one git common dir.
-Each call still looks at the tag refs (the store's refresh), so a tag written by another
-process, ``git tag`` or ``git fetch --tags`` is in the very next state; the tags that changed
-are replayed on top of the state (``StateBuilder``). The store's lock makes the read of the
-tags and the state computed from them one step for the UI server's threads.
+Each operation still looks at the tag refs at its start (the store's refresh), so a tag
+written by another process, ``git tag`` or ``git fetch --tags`` is in the very next state; the
+tags that changed are replayed on top of the state (``StateBuilder``). The store's lock makes
+the read of the tags and the state computed from them one step for the UI server's threads.
 
 The builder is also saved, with the tags, in the store's file in ``$GIT_DIR/gittrack/cache``
 (derived data): a new process takes up the state a previous one computed instead of replaying
@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from gittrack.registry.state import RegistryState, StateBuilder
 from gittrack.registry.tags_io import TagListing, TagStore
+from gittrack.store.bounded_cache import BoundedCache
 from gittrack.tracking.repository import TrackingRepository
 from gittrack.utils import collector
 
@@ -57,7 +58,9 @@ class SharedRegistry:
         self.restored = False  # whether a saved state was taken up (read by tests)
         self._saved_state_found = False
         self._replayed_at_save = 0
-        self._states: dict[str | None, tuple[TagListing, tuple[str, ...], RegistryState]] = {}
+        # The last state of each scope (every model, or one), for the names last asked for.
+        self._states: BoundedCache[str | None, tuple[TagListing, tuple[str, ...], RegistryState]]
+        self._states = BoundedCache(256)
         self._listing: tuple[RegistryState, str | None, list[Any]] | None = None
         tags.derived = self.builder.document
 
@@ -87,7 +90,7 @@ class SharedRegistry:
             if known is not None and known[0] is listing and known[1] == stages:
                 return listing, known[2]
             state = self.builder.build(listing.records, stages, listing.position)
-            self._states[model] = (listing, stages, state)
+            self._states.put(model, (listing, stages, state))
             self._save_when_worth_it()
             return listing, state
 

@@ -102,8 +102,8 @@ class TagRecord:
 
 
 class TagChanges(NamedTuple):
-    """The tags of one model added and removed between two points of a tag store's changes,
-    each in the order the store made them."""
+    """The tags of one model added (in the order the store added them) and removed (in no
+    particular order) between two points of a tag store's changes."""
 
     added: tuple[TagRecord, ...]
     removed: tuple[TagRecord, ...]
@@ -544,6 +544,8 @@ class _ModelBuilder:
                 version = replace(version, deregistered=True)
             builder.versions[int(number)] = version
         for number, position, tag in document["labels"]:
+            if int(number) not in builder.versions:
+                raise ValueError(f"label {tag!r} held by a version {number!r} not described")
             parsed, record = _event_of(records[tag], name)
             assignment = builder._assignment(parsed, record, int(number))
             held = builder.labels.setdefault(int(number), {})
@@ -748,7 +750,7 @@ class StateBuilder:
                     plan = (ordered, ordered, 0)
                 self.replayed += len(plan[0]) - plan[2]
                 builder.position = None
-                models[name] = builder.extend(*plan)
+                models[name] = self._extended(builder, plan)
                 builder.position = position
         except BaseException:
             # Some builders may not have replayed these tags: the next call compares them all.
@@ -785,9 +787,18 @@ class StateBuilder:
         self._last_grouped = None
         self.replayed += len(plan[0]) - plan[2]
         builder.position = None
-        state = builder.extend(*plan)
+        state = self._extended(builder, plan)
         builder.position = position
         return {name: state} if builder.events else {}
+
+    def _extended(self, builder: _ModelBuilder, plan: _Plan) -> ModelState:
+        """``builder.extend(*plan)``; a builder whose replay failed part-way is dropped (the
+        next state replays its model whole, and fails the same way)."""
+        try:
+            return builder.extend(*plan)
+        except BaseException:
+            self._models.pop(builder.name, None)
+            raise
 
     def _grouped(
         self, tags: Iterable[TagRecord]

@@ -5,15 +5,15 @@ from __future__ import annotations
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from gittrack.errors import ConflictError, RepositoryError
-from gittrack.registry.state import TagPosition, TagRecord, name_maxima
+from gittrack.registry.state import TagFeed, TagRecord, name_maxima
 from gittrack.registry.tag_names import TagKind, parse_tag
 from gittrack.registry.tags_io import TagListing, TagStore
 from gittrack.registry.time_travel import tag_order_key
-from gittrack.store.bounded_cache import BoundedCache
 from gittrack.store.refs import RefLockedError
 
 MAX_ATTEMPTS = 50
@@ -122,10 +122,11 @@ _NOT_YET = object()
 
 
 class _Folded(Generic[T]):
-    """A value computed from the tags of one model and kept per model: for a store's listing
-    (one with a position), the value at the previous listing is brought up to date with the
-    tags added since (``TagJournal.changes``); a removed or changed tag, another store, or a
-    listing without a position computes it from every tag of the model again."""
+    """A value computed from the tags of one model and kept per store and model: for a
+    store's listing (one with a position), the value at the previous listing is brought up to
+    date with the tags added since (``TagJournal.changes``); a removed or changed tag, or a
+    listing without a position, computes it from every tag of the model again. What is kept
+    for a store goes with it (the journal is a weak key)."""
 
     def __init__(
         self,
@@ -136,24 +137,28 @@ class _Folded(Generic[T]):
         ``extend(value, added tags, model)``."""
         self._compute = compute
         self._extend = extend
-        self._seen: BoundedCache[str, tuple[TagPosition, T]] = BoundedCache(256)
+        self._seen: weakref.WeakKeyDictionary[TagFeed, dict[str, tuple[int, T]]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()  # one model's value is brought up to date at a time
 
     def __call__(self, listing: TagListing, model: str) -> T:
         position = listing.position
+        if position is None:
+            return self._compute([r for r in listing.records if _of_model(r.name, model)], model)
         with self._lock:
+            kept = self._seen.setdefault(position.feed, {})
+            seen = kept.get(model)
             value: Any = _NOT_YET
-            seen = self._seen.get(model)
-            if position is not None and seen is not None and seen[0].feed is position.feed:
-                changes = position.feed.changes(model, seen[0].generation, position.generation)
+            if seen is not None:
+                changes = position.feed.changes(model, seen[0], position.generation)
                 if changes is not None and not changes.removed:
                     added = changes.added
                     value = self._extend(seen[1], added, model) if added else seen[1]
             if value is _NOT_YET:
                 records = [r for r in listing.records if _of_model(r.name, model)]
                 value = self._compute(records, model)
-            if position is not None:
-                self._seen.put(model, (position, value))
+            kept[model] = (position.generation, value)
             return value
 
 

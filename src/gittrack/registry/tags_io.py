@@ -24,6 +24,7 @@ import os
 import re
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from gittrack.errors import ConflictError, GittrackError, RepositoryError
+from gittrack.errors import ConflictError, GittrackError, RepositoryError, warn_skipped
 from gittrack.registry.state import TagChanges, TagPosition, TagRecord
 from gittrack.registry.tag_names import (
     NAMESPACE_SEPARATOR,
@@ -125,6 +126,7 @@ class TagJournal:
 
     def __init__(self, keep: int = JOURNAL_ENTRIES) -> None:
         self.generation = 0  # the number of the last change
+        self._lock = threading.Lock()  # a question may come from another thread than a change
         self._keep = keep
         self._entries: deque[tuple[int, str | None, tuple[TagRecord, ...], tuple[TagRecord, ...]]]
         self._entries = deque()
@@ -132,11 +134,13 @@ class TagJournal:
 
     def record(self, changes: Mapping[str | None, tuple[list[TagRecord], list[TagRecord]]]) -> None:
         """Number one change: the tags added and removed, by model (None: tags of no model)."""
-        self.generation += 1
-        for model, (added, removed) in changes.items():
-            self._entries.append((self.generation, model, tuple(added), tuple(removed)))
-        while len(self._entries) > self._keep:
-            self._forgotten = self._entries.popleft()[0]
+        with self._lock:
+            generation = self.generation + 1
+            for model, (added, removed) in changes.items():
+                self._entries.append((generation, model, tuple(added), tuple(removed)))
+            while len(self._entries) > self._keep:
+                self._forgotten = self._entries.popleft()[0]
+            self.generation = generation
 
     def changes(self, model: str, since: int, until: int) -> TagChanges | None:
         """The tags of ``model`` added and removed after change ``since`` up to change
@@ -144,16 +148,17 @@ class TagJournal:
         knows), empty when nothing of ``model`` changed in between; None when it did, or
         when the journal forgot some of those changes."""
         low, high = min(since, until), max(since, until)
-        if low < self._forgotten:
-            return None
         added: list[TagRecord] = []
         removed: list[TagRecord] = []
-        for generation, owner, plus, minus in reversed(self._entries):
-            if generation <= low:
-                break
-            if owner == model and generation <= high:
-                added.extend(reversed(plus))
-                removed.extend(minus)
+        with self._lock:
+            if low < self._forgotten:
+                return None
+            for generation, owner, plus, minus in reversed(self._entries):
+                if generation <= low:
+                    break
+                if owner == model and generation <= high:
+                    added.extend(reversed(plus))
+                    removed.extend(minus)
         if since > until:
             return _UNCHANGED if not added and not removed else None
         added.reverse()
@@ -238,6 +243,11 @@ class TagStore:
                 )
             return self._listing
         listing = self._model_listings.get(model)
+        if listing is None and not self._by_model.get(model):
+            # A model without tags (a name asked for, say): nothing is kept for it.
+            return TagListing(
+                (), frozenset(), TagPosition(self.journal, self.journal.generation, model)
+            )
         if listing is None:
             ordered = self._ordered.get(model)
             if ordered is None:
@@ -266,7 +276,11 @@ class TagStore:
             chunk = chunk.lstrip("\n")
             if not chunk:
                 continue
-            record, has_signature = _parse_record(chunk)
+            try:
+                record, has_signature = _parse_record(chunk)
+            except (GittrackError, OverflowError, OSError, ValueError) as exc:
+                warn_skipped(f"tag {chunk.split(_FIELD, 1)[0]}: not readable ({exc})")
+                continue
             records.append(record)
             if has_signature:
                 signed.add(record.name)
@@ -290,6 +304,7 @@ class TagStore:
             self._load_saved()
         loose = self._loose_scan.scan()
         packed_source = self.repo.packed_ref_map()
+        before = (self._loose, self._packed)
         changed: set[str] = set()
         if packed_source is not self._packed_source:
             packed = {
@@ -315,7 +330,14 @@ class TagStore:
                 changed.update(n for n, (_, mtime) in loose.items() if mtime >= recent)
         self._loose = loose
         if changed:
-            self._apply(changed)
+            try:
+                self._apply(changed)
+            except BaseException:
+                # Nothing of this look was taken: the next look compares the refs with what
+                # is known again (and reads ``packed-refs`` again).
+                self._loose, self._packed = before
+                self._packed_source = None
+                raise
         return True
 
     def _apply(self, changed: set[str]) -> None:
@@ -336,14 +358,43 @@ class TagStore:
         if not shas and not gone:
             return  # refs read again that still hold what was known: the listing stands
         self.unsaved += len(shas) + len(gone)
+        fresh = self._read_tags(shas)
+        gone.extend(name for name in shas if name not in fresh and name in self._tags)
+        try:
+            for name in gone:
+                self._forget(name)
+            for name, tag in fresh.items():
+                self._forget(name)
+                self._remember(tag)
+        finally:
+            self._publish()
+
+    def _read_tags(self, shas: dict[str, str]) -> dict[str, _Tag]:
+        """The tags whose refs hold ``shas`` (name -> object), read from their objects. A tag
+        whose object is missing or unreadable (a damaged repository, a crafted date) is
+        reported and left out: it is looked at again when its ref changes."""
         order = sorted(shas)
-        objects = self.repo.read_objects([shas[n] for n in order]) if order else []
-        for name in gone:
-            self._forget(name)
-        for name, (kind, body) in zip(order, objects):
-            self._forget(name)
-            self._remember(_tag_of(name, shas[name], kind, body))
-        self._publish()
+        try:
+            objects: list[tuple[str, bytes] | None] = list(
+                self.repo.read_objects([shas[n] for n in order])
+            )
+        except (GittrackError, OSError, ValueError, zlib.error):
+            objects = []  # one of them cannot be read: each is read alone
+            for name in order:
+                try:
+                    objects.append(self.repo.read_objects([shas[name]])[0])
+                except (GittrackError, OSError, ValueError, zlib.error) as exc:
+                    warn_skipped(f"tag {name}: its object {shas[name]} cannot be read ({exc})")
+                    objects.append(None)
+        tags: dict[str, _Tag] = {}
+        for name, found in zip(order, objects):
+            if found is None:
+                continue
+            try:
+                tags[name] = _tag_of(name, shas[name], *found)
+            except (GittrackError, OverflowError, OSError, ValueError) as exc:
+                warn_skipped(f"tag {name}: its tag object {shas[name]} is not readable ({exc})")
+        return tags
 
     def _packed_now(self, name: str) -> str | None:
         """The object of tag ``name`` in ``packed-refs`` as the file is now: its loose file
@@ -371,10 +422,14 @@ class TagStore:
         parsed = parse_tag(name)
         model = None if parsed is None else parsed.model
         if model is not None:
-            self._by_model.get(model, set()).discard(name)
+            names = self._by_model.get(model, set())
+            names.discard(name)
             self._model_listings.pop(model, None)
             if (ordered := self._ordered.get(model)) is not None:
                 ordered.drop(name)
+            if not names:  # the model's last tag: nothing is kept for it
+                self._by_model.pop(model, None)
+                self._ordered.pop(model, None)
         self._pending.setdefault(model, ([], []))[1].append(tag.record)
 
     def _publish(self) -> None:
@@ -482,6 +537,13 @@ class TagStore:
             message += "\n"
         if sign:
             self._create_signed(name, commit, message, when)
+            if self._loaded:  # known as git wrote it (the object is read back once)
+                sha = read_small_file(f"{self._tags_dir}/{name}").strip()
+                written = self._read_tags({name: sha}) if _is_object_id(sha) else {}
+                if name in written:
+                    self._forget(name)
+                    self._remember(written[name])
+                    self._publish()
         else:
             ident = self.repo.identity()
             body = (
@@ -499,7 +561,7 @@ class TagStore:
                 self._publish()
         self._pack_when_many()
         known = self._tags.get(name)
-        if known is not None and not sign:
+        if known is not None:
             return known.record
         ident = self.repo.identity()
         return TagRecord(name, commit, ident.name, ident.email, when, message)

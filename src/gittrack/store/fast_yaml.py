@@ -194,6 +194,11 @@ def _sequence(entries: list, pos: int, indent: int) -> tuple[list, int]:
     return items, pos
 
 
+# YAML's implicit keys end within 1024 characters of their start: PyYAML (and libyaml) refuse
+# ``key: value`` whose ':' is further, so such a line is left to them.
+_LONGEST_KEY = 1024
+
+
 def _split_key(body: str) -> tuple[str, str | None]:
     """``key: value`` as (key, value text), or (key, None) for ``key:`` ending the line."""
     if not body:
@@ -201,6 +206,8 @@ def _split_key(body: str) -> tuple[str, str | None]:
     first = body[0]
     if first == '"' or first == "'":
         key, end = _quoted_key(body)
+        if end > _LONGEST_KEY:
+            raise _Unsupported
         tail = body[end:]
         if tail == ":":
             return key, None
@@ -218,7 +225,7 @@ def _split_key(body: str) -> tuple[str, str | None]:
         key_text, rest = body[:split], body[split + 2 :]
         if not rest:
             raise _Unsupported
-    if not key_text or key_text[-1] == " " or " #" in key_text:
+    if not key_text or key_text[-1] == " " or " #" in key_text or len(key_text) > _LONGEST_KEY:
         raise _Unsupported
     key = _plain_key(key_text)
     return key, rest

@@ -511,9 +511,10 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def read_small_file(path: str) -> str:
-    """A small text file's content ("" when it is missing or a directory)."""
+    """A small text file's content ("" when it is missing or a directory; bytes that are not
+    UTF-8, as in a crafted ref file, read as U+FFFD, which no ref or object id holds)."""
     try:
-        return (read_file(path) or b"").decode()
+        return (read_file(path) or b"").decode(errors="replace")
     except IsADirectoryError:
         return ""
 
