@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,45 @@ SIGNATURE = (
 )
 
 
+_FIELD, _RECORD = "\x1f", "\x1e"
+_FORMAT = (
+    "%1f".join(
+        [
+            "%(refname:strip=2)",
+            "%(objecttype)",
+            "%(objectname)",
+            "%(*objectname)",
+            "%(taggername)",
+            "%(taggeremail:trim)",
+            "%(taggerdate:unix)",
+            "%(contents:signature)",
+            "%(contents)",
+        ]
+    )
+    + "%1e"
+)
+
+
 def _for_each_ref(repo: Path, model: str | None = None) -> tags_io.TagListing:
-    """What ``git for-each-ref`` reports (the reader kept for reftable repositories)."""
-    return TagStore(GitRepo(repo))._for_each_ref_listing(model)
+    """What ``git for-each-ref`` reports, as records: the reference the store must match."""
+    patterns = ["refs/tags"] if model is None else [f"refs/tags/{model}@*", f"refs/tags/{model}#*"]
+    output = git(repo, "for-each-ref", f"--format={_FORMAT}", *patterns)
+    records: list[TagRecord] = []
+    signed: set[str] = set()
+    for chunk in output.split(_RECORD):
+        chunk = chunk.lstrip("\n")
+        if not chunk:
+            continue
+        name, kind, target, peeled, who, email, date, signature, contents = chunk.split(_FIELD, 8)
+        if kind != "tag":
+            records.append(TagRecord(name, target, "", "", 0, annotated=False))
+            continue
+        message = contents[: len(contents) - len(signature)] if signature else contents
+        stamp = datetime.fromtimestamp(int(date or 0), tz=timezone.utc)
+        records.append(TagRecord(name, peeled or target, who, email, stamp, message))
+        if signature:
+            signed.add(name)
+    return tags_io.TagListing(tuple(records), frozenset(signed))
 
 
 def _same(ours: tags_io.TagListing, theirs: tags_io.TagListing) -> None:
@@ -363,15 +400,15 @@ def test_a_tag_packed_between_the_scan_and_the_read_of_its_file_is_still_seen(
     store = TagStore(GitRepo(repo))
     store.read()
     git(repo, "tag", "-a", "-m", "by hand", "IrisRF#Staging#5")
-    real_read = tags_io.read_small_file
+    real_read = tags_io._loose_tag_ref
     packed: list[bool] = []
 
-    def pack_first(path: str) -> str:  # git pack-refs runs after the scan, before the read
+    def pack_first(path: str) -> str | None:  # git pack-refs runs after the scan, before the read
         if not packed:
             packed.append(True)
             git(repo, "pack-refs", "--all")
         return real_read(path)
 
-    monkeypatch.setattr(tags_io, "read_small_file", pack_first)
+    monkeypatch.setattr(tags_io, "_loose_tag_ref", pack_first)
     _same(store.read("IrisRF"), _for_each_ref(repo, "IrisRF"))
     assert packed

@@ -383,7 +383,7 @@ def _crafted_tag(repo: Path, name: str, target: str, tagger_date: str) -> None:
     git(repo, "update-ref", f"refs/tags/{name}", sha)
 
 
-def test_a_tag_object_that_cannot_be_read_is_reported_and_skipped_and_the_rest_kept(
+def test_an_unreadable_tag_is_reported_kept_by_name_only_and_its_counter_not_given_again(
     repo: Path,
 ) -> None:
     client = Client()
@@ -393,24 +393,59 @@ def test_a_tag_object_that_cannot_be_read_is_reported_and_skipped_and_the_rest_k
     head = git(repo, "rev-parse", "IrisRF@v1.0.0^{commit}").strip()
     git(repo, "tag", "-a", "-m", "by hand", "IrisRF#Staging#50", head)
     _crafted_tag(repo, "IrisRF#Staging#60", head, "300000000000")  # year 11476
-    missing = "1" * 40
-    git(repo, "update-ref", "refs/tags/IrisRF#Staging#70", head)  # a lightweight tag...
-    (repo / ".git" / "refs" / "tags" / "IrisRF#Staging#70").write_text(missing + "\n")
-    (repo / ".git" / "refs" / "tags" / "IrisRF#Staging#80").write_bytes(b"\xff\xfe\n")
+    git(repo, "update-ref", "refs/tags/IrisRF#Staging#70", head)
+    tags = repo / ".git" / "refs" / "tags"
+    (tags / "IrisRF#Staging#70").write_text("1" * 40 + "\n")  # a missing object
+    (tags / "IrisRF#Staging#80").write_bytes(b"\xff\xfe\n")  # a broken ref: git ignores it
     time.sleep(0.05)  # no longer "racy": the next look trusts the stamps it reads
     with pytest.warns(CorruptDataWarning) as warned:
         listing = store.read("IrisRF")
     said = " ".join(str(w.message) for w in warned)
-    assert "IrisRF#Staging#60" in said and "IrisRF#Staging#70" in said
-    names = [r.name for r in listing.records]
-    assert "IrisRF#Staging#50" in names and "IrisRF#Staging#60" not in names
+    assert all(f"IrisRF#Staging#{n}" in said for n in (60, 70, 80))
+    records = {r.name: r for r in listing.records}
+    assert records["IrisRF#Staging#50"].annotated
+    assert not records["IrisRF#Staging#60"].annotated  # its name only
+    assert not records["IrisRF#Staging#70"].annotated
+    assert "IrisRF#Staging#80" not in records
     _check_changes(first, listing, "IrisRF")
-    assert tag_writer.next_assignment_counter(listing, "IrisRF") == next_assignment_counter(
-        list(listing.records), "IrisRF"
-    )
+    assert tag_writer.next_assignment_counter(listing, "IrisRF") == 71
+    assert next_assignment_counter(list(listing.records), "IrisRF") == 71
     view = client.registry.view(model="IrisRF")
     assert view.state == build_registry_state(view.listing.records, view.stages)
     assert view.state.models["IrisRF"].versions[1].stage == "Staging"
-    # The registry still works, around the unreadable tags.
+    # The registry still works, around the unreadable tags, without taking their names.
     client.transition_model_version_stage("IrisRF", 2, "Production")
     assert client.get_model_version("IrisRF", 2).current_stage == "Production"
+    assert "IrisRF#Production#71" in git(repo, "tag", "-l")
+    # The next process reads them again (they are not saved as read).
+    store.save()
+    again = TagStore(GitRepo(repo))
+    with pytest.warns(CorruptDataWarning) as warned_again:
+        again.read("IrisRF")
+    assert "IrisRF#Staging#60" in " ".join(str(w.message) for w in warned_again)
+
+
+def test_a_signed_tag_packed_before_it_is_read_back_is_still_known(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    git(repo, "config", "gpg.format", "ssh")
+    git(repo, "config", "user.signingkey", str(key))
+    client = Client()
+    registered(client, "IrisRF")
+    store = client.registry.tags
+    store.read()
+    sign = store._create_signed
+
+    def sign_then_pack(*args: object) -> None:
+        sign(*args)
+        git(repo, "pack-refs", "--all")  # another process packs the refs meanwhile
+
+    monkeypatch.setattr(store, "_create_signed", sign_then_pack)
+    head = git(repo, "rev-parse", "IrisRF@v1.0.0^{commit}").strip()
+    record = store.create("IrisRF#Staging#1", head, "signed\n", when=1_800_000_000, sign=True)
+    assert record.commit == head
+    listing = store.read("IrisRF", refresh=False)
+    assert "IrisRF#Staging#1" in listing.signed
+    assert tag_writer.next_assignment_counter(listing, "IrisRF") == 2

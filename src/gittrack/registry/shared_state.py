@@ -35,6 +35,7 @@ from gittrack.tracking.repository import TrackingRepository
 from gittrack.utils import collector
 
 T = TypeVar("T")
+_Known = tuple[TagListing, tuple[str, ...], RegistryState]
 
 SAVE_AFTER_REPLAYED = 64
 """Tag events replayed (or tag refs read again) since the last save that make a state worth
@@ -58,9 +59,9 @@ class SharedRegistry:
         self.restored = False  # whether a saved state was taken up (read by tests)
         self._saved_state_found = False
         self._replayed_at_save = 0
-        # The last state of each scope (every model, or one), for the names last asked for.
-        self._states: BoundedCache[str | None, tuple[TagListing, tuple[str, ...], RegistryState]]
-        self._states = BoundedCache(256)
+        # The last state of the whole registry, and of each model last asked for.
+        self._whole: _Known | None = None
+        self._states: BoundedCache[str, _Known] = BoundedCache(256)
         self._listing: tuple[RegistryState, str | None, list[Any]] | None = None
         tags.derived = self.builder.document
 
@@ -86,11 +87,14 @@ class SharedRegistry:
         with self.tags.lock, collector.paused():
             listing = self.tags.read(model, refresh)
             self._take_saved()
-            known = self._states.get(model)
+            known = self._whole if model is None else self._states.get(model)
             if known is not None and known[0] is listing and known[1] == stages:
                 return listing, known[2]
             state = self.builder.build(listing.records, stages, listing.position)
-            self._states.put(model, (listing, stages, state))
+            if model is None:
+                self._whole = (listing, stages, state)
+            else:
+                self._states.put(model, (listing, stages, state))
             self._save_when_worth_it()
             return listing, state
 

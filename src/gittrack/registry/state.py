@@ -539,14 +539,19 @@ class _ModelBuilder:
         builder._ids = {id(record) for _, record in events}
         for number, tag, deregistered in document["versions"]:
             parsed, record = _event_of(records[tag], name)
+            if parsed.kind is not TagKind.REGISTRATION or parsed.version_number != int(number):
+                raise ValueError(f"version {number!r} described by tag {tag!r}")
             version = _new_version(name, parsed, record)
             if deregistered:
                 version = replace(version, deregistered=True)
             builder.versions[int(number)] = version
         for number, position, tag in document["labels"]:
-            if int(number) not in builder.versions:
-                raise ValueError(f"label {tag!r} held by a version {number!r} not described")
+            holder = builder.versions.get(int(number))
+            if holder is None or holder.deregistered:
+                raise ValueError(f"label {tag!r} held by version {number!r}, which holds none")
             parsed, record = _event_of(records[tag], name)
+            if parsed.kind is not TagKind.ASSIGNMENT or parsed.label is None:
+                raise ValueError(f"label of version {number!r} given by tag {tag!r}")
             assignment = builder._assignment(parsed, record, int(number))
             held = builder.labels.setdefault(int(number), {})
             held[assignment.label] = (int(position), assignment)
@@ -733,6 +738,8 @@ class StateBuilder:
         """
         stage_set = _validate_stages(stages)
         if position is not None and position.model is not None:
+            if tags == () and position.model not in self._models:
+                return RegistryState(stages=tuple(stages))  # a model without tags, known none
             advanced = self._advanced(position, stage_set)
             if advanced is not None:
                 return RegistryState(models=advanced, stages=tuple(stages))

@@ -14,6 +14,7 @@ from gittrack.registry.state import TagFeed, TagRecord, name_maxima
 from gittrack.registry.tag_names import TagKind, parse_tag
 from gittrack.registry.tags_io import TagListing, TagStore
 from gittrack.registry.time_travel import tag_order_key
+from gittrack.store.bounded_cache import BoundedCache
 from gittrack.store.refs import RefLockedError
 
 MAX_ATTEMPTS = 50
@@ -119,6 +120,7 @@ def next_assignment_counter(listing: TagListing, model: str) -> int:
 
 T = TypeVar("T")
 _NOT_YET = object()
+_MODELS_KEPT = 1024  # models whose value is kept per store
 
 
 class _Folded(Generic[T]):
@@ -137,7 +139,7 @@ class _Folded(Generic[T]):
         ``extend(value, added tags, model)``."""
         self._compute = compute
         self._extend = extend
-        self._seen: weakref.WeakKeyDictionary[TagFeed, dict[str, tuple[int, T]]] = (
+        self._seen: weakref.WeakKeyDictionary[TagFeed, BoundedCache[str, tuple[int, T]]] = (
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()  # one model's value is brought up to date at a time
@@ -147,7 +149,9 @@ class _Folded(Generic[T]):
         if position is None:
             return self._compute([r for r in listing.records if _of_model(r.name, model)], model)
         with self._lock:
-            kept = self._seen.setdefault(position.feed, {})
+            kept = self._seen.get(position.feed)
+            if kept is None:
+                kept = self._seen[position.feed] = BoundedCache(_MODELS_KEPT)
             seen = kept.get(model)
             value: Any = _NOT_YET
             if seen is not None:
@@ -158,7 +162,7 @@ class _Folded(Generic[T]):
             if value is _NOT_YET:
                 records = [r for r in listing.records if _of_model(r.name, model)]
                 value = self._compute(records, model)
-            kept[model] = (position.generation, value)
+            kept.put(model, (position.generation, value))
             return value
 
 

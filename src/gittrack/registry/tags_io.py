@@ -22,13 +22,14 @@ import functools
 import json
 import os
 import re
+import stat
 import threading
 import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from itertools import compress
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -37,14 +38,12 @@ from typing import Any, NamedTuple
 from gittrack.errors import ConflictError, GittrackError, RepositoryError, warn_skipped
 from gittrack.registry.state import TagChanges, TagPosition, TagRecord
 from gittrack.registry.tag_names import (
-    NAMESPACE_SEPARATOR,
-    NAMESPACE_SEPARATOR_IN_TAG,
     parse_tag,
     validate_model_name,
 )
+from gittrack.store.bounded_cache import BoundedCache
 from gittrack.store.files import replace_file
 from gittrack.store.git import GitRepo
-from gittrack.store.refs import read_small_file
 
 _CACHE_FORMAT = 4
 _SAVE_AFTER = 64  # tag refs read again before what is known is saved for the next process
@@ -60,24 +59,6 @@ _SIGNATURE_STARTS = (
     b"-----BEGIN SSH SIGNATURE-----",
     b"-----BEGIN SIGNED MESSAGE-----",
 )
-_FIELD = "\x1f"
-_RECORD = "\x1e"
-_FORMAT = (
-    "%1f".join(
-        [
-            "%(refname:strip=2)",
-            "%(objecttype)",
-            "%(objectname)",
-            "%(*objectname)",
-            "%(taggername)",
-            "%(taggeremail:trim)",
-            "%(taggerdate:unix)",
-            "%(contents:signature)",
-            "%(contents)",
-        ]
-    )
-    + "%1e"
-)
 
 
 @dataclass(frozen=True)
@@ -85,7 +66,7 @@ class TagListing:
     """Every tag of the repository, and which annotated tags carry a signature.
 
     A store's listing also says where it stands in the store's changes (``position``); a
-    listing derived from it (``until``, ``of_model``) or read by ``git for-each-ref`` has none.
+    listing derived from it (``until``, ``of_model``) has none.
     """
 
     records: tuple[TagRecord, ...]
@@ -176,7 +157,6 @@ class TagStore:
     a reused inode comes with a new time) is not read again; a tag object already seen is
     not parsed again. What it learnt is kept in
     ``$GIT_DIR/gittrack/cache/registry-tags.json`` (derived data) for the next process.
-    A repository with another ref storage (reftable) is read with ``git for-each-ref``.
 
     The saved file may also carry a document derived from the tags (``derived``: the registry
     state, so that another process does not replay every tag); a new store hands it back once
@@ -204,6 +184,8 @@ class TagStore:
         self.derived: Callable[[Callable[[TagRecord], bool]], Any] | None = None
         self._saved: tuple[Any, dict[str, TagRecord]] | None = None
         self.journal = TagJournal()
+        self._unreadable: set[str] = set()  # tags known by name only (``_read_tags``)
+        self._empty: BoundedCache[str, TagListing] = BoundedCache(256)  # models without tags
         # Tags added and removed, by model, since the journal's last change.
         self._pending: dict[str | None, tuple[list[TagRecord], list[TagRecord]]] = {}
 
@@ -230,9 +212,8 @@ class TagStore:
             return self._read(model, refresh)
 
     def _read(self, model: str | None, refresh: bool = True) -> TagListing:
-        # A store that has read once holds files' refs (never reftable's): it may skip a look.
-        if (refresh or not self._loaded) and not self._refresh():
-            return self._for_each_ref_listing(model)
+        if refresh or not self._loaded:  # the store's first read looks at the refs anyway
+            self._refresh()
         if self.derived is None and self.unsaved >= _SAVE_AFTER:
             self.save()
         if model is None:
@@ -244,10 +225,14 @@ class TagStore:
             return self._listing
         listing = self._model_listings.get(model)
         if listing is None and not self._by_model.get(model):
-            # A model without tags (a name asked for, say): nothing is kept for it.
-            return TagListing(
-                (), frozenset(), TagPosition(self.journal, self.journal.generation, model)
-            )
+            # A model without tags (a name asked for, say): its empty listing is kept in a
+            # bounded cache until the model gets a tag.
+            listing = self._empty.get(model)
+            if listing is None:
+                position = TagPosition(self.journal, self.journal.generation, model)
+                listing = TagListing((), frozenset(), position)
+                self._empty.put(model, listing)
+            return listing
         if listing is None:
             ordered = self._ordered.get(model)
             if ordered is None:
@@ -262,30 +247,6 @@ class TagStore:
             )
         return listing
 
-    def _for_each_ref_listing(self, model: str | None) -> TagListing:
-        if model is None:
-            return self._for_each_ref("refs/tags")
-        in_tag = model.replace(NAMESPACE_SEPARATOR, NAMESPACE_SEPARATOR_IN_TAG)
-        return self._for_each_ref(f"refs/tags/{in_tag}@*", f"refs/tags/{in_tag}#*")
-
-    def _for_each_ref(self, *patterns: str) -> TagListing:
-        output = self.repo.git("for-each-ref", f"--format={_FORMAT}", *patterns).stdout
-        records: list[TagRecord] = []
-        signed: set[str] = set()
-        for chunk in output.decode("utf-8", errors="replace").split(_RECORD):
-            chunk = chunk.lstrip("\n")
-            if not chunk:
-                continue
-            try:
-                record, has_signature = _parse_record(chunk)
-            except (GittrackError, OverflowError, OSError, ValueError) as exc:
-                warn_skipped(f"tag {chunk.split(_FIELD, 1)[0]}: not readable ({exc})")
-                continue
-            records.append(record)
-            if has_signature:
-                signed.add(record.name)
-        return TagListing(tuple(records), frozenset(signed))
-
     # ------------------------------------------------------------------ refreshing
     @functools.cached_property
     def _loose_scan(self) -> _LooseScan:
@@ -295,11 +256,19 @@ class TagStore:
     def _tags_dir(self) -> str:
         return f"{self.repo.common_dir}/refs/tags"
 
-    def _refresh(self) -> bool:
-        """Bring the known tags up to date; False when refs are not files (reftable)."""
-        common = self.repo.common_dir
-        if (common / "reftable").exists():
-            return False
+    def _refresh(self) -> None:
+        """Bring the known tags up to date.
+
+        Raises:
+            RepositoryError: the refs are no longer files (converted to reftable since the
+                repository was opened; ``GitRepo`` refuses such a repository).
+        """
+        if (self.repo.common_dir / "reftable").exists():
+            raise RepositoryError(
+                f"the refs of {self.repo.common_dir} are now in the reftable format, which "
+                "gittrack does not read: convert them back with "
+                "`git refs migrate --ref-format=files`"
+            )
         if not self._loaded:
             self._load_saved()
         loose = self._loose_scan.scan()
@@ -338,7 +307,6 @@ class TagStore:
                 self._loose, self._packed = before
                 self._packed_source = None
                 raise
-        return True
 
     def _apply(self, changed: set[str]) -> None:
         """Re-read the tags whose refs changed (objects not seen before are parsed)."""
@@ -347,8 +315,16 @@ class TagStore:
         for name in changed:
             sha = None
             if name in self._loose:
-                raw = read_small_file(f"{self._tags_dir}/{name}").strip()
-                sha = raw if _is_object_id(raw) else self._packed_now(name)
+                raw = _loose_tag_ref(f"{self._tags_dir}/{name}")
+                if raw is None:  # gone since the scan: packed meanwhile, or deleted
+                    sha = self._packed_now(name)
+                elif _is_object_id(raw):
+                    sha = raw
+                else:  # as git, a broken loose ref hides the tag (and a packed one)
+                    warn_skipped(f"tag {name}: its ref file holds no object id (a broken ref)")
+                    if name in self._tags:
+                        gone.append(name)
+                    continue
             sha = sha or self._packed.get(name)
             if sha is None:
                 if name in self._tags:
@@ -359,7 +335,6 @@ class TagStore:
             return  # refs read again that still hold what was known: the listing stands
         self.unsaved += len(shas) + len(gone)
         fresh = self._read_tags(shas)
-        gone.extend(name for name in shas if name not in fresh and name in self._tags)
         try:
             for name in gone:
                 self._forget(name)
@@ -370,9 +345,13 @@ class TagStore:
             self._publish()
 
     def _read_tags(self, shas: dict[str, str]) -> dict[str, _Tag]:
-        """The tags whose refs hold ``shas`` (name -> object), read from their objects. A tag
-        whose object is missing or unreadable (a damaged repository, a crafted date) is
-        reported and left out: it is looked at again when its ref changes."""
+        """The tags whose refs hold ``shas`` (name -> object), read from their objects.
+
+        A tag whose object is missing or unreadable (a damaged repository, a crafted date) is
+        reported and kept as its name only, like a lightweight tag: it gives no registry
+        event, and its number or counter is not given to a new tag. It is read again when
+        its ref changes, and by the next process (it is not saved).
+        """
         order = sorted(shas)
         try:
             objects: list[tuple[str, bytes] | None] = list(
@@ -388,12 +367,15 @@ class TagStore:
                     objects.append(None)
         tags: dict[str, _Tag] = {}
         for name, found in zip(order, objects):
-            if found is None:
-                continue
-            try:
-                tags[name] = _tag_of(name, shas[name], *found)
-            except (GittrackError, OverflowError, OSError, ValueError) as exc:
-                warn_skipped(f"tag {name}: its tag object {shas[name]} is not readable ({exc})")
+            self._unreadable.discard(name)
+            if found is not None:
+                try:
+                    tags[name] = _tag_of(name, shas[name], *found)
+                    continue
+                except (GittrackError, OverflowError, OSError, ValueError) as exc:
+                    warn_skipped(f"tag {name}: its tag object {shas[name]} is not readable ({exc})")
+            self._unreadable.add(name)
+            tags[name] = _Tag(shas[name], TagRecord(name, shas[name], "", "", 0, annotated=False))
         return tags
 
     def _packed_now(self, name: str) -> str | None:
@@ -411,6 +393,7 @@ class TagStore:
         if model is not None:
             self._by_model.setdefault(model, set()).add(tag.record.name)
             self._model_listings.pop(model, None)
+            self._empty.pop(model)
             if (ordered := self._ordered.get(model)) is not None:
                 ordered.put(tag)
         self._pending.setdefault(model, ([], []))[0].append(tag.record)
@@ -419,6 +402,7 @@ class TagStore:
         tag = self._tags.pop(name, None)
         if tag is None:
             return
+        self._unreadable.discard(name)
         parsed = parse_tag(name)
         model = None if parsed is None else parsed.model
         if model is not None:
@@ -497,6 +481,7 @@ class TagStore:
                  t.record.tagger_email, t.record.date.timestamp(), t.record.message,
                  t.record.annotated, t.signed]
                 for t in self._tags.values()
+                if t.record.name not in self._unreadable
             ]  # fmt: skip
             document: dict[str, Any] = {
                 "format": _CACHE_FORMAT,
@@ -521,7 +506,7 @@ class TagStore:
         return {
             name: [inode, mtime]
             for name, (inode, mtime) in self._loose.items()
-            if name in self._tags and mtime < recent
+            if name in self._tags and name not in self._unreadable and mtime < recent
         }
 
     # ------------------------------------------------------------------ writing
@@ -538,12 +523,14 @@ class TagStore:
         if sign:
             self._create_signed(name, commit, message, when)
             if self._loaded:  # known as git wrote it (the object is read back once)
-                sha = read_small_file(f"{self._tags_dir}/{name}").strip()
-                written = self._read_tags({name: sha}) if _is_object_id(sha) else {}
-                if name in written:
+                raw = _loose_tag_ref(f"{self._tags_dir}/{name}")
+                sha = raw if raw is not None and _is_object_id(raw) else self._packed_now(name)
+                written = self._read_tags({name: sha}) if sha else {}
+                if name in written and written[name].record.commit == commit:
                     self._forget(name)
                     self._remember(written[name])
                     self._publish()
+                    return written[name].record
         else:
             ident = self.repo.identity()
             body = (
@@ -561,7 +548,7 @@ class TagStore:
                 self._publish()
         self._pack_when_many()
         known = self._tags.get(name)
-        if known is not None:
+        if known is not None and not sign:
             return known.record
         ident = self.repo.identity()
         return TagRecord(name, commit, ident.name, ident.email, when, message)
@@ -604,15 +591,6 @@ class TagStore:
                 "requires signed tags: configure signing (git config user.signingkey, and "
                 "gpg.format ssh for an SSH key) in this repository"
             ) from exc
-
-
-def _parse_record(chunk: str) -> tuple[TagRecord, bool]:
-    name, kind, target, peeled, who, email, date, signature, contents = chunk.split(_FIELD, 8)
-    if kind != "tag":
-        return TagRecord(name, target, "", "", 0, annotated=False), False
-    message = contents[: len(contents) - len(signature)] if signature else contents
-    stamp = datetime.fromtimestamp(int(date or 0), tz=timezone.utc)
-    return TagRecord(name, peeled or target, who, email, stamp, message), bool(signature)
 
 
 class _Tag(NamedTuple):
@@ -744,6 +722,30 @@ class _LooseScan:
             except OSError:
                 return False
         return True
+
+
+def _loose_tag_ref(path: str) -> str | None:
+    """What a loose tag ref file holds, stripped; None when the file is gone. A file that
+    cannot be read or is not a regular file (a link, a pipe) holds "": a broken ref. Only the
+    first bytes are read: a ref is one line."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        data = os.read(fd, 256)
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+    return data.decode("ascii", errors="replace").strip()
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def _is_object_id(text: str) -> bool:

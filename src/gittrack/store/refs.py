@@ -511,10 +511,9 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def read_small_file(path: str) -> str:
-    """A small text file's content ("" when it is missing or a directory; bytes that are not
-    UTF-8, as in a crafted ref file, read as U+FFFD, which no ref or object id holds)."""
+    """A small text file's content ("" when it is missing or a directory)."""
     try:
-        return (read_file(path) or b"").decode(errors="replace")
+        return (read_file(path) or b"").decode()
     except IsADirectoryError:
         return ""
 
