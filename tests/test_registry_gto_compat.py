@@ -44,25 +44,9 @@ from gittrack.registry.tag_names import (
     version_tag,
 )
 
-START = 1_714_564_800  # 2024-05-01T12:00:00Z; every tag gets its own second after it.
+from .registry_support import FOR_EACH_REF_FORMAT, for_each_ref_listing
 
-FIELD = "\x1f"
-RECORD = "\x1e"
-FOR_EACH_REF_FORMAT = (
-    "%1f".join(
-        [
-            "%(refname:strip=2)",
-            "%(objecttype)",
-            "%(objectname)",
-            "%(*objectname)",
-            "%(taggername)",
-            "%(taggeremail:trim)",
-            "%(taggerdate:unix)",
-            "%(contents)",
-        ]
-    )
-    + "%1e"
-)
+START = 1_714_564_800  # 2024-05-01T12:00:00Z; every tag gets its own second after it.
 
 GTO_EVENTS = {
     EventKind.REGISTERED: "registration",
@@ -115,14 +99,7 @@ class Repo:
 
     def tag_records(self) -> list[TagRecord]:
         output = self.git("for-each-ref", "refs/tags", f"--format={FOR_EACH_REF_FORMAT}")
-        return [_tag_record(line) for line in output.split(RECORD) if line.strip("\n")]
-
-
-def _tag_record(line: str) -> TagRecord:
-    name, kind, target, peeled, who, email, date, message = line.lstrip("\n").split(FIELD)
-    if kind != "tag":
-        return TagRecord(name, target, "", "", 0, annotated=False)
-    return TagRecord(name, peeled, who, email, int(date), message)
+        return list(for_each_ref_listing(output).records)
 
 
 @pytest.fixture

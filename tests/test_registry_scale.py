@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -23,52 +22,25 @@ from gittrack.registry.tags_io import TagStore
 from gittrack.store.git import GitRepo
 
 from .conftest import git
-from .registry_support import registered, run_with_artifact, user_state
+from .registry_support import (
+    FOR_EACH_REF_FORMAT,
+    for_each_ref_listing,
+    registered,
+    run_with_artifact,
+    user_state,
+)
 
 SIGNATURE = (
     "-----BEGIN PGP SIGNATURE-----\n\niQEzBAABCAAdFiEE\n=abcd\n-----END PGP SIGNATURE-----\n"
 )
 
 
-_FIELD, _RECORD = "\x1f", "\x1e"
-_FORMAT = (
-    "%1f".join(
-        [
-            "%(refname:strip=2)",
-            "%(objecttype)",
-            "%(objectname)",
-            "%(*objectname)",
-            "%(taggername)",
-            "%(taggeremail:trim)",
-            "%(taggerdate:unix)",
-            "%(contents:signature)",
-            "%(contents)",
-        ]
-    )
-    + "%1e"
-)
-
-
 def _for_each_ref(repo: Path, model: str | None = None) -> tags_io.TagListing:
-    """What ``git for-each-ref`` reports, as records: the reference the store must match."""
+    """What ``git for-each-ref`` reports: the reference the store must match."""
     patterns = ["refs/tags"] if model is None else [f"refs/tags/{model}@*", f"refs/tags/{model}#*"]
-    output = git(repo, "for-each-ref", f"--format={_FORMAT}", *patterns)
-    records: list[TagRecord] = []
-    signed: set[str] = set()
-    for chunk in output.split(_RECORD):
-        chunk = chunk.lstrip("\n")
-        if not chunk:
-            continue
-        name, kind, target, peeled, who, email, date, signature, contents = chunk.split(_FIELD, 8)
-        if kind != "tag":
-            records.append(TagRecord(name, target, "", "", 0, annotated=False))
-            continue
-        message = contents[: len(contents) - len(signature)] if signature else contents
-        stamp = datetime.fromtimestamp(int(date or 0), tz=timezone.utc)
-        records.append(TagRecord(name, peeled or target, who, email, stamp, message))
-        if signature:
-            signed.add(name)
-    return tags_io.TagListing(tuple(records), frozenset(signed))
+    return for_each_ref_listing(
+        git(repo, "for-each-ref", f"--format={FOR_EACH_REF_FORMAT}", *patterns)
+    )
 
 
 def _same(ours: tags_io.TagListing, theirs: tags_io.TagListing) -> None:

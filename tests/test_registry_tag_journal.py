@@ -145,14 +145,20 @@ def _everything_matches(
     return listing
 
 
+def _model_with_versions(repo: Path, versions: int) -> tuple[Client, TagStore, TagListing, str]:
+    """Model IrisRF with ``versions`` versions: the client, its tag store, the model's
+    listing, and version 1's commit."""
+    client = Client()
+    registered(client, "IrisRF", versions=versions)
+    store = client.registry.tags
+    head = git(repo, "rev-parse", "IrisRF@v1.0.0^{commit}").strip()
+    return client, store, store.read("IrisRF"), head
+
+
 def test_what_is_kept_from_the_tags_matches_a_full_read_after_every_kind_of_change(
     repo: Path,
 ) -> None:
-    client = Client()
-    registered(client, "IrisRF", versions=3)
-    store = client.registry.tags
-    listing = store.read("IrisRF")
-    head = git(repo, "rev-parse", "IrisRF@v1.0.0^{commit}").strip()  # version 1's commit
+    client, store, listing, head = _model_with_versions(repo, 3)
     second = git(repo, "rev-parse", "IrisRF@v2.0.0^{commit}").strip()
     rng = random.Random(7)
 
@@ -306,15 +312,21 @@ def test_the_date_of_a_new_tag_follows_the_rule_over_every_tag(
 # ----------------------------------------------------------------------------- failures
 
 
-def test_a_signed_tag_written_by_git_is_known_to_the_rest_of_the_operation(
-    repo: Path, tmp_path: Path
-) -> None:
+def _signing_client(repo: Path, tmp_path: Path) -> Client:
+    """A client of ``repo``, set up to sign tags with a new SSH key, and model IrisRF v1."""
     key = tmp_path / "key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     git(repo, "config", "gpg.format", "ssh")
     git(repo, "config", "user.signingkey", str(key))
     client = Client()
     registered(client, "IrisRF")
+    return client
+
+
+def test_a_signed_tag_written_by_git_is_known_to_the_rest_of_the_operation(
+    repo: Path, tmp_path: Path
+) -> None:
+    client = _signing_client(repo, tmp_path)
     stages = ["None", "Staging", "Production", "Archived"]
     set_config(client, registry={"stages": stages, "policy": {"Production": {"signed": True}}})
     client.transition_model_version_stage("IrisRF", 1, "Staging")
@@ -386,11 +398,7 @@ def _crafted_tag(repo: Path, name: str, target: str, tagger_date: str) -> None:
 def test_an_unreadable_tag_is_reported_kept_by_name_only_and_its_counter_not_given_again(
     repo: Path,
 ) -> None:
-    client = Client()
-    registered(client, "IrisRF", versions=2)
-    store = client.registry.tags
-    first = store.read("IrisRF")
-    head = git(repo, "rev-parse", "IrisRF@v1.0.0^{commit}").strip()
+    client, store, first, head = _model_with_versions(repo, 2)
     git(repo, "tag", "-a", "-m", "by hand", "IrisRF#Staging#50", head)
     _crafted_tag(repo, "IrisRF#Staging#60", head, "300000000000")  # year 11476
     git(repo, "update-ref", "refs/tags/IrisRF#Staging#70", head)
@@ -428,12 +436,7 @@ def test_an_unreadable_tag_is_reported_kept_by_name_only_and_its_counter_not_giv
 def test_a_signed_tag_packed_before_it_is_read_back_is_still_known(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key = tmp_path / "key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    git(repo, "config", "gpg.format", "ssh")
-    git(repo, "config", "user.signingkey", str(key))
-    client = Client()
-    registered(client, "IrisRF")
+    client = _signing_client(repo, tmp_path)
     store = client.registry.tags
     store.read()
     sign = store._create_signed
