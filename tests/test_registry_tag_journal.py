@@ -404,7 +404,7 @@ def test_an_unreadable_tag_is_reported_kept_by_name_only_and_its_counter_not_giv
     git(repo, "update-ref", "refs/tags/IrisRF#Staging#70", head)
     tags = repo / ".git" / "refs" / "tags"
     (tags / "IrisRF#Staging#70").write_text("1" * 40 + "\n")  # a missing object
-    (tags / "IrisRF#Staging#80").write_bytes(b"\xff\xfe\n")  # a broken ref: git ignores it
+    (tags / "IrisRF#Staging#80").write_bytes(b"\xff\xfe\n")  # a broken ref: git hides it
     time.sleep(0.05)  # no longer "racy": the next look trusts the stamps it reads
     with pytest.warns(CorruptDataWarning) as warned:
         listing = store.read("IrisRF")
@@ -414,17 +414,17 @@ def test_an_unreadable_tag_is_reported_kept_by_name_only_and_its_counter_not_giv
     assert records["IrisRF#Staging#50"].annotated
     assert not records["IrisRF#Staging#60"].annotated  # its name only
     assert not records["IrisRF#Staging#70"].annotated
-    assert "IrisRF#Staging#80" not in records
+    assert not records["IrisRF#Staging#80"].annotated  # a broken ref: its name only too
     _check_changes(first, listing, "IrisRF")
-    assert tag_writer.next_assignment_counter(listing, "IrisRF") == 71
-    assert next_assignment_counter(list(listing.records), "IrisRF") == 71
+    assert tag_writer.next_assignment_counter(listing, "IrisRF") == 81
+    assert next_assignment_counter(list(listing.records), "IrisRF") == 81
     view = client.registry.view(model="IrisRF")
     assert view.state == build_registry_state(view.listing.records, view.stages)
     assert view.state.models["IrisRF"].versions[1].stage == "Staging"
     # The registry still works, around the unreadable tags, without taking their names.
     client.transition_model_version_stage("IrisRF", 2, "Production")
     assert client.get_model_version("IrisRF", 2).current_stage == "Production"
-    assert "IrisRF#Production#71" in git(repo, "tag", "-l")
+    assert "IrisRF#Production#81" in git(repo, "tag", "-l")
     # The next process reads them again (they are not saved as read).
     store.save()
     again = TagStore(GitRepo(repo))
@@ -452,3 +452,76 @@ def test_a_signed_tag_packed_before_it_is_read_back_is_still_known(
     listing = store.read("IrisRF", refresh=False)
     assert "IrisRF#Staging#1" in listing.signed
     assert tag_writer.next_assignment_counter(listing, "IrisRF") == 2
+
+
+def test_a_known_tag_whose_ref_moves_to_a_missing_object_is_not_saved_as_read(
+    repo: Path,
+) -> None:
+    client, store, _, _ = _model_with_versions(repo, 2)
+    ref = repo / ".git" / "refs" / "tags" / "IrisRF@v2.0.0"
+    if not ref.exists():
+        git(repo, "update-ref", "refs/tags/IrisRF@v2.0.0", git(repo, "rev-parse", "IrisRF@v2.0.0"))
+    ref.write_text("1" * 40 + "\n")  # git tag -f onto an object that is not here
+    time.sleep(0.05)
+    with pytest.warns(CorruptDataWarning, match="IrisRF@v2.0.0"):
+        listing = store.read("IrisRF")
+    assert not {r.name: r for r in listing.records}["IrisRF@v2.0.0"].annotated
+    store.save()
+    with pytest.warns(CorruptDataWarning, match="IrisRF@v2.0.0"):  # the next process looks again
+        TagStore(GitRepo(repo)).read("IrisRF")
+
+
+@pytest.mark.parametrize(
+    ("content", "read_as_git_reads_it"),
+    [
+        ("{sha} trailing text\n", True),
+        ("{sha}\n\nmore lines\n", True),
+        ("{upper}\n", True),
+        ("{sha}\n" + "x" * 300 + "\n", True),
+        ("ref: refs/tags/IrisRF@v1.0.0\n", True),
+        (" {sha}\n", False),
+        ("{sha}x\n", False),
+        ("\x00\x00\x00\n", False),
+        ("\xff\xfe\n", False),
+    ],
+    ids=[
+        "trailing-text",
+        "more-lines",
+        "upper-case",
+        "long-second-line",
+        "symbolic",
+        "leading-space",
+        "glued-text",
+        "nul-bytes",
+        "not-utf8",
+    ],
+)
+def test_loose_tag_refs_are_read_as_git_reads_them_and_a_broken_one_keeps_its_name(
+    repo: Path, content: str, read_as_git_reads_it: bool
+) -> None:
+    client, store, _, _ = _model_with_versions(repo, 1)
+    sha = git(repo, "rev-parse", "IrisRF@v1.0.0").strip()
+    path = repo / ".git" / "refs" / "tags" / "IrisRF#Staging#7"
+    path.write_bytes(content.format(sha=sha, upper=sha.upper()).encode("latin-1"))
+    time.sleep(0.05)
+    listed = git(repo, "for-each-ref", "--format=%(refname:strip=2)", "refs/tags")
+    assert ("IrisRF#Staging#7" in listed.split()) is read_as_git_reads_it
+    if read_as_git_reads_it:
+        record = {r.name: r for r in store.read("IrisRF").records}["IrisRF#Staging#7"]
+        assert record.annotated
+    else:
+        with pytest.warns(CorruptDataWarning, match="broken ref"):
+            listing = store.read("IrisRF")
+        assert not {r.name: r for r in listing.records}["IrisRF#Staging#7"].annotated
+        # Its counter is not given again: the next stage tag takes the one after it.
+        client.transition_model_version_stage("IrisRF", 1, "Production")
+        assert "IrisRF#Production#8" in git(repo, "tag", "-l").split()
+
+
+def test_a_tag_name_that_is_not_utf8_in_packed_refs_stops_nothing(repo: Path) -> None:
+    client, store, _, _ = _model_with_versions(repo, 1)
+    subprocess.run(["git", "tag", b"caf\xe9"], cwd=repo, check=True)
+    git(repo, "pack-refs", "--all")
+    store.read()
+    client.transition_model_version_stage("IrisRF", 1, "Production")
+    assert client.get_model_version("IrisRF", 1).current_stage == "Production"

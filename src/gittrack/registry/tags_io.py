@@ -263,7 +263,7 @@ class TagStore:
             RepositoryError: the refs are no longer files (converted to reftable since the
                 repository was opened; ``GitRepo`` refuses such a repository).
         """
-        if (self.repo.common_dir / "reftable").exists():
+        if (self.repo.common_dir / "reftable").is_dir():
             raise RepositoryError(
                 f"the refs of {self.repo.common_dir} are now in the reftable format, which "
                 "gittrack does not read: convert them back with "
@@ -315,16 +315,14 @@ class TagStore:
         for name in changed:
             sha = None
             if name in self._loose:
-                raw = _loose_tag_ref(f"{self._tags_dir}/{name}")
-                if raw is None:  # gone since the scan: packed meanwhile, or deleted
+                line = _loose_tag_ref(f"{self._tags_dir}/{name}")
+                if line is None:  # gone since the scan: packed meanwhile, or deleted
                     sha = self._packed_now(name)
-                elif _is_object_id(raw):
-                    sha = raw
-                else:  # as git, a broken loose ref hides the tag (and a packed one)
-                    warn_skipped(f"tag {name}: its ref file holds no object id (a broken ref)")
-                    if name in self._tags:
-                        gone.append(name)
-                    continue
+                else:
+                    sha = self._object_of(line)
+                    if sha is None:  # git reports it and lists no tag for it
+                        warn_skipped(f"tag {name}: its ref file holds no object id (a broken ref)")
+                        sha = _BROKEN
             sha = sha or self._packed.get(name)
             if sha is None:
                 if name in self._tags:
@@ -334,25 +332,44 @@ class TagStore:
         if not shas and not gone:
             return  # refs read again that still hold what was known: the listing stands
         self.unsaved += len(shas) + len(gone)
-        fresh = self._read_tags(shas)
+        fresh, unreadable = self._read_tags(shas)
         try:
             for name in gone:
                 self._forget(name)
             for name, tag in fresh.items():
                 self._forget(name)
                 self._remember(tag)
+            self._unreadable |= unreadable
         finally:
             self._publish()
 
-    def _read_tags(self, shas: dict[str, str]) -> dict[str, _Tag]:
-        """The tags whose refs hold ``shas`` (name -> object), read from their objects.
+    def _object_of(self, line: str) -> str | None:
+        """The object id a loose ref's first line names, as git reads it (trailing text
+        after whitespace is allowed, either case of hex), or that of the ref a ``ref:``
+        line names; None for anything else (a broken ref)."""
+        if line.startswith("ref: "):
+            return self.repo.read_ref(line[5:].strip())
+        width = 64 if self.repo.object_format == "sha256" else 40
+        if len(line) < width or (len(line) > width and not line[width].isspace()):
+            return None
+        sha = line[:width].lower()
+        return sha if _is_object_id(sha) else None
 
-        A tag whose object is missing or unreadable (a damaged repository, a crafted date) is
-        reported and kept as its name only, like a lightweight tag: it gives no registry
-        event, and its number or counter is not given to a new tag. It is read again when
-        its ref changes, and by the next process (it is not saved).
+    def _read_tags(self, shas: dict[str, str]) -> tuple[dict[str, _Tag], set[str]]:
+        """The tags whose refs hold ``shas`` (name -> object), read from their objects, and
+        the names of those that could not be read.
+
+        A tag whose object is missing or unreadable (a damaged repository, a crafted date),
+        or whose ref is broken (``_BROKEN``), is reported and kept as its name only, like a
+        lightweight tag: it gives no registry event, and its number or counter is not given
+        to a new tag. It is read again when its ref changes, and by the next process (it is
+        not saved).
         """
-        order = sorted(shas)
+        tags: dict[str, _Tag] = {}
+        unreadable = {name for name, sha in shas.items() if sha == _BROKEN}
+        for name in unreadable:
+            tags[name] = _Tag(_BROKEN, TagRecord(name, "", "", "", 0, annotated=False))
+        order = sorted(name for name in shas if name not in unreadable)
         try:
             objects: list[tuple[str, bytes] | None] = list(
                 self.repo.read_objects([shas[n] for n in order])
@@ -365,18 +382,16 @@ class TagStore:
                 except (GittrackError, OSError, ValueError, zlib.error) as exc:
                     warn_skipped(f"tag {name}: its object {shas[name]} cannot be read ({exc})")
                     objects.append(None)
-        tags: dict[str, _Tag] = {}
         for name, found in zip(order, objects):
-            self._unreadable.discard(name)
             if found is not None:
                 try:
                     tags[name] = _tag_of(name, shas[name], *found)
                     continue
                 except (GittrackError, OverflowError, OSError, ValueError) as exc:
                     warn_skipped(f"tag {name}: its tag object {shas[name]} is not readable ({exc})")
-            self._unreadable.add(name)
+            unreadable.add(name)
             tags[name] = _Tag(shas[name], TagRecord(name, shas[name], "", "", 0, annotated=False))
-        return tags
+        return tags, unreadable
 
     def _packed_now(self, name: str) -> str | None:
         """The object of tag ``name`` in ``packed-refs`` as the file is now: its loose file
@@ -523,9 +538,9 @@ class TagStore:
         if sign:
             self._create_signed(name, commit, message, when)
             if self._loaded:  # known as git wrote it (the object is read back once)
-                raw = _loose_tag_ref(f"{self._tags_dir}/{name}")
-                sha = raw if raw is not None and _is_object_id(raw) else self._packed_now(name)
-                written = self._read_tags({name: sha}) if sha else {}
+                line = _loose_tag_ref(f"{self._tags_dir}/{name}")
+                sha = self._object_of(line) if line is not None else self._packed_now(name)
+                written = self._read_tags({name: sha})[0] if sha else {}
                 if name in written and written[name].record.commit == commit:
                     self._forget(name)
                     self._remember(written[name])
@@ -725,11 +740,11 @@ class _LooseScan:
 
 
 def _loose_tag_ref(path: str) -> str | None:
-    """What a loose tag ref file holds, stripped; None when the file is gone. A file that
-    cannot be read or is not a regular file (a link, a pipe) holds "": a broken ref. Only the
-    first bytes are read: a ref is one line."""
+    """The first line of a loose tag ref file, without its trailing whitespace; None when
+    the file is gone. A file that cannot be read or is not a regular file (a pipe, a device,
+    a link to one) holds "": a broken ref. A ref is one line: only the first bytes are read."""
     try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError:
@@ -737,15 +752,15 @@ def _loose_tag_ref(path: str) -> str | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return ""
-        data = os.read(fd, 256)
+        data = os.read(fd, 4096)
     except OSError:
         return ""
     finally:
         os.close(fd)
-    return data.decode("ascii", errors="replace").strip()
+    return data.split(b"\n", 1)[0].decode("ascii", errors="replace").rstrip()
 
 
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_BROKEN = "broken"  # what a broken loose ref holds, for the store
 
 
 def _is_object_id(text: str) -> bool:

@@ -137,7 +137,7 @@ class RefUpdater:
             held = self._take_lock(ref, lock, f"{new}\n".encode())
             try:
                 raw = _read_loose_ref(path) or b""
-                current = raw.strip().decode() or repo.read_ref(ref)
+                current = raw.strip().decode(errors="surrogateescape") or repo.read_ref(ref)
                 if current != old:
                     raise RefMovedError(f"{ref} is at {current}, expected {old}")
                 if before_swap is not None:
@@ -176,7 +176,9 @@ class RefUpdater:
             held = self._take_lock(ref, lock, f"{old}\n".encode())
             try:
                 raw = _read_loose_ref(path)
-                current = (raw or b"").strip().decode() or repo.read_ref(ref)
+                current = (raw or b"").strip().decode(errors="surrogateescape") or repo.read_ref(
+                    ref
+                )
                 if current is None:
                     return
                 if current != old:
@@ -469,7 +471,11 @@ class RefReader:
                 if name.endswith(".lock"):
                     continue
                 ref = f"{prefix}{os.path.relpath(f'{directory}/{name}', root)}"
-                value = (_read_loose_ref(f"{directory}/{name}") or b"").strip().decode()
+                value = (
+                    (_read_loose_ref(f"{directory}/{name}") or b"")
+                    .strip()
+                    .decode(errors="surrogateescape")
+                )
                 if value:
                     found[ref] = value
         return found
@@ -511,9 +517,11 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def read_small_file(path: str) -> str:
-    """A small text file's content ("" when it is missing or a directory)."""
+    """A small text file's content ("" when it is missing or a directory). Bytes that are
+    not UTF-8 (git allows them in ref names) are kept as surrogates, which name the same
+    file again."""
     try:
-        return (read_file(path) or b"").decode()
+        return (read_file(path) or b"").decode(errors="surrogateescape")
     except IsADirectoryError:
         return ""
 
