@@ -43,7 +43,7 @@ from gittrack.registry.tag_names import (
 )
 from gittrack.store.bounded_cache import BoundedCache
 from gittrack.store.files import replace_file
-from gittrack.store.git import GitRepo
+from gittrack.store.git import GitRepo, reftable_message
 
 _CACHE_FORMAT = 4
 _SAVE_AFTER = 64  # tag refs read again before what is known is saved for the next process
@@ -264,11 +264,7 @@ class TagStore:
                 repository was opened; ``GitRepo`` refuses such a repository).
         """
         if (self.repo.common_dir / "reftable").is_dir():
-            raise RepositoryError(
-                f"the refs of {self.repo.common_dir} are now in the reftable format, which "
-                "gittrack does not read: convert them back with "
-                "`git refs migrate --ref-format=files`"
-            )
+            raise RepositoryError(reftable_message(str(self.repo.common_dir)))
         if not self._loaded:
             self._load_saved()
         loose = self._loose_scan.scan()
@@ -368,7 +364,7 @@ class TagStore:
         tags: dict[str, _Tag] = {}
         unreadable = {name for name, sha in shas.items() if sha == _BROKEN}
         for name in unreadable:
-            tags[name] = _Tag(_BROKEN, TagRecord(name, "", "", "", 0, annotated=False))
+            tags[name] = _name_only(name, _BROKEN, "")
         order = sorted(name for name in shas if name not in unreadable)
         try:
             objects: list[tuple[str, bytes] | None] = list(
@@ -390,7 +386,7 @@ class TagStore:
                 except (GittrackError, OverflowError, OSError, ValueError) as exc:
                     warn_skipped(f"tag {name}: its tag object {shas[name]} is not readable ({exc})")
             unreadable.add(name)
-            tags[name] = _Tag(shas[name], TagRecord(name, shas[name], "", "", 0, annotated=False))
+            tags[name] = _name_only(name, shas[name], shas[name])
         return tags, unreadable
 
     def _packed_now(self, name: str) -> str | None:
@@ -430,6 +426,13 @@ class TagStore:
                 self._by_model.pop(model, None)
                 self._ordered.pop(model, None)
         self._pending.setdefault(model, ([], []))[1].append(tag.record)
+
+    def _learn(self, tag: _Tag) -> _Tag:
+        """Take in a tag this store wrote, as one change."""
+        self._forget(tag.record.name)
+        self._remember(tag)
+        self._publish()
+        return tag
 
     def _publish(self) -> None:
         """Number the tags remembered and forgotten since the last change as one change
@@ -542,10 +545,7 @@ class TagStore:
                 sha = self._object_of(line) if line is not None else self._packed_now(name)
                 written = self._read_tags({name: sha})[0] if sha else {}
                 if name in written and written[name].record.commit == commit:
-                    self._forget(name)
-                    self._remember(written[name])
-                    self._publish()
-                    return written[name].record
+                    return self._learn(written[name]).record
         else:
             ident = self.repo.identity()
             body = (
@@ -558,9 +558,7 @@ class TagStore:
             if self._loaded:
                 # Known as written: the next read finds its ref holding this object and does
                 # not read the object back; another writer's change to it shows at that read.
-                self._forget(name)
-                self._remember(_tag_of(name, sha, "tag", data))
-                self._publish()
+                self._learn(_tag_of(name, sha, "tag", data))
         self._pack_when_many()
         known = self._tags.get(name)
         if known is not None and not sign:
@@ -767,11 +765,17 @@ def _is_object_id(text: str) -> bool:
     return _OBJECT_ID.fullmatch(text) is not None
 
 
+def _name_only(name: str, sha: str, target: str) -> _Tag:
+    """A tag known by its name and the object its ref holds: a lightweight tag (no tagger,
+    date or message), or one whose ref or object cannot be read."""
+    return _Tag(sha, TagRecord(name, target, "", "", 0, annotated=False))
+
+
 def _tag_of(name: str, sha: str, kind: str, body: bytes) -> _Tag:
     """The record of tag ``name`` whose ref holds object ``sha``, as ``git for-each-ref``
     reports it: a lightweight tag when the object is not a tag object."""
     if kind != "tag":
-        return _Tag(sha, TagRecord(name, sha, "", "", 0, annotated=False))
+        return _name_only(name, sha, sha)
     header, _, contents = body.partition(b"\n\n")
     fields: dict[bytes, bytes] = {}
     for line in header.split(b"\n"):

@@ -53,7 +53,7 @@ class GitRepo:
             check=False,
         )
         if proc.returncode != 0 and b"refstorage" in proc.stderr.lower():
-            raise RepositoryError(_reftable_message(str(start)))
+            raise RepositoryError(reftable_message(str(start)))
         if proc.returncode != 0:
             raise RepositoryError(
                 f"{str(start)!r} is not inside a git repository: run `git init` (or "
@@ -67,7 +67,7 @@ class GitRepo:
         self.object_format = lines[3]
         self.work_tree: Path | None = Path(lines[4]) if len(lines) > 4 and lines[4] else None
         if (self.common_dir / "reftable").is_dir():
-            raise RepositoryError(_reftable_message(str(start)))
+            raise RepositoryError(reftable_message(str(start)))
         self.objects_dir = self.common_dir / "objects"
         self.null_sha = "0" * (64 if self.object_format == "sha256" else 40)
         self.chores = Background("gittrack-git")
@@ -264,8 +264,9 @@ class GitRepo:
             self.close()
 
 
-def _reftable_message(where: str) -> str:
-    """Why gittrack refuses a repository whose refs are kept in git's reftable format."""
+def reftable_message(where: str) -> str:
+    """Why gittrack refuses a repository whose refs are kept in git's reftable format (also
+    said when a repository's refs are converted while gittrack holds it)."""
     return (
         f"the git repository at {where!r} keeps its refs in the reftable format "
         "(extensions.refStorage = reftable); gittrack writes refs in process in git's files "
