@@ -755,10 +755,7 @@ class StateBuilder:
                     ordered = sorted(grouped[name], key=_order_key)
                     builder = self._models[name] = _ModelBuilder(name, stage_set)
                     plan = (ordered, ordered, 0)
-                self.replayed += len(plan[0]) - plan[2]
-                builder.position = None
-                models[name] = self._extended(builder, plan)
-                builder.position = position
+                models[name] = self._extended(builder, plan, position)
         except BaseException:
             # Some builders may not have replayed these tags: the next call compares them all.
             self._last_grouped = None
@@ -792,20 +789,23 @@ class StateBuilder:
             return None
         # The builders no longer replayed exactly the last grouped call's tags.
         self._last_grouped = None
-        self.replayed += len(plan[0]) - plan[2]
-        builder.position = None
-        state = self._extended(builder, plan)
-        builder.position = position
+        state = self._extended(builder, plan, position)
         return {name: state} if builder.events else {}
 
-    def _extended(self, builder: _ModelBuilder, plan: _Plan) -> ModelState:
-        """``builder.extend(*plan)``; a builder whose replay failed part-way is dropped (the
-        next state replays its model whole, and fails the same way)."""
+    def _extended(
+        self, builder: _ModelBuilder, plan: _Plan, position: TagPosition | None
+    ) -> ModelState:
+        """``builder.extend(*plan)``, after which the builder stands at ``position``; a
+        builder whose replay failed part-way is dropped (the next state replays its model
+        whole, and fails the same way)."""
+        self.replayed += len(plan[0]) - plan[2]
         try:
-            return builder.extend(*plan)
+            state = builder.extend(*plan)
         except BaseException:
             self._models.pop(builder.name, None)
             raise
+        builder.position = position
+        return state
 
     def _grouped(
         self, tags: Iterable[TagRecord]
