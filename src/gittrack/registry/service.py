@@ -611,12 +611,12 @@ class RegistryService:
         exclusive = policy.rule(stage).exclusive or (
             archive_existing_versions and stage not in (ARCHIVE_STAGE, NO_STAGE)
         )
-        holders = model.versions_in_stage(stage) if stage != NO_STAGE else model.active_versions()
-        others = [
-            v
-            for v in (holders if exclusive else ())
-            if v.number != target.number and v.current_stage == stage
-        ]
+        others: list[Version] = []
+        if exclusive:  # the versions holding the stage: few, whatever the model's size
+            holders = (
+                model.versions_in_stage(stage) if stage != NO_STAGE else model.active_versions()
+            )
+            others = [v for v in holders if v.number != target.number and v.current_stage == stage]
         archive = self.canonical_stage(ARCHIVE_STAGE) if others else ARCHIVE_STAGE
         moves = [(target, stage)] if target.current_stage != stage else []
         moves += [(other, archive) for other in others]
