@@ -135,8 +135,8 @@ class _Folded(Generic[T]):
         compute: Callable[[Sequence[TagRecord], str], T],
         extend: Callable[[T, Sequence[TagRecord], str], T],
     ) -> None:
-        """Kept by ``compute(the model's tags, model)`` and, from tags added since,
-        ``extend(value, added tags, model)``."""
+        """Kept by ``compute(tags, model)`` and, from tags added since, ``extend(value,
+        added tags, model)``; both look only at the tags of ``model`` among those given."""
         self._compute = compute
         self._extend = extend
         self._seen: weakref.WeakKeyDictionary[TagFeed, BoundedCache[str, tuple[int, T]]] = (
@@ -147,7 +147,7 @@ class _Folded(Generic[T]):
     def __call__(self, listing: TagListing, model: str) -> T:
         position = listing.position
         if position is None:
-            return self._compute([r for r in listing.records if _of_model(r.name, model)], model)
+            return self._compute(listing.records, model)
         with self._lock:
             kept = self._seen.get(position.feed)
             if kept is None:
@@ -160,15 +160,9 @@ class _Folded(Generic[T]):
                     added = changes.added
                     value = self._extend(seen[1], added, model) if added else seen[1]
             if value is _NOT_YET:
-                records = [r for r in listing.records if _of_model(r.name, model)]
-                value = self._compute(records, model)
+                value = self._compute(listing.records, model)
             kept.put(model, (position.generation, value))
             return value
-
-
-def _of_model(tag: str, model: str) -> bool:
-    parsed = parse_tag(tag)
-    return parsed is not None and parsed.model == model
 
 
 def _more_maxima(known: tuple[int, int], added: Sequence[TagRecord], model: str) -> tuple[int, int]:
